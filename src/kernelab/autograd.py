@@ -1,0 +1,207 @@
+"""Reverse-mode automatic differentiation.
+
+Every differentiable operation is a :class:`Function`: a ``forward`` on NumPy arrays and a
+``backward`` that maps the gradient of the output to the gradients of the inputs. Calling
+``Function.apply`` runs the forward and, when an input needs a gradient, records a node on
+the output tensor. :func:`backward` walks those nodes in reverse topological order and adds up
+the gradients of a tensor that was used more than once (so residual connections work).
+
+A backward never writes into the gradient it receives: one array may reach several inputs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ShapeError
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class _Mode(threading.local):
+    grad_enabled = True
+    detect_anomaly = False
+
+
+_mode = _Mode()
+
+
+def is_grad_enabled() -> bool:
+    return _mode.grad_enabled
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off; usable as a context manager or a plain call."""
+
+    def __init__(self, mode: bool):
+        self.prev = _mode.grad_enabled
+        _mode.grad_enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _mode.grad_enabled = self.prev
+
+
+class no_grad:
+    """Run without recording a graph (inference, weight updates); context or decorator."""
+
+    enabled = False
+
+    def __enter__(self):
+        self.prev = _mode.grad_enabled
+        _mode.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _mode.grad_enabled = self.prev
+
+    def __call__(self, func):
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return func(*args, **kwargs)
+
+        wrapper.__wrapped__ = func
+        wrapper.__name__ = getattr(func, "__name__", "wrapper")
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Record a graph again inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+inference_mode = no_grad
+
+
+class detect_anomaly:
+    """Check every operation's inputs and gradients for NaN or Inf and name the operation."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = mode
+
+    def __enter__(self):
+        self.prev = _mode.detect_anomaly
+        _mode.detect_anomaly = self.mode
+
+    def __exit__(self, *exc):
+        _mode.detect_anomaly = self.prev
+
+
+def set_detect_anomaly(mode: bool) -> None:
+    _mode.detect_anomaly = bool(mode)
+
+
+class Context:
+    """What a forward keeps for its backward; ``needs_input_grad`` says which inputs want one."""
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]):
+        self.needs_input_grad = needs_input_grad
+
+
+class Function:
+    """A differentiable operation: ``forward(ctx, *arrays, **params)`` and ``backward(ctx, grad)``.
+
+    Positional arguments are the inputs (tensors, arrays, numbers or None); keyword arguments
+    are settings. ``backward`` returns one gradient (or None) per positional input.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *inputs: Any, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        from .tensor import Tensor
+
+        arrays = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
+        if _mode.detect_anomaly:
+            _check_finite(cls.__name__, "input", arrays)
+        if _mode.grad_enabled:
+            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        else:
+            needs = (False,) * len(inputs)
+        ctx = Context(needs)
+        out = cls.forward(ctx, *arrays, **params)
+        if not any(needs):
+            return Tensor(out)
+        result = Tensor(out, requires_grad=True)
+        result._node = (cls, ctx, inputs)
+        return result
+
+
+def _check_finite(op: str, what: str, arrays) -> None:
+    for i, a in enumerate(arrays):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise FloatingPointError(f"{op}: {what} {i} holds NaN or Inf values")
+
+
+def _graph_order(root: Tensor) -> list[Tensor]:
+    """Tensors with a node, each after every tensor computed from it (iterative DFS)."""
+    from .tensor import Tensor
+
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        stack.append((tensor, True))
+        for inp in tensor._node[2]:
+            if isinstance(inp, Tensor) and inp._node is not None and id(inp) not in seen:
+                stack.append((inp, False))
+    order.reverse()
+    return order
+
+
+def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
+    """Propagate ``grad`` from ``root`` to every leaf tensor that requires a gradient."""
+    if root._node is None:
+        root._accumulate(grad)
+        return
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    for tensor in _graph_order(root):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        fn, ctx, inputs = tensor._node
+        if ctx is None:
+            raise RuntimeError(
+                "backward through a graph a second time: its saved arrays were freed; "
+                "pass retain_graph=True to the first backward"
+            )
+        in_grads = fn.backward(ctx, g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        if _mode.detect_anomaly:
+            _check_finite(fn.__name__, "gradient", in_grads)
+        for inp, need, ig in zip(inputs, ctx.needs_input_grad, in_grads):
+            if not need or ig is None:
+                continue
+            if ig.shape != inp.shape:
+                raise ShapeError(
+                    f"{fn.__name__}.backward: gradient of shape {ig.shape} "
+                    f"for an input of shape {inp.shape}"
+                )
+            if inp._node is None:
+                inp._accumulate(ig)
+            else:
+                key = id(inp)
+                grads[key] = ig if key not in grads else grads[key] + ig
+        if not retain_graph:
+            tensor._node = (fn, None, inputs)

@@ -1,0 +1,38 @@
+"""The dense (fully connected) layer's operation: ``y = x Wᵀ + b``."""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..errors import ShapeError
+
+
+class Linear(Function):
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.x, ctx.w = x, w
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.x, ctx.w
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])  # (batch, out_features)
+        gx = (g @ w) if need_x else None
+        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
+        gb = g2.sum(axis=0) if need_b else None
+        return gx, gw, gb
+
+
+def linear(input, weight, bias=None):
+    """Shape: input (*, in_features), weight (out_features, in_features) → (*, out_features)."""
+    if input.shape[-1:] != weight.shape[1:]:
+        raise ShapeError(
+            f"expected input with {weight.shape[1]} features in its last axis, "
+            f"got shape {tuple(input.shape)}"
+        )
+    if input.dtype != weight.dtype:
+        raise TypeError(f"input dtype {input.dtype} differs from weight dtype {weight.dtype}")
+    return Linear.apply(input, weight, bias)

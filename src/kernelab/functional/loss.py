@@ -1,0 +1,157 @@
+"""Losses: cross-entropy (with class weights, ignored labels, label smoothing), NLL and MSE.
+
+Cross-entropy is one fused operation on the logits: its gradient, softmax minus the
+(smoothed, weighted) target, is exact and never divides by a probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..errors import ShapeError
+from ..tensor import unwrap
+from .activation import stable_log_softmax
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _classes_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, d1, ...) → (N·d1·..., C): every position is one classification."""
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1]) if x.ndim > 2 else x
+
+
+def _per_position_shape(x_shape) -> tuple[int, ...]:
+    return (x_shape[0],) + tuple(x_shape[2:])
+
+
+class NLLCoefficients(Function):
+    """``loss = Σ_ic A[i, c] · logp[i, c]`` for a fixed coefficient matrix ``A`` per position.
+
+    Both NLL and cross-entropy reduce to this form; the reduction is folded into ``A``.
+    """
+
+    @staticmethod
+    def forward(ctx, logp, coefficients, reduction, shape):
+        ctx.coefficients, ctx.reduction, ctx.shape = coefficients, reduction, shape
+        per_position = (coefficients * _classes_last(logp)).sum(axis=1)
+        if reduction == "none":
+            return per_position.reshape(shape)
+        return np.asarray(per_position.sum(), dtype=logp.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.reshape(-1, 1) if ctx.reduction == "none" else g
+        grad = ctx.coefficients * g  # (positions, C)
+        n, c = ctx.shape[0], grad.shape[1]
+        if len(ctx.shape) > 1:
+            grad = np.moveaxis(grad.reshape((n,) + ctx.shape[1:] + (c,)), -1, 1)
+        return grad
+
+
+class CrossEntropy(Function):
+    """Softmax and NLL in one: ``d loss / d logits = A − softmax · Σ_c A``."""
+
+    @staticmethod
+    def forward(ctx, logits, coefficients, reduction, shape):
+        logp = stable_log_softmax(logits, axis=1)
+        ctx.softmax = np.exp(logp)
+        return NLLCoefficients.forward(ctx, logp, coefficients, reduction, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = NLLCoefficients.backward(ctx, g)  # gradient with respect to log-probabilities
+        return a - ctx.softmax * a.sum(axis=1, keepdims=True)
+
+
+def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
+    """The matrix A of :class:`NLLCoefficients` for class-index or probability targets."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if x.ndim < 2:
+        raise ShapeError(f"expected input of shape (N, C, ...), got {x.shape}")
+    n_classes = x.shape[1]
+    w = np.ones(n_classes, dtype=x.dtype) if weight is None else np.asarray(weight, x.dtype)
+    if w.shape != (n_classes,):
+        raise ShapeError(f"expected a class weight of shape ({n_classes},), got {w.shape}")
+    if target.dtype.kind == "f":  # class probabilities, same shape as the input
+        if target.shape != x.shape:
+            raise ShapeError(f"expected probability targets of shape {x.shape}, got {target.shape}")
+        t = _classes_last(target.astype(x.dtype, copy=False))
+        t = t * (1 - label_smoothing) + label_smoothing / n_classes
+        a = -t * w
+        return a / len(a) if reduction == "mean" else a
+    if target.shape != _per_position_shape(x.shape):
+        raise ShapeError(
+            f"expected class-index targets of shape {_per_position_shape(x.shape)} for input "
+            f"{x.shape}, got {target.shape}"
+        )
+    t = target.reshape(-1).astype(np.int64, copy=False)
+    keep = t != ignore_index
+    bad = keep & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise IndexError(f"target {t[bad][0]} is out of range for {n_classes} classes")
+    rows = np.flatnonzero(keep)
+    w_target = w[t[rows]]
+    a = np.zeros((len(t), n_classes), dtype=x.dtype)
+    a[rows, t[rows]] = -(1 - label_smoothing) * w_target
+    if label_smoothing:
+        a[rows] -= (label_smoothing / n_classes) * w
+    if reduction == "mean":
+        # PyTorch divides by the summed weight of the kept targets (their count if unweighted)
+        a /= w_target.sum() if len(rows) else np.asarray(np.nan, dtype=x.dtype)
+    return a
+
+
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
+    """Softmax cross-entropy of logits (N, C, ...) against class indices (N, ...) or
+    probabilities (N, C, ...), with PyTorch's weighting and label smoothing."""
+    a = _coefficients(
+        unwrap(input), unwrap(target), unwrap(weight), ignore_index, reduction, label_smoothing
+    )
+    return CrossEntropy.apply(
+        input, coefficients=a, reduction=reduction, shape=_per_position_shape(input.shape)
+    )
+
+
+def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+    """Negative log-likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
+    a = _coefficients(unwrap(input), unwrap(target), unwrap(weight), ignore_index, reduction, 0.0)
+    return NLLCoefficients.apply(
+        input, coefficients=a, reduction=reduction, shape=_per_position_shape(input.shape)
+    )
+
+
+class MSE(Function):
+    @staticmethod
+    def forward(ctx, x, t, reduction):
+        ctx.diff, ctx.reduction = x - t, reduction
+        sq = ctx.diff * ctx.diff
+        if reduction == "none":
+            return sq
+        return np.asarray(sq.sum() if reduction == "sum" else sq.mean(), dtype=sq.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        scale = 2 / ctx.diff.size if ctx.reduction == "mean" else 2
+        gx = (scale * g) * ctx.diff
+        return gx, (-gx if ctx.needs_input_grad[1] else None)
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """Mean (or summed) squared difference; shapes must match exactly."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if tuple(input.shape) != tuple(np.shape(unwrap(target))):
+        raise ShapeError(
+            f"expected a target of the input's shape {tuple(input.shape)}, "
+            f"got {np.shape(unwrap(target))}"
+        )
+    return MSE.apply(input, target, reduction=reduction)

@@ -1,0 +1,82 @@
+"""The convolution layer: it owns the kernels and the bias, and calls ``F.conv2d``."""
+
+from __future__ import annotations
+
+import math
+
+from .. import functional as F
+from ..functional.conv import conv_geometry
+from .module import Module, check_device, new_parameter
+
+
+class Conv2d(Module):
+    """2-D convolution layer with PyTorch's arguments.
+
+    The kernel (``weight``) has shape (out_channels, in_channels/groups, kH, kW): each of the
+    ``out_channels`` kernels is as deep as the input channels of its group. Default
+    initialisation is PyTorch's: U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels/groups·kH·kW
+    (PyTorch writes it as kaiming_uniform_(a=√5), which is the same distribution).
+    ``generator`` (a seed or ``np.random.Generator``) makes that draw reproducible.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        generator=None,
+    ):
+        super().__init__()
+        name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size})"
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not supported")
+        if device is not None:
+            check_device(device)
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"{name}: channel counts must be positive")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: in_channels and out_channels must be divisible by groups={groups}"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        geometry = conv_geometry(kernel_size, stride, padding, dilation, groups)
+        self.kernel_size, self.stride = geometry.kernel_size, geometry.stride
+        self.dilation, self.geometry = geometry.dilation, geometry
+        self.padding = padding if isinstance(padding, str) else geometry.padding
+        fan_in = in_channels // groups * math.prod(self.kernel_size)
+        bound = 1 / math.sqrt(fan_in)
+        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.weight = new_parameter(shape, bound, dtype, generator)
+        self.bias = new_parameter((out_channels,), bound, dtype, generator) if bias else None
+
+    def forward(self, x):
+        g = self.geometry
+        return F.conv2d(x, self.weight, self.bias, g.stride, g.padding, g.dilation, g.groups)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        text += f", stride={self.stride}"
+        if self.padding != ((0, 0), (0, 0)):
+            padding = self.padding
+            if (
+                not isinstance(padding, str)
+                and padding[0][0] == padding[0][1]
+                and (padding[1][0] == padding[1][1])
+            ):
+                padding = (padding[0][0], padding[1][0])
+            text += f", padding={padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text

@@ -1,0 +1,73 @@
+"""Batch normalisation layers: learned scale and shift, running statistics as buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ShapeError
+from ..tensor import get_default_dtype
+from .module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    expected_ndim: tuple[int, ...] = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=None,
+    ):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dtype = np.dtype(dtype or get_default_dtype())
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x):
+        if x.ndim not in self.expected_ndim or x.shape[1] != self.num_features:
+            raise ShapeError(
+                f"expected a {' or '.join(map(str, self.expected_ndim))}-D input with "
+                f"{self.num_features} channels in axis 1, got shape {tuple(x.shape)}"
+            )
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if momentum is None:  # a cumulative average over all batches so far
+                momentum = 1.0 / float(self.num_batches_tracked.data)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or self.running_mean is None,  # untracked: batch statistics always
+            momentum or 0.0,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Normalise each channel of (N, C, H, W) over N, H and W."""
+
+    expected_ndim = (4,)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Normalise each feature of (N, C) or (N, C, L)."""
+
+    expected_ndim = (2, 3)
