@@ -32,3 +32,4 @@ half, float, double, long, int = float16, float32, float64, int64, int32  # noqa
 __version__ = "0.1.0"
 
 from . import functional, nn  # noqa: E402
+from .threads import get_num_threads, set_num_threads

@@ -190,7 +190,7 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
             in_grads = (in_grads,)
         if _mode.detect_anomaly:
             _check_finite(fn.__name__, "gradient", in_grads)
-        for inp, need, ig in zip(inputs, ctx.needs_input_grad, in_grads):
+        for inp, need, ig in zip(inputs, ctx.needs_input_grad, in_grads, strict=False):
             if not need or ig is None:
                 continue
             if ig.shape != inp.shape:

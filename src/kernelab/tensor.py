@@ -121,7 +121,7 @@ class Tensor:
         autograd.backward(self, grad, retain_graph=retain_graph)
 
     def _accumulate(self, grad: np.ndarray) -> None:
-        """Add a gradient into this leaf's ``grad``, which this tensor owns (copied on first use)."""
+        """Add into this leaf's ``grad``, an array it owns (copied on first use)."""
         if self.grad is None:
             self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
         else:

@@ -213,7 +213,7 @@ class Module:
 
     # ---- state
     def state_dict(self, prefix: str = "") -> OrderedDict:
-        """Parameters and persistent buffers by dotted name (PyTorch's keys); values share memory."""
+        """Parameters and persistent buffers by PyTorch's dotted names; values share memory."""
         state: OrderedDict = OrderedDict()
         for module_prefix, module in self.named_modules(prefix.rstrip(".")):
             dot = f"{module_prefix}." if module_prefix else ""

@@ -1,0 +1,197 @@
+"""Timing: interleaved rounds of kernelab and PyTorch in one process, medians and ratios.
+
+A *case* builds a :class:`Workload`: one callable per engine that does the same work on the
+same data (identical weights and inputs). For each case, after warm-up rounds, every round
+times kernelab and then PyTorch (the order alternates from round to round, so neither engine
+always runs on a cache or a thread pool the other just warmed). A round repeats a call until
+it lasts ``min_round`` seconds; its time is per call. We report the median per-call time of each
+engine and the median of the per-round ratios, which is robust to the load other processes put
+on the machine while a round runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ENGINES = ("kernelab", "torch")
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int = 15  # timed rounds per case
+    warmup: int = 3  # untimed rounds first (also used to size the rounds)
+    min_round: float = 0.25  # seconds each engine spends per round, at least
+    max_calls: int = 2000  # per engine per round
+
+
+QUICK = Settings(rounds=5, warmup=1, min_round=0.05)
+FULL = Settings()
+
+
+@dataclass
+class Workload:
+    """The same work for both engines; ``check`` returns the largest relative difference of
+    their outputs (computed before timing, while the weights are still identical)."""
+
+    kernelab: Callable[[], object]
+    torch: Callable[[], object]
+    check: Callable[[], float] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the issue asks: ``metric`` is "speed" (kernelab/PyTorch images/s, higher is better)
+    or "time" (kernelab/PyTorch seconds, lower is better)."""
+
+    metric: str
+    bound: float
+
+    def met(self, time_ratio: float) -> bool:
+        if self.metric == "speed":
+            return 1 / time_ratio >= self.bound
+        return time_ratio <= self.bound
+
+    def text(self) -> str:
+        return f"≥ {self.bound:g}x" if self.metric == "speed" else f"≤ {self.bound:g}x"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # "group/short", e.g. "conv/k3"
+    title: str  # one line for the tables
+    build: Callable[[], Workload]
+    images: int = 0  # images per call (0: not an image workload)
+    flops: float = 0.0  # floating-point operations per call (multiply-add = 2)
+    target: Target | None = None
+    meta: dict = field(default_factory=dict)  # anything the report groups by (batch, size, ...)
+
+    @property
+    def group(self) -> str:
+        return self.name.split("/")[0]
+
+
+def relative_difference(a, b) -> float:
+    """max |a − b| / max |b|: how far kernelab's output is from PyTorch's."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def _time_calls(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def measure(case: Case, settings: Settings) -> dict:
+    """Time ``case`` and return its result record (everything the report and JSON need)."""
+    gc.collect()
+    work = case.build()
+    fns = {"kernelab": work.kernelab, "torch": work.torch}
+    check = work.check() if work.check is not None else None
+    # Warm-up: at least one call each, then size each engine's round to min_round seconds.
+    single = {name: [] for name in ENGINES}
+    for r in range(max(settings.warmup, 1)):
+        for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
+            single[name].append(_time_calls(fns[name], 1))
+    calls = {
+        name: int(min(settings.max_calls, max(1, settings.min_round // min(times))))
+        for name, times in single.items()
+    }
+    load_before = os.getloadavg()[0]
+    per_round: dict[str, list[float]] = {name: [] for name in ENGINES}
+    for r in range(settings.rounds):
+        for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
+            per_round[name].append(_time_calls(fns[name], calls[name]))
+    del work, fns
+    gc.collect()
+    return summarize(case, per_round, calls, check, load_before)
+
+
+def summarize(case: Case, per_round: dict, calls: dict, check, load_before: float) -> dict:
+    kl, pt = per_round["kernelab"], per_round["torch"]
+    ratios = [k / t for k, t in zip(kl, pt, strict=True)]
+    quartiles = _quartiles(ratios)
+    record = {
+        "name": case.name,
+        "title": case.title,
+        "meta": case.meta,
+        "kernelab_s": statistics.median(kl),
+        "torch_s": statistics.median(pt),
+        "time_ratio": statistics.median(ratios),  # kernelab time / PyTorch time
+        "speed_ratio": statistics.median([t / k for k, t in zip(kl, pt, strict=True)]),
+        "time_ratio_quartiles": quartiles,
+        "calls_per_round": calls,
+        "rounds": {"kernelab": kl, "torch": pt},
+        "max_rel_diff": check,
+        "loadavg_1min": load_before,
+        "images": case.images,
+        "flops": case.flops,
+    }
+    if case.images:
+        record["kernelab_images_per_s"] = case.images / record["kernelab_s"]
+        record["torch_images_per_s"] = case.images / record["torch_s"]
+    if case.flops:
+        record["kernelab_gflops"] = case.flops / record["kernelab_s"] / 1e9
+        record["torch_gflops"] = case.flops / record["torch_s"] / 1e9
+    if case.target is not None:
+        record["target"] = {"metric": case.target.metric, "bound": case.target.bound}
+        record["target_met"] = case.target.met(record["time_ratio"])
+    return record
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0], values[0]]
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
+
+
+def set_threads(threads: int):
+    """Give NumPy's BLAS and PyTorch the same number of threads; returns the limiter to keep."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    return threadpool_limits(limits=threads)
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')})"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": default_threads(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numpy_blas": blas,
+        "torch": torch.__version__,
+    }

@@ -1,0 +1,191 @@
+"""What both engines run: the classic network, its training step, identical weights and batches.
+
+Only the engine a function needs is imported inside it, so the memory child for kernelab never
+loads PyTorch (see ``memory.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+LR, MOMENTUM = 0.01, 0.9
+CLASSES = 10
+
+Batch = tuple[np.ndarray, np.ndarray]  # images (N, 1, H, W) float32, labels (N,) int64
+
+
+def make_batches(count: int, batch: int, size: int = 28, seed: int = 0) -> list[Batch]:
+    """MNIST-shaped random batches: pixels in [0, 1), labels 0..9."""
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            rng.random((batch, 1, size, size), dtype=np.float32),
+            rng.integers(0, CLASSES, batch).astype(np.int64),
+        )
+        for _ in range(count)
+    ]
+
+
+def classic_kernelab(size: int = 28, seed: int = 0):
+    """Conv(1→32, 5, same) → ReLU → MaxPool 2 → Conv(32→64, 5, same) → ReLU → MaxPool 2 →
+    Flatten → Linear(64·(size/4)², 10); 3136 inputs to the dense layer at 28x28."""
+    from kernelab import nn
+
+    rng = np.random.default_rng(seed)
+    side = size // 4
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding="same", generator=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding="same", generator=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side * side, CLASSES, generator=rng),
+    )
+
+
+def classic_torch(size: int = 28):
+    """The same network in PyTorch (layer indices match, so state_dict keys match)."""
+    from torch import nn
+
+    side = size // 4
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * side * side, CLASSES),
+    )
+
+
+def copy_weights(kernelab_module, torch_module) -> None:
+    """Load kernelab's parameters into the PyTorch module, so both start identical."""
+    import torch
+
+    state = {
+        key: torch.from_numpy(np.array(value.data, copy=True))
+        for key, value in kernelab_module.state_dict().items()
+    }
+    torch_module.load_state_dict(state)
+
+
+class ManualSGD:
+    """SGD with momentum exactly as ``torch.optim.SGD`` (dampening 0): ``b ← μb + g; p ← p − lr·b``.
+
+    Used only while ``kernelab.optim.SGD`` does not exist.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.momentum = lr, momentum
+        self.buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            buf = self.buffers[i]
+            if buf is None:
+                buf = self.buffers[i] = np.array(p.grad, copy=True)
+            else:
+                buf *= self.momentum
+                buf += p.grad
+            p.data -= self.lr * buf
+
+
+def kernelab_sgd(params: Iterable, lr: float = LR, momentum: float = MOMENTUM):
+    """``kernelab.optim.SGD`` when it exists, else :class:`ManualSGD`; returns (optimizer, name)."""
+    try:
+        from kernelab.optim import SGD
+    except ImportError:
+        return ManualSGD(params, lr, momentum), "bench ManualSGD (kernelab.optim.SGD missing)"
+    return SGD(params, lr=lr, momentum=momentum), "kernelab.optim.SGD"
+
+
+def kernelab_train_step(model, batches: list[Batch]) -> Callable[[], None]:
+    """One SGD-momentum step per call (zero_grad, forward, cross-entropy, backward, step),
+    cycling through ``batches``."""
+    import kernelab as kl
+    from kernelab.nn import functional as F
+
+    optimizer, _ = kernelab_sgd(model.parameters())
+    data = itertools.cycle([(kl.from_numpy(x), kl.from_numpy(y)) for x, y in batches])
+    model.train()
+
+    def step() -> None:
+        x, y = next(data)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def torch_train_step(model, batches: list[Batch]) -> Callable[[], None]:
+    import torch
+    from torch.nn import functional as F
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    data = itertools.cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches])
+    model.train()
+
+    def step() -> None:
+        x, y = next(data)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def kernelab_infer_step(model, batches: list[Batch]) -> Callable[[], None]:
+    import kernelab as kl
+
+    data = itertools.cycle([kl.from_numpy(x) for x, _ in batches])
+    model.eval()
+
+    def step() -> None:
+        with kl.inference_mode():
+            model(next(data))
+
+    return step
+
+
+def torch_infer_step(model, batches: list[Batch]) -> Callable[[], None]:
+    import torch
+
+    data = itertools.cycle([torch.from_numpy(x) for x, _ in batches])
+    model.eval()
+
+    def step() -> None:
+        with torch.inference_mode():
+            model(next(data))
+
+    return step
+
+
+def classic_flops(size: int = 28, training: bool = True) -> float:
+    """Multiply-adds ×2 per image of the convolutions and the dense layer.
+
+    Forward: conv1 2·32·s²·25, conv2 2·64·(s/2)²·32·25, dense 2·64·(s/4)²·10. Training adds a
+    kernel gradient (same cost) for each, and an input gradient for all but the first conv.
+    """
+    conv1 = 2 * 32 * size * size * 25
+    conv2 = 2 * 64 * (size // 2) ** 2 * 32 * 25
+    dense = 2 * 64 * (size // 4) ** 2 * CLASSES
+    if not training:
+        return float(conv1 + conv2 + dense)
+    return float(2 * conv1 + 3 * conv2 + 3 * dense)

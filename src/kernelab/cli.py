@@ -1,0 +1,117 @@
+"""The ``kernelab`` command: train, evaluate and predict with CNNs from the shell.
+
+A user error (missing file, bad spec, shape mismatch) prints one line and exits with status
+1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import commands
+
+EPILOG_TRAIN = """\
+examples:
+  kernelab train                              the classic MNIST network, 5 epochs
+  kernelab train --kernel-size 3 --epochs 2   the same network with 3x3 kernels
+  kernelab train --init sobel                 first layer starts as a Sobel edge-detector bank
+  kernelab train --arch "conv3x32-same,relu,maxpool2,flatten,linear10"
+  kernelab train --from runs/old/checkpoint.kl --layers 0 --freeze
+  kernelab train --resume runs/2026-11-23-1200   continue a stopped run
+
+architecture spec (--arch): comma-separated layers, input channels inferred:
+  conv{k}x{C} or conv{kh}x{kw}x{C} [-same|-valid|-p{n}][-s{n}][-d{n}][-g{n}][-dw][-nobias]
+  maxpool{k} avgpool{k} [-s{n}][-p{n}]   gap   relu leakyrelu sigmoid tanh   bn
+  dropout{p}   flatten   linear{n}
+"""
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a CNN and write a run folder",
+        description="Train a CNN (by default the classic MNIST network) and write a run folder "
+        "with the checkpoint, metrics.json, learning curves and the first layer's kernels.",
+        epilog=EPILOG_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--data", default="mnist", help="mnist, fashion-mnist, kmnist or cifar10")
+    data.add_argument("--data-dir", help="folder holding the dataset files (else cache/download)")
+    data.add_argument("--limit", type=int, help="use only the first N training images")
+    data.add_argument("--augment", type=int, default=0, metavar="PIXELS",
+                      help="random shifts of up to PIXELS while training")
+    model = p.add_argument_group("model")
+    model.add_argument("--arch", help="layer spec (default: the classic network)")
+    model.add_argument("--kernel-size", type=int, default=5,
+                       help="kernel size of the classic network's convolutions (default 5)")
+    model.add_argument("--init", default="default",
+                       help="initialiser of the convolution kernels: default, he_normal, "
+                       "glorot_uniform, orthogonal, sobel, gabor, ...")
+    model.add_argument("--from", dest="from_weights", metavar="FILE",
+                       help="start from another network's weights (checkpoint, .pt, .safetensors)")
+    model.add_argument("--layers", help="with --from: comma-separated layer names, e.g. 0,3")
+    model.add_argument("--freeze", action="store_true", help="with --from: freeze those layers")
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=5)
+    opt.add_argument("--batch-size", type=int, default=64)
+    opt.add_argument("--optimizer", default="adam", choices=commands.OPTIMIZERS)
+    opt.add_argument("--lr", type=float, help="learning rate (default: 1e-3, SGD 0.05)")
+    opt.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum")
+    opt.add_argument("--weight-decay", type=float, default=0.0)
+    opt.add_argument("--schedule", default="onecycle", choices=commands.SCHEDULES)
+    opt.add_argument("--patience", type=int, help="stop after N epochs without improvement")
+    run = p.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--run-dir", help="where to write the run (default: runs/<time>)")
+    run.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                     help="also checkpoint every STEPS batches (default: each epoch)")
+    run.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kernelab",
+        description="kernelab: train, inspect and explain convolutional networks, kernel by "
+        "kernel. Start with `kernelab train`.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _train_parser(sub)
+    p = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix",
+                       description="Evaluate a run's checkpoint on the test set; writes "
+                       "confusion.png into the run folder.")
+    p.add_argument("run", help="run folder (or checkpoint file)")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.set_defaults(func=commands.evaluate)
+    p = sub.add_parser("predict", help="classify digit images (PNG/JPEG)",
+                       description="Print the predicted class and the probabilities of each "
+                       "image, converted as the model expects (grey, 28x28, white on black).")
+    p.add_argument("run", help="run folder (or checkpoint file)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.set_defaults(func=commands.predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("kernelab: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    except Exception as error:  # one clear line for a user; the traceback with --debug
+        if args.debug:
+            raise
+        print(f"kernelab {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

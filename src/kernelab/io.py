@@ -1,0 +1,123 @@
+"""Saving and loading without pickle: arrays in a ``.npz``, everything else as JSON.
+
+``save(obj, path)`` accepts nested dicts, lists and tuples of tensors, NumPy arrays, numbers,
+strings, booleans and None — state dicts, optimiser states, training state. The file is a
+zip holding one ``.npy`` per array and a JSON tree that refers to them, plus a SHA-256 of
+every array, so a truncated or tampered file is refused. It is written to a temporary file
+and renamed, so a crash never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+FORMAT = "kernelab-checkpoint/1"
+_TREE = "tree.json"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a kernelab checkpoint, or one that was truncated or altered."""
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """The JSON form of ``obj``; arrays are replaced by references into ``arrays``."""
+    if isinstance(obj, (Tensor, np.ndarray)):
+        array = obj.data if isinstance(obj, Tensor) else obj
+        if array.dtype.hasobject:
+            raise TypeError("cannot save an array of Python objects")
+        key = f"a{len(arrays)}"
+        arrays[key] = array
+        return {"__array__": key, "tensor": isinstance(obj, Tensor), "sha256": _digest(array)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and "__array__" not in obj:
+            return {k: _encode(v, arrays) for k, v in obj.items()}
+        return {"__items__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_encode(v, arrays) for v in obj]
+        return items if isinstance(obj, list) else {"__tuple__": items}
+    raise TypeError(
+        f"cannot save a {type(obj).__name__}: only tensors, arrays, numbers, strings, "
+        f"None and dicts/lists/tuples of them are stored (no pickle)"
+    )
+
+
+def _decode(node: Any, archive: zipfile.ZipFile, path: Path) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, archive, path) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__array__" in node:
+        try:
+            with archive.open(node["__array__"] + ".npy") as member:
+                array = np.load(io.BytesIO(member.read()), allow_pickle=False)
+        except (KeyError, ValueError, zipfile.BadZipFile, OSError) as error:
+            raise CheckpointError(
+                f"{path}: array {node['__array__']} is unreadable: {error}"
+            ) from None
+        if _digest(array) != node["sha256"]:
+            raise CheckpointError(f"{path}: array {node['__array__']} fails its checksum")
+        return Tensor(array) if node["tensor"] else array
+    if "__tuple__" in node:
+        return tuple(_decode(v, archive, path) for v in node["__tuple__"])
+    if "__items__" in node:
+        return {_decode(k, archive, path): _decode(v, archive, path) for k, v in node["__items__"]}
+    return {k: _decode(v, archive, path) for k, v in node.items()}
+
+
+def save(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    tree = {"format": FORMAT, "content": _encode(obj, arrays)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+                for key, array in arrays.items():
+                    buffer = io.BytesIO()
+                    np.save(buffer, array, allow_pickle=False)
+                    archive.writestr(key + ".npy", buffer.getvalue())
+                archive.writestr(_TREE, json.dumps(tree))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool = True) -> Any:
+    """Read what :func:`save` wrote, verifying every array; anything else is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            tree = json.loads(archive.read(_TREE))
+            if not isinstance(tree, dict) or tree.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: not a {FORMAT} file")
+            return _decode(tree["content"], archive, path)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as error:
+        raise CheckpointError(
+            f"{path}: not a kernelab checkpoint, or truncated or corrupted ({error})"
+        ) from None

@@ -1,0 +1,71 @@
+"""Gradient clipping: bound the gradients before an optimiser step, in place, as torch does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def _with_grads(parameters: Any) -> list[Any]:
+    if hasattr(parameters, "grad"):  # a single parameter
+        parameters = [parameters]
+    return [p for p in parameters if p.grad is not None]
+
+
+def get_total_norm(
+    tensors: Iterable[np.ndarray], norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> Tensor:
+    """The ``norm_type``-norm of all the arrays together, as if concatenated into one vector.
+
+    Computed as the norm of the per-array norms (exact for any p-norm, inf and -inf).
+    """
+    norm_type = float(norm_type)
+    norms = [np.linalg.norm(np.ravel(t), norm_type) for t in tensors]
+    if not norms:
+        return Tensor(np.asarray(0.0, dtype=np.float32))
+    total = np.asarray(np.linalg.norm(np.stack(norms), norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is "
+            f"non-finite ({total}), so it cannot be clipped. To scale the gradients by it "
+            f"anyway, set error_if_nonfinite=False"
+        )
+    return Tensor(total)
+
+
+def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any) -> None:
+    """Scale every gradient in place by ``min(1, max_norm / (total_norm + 1e-6))``."""
+    norm = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    # 1e-6 keeps the coefficient finite for an all-zero gradient (torch's constant)
+    coef = np.minimum(float(max_norm) / (norm + 1e-6), 1.0)
+    for p in _with_grads(parameters):
+        p.grad *= coef.astype(p.grad.dtype)
+
+
+def clip_grad_norm_(
+    parameters: Any,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
+    """Rescale the gradients so that their joint norm is at most ``max_norm``; in place.
+
+    ``parameters`` is one parameter or an iterable of them; those without a gradient are
+    left out. Returns the total norm before clipping, a 0-d tensor (``inf`` for the max-norm).
+    As torch, every gradient is multiplied, by exactly 1.0 when the norm is within bounds.
+    """
+    params = _with_grads(parameters)
+    total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
+def clip_grad_value_(parameters: Any, clip_value: float) -> None:
+    """Clamp every gradient into ``[-clip_value, clip_value]``, in place."""
+    clip_value = float(clip_value)
+    for p in _with_grads(parameters):
+        np.clip(p.grad, -clip_value, clip_value, out=p.grad)

@@ -1,0 +1,115 @@
+"""Adam and AdamW: steps scaled by running estimates of the gradient's first two moments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .optimizer import Optimizer, check_betas, check_non_negative
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam``.
+
+    At step ``t``, with ``g`` the gradient (``-grad`` when ``maximize``) plus
+    ``weight_decay·p`` (or, when ``decoupled_weight_decay``, ``p ← p·(1 - lr·weight_decay)``
+    first, which is AdamW)::
+
+        m ← β1·m + (1 - β1)·g          v ← β2·v + (1 - β2)·g²
+        v̂ ← max(v̂, v) with amsgrad, else v̂ = v
+        p ← p - lr/(1 - β1^t) · m / (√v̂ / √(1 - β2^t) + eps)
+
+    State: ``step`` (int), ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        name = type(self).__name__
+        check_non_negative(name, lr=lr, eps=eps, weight_decay=weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=check_betas(name, betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
+        super().__init__(params, defaults)
+
+    def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
+        state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        return state
+
+    def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if group["maximize"]:
+            grad = -grad
+        state["step"] += 1
+        step = float(state["step"])  # Python floats: no NumPy scalar may upcast a float32 run
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.data *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * p.data
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg += (1 - beta1) * (grad - exp_avg)  # torch's lerp towards grad
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1**step)
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            exp_avg_sq = state["max_exp_avg_sq"]
+        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+        p.data -= step_size * exp_avg / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``: ``p ← p·(1 - lr·λ)`` first.
+
+    The decay never passes through the moment estimates, so it shrinks every weight by the
+    same fraction instead of being rescaled per coordinate.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True  # as torch: AdamW always decouples
