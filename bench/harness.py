@@ -30,6 +30,10 @@ class Settings:
     warmup: int = 3  # untimed rounds first (also used to size the rounds)
     min_round: float = 0.25  # seconds each engine spends per round, at least
     max_calls: int = 2000  # per engine per round
+    # Idle seconds before each round: OpenBLAS's threads keep spinning ~0.1 s after a product
+    # and would take a core from PyTorch's threads (and PyTorch's from ours) on a small machine.
+    settle: float = 0.12
+    collect_garbage: bool = True  # gc.collect() before each case (0.1 s with PyTorch loaded)
 
 
 QUICK = Settings(rounds=5, warmup=1, min_round=0.05)
@@ -93,7 +97,8 @@ def _time_calls(fn: Callable[[], object], calls: int) -> float:
 
 def measure(case: Case, settings: Settings) -> dict:
     """Time ``case`` and return its result record (everything the report and JSON need)."""
-    gc.collect()
+    if settings.collect_garbage:
+        gc.collect()
     work = case.build()
     fns = {"kernelab": work.kernelab, "torch": work.torch}
     check = work.check() if work.check is not None else None
@@ -110,9 +115,8 @@ def measure(case: Case, settings: Settings) -> dict:
     per_round: dict[str, list[float]] = {name: [] for name in ENGINES}
     for r in range(settings.rounds):
         for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
+            time.sleep(settings.settle)
             per_round[name].append(_time_calls(fns[name], calls[name]))
-    del work, fns
-    gc.collect()
     return summarize(case, per_round, calls, check, load_before)
 
 

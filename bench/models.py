@@ -104,13 +104,17 @@ class ManualSGD:
             p.data -= self.lr * buf
 
 
-def kernelab_sgd(params: Iterable, lr: float = LR, momentum: float = MOMENTUM):
-    """``kernelab.optim.SGD`` when it exists, else :class:`ManualSGD`; returns (optimizer, name)."""
+def kernelab_sgd_class():
+    """``kernelab.optim.SGD`` when it exists, else :class:`ManualSGD`."""
     try:
         from kernelab.optim import SGD
     except ImportError:
-        return ManualSGD(params, lr, momentum), "bench ManualSGD (kernelab.optim.SGD missing)"
-    return SGD(params, lr=lr, momentum=momentum), "kernelab.optim.SGD"
+        return ManualSGD
+    return SGD
+
+
+def kernelab_sgd(params: Iterable, lr: float = LR, momentum: float = MOMENTUM):
+    return kernelab_sgd_class()(params, lr=lr, momentum=momentum)
 
 
 def kernelab_train_step(model, batches: list[Batch]) -> Callable[[], None]:
@@ -119,7 +123,7 @@ def kernelab_train_step(model, batches: list[Batch]) -> Callable[[], None]:
     import kernelab as kl
     from kernelab.nn import functional as F
 
-    optimizer, _ = kernelab_sgd(model.parameters())
+    optimizer = kernelab_sgd(model.parameters())
     data = itertools.cycle([(kl.from_numpy(x), kl.from_numpy(y)) for x, y in batches])
     model.train()
 

@@ -9,7 +9,9 @@ A spec is a comma-separated list of layers; input channels and features are infe
 ``conv{kh}x{kw}x{C}``       non-square kernel; options: ``-same``, ``-valid``, ``-p{n}``
                             (padding), ``-s{n}`` (stride), ``-d{n}`` (dilation),
                             ``-g{n}`` (groups), ``-dw`` (depthwise: C = in·multiplier),
-                            ``-nobias``
+                            ``-nobias``, ``-sym{type}`` (symmetric kernels: ``-symx``,
+                            ``-symy``, ``-symxy``, ``-sympoint``, ``-symantipoint``,
+                            ``-symrot90``; see ``kernelab.constraints``)
 ``maxpool{k}``/``avgpool{k}``  pooling, options ``-s{n}``, ``-p{n}``
 ``gap``                     global average pooling (AdaptiveAvgPool2d(1))
 ``relu``, ``leakyrelu``, ``sigmoid``, ``tanh``  activations (``leakyrelu:0.2``)
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import nn
+from . import constraints, nn
 from .autograd import no_grad
 from .tensor import Tensor
 
@@ -52,7 +54,8 @@ def _options(text: str, allowed: set[str], token: str) -> dict[str, int | None]:
 
 def _conv(match: re.Match, channels: int, token: str, generator) -> nn.Conv2d:
     kh, kw, c_out = int(match[1]), int(match[2] or match[1]), int(match[3])
-    opts = _options(match[4], {"same", "valid", "p", "s", "d", "g", "dw", "nobias"}, token)
+    symmetry, rest = _symmetry(match[4], token)
+    opts = _options(rest, {"same", "valid", "p", "s", "d", "g", "dw", "nobias"}, token)
     padding = "same" if "same" in opts else opts.get("p") or 0
     groups = channels if "dw" in opts else opts.get("g") or 1
     if "dw" in opts:
@@ -67,7 +70,23 @@ def _conv(match: re.Match, channels: int, token: str, generator) -> nn.Conv2d:
         groups=groups,
         bias="nobias" not in opts,
         generator=generator,
+        symmetry=symmetry,
     )
+
+
+def _symmetry(text: str, token: str) -> tuple[str | None, str]:
+    """The ``-sym{type}`` option of a conv token (type as in Conv2d), and the other options."""
+    found = [(m, m[1] + m[2]) for m in _OPTION.finditer(text) if m[1].startswith("sym")]
+    if len(found) > 1:
+        raise SpecError(f"'{token}': more than one -sym option")
+    if not found:
+        return None, text
+    match, name = found[0]
+    symmetry = name[3:]  # "-symrot90" matches as "symrot" + "90": glued back to "rot90"
+    if symmetry not in constraints.SYMMETRIES:
+        valid = ", ".join(f"-sym{s}" for s in constraints.SYMMETRIES)
+        raise SpecError(f"'{token}': unknown symmetry -{name} (valid: {valid})")
+    return symmetry, text[: match.start()] + text[match.end() :]
 
 
 def _layer(token: str, shape: tuple[int, ...], generator) -> nn.Module:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 class _Mode(threading.local):
     grad_enabled = True
     detect_anomaly = False
+    trace: list | None = None
+    after_backward: list | None = None
 
 
 _mode = _Mode()
@@ -98,6 +100,24 @@ def set_detect_anomaly(mode: bool) -> None:
     _mode.detect_anomaly = bool(mode)
 
 
+class trace:
+    """Record every operation run inside the block, for exporters that follow a forward pass.
+
+    ``records`` gets one ``(Function, inputs, params, output)`` per operation, in order.
+    """
+
+    def __init__(self):
+        self.records: list[tuple[type[Function], tuple, dict, Tensor]] = []
+
+    def __enter__(self):
+        self.prev = _mode.trace
+        _mode.trace = self.records
+        return self
+
+    def __exit__(self, *exc):
+        _mode.trace = self.prev
+
+
 class Context:
     """What a forward keeps for its backward; ``needs_input_grad`` says which inputs want one."""
 
@@ -133,17 +153,32 @@ class Function:
             needs = (False,) * len(inputs)
         ctx = Context(needs)
         out = cls.forward(ctx, *arrays, **params)
-        if not any(needs):
-            return Tensor(out)
-        result = Tensor(out, requires_grad=True)
-        result._node = (cls, ctx, inputs)
+        if _mode.detect_anomaly:  # name the operation that made the first NaN or Inf
+            _check_finite(cls.__name__, "output", (out,))
+        result = Tensor(out, requires_grad=any(needs))
+        if result.requires_grad:
+            result._node = (cls, ctx, inputs)
+        if _mode.trace is not None:
+            _mode.trace.append((cls, inputs, params, result))
         return result
 
 
 def _check_finite(op: str, what: str, arrays) -> None:
     for i, a in enumerate(arrays):
-        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all():
+        array = isinstance(a, (np.ndarray, np.generic))  # a 0-D result may be a NumPy scalar
+        if array and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise FloatingPointError(f"{op}: {what} {i} holds NaN or Inf values")
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once when the backward pass now running has finished.
+
+    Gradient hooks use it to act on all gradients together (e.g. averaging them over
+    processes before the optimiser step).
+    """
+    if _mode.after_backward is None:
+        raise RuntimeError("queue_callback() is only valid during a backward pass")
+    _mode.after_backward.append(callback)
 
 
 def _graph_order(root: Tensor) -> list[Tensor]:
@@ -171,6 +206,17 @@ def _graph_order(root: Tensor) -> list[Tensor]:
 
 def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` from ``root`` to every leaf tensor that requires a gradient."""
+    _mode.after_backward = []
+    try:
+        _propagate(root, grad, retain_graph)
+        callbacks = _mode.after_backward
+    finally:
+        _mode.after_backward = None
+    for callback in callbacks:
+        callback()
+
+
+def _propagate(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     if root._node is None:
         root._accumulate(grad)
         return

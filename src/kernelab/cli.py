@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
-from . import commands
+from . import commands, filtering, inspection
+from .data import DataFallbackWarning
 
 EPILOG_TRAIN = """\
 examples:
@@ -95,12 +97,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (or checkpoint file)")
     p.add_argument("images", nargs="+", help="image files")
     p.set_defaults(func=commands.predict)
+    p = sub.add_parser("inspect", help="pictures of a run's kernels, feature maps and spectra",
+                       description="Write into RUN/inspect/ the kernels of every convolution, "
+                       "their frequency responses and classes (frequency.md), the feature maps "
+                       "an image produces at each layer, the learning curves and the confusion "
+                       "matrix, with an index.html that shows them.")
+    p.add_argument("run", help="run folder (or checkpoint file)")
+    p.add_argument("--image", help="image file to run through the model (default: a drawn 7)")
+    p.add_argument("--out", help="output folder (default: RUN/inspect)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="compute the confusion matrix on the test set (loads the dataset)")
+    p.add_argument("--data-dir", help="with --evaluate: folder holding the dataset files")
+    p.set_defaults(func=inspection.inspect_command)
+    p = sub.add_parser("filter", help="convolve or correlate an image with a classic kernel",
+                       description="Filter a PNG/JPEG (grey, or colour per channel) with a "
+                       "hand-designed kernel, zero-padded to the same size, and save the result "
+                       "rescaled min-max to 0..255. A CNN layer computes correlation; "
+                       "convolution flips the kernel first.")
+    p.add_argument("image", help="image file (PNG/JPEG)")
+    p.add_argument("--kernel", required=True,
+                   help="kernel spec: sobel-x, gaussian:7:1.5, laplacian, gabor:9:0.785, ...")
+    p.add_argument("--mode", default="correlate", choices=filtering.MODES,
+                   help="correlate (what a CNN layer computes; default) or convolve")
+    p.add_argument("--out", help="output PNG (default: IMAGE_KERNEL_MODE.png here)")
+    p.add_argument("--compare", action="store_true",
+                   help="also save original | correlated | convolved side by side")
+    p.set_defaults(func=filtering.filter_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", DataFallbackWarning)  # the data line already says so
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

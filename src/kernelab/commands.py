@@ -60,8 +60,8 @@ class ShiftedLoader:
     not depend on what ran before, so a resumed run draws the same ones.
     """
 
-    def __init__(self, loader: data.DataLoader, pixels: int, seed: int):
-        self.loader, self.pixels, self.seed = loader, pixels, seed
+    def __init__(self, loader: data.DataLoader, pixels: int, seed: int, fill: float):
+        self.loader, self.pixels, self.seed, self.fill = loader, pixels, seed, fill
         self.dataset, self.epoch = loader.dataset, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -74,7 +74,7 @@ class ShiftedLoader:
     def __iter__(self):
         for b, (x, y) in enumerate(self.loader):
             generator = np.random.default_rng([self.seed, self.epoch, b])
-            shifted = data.random_shift(x.data, self.pixels, generator=generator)
+            shifted = data.random_shift(x.data, self.pixels, generator=generator, fill=self.fill)
             yield Tensor(shifted), y
 
 
@@ -126,7 +126,7 @@ def initialise(model: Module, name: str, seed: int) -> None:
         return
     initializer = init.get_initializer(name)
     convs = [m for m in model.modules() if isinstance(m, Conv2d)]
-    targets = convs[:1] if name in init.HAND_DESIGNED else convs
+    targets = convs[:1] if name.split(":")[0] in init.HAND_DESIGNED else convs
     generator = np.random.default_rng(seed)
     for conv in targets:
         initializer(conv.weight, generator)
@@ -198,8 +198,11 @@ def train(args: argparse.Namespace) -> int:
         data.TensorDataset(x_train, y_train), config["batch_size"], shuffle=True,
         generator=config["seed"],
     )
-    train_loader = ShiftedLoader(loader, config["augment"], config["seed"]) if config[
-        "augment"] else loader
+    if config["augment"]:  # shifted-in pixels are background: 0 before normalisation
+        background = -config["mean"] / config["std"]
+        train_loader = ShiftedLoader(loader, config["augment"], config["seed"], background)
+    else:
+        train_loader = loader
     test_loader = data.DataLoader(data.TensorDataset(x_test, y_test), 500)
     optimizer = make_optimizer(model, config)
     scheduler, when = make_scheduler(optimizer, config, len(loader))
@@ -281,7 +284,7 @@ def predict(args: argparse.Namespace) -> int:
     model, config, _ = load_run(args.run)
     shape = tuple(config["input_shape"])
     for path in args.images:
-        image = data.read_image(path, size=shape[1:], channels=shape[0], like_mnist=True)
+        image = data.read_image(path, size=shape[1:], channels=shape[0], like_mnist=shape[0] == 1)
         x = _images(image[None], config["mean"], config["std"])
         with no_grad():
             probabilities = F.softmax(model(Tensor(x)), dim=1).data[0]

@@ -48,7 +48,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         elif isinstance(param, (int, float)) and not isinstance(param, bool):
             slope = param
         else:
-            raise ValueError(f"calculate_gain: expected a number for negative_slope, received {param!r}")
+            raise ValueError(
+                f"calculate_gain: expected a number for negative_slope, received {param!r}"
+            )
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4  # found empirically by PyTorch (pytorch/pytorch#50664)
@@ -94,9 +96,7 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     return _fill(tensor, val)
 
 
-def uniform_(
-    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator = None
-) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator = None) -> Tensor:
     """Fill with U(a, b)."""
     return _fill(tensor, as_generator(generator).uniform(a, b, size=tensor.shape))
 
@@ -328,22 +328,27 @@ def _default(weight: Tensor, generator: Generator = None) -> Tensor:
     return uniform_(weight, -bound, bound, generator)
 
 
-def _gabor_bank(weight: Tensor) -> list[np.ndarray]:
+def _gabor_bank(size: tuple[int, int], out_channels: int) -> list[np.ndarray]:
     """Even Gabor kernels at min(C_out, 8) orientations evenly spread over [0, π)."""
-    n = min(weight.shape[0], 8)
-    return [K.gabor(weight.shape[-2:], math.pi * i / n) for i in range(n)]
+    n = min(out_channels, 8)
+    return [K.gabor(size, math.pi * i / n) for i in range(n)]
 
 
-def _edge_bank(weight: Tensor) -> list[np.ndarray]:
+def _edge_bank(size: tuple[int, int]) -> list[np.ndarray]:
     """Sobel, Scharr (3x3 only), Prewitt x/y and the Laplacian, at the weight's size."""
-    size = tuple(weight.shape[-2:])
     scharr = [K.scharr_x(), K.scharr_y()] if size == (3, 3) else []
     sobel = [K.sobel_x(size), K.sobel_y(size)]
     return sobel + scharr + [K.prewitt_x(size), K.prewitt_y(size), K.laplacian(4, size)]
 
 
-def _sized(weight: Tensor) -> tuple[int, int]:
-    return tuple(weight.shape[-2:]) if weight.ndim == 4 else weight.shape
+def _designed(weight: Tensor, make: Callable[[tuple[int, int]], Any]) -> Tensor:
+    """``kernel_`` with the kernels ``make`` builds at the weight's (kH, kW)."""
+    if weight.ndim != 4:
+        raise ShapeError(
+            f"hand-designed kernels need a conv weight (C_out, C_in/groups, kH, kW), "
+            f"received shape {weight.shape}"
+        )
+    return kernel_(weight, make(tuple(weight.shape[-2:])))
 
 
 # name -> f(weight, generator, *parameters); the parameters are read from "name:p1:p2".
@@ -370,26 +375,28 @@ _INITIALIZERS: dict[str, Callable[..., Tensor]] = {
     "orthogonal": lambda weight, generator, gain=1.0: orthogonal_(weight, gain, generator),
     "dirac": lambda weight, generator, groups=1: dirac_(weight, groups),
     "eye": lambda weight, generator: eye_(weight),
-    "sobel": lambda weight, generator: kernel_(
-        weight, [K.sobel_x(_sized(weight)), K.sobel_y(_sized(weight))]
+    "sobel": lambda weight, generator: _designed(
+        weight, lambda size: [K.sobel_x(size), K.sobel_y(size)]
     ),
-    "gabor": lambda weight, generator: kernel_(weight, _gabor_bank(weight)),
-    "gaussian": lambda weight, generator, sigma=None: kernel_(
-        weight, K.gaussian(_sized(weight), sigma)
+    "gabor": lambda weight, generator: _designed(
+        weight, lambda size: _gabor_bank(size, weight.shape[0])
     ),
-    "laplacian": lambda weight, generator, neighbours=4: kernel_(
-        weight, K.laplacian(neighbours, _sized(weight))
+    "gaussian": lambda weight, generator, sigma=None: _designed(
+        weight, lambda size: K.gaussian(size, sigma)
     ),
-    "edges": lambda weight, generator: kernel_(weight, _edge_bank(weight)),
+    "laplacian": lambda weight, generator, neighbours=4: _designed(
+        weight, lambda size: K.laplacian(neighbours, size)
+    ),
+    "edges": lambda weight, generator: _designed(weight, _edge_bank),
 }
-for _keras, _torch in [
-    ("glorot_uniform", "xavier_uniform"),
-    ("glorot_normal", "xavier_normal"),
-    ("he_uniform", "kaiming_uniform"),
-    ("he_normal", "kaiming_normal"),
-]:
-    _INITIALIZERS[_keras] = _INITIALIZERS[_torch]
+_INITIALIZERS |= {  # Keras's names for the same draws
+    "glorot_uniform": _INITIALIZERS["xavier_uniform"],
+    "glorot_normal": _INITIALIZERS["xavier_normal"],
+    "he_uniform": _INITIALIZERS["kaiming_uniform"],
+    "he_normal": _INITIALIZERS["kaiming_normal"],
+}
 INITIALIZERS: list[str] = list(_INITIALIZERS)
+HAND_DESIGNED: frozenset[str] = frozenset({"sobel", "gabor", "gaussian", "laplacian", "edges"})
 
 
 def get_initializer(name: str) -> Callable[..., Tensor]:

@@ -208,8 +208,9 @@ def gabor(
     order differs from OpenCV's and ``size`` is (kH, kW) where OpenCV's ksize is (width,
     height); even sizes use half-integer offsets where OpenCV would return k + 1 taps.
 
-    Orientation: θ = 0 gives vertical stripes (the wave runs along x; it responds to vertical
-    edges and bars); θ = π/2 gives horizontal stripes. ψ = 0 (our default; OpenCV's is π/2)
+    Orientation: θ is the angle of the stripes' normal, from +x (right) toward +y (down, so
+    clockwise as displayed). θ = 0 gives vertical stripes (the wave runs along x; it responds
+    to vertical edges and bars), θ = π/2 horizontal ones. ψ = 0 (our default; OpenCV's is π/2)
     is the even, symmetric kernel. None for ``lambd`` takes max(2, k/2) with k = min(kH, kW),
     and for ``sigma`` takes 0.56·λ (a bandwidth of one octave).
     """
@@ -275,8 +276,11 @@ def parse_spec(spec: str, registry: dict[str, Callable], kind: str, skip: int = 
     everything else floats. ``skip`` leading parameters are filled by the caller.
     """
     name, *texts = spec.strip().split(":")
-    key = name.strip().lower().replace("_", "-")
-    if key not in registry:
+    key = name.strip().lower()
+    key = next(
+        (k for k in (key, key.replace("_", "-"), key.replace("-", "_")) if k in registry), ""
+    )
+    if not key:
         raise ValueError(f"unknown {kind} {name!r}; expected one of: {', '.join(registry)}")
     fn = registry[key]
     params = list(inspect.signature(fn).parameters)[skip:]

@@ -25,6 +25,7 @@ from . import functional as F
 from . import io, random
 from .autograd import no_grad
 from .nn import Module
+from .optim.lr_scheduler import ReduceLROnPlateau
 from .progress import Progress
 
 CHECKPOINT = "checkpoint.kl"
@@ -243,7 +244,7 @@ class Trainer:
 
 def _step_scheduler(scheduler, row: dict[str, float]) -> None:
     """ReduceLROnPlateau watches a metric; the others just count epochs."""
-    if type(scheduler).__name__ == "ReduceLROnPlateau":
+    if isinstance(scheduler, ReduceLROnPlateau):
         scheduler.step(row.get("val_loss", row["train_loss"]))
     else:
         scheduler.step()

@@ -40,7 +40,9 @@ TEST_FILES = ("test_batch.bin",)
 _RECORD = 1 + 3 * 32 * 32
 
 
-def parse_cifar10_records(data: bytes, name: str = "CIFAR-10 batch") -> tuple[np.ndarray, np.ndarray]:
+def parse_cifar10_records(
+    data: bytes, name: str = "CIFAR-10 batch"
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, 32, 32) uint8 and labels (N,) int64 from the bytes of one ``.bin`` file."""
     if len(data) % _RECORD:
         raise ValueError(
@@ -112,7 +114,9 @@ def load_cifar10(
         return read_cifar10(archive)
     if not download:
         places = f"{root} or {cache}" if root is not None else str(cache)
-        raise FileNotFoundError(f"CIFAR-10: {CIFAR10_ARCHIVE} not found in {places}, and download=False")
+        raise FileNotFoundError(
+            f"CIFAR-10: {CIFAR10_ARCHIVE} not found in {places}, and download=False"
+        )
     urls = [mirror + CIFAR10_ARCHIVE for mirror in (mirrors or CIFAR10_MIRRORS)]
     return read_cifar10(
         download_file(urls, CIFAR10_ARCHIVE, md5=CIFAR10_MD5, cache_dir=cache, progress=progress)

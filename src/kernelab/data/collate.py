@@ -37,7 +37,7 @@ def default_collate(batch: Sequence[Any]) -> Any:
                 f"default_collate: expected samples with the same number of fields, "
                 f"received lengths {sorted(lengths)}"
             )
-        fields = [default_collate(list(field)) for field in zip(*batch)]
+        fields = [default_collate(list(field)) for field in zip(*batch, strict=True)]
         if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
             return type(elem)(*fields)
         return tuple(fields) if isinstance(elem, tuple) else fields

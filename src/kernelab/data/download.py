@@ -29,12 +29,16 @@ class DownloadError(OSError):
     """Every mirror failed; ``failures`` holds one ``(url, reason)`` pair per mirror tried."""
 
     def __init__(self, filename: str, failures: list[tuple[str, str]]):
-        self.filename = filename
-        self.failures = failures
         lines = "".join(f"\n  {url}: {reason}" for url, reason in failures)
-        super().__init__(
+        self.message = (
             f"could not download {filename} from any of {len(failures)} mirror(s):{lines}"
         )
+        super().__init__(self.message)
+        self.filename = filename
+        self.failures = failures
+
+    def __str__(self) -> str:  # OSError's own would format errno and strerror
+        return self.message
 
 
 def default_cache_dir() -> Path:

@@ -36,9 +36,7 @@ _TYPES = {
 }
 
 
-def read_idx(
-    path: str | os.PathLike, *, ndim: int | None = None, dtype=None
-) -> np.ndarray:
+def read_idx(path: str | os.PathLike, *, ndim: int | None = None, dtype=None) -> np.ndarray:
     """Read an IDX file, gzipped or raw, into an array of the shape and type in its header.
 
     ``ndim`` and ``dtype``, when given, are checked against the header, so a labels file passed

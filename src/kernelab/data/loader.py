@@ -119,7 +119,10 @@ def random_split(
         )
     order = as_generator(generator).permutation(n)
     ends = np.cumsum(lengths).astype(int)
-    return [Subset(dataset, order[end - length : end]) for end, length in zip(ends, lengths)]
+    return [
+        Subset(dataset, order[end - length : end])
+        for end, length in zip(ends, lengths, strict=True)
+    ]
 
 
 class DataLoader:

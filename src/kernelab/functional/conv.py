@@ -254,4 +254,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     check_conv_input(input.shape, weight.shape, None if bias is None else bias.shape, geometry)
     if input.dtype != weight.dtype:
         raise TypeError(f"input dtype {input.dtype} differs from kernel dtype {weight.dtype}")
+    if bias is not None and bias.dtype != weight.dtype:
+        raise TypeError(f"bias dtype {bias.dtype} differs from kernel dtype {weight.dtype}")
     return Conv2d.apply(input, weight, bias, geometry=geometry)

@@ -35,4 +35,6 @@ def linear(input, weight, bias=None):
         )
     if input.dtype != weight.dtype:
         raise TypeError(f"input dtype {input.dtype} differs from weight dtype {weight.dtype}")
+    if bias is not None and bias.dtype != weight.dtype:
+        raise TypeError(f"bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
     return Linear.apply(input, weight, bias)

@@ -1,6 +1,6 @@
 """Layers: modules that hold parameters and call the operations in ``kernelab.functional``."""
 
-from . import functional
+from . import functional, utils
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential
 from .conv import Conv2d

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
+
+from .. import constraints
 from .. import functional as F
+from ..autograd import no_grad
 from ..functional.conv import conv_geometry
-from .module import Module, check_device, new_parameter
+from ..tensor import Tensor, unwrap
+from .module import Module, Parameter, check_device, new_parameter
 
 
 class Conv2d(Module):
@@ -17,6 +23,13 @@ class Conv2d(Module):
     initialisation is PyTorch's: U(−1/√fan_in, 1/√fan_in) with fan_in = in_channels/groups·kH·kW
     (PyTorch writes it as kaiming_uniform_(a=√5), which is the same distribution).
     ``generator`` (a seed or ``np.random.Generator``) makes that draw reproducible.
+
+    ``symmetry`` (``"x"``, ``"y"``, ``"xy"``, ``"point"``, ``"antipoint"``, ``"rot90"``; see
+    :mod:`kernelab.constraints`) makes every kernel symmetric by construction: the layer
+    learns only the free parameters ``weight_free`` (out_channels, in_channels/groups, n_free)
+    and ``weight`` is the kernel built from them in each forward pass (read-only; assigning a
+    full kernel to ``weight`` stores its symmetric part). The initial kernel is the symmetric
+    part of the default draw.
     """
 
     def __init__(
@@ -33,9 +46,11 @@ class Conv2d(Module):
         device=None,
         dtype=None,
         generator=None,
+        symmetry: str | None = None,
     ):
         super().__init__()
         name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size})"
+        self.symmetry = None  # set for real once the kernel exists
         if padding_mode != "zeros":
             raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not supported")
         if device is not None:
@@ -54,8 +69,55 @@ class Conv2d(Module):
         fan_in = in_channels // groups * math.prod(self.kernel_size)
         bound = 1 / math.sqrt(fan_in)
         shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = new_parameter(shape, bound, dtype, generator)
+        kernel = new_parameter(shape, bound, dtype, generator)
+        if symmetry is None:
+            self.weight = kernel
+        else:
+            try:
+                self._orbits = constraints.orbits(symmetry, self.kernel_size)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+            self.weight_free = Parameter(constraints.project(kernel, self._orbits))
+            self.symmetry = symmetry
         self.bias = new_parameter((out_channels,), bound, dtype, generator) if bias else None
+
+    @property
+    def weight(self) -> Tensor | None:
+        """The kernel (out_channels, in_channels/groups, kH, kW); built from θ when symmetric."""
+        if self.symmetry is None:
+            return self._parameters["weight"]
+        return constraints.expand(self.weight_free, self._orbits)
+
+    @weight.setter
+    def weight(self, value: Any) -> None:
+        # Only non-Parameter values get here (Module.__setattr__ registers Parameters).
+        if value is not None:
+            raise TypeError(
+                f"cannot assign {type(value).__name__} as parameter 'weight' "
+                f"(a Parameter or None expected)"
+            )
+        self._parameters["weight"] = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "weight" and self.__dict__.get("symmetry") is not None:
+            self._set_symmetric_kernel(value)
+        else:
+            super().__setattr__(name, value)
+
+    def _set_symmetric_kernel(self, value: Any) -> None:
+        """Store the θ of the symmetric part of a full kernel, in place (optimisers keep it)."""
+        kernel = np.asarray(unwrap(value))
+        expected = self.weight_free.shape[:2] + self.kernel_size
+        if kernel.shape != expected:
+            raise ValueError(
+                f"{self._short_repr()}: expected a kernel of shape {expected}, got {kernel.shape}"
+            )
+        np.copyto(self.weight_free.data, constraints.project(kernel, self._orbits))
+
+    def materialize(self) -> np.ndarray:
+        """A copy of the full kernel (out_channels, in_channels/groups, kH, kW), no graph."""
+        with no_grad():
+            return np.array(self.weight.data, copy=True)
 
     def forward(self, x):
         g = self.geometry
@@ -79,4 +141,6 @@ class Conv2d(Module):
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.symmetry is not None:
+            text += f", symmetry={self.symmetry!r}"
         return text

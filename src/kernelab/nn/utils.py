@@ -42,8 +42,9 @@ def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any) -> 
     norm = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
     # 1e-6 keeps the coefficient finite for an all-zero gradient (torch's constant)
     coef = np.minimum(float(max_norm) / (norm + 1e-6), 1.0)
-    for p in _with_grads(parameters):
-        p.grad *= coef.astype(p.grad.dtype)
+    with np.errstate(invalid="ignore"):  # an inf norm gives inf·0 = nan, as torch, silently
+        for p in _with_grads(parameters):
+            p.grad *= coef.astype(p.grad.dtype)
 
 
 def clip_grad_norm_(

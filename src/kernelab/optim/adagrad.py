@@ -60,7 +60,8 @@ class Adagrad(Optimizer):
         return {"step": 0, "sum": np.full_like(p.data, value)}
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
-        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        lr, eps = float(group["lr"]), float(group["eps"])
+        weight_decay = float(group["weight_decay"])
         if group["maximize"]:
             grad = -grad
         state["step"] += 1

@@ -63,7 +63,8 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Every attribute except the optimiser, as plain values."""
-        return {k: _plain(v) for k, v in vars(self).items() if k not in ("optimizer", "_is_initial")}
+        skip = ("optimizer", "_is_initial")
+        return {k: _plain(v) for k, v in vars(self).items() if k not in skip}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(copy.deepcopy(state_dict))
@@ -88,8 +89,7 @@ class LambdaLR(LRScheduler):
         if isinstance(lr_lambda, list | tuple):
             if len(lr_lambda) != n_groups:
                 raise ValueError(
-                    f"LambdaLR: expected {n_groups} lr_lambdas, one per group, "
-                    f"got {len(lr_lambda)}"
+                    f"LambdaLR: expected {n_groups} lr_lambdas, one per group, got {len(lr_lambda)}"
                 )
             self.lr_lambdas = list(lr_lambda)
         else:
@@ -339,9 +339,10 @@ def _one_cycle_phases(total: int, pct_start: float, three_phase: bool) -> list[d
 
     warmup_end = float(pct_start * total) - 1
     if three_phase:
+        fall_end = float(2 * pct_start * total) - 2
         return [
             phase(warmup_end, "initial_lr max_lr", "max_momentum base_momentum"),
-            phase(float(2 * pct_start * total) - 2, "max_lr initial_lr", "base_momentum max_momentum"),
+            phase(fall_end, "max_lr initial_lr", "base_momentum max_momentum"),
             phase(total - 1, "initial_lr min_lr", "max_momentum max_momentum"),
         ]
     return [

@@ -61,7 +61,8 @@ class NAdam(Optimizer):
         }
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
-        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        lr, eps = float(group["lr"]), float(group["eps"])
+        weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         momentum_decay = float(group["momentum_decay"])
         if group["maximize"]:

@@ -177,7 +177,7 @@ class Optimizer:
                 f"{name}: expected {len(self.param_groups)} parameter groups, "
                 f"got {len(saved_groups)}"
             )
-        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(group["params"]) != len(saved["params"]):
                 raise ValueError(
                     f"{name}: expected {len(group['params'])} parameters in group {i}, "
@@ -185,8 +185,8 @@ class Optimizer:
                 )
         params = {
             int(k): p
-            for group, saved in zip(self.param_groups, saved_groups)
-            for k, p in zip(saved["params"], group["params"])
+            for group, saved in zip(self.param_groups, saved_groups, strict=True)
+            for k, p in zip(saved["params"], group["params"], strict=True)
         }
         state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
         for key, saved_state in state_dict["state"].items():
@@ -195,7 +195,7 @@ class Optimizer:
                 raise ValueError(f"{name}: state for parameter {key}, which no group holds")
             state[p] = {k: self._restore(p, int(key), k, v) for k, v in saved_state.items()}
         new_groups = []
-        for group, saved in zip(self.param_groups, saved_groups):
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
             new = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
             for k, v in new.items():
                 if isinstance(group.get(k), tuple) and isinstance(v, list):

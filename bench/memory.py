@@ -1,0 +1,110 @@
+"""Peak resident memory of a training epoch, each engine in a process of its own.
+
+The parent starts ``python -m bench.memory ENGINE ...`` once per engine. The child imports only
+its engine, builds the classic network and the epoch's data, notes its resident memory (the
+*baseline*), trains ``batches`` steps and reports its peak. The child reads the peak from
+``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` of a freshly started child also counts the
+parent it was spawned from (Linux records the pre-``exec`` address space in it), which would
+charge the benchmark's own few hundred MB to both engines. ``ru_maxrss`` is reported beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _memory_now() -> dict:
+    rss, hwm = _status_kb("VmRSS"), _status_kb("VmHWM")
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "rss_mb": rss / 1024 if rss is not None else None,
+        "hwm_mb": hwm / 1024 if hwm is not None else maxrss / 1024,
+        "ru_maxrss_mb": maxrss / 1024,
+    }
+
+
+def train_epoch(engine: str, batches: int, batch_size: int, threads: int) -> dict:
+    """Train the classic network for ``batches`` steps here; memory before and after."""
+    from threadpoolctl import threadpool_limits
+
+    from . import models
+
+    data = models.make_batches(batches, batch_size)
+    if engine == "kernelab":
+        model = models.classic_kernelab()
+        step = models.kernelab_train_step(model, data)
+    elif engine == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        model = models.classic_torch()
+        step = models.torch_train_step(model, data)
+    else:
+        raise ValueError(f"engine must be 'kernelab' or 'torch', got {engine!r}")
+    with threadpool_limits(limits=threads):
+        before = _memory_now()
+        for _ in range(batches):
+            step()
+        after = _memory_now()
+    baseline = before["rss_mb"] if before["rss_mb"] is not None else before["hwm_mb"]
+    return {
+        "engine": engine,
+        "batches": batches,
+        "batch_size": batch_size,
+        "baseline": before,
+        "peak": after,
+        "peak_mb": after["hwm_mb"],
+        "baseline_mb": baseline,
+        "increment_mb": after["hwm_mb"] - baseline,
+        "torch_loaded": "torch" in sys.modules,
+    }
+
+
+def measure(engine: str, batches: int, batch_size: int, threads: int) -> dict:
+    """Run :func:`train_epoch` in a fresh interpreter and return its record."""
+    command = [sys.executable, "-m", "bench.memory", engine, str(batches), str(batch_size)]
+    done = subprocess.run(
+        command + [str(threads)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"memory child for {engine} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(batches: int, batch_size: int, threads: int) -> dict:
+    """Both engines, one child each, and the targets' verdict (training memory above the
+    baseline, kernelab ≤ PyTorch)."""
+    records = {e: measure(e, batches, batch_size, threads) for e in ("kernelab", "torch")}
+    kl, pt = records["kernelab"], records["torch"]
+    return {
+        "name": "memory/train_epoch",
+        "title": f"training, {batches} batches of {batch_size}",
+        "engines": records,
+        "increment_ratio": kl["increment_mb"] / max(pt["increment_mb"], 1e-9),
+        "peak_ratio": kl["peak_mb"] / pt["peak_mb"],
+        "target_met": kl["increment_mb"] <= pt["increment_mb"],
+    }
+
+
+if __name__ == "__main__":
+    engine, batches, batch_size, threads = sys.argv[1], *map(int, sys.argv[2:5])
+    print(json.dumps(train_epoch(engine, batches, batch_size, threads)))

@@ -1,0 +1,24 @@
+"""What export and import share: the error they raise and the ONNX package, imported lazily."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+MIN_OPSET = 13  # Softmax along one axis, ReduceSum/Squeeze/Unsqueeze axes as inputs
+
+
+class ONNXError(ValueError):
+    """A model, operation or file that cannot be converted to or from ONNX."""
+
+
+def require_onnx() -> ModuleType:
+    """The ``onnx`` package, or an ImportError that says how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX exchange needs the onnx package: pip install onnx") from None
+    return onnx
+
+
+def supported(names) -> str:
+    return ", ".join(sorted(names))

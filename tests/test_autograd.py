@@ -1,0 +1,195 @@
+"""The autograd engine: accumulation, graph recording modes, retained graphs, dtypes kept end
+to end, and anomaly detection that names the operation."""
+
+import numpy as np
+import pytest
+import torch
+from gradcheck import assert_rel_close
+
+import kernelab as kl
+import kernelab.functional as F
+from kernelab import nn
+from kernelab.autograd import Function
+
+
+def test_a_tensor_used_twice_accumulates_like_pytorch():
+    # Residual block y = x + conv(x): x's gradient is the sum over both paths.
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((3, 3, 3, 3)), np.ones(3)
+    ours = [kl.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = ours[0] + F.conv2d(ours[0], ours[1], ours[2], padding=1)
+    ty = theirs[0] + torch.nn.functional.conv2d(theirs[0], theirs[1], theirs[2], padding=1)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    for a, t in zip(ours, theirs, strict=True):
+        assert_rel_close(a.grad, t.grad.numpy(), 1e-12, "gradient")
+
+
+def test_diamond_graph():
+    x = kl.tensor([2.0], requires_grad=True)
+    a = x * 3
+    y = a * a + a.exp() + a  # a reaches y along three paths
+    y.backward()
+    a_val = 6.0
+    np.testing.assert_allclose(x.grad, [3 * (2 * a_val + np.exp(a_val) + 1)], rtol=1e-6)
+
+
+def test_long_chain_needs_no_recursion():
+    x = kl.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y + x
+    y.backward()
+    assert x.grad.tolist() == [5001.0]
+
+
+def test_no_grad_records_nothing():
+    x = kl.tensor([1.0, 2.0], requires_grad=True)
+    with kl.no_grad():
+        y = (x * 2).exp().sum()
+        assert not kl.is_grad_enabled()
+        with kl.enable_grad():
+            z = x * 2
+    assert kl.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf and y._node is None
+    assert z.requires_grad and z.grad_fn == "Mul"
+
+    @kl.no_grad()
+    def infer(t):
+        return t * 2
+
+    assert not infer(x).requires_grad
+    with kl.inference_mode():
+        assert not (x + 1).requires_grad
+    with kl.set_grad_enabled(False):
+        assert not (x + 1).requires_grad
+    assert (x + 1).requires_grad
+
+
+def test_inputs_that_need_no_gradient_get_none():
+    x = kl.Tensor(np.ones((1, 1, 4, 4)))
+    w = kl.Tensor(np.ones((2, 1, 3, 3)), requires_grad=True)
+    b = kl.Tensor(np.zeros(2))
+    F.conv2d(x, w, b).sum().backward()
+    assert x.grad is None and b.grad is None
+    np.testing.assert_array_equal(w.grad, np.full((2, 1, 3, 3), 4.0))
+
+
+def test_backward_twice_needs_retain_graph():
+    x = kl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        y.backward()
+
+    x.grad = None
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad, 3 * 2 * x.data)  # accumulated three times
+
+
+class Probe(Function):
+    """Identity whose backward records the dtype of the gradient passing through."""
+
+    seen: list = []
+
+    @staticmethod
+    def forward(ctx, x, name):
+        ctx.name = name
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        Probe.seen.append((ctx.name, g.dtype))
+        return g
+
+
+def small_cnn(generator=0):
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, generator=generator),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding="same", groups=2, generator=generator),
+        nn.LeakyReLU(0.1),
+        nn.AvgPool2d(2, padding=1, count_include_pad=False),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Dropout2d(0.25, generator=generator),
+        nn.Flatten(),
+        nn.Linear(24, 16, generator=generator),
+        nn.Tanh(),
+        nn.Dropout(0.25, generator=generator),
+        nn.Linear(16, 12, generator=generator),
+        nn.Sigmoid(),
+        nn.Linear(12, 10, generator=generator),
+    )
+
+
+@pytest.mark.parametrize("dtype", [kl.float32, kl.float64])
+@pytest.mark.parametrize("how", ["default_dtype", "to"])
+def test_dtype_is_kept_end_to_end(dtype, how):
+    if how == "default_dtype":
+        kl.set_default_dtype(dtype)
+        model = small_cnn()
+    else:
+        model = small_cnn().to(dtype)
+    rng = np.random.default_rng(1)
+    x = kl.Tensor(rng.standard_normal((4, 1, 8, 8)).astype(dtype), requires_grad=True)
+    target = kl.Tensor(rng.integers(0, 10, 4))
+    Probe.seen = []
+    h = x
+    for i, layer in enumerate(model):
+        h = layer(Probe.apply(h, name=f"into layer {i} {layer._short_repr()}"))
+        assert h.dtype == dtype, f"layer {i} {layer}: output {h.dtype}"
+    for loss in (
+        F.cross_entropy(h, target, label_smoothing=0.1),
+        F.nll_loss(F.log_softmax(h, dim=1), target),
+        F.mse_loss(F.softmax(h, dim=1), kl.Tensor(np.eye(10, dtype=dtype)[target.data])),
+    ):
+        assert loss.dtype == dtype
+        loss.backward(retain_graph=True)
+    assert len(Probe.seen) == 3 * len(model)
+    for name, seen in Probe.seen:
+        assert seen == dtype, f"gradient {name}: {seen}"
+    assert x.grad.dtype == dtype
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.dtype.kind == "f":
+            assert tensor.dtype == dtype, name
+        if tensor.requires_grad:
+            assert tensor.grad is not None and tensor.grad.dtype == dtype, name
+
+
+def test_detect_anomaly_names_the_operation():
+    x = kl.tensor([1.0, -1.0], requires_grad=True)
+    with kl.detect_anomaly(), pytest.warns(RuntimeWarning), pytest.raises(
+        FloatingPointError, match="Log: output 0 holds NaN or Inf"
+    ):
+        x.log()
+    # The gradient of sqrt at 0 is infinite: caught in the backward, naming Sqrt.
+    z = kl.tensor([0.0, 4.0], requires_grad=True)
+    with kl.detect_anomaly():
+        y = z.sqrt().sum()
+        with pytest.warns(RuntimeWarning), pytest.raises(
+            FloatingPointError, match="Sqrt: gradient 0 holds NaN or Inf"
+        ):
+            y.backward()
+    with kl.detect_anomaly(), pytest.raises(FloatingPointError, match="Conv2d: input 0"):
+        w = kl.Tensor(np.ones((1, 1, 2, 2)))
+        F.conv2d(kl.Tensor(np.full((1, 1, 3, 3), np.nan)), w)
+    with kl.detect_anomaly(), pytest.raises(FloatingPointError, match="Sum: output 0"):
+        kl.Tensor(np.array([1e308, 1e308])).sum()
+
+
+def test_without_detect_anomaly_nan_flows_silently():
+    with np.errstate(invalid="ignore"):
+        y = kl.tensor([-1.0]).log() * 2
+    assert np.isnan(y.item())
+    kl.set_detect_anomaly(True)
+    try:
+        with pytest.raises(FloatingPointError):
+            kl.tensor([np.inf]) * 2
+    finally:
+        kl.set_detect_anomaly(False)
