@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import arch, data, init, io, optim, random, viz
+from . import arch, data, distributed, init, io, optim, random, viz
 from . import functional as F
 from .autograd import no_grad
 from .nn import Conv2d, Module
@@ -172,15 +173,36 @@ def _new_run_dir(args: argparse.Namespace) -> Path:
     return Path("runs") / time.strftime("%Y-%m-%d-%H%M%S")
 
 
+def make_train_loader(dataset: data.TensorDataset, config: dict[str, Any]) -> data.DataLoader:
+    """Shuffled batches; under mpiexec each rank gets its share of every global batch."""
+    world = distributed.get_world_size()
+    if world == 1:
+        return data.DataLoader(
+            dataset, config["batch_size"], shuffle=True, generator=config["seed"]
+        )
+    if config["batch_size"] % world:
+        raise ValueError(
+            f"--batch-size {config['batch_size']} must divide evenly over {world} ranks"
+        )
+    sampler = distributed.DistributedSampler(dataset, seed=config["seed"])
+    return data.DataLoader(dataset, config["batch_size"] // world, sampler=sampler)
+
+
 def train(args: argparse.Namespace) -> int:
+    if distributed.launched_by_mpi():
+        distributed.init_process_group()
+        if args.threads is None:  # share the cores between the ranks on this machine
+            args.threads = max(1, (os.cpu_count() or 1) // distributed.get_world_size())
     set_threads(args.threads)
+    leader = distributed.get_rank() == 0
     if args.resume:
         config, run_dir = _resume_config(args)
     else:
         config, run_dir = _config(args), _new_run_dir(args)
     random.manual_seed(config["seed"])
     splits, (x_train, y_train), (x_test, y_test) = load_data(config)
-    print(f"data: {splits.source}; {len(x_train)} training, {len(x_test)} test images")
+    if leader:
+        print(f"data: {splits.source}; {len(x_train)} training, {len(x_test)} test images")
     config["input_shape"] = list(x_train.shape[1:])
     config["classes"] = list(splits.classes)
     model = model_from_config(config)
@@ -194,10 +216,9 @@ def train(args: argparse.Namespace) -> int:
     frozen = set(config.get("frozen", []))
     for name, param in model.named_parameters():
         param.requires_grad = name not in frozen
-    loader = data.DataLoader(
-        data.TensorDataset(x_train, y_train), config["batch_size"], shuffle=True,
-        generator=config["seed"],
-    )
+    loader = make_train_loader(data.TensorDataset(x_train, y_train), config)
+    if distributed.get_world_size() > 1:
+        model = distributed.DistributedDataParallel(model)
     if config["augment"]:  # shifted-in pixels are background: 0 before normalisation
         background = -config["mean"] / config["std"]
         train_loader = ShiftedLoader(loader, config["augment"], config["seed"], background)
@@ -208,14 +229,20 @@ def train(args: argparse.Namespace) -> int:
     scheduler, when = make_scheduler(optimizer, config, len(loader))
     trainer = Trainer(
         model, train_loader, optimizer, val_loader=test_loader, scheduler=scheduler,
-        scheduler_step=when, run_dir=run_dir, checkpoint_every=args.checkpoint_every,
-        patience=config["patience"], progress=not args.no_progress, config=config,
+        scheduler_step=when, run_dir=run_dir if leader else None,
+        checkpoint_every=args.checkpoint_every, patience=config["patience"],
+        progress=leader and not args.no_progress, config=config,
     )
     if args.resume:
         trainer.restore(run_dir / CHECKPOINT)
         print(f"resuming {run_dir} after epoch {trainer.epoch}")
-    print(f"run folder: {run_dir}")
+    if leader:
+        print(f"run folder: {run_dir}" + (
+            f" ({distributed.get_world_size()} ranks)" if distributed.get_world_size() > 1 else ""
+        ))
     history = trainer.fit(config["epochs"])
+    if not leader:
+        return 0
     last = history.epochs[-1]
     write_pictures(model, history.epochs, run_dir)
     print(

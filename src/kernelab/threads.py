@@ -14,7 +14,8 @@ def _threadpoolctl():
     try:
         import threadpoolctl
     except ImportError:
-        raise ImportError('setting threads needs threadpoolctl: pip install "kernelab[train]"') from None
+        hint = 'setting threads needs threadpoolctl: pip install "kernelab[train]"'
+        raise ImportError(hint) from None
     return threadpoolctl
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from . import functional as F
 from . import io, random
 from .autograd import no_grad
+from .distributed import get_world_size
 from .nn import Module
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .progress import Progress
@@ -98,6 +99,11 @@ def evaluate(
     return running.summary("val")
 
 
+def _unwrapped(model: Module) -> Module:
+    """The model inside a data-parallel wrapper: checkpoints never depend on the rank count."""
+    return getattr(model, "module", model)
+
+
 def _lr(optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
@@ -135,7 +141,7 @@ class Trainer:
     # ---- checkpoints
     def state(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(),
+            "model": _unwrapped(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
@@ -154,7 +160,7 @@ class Trainer:
     def restore(self, path: str | Path) -> None:
         """Continue from a checkpoint written by :meth:`save`."""
         state = io.load(path)
-        self.model.load_state_dict(state["model"])
+        _unwrapped(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -206,9 +212,13 @@ class Trainer:
             epoch=self.epoch + 1,
             lr=_lr(self.optimizer),
             seconds=seconds,
-            images_per_s=(self.running.seen - seen_before) / max(seconds, 1e-9),
+            images_per_s=(self.running.seen - seen_before) * self._ranks() / max(seconds, 1e-9),
         )
         return row
+
+    def _ranks(self) -> int:
+        """Processes sharing each batch: a data-parallel model's world, else 1."""
+        return get_world_size() if self.model is not _unwrapped(self.model) else 1
 
     def fit(self, epochs: int) -> History:
         while self.epoch < epochs:

@@ -43,8 +43,8 @@ def test_kernel_stays_exactly_symmetric_through_training(symmetry, size, name):
 
 @pytest.mark.parametrize("symmetry, size", ALL_CASES)
 def test_initial_kernel_is_the_symmetric_part_of_the_default_draw(symmetry, size):
-    plain = nn.Conv2d(4, 3, size, groups=2, generator=11)
-    symmetric = nn.Conv2d(4, 3, size, groups=2, symmetry=symmetry, generator=11)
+    plain = nn.Conv2d(4, 6, size, groups=2, generator=11)
+    symmetric = nn.Conv2d(4, 6, size, groups=2, symmetry=symmetry, generator=11)
     kernel = symmetric.materialize()
     assert is_symmetric(kernel, symmetry)
     np.testing.assert_allclose(kernel, group_average(plain.weight.data, symmetry),

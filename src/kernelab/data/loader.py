@@ -138,6 +138,8 @@ class DataLoader:
             Generator, or None for kernelab's default generator, gives one draw at construction.
         num_workers: accepted for PyTorch compatibility and ignored (loading is in-process).
         collate_fn: turns a list of samples into a batch; :func:`default_collate` by default.
+        sampler: an iterable of sample indices (with ``set_epoch`` if its order changes per
+            epoch, as :class:`~kernelab.distributed.DistributedSampler`), instead of shuffle.
 
     Data order: epoch ``e`` uses ``np.random.default_rng([seed, e]).permutation(n)``. A
     complete pass advances :attr:`epoch` by one, and so does starting a new pass after one
@@ -156,6 +158,7 @@ class DataLoader:
         generator: np.random.Generator | int | None = None,
         num_workers: int = 0,
         collate_fn: Callable[[list], Any] | None = None,
+        sampler: Any = None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"DataLoader: expected an int batch_size, received {batch_size!r}")
@@ -163,7 +166,9 @@ class DataLoader:
             raise ValueError(f"DataLoader: expected batch_size >= 1, received {batch_size}")
         if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
             raise ValueError(f"DataLoader: expected num_workers >= 0, received {num_workers!r}")
-        self.dataset = dataset
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive")
+        self.dataset, self.sampler = dataset, sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -175,7 +180,7 @@ class DataLoader:
         self._in_pass = False  # a pass has started and not finished
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
@@ -191,6 +196,10 @@ class DataLoader:
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices in the order epoch ``epoch`` visits them."""
+        if self.sampler is not None:  # e.g. a DistributedSampler: this rank's share
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

@@ -90,7 +90,9 @@ def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
     keep = t != ignore_index
     bad = keep & ((t < 0) | (t >= n_classes))
     if bad.any():
-        raise IndexError(f"target {t[bad][0]} is out of range for {n_classes} classes")
+        raise IndexError(
+            f"target {t[bad][0]} is out of range: expected class indices in [0, {n_classes})"
+        )
     rows = np.flatnonzero(keep)
     w_target = w[t[rows]]
     a = np.zeros((len(t), n_classes), dtype=x.dtype)

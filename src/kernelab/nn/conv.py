@@ -62,7 +62,10 @@ class Conv2d(Module):
                 f"{name}: in_channels and out_channels must be divisible by groups={groups}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        geometry = conv_geometry(kernel_size, stride, padding, dilation, groups)
+        try:
+            geometry = conv_geometry(kernel_size, stride, padding, dilation, groups)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
         self.kernel_size, self.stride = geometry.kernel_size, geometry.stride
         self.dilation, self.geometry = geometry.dilation, geometry
         self.padding = padding if isinstance(padding, str) else geometry.padding

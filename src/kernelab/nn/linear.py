@@ -35,8 +35,8 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        bias = "" if self.bias is not None else ", bias=False"
-        return f"in_features={self.in_features}, out_features={self.out_features}{bias}"
+        bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={bias}"
 
 
 class Flatten(Module):

@@ -57,8 +57,9 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return self.forward(*args, **kwargs)
-        except ShapeError as error:
-            if error.layer is None:  # the innermost layer names itself, once
+        except (ShapeError, TypeError, ValueError, IndexError) as error:
+            # Bad input (shape, dtype, value): the innermost layer names itself, once.
+            if getattr(error, "layer", None) is None and error.args:
                 error.layer = self._short_repr()
                 error.args = (f"{error.layer}: {error.args[0]}",) + error.args[1:]
             raise

@@ -1,0 +1,292 @@
+"""Load an ONNX graph as a kernelab Module that runs its nodes in order.
+
+A node with a kernelab layer of identical meaning becomes that layer, a child module named
+after its weights (``features.0.weight`` → child ``features.0``, so the state_dict keys are
+the initializer names) or else after the node: Conv → ``Conv2d``, Gemm with transB=1 and
+alpha = beta = 1 → ``Linear``, BatchNormalization → ``BatchNorm1d``/``2d``, pools,
+activations, Flatten, Dropout. Every other node runs as a kernelab operation
+(``load_ops.py``). Floating-point initializers are Parameters — the model's weights — and
+BatchNormalization's mean and variance are buffers, so the loaded model trains, fine-tunes
+and freezes like any other; integer initializers (shapes, axes) are buffers.
+
+Shape computations (``Shape → Gather → Unsqueeze → Concat → Reshape``) run on NumPy integer
+arrays at each call, so the batch size stays free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..nn import Module, Parameter
+from ..tensor import Tensor, as_tensor, unwrap
+from .common import ONNXError, require_onnx, supported
+
+
+@dataclass
+class Step:
+    """One node: what it reads and writes, its attributes, and the child that runs it."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    module: str | None = None
+
+
+class Namespace(Module):
+    """Groups the layers and weights that share a name prefix; it is never called."""
+
+
+class GraphModule(Module):
+    """An ONNX graph as a Module: ``forward(*inputs)`` runs the steps in order.
+
+    ``onnx_steps`` are the nodes; a step with a ``module`` calls that child on its first
+    input, any other runs its kernelab operation. ``onnx_values`` maps each initializer and
+    constant to the dotted name of the Parameter or buffer that holds it.
+    """
+
+    def __init__(self, opset: int, inputs: list[str], outputs: list[str]):
+        super().__init__()
+        self.onnx_opset, self.onnx_inputs, self.onnx_outputs = opset, inputs, outputs
+        self.onnx_steps: list[Step] = []
+        self.onnx_values: dict[str, str] = {}
+
+    def forward(self, *inputs: Any) -> Any:
+        from .load_ops import OPS
+
+        if len(inputs) != len(self.onnx_inputs):
+            raise ONNXError(
+                f"GraphModule: expected {len(self.onnx_inputs)} inputs "
+                f"{self.onnx_inputs}, got {len(inputs)}"
+            )
+        env: dict[str, Any] = {n: as_tensor(x) for n, x in zip(self.onnx_inputs, inputs)}
+        env.update({name: _resolve(self, path) for name, path in self.onnx_values.items()})
+        for step in self.onnx_steps:
+            args = [env[n] if n else None for n in step.inputs]
+            if step.module is not None:
+                result = _resolve(self, step.module)(args[0])
+            else:
+                result = OPS[step.op](step, args, self.onnx_opset)
+            results = result if isinstance(result, tuple) else (result,)
+            env.update((n, v) for n, v in zip(step.outputs, results) if n)
+        outputs = tuple(env[n] for n in self.onnx_outputs)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def extra_repr(self) -> str:
+        return f"inputs={self.onnx_inputs}, outputs={self.onnx_outputs}, opset={self.onnx_opset}"
+
+
+def _resolve(root: Module, path: str) -> Any:
+    value: Any = root
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+# ---- names
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+
+
+def _free(root: Module, path: str) -> bool:
+    """True when ``path`` can be created: valid names, free last part, Namespaces above it."""
+    parts = path.split(".")
+    if not all(_SEGMENT.fullmatch(p) for p in parts):
+        return False
+    parent: Any = root
+    for part in parts[:-1]:
+        child = parent._modules.get(part)
+        if child is None:
+            if hasattr(parent, part):
+                return False
+            return True
+        if type(child) is not Namespace:
+            return False
+        parent = child
+    return not hasattr(parent, parts[-1])
+
+
+def _flat(root: Module, name: str) -> str:
+    """A fresh attribute name of ``root`` made from any string."""
+    base = re.sub(r"\W+", "_", name).strip("_") or "value"
+    candidate, n = base, 0
+    while not _free(root, candidate):
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def place(root: Module, path: str, value: Any, persistent: bool = True) -> str:
+    """Register a module, Parameter or buffer at ``path`` (or a flat fresh name); its path."""
+    if not _free(root, path):
+        path = _flat(root, path)
+    *parents, last = path.split(".")
+    owner: Module = root
+    for part in parents:
+        if part not in owner._modules:
+            owner.add_module(part, Namespace())
+        owner = owner._modules[part]
+    if isinstance(value, (Module, Parameter)):
+        setattr(owner, last, value)
+    else:
+        owner.register_buffer(last, value, persistent=persistent)
+    return path
+
+
+# ---- reading the file
+def _attributes(onnx: Any, node: Any) -> dict[str, Any]:
+    attrs = {}
+    for a in node.attribute:
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, onnx.TensorProto):
+            value = onnx.numpy_helper.to_array(value)
+        elif isinstance(value, list):
+            value = [v.decode() if isinstance(v, bytes) else v for v in value]
+        attrs[a.name] = value
+    return attrs
+
+
+def _read(source: Any) -> Any:
+    onnx = require_onnx()
+    if isinstance(source, onnx.ModelProto):
+        return source
+    try:
+        if isinstance(source, bytes):
+            return onnx.load_from_string(source)
+        return onnx.load(os.fspath(source))
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise ONNXError(f"load: {source!s:.200} is not a readable ONNX model ({error})") from None
+
+
+def _opset(model: Any) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ONNXError("load: the model imports no version of the standard ONNX operator set")
+
+
+def _shapes(onnx: Any, model: Any) -> dict[str, tuple]:
+    """Shapes ONNX shape inference finds (None for a symbolic size); empty if it fails."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        return {}
+    shapes = {}
+    graph = inferred.graph
+    for info in list(graph.value_info) + list(graph.input) + list(graph.output):
+        t = info.type.tensor_type
+        if t.HasField("shape"):
+            dims = t.shape.dim
+            shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return shapes
+
+
+def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
+    """A :class:`GraphModule` running the ONNX model in ``source`` (a path, bytes or proto).
+
+    An operation, attribute or attribute value without an exact kernelab equivalent is an
+    :class:`ONNXError` naming the node, its type and the supported list.
+    """
+    from .load_ops import OPS, check_node, layer_for
+
+    onnx = require_onnx()
+    model = _read(source)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as error:
+        raise ONNXError(f"load: the model is not valid ONNX: {error}") from None
+    opset, graph = _opset(model), model.graph
+    static = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    initializers = set(static)
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    root = GraphModule(opset, inputs, [o.name for o in graph.output])
+    shapes = _shapes(onnx, model)
+    steps = []
+    for index, node in enumerate(graph.node):
+        name = node.name or f"{node.op_type}_{index}"
+        if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
+            raise ONNXError(
+                f"load: node '{name}' has operation {node.domain or 'ai.onnx'}.{node.op_type}, "
+                f"which kernelab does not support; supported: {supported(OPS)}"
+            )
+        step = Step(node.op_type, name, list(node.input), list(node.output), _attributes(onnx, node))
+        check_node(step, opset)
+        if step.op == "Constant":
+            static[step.outputs[0]] = OPS["Constant"](step, [], opset)
+            root.onnx_values[step.outputs[0]] = place(
+                root, _flat(root, step.outputs[0]), static[step.outputs[0]], persistent=False
+            )
+            continue
+        if step.op == "Identity" and step.inputs[0] in static:
+            static[step.outputs[0]] = static[step.inputs[0]]
+        steps.append(step)
+    steps = _live(steps, root.onnx_outputs, static, shapes, layer_for)
+    for step in steps:
+        layer = layer_for(step, static, shapes, opset)
+        if layer is not None:
+            step.module = _adopt(root, step, layer, initializers)
+    _register_weights(root, steps, static, initializers)
+    root.onnx_steps = steps
+    return root
+
+
+def _live(steps: list[Step], outputs: list[str], static, shapes, layer_for) -> list[Step]:
+    """The steps some graph output needs; a layer needs its first input only."""
+    needed = set(outputs)
+    live = []
+    for step in reversed(steps):
+        if not any(n in needed for n in step.outputs):
+            continue
+        live.append(step)
+        is_layer = layer_for(step, static, shapes, None) is not None
+        needed.update(step.inputs[:1] if is_layer else step.inputs)
+    return live[::-1]
+
+
+def _adopt(root: GraphModule, step: Step, layer: Any, initializers: set[str]) -> str:
+    """Place the layer under its weights' prefix (or the node's name); tie shared weights."""
+    weights = getattr(layer, "onnx_weights", {})
+    del layer.onnx_weights
+    prefixes = {n.rpartition(".")[0] for n in weights.values() if n in initializers}
+    path = prefixes.pop() if len(prefixes) == 1 and "" not in prefixes else step.name
+    if not _free(root, path):
+        path = _flat(root, step.name)
+    path = place(root, path, layer)
+    for attribute, init_name in weights.items():
+        if init_name in root.onnx_values and init_name in initializers:
+            shared = _resolve(root, root.onnx_values[init_name])
+            if isinstance(shared, Parameter):
+                setattr(layer, attribute, shared)  # one weight used by two layers stays one
+                continue
+        if init_name in initializers:
+            root.onnx_values.setdefault(init_name, f"{path}.{attribute}")
+    return path
+
+
+def _register_weights(root: GraphModule, steps: list[Step], static, initializers) -> None:
+    """Initializers read by non-layer steps: float ones as Parameters, others as buffers."""
+    for step in steps:
+        if step.module is not None:
+            continue
+        for name in step.inputs:
+            if name not in initializers or name in root.onnx_values:
+                continue
+            array = np.array(static[name], copy=True)
+            value: Any = Parameter(array) if array.dtype.kind == "f" else array
+            root.onnx_values[name] = place(root, name, value)
+
+
+def as_array(value: Any) -> np.ndarray:
+    return np.asarray(unwrap(value))
+
+
+__all__ = ["GraphModule", "Namespace", "Step", "Tensor", "as_array", "load", "place"]
