@@ -164,16 +164,19 @@ def test_dtype_is_kept_end_to_end(dtype, how):
 
 def test_detect_anomaly_names_the_operation():
     x = kl.tensor([1.0, -1.0], requires_grad=True)
-    with kl.detect_anomaly(), pytest.warns(RuntimeWarning), pytest.raises(
-        FloatingPointError, match="Log: output 0 holds NaN or Inf"
+    with (
+        kl.detect_anomaly(),
+        pytest.warns(RuntimeWarning),
+        pytest.raises(FloatingPointError, match="Log: output 0 holds NaN or Inf"),
     ):
         x.log()
     # The gradient of sqrt at 0 is infinite: caught in the backward, naming Sqrt.
     z = kl.tensor([0.0, 4.0], requires_grad=True)
     with kl.detect_anomaly():
         y = z.sqrt().sum()
-        with pytest.warns(RuntimeWarning), pytest.raises(
-            FloatingPointError, match="Sqrt: gradient 0 holds NaN or Inf"
+        with (
+            pytest.warns(RuntimeWarning),
+            pytest.raises(FloatingPointError, match="Sqrt: gradient 0 holds NaN or Inf"),
         ):
             y.backward()
     with kl.detect_anomaly(), pytest.raises(FloatingPointError, match="Conv2d: input 0"):

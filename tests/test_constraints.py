@@ -154,8 +154,9 @@ def test_errors_name_the_problem():
 
 
 # ---- gradients
-GRADIENT_CASES = [(s, size) for s in TYPES for size in [(3, 3), (4, 4), (2, 3)]
-                  if s != "rot90" or size != (2, 3)]
+GRADIENT_CASES = [
+    (s, size) for s in TYPES for size in [(3, 3), (4, 4), (2, 3)] if s != "rot90" or size != (2, 3)
+]
 
 
 @pytest.mark.parametrize("symmetry, size", GRADIENT_CASES)
@@ -176,8 +177,8 @@ def test_gradient_matches_central_differences(symmetry, size):
 
 def torch_symmetric_conv(theta, orbits, x, bias, stride, padding, dilation, groups):
     """The same parametrisation written in PyTorch: W = sign · θ[..., index], then conv2d."""
-    index = torch.as_tensor(orbits.index.ravel())
-    sign = torch.as_tensor(orbits.sign.ravel(), dtype=theta.dtype)
+    index = torch.tensor(orbits.index.ravel())
+    sign = torch.tensor(orbits.sign.ravel(), dtype=theta.dtype)
     kernel = (theta[..., index] * sign).reshape(theta.shape[:2] + orbits.kernel_size)
     return torch.nn.functional.conv2d(x, kernel, bias, stride, padding, dilation, groups)
 
@@ -195,12 +196,14 @@ TORCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("symmetry, size, c_in, c_out, stride, padding, dilation, groups",
-                         TORCH_CASES)
+@pytest.mark.parametrize(
+    "symmetry, size, c_in, c_out, stride, padding, dilation, groups", TORCH_CASES
+)
 def test_gradient_matches_pytorch(symmetry, size, c_in, c_out, stride, padding, dilation, groups):
     rng = np.random.default_rng(2)
-    conv = kl.nn.Conv2d(c_in, c_out, size, stride, padding, dilation, groups,
-                        symmetry=symmetry, generator=3).double()
+    conv = kl.nn.Conv2d(
+        c_in, c_out, size, stride, padding, dilation, groups, symmetry=symmetry, generator=3
+    ).double()
     conv.weight_free.data[...] = rng.standard_normal(conv.weight_free.shape)
     x = rng.standard_normal((2, c_in, 9, 8))
     xk = kl.tensor(x, requires_grad=True)
@@ -216,8 +219,7 @@ def test_gradient_matches_pytorch(symmetry, size, c_in, c_out, stride, padding, 
     y_t.backward(torch.tensor(u))
 
     np.testing.assert_allclose(y.data, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.weight_free.grad, theta_t.grad.numpy(), rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(conv.weight_free.grad, theta_t.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.bias.grad, bias_t.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(xk.grad, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
 

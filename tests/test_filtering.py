@@ -29,8 +29,10 @@ def scipy_filter(image, kernel, mode):
     fn = ndimage.correlate if mode == "correlate" else ndimage.convolve
     if image.ndim == 2:
         return fn(image, kernel, mode="constant", cval=0.0)
-    return np.stack([fn(image[..., c], kernel, mode="constant", cval=0.0)
-                     for c in range(image.shape[2])], axis=-1)
+    return np.stack(
+        [fn(image[..., c], kernel, mode="constant", cval=0.0) for c in range(image.shape[2])],
+        axis=-1,
+    )
 
 
 @pytest.mark.parametrize("mode", ["correlate", "convolve"])
@@ -47,18 +49,21 @@ def test_correlate_and_convolve_differ_only_for_asymmetric_kernels():
     image = RNG.uniform(0, 1, size=(12, 12))
     for kernel in (K.gaussian(5), K.box(3), K.laplacian(8), K.identity(3)):
         assert is_point_symmetric(kernel)
-        np.testing.assert_allclose(filter_image(image, kernel, "convolve"),
-                                   filter_image(image, kernel, "correlate"), atol=1e-12)
+        np.testing.assert_allclose(
+            filter_image(image, kernel, "convolve"),
+            filter_image(image, kernel, "correlate"),
+            atol=1e-12,
+        )
     for kernel in (K.sobel_x(), K.emboss(), RNG.normal(size=(3, 3))):
         assert not is_point_symmetric(kernel)
-        assert not np.allclose(filter_image(image, kernel, "convolve"),
-                               filter_image(image, kernel, "correlate"))
+        assert not np.allclose(
+            filter_image(image, kernel, "convolve"), filter_image(image, kernel, "correlate")
+        )
     # Sobel x is antisymmetric: convolving it gives minus the correlation, away from borders.
     ramp = np.tile(np.arange(8.0), (8, 1))  # intensity increases to the right
     correlated = filter_image(ramp, K.sobel_x(), "correlate")[1:-1, 1:-1]
     assert (correlated > 0).all()
-    np.testing.assert_allclose(filter_image(ramp, K.sobel_x(), "convolve")[1:-1, 1:-1],
-                               -correlated)
+    np.testing.assert_allclose(filter_image(ramp, K.sobel_x(), "convolve")[1:-1, 1:-1], -correlated)
 
 
 def test_bad_arguments():
@@ -91,8 +96,7 @@ def test_cli_filter_end_to_end(tmp_path, capsys, mode):
     pixels = RNG.integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
     image = write_png(tmp_path / "in.png", pixels)
     out = tmp_path / "out.png"
-    argv = ["filter", image, "--kernel", "sobel-x", "--mode", mode, "--out", str(out),
-            "--compare"]
+    argv = ["filter", image, "--kernel", "sobel-x", "--mode", mode, "--out", str(out), "--compare"]
     assert main(argv) == 0
     line = capsys.readouterr().out
     assert f"{mode}d" in line and "CNN layer" in line and "not point-symmetric" in line
@@ -108,7 +112,7 @@ def test_cli_filter_default_output_and_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     image = write_png(tmp_path / "digit.png", RNG.integers(0, 256, (10, 10), dtype=np.uint8))
     assert main(["filter", image, "--kernel", "gaussian:5:1"]) == 0
-    assert "point-symmetric, so the other mode gives the same" in capsys.readouterr().out
+    assert "is point-symmetric, so --mode convolve gives the same result" in capsys.readouterr().out
     assert Image.open(tmp_path / "digit_gaussian_5_1_correlate.png").size == (10, 10)
     assert main(["filter", image, "--kernel", "nonsense"]) == 1
     error = capsys.readouterr().err

@@ -56,9 +56,11 @@ def cross_derivative(size):
     return np.outer(d, d)
 
 
-LOW = [K.box(k) for k in (2, 3, 4, 5, 7, 9)] + [
-    K.gaussian(k) for k in (3, 4, 5, 7, 9, 11)
-] + [K.gaussian(7, 1.5), K.gaussian(9, 2.0), K.gaussian((5, 9), (1.0, 2.0))]
+LOW = (
+    [K.box(k) for k in (2, 3, 4, 5, 7, 9)]
+    + [K.gaussian(k) for k in (3, 4, 5, 7, 9, 11)]
+    + [K.gaussian(7, 1.5), K.gaussian(9, 2.0), K.gaussian((5, 9), (1.0, 2.0))]
+)
 HIGH = [
     K.laplacian(4),
     K.laplacian(8),
@@ -110,11 +112,23 @@ def test_random_and_degenerate_kernels_do_not_crash():
 
 
 def test_frequency_table_counts_and_lists_kernels():
-    bank = [K.gaussian(5), K.laplacian(4, 5) * 0, K.laplacian(8, 3), K.box(3), K.sobel_x(),
-            K.identity(3)]
+    bank = [
+        K.gaussian(5),
+        K.laplacian(4, 5) * 0,
+        K.laplacian(8, 3),
+        K.box(3),
+        K.sobel_x(),
+        K.identity(3),
+    ]
     weight = np.stack([np.pad(k, ((0, 5 - len(k)), (0, 5 - len(k)))) for k in bank])[:, None]
     assert [r.kind for r in classify_layer(weight)] == [
-        "low-pass", "all-pass/other", "high-pass", "low-pass", "band-pass", "all-pass/other"]
+        "low-pass",
+        "all-pass/other",
+        "high-pass",
+        "low-pass",
+        "band-pass",
+        "all-pass/other",
+    ]
     table = frequency_table(weight)
     assert "| low-pass | 2 | 0, 3 |" in table
     assert "| high-pass | 1 | 2 |" in table

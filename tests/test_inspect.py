@@ -20,14 +20,31 @@ SHAPE = [1, 12, 12]
 @pytest.fixture
 def run(tmp_path):
     """A run folder as `kernelab train` writes it: checkpoint.kl and metrics.json."""
-    config = {"arch": SPEC, "input_shape": SHAPE, "mean": 0.1307, "std": 0.3081,
-              "classes": [str(c) for c in range(10)], "seed": 0, "data": "mnist"}
+    config = {
+        "arch": SPEC,
+        "input_shape": SHAPE,
+        "mean": 0.1307,
+        "std": 0.3081,
+        "classes": [str(c) for c in range(10)],
+        "seed": 0,
+        "data": "mnist",
+    }
     model = arch.build(SPEC, tuple(SHAPE), generator=0)
-    history = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 * e, "val_loss": 2.1 / e,
-                "val_acc": 0.25 * e} for e in (1, 2)]
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 2.0 / e,
+            "train_acc": 0.3 * e,
+            "val_loss": 2.1 / e,
+            "val_acc": 0.25 * e,
+        }
+        for e in (1, 2)
+    ]
     folder = tmp_path / "run"
-    io.save({"model": model.state_dict(), "config": config, "history": history},
-            folder / "checkpoint.kl")
+    io.save(
+        {"model": model.state_dict(), "config": config, "history": history},
+        folder / "checkpoint.kl",
+    )
     (folder / "metrics.json").write_text(json.dumps({"config": config, "epochs": history}))
     return folder
 
@@ -46,9 +63,16 @@ def test_inspect_end_to_end(run, capsys):
     for name in pictures:
         with Image.open(folder / name) as image:
             assert image.format == "PNG"
-    expected = {"input.png", "kernels_0.png", "frequency_0.png", "kernels_3.png",
-                "kernels_3_depth.png", "frequency_3.png", "prediction.png",
-                "learning_curves.png"}
+    expected = {
+        "input.png",
+        "kernels_0.png",
+        "frequency_0.png",
+        "kernels_3.png",
+        "kernels_3_depth.png",
+        "frequency_3.png",
+        "prediction.png",
+        "learning_curves.png",
+    }
     assert expected <= set(pictures)
     assert "kernels_0_depth.png" not in pictures  # depth 1: the mean view says it all
     features = [p for p in pictures if p.startswith("features_")]
@@ -69,8 +93,15 @@ def test_inspect_with_an_image_and_evaluation(run, tmp_path, monkeypatch):
     y_test = rng.integers(0, 10, 7)
     monkeypatch.setattr(commands, "load_data", lambda config: (None, None, (x_test, y_test)))
     out = tmp_path / "report"
-    argv = ["inspect", str(run), "--image", str(tmp_path / "one.png"), "--out", str(out),
-            "--evaluate"]
+    argv = [
+        "inspect",
+        str(run),
+        "--image",
+        str(tmp_path / "one.png"),
+        "--out",
+        str(out),
+        "--evaluate",
+    ]
     assert main(argv) == 0
     pictures, text = figures_of(out / "index.html")
     assert "confusion.png" in pictures and "one.png" in text
@@ -115,7 +146,10 @@ def test_feature_maps_of_any_model_and_forward_restored():
     x = np.random.default_rng(0).normal(size=(1, 1, 6, 6)).astype(np.float32)
     maps, out = feature_maps(model, x)
     assert [(name, m.shape) for name, _, m in maps] == [
-        ("first", (2, 6, 6)), ("block.0", (2, 6, 6)), ("block.1", (3, 4, 4))]
+        ("first", (2, 6, 6)),
+        ("block.0", (2, 6, 6)),
+        ("block.1", (3, 4, 4)),
+    ]
     np.testing.assert_array_equal(out, model(Tensor(x)).data[0])
     np.testing.assert_array_equal(maps[-1][2].ravel(), out)
     assert model.training and all("forward" not in vars(m) for m in model.modules())

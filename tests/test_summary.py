@@ -16,12 +16,27 @@ torch.set_num_threads(1)
 def test_classic_network_by_hand():
     s = summary(arch.build(arch.CLASSIC), (1, 28, 28))
     rows = {r.name: r for r in s.rows}
-    assert [r.layer for r in s.rows] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
-                                         "MaxPool2d", "Flatten", "Linear"]
+    assert [r.layer for r in s.rows] == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+    ]
     # output shapes: "same" keeps 28x28, each 2x2 pool halves it
-    assert [r.output_shape for r in s.rows] == [(32, 28, 28), (32, 28, 28), (32, 14, 14),
-                                                (64, 14, 14), (64, 14, 14), (64, 7, 7),
-                                                (64 * 7 * 7,), (10,)]
+    assert [r.output_shape for r in s.rows] == [
+        (32, 28, 28),
+        (32, 28, 28),
+        (32, 14, 14),
+        (64, 14, 14),
+        (64, 14, 14),
+        (64, 7, 7),
+        (64 * 7 * 7,),
+        (10,),
+    ]
     # parameters: kernels C_out·C_in·kH·kW plus one bias per feature map
     assert rows["0"].params == 32 * 1 * 25 + 32 == 832
     assert rows["3"].params == 64 * 32 * 25 + 64 == 51264
@@ -78,9 +93,14 @@ def test_shapes_and_parameters_match_pytorch():
 
 def test_classic_parameter_count_matches_pytorch():
     reference = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 5, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(3136, 10),
+        torch.nn.Conv2d(1, 32, 5, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 5, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3136, 10),
     )
     s = summary(arch.build(arch.CLASSIC), (1, 28, 28))
     assert s.params == sum(p.numel() for p in reference.parameters()) == 83466

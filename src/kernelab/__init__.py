@@ -32,4 +32,5 @@ half, float, double, long, int = float16, float32, float64, int64, int32  # noqa
 __version__ = "0.1.0"
 
 from . import functional, init, kernels, nn, optim
+from .summary import Summary, summary
 from .threads import get_num_threads, set_num_threads

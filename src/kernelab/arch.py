@@ -142,4 +142,3 @@ def build(spec: str, input_shape: tuple[int, ...] = (1, 28, 28), generator=None)
             raise SpecError(f"layer {position} '{token}': {error}") from None
         layers.append(layer)
     return nn.Sequential(*layers).train()
-

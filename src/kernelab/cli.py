@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder (or checkpoint file)")
     p.add_argument("images", nargs="+", help="image files")
     p.set_defaults(func=commands.predict)
+    p = sub.add_parser("summary", help="layers, shapes, parameters, MACs and receptive fields",
+                       description="Print the summary table of a run's model, or of an "
+                       "architecture spec.")
+    p.add_argument("run", nargs="?", help="run folder (or checkpoint file)")
+    p.add_argument("--arch", help="an architecture spec instead of a run")
+    p.add_argument("--input-shape", default="1,28,28", help="C,H,W (with --arch)")
+    p.set_defaults(func=commands.summarize)
     p = sub.add_parser("inspect", help="pictures of a run's kernels, feature maps and spectra",
                        description="Write into RUN/inspect/ the kernels of every convolution, "
                        "their frequency responses and classes (frequency.md), the feature maps "

@@ -15,6 +15,7 @@ from . import arch, data, distributed, init, io, optim, random, viz
 from . import functional as F
 from .autograd import no_grad
 from .nn import Conv2d, Module
+from .summary import summary
 from .tensor import Tensor
 from .train import BEST, CHECKPOINT, Trainer, evaluate as evaluate_model
 from .transfer import read_weights, transfer
@@ -130,7 +131,12 @@ def initialise(model: Module, name: str, seed: int) -> None:
     targets = convs[:1] if name.split(":")[0] in init.HAND_DESIGNED else convs
     generator = np.random.default_rng(seed)
     for conv in targets:
-        initializer(conv.weight, generator)
+        if conv.symmetry is None:
+            initializer(conv.weight, generator)
+        else:  # initialise the full kernel, keep its symmetric part
+            kernel = Tensor(conv.materialize())
+            initializer(kernel, generator)
+            conv.weight = kernel
 
 
 # ---- train
@@ -260,6 +266,19 @@ def write_pictures(model: Module, epochs: list[dict], run_dir: Path) -> None:
         viz.save(figure, run_dir / "kernels.png")
     except ImportError as error:
         print(f"no pictures: {error}")
+
+
+def summarize(args: argparse.Namespace) -> int:
+    if args.arch:
+        shape = tuple(int(n) for n in args.input_shape.split(","))
+        model = arch.build(args.arch, shape)
+    elif args.run:
+        model, config, _ = load_run(args.run)
+        shape = tuple(config["input_shape"])
+    else:
+        raise ValueError("give a run folder or --arch SPEC")
+    print(summary(model, shape))
+    return 0
 
 
 # ---- evaluate and predict

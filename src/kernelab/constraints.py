@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class Orbits:
         return matrix
 
 
-@lru_cache(maxsize=None)
+@cache
 def orbits(symmetry: str, kernel_size: tuple[int, int]) -> Orbits:
     """The orbit map of ``symmetry`` for kernels of ``kernel_size`` (kH, kW), cached."""
     kernel_size = (int(kernel_size[0]), int(kernel_size[1]))
@@ -132,6 +132,7 @@ def orbits(symmetry: str, kernel_size: tuple[int, int]) -> Orbits:
         index[members] = n_free
         sign[members] = [signs[m] for m in members]
         n_free += 1
+    index.flags.writeable = sign.flags.writeable = False  # cached and shared by every layer
     return Orbits(symmetry, kernel_size, index.reshape(kh, kw), sign.reshape(kh, kw), n_free)
 
 
@@ -182,9 +183,7 @@ def project(kernel, orbits: Orbits) -> np.ndarray:
     """
     kernel = np.asarray(kernel.data if isinstance(kernel, Tensor) else kernel)
     if kernel.shape[-2:] != orbits.kernel_size:
-        raise ValueError(
-            f"expected kernels of size {orbits.kernel_size}, got shape {kernel.shape}"
-        )
+        raise ValueError(f"expected kernels of size {orbits.kernel_size}, got shape {kernel.shape}")
     matrix = orbits.scatter_matrix(kernel.dtype)  # (kH·kW, n_free)
     sizes = np.abs(matrix).sum(axis=0)  # cells per orbit
     flat = kernel.reshape(kernel.shape[:-2] + (-1,))

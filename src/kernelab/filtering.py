@@ -135,11 +135,15 @@ def filter_command(args: argparse.Namespace) -> int:
         if args.mode == "correlate"
         else "convolved (kernel flipped by 180°; a CNN layer computes correlation instead)"
     )
-    same = "the same" if is_point_symmetric(kernel) else "different"
+    other = "convolve" if args.mode == "correlate" else "correlate"
+    symmetry = (
+        f"{args.kernel} is point-symmetric, so --mode {other} gives the same result"
+        if is_point_symmetric(kernel)
+        else f"{args.kernel} is not point-symmetric, so --mode {other} gives a different result"
+    )
     print(
-        f"{args.image}: {how} with {args.kernel} ({kh}x{kw}), zero padding; this kernel is "
-        f"{'' if same == 'the same' else 'not '}point-symmetric, so the other mode gives "
-        f"{same} result. Output {result.min():.4g}..{result.max():.4g} rescaled to 0..255: {out}"
+        f"{args.image}: {how} with {args.kernel} ({kh}x{kw}), zero padding; {symmetry}. "
+        f"Output {result.min():.4g}..{result.max():.4g} rescaled min-max to 0..255: {out}"
     )
     if args.compare:
         picture = _compare(image, kernel, args.kernel, out.with_name(out.stem + "_compare.png"))

@@ -20,22 +20,23 @@ The classification rule (:func:`classify`), on the magnitude M sampled on a size
    centroid* ``ρ̄ = Σ ρ·M² / Σ M²``, the energy-weighted mean radius over the whole grid
    (white noise, i.e. a flat spectrum, has ρ̄ ≈ 0.77).
 
-   ====================  =======================  ==========================
-   DC passes             dc >= 1/2, ρ̄ < 2/3       **low-pass**
-   (dc >= 1/2)           dc >= 1/2, ρ̄ >= 2/3      **all-pass/other**
-   DC blocked            dc < 1/2, ρ̄ >= 2/3       **high-pass**
-   (dc < 1/2)            dc < 1/2, ρ̄ < 2/3        **band-pass**
-   ====================  =======================  ==========================
+   - DC passes (dc >= 1/2) and ρ̄ < 2/3: **low-pass**
+   - DC passes (dc >= 1/2) and ρ̄ >= 2/3: **all-pass/other**
+   - DC blocked (dc < 1/2) and ρ̄ >= 2/3: **high-pass**
+   - DC blocked (dc < 1/2) and ρ̄ < 2/3: **band-pass**
 
    A filter that blocks DC and puts its energy in the upper third of the band is high-pass;
    one that blocks DC but keeps its energy lower down has a pass band that falls off at both
-   ends: band-pass. A filter that keeps DC but also keeps mostly high frequencies (a
-   sharpening filter that boosts edges) is none of the three.
+   ends: band-pass. DC gain and the peak are relative: the sharpening kernel
+   [[0, -1, 0], [-1, 5, -1], [0, -1, 0]] passes DC at gain 1 but its highest frequencies at
+   gain 9, so it counts as high-pass; a kernel that keeps DC at half its peak gain or more yet
+   puts its energy high up is none of the three.
 
 Consequences (checked in ``tests/test_frequency.py``): Gaussian and box filters are low-pass at
 every size; the 3x3 Laplacians (ρ̄ ≈ 0.9–1.0), identity minus a blur, and Sobel's 3x3
 cross-derivative d²/dxdy (ρ̄ ≈ 0.73) are high-pass; Gabor kernels with a wavelength near half
-the kernel size and differences of Gaussians are band-pass. **Sobel x is band-pass** (ρ̄ ≈ 0.57
+the kernel size (7x7 and up; at 5x5 that wavelength is 2.5 pixels, near Nyquist, and the
+Gabor is high-pass) and differences of Gaussians are band-pass. **Sobel x is band-pass** (ρ̄ ≈ 0.57
 at 3x3, lower at 5x5 and 7x7): its derivative row [-1, 0, 1] has response 2|sin 2πf|, zero at
 DC *and* at Nyquist, and its smoothing column [1, 2, 1] removes high vertical frequencies —
 a smoothed derivative. Larger Sobel-style kernels (5x5 cross-derivative, OpenCV's 5x5 and 7x7

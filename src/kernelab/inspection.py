@@ -40,8 +40,9 @@ def synthetic_digit(height: int = 28, width: int = 28) -> np.ndarray:
     for (y0, x0), (y1, x1) in strokes:
         dy, dx = y1 - y0, x1 - x0
         t = np.clip(((y - y0) * dy + (x - x0) * dx) / (dy * dy + dx * dx), 0, 1)
-        distance = np.minimum(distance, np.hypot((y - y0 - t * dy) * height,
-                                                 (x - x0 - t * dx) * width))
+        distance = np.minimum(
+            distance, np.hypot((y - y0 - t * dy) * height, (x - x0 - t * dx) * width)
+        )
     half_width = 1.2 * height / 28
     return np.rint(255 * np.clip(half_width + 0.5 - distance, 0, 1)).astype(np.uint8)
 
@@ -91,8 +92,9 @@ def model_input(pixels: np.ndarray, config: dict[str, Any]) -> np.ndarray:
 # ---- the model
 
 
-def feature_maps(model: Module, x: np.ndarray) -> tuple[list[tuple[str, Module, np.ndarray]],
-                                                          np.ndarray]:
+def feature_maps(
+    model: Module, x: np.ndarray
+) -> tuple[list[tuple[str, Module, np.ndarray]], np.ndarray]:
     """Each leaf layer's output for one image, in call order, and the model's output.
 
     Every leaf module's ``forward`` is wrapped for the duration of one evaluation-mode pass,
@@ -169,8 +171,10 @@ class Report:
         ]
         for kind, first, second in self.items:
             if kind == "figure":
-                parts.append(f'<figure><img src="{html.escape(first)}" alt="{html.escape(first)}">'
-                             f"<figcaption>{html.escape(second)}</figcaption></figure>")
+                parts.append(
+                    f'<figure><img src="{html.escape(first)}" alt="{html.escape(first)}">'
+                    f"<figcaption>{html.escape(second)}</figcaption></figure>"
+                )
             else:
                 parts.append(f"<h2>{html.escape(first)}</h2>{second}")
         parts.append("</body></html>")
@@ -204,17 +208,25 @@ def markdown_table_html(markdown: str) -> str:
 def _kernel_pictures(report: Report, convs: list[tuple[str, Conv2d]]) -> None:
     for name, conv in convs:
         weight = conv.weight.data
-        report.add(viz.plot_kernels(weight, f"layer {name}'s kernels"), f"kernels_{name}.png",
-                   f"Layer {name} ({conv!r}): each kernel averaged over its depth; red "
-                   "positive, blue negative, one scale centred on 0.")
+        report.add(
+            viz.plot_kernels(weight, f"layer {name}'s kernels"),
+            f"kernels_{name}.png",
+            f"Layer {name} ({conv!r}): each kernel averaged over its depth; red "
+            "positive, blue negative, one scale centred on 0.",
+        )
         if weight.shape[1] > 1:
-            report.add(viz.plot_kernel_depth(weight, f"layer {name}"), f"kernels_{name}_depth.png",
-                       f"Layer {name}: every 2-D slice, rows = output channels, columns = input "
-                       "channels (capped at 16 x 16).")
-        report.add(viz.plot_frequency_responses(weight, f"layer {name}"),
-                   f"frequency_{name}.png",
-                   f"Layer {name}: magnitude of each kernel's 2-D frequency response (DFT, "
-                   "zero-padded to 32x32, centre = DC) and its frequency class.")
+            report.add(
+                viz.plot_kernel_depth(weight, f"layer {name}"),
+                f"kernels_{name}_depth.png",
+                f"Layer {name}: every 2-D slice, rows = output channels, columns = input "
+                "channels (capped at 16 x 16).",
+            )
+        report.add(
+            viz.plot_frequency_responses(weight, f"layer {name}"),
+            f"frequency_{name}.png",
+            f"Layer {name}: magnitude of each kernel's 2-D frequency response (DFT, "
+            "zero-padded to 32x32, centre = DC) and its frequency class.",
+        )
 
 
 def _frequency_section(report: Report, name: str, conv: Conv2d) -> None:
@@ -224,8 +236,7 @@ def _frequency_section(report: Report, name: str, conv: Conv2d) -> None:
         f"Weight {tuple(conv.weight.shape)}. Rule (kernelab.frequency, "
         "docs/frequency-response.md): flat magnitude (min >= max/2) is all-pass; otherwise "
         "DC gain >= 1/2 of the peak with spectral centroid < 2/3 is low-pass, DC blocked "
-        "with centroid >= 2/3 high-pass, DC blocked with centroid < 2/3 band-pass.\n\n"
-        + table
+        "with centroid >= 2/3 high-pass, DC blocked with centroid < 2/3 band-pass.\n\n" + table
     )
     (report.folder / "frequency.md").write_text(markdown, encoding="utf-8")
     report.text(f"Frequency classes of layer {name}", markdown_table_html(markdown))
@@ -240,50 +251,78 @@ def _image_pictures(report: Report, model: Module, config: dict, image: str | No
         digit = synthetic_digit(*shape[1:])
         pixels, source = np.repeat(digit[None], shape[0], axis=0), "a synthetic drawn 7"
     shown = pixels[0] if shape[0] == 1 else pixels.transpose(1, 2, 0)
-    report.add(viz.plot_images([("input", shown)]), "input.png",
-               f"The input image: {source} ({shape[1]}x{shape[2]}).")
+    report.add(
+        viz.plot_images([("input", shown)]),
+        "input.png",
+        f"The input image: {source} ({shape[1]}x{shape[2]}).",
+    )
     maps, out = feature_maps(model, model_input(pixels, config))
     for index, (name, module, output) in enumerate(maps):
         if output.ndim == 3:
-            report.add(viz.plot_feature_maps(output, f"layer {name} {type(module).__name__}"),
-                       f"features_{index:02d}_{name or 'model'}.png",
-                       f"Feature maps of layer {name} ({module!r}) for the input image, "
-                       f"shape {output.shape}.")
+            report.add(
+                viz.plot_feature_maps(output, f"layer {name} {type(module).__name__}"),
+                f"features_{index:02d}_{name or 'model'}.png",
+                f"Feature maps of layer {name} ({module!r}) for the input image, "
+                f"shape {output.shape}.",
+            )
     classes = [str(c) for c in config.get("classes", range(len(out)))]
     if out.ndim != 1 or len(out) != len(classes):
         return ""
     probabilities = F.softmax(Tensor(out[None]), dim=1).data[0]
     best = int(probabilities.argmax())
     line = f"predicted {classes[best]} ({probabilities[best]:.1%})"
-    report.add(viz.plot_probabilities(probabilities, classes, line), "prediction.png",
-               f"The model's class probabilities for the input image: {line}.")
+    report.add(
+        viz.plot_probabilities(probabilities, classes, line),
+        "prediction.png",
+        f"The model's class probabilities for the input image: {line}.",
+    )
     return line
 
 
-def _training_pictures(report: Report, model: Module, config: dict, run_dir: Path,
-                       evaluate: bool) -> None:
+def _training_pictures(
+    report: Report, model: Module, config: dict, run_dir: Path, evaluate: bool
+) -> None:
     metrics = run_dir / "metrics.json"
     if metrics.exists():
         epochs = json.loads(metrics.read_text())["epochs"]
         if epochs:
-            report.add(viz.plot_learning_curves(epochs), "learning_curves.png",
-                       "Loss and accuracy per epoch, training and validation.")
+            report.add(
+                viz.plot_learning_curves(epochs),
+                "learning_curves.png",
+                "Loss and accuracy per epoch, training and validation.",
+            )
     if evaluate:
         matrix = confusion_matrix(model, config)
-        report.add(viz.plot_confusion(matrix, config["classes"]), "confusion.png",
-                   f"Confusion matrix on the test set: accuracy "
-                   f"{np.trace(matrix) / max(matrix.sum(), 1):.4f}.")
+        report.add(
+            viz.plot_confusion(matrix, config["classes"]),
+            "confusion.png",
+            f"Confusion matrix on the test set: accuracy "
+            f"{np.trace(matrix) / max(matrix.sum(), 1):.4f}.",
+        )
     elif (run_dir / "confusion.png").exists():
         shutil.copyfile(run_dir / "confusion.png", report.folder / "confusion.png")
-        report.items.append(("figure", "confusion.png",
-                             "Confusion matrix on the test set (from `kernelab evaluate`)."))
+        report.items.append(
+            (
+                "figure",
+                "confusion.png",
+                "Confusion matrix on the test set (from `kernelab evaluate`).",
+            )
+        )
     else:
-        report.text("Confusion matrix", "<p>Not computed: run <code>kernelab inspect RUN "
-                    "--evaluate</code> or <code>kernelab evaluate RUN</code>.</p>")
+        report.text(
+            "Confusion matrix",
+            "<p>Not computed: run <code>kernelab inspect RUN "
+            "--evaluate</code> or <code>kernelab evaluate RUN</code>.</p>",
+        )
 
 
-def inspect_run(run: str | Path, image: str | None = None, out: str | Path | None = None,
-                evaluate: bool = False, data_dir: str | None = None) -> Path:
+def inspect_run(
+    run: str | Path,
+    image: str | None = None,
+    out: str | Path | None = None,
+    evaluate: bool = False,
+    data_dir: str | None = None,
+) -> Path:
     """Write every picture of a run into ``out`` (default ``RUN/inspect``); the index.html path."""
     model, config, run_dir = commands.load_run(run)
     if data_dir:
@@ -295,9 +334,12 @@ def inspect_run(run: str | Path, image: str | None = None, out: str | Path | Non
     if convs:
         _frequency_section(report, *convs[0])
     _training_pictures(report, model, config, run_dir, evaluate)
-    summary = f"<p>Run {html.escape(str(run_dir))}: <code>{html.escape(config['arch'])}</code>"
-    report.items.insert(0, ("text", "Model", summary + (f"; {prediction}" if prediction else "")
-                            + ".</p>"))
+    summary = (
+        f"<p>Run folder {html.escape(str(run_dir))}: <code>{html.escape(config['arch'])}</code>"
+    )
+    report.items.insert(
+        0, ("text", "Model", summary + (f"; {prediction}" if prediction else "") + ".</p>")
+    )
     return report.write_index(f"kernelab inspect: {run_dir.name}")
 
 

@@ -24,6 +24,18 @@ from .tensor import Tensor
 
 FORMAT = "kernelab-checkpoint/1"
 _TREE = "tree.json"
+_MARKERS = {"__array__", "__tuple__", "__items__"}  # a str-keyed dict holding one is stored as items
+# What a damaged or crafted zip can raise from zipfile, json or np.load: each means "refused"
+_DAMAGE = (
+    zipfile.BadZipFile,
+    KeyError,
+    TypeError,
+    ValueError,
+    EOFError,
+    OSError,
+    NotImplementedError,  # e.g. an unknown compression method after a flipped byte
+    RuntimeError,  # e.g. a member flagged as encrypted; also RecursionError
+)
 
 
 class CheckpointError(ValueError):
@@ -48,7 +60,7 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj) and "__array__" not in obj:
+        if all(isinstance(k, str) for k in obj) and not _MARKERS.intersection(obj):
             return {k: _encode(v, arrays) for k, v in obj.items()}
         return {"__items__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
@@ -100,6 +112,7 @@ def save(obj: Any, path: str | os.PathLike) -> None:
                 archive.writestr(_TREE, json.dumps(tree))
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -117,7 +130,9 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool =
             if not isinstance(tree, dict) or tree.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a {FORMAT} file")
             return _decode(tree["content"], archive, path)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as error:
+    except CheckpointError:
+        raise
+    except _DAMAGE as error:
         raise CheckpointError(
             f"{path}: not a kernelab checkpoint, or truncated or corrupted ({error})"
         ) from None

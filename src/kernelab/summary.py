@@ -234,14 +234,16 @@ def _render(s: Summary) -> str:
 
     def line(cells):
         first = cells[0].ljust(widths[0])
-        return "  ".join([first] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])])
+        return "  ".join([first] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)])
 
     rule = "-" * len(line(header))
     lines = [line(header), rule] + [line(cells) for cells in table[1:]] + [rule]
     lines.append(f"Params: {s.params:,} (trainable {s.trainable:,}, frozen {s.frozen:,})")
     if s.full_params != s.params:
-        lines.append(f"Params with full kernels: {s.full_params:,} (symmetry saves "
-                     f"{s.full_params - s.params:,})")
+        lines.append(
+            f"Params with full kernels: {s.full_params:,} (symmetry saves "
+            f"{s.full_params - s.params:,})"
+        )
     lines.append(f"MACs per image: {s.macs:,}")
     lines.append(f"Input shape: {s.input_shape} -> output shape: {s.output_shape}")
     return "\n".join(lines)

@@ -23,9 +23,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError(
-            'pictures need matplotlib: pip install "kernelab[train]"'
-        ) from None
+        raise ImportError('pictures need matplotlib: pip install "kernelab[train]"') from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -41,27 +39,113 @@ def save(figure: Any, path: str | Path) -> Path:
     return path
 
 
+def _mosaic(tiles: np.ndarray, columns: int, gap: int = 1, label_rows: int = 0) -> np.ndarray:
+    """(n, h, w) tiles laid out in ``columns`` columns as one array, NaN (blank) between.
+
+    ``label_rows`` blank rows above every row of tiles leave room for a caption. Drawing one
+    image instead of one axis per tile keeps a 64-kernel picture fast.
+    """
+    n, h, w = tiles.shape
+    rows, step_y, step_x = math.ceil(n / columns), h + gap + label_rows, w + gap
+    out = np.full((rows * step_y - gap, columns * step_x - gap), np.nan)
+    for index, tile in enumerate(tiles):
+        r, c = divmod(index, columns)
+        top = r * step_y + label_rows
+        out[top : top + h, c * step_x : c * step_x + w] = tile
+    return out
+
+
+def _tile_figure(
+    tiles: np.ndarray,
+    labels: Sequence[str],
+    columns: int,
+    inches: float,
+    colour: dict[str, Any],
+    label_size: float = 7,
+):
+    """One axis showing every tile with its label above it, and a colour bar."""
+    plt = _pyplot()
+    n, h, w = tiles.shape
+    columns = max(1, min(columns, n))
+    gap = max(1, round(0.08 * max(h, w)))
+    label_rows = max(1, math.ceil(0.3 * h)) if labels else 0
+    mosaic = _mosaic(tiles, columns, gap, label_rows)
+    width = inches * columns  # of the tiles; the height follows the mosaic's aspect
+    figure, ax = plt.subplots(
+        figsize=(width + 1.2, width * mosaic.shape[0] / mosaic.shape[1] + 0.7)
+    )
+    options = dict(colour, cmap=plt.get_cmap(colour["cmap"]).with_extremes(bad="white"))
+    image = ax.imshow(mosaic, interpolation="nearest", **options)
+    ax.axis("off")
+    for index, label in enumerate(labels):
+        r, c = divmod(index, columns)
+        x = c * (w + gap) + (w - 1) / 2
+        y = r * (h + gap + label_rows) + label_rows - 0.6
+        ax.text(x, y, label, ha="center", va="bottom", fontsize=label_size)
+    figure.colorbar(image, ax=ax, shrink=0.6)
+    return figure, ax
+
+
+def _shown(total: int, cap: int, what: str) -> str:
+    return f"first {cap} of {total} {what}" if total > cap else f"{total} {what}"
+
+
 def plot_kernels(weight: np.ndarray, title: str = "kernels", columns: int | None = None):
     """One tile per kernel of a layer (C_out, C_in/groups, kH, kW), averaged over its depth.
 
     A diverging colour map centred on 0 (shared by all tiles) shows the sign of each weight:
     red excites, blue inhibits.
     """
-    plt = _pyplot()
     kernels = np.asarray(weight).mean(axis=1)  # (C_out, kH, kW)
-    count = len(kernels)
-    columns = columns or min(8, count)
-    rows = math.ceil(count / columns)
     limit = float(np.abs(kernels).max()) or 1.0
-    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.3 * rows + 0.5))
-    axes = np.atleast_1d(axes).ravel()
-    for index, ax in enumerate(axes):
-        ax.axis("off")
-        if index < count:
-            image = ax.imshow(kernels[index], cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.set_title(str(index), fontsize=7)
-    figure.colorbar(image, ax=axes.tolist(), shrink=0.6)
-    figure.suptitle(f"{title} {tuple(np.shape(weight))}")
+    figure, _ = _tile_figure(
+        kernels,
+        [str(i) for i in range(len(kernels))],
+        columns or min(8, len(kernels)),
+        1.0,
+        {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit},
+    )
+    figure.axes[0].set_title(f"{title} {tuple(np.shape(weight))}")
+    return figure
+
+
+def plot_kernel_depth(
+    weight: np.ndarray,
+    title: str = "kernels by input channel",
+    max_out: int = 16,
+    max_in: int = 16,
+):
+    """Every 2-D slice of a layer's kernels: rows are output channels, columns input channels.
+
+    Shape: weight (C_out, C_in/groups, kH, kW); at most ``max_out`` rows and ``max_in``
+    columns are drawn (the title says when the layer is bigger). One colour scale, centred
+    on 0, for all slices.
+    """
+    plt = _pyplot()
+    w = np.asarray(weight)
+    c_out, depth, kh, kw = w.shape
+    shown = w[:max_out, :max_in]  # (rows, columns, kH, kW)
+    rows, columns = shown.shape[:2]
+    limit = float(np.abs(shown).max()) or 1.0
+    mosaic = _mosaic(shown.reshape(rows * columns, kh, kw), columns)
+    figure, ax = plt.subplots(
+        figsize=(0.5 * columns * (kw + 1) / 4 + 1.6, 0.5 * rows * (kh + 1) / 4 + 1.2)
+    )
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")
+    image = ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(columns)], range(columns))
+    ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], range(rows))
+    ax.tick_params(length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False)
+    ax.set(xlabel="input channel", ylabel="output channel")
+    ax.xaxis.set_label_position("top")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    figure.colorbar(image, ax=ax, shrink=0.6)
+    figure.axes[0].set_title(
+        f"{title} {tuple(w.shape)}\nrows: {_shown(c_out, max_out, 'output channels')}; "
+        f"columns: {_shown(depth, max_in, 'input channels')}",
+        fontsize=9,
+    )
     return figure
 
 
@@ -97,86 +181,38 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str] | None = None):
     return figure
 
 
-def _tiles(plt, count: int, columns: int, size: float = 1.3, title_space: float = 0.6):
-    """A figure with ``count`` tiles in ``columns`` columns; every axis starts hidden."""
-    columns = max(1, min(columns, count))
-    rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(size * columns + 0.8, size * rows + title_space), squeeze=False
-    )
-    for ax in axes.ravel():
-        ax.axis("off")
-    return figure, axes
-
-
-def _shown(total: int, cap: int, what: str) -> str:
-    return f"first {cap} of {total} {what}" if total > cap else f"{total} {what}"
-
-
-def plot_kernel_depth(
-    weight: np.ndarray, title: str = "kernels by input channel", max_out: int = 16,
-    max_in: int = 16,
+def plot_feature_maps(
+    maps: np.ndarray, title: str = "feature maps", max_maps: int = 32, columns: int = 8
 ):
-    """Every 2-D slice of a layer's kernels: rows are output channels, columns input channels.
-
-    Shape: weight (C_out, C_in/groups, kH, kW); at most ``max_out`` rows and ``max_in``
-    columns are drawn (the title says when the layer is bigger). One colour scale, centred
-    on 0, for all slices.
-    """
-    plt = _pyplot()
-    w = np.asarray(weight)
-    c_out, depth = w.shape[:2]
-    shown = w[:max_out, :max_in]  # (rows, columns, kH, kW)
-    rows, columns = shown.shape[:2]
-    limit = float(np.abs(shown).max()) or 1.0
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(0.9 * columns + 1.2, 0.9 * rows + 0.9), squeeze=False
-    )
-    for (o, c), ax in np.ndenumerate(axes):
-        image = ax.imshow(shown[o, c], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set(xticks=[], yticks=[])
-        if c == 0:
-            ax.set_ylabel(str(o), fontsize=7, rotation=0, labelpad=8)
-        if o == 0:
-            ax.set_title(f"in {c}", fontsize=7)
-    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
-    figure.suptitle(
-        f"{title} {tuple(w.shape)}\nrows: {_shown(c_out, max_out, 'output channels')}; "
-        f"columns: {_shown(depth, max_in, 'input channels')}",
-        fontsize=9,
-    )
-    return figure
-
-
-def plot_feature_maps(maps: np.ndarray, title: str = "feature maps", max_maps: int = 32,
-                      columns: int = 8):
     """The feature maps one image produces at one layer, one tile per output channel.
 
     Shape: maps (C, H, W). Signed maps share a diverging scale centred on 0; non-negative
     maps (after ReLU or pooling) share a 0..max scale. At most ``max_maps`` are drawn.
     """
-    plt = _pyplot()
     maps = np.asarray(maps)
     shown = maps[:max_maps]
-    figure, axes = _tiles(plt, len(shown), columns)
     low, high = float(shown.min()), float(shown.max())
     if low < 0:
         limit = max(-low, high) or 1.0
-        options = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+        colour = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
     else:
-        options = {"cmap": "magma", "vmin": 0.0, "vmax": high or 1.0}
-    for index, ax in enumerate(axes.ravel()[: len(shown)]):
-        image = ax.imshow(shown[index], **options)
-        ax.set_title(str(index), fontsize=7)
-    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
-    figure.suptitle(f"{title}: {_shown(len(maps), max_maps, 'maps')} of "
-                    f"{maps.shape[1]}x{maps.shape[2]}", fontsize=9)
+        colour = {"cmap": "magma", "vmin": 0.0, "vmax": high or 1.0}
+    figure, _ = _tile_figure(shown, [str(i) for i in range(len(shown))], columns, 1.1, colour)
+    figure.axes[0].set_title(
+        f"{title}: {_shown(len(maps), max_maps, 'maps')} of {maps.shape[1]}x{maps.shape[2]}",
+        fontsize=9,
+    )
     return figure
 
 
-def plot_frequency_responses(weight: np.ndarray, title: str = "frequency responses",
-                             size: int = 32, max_kernels: int = 64, columns: int = 8):
-    """|DFT| of each kernel (centre = DC, edges = Nyquist), titled with its frequency class.
+def plot_frequency_responses(
+    weight: np.ndarray,
+    title: str = "frequency responses",
+    size: int = 32,
+    max_kernels: int = 64,
+    columns: int = 8,
+):
+    """|DFT| of each kernel (centre = DC, edges = Nyquist), labelled with its frequency class.
 
     Shape: weight (C_out, C_in/groups, kH, kW); a deep kernel's response is the root sum of
     squares over its depth (see :func:`kernelab.frequency.frequency_response`). Each tile is
@@ -184,17 +220,22 @@ def plot_frequency_responses(weight: np.ndarray, title: str = "frequency respons
     """
     from .frequency import describe, frequency_response
 
-    plt = _pyplot()
-    w = np.asarray(weight)[:max_kernels]
-    figure, axes = _tiles(plt, len(w), columns)
-    extent = (-0.5, 0.5, 0.5, -0.5)  # cycles per pixel, rows growing downward like the image
-    for index, ax in enumerate(axes.ravel()[: len(w)]):
-        magnitude = frequency_response(w[index], size)
-        peak = magnitude.max() or 1.0
-        ax.imshow(magnitude / peak, cmap="viridis", vmin=0, vmax=1, extent=extent)
-        ax.set_title(f"{index} {describe(magnitude).kind}", fontsize=6)
-    figure.suptitle(
-        f"{title}: {_shown(len(np.asarray(weight)), max_kernels, 'kernels')}\n"
+    w = np.asarray(weight)
+    tiles, labels = [], []
+    for index, kernel in enumerate(w[:max_kernels]):
+        magnitude = frequency_response(kernel, size)
+        tiles.append(magnitude / (magnitude.max() or 1.0))
+        labels.append(f"{index} {describe(magnitude).kind}")
+    figure, _ = _tile_figure(
+        np.stack(tiles),
+        labels,
+        columns,
+        1.2,
+        {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0},
+        label_size=6,
+    )
+    figure.axes[0].set_title(
+        f"{title}: {_shown(len(w), max_kernels, 'kernels')}\n"
         "|DFT| scaled per kernel, centre = DC, edges = Nyquist (0.5 cycles/pixel)",
         fontsize=9,
     )
@@ -204,8 +245,7 @@ def plot_frequency_responses(weight: np.ndarray, title: str = "frequency respons
 def plot_images(pictures: Sequence[tuple[str, np.ndarray]], title: str = ""):
     """Images side by side, each with its caption: (H, W) grey or (H, W, 3) colour, uint8."""
     plt = _pyplot()
-    figure, axes = plt.subplots(1, len(pictures), figsize=(3.2 * len(pictures), 3.6),
-                                squeeze=False)
+    figure, axes = plt.subplots(1, len(pictures), figsize=(3.2 * len(pictures), 3.6), squeeze=False)
     for ax, (caption, pixels) in zip(axes[0], pictures, strict=True):
         ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
         ax.set_title(caption, fontsize=9)
@@ -214,8 +254,9 @@ def plot_images(pictures: Sequence[tuple[str, np.ndarray]], title: str = ""):
     return figure
 
 
-def plot_probabilities(probabilities: np.ndarray, labels: Sequence[str] | None = None,
-                       title: str = "prediction"):
+def plot_probabilities(
+    probabilities: np.ndarray, labels: Sequence[str] | None = None, title: str = "prediction"
+):
     """The model's class probabilities for one image, as bars."""
     plt = _pyplot()
     p = np.asarray(probabilities)

@@ -92,7 +92,9 @@ def test_unary_gradients(name):
 )
 def test_matmul_gradients(shape_a, shape_b):
     rng = np.random.default_rng(5)
-    check_gradients(lambda a, b: a @ b, [rng.standard_normal(shape_a), rng.standard_normal(shape_b)])
+    check_gradients(
+        lambda a, b: a @ b, [rng.standard_normal(shape_a), rng.standard_normal(shape_b)]
+    )
 
 
 @pytest.mark.parametrize("reduce", ["sum", "mean"])

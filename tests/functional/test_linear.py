@@ -55,7 +55,9 @@ def test_matches_pytorch(dtype, batch, in_features, out_features, bias, seed):
 
 def test_rejects_the_wrong_number_of_features():
     w = kl.Tensor(np.zeros((10, 3136), np.float32))
-    with pytest.raises(ShapeError, match=r"expected input with 3136 features.*got shape \(8, 3200\)"):
+    with pytest.raises(
+        ShapeError, match=r"expected input with 3136 features.*got shape \(8, 3200\)"
+    ):
         F.linear(kl.Tensor(np.zeros((8, 3200), np.float32)), w)
 
 

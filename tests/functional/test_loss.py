@@ -176,10 +176,11 @@ def test_mse_loss_gradient_and_parity(shape, reduction):
     # Both arguments are differentiable, as in PyTorch.
     check_gradients(lambda a, b: F.mse_loss(a, b, reduction), [x, t])
     for dtype in (np.float64, np.float32):
+        target = t.astype(dtype)
         compare(
-            lambda a: F.mse_loss(a, kl.Tensor(t.astype(dtype)), reduction),
-            lambda a: torch.nn.functional.mse_loss(
-                a, torch.from_numpy(t.astype(dtype)), reduction=reduction
+            lambda a, target=target: F.mse_loss(a, kl.Tensor(target), reduction),
+            lambda a, target=target: torch.nn.functional.mse_loss(
+                a, torch.from_numpy(target), reduction=reduction
             ),
             x.astype(dtype),
         )
@@ -187,7 +188,9 @@ def test_mse_loss_gradient_and_parity(shape, reduction):
 
 def test_rejects_a_target_out_of_range():
     logits = kl.Tensor(np.zeros((3, 10), np.float32))
-    with pytest.raises(IndexError, match=r"target 10 is out of range: expected class indices in \[0, 10\)"):
+    with pytest.raises(
+        IndexError, match=r"target 10 is out of range: expected class indices in \[0, 10\)"
+    ):
         F.cross_entropy(logits, kl.Tensor(np.array([1, 10, 2])))
     with pytest.raises(IndexError, match=r"target -1 is out of range"):
         F.nll_loss(logits, kl.Tensor(np.array([1, -1, 2])))
@@ -195,7 +198,9 @@ def test_rejects_a_target_out_of_range():
 
 def test_rejects_targets_of_the_wrong_shape():
     logits = kl.Tensor(np.zeros((3, 10), np.float32))
-    with pytest.raises(ShapeError, match=r"expected class-index targets of shape \(3,\).*got \(4,\)"):
+    with pytest.raises(
+        ShapeError, match=r"expected class-index targets of shape \(3,\).*got \(4,\)"
+    ):
         F.cross_entropy(logits, kl.Tensor(np.zeros(4, np.int64)))
     with pytest.raises(ShapeError, match=r"expected probability targets of shape \(3, 10\)"):
         F.cross_entropy(logits, kl.Tensor(np.zeros((3, 9), np.float32)))

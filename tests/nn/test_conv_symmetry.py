@@ -47,8 +47,9 @@ def test_initial_kernel_is_the_symmetric_part_of_the_default_draw(symmetry, size
     symmetric = nn.Conv2d(4, 6, size, groups=2, symmetry=symmetry, generator=11)
     kernel = symmetric.materialize()
     assert is_symmetric(kernel, symmetry)
-    np.testing.assert_allclose(kernel, group_average(plain.weight.data, symmetry),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        kernel, group_average(plain.weight.data, symmetry), rtol=1e-6, atol=1e-7
+    )
     assert np.array_equal(symmetric.bias.data, plain.bias.data)  # same draws, same order
 
 
@@ -62,8 +63,7 @@ def test_any_initialiser_through_assignment(symmetry):
     assert conv.weight_free is theta  # in place: an optimiser holding θ keeps working
     kernel = conv.materialize()
     assert is_symmetric(kernel, symmetry)
-    np.testing.assert_allclose(kernel, group_average(drawn.data, symmetry), rtol=1e-6,
-                               atol=1e-7)
+    np.testing.assert_allclose(kernel, group_average(drawn.data, symmetry), rtol=1e-6, atol=1e-7)
 
 
 def test_weight_is_built_read_only_and_differentiable():
@@ -108,8 +108,14 @@ def test_spec_builds_symmetric_layers_and_checkpoints_round_trip(tmp_path):
     model = arch.build(SPEC, (2, 12, 12), generator=1)
     assert [model[0].symmetry, model[3].symmetry] == ["point", "antipoint"]
     state = model.state_dict()
-    assert list(state) == ["0.weight_free", "0.bias", "3.weight_free", "3.bias", "5.weight",
-                           "5.bias"]
+    assert list(state) == [
+        "0.weight_free",
+        "0.bias",
+        "3.weight_free",
+        "3.bias",
+        "5.weight",
+        "5.bias",
+    ]
     assert state["0.weight_free"].shape == (6, 2, 13)
     assert state["3.weight_free"].shape == (4, 6, 3)
     io.save({"arch": SPEC, "model": state}, tmp_path / "run.ckpt")
@@ -129,21 +135,31 @@ def test_spec_builds_symmetric_layers_and_checkpoints_round_trip(tmp_path):
     assert not fresh[0].weight.requires_grad
 
 
-@pytest.mark.parametrize("option, symmetry", [("-symx", "x"), ("-symy", "y"), ("-symxy", "xy"),
-                                              ("-sympoint", "point"),
-                                              ("-symantipoint", "antipoint"),
-                                              ("-symrot90", "rot90")])
+@pytest.mark.parametrize(
+    "option, symmetry",
+    [
+        ("-symx", "x"),
+        ("-symy", "y"),
+        ("-symxy", "xy"),
+        ("-sympoint", "point"),
+        ("-symantipoint", "antipoint"),
+        ("-symrot90", "rot90"),
+    ],
+)
 def test_spec_options(option, symmetry):
     model = arch.build(f"conv3x4-s2{option}-p1-nobias", (1, 8, 8))
     assert model[0].symmetry == symmetry and model[0].bias is None and model[0].stride == (2, 2)
     assert f"symmetry='{symmetry}'" in repr(model)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("conv3x4-symrot45", "unknown symmetry -symrot45"),
-    ("conv3x4-symx-symy", "more than one -sym"),
-    ("conv3x5x4-symrot90", "square"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("conv3x4-symrot45", "unknown symmetry -symrot45"),
+        ("conv3x4-symx-symy", "more than one -sym"),
+        ("conv3x5x4-symrot90", "square"),
+    ],
+)
 def test_spec_errors(spec, message):
     with pytest.raises(ValueError, match=message):
         arch.build(spec, (1, 8, 8))

@@ -66,7 +66,9 @@ def torch_to_kernelab(theirs, ours):
 
 
 def kernelab_to_torch(ours, theirs):
-    theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict(
+        {k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()}
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -8,5 +8,6 @@ fine-tunes and freezes like any kernelab model. Both need the ``onnx`` package.
 
 from .common import ONNXError
 from .export import export
+from .load import GraphModule, load
 
-__all__ = ["ONNXError", "export"]
+__all__ = ["GraphModule", "ONNXError", "export", "load"]

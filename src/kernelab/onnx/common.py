@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import numpy as np
+
 MIN_OPSET = 13  # Softmax along one axis, ReduceSum/Squeeze/Unsqueeze axes as inputs
 
 
@@ -22,3 +24,12 @@ def require_onnx() -> ModuleType:
 
 def supported(names) -> str:
     return ", ".join(sorted(names))
+
+
+def cells_inside(size: int, kernel: int, stride: int, before: int, count: int) -> np.ndarray:
+    """For ``count`` windows along an axis, padded by ``before``, the cells inside ``size``.
+
+    Window i covers input positions ``[i·stride − before, i·stride − before + kernel)``.
+    """
+    starts = np.arange(count) * stride - before
+    return np.clip(starts + kernel, 0, size) - np.clip(starts, 0, size)

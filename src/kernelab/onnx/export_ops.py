@@ -15,7 +15,7 @@ import numpy as np
 
 from ..functional import activation, arithmetic, conv, norm, pool, shape
 from ..functional.linear import Linear
-from .common import ONNXError
+from .common import ONNXError, cells_inside
 from .export import GraphBuilder, Record
 
 
@@ -48,12 +48,6 @@ def _max_pool(g: GraphBuilder, r: Record) -> None:
     g.emit(r, "MaxPool", [g.value(r.inputs[0], "x")], dilations=list(geometry.dilation), **attrs)
 
 
-def _inside(size: int, kernel: int, stride: int, before: int, count: int) -> np.ndarray:
-    """For each of ``count`` windows along an axis, how many of its cells lie in the input."""
-    starts = np.arange(count) * stride - before
-    return np.clip(starts + kernel, 0, size) - np.clip(starts, 0, size)
-
-
 def _avg_pool(g: GraphBuilder, r: Record) -> None:
     """AveragePool, plus a Mul where PyTorch's divisor is neither ONNX choice.
 
@@ -68,7 +62,7 @@ def _avg_pool(g: GraphBuilder, r: Record) -> None:
     (top, _), (left, _) = geometry.padding
     (kh, kw), (sh, sw) = geometry.kernel_size, geometry.stride
     inside = np.outer(
-        _inside(x.shape[2], kh, sh, top, out_h), _inside(x.shape[3], kw, sw, left, out_w)
+        cells_inside(x.shape[2], kh, sh, top, out_h), cells_inside(x.shape[3], kw, sw, left, out_w)
     )
     area = kh * kw
     full = np.broadcast_to(divisor, (1, 1, out_h, out_w))[0, 0]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import Module, Parameter
-from ..tensor import Tensor, as_tensor, unwrap
+from ..tensor import as_tensor
 from .common import ONNXError, require_onnx, supported
 
 
@@ -65,7 +65,9 @@ class GraphModule(Module):
                 f"GraphModule: expected {len(self.onnx_inputs)} inputs "
                 f"{self.onnx_inputs}, got {len(inputs)}"
             )
-        env: dict[str, Any] = {n: as_tensor(x) for n, x in zip(self.onnx_inputs, inputs)}
+        env: dict[str, Any] = {
+            n: as_tensor(x) for n, x in zip(self.onnx_inputs, inputs, strict=True)
+        }
         env.update({name: _resolve(self, path) for name, path in self.onnx_values.items()})
         for step in self.onnx_steps:
             args = [env[n] if n else None for n in step.inputs]
@@ -74,7 +76,7 @@ class GraphModule(Module):
             else:
                 result = OPS[step.op](step, args, self.onnx_opset)
             results = result if isinstance(result, tuple) else (result,)
-            env.update((n, v) for n, v in zip(step.outputs, results) if n)
+            env.update((n, v) for n, v in zip(step.outputs, results, strict=False) if n)
         outputs = tuple(env[n] for n in self.onnx_outputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -102,9 +104,7 @@ def _free(root: Module, path: str) -> bool:
     for part in parts[:-1]:
         child = parent._modules.get(part)
         if child is None:
-            if hasattr(parent, part):
-                return False
-            return True
+            return not hasattr(parent, part)
         if type(child) is not Namespace:
             return False
         parent = child
@@ -186,7 +186,9 @@ def _shapes(onnx: Any, model: Any) -> dict[str, tuple]:
         t = info.type.tensor_type
         if t.HasField("shape"):
             dims = t.shape.dim
-            shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+            shapes[info.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else None for d in dims
+            )
     return shapes
 
 
@@ -196,7 +198,8 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     An operation, attribute or attribute value without an exact kernelab equivalent is an
     :class:`ONNXError` naming the node, its type and the supported list.
     """
-    from .load_ops import OPS, check_node, layer_for
+    from .load_layers import check_node, layer_for
+    from .load_ops import OPS
 
     onnx = require_onnx()
     model = _read(source)
@@ -218,7 +221,9 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
                 f"load: node '{name}' has operation {node.domain or 'ai.onnx'}.{node.op_type}, "
                 f"which kernelab does not support; supported: {supported(OPS)}"
             )
-        step = Step(node.op_type, name, list(node.input), list(node.output), _attributes(onnx, node))
+        step = Step(
+            node.op_type, name, list(node.input), list(node.output), _attributes(onnx, node)
+        )
         check_node(step, opset)
         if step.op == "Constant":
             static[step.outputs[0]] = OPS["Constant"](step, [], opset)
@@ -229,17 +234,17 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
         if step.op == "Identity" and step.inputs[0] in static:
             static[step.outputs[0]] = static[step.inputs[0]]
         steps.append(step)
-    steps = _live(steps, root.onnx_outputs, static, shapes, layer_for)
+    layers = {id(step): layer_for(step, static, shapes, opset) for step in steps}
+    steps = _live(steps, root.onnx_outputs, layers)
     for step in steps:
-        layer = layer_for(step, static, shapes, opset)
-        if layer is not None:
-            step.module = _adopt(root, step, layer, initializers)
+        if layers[id(step)] is not None:
+            step.module = _adopt(root, step, *layers[id(step)], initializers)
     _register_weights(root, steps, static, initializers)
     root.onnx_steps = steps
     return root
 
 
-def _live(steps: list[Step], outputs: list[str], static, shapes, layer_for) -> list[Step]:
+def _live(steps: list[Step], outputs: list[str], layers: dict) -> list[Step]:
     """The steps some graph output needs; a layer needs its first input only."""
     needed = set(outputs)
     live = []
@@ -247,28 +252,28 @@ def _live(steps: list[Step], outputs: list[str], static, shapes, layer_for) -> l
         if not any(n in needed for n in step.outputs):
             continue
         live.append(step)
-        is_layer = layer_for(step, static, shapes, None) is not None
-        needed.update(step.inputs[:1] if is_layer else step.inputs)
+        needed.update(step.inputs[:1] if layers[id(step)] is not None else step.inputs)
     return live[::-1]
 
 
-def _adopt(root: GraphModule, step: Step, layer: Any, initializers: set[str]) -> str:
-    """Place the layer under its weights' prefix (or the node's name); tie shared weights."""
-    weights = getattr(layer, "onnx_weights", {})
-    del layer.onnx_weights
-    prefixes = {n.rpartition(".")[0] for n in weights.values() if n in initializers}
-    path = prefixes.pop() if len(prefixes) == 1 and "" not in prefixes else step.name
-    if not _free(root, path):
+def _adopt(root: GraphModule, step: Step, layer: Module, weights: dict, initializers) -> str:
+    """Place a layer under its weights' prefix (else the node's name); tie shared weights.
+
+    ``weights`` maps the layer's attributes to the graph values they came from.
+    """
+    prefixes = {n.rpartition(".")[0] for n in weights.values()}
+    path = prefixes.pop() if len(prefixes) == 1 else ""
+    if not path or any(n != f"{path}.{a}" for a, n in weights.items()) or not _free(root, path):
         path = _flat(root, step.name)
     path = place(root, path, layer)
-    for attribute, init_name in weights.items():
-        if init_name in root.onnx_values and init_name in initializers:
-            shared = _resolve(root, root.onnx_values[init_name])
-            if isinstance(shared, Parameter):
-                setattr(layer, attribute, shared)  # one weight used by two layers stays one
-                continue
-        if init_name in initializers:
-            root.onnx_values.setdefault(init_name, f"{path}.{attribute}")
+    for attribute, name in weights.items():
+        if name not in initializers:
+            continue
+        shared = _resolve(root, root.onnx_values[name]) if name in root.onnx_values else None
+        if isinstance(shared, Parameter):
+            setattr(layer, attribute, shared)  # one weight read by two layers stays one
+        else:
+            root.onnx_values.setdefault(name, f"{path}.{attribute}")
     return path
 
 
@@ -283,10 +288,3 @@ def _register_weights(root: GraphModule, steps: list[Step], static, initializers
             array = np.array(static[name], copy=True)
             value: Any = Parameter(array) if array.dtype.kind == "f" else array
             root.onnx_values[name] = place(root, name, value)
-
-
-def as_array(value: Any) -> np.ndarray:
-    return np.asarray(unwrap(value))
-
-
-__all__ = ["GraphModule", "Namespace", "Step", "Tensor", "as_array", "load", "place"]
