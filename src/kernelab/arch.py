@@ -30,6 +30,7 @@ import numpy as np
 
 from . import constraints, nn
 from .autograd import no_grad
+from .random import as_generator
 from .tensor import Tensor
 
 CLASSIC = "conv5x5x32-same,relu,maxpool2,conv5x5x64-same,relu,maxpool2,flatten,linear10"
@@ -125,8 +126,10 @@ def build(spec: str, input_shape: tuple[int, ...] = (1, 28, 28), generator=None)
     """A Sequential model from ``spec`` for inputs of ``input_shape`` (C, H, W).
 
     Each layer is tried on a zero input as it is added, so a layer that does not fit the
-    shape before it is reported with its position in the spec.
+    shape before it is reported with its position in the spec. ``generator`` (a seed, a
+    Generator, or None for the default one) is one stream that all layers draw from in turn.
     """
+    generator = as_generator(generator)  # a seed passed on per layer would restart each draw
     layers: list[nn.Module] = []
     x = Tensor(np.zeros((1,) + tuple(input_shape), dtype=np.float32))
     tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]

@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from . import commands, filtering, inspection
+from . import commands, explain, filtering, inspection
 from .data import DataFallbackWarning
 
 EPILOG_TRAIN = """\
@@ -57,7 +57,7 @@ def _train_parser(sub) -> None:
     model.add_argument("--layers", help="with --from: comma-separated layer names, e.g. 0,3")
     model.add_argument("--freeze", action="store_true", help="with --from: freeze those layers")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=5)
+    opt.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
     opt.add_argument("--batch-size", type=int, default=64)
     opt.add_argument("--optimizer", default="adam", choices=commands.OPTIMIZERS)
     opt.add_argument("--lr", type=float, help="learning rate (default: 1e-3, SGD 0.05)")
@@ -130,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true",
                    help="also save original | correlated | convolved side by side")
     p.set_defaults(func=filtering.filter_command)
+    p = sub.add_parser("explain", help="see inside a trained CNN in the browser",
+                       description="Serve a local web page showing a run's network at work: "
+                       "draw or upload a digit, see every feature map, click a pixel for its "
+                       "arithmetic, edit kernels and watch the prediction change. Edits stay "
+                       "in the page unless saved as a new run; the run folder is only read.")
+    p.add_argument("run", help="run folder, checkpoint file or .onnx file")
+    p.add_argument("--port", type=int, default=8000,
+                   help="port to listen on (default 8000; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.set_defaults(func=explain.explain_command)
     return parser
 
 

@@ -17,11 +17,12 @@ from .autograd import no_grad
 from .nn import Conv2d, Module
 from .summary import summary
 from .tensor import Tensor
-from .train import BEST, CHECKPOINT, Trainer, evaluate as evaluate_model
+from .train import BEST, CHECKPOINT, Trainer
 from .transfer import read_weights, transfer
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
+DEFAULT_EPOCHS = 5
 _DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3}
 
 
@@ -45,7 +46,8 @@ def load_data(config: dict[str, Any]) -> tuple[data.DataSplits, np.ndarray, np.n
     splits = data.load_dataset(config["data"], root=config.get("data_dir"))
     train_images, train_labels = splits.train_images, splits.train_labels
     if config.get("limit"):
-        train_images, train_labels = train_images[: config["limit"]], train_labels[: config["limit"]]
+        limit = config["limit"]
+        train_images, train_labels = train_images[:limit], train_labels[:limit]
     mean = float(train_images.mean() / 255)
     std = float(train_images.std() / 255) or 1.0
     config.setdefault("mean", mean)
@@ -157,7 +159,7 @@ def _config(args: argparse.Namespace, input_shape: tuple[int, ...] | None = None
         "momentum": args.momentum,
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
-        "epochs": args.epochs,
+        "epochs": args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "patience": args.patience,
@@ -168,8 +170,16 @@ def _resume_config(args: argparse.Namespace) -> tuple[dict, Path]:
     run_dir = Path(args.resume)
     state = io.load(run_dir / CHECKPOINT)
     config = dict(state["config"])
-    if args.epochs != 5:  # an explicit --epochs extends (or shortens) the run
-        config["epochs"] = args.epochs
+    if args.epochs is not None and args.epochs != config["epochs"]:
+        if config["schedule"] in ("onecycle", "cosine"):  # its rates span the planned epochs
+            raise ValueError(
+                f"--epochs {args.epochs}: this run's {config['schedule']} schedule was planned "
+                f"for {config['epochs']} epochs and cannot be stretched; start a new run "
+                f"(e.g. --from {run_dir / CHECKPOINT})"
+            )
+        config["epochs"] = args.epochs  # extends (or shortens) the run
+    if args.data_dir:  # the data may have moved since
+        config["data_dir"] = args.data_dir
     return config, run_dir
 
 
@@ -241,7 +251,8 @@ def train(args: argparse.Namespace) -> int:
     )
     if args.resume:
         trainer.restore(run_dir / CHECKPOINT)
-        print(f"resuming {run_dir} after epoch {trainer.epoch}")
+        step = f", step {trainer.running.steps}" if trainer.running.steps else ""
+        print(f"resuming {run_dir} after epoch {trainer.epoch}{step}")
     if leader:
         print(f"run folder: {run_dir}" + (
             f" ({distributed.get_world_size()} ranks)" if distributed.get_world_size() > 1 else ""
@@ -261,9 +272,10 @@ def train(args: argparse.Namespace) -> int:
 def write_pictures(model: Module, epochs: list[dict], run_dir: Path) -> None:
     try:
         viz.save(viz.plot_learning_curves(epochs), run_dir / "learning_curves.png")
-        first = next(m for m in model.modules() if isinstance(m, Conv2d))
-        figure = viz.plot_kernels(first.weight.data, "first layer's learned kernels")
-        viz.save(figure, run_dir / "kernels.png")
+        first = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
+        if first is not None:  # a spec may have no convolution at all
+            figure = viz.plot_kernels(first.weight.data, "first layer's learned kernels")
+            viz.save(figure, run_dir / "kernels.png")
     except ImportError as error:
         print(f"no pictures: {error}")
 

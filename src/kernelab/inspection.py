@@ -50,9 +50,10 @@ def synthetic_digit(height: int = 28, width: int = 28) -> np.ndarray:
 def read_digit(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """An image file converted as the model expects: uint8 (C, H, W) for ``shape``.
 
-    One channel: grey, inverted when the background (median of the border) is light, the
-    ink's bounding box scaled to fit 20/28 of the image and centred by its centre of mass,
-    as MNIST digits are. Three channels: RGB, resized to (H, W).
+    One channel, as MNIST digits are made: grey, inverted when the background (median of the
+    border) is light, the background level subtracted and the ink stretched to 255, the
+    ink's bounding box scaled to fit 20/28 of the image and centred by its centre of mass.
+    Three channels: RGB, resized to (H, W).
     """
     from PIL import Image
 
@@ -65,7 +66,9 @@ def read_digit(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     grey = np.asarray(picture.convert("L"), dtype=np.float64)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) > 127:
-        grey = 255 - grey
+        grey, border = 255 - grey, 255 - border
+    grey = np.clip(grey - np.median(border), 0, None)  # the page becomes black, as in MNIST
+    grey *= 255 / (grey.max() or 1.0)
     rows, cols = np.nonzero(grey > 0.25 * grey.max()) if grey.max() > 0 else ([0], [0])
     ink = grey[min(rows) : max(rows) + 1, min(cols) : max(cols) + 1]
     scale = min(height, width) * 20 / 28 / max(ink.shape)
@@ -109,7 +112,8 @@ def feature_maps(
 
         def wrapper(*args, **kwargs):
             y = forward(*args, **kwargs)
-            recorded.append((name, module, np.array(y.data[0])))
+            if isinstance(y, Tensor):
+                recorded.append((name, module, np.array(y.data[0])))
             return y
 
         return wrapper

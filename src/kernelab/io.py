@@ -24,7 +24,8 @@ from .tensor import Tensor
 
 FORMAT = "kernelab-checkpoint/1"
 _TREE = "tree.json"
-_MARKERS = {"__array__", "__tuple__", "__items__"}  # a str-keyed dict holding one is stored as items
+# A str-keyed dict that holds one of these keys is stored as items, so it cannot be misread
+_MARKERS = {"__array__", "__tuple__", "__items__"}
 # What a damaged or crafted zip can raise from zipfile, json or np.load: each means "refused"
 _DAMAGE = (
     zipfile.BadZipFile,

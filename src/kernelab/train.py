@@ -28,6 +28,7 @@ from .distributed import get_world_size
 from .nn import Module
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .progress import Progress
+from .tensor import unwrap
 
 CHECKPOINT = "checkpoint.kl"
 BEST = "best.kl"
@@ -140,6 +141,7 @@ class Trainer:
 
     # ---- checkpoints
     def state(self) -> dict[str, Any]:
+        loader_state = getattr(self.train_loader, "state_dict", None)
         return {
             "model": _unwrapped(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -151,11 +153,24 @@ class Trainer:
             "best_val": self.best_val,
             "bad_epochs": self.bad_epochs,
             "config": self.config,
+            # the loader's shuffling seed, which it may have drawn from the default generator
+            "loader": loader_state() if callable(loader_state) else None,
         }
 
     def save(self, name: str = CHECKPOINT) -> None:
-        if self.run_dir is not None:
-            io.save(self.state(), self.run_dir / name)
+        """Write the state to ``run_dir/name``; weights that are not finite are never written."""
+        if self.run_dir is None:
+            return
+        values = _unwrapped(self.model).state_dict().values()
+        if not all(np.isfinite(unwrap(v)).all() for v in values):
+            where = f"epoch {self.epoch + 1}, step {self.running.steps}"
+            raise TrainingDiverged(self._diverged(f"the weights became infinite or NaN at {where}"))
+        io.save(self.state(), self.run_dir / name)
+
+    def _diverged(self, what: str) -> str:
+        kept = self.run_dir is not None and (self.run_dir / CHECKPOINT).exists()
+        where = f"; the last good checkpoint is {self.run_dir / CHECKPOINT}" if kept else ""
+        return f"{what}{where}. Try a lower learning rate."
 
     def restore(self, path: str | Path) -> None:
         """Continue from a checkpoint written by :meth:`save`."""
@@ -168,6 +183,8 @@ class Trainer:
         random.default_generator().bit_generator.state = state["rng"]
         self.history.epochs = list(state["history"])
         self.best_val, self.bad_epochs = state["best_val"], state["bad_epochs"]
+        if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
+            self.train_loader.load_state_dict(state["loader"])
 
     # ---- the loop
     def _step(self, x, y) -> tuple[float, int]:
@@ -177,12 +194,7 @@ class Trainer:
         value = float(loss.item())
         if not math.isfinite(value):
             where = f"epoch {self.epoch + 1}, step {self.running.steps + 1}"
-            kept = f"; the last good checkpoint is {self.run_dir / CHECKPOINT}" if (
-                self.run_dir and (self.run_dir / CHECKPOINT).exists()
-            ) else ""
-            raise TrainingDiverged(
-                f"the loss became {value} at {where}{kept}. Try a lower learning rate."
-            )
+            raise TrainingDiverged(self._diverged(f"the loss became {value} at {where}"))
         loss.backward()
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_step == "batch":
@@ -238,7 +250,8 @@ class Trainer:
             if improved and self.val_loader is not None:
                 self.save(BEST)
             self._write_metrics()
-            if self.patience is not None and self.bad_epochs > self.patience:
+            # patience N: stop at the N-th epoch in a row without a better validation loss
+            if self.patience is not None and not improved and self.bad_epochs >= self.patience:
                 self.history.stopped_early = True
                 break
         return self.history

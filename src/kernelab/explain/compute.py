@@ -20,7 +20,14 @@ from .. import nn
 from ..autograd import no_grad
 from ..functional.pool import _pool_geometry  # the pooling's own window layout, ceil_mode too
 from ..tensor import Tensor
-from .source import ExplainError
+
+class ExplainError(ValueError):
+    """A request the explainer refuses; ``status`` is the HTTP status the web layer sends."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)
 TOP_TERMS = 12  # terms w_i·x_i of a dense layer listed one by one
@@ -40,6 +47,11 @@ class Step:
     x: np.ndarray
     y: np.ndarray
     source: int | None
+
+    @property
+    def label(self) -> str:
+        """The module's name in the model, or its type for a model that is one layer."""
+        return self.name or type(self.module).__name__
 
 
 def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
@@ -63,8 +75,7 @@ def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
             source = produced.get(id(tensor), -1 if tensor is inputs else None)
             produced[id(out)] = len(steps)
             alive.append(out)
-            label = name or type(module).__name__
-            steps.append(Step(len(steps), label, module, tensor.data[0], out.data[0], source))
+            steps.append(Step(len(steps), name, module, tensor.data[0], out.data[0], source))
             return out
 
         return wrapper
@@ -127,7 +138,7 @@ def structure(steps: list[Step]) -> list[dict]:
         module = step.module
         layers.append({
             "index": step.index,
-            "name": step.name,
+            "name": step.label,
             "type": type(module).__name__,
             "kind": kind(module),
             "text": f"{type(module).__name__}({module.extra_repr()})",
@@ -174,7 +185,7 @@ def check_position(step: Step, channel: int, y: int, x: int) -> None:
     if not all(isinstance(v, int) and 0 <= v < n for v, n in zip((channel, y, x), maps,
                                                                    strict=True)):
         raise ExplainError(
-            f"layer {step.index} ({step.name}) outputs {maps[0]} channels of "
+            f"layer {step.index} ({step.label}) outputs {maps[0]} channels of "
             f"{maps[1]}x{maps[2]}: (channel {channel}, y {y}, x {x}) is out of range"
         )
 
@@ -195,7 +206,7 @@ def arithmetic(steps: list[Step], layer: int, channel: int, y: int = 0, x: int =
         raise ExplainError(f"layer {layer} ({type(step.module).__name__}) has no arithmetic view")
     result = {
         "layer": layer,
-        "name": step.name,
+        "name": step.label,
         "kind": kind(step.module),
         "channel": channel,
         "y": y,
@@ -208,7 +219,7 @@ def arithmetic(steps: list[Step], layer: int, channel: int, y: int = 0, x: int =
     if nxt is not None and kind(nxt.module) == "activation" and nxt.source == layer:
         result["activation"] = {
             "layer": nxt.index,
-            "name": nxt.name,
+            "name": nxt.label,
             "type": type(nxt.module).__name__,
             "value": value_at(nxt.y, channel, y, x),
         }

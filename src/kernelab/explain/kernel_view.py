@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import constraints, frequency, kernels, nn
-from .compute import Step, encode
-from .source import ExplainError, Session, Source
+from .compute import ExplainError, Step, encode
+from .source import Session, Source
 
 SPECTRUM = 32  # the frequency grid of every response shown
 EXACT = 1e-6  # relative residual below which a kernel counts as having a symmetry
@@ -120,13 +120,19 @@ def layer_kernels(steps: list[Step], session: Session, layer: int) -> dict:
     }
 
 
-def kernel_detail(steps: list[Step], source_steps: list[Step], session: Session, layer: int,
+def trained_module(source: Source, step: Step) -> nn.Module:
+    """The trained model's layer that ``step`` (of a session's copy) is a copy of."""
+    return dict(source.model.named_modules())[step.name]
+
+
+def kernel_detail(steps: list[Step], source: Source, session: Session, layer: int,
                   channel: int) -> dict:
     """One kernel's exact values, next to the trained ones, with spectra and symmetries."""
-    conv = conv_step(steps, layer).module
+    step = conv_step(steps, layer)
+    conv = step.module
     check_kernel(conv, layer, channel)
     kernel = conv.materialize()[channel].astype(np.float64)  # (depth, kH, kW)
-    trained = source_steps[layer].module.materialize()[channel].astype(np.float64)
+    trained = trained_module(source, step).materialize()[channel].astype(np.float64)
     spectra = np.stack([frequency.frequency_response(s, SPECTRUM) for s in kernel])
     return {
         "layer": layer,
@@ -182,11 +188,10 @@ def edit_kernel(steps: list[Step], session: Session, layer: int, channel: int,
         if match_scale and np.linalg.norm(new) > 0:
             scale = float(np.linalg.norm(weight[channel, c]) / np.linalg.norm(new))
         weight[channel, c] = new * scale
-    with session.lock:
-        if conv.symmetry is None:
-            np.copyto(conv.weight.data, weight)
-        else:
-            conv.weight = weight  # stores the symmetric part
+    if conv.symmetry is None:
+        np.copyto(conv.weight.data, weight)
+    else:
+        conv.weight = weight  # stores the symmetric part
     where = "all input channels" if in_channel is None else f"input channel {in_channel}"
     text = f"{what} on {where}" + (" (scaled to the trained norm)" if match_scale else "")
     session.edits[(layer, channel)] = text
@@ -196,27 +201,22 @@ def edit_kernel(steps: list[Step], session: Session, layer: int, channel: int,
 def reset_kernels(steps: list[Step], source: Source, session: Session, layer: int | None = None,
                   channel: int | None = None) -> int:
     """Copy trained kernels back: one kernel, one layer's, or every layer's. Returns how many."""
-    trained = dict(source.model.named_modules())
-    layers = [conv_step(steps, layer).index] if layer is not None else [
-        s.index for s in steps if isinstance(s.module, nn.Conv2d)]
+    layers = [conv_step(steps, layer)] if layer is not None else [
+        s for s in steps if isinstance(s.module, nn.Conv2d)]
     count = 0
-    with session.lock:
-        for index in layers:
-            conv = steps[index].module
-            original = trained[steps[index].name] if steps[index].name in trained else None
-            if original is None:
-                original = trained[""]
-            if channel is not None:
-                check_kernel(conv, index, channel)
-            for name in ("weight", "weight_free"):
-                mine, theirs = conv._parameters.get(name), original._parameters.get(name)
-                if mine is None or theirs is None:
-                    continue
-                if channel is None:
-                    np.copyto(mine.data, theirs.data)
-                else:
-                    mine.data[channel] = theirs.data[channel]
-            for key in [k for k in session.edits if k[0] == index and channel in (None, k[1])]:
-                del session.edits[key]
-            count += conv.out_channels if channel is None else 1
+    for step in layers:
+        conv = step.module
+        if channel is not None:
+            check_kernel(conv, step.index, channel)
+        trained = dict(trained_module(source, step).named_parameters(recurse=False))
+        for name, param in conv.named_parameters(recurse=False):
+            if name not in ("weight", "weight_free"):
+                continue  # only kernels are edited; biases stay as trained
+            if channel is None:
+                np.copyto(param.data, trained[name].data)
+            else:
+                param.data[channel] = trained[name].data[channel]
+        for key in [k for k in session.edits if k[0] == step.index and channel in (None, k[1])]:
+            del session.edits[key]
+        count += conv.out_channels if channel is None else 1
     return count

@@ -24,17 +24,10 @@ from .. import commands, io
 from ..data import MNIST_MEAN, MNIST_STD
 from ..nn import Module
 from ..train import CHECKPOINT
+from .compute import ExplainError, Step, trace
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class ExplainError(ValueError):
-    """A request the explainer refuses; ``status`` is the HTTP status the web layer sends."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -129,7 +122,10 @@ class Session:
 
     def __init__(self, source: Source):
         self.model = copy.deepcopy(source.model)
-        self.lock = threading.Lock()  # one computation at a time on this copy
+        # the layers in call order (a probe with a blank image), for lookups by layer index
+        self.layers: list[Step] = trace(self.model, np.zeros((1, *source.input_shape),
+                                                             np.float32))[0]
+        self.lock = threading.Lock()  # the web layer computes on this copy one at a time
         self.edits: dict[tuple[int, int], str] = {}
         self.used = time.monotonic()
 
@@ -186,9 +182,7 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
     edits = [{"layer": layer, "kernel": kernel, "edit": text}
              for (layer, kernel), text in sorted(session.edits.items())]
     config = dict(source.config, edited_from=str(source.path), edits=edits)
-    with session.lock:
-        state = {"model": session.model.state_dict(), "config": config}
-        io.save(state, target / CHECKPOINT)
+    io.save({"model": session.model.state_dict(), "config": config}, target / CHECKPOINT)
     (target / "edits.json").write_text(json.dumps({"from": str(source.path), "edits": edits},
                                                   indent=1))
     return target

@@ -1,0 +1,29 @@
+"""``kernelab explain``: a local web page that shows a trained CNN at work, kernel by kernel.
+
+Draw or upload a digit and watch every feature map; click a pixel of any layer for the exact
+arithmetic behind it; edit a kernel (typed values, or Sobel, Gaussian, Laplacian, Gabor...)
+and see every downstream map and the prediction change. The parts:
+
+* ``source.py``: the run (or ONNX file) loaded once, read-only; one model copy per tab;
+* ``compute.py``, ``kernel_view.py``, ``inputs.py``, ``training.py``: what the page shows,
+  computed with the engine, as plain dicts;
+* ``api.py``: the JSON API as methods; ``app.py``: the web layer (Starlette) and the server;
+* ``static/``: the page (HTML, one script, one style sheet; nothing from the internet).
+
+Only this package's web layer needs the ``explain`` extra (Starlette and uvicorn).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    """``kernelab explain RUN [--host H] [--port P] [--open]``: serve until Ctrl+C."""
+    try:
+        from .app import serve
+    except ImportError as error:
+        raise RuntimeError(
+            f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
+        ) from None
+    return serve(args.run, host=args.host, port=args.port, open_browser=args.open)

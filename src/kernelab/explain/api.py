@@ -1,0 +1,151 @@
+"""The JSON API of ``kernelab explain``, as plain methods: a request's fields in, a dict out.
+
+:class:`Explainer` ties the parts together (the source model, one session per browser tab,
+the test set) and validates every field it is given; the web layer (``app.py``) only reads
+bodies and headers and turns :class:`ExplainError` into a 4xx response. Each method that
+touches a session's model holds that session's lock, so one tab's requests never interleave.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from . import compute, inputs, kernel_view
+from .compute import ExplainError
+from .source import Session, Sessions, Source, save_as_new_run
+from .training import TestSet, learning_curves
+
+_MISSING = object()
+
+
+def field(payload: dict, name: str, kind: type | tuple, default: Any = _MISSING) -> Any:
+    """``payload[name]`` checked to be of ``kind`` (ints are not bools); a 400 otherwise."""
+    if name not in payload or payload[name] is None:
+        if default is _MISSING:
+            raise ExplainError(f"missing field {name!r}")
+        return default
+    value = payload[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ExplainError(f"field {name!r} must be {names}, received {value!r}")
+    return value
+
+
+class Explainer:
+    """Everything the page asks for, for one source model shared by many sessions."""
+
+    def __init__(self, source: Source, session_limit: int = 32):
+        self.source = source
+        self.sessions = Sessions(source, session_limit)
+        self.test_set = TestSet(source)
+        blank = np.zeros((1, *source.input_shape), np.float32)
+        self.layers = compute.structure(compute.trace(source.model, blank)[0])
+
+    def session(self, session_id: str | None) -> Session:
+        return self.sessions.get(session_id)
+
+    # ---- the model and an input
+    def model(self) -> dict:
+        source = self.source
+        return {
+            "name": source.path.name,
+            "path": str(source.path),
+            "kind": source.kind,
+            "input_shape": list(source.input_shape),
+            "classes": source.classes,
+            "mean": source.mean,
+            "std": source.std,
+            "layers": self.layers,
+            "params": sum(p.numel() for p in source.model.parameters()),
+            "notes": source.notes,
+            "can_save": source.kind == "run",
+        }
+
+    def _input(self, payload: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The uint8 pixels (C, H, W) and normalised model input (1, C, H, W) of a request."""
+        pixels = inputs.decode_pixels(field(payload, "pixels", str), self.source.input_shape)
+        if field(payload, "centre", bool, False):
+            pixels = inputs.centre_like_mnist(pixels)
+        return pixels, inputs.model_input(pixels, self.source.mean, self.source.std)
+
+    def forward(self, session: Session, payload: dict) -> dict:
+        """Every feature map of the image, the probabilities, and the pixels the model saw."""
+        start = time.perf_counter()
+        pixels, x = self._input(payload)
+        with session.lock:
+            steps, logits = compute.trace(session.model, x)
+            view = compute.forward_view(x, steps, logits)
+        view["pixels"] = inputs.encode_pixels(pixels)
+        view["edits"] = len(session.edits)
+        view["ms"] = (time.perf_counter() - start) * 1e3
+        return view
+
+    def arithmetic(self, session: Session, payload: dict) -> dict:
+        """The numbers behind output (channel, y, x) of a layer for the posted image."""
+        _, x = self._input(payload)
+        layer = field(payload, "layer", int)
+        channel, y, x_ = (field(payload, k, int, 0) for k in ("channel", "y", "x"))
+        with session.lock:
+            steps, _ = compute.trace(session.model, x)
+            return compute.arithmetic(steps, layer, channel, y, x_)
+
+    def upload(self, body: bytes) -> dict:
+        """An uploaded image converted as the model expects: pixels (C, H, W) as base64."""
+        pixels = inputs.read_upload(body, self.source.input_shape)
+        return {"pixels": inputs.encode_pixels(pixels), "shape": list(pixels.shape)}
+
+    # ---- kernels
+    def kernels(self, session: Session, layer: int) -> dict:
+        with session.lock:
+            return kernel_view.layer_kernels(session.layers, session, layer)
+
+    def kernel(self, session: Session, layer: int, channel: int) -> dict:
+        with session.lock:
+            return kernel_view.kernel_detail(session.layers, self.source, session, layer,
+                                             channel)
+
+    def edit_kernel(self, session: Session, payload: dict) -> dict:
+        """Replace a kernel (or one slice) by typed values or a hand-designed kernel."""
+        layer, channel = field(payload, "layer", int), field(payload, "channel", int)
+        values = field(payload, "values", list, None)
+        spec = field(payload, "spec", str, None)
+        in_channel = field(payload, "in_channel", int, None)
+        match = field(payload, "match_scale", bool, False)
+        with session.lock:
+            text = kernel_view.edit_kernel(session.layers, session, layer, channel, in_channel,
+                                           values, spec, match)
+            detail = kernel_view.kernel_detail(session.layers, self.source, session, layer,
+                                               channel)
+        return dict(detail, done=text)
+
+    def reset_kernel(self, session: Session, payload: dict) -> dict:
+        """Trained kernels back: one (layer and channel), a layer's, or all (no fields)."""
+        layer = field(payload, "layer", int, None)
+        channel = field(payload, "channel", int, None)
+        if channel is not None and layer is None:
+            raise ExplainError("resetting one kernel needs its 'layer' too")
+        with session.lock:
+            count = kernel_view.reset_kernels(session.layers, self.source, session, layer,
+                                              channel)
+        return {"reset": count, "edits": len(session.edits)}
+
+    def save(self, session: Session, payload: dict) -> dict:
+        """The session's model as a new run folder next to the source run."""
+        name = field(payload, "name", str, None)
+        with session.lock:
+            path = save_as_new_run(self.source, session, name or None)
+        return {"path": str(path), "name": path.name}
+
+    # ---- training
+    def training(self) -> dict:
+        return {"curves": learning_curves(self.source)}
+
+    def test_summary(self) -> dict:
+        return self.test_set.summary()
+
+    def test_image(self, index: int) -> dict:
+        return self.test_set.image(index)

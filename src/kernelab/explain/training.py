@@ -1,0 +1,128 @@
+"""The training side of a run: learning curves, and the test set with the trained model's errors.
+
+Learning curves come from ``RUN/metrics.json``. The test set is loaded only if it is on this
+machine (``download=False``); the trained model (never a session's edited copy) classifies it
+once, in the background, for the confusion matrix and the gallery of misclassified images.
+When the data cannot be had, :meth:`TestSet.summary` says why and the page hides the picker.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import commands, data
+from ..autograd import no_grad
+from ..tensor import Tensor
+from .compute import ExplainError
+from .inputs import encode_pixels
+from .source import Source
+
+GALLERY = 64  # misclassified images sent to the page, most confident mistakes first
+BATCH = 500
+
+
+def learning_curves(source: Source) -> list[dict] | None:
+    """The per-epoch rows of ``RUN/metrics.json`` (losses, accuracies, lr), or None."""
+    if source.run_dir is None:
+        return None
+    path = Path(source.run_dir) / "metrics.json"
+    try:
+        rows = json.loads(path.read_text()).get("epochs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rows if isinstance(rows, list) else None
+
+
+class TestSet:
+    """The run's test images and what the trained model makes of them, computed once."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self._lock = threading.Lock()
+        self._done = False
+        self.reason: str | None = None
+        self.images = self.labels = self.predicted = self.confidence = None
+        self.classes: list[str] = list(source.classes)
+        self.origin = ""
+
+    def start(self) -> None:
+        """Load and classify in a background thread, so the first request finds it ready."""
+        threading.Thread(target=self.ensure, daemon=True, name="explain-testset").start()
+
+    def ensure(self) -> bool:
+        """Load the data and classify it unless done; True when the test set is available."""
+        with self._lock:
+            if not self._done:
+                try:
+                    self._load()
+                except Exception as error:  # any failure only hides the test-set features
+                    self.reason = f"test set unavailable: {str(error).splitlines()[0]}"
+                self._done = True
+        return self.reason is None
+
+    def _load(self) -> None:
+        config = self.source.config
+        if "data" not in config:
+            raise LookupError("the run records no dataset")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a fallback subset is fine; ``source`` says so
+            splits = data.load_dataset(config["data"], root=config.get("data_dir"),
+                                       download=False, progress=False)
+        images = splits.test_images
+        images = images[:, None] if images.ndim == 3 else images  # (N, C, H, W)
+        if tuple(images.shape[1:]) != self.source.input_shape:
+            raise ValueError(f"its images are {images.shape[1:]}, the model takes "
+                             f"{self.source.input_shape}")
+        predicted, confidence = [], []
+        with no_grad():
+            for start in range(0, len(images), BATCH):
+                batch = commands._images(images[start : start + BATCH], self.source.mean,
+                                         self.source.std)  # as the training normalised them
+                logits = self.source.model(Tensor(batch)).data.astype(np.float64)
+                exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+                probabilities = exp / exp.sum(axis=1, keepdims=True)
+                predicted.append(probabilities.argmax(axis=1))
+                confidence.append(probabilities.max(axis=1))
+        self.images, self.labels = images, splits.test_labels
+        self.predicted, self.confidence = np.concatenate(predicted), np.concatenate(confidence)
+        self.classes, self.origin = [str(c) for c in splits.classes], splits.source
+
+    def summary(self) -> dict:
+        """Availability, accuracy, confusion matrix and the most confident mistakes."""
+        if not self.ensure():
+            return {"available": False, "reason": self.reason}
+        n = len(self.classes)
+        matrix = np.zeros((n, n), dtype=np.int64)
+        np.add.at(matrix, (self.labels, self.predicted), 1)
+        wrong = np.flatnonzero(self.predicted != self.labels)
+        wrong = wrong[np.argsort(-self.confidence[wrong], kind="stable")][:GALLERY]
+        return {
+            "available": True,
+            "source": self.origin,
+            "count": int(len(self.labels)),
+            "classes": self.classes,
+            "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+            "confusion": matrix.tolist(),
+            "misclassified": [
+                {"index": int(i), "label": int(self.labels[i]),
+                 "predicted": int(self.predicted[i]), "confidence": float(self.confidence[i])}
+                for i in wrong
+            ],
+            "pixels": encode_pixels(self.images[wrong]),  # (n, C, H, W) uint8
+        }
+
+    def image(self, index) -> dict:
+        """One test image as pixels (C, H, W), its label and the trained model's prediction."""
+        if not self.ensure():
+            raise ExplainError(self.reason, 404)
+        if not isinstance(index, int) or not 0 <= index < len(self.labels):
+            raise ExplainError(f"test image index {index!r} is out of range: 0 to "
+                               f"{len(self.labels) - 1}")
+        return {"index": index, "label": int(self.labels[index]),
+                "predicted": int(self.predicted[index]),
+                "pixels": encode_pixels(self.images[index])}
