@@ -6,6 +6,8 @@ from hypothesis import settings
 import kernelab as kl
 
 settings.register_profile("kernelab", max_examples=40, deadline=None, derandomize=True)
+# A longer, random search for a bug hunt: pytest --hypothesis-profile=stress
+settings.register_profile("stress", max_examples=400, deadline=None, derandomize=False)
 settings.load_profile("kernelab")
 
 

@@ -34,3 +34,4 @@ __version__ = "0.1.0"
 from . import functional, init, kernels, nn, optim
 from .summary import Summary, summary
 from .threads import get_num_threads, set_num_threads
+from .interop import from_torch, load_safetensors, save_safetensors

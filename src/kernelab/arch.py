@@ -136,11 +136,13 @@ def build(spec: str, input_shape: tuple[int, ...] = (1, 28, 28), generator=None)
     if not tokens:
         raise SpecError("empty architecture spec")
     for position, token in enumerate(tokens, 1):
-        layer = _layer(token, tuple(x.shape[1:]), generator)
-        layer.eval()
-        try:
+        try:  # a layer may refuse its arguments (Conv2d's groups) or the shape it gets
+            layer = _layer(token, tuple(x.shape[1:]), generator)
+            layer.eval()
             with no_grad():
                 x = layer(x)
+        except SpecError:
+            raise
         except ValueError as error:
             raise SpecError(f"layer {position} '{token}': {error}") from None
         layers.append(layer)

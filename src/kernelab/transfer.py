@@ -7,6 +7,7 @@ pickled code. Keys are PyTorch's (``0.weight``, ``features.3.bias``...).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,8 +35,19 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
             import torch
         except ImportError:
             raise ImportError(f"reading PyTorch file {path.name} needs torch installed") from None
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+            # torch's message is long and advises weights_only=False: keep only its reason
+            reason = str(error).split("WeightsUnpickler error:")[-1].split("Check the doc")[0]
+            reason = reason.split(". ")[0]
+            raise ValueError(
+                f"{path}: not a PyTorch file of tensors ({' '.join(reason.split())}); "
+                f"anything else is refused unread (save model.state_dict(), not the model)"
+            ) from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: expected a state_dict (names to tensors), got {type(state)}")
         return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "numpy")}
     content = io.load(path)
     state = content.get("model", content) if isinstance(content, dict) else content

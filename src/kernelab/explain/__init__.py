@@ -19,11 +19,12 @@ import argparse
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    """``kernelab explain RUN [--host H] [--port P] [--open]``: serve until Ctrl+C."""
+    """``kernelab explain RUN [--host H] [--port P] [--open] [--threads N]``: serve until Ctrl+C."""
     try:
         from .app import serve
     except ImportError as error:
         raise RuntimeError(
             f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
         ) from None
-    return serve(args.run, host=args.host, port=args.port, open_browser=args.open)
+    return serve(args.run, host=args.host, port=args.port, open_browser=args.open,
+                 threads=args.threads)

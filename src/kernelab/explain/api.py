@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import compute, inputs, kernel_view
+from . import arithmetic, compute, inputs, kernel_view
 from .compute import ExplainError
 from .source import Session, Sessions, Source, save_as_new_run
 from .training import TestSet, learning_curves
@@ -91,7 +91,7 @@ class Explainer:
         channel, y, x_ = (field(payload, k, int, 0) for k in ("channel", "y", "x"))
         with session.lock:
             steps, _ = compute.trace(session.model, x)
-            return compute.arithmetic(steps, layer, channel, y, x_)
+            return arithmetic.arithmetic(steps, layer, channel, y, x_)
 
     def upload(self, body: bytes) -> dict:
         """An uploaded image converted as the model expects: pixels (C, H, W) as base64."""
@@ -105,8 +105,7 @@ class Explainer:
 
     def kernel(self, session: Session, layer: int, channel: int) -> dict:
         with session.lock:
-            return kernel_view.kernel_detail(session.layers, self.source, session, layer,
-                                             channel)
+            return kernel_view.kernel_detail(session.layers, self.source, session, layer, channel)
 
     def edit_kernel(self, session: Session, payload: dict) -> dict:
         """Replace a kernel (or one slice) by typed values or a hand-designed kernel."""
@@ -116,10 +115,10 @@ class Explainer:
         in_channel = field(payload, "in_channel", int, None)
         match = field(payload, "match_scale", bool, False)
         with session.lock:
-            text = kernel_view.edit_kernel(session.layers, session, layer, channel, in_channel,
-                                           values, spec, match)
-            detail = kernel_view.kernel_detail(session.layers, self.source, session, layer,
-                                               channel)
+            text = kernel_view.edit_kernel(
+                session.layers, session, layer, channel, in_channel, values, spec, match
+            )
+            detail = kernel_view.kernel_detail(session.layers, self.source, session, layer, channel)
         return dict(detail, done=text)
 
     def reset_kernel(self, session: Session, payload: dict) -> dict:
@@ -129,8 +128,7 @@ class Explainer:
         if channel is not None and layer is None:
             raise ExplainError("resetting one kernel needs its 'layer' too")
         with session.lock:
-            count = kernel_view.reset_kernels(session.layers, self.source, session, layer,
-                                              channel)
+            count = kernel_view.reset_kernels(session.layers, self.source, session, layer, channel)
         return {"reset": count, "edits": len(session.edits)}
 
     def save(self, session: Session, payload: dict) -> dict:

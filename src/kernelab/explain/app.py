@@ -71,8 +71,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (even without Content-Length)."""
     length = request.headers.get("content-length", "")
     if length and (not length.isdigit() or int(length) > limit):
-        raise ExplainError(f"the request body is {length} bytes; at most {limit:,} are "
-                           "accepted", 413)
+        raise ExplainError(
+            f"the request body is {length} bytes; at most {limit:,} are accepted", 413
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -100,8 +101,9 @@ def query_int(request: Request, name: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ExplainError(f"query parameter {name!r} must be an integer, received "
-                           f"{text!r}") from None
+        raise ExplainError(
+            f"query parameter {name!r} must be an integer, received {text!r}"
+        ) from None
 
 
 def create_app(source, allowed_hosts: list[str] | None = None, session_limit: int = 32):
@@ -200,11 +202,19 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ExplainError: refused, HTTPException: http_error,
-                            Exception: crashed},
+        exception_handlers={ExplainError: refused, HTTPException: http_error, Exception: crashed},
     )
     app.state.explainer = explainer
     return app
+
+
+def set_threads(threads: int) -> None:
+    try:
+        from ..threads import set_num_threads
+
+        set_num_threads(threads)
+    except ImportError:  # without threadpoolctl BLAS keeps its default
+        pass
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -216,8 +226,10 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {error.strerror} "
-                      "(try another --port, or --port 0 for any free one)") from None
+        raise OSError(
+            f"cannot listen on {host}:{port}: {error.strerror} "
+            "(try another --port, or --port 0 for any free one)"
+        ) from None
     sock.listen(64)
     return sock
 
@@ -228,10 +240,16 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
 
-def serve(path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False) -> int:
-    """Load ``path``, print the page's address, and serve until interrupted."""
+def serve(path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
+          threads: int = 1) -> int:
+    """Load ``path``, print the page's address, and serve until interrupted.
+
+    ``threads`` BLAS threads: one image is too small a product to share between cores, and
+    on a busy machine several threads per product cost 10x in latency.
+    """
     import uvicorn
 
+    set_threads(threads)
     source = load_source(path)
     app = create_app(source, allowed_hosts=list(LOOPBACK) if host in LOOPBACK else None)
     app.state.explainer.test_set.start()

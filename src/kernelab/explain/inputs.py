@@ -43,8 +43,9 @@ def decode_pixels(text, shape: tuple[int, int, int]) -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) != expected:
         c, h, w = shape
-        raise ExplainError(f"'pixels' must hold {expected} bytes ({c}x{h}x{w} uint8), "
-                           f"received {len(raw)}")
+        raise ExplainError(
+            f"'pixels' must hold {expected} bytes ({c}x{h}x{w} uint8), received {len(raw)}"
+        )
     return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
@@ -73,16 +74,20 @@ def read_upload(body: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     if not body:
         raise ExplainError("the upload is empty: send the bytes of an image file")
     if len(body) > MAX_UPLOAD_BYTES:
-        raise ExplainError(f"the upload is {len(body):,} bytes; at most {MAX_UPLOAD_BYTES:,} "
-                           "are accepted", 413)
+        raise ExplainError(
+            f"the upload is {len(body):,} bytes; at most {MAX_UPLOAD_BYTES:,} are accepted", 413
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", image_module.DecompressionBombWarning)
             with image_module.open(io.BytesIO(body), formats=FORMATS) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
-                    raise ExplainError(f"the image is {width}x{height} pixels; at most "
-                                       f"{MAX_PIXELS:,} pixels are accepted", 413)
+                    raise ExplainError(
+                        f"the image is {width}x{height} pixels; at most "
+                        f"{MAX_PIXELS:,} pixels are accepted",
+                        413,
+                    )
                 image.load()  # decodes everything: a truncated file fails here
     except ExplainError:
         raise
@@ -94,8 +99,9 @@ def read_upload(body: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         raise ExplainError(f"the image file is corrupt or truncated ({error})") from None
     channels, height, width = shape
     try:
-        converted = data.read_image(io.BytesIO(body), size=(height, width), channels=channels,
-                                    like_mnist=channels == 1)
+        converted = data.read_image(
+            io.BytesIO(body), size=(height, width), channels=channels, like_mnist=channels == 1
+        )
     except (ValueError, OSError) as error:
         raise ExplainError(f"cannot convert the image: {error}") from None
     return converted[None] if converted.ndim == 2 else converted

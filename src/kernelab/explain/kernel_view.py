@@ -18,32 +18,53 @@ SPECTRUM = 32  # the frequency grid of every response shown
 EXACT = 1e-6  # relative residual below which a kernel counts as having a symmetry
 # Hand-designed kernels offered for every layer; {s} is the layer's size, e.g. 5 or 5x3.
 PRESETS = (
-    "identity:{s}", "box:{s}", "gaussian:{s}", "sobel-x:{s}", "sobel-y:{s}", "prewitt-x:{s}",
-    "prewitt-y:{s}", "scharr-x", "scharr-y", "laplacian:4:{s}", "laplacian:8", "log:{s}:1",
-    "dog:{s}:1:1.6", "gabor:{s}:0", "gabor:{s}:0.785", "gabor:{s}:1.571", "sharpen", "emboss",
+    "identity:{s}",
+    "box:{s}",
+    "gaussian:{s}",
+    "sobel-x:{s}",
+    "sobel-y:{s}",
+    "prewitt-x:{s}",
+    "prewitt-y:{s}",
+    "scharr-x",
+    "scharr-y",
+    "laplacian:4:{s}",
+    "laplacian:8",
+    "log:{s}:1",
+    "dog:{s}:1:1.6",
+    "gabor:{s}:0",
+    "gabor:{s}:0.785",
+    "gabor:{s}:1.571",
+    "sharpen",
+    "emboss",
 )
 
 
 def conv_step(steps: list[Step], layer: int) -> Step:
     if not isinstance(layer, int) or not 0 <= layer < len(steps):
-        raise ExplainError(f"layer {layer!r} is out of range: the model has layers "
-                           f"0 to {len(steps) - 1}")
+        raise ExplainError(
+            f"layer {layer!r} is out of range: the model has layers 0 to {len(steps) - 1}"
+        )
     step = steps[layer]
     if not isinstance(step.module, nn.Conv2d):
-        raise ExplainError(f"layer {layer} ({type(step.module).__name__}) has no kernels; "
-                           "kernels belong to Conv2d layers")
+        raise ExplainError(
+            f"layer {layer} ({type(step.module).__name__}) has no kernels; "
+            "kernels belong to Conv2d layers"
+        )
     return step
 
 
 def check_kernel(conv: nn.Conv2d, layer: int, channel, in_channel=None) -> None:
     depth = conv.in_channels // conv.groups
     if not isinstance(channel, int) or not 0 <= channel < conv.out_channels:
-        raise ExplainError(f"layer {layer} has kernels 0 to {conv.out_channels - 1}: "
-                           f"kernel {channel!r} is out of range")
-    if in_channel is not None and (not isinstance(in_channel, int)
-                                   or not 0 <= in_channel < depth):
-        raise ExplainError(f"layer {layer}'s kernels are {depth} deep: input channel "
-                           f"{in_channel!r} is out of range (0 to {depth - 1})")
+        raise ExplainError(
+            f"layer {layer} has kernels 0 to {conv.out_channels - 1}: "
+            f"kernel {channel!r} is out of range"
+        )
+    if in_channel is not None and (not isinstance(in_channel, int) or not 0 <= in_channel < depth):
+        raise ExplainError(
+            f"layer {layer}'s kernels are {depth} deep: input channel "
+            f"{in_channel!r} is out of range (0 to {depth - 1})"
+        )
 
 
 def symmetry_of(kernel: np.ndarray) -> dict:
@@ -62,8 +83,11 @@ def symmetry_of(kernel: np.ndarray) -> dict:
         diff = np.linalg.norm(w - constraints.symmetrize(w, name))
         residual[name] = float(diff / norm) if norm > 0 else 0.0
     closest = min(residual, key=residual.get)
-    return {"exact": [s for s, r in residual.items() if r <= EXACT], "closest": closest,
-            "residual": residual}
+    return {
+        "exact": [s for s, r in residual.items() if r <= EXACT],
+        "closest": closest,
+        "residual": residual,
+    }
 
 
 def _describe(kernel: np.ndarray) -> dict:
@@ -92,8 +116,10 @@ def kernel_from_spec(spec: str, kernel_size: tuple[int, int]) -> np.ndarray:
     (kh, kw), (h, w) = kernel_size, kernel.shape
     dy, dx = kh - h, kw - w
     if dy < 0 or dx < 0 or dy % 2 or dx % 2:
-        raise ValueError(f"kernel {spec!r} is {h}x{w}; this layer's kernels are {kh}x{kw} "
-                         "(write the size in the spec, e.g. sobel-x:5)")
+        raise ValueError(
+            f"kernel {spec!r} is {h}x{w}; this layer's kernels are {kh}x{kw} "
+            "(write the size in the spec, e.g. sobel-x:5)"
+        )
     return np.pad(kernel, ((dy // 2, dy // 2), (dx // 2, dx // 2)))
 
 
@@ -112,8 +138,13 @@ def layer_kernels(steps: list[Step], session: Session, layer: int) -> dict:
         "means": encode(weight.mean(axis=1)),  # (C_out, kH, kW)
         "spectra": encode(spectra),  # (C_out, SPECTRUM, SPECTRUM), DC at the centre
         "kernels": [
-            {"class": r.kind, "dc_gain": r.dc_gain, "centroid": r.centroid,
-             "symmetry": symmetry_of(w)["exact"], "edited": (layer, o) in session.edits}
+            {
+                "class": r.kind,
+                "dc_gain": r.dc_gain,
+                "centroid": r.centroid,
+                "symmetry": symmetry_of(w)["exact"],
+                "edited": (layer, o) in session.edits,
+            }
             for o, (r, w) in enumerate(zip(described, weight, strict=True))
         ],
         "classes": list(frequency.CLASSES),
@@ -125,8 +156,9 @@ def trained_module(source: Source, step: Step) -> nn.Module:
     return dict(source.model.named_modules())[step.name]
 
 
-def kernel_detail(steps: list[Step], source: Source, session: Session, layer: int,
-                  channel: int) -> dict:
+def kernel_detail(
+    steps: list[Step], source: Source, session: Session, layer: int, channel: int
+) -> dict:
     """One kernel's exact values, next to the trained ones, with spectra and symmetries."""
     step = conv_step(steps, layer)
     conv = step.module
@@ -151,9 +183,16 @@ def kernel_detail(steps: list[Step], source: Source, session: Session, layer: in
     }
 
 
-def edit_kernel(steps: list[Step], session: Session, layer: int, channel: int,
-                in_channel: int | None = None, values=None, spec: str | None = None,
-                match_scale: bool = False) -> str:
+def edit_kernel(
+    steps: list[Step],
+    session: Session,
+    layer: int,
+    channel: int,
+    in_channel: int | None = None,
+    values=None,
+    spec: str | None = None,
+    match_scale: bool = False,
+) -> str:
     """Replace slices of kernel ``channel`` in the session's model; returns what was done.
 
     ``values`` (kH, kW) numbers or ``spec`` (a :func:`kernels.get_kernel` spec) give the new
@@ -178,8 +217,10 @@ def edit_kernel(steps: list[Step], session: Session, layer: int, channel: int,
         except (TypeError, ValueError):
             raise ExplainError("'values' must be rows of numbers") from None
         if new.shape != (kh, kw) or not np.isfinite(new).all() or np.abs(new).max() > 1e6:
-            raise ExplainError(f"'values' must be {kh}x{kw} finite numbers of magnitude "
-                               f"at most 1e6, received shape {new.shape}")
+            raise ExplainError(
+                f"'values' must be {kh}x{kw} finite numbers of magnitude "
+                f"at most 1e6, received shape {new.shape}"
+            )
         what = "typed values"
     weight = conv.materialize()  # (C_out, depth, kH, kW)
     slices = range(weight.shape[1]) if in_channel is None else [in_channel]
@@ -198,11 +239,19 @@ def edit_kernel(steps: list[Step], session: Session, layer: int, channel: int,
     return text
 
 
-def reset_kernels(steps: list[Step], source: Source, session: Session, layer: int | None = None,
-                  channel: int | None = None) -> int:
+def reset_kernels(
+    steps: list[Step],
+    source: Source,
+    session: Session,
+    layer: int | None = None,
+    channel: int | None = None,
+) -> int:
     """Copy trained kernels back: one kernel, one layer's, or every layer's. Returns how many."""
-    layers = [conv_step(steps, layer)] if layer is not None else [
-        s for s in steps if isinstance(s.module, nn.Conv2d)]
+    layers = (
+        [conv_step(steps, layer)]
+        if layer is not None
+        else [s for s in steps if isinstance(s.module, nn.Conv2d)]
+    )
     count = 0
     for step in layers:
         conv = step.module

@@ -87,7 +87,7 @@ def _outputs(model: Module, shape) -> int:
 
 
 def _load_onnx(path: Path) -> Source:
-    """An ONNX graph through ``kernelab.onnx.load`` (an optional part of kernelab)."""
+    """An ONNX graph through ``kernelab.onnx.load``; its input shape from the graph."""
     from .. import onnx as kl_onnx
 
     load = getattr(kl_onnx, "load", None)
@@ -99,22 +99,40 @@ def _load_onnx(path: Path) -> Source:
     if not path.is_file():
         raise FileNotFoundError(f"no ONNX file at {path}")
     model = load(path).eval()
-    shape = tuple(getattr(model, "input_shape", None) or (1, 28, 28))[-3:]
+    shape = _onnx_input_shape(path)
     mean, std = (MNIST_MEAN, MNIST_STD) if shape[0] == 1 else (0.0, 1.0)
     return Source(
         model=model,
         config={},
         path=path,
         kind="onnx",
-        input_shape=(int(shape[0]), int(shape[1]), int(shape[2])),
+        input_shape=shape,
         mean=float(mean),
         std=float(std),
         classes=[str(c) for c in range(_outputs(model, shape))],
         notes=[
-            f"ONNX files carry no input normalisation: images are normalised with "
-            f"mean {mean:.4f} and std {std:.4f} (MNIST's) before the model sees them"
+            f"ONNX files carry no input normalisation: pixels are normalised with mean "
+            f"{mean:.4f} and std {std:.4f} (MNIST's) before the model sees them"
         ],
     )
+
+
+def _onnx_input_shape(path: Path) -> tuple[int, int, int]:
+    """(C, H, W) of the graph's image input: (N, C, H, W) with fixed C, H and W."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    first = next(i for i in graph.input if i.name not in weights)
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim
+    ]
+    if len(dims) != 4 or None in dims[1:]:
+        raise ValueError(
+            f"{path}: expected an image input (N, C, H, W) with fixed C, H and "
+            f"W, found input {first.name!r} of shape {dims}"
+        )
+    return int(dims[1]), int(dims[2]), int(dims[3])
 
 
 class Session:
@@ -123,8 +141,9 @@ class Session:
     def __init__(self, source: Source):
         self.model = copy.deepcopy(source.model)
         # the layers in call order (a probe with a blank image), for lookups by layer index
-        self.layers: list[Step] = trace(self.model, np.zeros((1, *source.input_shape),
-                                                             np.float32))[0]
+        self.layers: list[Step] = trace(self.model, np.zeros((1, *source.input_shape), np.float32))[
+            0
+        ]
         self.lock = threading.Lock()  # the web layer computes on this copy one at a time
         self.edits: dict[tuple[int, int], str] = {}
         self.used = time.monotonic()
@@ -167,8 +186,11 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
     parent = source.path.parent
     if name is None:
         stem = f"{source.path.name}-edited"
-        name = next(f"{stem}-{i}" if i > 1 else stem for i in range(1, 10_000)
-                    if not (parent / (f"{stem}-{i}" if i > 1 else stem)).exists())
+        name = next(
+            f"{stem}-{i}" if i > 1 else stem
+            for i in range(1, 10_000)
+            if not (parent / (f"{stem}-{i}" if i > 1 else stem)).exists()
+        )
     if not RUN_NAME.fullmatch(name):
         raise ExplainError(
             f"run name {name!r}: expected 1 to 64 letters, digits, '.', '-' or '_', "
@@ -179,10 +201,13 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
         target.mkdir()  # fails if it exists: an existing run is never overwritten
     except FileExistsError:
         raise ExplainError(f"{target} already exists; choose another name", 409) from None
-    edits = [{"layer": layer, "kernel": kernel, "edit": text}
-             for (layer, kernel), text in sorted(session.edits.items())]
+    edits = [
+        {"layer": layer, "kernel": kernel, "edit": text}
+        for (layer, kernel), text in sorted(session.edits.items())
+    ]
     config = dict(source.config, edited_from=str(source.path), edits=edits)
     io.save({"model": session.model.state_dict(), "config": config}, target / CHECKPOINT)
-    (target / "edits.json").write_text(json.dumps({"from": str(source.path), "edits": edits},
-                                                  indent=1))
+    (target / "edits.json").write_text(
+        json.dumps({"from": str(source.path), "edits": edits}, indent=1)
+    )
     return target

@@ -71,18 +71,21 @@ class TestSet:
             raise LookupError("the run records no dataset")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a fallback subset is fine; ``source`` says so
-            splits = data.load_dataset(config["data"], root=config.get("data_dir"),
-                                       download=False, progress=False)
+            splits = data.load_dataset(
+                config["data"], root=config.get("data_dir"), download=False, progress=False
+            )
         images = splits.test_images
         images = images[:, None] if images.ndim == 3 else images  # (N, C, H, W)
         if tuple(images.shape[1:]) != self.source.input_shape:
-            raise ValueError(f"its images are {images.shape[1:]}, the model takes "
-                             f"{self.source.input_shape}")
+            raise ValueError(
+                f"its images are {images.shape[1:]}, the model takes {self.source.input_shape}"
+            )
         predicted, confidence = [], []
         with no_grad():
             for start in range(0, len(images), BATCH):
-                batch = commands._images(images[start : start + BATCH], self.source.mean,
-                                         self.source.std)  # as the training normalised them
+                batch = commands._images(
+                    images[start : start + BATCH], self.source.mean, self.source.std
+                )  # as the training normalised them
                 logits = self.source.model(Tensor(batch)).data.astype(np.float64)
                 exp = np.exp(logits - logits.max(axis=1, keepdims=True))
                 probabilities = exp / exp.sum(axis=1, keepdims=True)
@@ -109,8 +112,12 @@ class TestSet:
             "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
             "confusion": matrix.tolist(),
             "misclassified": [
-                {"index": int(i), "label": int(self.labels[i]),
-                 "predicted": int(self.predicted[i]), "confidence": float(self.confidence[i])}
+                {
+                    "index": int(i),
+                    "label": int(self.labels[i]),
+                    "predicted": int(self.predicted[i]),
+                    "confidence": float(self.confidence[i]),
+                }
                 for i in wrong
             ],
             "pixels": encode_pixels(self.images[wrong]),  # (n, C, H, W) uint8
@@ -121,8 +128,12 @@ class TestSet:
         if not self.ensure():
             raise ExplainError(self.reason, 404)
         if not isinstance(index, int) or not 0 <= index < len(self.labels):
-            raise ExplainError(f"test image index {index!r} is out of range: 0 to "
-                               f"{len(self.labels) - 1}")
-        return {"index": index, "label": int(self.labels[index]),
-                "predicted": int(self.predicted[index]),
-                "pixels": encode_pixels(self.images[index])}
+            raise ExplainError(
+                f"test image index {index!r} is out of range: 0 to {len(self.labels) - 1}"
+            )
+        return {
+            "index": index,
+            "label": int(self.labels[index]),
+            "predicted": int(self.predicted[index]),
+            "pixels": encode_pixels(self.images[index]),
+        }

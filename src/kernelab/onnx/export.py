@@ -42,6 +42,10 @@ class Record:
     output: Tensor
     path: str
 
+    def key(self, name: str) -> str:
+        """A name under the module's prefix, as its state_dict keys are."""
+        return f"{self.path}.{name}" if self.path else name
+
 
 class GraphBuilder:
     """Collects nodes and initializers; names every tensor it is given exactly once."""
@@ -57,7 +61,8 @@ class GraphBuilder:
         self.owners: dict[int, str] = {}  # id of a parameter or buffer (or its array) → key
         for key, tensor in chain(model.named_parameters(), model.named_buffers()):
             self.owners[id(tensor)] = self.owners[id(tensor.data)] = key
-        self._cache: dict[tuple[int, Any], str] = {}
+        # (id, dtype) → (name, the object): holding the object keeps its id from being reused
+        self._cache: dict[tuple[int, Any], tuple[str, Any]] = {}
         self._taken: set[str] = set()
 
     def unique(self, name: str) -> str:
@@ -76,6 +81,7 @@ class GraphBuilder:
         return isinstance(x, np.ndarray) and id(x) in self.names
 
     def bind(self, x: Tensor, name: str, batch_axis: int | None) -> None:
+        self._taken.add(name)
         self.names[id(x)] = self.names[id(x.data)] = name
         self.batch[id(x)] = batch_axis
 
@@ -104,12 +110,12 @@ class GraphBuilder:
                 array = array.astype(dtype)  # a converted copy no longer is the parameter
             else:
                 hint = self.owners.get(id(raw), hint)
-            self._cache[key] = self.constant(array, hint)
-        return self._cache[key]
+            self._cache[key] = self.constant(array, hint), raw
+        return self._cache[key][0]
 
     def constant(self, array: np.ndarray, hint: str) -> str:
         name = self.unique(hint)
-        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        tensor = self.onnx.numpy_helper.from_array(np.asarray(array, order="C"), name)
         self.initializers.append(tensor)
         return name
 
@@ -128,7 +134,9 @@ class GraphBuilder:
 
     def emit(self, rec: Record, op: str, inputs: list[str], final: bool = True, **attrs) -> str:
         """A node for ``rec``, named after its module; ``final`` binds the record's output."""
-        prefix = "/" + rec.path.replace(".", "/") if rec.path else ""
+        # PyTorch's scheme, each scope the full module path: /features/features.0/Conv
+        parts = rec.path.split(".") if rec.path else []
+        prefix = "".join("/" + ".".join(parts[: i + 1]) for i in range(len(parts)))
         output = self.output_names.get(id(rec.output)) if final else None
         if output is not None:
             self._taken.add(output)
@@ -238,7 +246,6 @@ def export(
     outputs = _outputs(out)
     g = GraphBuilder(model, opset_version)
     g.bind(x, INPUT, 0)
-    g._taken.add(INPUT)
     names = [OUTPUT] if len(outputs) == 1 else [f"{OUTPUT}_{i}" for i in range(len(outputs))]
     for tensor, name in zip(outputs, names, strict=True):
         g.output_names[id(tensor)] = name

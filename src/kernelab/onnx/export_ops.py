@@ -36,7 +36,7 @@ def _window_attrs(geometry: conv.ConvGeometry) -> dict:
 def _conv(g: GraphBuilder, r: Record) -> None:
     x, w, b = r.inputs
     geometry = r.params["geometry"]
-    inputs = [g.value(x, "x"), g.value(w, f"{r.path}.weight"), g.value(b, f"{r.path}.bias")]
+    inputs = [g.value(x, "x"), g.value(w, r.key("weight")), g.value(b, r.key("bias"))]
     attrs = _window_attrs(geometry)
     g.emit(r, "Conv", inputs, dilations=list(geometry.dilation), group=geometry.groups, **attrs)
 
@@ -66,15 +66,16 @@ def _avg_pool(g: GraphBuilder, r: Record) -> None:
     )
     area = kh * kw
     full = np.broadcast_to(divisor, (1, 1, out_h, out_w))[0, 0]
-    exact_inside = np.array_equal(full, inside)
-    scale = None if exact_inside or np.all(full == area) else area / divisor
+    by_area = bool(np.all(full == area))
+    by_inside = not by_area and np.array_equal(full, inside)
+    scale = None if by_area or by_inside else area / divisor
     attrs = _window_attrs(geometry)
     pooled = g.emit(
         r, "AveragePool", [g.value(x, "x")], final=scale is None,
-        count_include_pad=0 if exact_inside else 1, **attrs,
+        count_include_pad=0 if by_inside else 1, **attrs,
     )  # fmt: skip
     if scale is not None:
-        factor = g.value(scale.astype(x.dtype), f"{r.path}.divisor_scale")
+        factor = g.value(scale.astype(x.dtype), r.key("divisor_scale"))
         g.emit(r, "Mul", [pooled, factor])
 
 
@@ -111,7 +112,7 @@ def _reshape(g: GraphBuilder, r: Record) -> None:
     else:
         target = [-1, *out[1:]]
     g.batch[id(r.output)] = 0 if g.batch_axis(x) == 0 and out else None
-    target_name = g.value(np.asarray(target, dtype=np.int64), f"{r.path}.shape")
+    target_name = g.value(np.asarray(target, dtype=np.int64), r.key("shape"))
     g.emit(r, "Reshape", [g.value(x, "x"), target_name])
 
 
@@ -125,7 +126,7 @@ def _permute(g: GraphBuilder, r: Record) -> None:
 def _linear(g: GraphBuilder, r: Record) -> None:
     """Gemm with transB=1 for (N, in) input; MatMul by the transposed weight otherwise."""
     x, w, b = r.inputs
-    xs, ws, bs = g.value(x, "x"), g.value(w, f"{r.path}.weight"), g.value(b, f"{r.path}.bias")
+    xs, ws, bs = g.value(x, "x"), g.value(w, r.key("weight")), g.value(b, r.key("bias"))
     if x.ndim == 2:
         g.emit(r, "Gemm", [xs, ws, bs], transB=1)
         return
@@ -146,10 +147,10 @@ def _batch_norm(g: GraphBuilder, r: Record) -> None:
     channels = x.shape[1]
     inputs = [
         g.value(x, "x"),
-        g.value(np.ones(channels, dt) if weight is None else weight, f"{r.path}.weight", dt),
-        g.value(np.zeros(channels, dt) if bias is None else bias, f"{r.path}.bias", dt),
-        g.value(p["running_mean"], f"{r.path}.running_mean", dt),
-        g.value(p["running_var"], f"{r.path}.running_var", dt),
+        g.value(np.ones(channels, dt) if weight is None else weight, r.key("weight"), dt),
+        g.value(np.zeros(channels, dt) if bias is None else bias, r.key("bias"), dt),
+        g.value(p["running_mean"], r.key("running_mean"), dt),
+        g.value(p["running_var"], r.key("running_var"), dt),
     ]
     # ONNX's momentum weighs the old running value, PyTorch's the new batch statistic
     momentum = 1.0 - float(p["momentum"])
@@ -174,8 +175,7 @@ def _binary(op: str) -> Callable[[GraphBuilder, Record], None]:
 
     def handler(g: GraphBuilder, r: Record) -> None:
         dtype = r.output.dtype
-        prefix = f"{r.path}.{op.lower()}" if r.path else op.lower()
-        names = [g.value(v, f"{prefix}_const", dtype) for v in r.inputs]
+        names = [g.value(v, r.key(f"{op.lower()}_const"), dtype) for v in r.inputs]
         g.emit(r, op, names)
 
     return handler
@@ -191,7 +191,7 @@ def _reduce(op: str) -> Callable[[GraphBuilder, Record], None]:
             g.batch[id(r.output)] = axis if keepdim else axis - sum(a < axis for a in axes)
         inputs = [g.value(x, "x")]
         if op == "ReduceSum" or g.opset >= 18:  # axes became an input (Sum in 13, Mean in 18)
-            inputs.append(g.value(np.asarray(axes, np.int64), f"{r.path}.axes"))
+            inputs.append(g.value(np.asarray(axes, np.int64), r.key("axes")))
             g.emit(r, op, inputs, keepdims=int(keepdim))
         else:
             g.emit(r, op, inputs, axes=axes, keepdims=int(keepdim))

@@ -1,11 +1,12 @@
 """Load an ONNX graph as a kernelab Module that runs its nodes in order.
 
-A node with a kernelab layer of identical meaning becomes that layer, a child module named
-after its weights (``features.0.weight`` → child ``features.0``, so the state_dict keys are
-the initializer names) or else after the node: Conv → ``Conv2d``, Gemm with transB=1 and
-alpha = beta = 1 → ``Linear``, BatchNormalization → ``BatchNorm1d``/``2d``, pools,
-activations, Flatten, Dropout. Every other node runs as a kernelab operation
-(``load_ops.py``). Floating-point initializers are Parameters — the model's weights — and
+A node with a kernelab layer of identical meaning becomes that layer (``load_layers.py``):
+Conv → ``Conv2d``, Gemm with transB=1 and alpha = beta = 1 → ``Linear``, BatchNormalization →
+``BatchNorm1d``/``2d``, pools, activations, Flatten, Dropout. The child is named after its
+weights (``features.0.weight`` → ``features.0``: the state_dict keys are the initializer
+names), else after the module scope in the node's name (``/features/features.2/Relu`` →
+``features.2``), as PyTorch and kernelab write them. Every other node runs as a kernelab
+operation (``load_ops.py``). Floating-point initializers are Parameters — the model's weights — and
 BatchNormalization's mean and variance are buffers, so the loaded model trains, fine-tunes
 and freezes like any other; integer initializers (shapes, axes) are buffers.
 
@@ -92,7 +93,7 @@ def _resolve(root: Module, path: str) -> Any:
 
 
 # ---- names
-_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+_SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
 def _free(root: Module, path: str) -> bool:
@@ -113,7 +114,7 @@ def _free(root: Module, path: str) -> bool:
 
 def _flat(root: Module, name: str) -> str:
     """A fresh attribute name of ``root`` made from any string."""
-    base = re.sub(r"\W+", "_", name).strip("_") or "value"
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "value"
     candidate, n = base, 0
     while not _free(root, candidate):
         n += 1
@@ -143,7 +144,9 @@ def _attributes(onnx: Any, node: Any) -> dict[str, Any]:
     attrs = {}
     for a in node.attribute:
         value = onnx.helper.get_attribute_value(a)
-        if isinstance(value, bytes):
+        if a.type == onnx.AttributeProto.FLOAT:  # float32: its shortest decimal, 1e-05 not
+            value = float(str(np.float32(value)))  # 9.99999974e-06 (same float32 value)
+        elif isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, onnx.TensorProto):
             value = onnx.numpy_helper.to_array(value)
@@ -195,6 +198,9 @@ def _shapes(onnx: Any, model: Any) -> dict[str, tuple]:
 def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     """A :class:`GraphModule` running the ONNX model in ``source`` (a path, bytes or proto).
 
+    It is returned in eval mode, computing what the graph computes; ``train()`` it to
+    fine-tune (batch normalisation then uses batch statistics, dropout drops).
+
     An operation, attribute or attribute value without an exact kernelab equivalent is an
     :class:`ONNXError` naming the node, its type and the supported list.
     """
@@ -218,8 +224,8 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
         name = node.name or f"{node.op_type}_{index}"
         if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
             raise ONNXError(
-                f"load: node '{name}' has operation {node.domain or 'ai.onnx'}.{node.op_type}, "
-                f"which kernelab does not support; supported: {supported(OPS)}"
+                f"ONNX node '{name}' ({node.domain or 'ai.onnx'}.{node.op_type}): operation "
+                f"not supported by kernelab; supported: {supported(OPS)}"
             )
         step = Step(
             node.op_type, name, list(node.input), list(node.output), _attributes(onnx, node)
@@ -241,7 +247,7 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
             step.module = _adopt(root, step, *layers[id(step)], initializers)
     _register_weights(root, steps, static, initializers)
     root.onnx_steps = steps
-    return root
+    return root.eval()
 
 
 def _live(steps: list[Step], outputs: list[str], layers: dict) -> list[Step]:
@@ -257,14 +263,21 @@ def _live(steps: list[Step], outputs: list[str], layers: dict) -> list[Step]:
 
 
 def _adopt(root: GraphModule, step: Step, layer: Module, weights: dict, initializers) -> str:
-    """Place a layer under its weights' prefix (else the node's name); tie shared weights.
+    """Place a layer under its weights' prefix, else its node's scope, else the node's name.
 
-    ``weights`` maps the layer's attributes to the graph values they came from.
+    ``weights`` maps the layer's attributes to the graph values they came from. A weight
+    prefix counts when every weight is named ``prefix.attribute`` (a state_dict key); the
+    scope is the module path exporters put before the operation (``/features/features.0/Conv``
+    → ``features.0``). Weights shared between layers are tied.
     """
+    candidates = []
     prefixes = {n.rpartition(".")[0] for n in weights.values()}
-    path = prefixes.pop() if len(prefixes) == 1 else ""
-    if not path or any(n != f"{path}.{a}" for a, n in weights.items()) or not _free(root, path):
-        path = _flat(root, step.name)
+    if len(prefixes) == 1 and all(n == f"{p}.{a}" for p in prefixes for a, n in weights.items()):
+        candidates.append(prefixes.pop())
+    scopes = step.name.split("/")
+    if len(scopes) > 2:
+        candidates.append(scopes[-2])
+    path = next((c for c in candidates if c and _free(root, c)), None) or _flat(root, step.name)
     path = place(root, path, layer)
     for attribute, name in weights.items():
         if name not in initializers:

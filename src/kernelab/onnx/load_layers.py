@@ -114,8 +114,10 @@ def _conv(step: Step, static: dict, shapes: dict, opset: int):
         return None
     if tuple(step.attrs.get("kernel_shape", w.shape[2:])) != w.shape[2:]:
         raise fail(step, f"kernel_shape {step.attrs['kernel_shape']} but weight {w.shape}")
-    spatial = tuple(shapes.get(step.inputs[0], (None,) * 4)[2:]) or (None, None)
-    stride, dilation, padding = window_settings(step, spatial, w.shape[2:])
+    stride = step.attrs.get("strides", (1, 1))
+    if step.attrs.get("auto_pad", "NOTSET").startswith("SAME") and tuple(stride) != (1, 1):
+        return None  # its padding depends on the input size: worked out at each call
+    stride, dilation, padding = window_settings(step, (None, None), w.shape[2:])
     groups = step.attrs.get("group", 1)
     layer = nn.Conv2d(
         w.shape[1] * groups, w.shape[0], w.shape[2:], stride, padding, dilation, groups,
@@ -152,7 +154,8 @@ def _batch_norm(step: Step, static: dict, shapes: dict, opset: int):
     scale, bias, mean, var = values
     rank = len(shapes.get(step.inputs[0], ()))
     kind = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d}.get(rank, BatchNormalization)
-    momentum = 1.0 - step.attrs.get("momentum", 0.9)  # ONNX weighs the old running value
+    # ONNX's momentum weighs the old running value (0.9 is PyTorch's 0.1)
+    momentum = float(f"{1.0 - step.attrs.get('momentum', 0.9):.6g}")
     eps = step.attrs.get("epsilon", 1e-5)
     layer = kind(len(scale), eps=eps, momentum=momentum, dtype=scale.dtype)
     names = ("weight", "bias", "running_mean", "running_var")

@@ -25,7 +25,7 @@ Run = Callable[[Step, list, int], Any]
 
 
 def fail(step: Step, message: str) -> ONNXError:
-    return ONNXError(f"load: node '{step.name}' ({step.op}): {message}")
+    return ONNXError(f"ONNX node '{step.name}' ({step.op}): {message}")
 
 
 def _array(value: Any) -> np.ndarray:
@@ -104,6 +104,8 @@ def pool_geometry(step: Step, x_shape: tuple):
 
 def _conv(step: Step, args: list, opset: int) -> Tensor:
     x, w = _tensor(args[0]), _tensor(args[1])
+    if w.ndim != 4:
+        raise fail(step, f"only 2-D convolutions are supported, got a weight of shape {w.shape}")
     b = _tensor(args[2]) if len(args) > 2 and args[2] is not None else None
     stride, dilation, padding = window_settings(step, x.shape[2:], w.shape[2:])
     return F.conv2d(x, w, b, stride, padding, dilation, step.attrs.get("group", 1))
@@ -266,7 +268,8 @@ def _gather(step: Step, args: list, opset: int) -> Any:
 def _unsqueeze(step: Step, args: list, opset: int) -> Any:
     x = args[0]
     shape = list(_array(x).shape)
-    rank = len(shape) + len(axes := _axes(step, args, opset, 13) or [])
+    axes = _axes(step, args, opset, 13) or []
+    rank = len(shape) + len(axes)  # negative axes count from the end of the output
     for axis in sorted(a % rank for a in axes):
         shape.insert(axis, 1)
     return _reshape_to(x, tuple(shape))

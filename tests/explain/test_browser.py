@@ -1,0 +1,152 @@
+"""The page in a real browser (Chromium through Playwright): draw, click, edit, upload.
+
+Skipped when the ``playwright`` package or ``/usr/bin/chromium`` is missing (CI installs
+Debian's chromium; ``playwright install`` is never needed). Screenshots of each state go to
+``$KERNELAB_SCREENSHOTS`` when set (the ones in ``docs/explain/`` were made with it, and with
+``$KERNELAB_EXPLAIN_RUN`` pointing at a trained classic network), else to a temporary folder.
+"""
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+uvicorn = pytest.importorskip("uvicorn")
+
+from kernelab.explain.app import create_app, listen, url_of  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT = 15_000  # ms for any one thing to appear
+
+
+@pytest.fixture(scope="module")
+def url(run_dir):
+    app = create_app(os.environ.get("KERNELAB_EXPLAIN_RUN") or run_dir,
+                     allowed_hosts=["127.0.0.1"])
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield url_of(sock)
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("KERNELAB_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str, full_page: bool = False) -> None:
+        picture = Image.open(io.BytesIO(page.screenshot(full_page=full_page)))
+        picture.convert("RGB").quantize(128).save(folder / f"{name}.png", optimize=True)
+
+    return shot
+
+
+def canvas_data(page, column: int, index: int) -> str:
+    return page.evaluate(
+        "([c, i]) => document.querySelectorAll('#network .column')[c]"
+        ".querySelectorAll('canvas')[i].toDataURL()", [column, index])
+
+
+def draw_seven(page) -> None:
+    box = page.locator("#draw").bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 80, y + 60)
+    page.mouse.down()
+    page.mouse.move(x + 200, y + 60, steps=12)
+    page.mouse.move(x + 120, y + 240, steps=16)
+    page.mouse.up()
+
+
+def test_the_page_end_to_end(browser, url, shots):
+    page = browser.new_page(viewport={"width": 1360, "height": 860})
+    page.set_default_timeout(TIMEOUT)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+            and errors.append(m.text))
+    page.goto(url)
+    page.wait_for_selector("#probabilities li.best")
+
+    # Drawing a stroke changes the probabilities.
+    before = page.inner_text("#probabilities")
+    draw_seven(page)
+    page.wait_for_function("b => document.querySelector('#probabilities').innerText !== b",
+                           arg=before)
+    shots(page, "1-draw")
+
+    # A click on a feature-map pixel shows its arithmetic, equal to the engine's value.
+    target = page.locator("#network .column").nth(1).locator(".map").nth(1)
+    box = target.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.3)
+    page.wait_for_selector("#arithmetic .equation .ok")
+    assert "the same" in page.inner_text("#arithmetic")
+    assert page.locator("#arithmetic table.grid").count() >= 3  # window, kernel, products
+    assert page.locator("#network .mark.window").count() >= 1  # the window, on the input
+    shots(page, "2-arithmetic")
+
+    # Replacing a first-layer kernel by Sobel changes that layer's feature map, only that one.
+    edited, other = canvas_data(page, 1, 0), canvas_data(page, 1, 1)
+    page.click("#tabs button[data-tab=kernels]")
+    page.locator("#kernel-grid .kernel").first.click()
+    page.wait_for_selector("#kernel-editor select option")
+    options = page.eval_on_selector_all("#kernel-editor select option", "os => os.map(o => o.value)")
+    page.select_option("#kernel-editor select", next(o for o in options if o.startswith("sobel-x")))
+    page.click("#apply-preset")
+    page.wait_for_selector("#kernel-editor [role=status]:has-text('done: sobel-x')")
+    page.wait_for_function(
+        "d => document.querySelectorAll('#network .column')[1].querySelectorAll('canvas')[0]"
+        ".toDataURL() !== d", arg=edited)
+    assert canvas_data(page, 1, 1) == other
+    assert "1 kernel edited" in page.inner_text("#edits")
+    shots(page, "3-kernel-sobel")
+    page.click("#tabs button[data-tab=network]")
+    shots(page, "4-network-after-edit")
+
+    # A file that is not an image gets a clear message; a real one a preview.
+    page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png",
+                                            "buffer": b"these are notes, not an image"}])
+    page.wait_for_selector("#upload-error:has-text('not an image')")
+    shots(page, "5-bad-upload")
+    digit = Image.new("L", (120, 160), 255)
+    digit.paste(0, (50, 20, 66, 140))
+    buffer = io.BytesIO()
+    digit.save(buffer, format="PNG")
+    page.set_input_files("#upload", files=[{"name": "one.png", "mimeType": "image/png",
+                                            "buffer": buffer.getvalue()}])
+    page.wait_for_selector("#upload-preview:not([hidden])")
+    assert page.inner_text("#upload-error") == ""
+
+    # Training: curves, confusion matrix, and a misclassified image loaded as the input.
+    page.click("#tabs button[data-tab=training]")
+    page.wait_for_selector("#curves svg")
+    page.wait_for_selector("table.confusion")
+    shots(page, "6-training", full_page=True)
+    if page.locator("#gallery figure").count():
+        before = page.inner_text("#probabilities")
+        page.locator("#gallery figure").first.click()
+        page.wait_for_function("b => document.querySelector('#probabilities').innerText !== b",
+                               arg=before)
+    assert errors == []
+    page.close()

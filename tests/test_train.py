@@ -1,0 +1,299 @@
+"""The training loop: history, validation, progress, early stopping, the divergence guard,
+determinism and exact resumption (in process; resumption after a real kill is tested with
+the command in test_cli.py)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import kernelab as kl
+from kernelab import arch, data, io, optim, random
+from kernelab.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
+from kernelab.train import CHECKPOINT, History, Trainer, TrainingDiverged, evaluate, fit
+
+SPEC = "conv3x4-same,relu,maxpool2,flatten,dropout0.2,linear4"
+STEPS_PER_EPOCH = 6  # 96 images in batches of 16
+
+
+def pattern_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1, 8, 8) noisy images whose class (0..3) is the quadrant holding a bright square."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    images = rng.normal(0, 0.3, (n, 1, 8, 8)).astype(np.float32)
+    for c in range(4):
+        top, left = 4 * (c // 2), 4 * (c % 2)
+        images[labels == c, 0, top : top + 4, left : left + 4] += 1.5
+    return images, labels
+
+
+TRAIN, VAL = pattern_data(96, 0), pattern_data(64, 1)
+
+
+def setup(seed=0, lr=0.01, optimizer="adam", epochs=3, schedule=True, loader_seed=None):
+    """Model, shuffling loader, optimiser and per-batch one-cycle schedule, all from ``seed``.
+
+    ``loader_seed=None`` lets the loader draw its seed from the default generator.
+    """
+    random.manual_seed(seed)
+    model = arch.build(SPEC, (1, 8, 8), generator=seed)
+    loader = data.DataLoader(data.TensorDataset(*TRAIN), 16, shuffle=True, generator=loader_seed)
+    params = model.parameters()
+    opt = optim.SGD(params, lr=lr) if optimizer == "sgd" else optim.Adam(params, lr=lr)
+    scheduler = (
+        OneCycleLR(opt, max_lr=lr, epochs=epochs, steps_per_epoch=len(loader)) if schedule else None
+    )
+    return model, loader, opt, scheduler
+
+
+def val_loader():
+    return data.DataLoader(data.TensorDataset(*VAL), 32)
+
+
+def trainer_for(parts, **options) -> Trainer:
+    model, loader, opt, scheduler = parts
+    options.setdefault("progress", False)
+    return Trainer(
+        model,
+        loader,
+        opt,
+        val_loader=val_loader(),
+        scheduler=scheduler,
+        scheduler_step="batch" if scheduler is not None else "epoch",
+        **options,
+    )
+
+
+def weights(model) -> dict[str, np.ndarray]:
+    return {k: np.array(v.data) for k, v in model.state_dict().items()}
+
+
+def assert_bit_identical(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+class Interrupt(Exception):
+    """Stands in for a kill in the middle of training."""
+
+
+def interrupt_after(monkeypatch, epoch: int, steps: int) -> None:
+    """Make Trainer._step raise before the step after ``steps`` steps of epoch ``epoch``."""
+    real_step = Trainer._step
+
+    def step(self, x, y):
+        if (self.epoch, self.running.steps) == (epoch, steps):
+            raise Interrupt
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+
+
+# ---- history, validation, files
+def test_fit_records_history_validation_and_run_files(tmp_path):
+    trainer = trainer_for(setup(), run_dir=tmp_path, config={"note": "x"})
+    history = trainer.fit(3)
+    assert [row["epoch"] for row in history.epochs] == [1, 2, 3]
+    keys = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert keys | {"images_per_s"} == set(history.epochs[0])
+    assert history.epochs[-1]["val_acc"] >= 0.9  # the pattern is learnable
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.best("val_loss") == min(history.epochs, key=lambda row: row["val_loss"])
+    assert history.best("val_acc")["val_acc"] == max(row["val_acc"] for row in history.epochs)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == {"config": {"note": "x"}, "epochs": history.epochs}
+    state = io.load(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 3 and state["running"]["steps"] == 0
+    assert_bit_identical(weights(trainer.model), {k: v.data for k, v in state["model"].items()})
+    assert (tmp_path / "best.kl").exists()
+
+
+def test_validation_matches_a_plain_loop():
+    model, *_ = setup()
+    x, y = VAL
+    logits = model.eval()(kl.Tensor(x)).data
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    model.train()
+    result = evaluate(model, val_loader())
+    assert result["val_acc"] == np.mean(logits.argmax(axis=1) == y)
+    assert math.isclose(result["val_loss"], -log_probs[np.arange(len(y)), y].mean(), rel_tol=1e-5)
+    assert model.training  # evaluation mode was only borrowed
+
+
+def test_progress_bar_is_drawn(capsys):
+    trainer_for(setup(), progress=True).fit(1)
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and "96/96" in err and "loss=" in err and "acc=" in err
+
+
+def test_progress_line_without_tqdm(capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # import tqdm fails
+    trainer_for(setup(), progress=True).fit(1)
+    err = capsys.readouterr().err
+    assert "\repoch 1 96/96" in err and "img/s" in err and "ETA" in err and err.endswith("\n")
+
+
+def test_no_progress_is_silent(capsys):
+    trainer_for(setup()).fit(1)
+    assert capsys.readouterr().err == ""
+
+
+def test_scheduler_step_must_be_epoch_or_batch():
+    model, loader, opt, _ = setup()
+    with pytest.raises(ValueError, match="scheduler_step must be 'epoch' or 'batch'"):
+        Trainer(model, loader, opt, scheduler_step="step")
+
+
+def test_reduce_on_plateau_watches_the_validation_loss(monkeypatch):
+    model, loader, opt, _ = setup()
+    plateau = ReduceLROnPlateau(opt)
+    seen = []
+    monkeypatch.setattr(plateau, "step", seen.append)
+    history = Trainer(
+        model, loader, opt, val_loader=val_loader(), scheduler=plateau, progress=False
+    ).fit(2)
+    assert seen == [row["val_loss"] for row in history.epochs]
+
+
+# ---- early stopping
+@pytest.mark.parametrize(("patience", "epochs"), [(0, 2), (1, 2), (2, 3), (4, 5)])
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, patience, epochs):
+    """With lr 0 the validation loss never improves after the first epoch; as Keras, patience
+    N stops at the N-th epoch in a row without improvement (0 and 1 at the first)."""
+    trainer = trainer_for(setup(lr=0.0, schedule=False), patience=patience, run_dir=tmp_path)
+    history = trainer.fit(10)
+    assert len(history.epochs) == epochs and history.stopped_early
+    assert io.load(tmp_path / CHECKPOINT)["bad_epochs"] == epochs - 1
+
+
+def test_no_early_stop_while_improving():
+    history = trainer_for(setup(), patience=0).fit(3)
+    losses = [row["val_loss"] for row in history.epochs]
+    assert losses == sorted(losses, reverse=True)  # improving every epoch
+    assert len(history.epochs) == 3 and not history.stopped_early
+
+
+# ---- divergence
+@pytest.mark.parametrize(
+    ("start_lr", "huge_lr", "symptom"),
+    [(1e12, 1e12, "the loss became nan"), (0.01, math.inf, "the weights became infinite or NaN")],
+    ids=["logits-overflow", "weights-overflow"],
+)
+def test_huge_learning_rate_stops_with_a_clear_error_and_keeps_the_last_finite_checkpoint(
+    tmp_path, start_lr, huge_lr, symptom
+):
+    """Either the logits overflow (finite weights, NaN loss) or a step makes the weights
+    infinite: the run stops and the checkpoint on disk holds the last finite weights."""
+    model, loader, opt, _ = setup(lr=start_lr, optimizer="sgd", schedule=False)
+    snapshots = []  # the weights after every step, finite or not
+    real_step = opt.step
+
+    def step(*args):
+        if len(snapshots) == 2:
+            opt.param_groups[0]["lr"] = huge_lr
+        real_step(*args)
+        snapshots.append(weights(model))
+
+    opt.step = step
+    trainer = Trainer(model, loader, opt, run_dir=tmp_path, checkpoint_every=1, progress=False)
+    with pytest.raises(TrainingDiverged) as caught:
+        trainer.fit(5)
+    message = str(caught.value)
+    assert message.startswith(symptom)
+    assert str(tmp_path / CHECKPOINT) in message and "lower learning rate" in message
+    finite = [s for s in snapshots if all(np.isfinite(v).all() for v in s.values())]
+    assert len(finite) >= 2  # it diverged after some good steps
+    state = io.load(tmp_path / CHECKPOINT)
+    assert_bit_identical({k: v.data for k, v in state["model"].items()}, finite[-1])
+    fresh, *_ = setup()
+    fresh.load_state_dict(state["model"])  # the kept checkpoint loads
+
+
+def test_a_nan_loss_stops_training():
+    model, loader, opt, _ = setup(schedule=False)
+    trainer = Trainer(
+        model, loader, opt, loss_fn=lambda logits, y: logits.sum() * math.nan, progress=False
+    )
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at epoch 1, step 1"):
+        trainer.fit(1)
+
+
+# ---- determinism and resumption
+def run(parts, epochs=3, **options) -> dict[str, np.ndarray]:
+    trainer = trainer_for(parts, **options)
+    trainer.fit(epochs)
+    return weights(trainer.model)
+
+
+def test_same_seed_gives_bit_identical_weights():
+    first, second = run(setup(seed=3, loader_seed=7)), run(setup(seed=3, loader_seed=7))
+    assert_bit_identical(first, second)
+    other = run(setup(seed=4, loader_seed=7))
+    assert not np.array_equal(first["0.weight"], other["0.weight"])
+
+
+@pytest.mark.parametrize(("epoch", "steps"), [(0, 4), (1, 0), (1, 3), (2, 5)])
+def test_resume_is_bit_identical(tmp_path, monkeypatch, epoch, steps):
+    """Stop at (epoch, steps), build everything anew, restore, finish: the same weights.
+
+    The new loader draws a different shuffling seed from the default generator, and the model
+    starts from other weights: all of it must come from the checkpoint (dropout's random
+    draws included).
+    """
+    reference = run(setup(seed=0))
+    interrupt_after(monkeypatch, epoch, steps)
+    with pytest.raises(Interrupt):
+        run(setup(seed=0), run_dir=tmp_path, checkpoint_every=1)
+    monkeypatch.undo()
+    state = io.load(tmp_path / CHECKPOINT)
+    assert (state["epoch"], state["running"]["steps"]) == (epoch, steps)
+    parts = setup(seed=99)  # everything different until restored
+    trainer = trainer_for(parts, run_dir=tmp_path, checkpoint_every=1)
+    trainer.restore(tmp_path / CHECKPOINT)
+    history = trainer.fit(3)
+    assert_bit_identical(weights(trainer.model), reference)
+    assert len(history.epochs) == 3
+
+
+def test_resume_through_fit_with_checkpoint_every(tmp_path, monkeypatch):
+    model, loader, opt, scheduler = setup(seed=1, epochs=2)
+    expected_history = fit(
+        model,
+        loader,
+        2,
+        opt,
+        val_loader=val_loader(),
+        scheduler=scheduler,
+        scheduler_step="batch",
+        progress=False,
+    )
+    expected = weights(model)
+    interrupt_after(monkeypatch, 1, 4)
+    model, loader, opt, scheduler = setup(seed=1, epochs=2)
+    options = dict(
+        scheduler=scheduler,
+        scheduler_step="batch",
+        progress=False,
+        run_dir=tmp_path,
+        checkpoint_every=3,
+    )
+    with pytest.raises(Interrupt):
+        fit(model, loader, 2, opt, val_loader=val_loader(), **options)
+    monkeypatch.undo()
+    assert io.load(tmp_path / CHECKPOINT)["running"]["steps"] == 3  # the last multiple of 3
+    model, loader, opt, scheduler = setup(seed=1, epochs=2)
+    options["scheduler"] = scheduler
+    history = fit(
+        model, loader, 2, opt, val_loader=val_loader(), resume=tmp_path / CHECKPOINT, **options
+    )
+    assert_bit_identical(weights(model), expected)
+    for got, want in zip(history.epochs, expected_history.epochs, strict=True):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            assert got[key] == want[key], key
+
+
+def test_history_best_without_rows():
+    assert History().best() is None
