@@ -177,6 +177,7 @@ def test_no_early_stop_while_improving():
 
 
 # ---- divergence
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 @pytest.mark.parametrize(
     ("start_lr", "huge_lr", "symptom"),
     [(1e12, 1e12, "the loss became nan"), (0.01, math.inf, "the weights became infinite or NaN")],

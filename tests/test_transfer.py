@@ -68,6 +68,7 @@ class _Trap:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pytorch_files_are_read_without_running_pickled_code(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"

@@ -106,11 +106,23 @@ def test_the_page_end_to_end(browser, url, shots):
     assert page.locator("#network .mark.window").count() >= 1  # the window, on the input
     shots(page, "2-arithmetic")
 
+    # The same for a deeper convolution (every input channel), and for the dense layer.
+    target = page.locator("#network .column").nth(4).locator(".map").nth(2)
+    box = target.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector("#arithmetic h3:has-text('Layer 3') ~ .equation .ok")
+    assert page.locator("#arithmetic details").count() > 1
+    shots(page, "3-arithmetic-deep")
+    page.locator("#network .column").last.locator(".values > div").nth(7).click()
+    page.wait_for_selector("#arithmetic table.terms")
+    page.wait_for_selector("#arithmetic .equation .ok")
+    shots(page, "4-dense")
+
     # Replacing a first-layer kernel by Sobel changes that layer's feature map, only that one.
     edited, other = canvas_data(page, 1, 0), canvas_data(page, 1, 1)
     page.click("#tabs button[data-tab=kernels]")
     page.locator("#kernel-grid .kernel").first.click()
-    page.wait_for_selector("#kernel-editor select option")
+    page.wait_for_selector("#kernel-editor select option", state="attached")
     options = page.eval_on_selector_all("#kernel-editor select option", "os => os.map(o => o.value)")
     page.select_option("#kernel-editor select", next(o for o in options if o.startswith("sobel-x")))
     page.click("#apply-preset")
@@ -120,15 +132,15 @@ def test_the_page_end_to_end(browser, url, shots):
         ".toDataURL() !== d", arg=edited)
     assert canvas_data(page, 1, 1) == other
     assert "1 kernel edited" in page.inner_text("#edits")
-    shots(page, "3-kernel-sobel")
+    shots(page, "5-kernel-sobel")
     page.click("#tabs button[data-tab=network]")
-    shots(page, "4-network-after-edit")
+    shots(page, "6-network-after-edit")
 
     # A file that is not an image gets a clear message; a real one a preview.
     page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png",
                                             "buffer": b"these are notes, not an image"}])
     page.wait_for_selector("#upload-error:has-text('not an image')")
-    shots(page, "5-bad-upload")
+    shots(page, "7-bad-upload")
     digit = Image.new("L", (120, 160), 255)
     digit.paste(0, (50, 20, 66, 140))
     buffer = io.BytesIO()
@@ -142,7 +154,7 @@ def test_the_page_end_to_end(browser, url, shots):
     page.click("#tabs button[data-tab=training]")
     page.wait_for_selector("#curves svg")
     page.wait_for_selector("table.confusion")
-    shots(page, "6-training", full_page=True)
+    shots(page, "8-training", full_page=True)
     if page.locator("#gallery figure").count():
         before = page.inner_text("#probabilities")
         page.locator("#gallery figure").first.click()
