@@ -54,9 +54,16 @@ def drawings(count: int, seed: int = 0) -> list[dict]:
 
 def classic_source() -> Source:
     model = arch.build(arch.CLASSIC, (1, 28, 28), generator=0).eval()
-    return Source(model=model, config={}, path=Path("classic"), kind="run",
-                  input_shape=(1, 28, 28), mean=0.1307, std=0.3081,
-                  classes=[str(d) for d in range(10)])
+    return Source(
+        model=model,
+        config={},
+        path=Path("classic"),
+        kind="run",
+        input_shape=(1, 28, 28),
+        mean=0.1307,
+        std=0.3081,
+        classes=[str(d) for d in range(10)],
+    )
 
 
 def timed(call, bodies: list[dict], warmup: int = 10) -> list[float]:
@@ -76,9 +83,14 @@ def torch_forward_ms(bodies: list[dict], source: Source) -> float | None:
     except ImportError:
         return None
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 5, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(3136, 10),
+        torch.nn.Conv2d(1, 32, 5, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 5, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(3136, 10),
     ).eval()
     with torch.no_grad():
         for ours, theirs in zip(source.model.parameters(), net.parameters(), strict=True):
@@ -96,8 +108,12 @@ def torch_forward_ms(bodies: list[dict], source: Source) -> float | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads (default 1, as `kernelab explain` uses)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads (default 1, as `kernelab explain` uses)",
+    )
     args = parser.parse_args()
     import uvicorn
     from starlette.testclient import TestClient
@@ -115,8 +131,9 @@ def main() -> int:
 
     app = create_app(source)
     with TestClient(app) as client:
-        results["asgi"] = timed(lambda b: client.post("/api/forward", json=b, headers=HEADERS),
-                                bodies)
+        results["asgi"] = timed(
+            lambda b: client.post("/api/forward", json=b, headers=HEADERS), bodies
+        )
 
     sock = listen("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -144,8 +161,10 @@ def main() -> int:
         print(f"{name:<6} {median:>10.2f} {p90:>8.2f}  {'met' if median < TARGET_MS else 'MISSED'}")
     if torch_ms is not None:
         ratio = statistics.median(results["api"]) / torch_ms
-        print(f"\nPyTorch forward alone, same network and images: {torch_ms:.2f} ms median; "
-              f"the full update takes {ratio:.1f}x that")
+        print(
+            f"\nPyTorch forward alone, same network and images: {torch_ms:.2f} ms median; "
+            f"the full update takes {ratio:.1f}x that"
+        )
     return 0 if statistics.median(results["http"]) < TARGET_MS else 1
 
 

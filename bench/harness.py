@@ -133,6 +133,7 @@ def summarize(case: Case, per_round: dict, calls: dict, check, load_before: floa
         "time_ratio": statistics.median(ratios),  # kernelab time / PyTorch time
         "speed_ratio": statistics.median([t / k for k, t in zip(kl, pt, strict=True)]),
         "time_ratio_quartiles": quartiles,
+        "best_time_ratio": min(kl) / min(pt),  # fastest rounds only: a check on the median
         "calls_per_round": calls,
         "rounds": {"kernelab": kl, "torch": pt},
         "max_rel_diff": check,

@@ -48,8 +48,24 @@ def mnist_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory, mnist_dir) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    code = cli.main(["train", "--arch", TINY, "--data-dir", str(mnist_dir), "--run-dir",
-                     str(run), "--epochs", "2", "--lr", "0.01", "--no-progress", "--threads", "1"])
+    code = cli.main(
+        [
+            "train",
+            "--arch",
+            TINY,
+            "--data-dir",
+            str(mnist_dir),
+            "--run-dir",
+            str(run),
+            "--epochs",
+            "2",
+            "--lr",
+            "0.01",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     return run
 

@@ -35,8 +35,9 @@ def reference(run_dir):
 
 
 def model_input(pixels, config):
-    return ((pixels.astype(np.float32) / 255 - np.float32(config["mean"]))
-            / np.float32(config["std"]))[None]
+    return (
+        (pixels.astype(np.float32) / 255 - np.float32(config["mean"])) / np.float32(config["std"])
+    )[None]
 
 
 def layer_outputs(model, config, pixels):
@@ -70,8 +71,13 @@ def forward(client, session=SESSION, pixels=None):
 
 
 def arithmetic(client, layer, channel, y=0, x=0):
-    payload = {"pixels": pixels_b64(drawn_digit()), "layer": layer, "channel": channel,
-               "y": y, "x": x}
+    payload = {
+        "pixels": pixels_b64(drawn_digit()),
+        "layer": layer,
+        "channel": channel,
+        "y": y,
+        "x": x,
+    }
     response = post(client, "/api/arithmetic", payload)
     assert response.status_code == 200, response.text
     return response.json()
@@ -84,7 +90,8 @@ def test_model_lists_every_layer_with_shape_and_parameters(client, reference):
     assert [layer["type"] for layer in answer["layers"]] == [type(m).__name__ for m in layers]
     assert [layer["shape"] for layer in answer["layers"]] == [list(o.shape) for o in outputs[1:]]
     assert [layer["params"] for layer in answer["layers"]] == [
-        sum(p.numel() for p in m.parameters()) for m in layers]
+        sum(p.numel() for p in m.parameters()) for m in layers
+    ]
     assert answer["params"] == sum(p.numel() for p in model.parameters())
     assert answer["classes"] == config["classes"]
     assert answer["input_shape"] == config["input_shape"]
@@ -112,8 +119,9 @@ def test_forward_pass_equals_the_model(client, reference):
 def test_forward_can_centre_a_drawing_like_mnist(client):
     corner = np.zeros((1, 28, 28), np.uint8)
     corner[0, 1:8, 1:4] = 255  # a small stroke in the top-left corner
-    view = post(client, "/api/forward", {"pixels": pixels_b64(corner), "centre": True},
-                SESSION).json()
+    view = post(
+        client, "/api/forward", {"pixels": pixels_b64(corner), "centre": True}, SESSION
+    ).json()
     seen = np.frombuffer(base64.b64decode(view["pixels"]), np.uint8).reshape(28, 28)
     rows, cols = np.nonzero(seen)
     assert 10 <= rows.mean() <= 17 and 10 <= cols.mean() <= 17  # moved to the centre
@@ -133,18 +141,29 @@ def naive_conv(x, weight, bias, channel, y, x_, stride, padding):
     return total + float(bias[channel])
 
 
-@pytest.mark.parametrize("layer,positions", [
-    (0, [(0, 0, 0), (1, 14, 13), (3, 27, 27), (2, 7, 17)]),  # corners read the padding
-    (3, [(0, 0, 0), (5, 6, 6), (2, 3, 4)]),  # stride 2, padding 1, symmetric kernels
-])
+@pytest.mark.parametrize(
+    "layer,positions",
+    [
+        (0, [(0, 0, 0), (1, 14, 13), (3, 27, 27), (2, 7, 17)]),  # corners read the padding
+        (3, [(0, 0, 0), (5, 6, 6), (2, 3, 4)]),  # stride 2, padding 1, symmetric kernels
+    ],
+)
 def test_conv_arithmetic_adds_up_to_the_feature_map(client, reference, layer, positions):
     model, _, outputs = reference
     conv = model[layer]
     weight = conv.materialize()
     for channel, y, x in positions:
         a = arithmetic(client, layer, channel, y, x)
-        expected = naive_conv(outputs[layer], weight, conv.bias.data, channel, y, x,
-                              conv.stride, conv.geometry.padding)
+        expected = naive_conv(
+            outputs[layer],
+            weight,
+            conv.bias.data,
+            channel,
+            y,
+            x,
+            conv.stride,
+            conv.geometry.padding,
+        )
         engine = float(outputs[layer + 1][channel, y, x])
         assert a["engine"] == engine
         assert a["sum"] + a["bias"] == pytest.approx(a["value"], abs=1e-12)
@@ -274,17 +293,22 @@ def test_sessions_do_not_see_each_others_edits(client, reference):
 
 def test_symmetric_layer_keeps_its_symmetry_when_edited(client):
     session = {"X-Kernelab-Session": "symmetric-tab"}
-    answer = post(client, "/api/kernel", {"layer": 3, "channel": 0, "in_channel": 1,
-                                          "values": [[1, 2, 3], [0, 0, 0], [0, 0, 0]]},
-                  session).json()
+    answer = post(
+        client,
+        "/api/kernel",
+        {"layer": 3, "channel": 0, "in_channel": 1, "values": [[1, 2, 3], [0, 0, 0], [0, 0, 0]]},
+        session,
+    ).json()
     assert answer["values"][1] == [[0.5, 1.0, 1.5], [0, 0, 0], [0.5, 1.0, 1.5]]  # flip-ud mean
     assert "x" in answer["symmetry"]["exact"]
+    assert "its symmetric part was stored" in answer["done"]
 
 
 def test_save_as_new_run_leaves_the_run_untouched(client, run_dir):
     def fingerprint():
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(run_dir.iterdir())}
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run_dir.iterdir())
+        }
 
     before = fingerprint()
     session = {"X-Kernelab-Session": "saving-session"}
@@ -307,8 +331,9 @@ def test_save_as_new_run_leaves_the_run_untouched(client, run_dir):
 def test_learning_curves_and_test_set(client, run_dir, mnist_dir):
     curves = client.get("/api/training", headers=SESSION).json()["curves"]
     assert curves == json.loads((run_dir / "metrics.json").read_text())["epochs"]
+    assert client.app.state.explainer.test_set.wait(timeout=60)
     summary = client.get("/api/testset", headers=SESSION).json()
-    assert summary["available"] and summary["count"] == 120
+    assert summary["available"] and summary["ready"] and summary["count"] == 120
     matrix = np.array(summary["confusion"])
     assert matrix.sum() == 120
     assert summary["accuracy"] == pytest.approx(np.trace(matrix) / 120)
@@ -320,3 +345,16 @@ def test_learning_curves_and_test_set(client, run_dir, mnist_dir):
     gallery = np.frombuffer(base64.b64decode(summary["pixels"]), np.uint8)
     first = np.frombuffer(base64.b64decode(image["pixels"]), np.uint8)
     np.testing.assert_array_equal(gallery[:784], first)
+
+
+def test_a_test_set_that_is_not_here_hides_itself(run_dir, tmp_path):
+    from kernelab.explain.source import load_source
+
+    source = load_source(run_dir)
+    source.config = dict(source.config, data="kmnist", data_dir=str(tmp_path))  # no files
+    with TestClient(create_app(source)) as client:
+        summary = client.get("/api/testset", headers=SESSION).json()
+        assert summary["available"] is False
+        assert summary["reason"].startswith("test set unavailable: KMNIST")
+        response = client.get("/api/testset/0", headers=SESSION)
+        assert response.status_code == 404 and "unavailable" in response.json()["error"]

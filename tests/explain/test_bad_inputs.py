@@ -75,10 +75,19 @@ def test_too_many_bytes(client, monkeypatch):
 def test_static_files_cannot_escape_the_asset_folder(client):
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/").headers["content-type"].startswith("text/html")
-    for path in ["/static/../app.py", "/static/..%2fapp.py", "/static/%2e%2e%2fsource.py",
-                 "/static/..%5c..%5csource.py", "/static/%2e%2e/%2e%2e/explain/app.py",
-                 "/static/app.js%00.py", "/static/.%2e/__init__.py", "/static/style.css/..",
-                 "/static//etc/passwd", "/static/%2fetc%2fpasswd", "/../../etc/passwd"]:
+    for path in [
+        "/static/../app.py",
+        "/static/..%2fapp.py",
+        "/static/%2e%2e%2fsource.py",
+        "/static/..%5c..%5csource.py",
+        "/static/%2e%2e/%2e%2e/explain/app.py",
+        "/static/app.js%00.py",
+        "/static/.%2e/__init__.py",
+        "/static/style.css/..",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+        "/../../etc/passwd",
+    ]:
         response = client.get(path)
         assert response.status_code == 404, path
         assert "import" not in response.text and "root:" not in response.text
@@ -90,50 +99,59 @@ def test_every_api_response_carries_a_content_security_policy(client):
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize("payload,words", [
-    ({"layer": 99, "channel": 0}, "layer 99 is out of range"),
-    ({"layer": -1, "channel": 0}, "layer -1 is out of range"),
-    ({"layer": 0, "channel": 4}, "(channel 4, y 0, x 0) is out of range"),
-    ({"layer": 0, "channel": 0, "y": 28}, "(channel 0, y 28, x 0) is out of range"),
-    ({"layer": 0, "channel": 0, "x": -1}, "(channel 0, y 0, x -1) is out of range"),
-    ({"layer": 7, "channel": 10}, "(channel 10, y 0, x 0) is out of range"),
-    ({"layer": 7, "channel": 0, "y": 1}, "out of range"),
-    ({"layer": "0", "channel": 0}, "field 'layer' must be int"),
-    ({"layer": True, "channel": 0}, "field 'layer' must be int"),
-    ({"layer": 0, "channel": 1.5}, "field 'channel' must be int"),
-    ({"channel": 0}, "missing field 'layer'"),
-])
+@pytest.mark.parametrize(
+    "payload,words",
+    [
+        ({"layer": 99, "channel": 0}, "layer 99 is out of range"),
+        ({"layer": -1, "channel": 0}, "layer -1 is out of range"),
+        ({"layer": 0, "channel": 4}, "(channel 4, y 0, x 0) is out of range"),
+        ({"layer": 0, "channel": 0, "y": 28}, "(channel 0, y 28, x 0) is out of range"),
+        ({"layer": 0, "channel": 0, "x": -1}, "(channel 0, y 0, x -1) is out of range"),
+        ({"layer": 7, "channel": 10}, "(channel 10, y 0, x 0) is out of range"),
+        ({"layer": 7, "channel": 0, "y": 1}, "out of range"),
+        ({"layer": "0", "channel": 0}, "field 'layer' must be int"),
+        ({"layer": True, "channel": 0}, "field 'layer' must be int"),
+        ({"layer": 0, "channel": 1.5}, "field 'channel' must be int"),
+        ({"channel": 0}, "missing field 'layer'"),
+    ],
+)
 def test_arithmetic_out_of_range(client, payload, words):
     body = {"pixels": pixels_b64(drawn_digit()), **payload}
     refused(client.post("/api/arithmetic", json=body, headers=SESSION), 400, words)
 
 
-@pytest.mark.parametrize("query,words", [
-    ("/api/kernels?layer=1", "has no kernels"),
-    ("/api/kernels?layer=40", "out of range"),
-    ("/api/kernels?layer=x", "must be an integer"),
-    ("/api/kernels", "missing query parameter 'layer'"),
-    ("/api/kernel?layer=0&channel=4", "kernel 4 is out of range"),
-    ("/api/testset/999", "out of range"),
-    ("/api/testset/abc", "is an integer"),
-])
+@pytest.mark.parametrize(
+    "query,words",
+    [
+        ("/api/kernels?layer=1", "has no kernels"),
+        ("/api/kernels?layer=40", "out of range"),
+        ("/api/kernels?layer=x", "must be an integer"),
+        ("/api/kernels", "missing query parameter 'layer'"),
+        ("/api/kernel?layer=0&channel=4", "kernel 4 is out of range"),
+        ("/api/testset/999", "out of range"),
+        ("/api/testset/abc", "is an integer"),
+    ],
+)
 def test_kernel_and_test_set_indices(client, query, words):
     response = client.get(query, headers=SESSION)
     assert response.status_code in (400, 404), response.text
     assert words in response.json()["error"]
 
 
-@pytest.mark.parametrize("payload,words", [
-    ({"layer": 0, "channel": 0}, "either 'values'"),
-    ({"layer": 0, "channel": 0, "spec": "sobel-x", "values": [[0]]}, "either 'values'"),
-    ({"layer": 0, "channel": 0, "spec": "unknown"}, "unknown kernel"),
-    ({"layer": 0, "channel": 0, "spec": "sobel-x:5"}, "is 5x5; this layer's kernels are 3x3"),
-    ({"layer": 0, "channel": 0, "values": [[1, 2], [3, 4]]}, "must be 3x3"),
-    ({"layer": 0, "channel": 0, "values": [["a", 0, 0]] * 3}, "rows of numbers"),
-    ({"layer": 0, "channel": 0, "values": [[1e9, 0, 0]] * 3}, "magnitude"),
-    ({"layer": 3, "channel": 0, "in_channel": 4, "spec": "box:3"}, "input channel 4"),
-    ({"layer": 2, "channel": 0, "spec": "box:3"}, "has no kernels"),
-])
+@pytest.mark.parametrize(
+    "payload,words",
+    [
+        ({"layer": 0, "channel": 0}, "either 'values'"),
+        ({"layer": 0, "channel": 0, "spec": "sobel-x", "values": [[0]]}, "either 'values'"),
+        ({"layer": 0, "channel": 0, "spec": "unknown"}, "unknown kernel"),
+        ({"layer": 0, "channel": 0, "spec": "sobel-x:5"}, "is 5x5; this layer's kernels are 3x3"),
+        ({"layer": 0, "channel": 0, "values": [[1, 2], [3, 4]]}, "must be 3x3"),
+        ({"layer": 0, "channel": 0, "values": [["a", 0, 0]] * 3}, "rows of numbers"),
+        ({"layer": 0, "channel": 0, "values": [[1e9, 0, 0]] * 3}, "magnitude"),
+        ({"layer": 3, "channel": 0, "in_channel": 4, "spec": "box:3"}, "input channel 4"),
+        ({"layer": 2, "channel": 0, "spec": "box:3"}, "has no kernels"),
+    ],
+)
 def test_bad_kernel_edits(client, payload, words):
     refused(client.post("/api/kernel", json=payload, headers=SESSION), 400, words)
 
@@ -148,8 +166,11 @@ def test_bad_bodies_and_pixels(client, monkeypatch):
     refused(client.post("/api/forward", content=b"{not json", headers=SESSION), 400, "not valid")
     refused(client.post("/api/forward", json=[1, 2], headers=SESSION), 400, "JSON object")
     refused(client.post("/api/forward", json={"pixels": "%%%"}, headers=SESSION), 400, "base64")
-    refused(client.post("/api/forward", json={"pixels": pixels_b64(np.zeros(10))},
-                        headers=SESSION), 400, "must hold 784 bytes")
+    refused(
+        client.post("/api/forward", json={"pixels": pixels_b64(np.zeros(10))}, headers=SESSION),
+        400,
+        "must hold 784 bytes",
+    )
     big = json.dumps({"pixels": "A" * (2 * 1024 * 1024)})
     refused(client.post("/api/forward", content=big, headers=SESSION), 413, "at most")
 
@@ -157,14 +178,16 @@ def test_bad_bodies_and_pixels(client, monkeypatch):
 def test_sessions_are_required_and_checked(client):
     refused(client.get("/api/model"), 400, "X-Kernelab-Session")
     refused(client.get("/api/model", headers={"X-Kernelab-Session": "short"}), 400, "malformed")
-    refused(client.get("/api/model", headers={"X-Kernelab-Session": "../../etc/passwd"}), 400,
-            "malformed")
+    refused(
+        client.get("/api/model", headers={"X-Kernelab-Session": "../../etc/passwd"}),
+        400,
+        "malformed",
+    )
 
 
 def test_save_refuses_bad_names(client):
     for name in ["../escape", ".hidden", "a/b", "x" * 65]:
-        refused(client.post("/api/save", json={"name": name}, headers=SESSION), 400,
-                "run name")
+        refused(client.post("/api/save", json={"name": name}, headers=SESSION), 400, "run name")
 
 
 def test_unknown_hosts_are_refused_when_bound_to_loopback(run_dir):

@@ -23,15 +23,23 @@ uvicorn = pytest.importorskip("uvicorn")
 
 from kernelab.explain.app import create_app, listen, url_of  # noqa: E402
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT = 15_000  # ms for any one thing to appear
 
 
 @pytest.fixture(scope="module")
 def url(run_dir):
-    app = create_app(os.environ.get("KERNELAB_EXPLAIN_RUN") or run_dir,
-                     allowed_hosts=["127.0.0.1"])
+    app = create_app(os.environ.get("KERNELAB_EXPLAIN_RUN") or run_dir, allowed_hosts=["127.0.0.1"])
+    app.state.explainer.test_set.start()  # as `kernelab explain` does
     sock = listen("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -58,7 +66,8 @@ def shots(tmp_path):
 
     def shot(page, name: str, full_page: bool = False) -> None:
         picture = Image.open(io.BytesIO(page.screenshot(full_page=full_page)))
-        picture.convert("RGB").quantize(128).save(folder / f"{name}.png", optimize=True)
+        picture = picture.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+        picture.save(folder / f"{name}.png", optimize=True)
 
     return shot
 
@@ -66,7 +75,9 @@ def shots(tmp_path):
 def canvas_data(page, column: int, index: int) -> str:
     return page.evaluate(
         "([c, i]) => document.querySelectorAll('#network .column')[c]"
-        ".querySelectorAll('canvas')[i].toDataURL()", [column, index])
+        ".querySelectorAll('canvas')[i].toDataURL()",
+        [column, index],
+    )
 
 
 def draw_seven(page) -> None:
@@ -84,16 +95,21 @@ def test_the_page_end_to_end(browser, url, shots):
     page.set_default_timeout(TIMEOUT)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-            and errors.append(m.text))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error" and "Failed to load resource" not in m.text and errors.append(m.text)
+        ),
+    )
     page.goto(url)
     page.wait_for_selector("#probabilities li.best")
 
     # Drawing a stroke changes the probabilities.
     before = page.inner_text("#probabilities")
     draw_seven(page)
-    page.wait_for_function("b => document.querySelector('#probabilities').innerText !== b",
-                           arg=before)
+    page.wait_for_function(
+        "b => document.querySelector('#probabilities').innerText !== b", arg=before
+    )
     shots(page, "1-draw")
 
     # A click on a feature-map pixel shows its arithmetic, equal to the engine's value.
@@ -113,6 +129,10 @@ def test_the_page_end_to_end(browser, url, shots):
     page.wait_for_selector("#arithmetic h3:has-text('Layer 3') ~ .equation .ok")
     assert page.locator("#arithmetic details").count() > 1
     shots(page, "3-arithmetic-deep")
+    box = page.locator("#network .column").nth(3).locator(".map").nth(0).bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector("#arithmetic h3:has-text('MaxPool2d') ~ .equation .ok")
+    assert page.locator("#arithmetic td.win").count() == 1  # the window's winner
     page.locator("#network .column").last.locator(".values > div").nth(7).click()
     page.wait_for_selector("#arithmetic table.terms")
     page.wait_for_selector("#arithmetic .equation .ok")
@@ -123,42 +143,68 @@ def test_the_page_end_to_end(browser, url, shots):
     page.click("#tabs button[data-tab=kernels]")
     page.locator("#kernel-grid .kernel").first.click()
     page.wait_for_selector("#kernel-editor select option", state="attached")
-    options = page.eval_on_selector_all("#kernel-editor select option", "os => os.map(o => o.value)")
-    page.select_option("#kernel-editor select", next(o for o in options if o.startswith("sobel-x")))
+    options = page.eval_on_selector_all(
+        "#kernel-editor select option", "os => os.map(o => o.value)"
+    )
+    sobel = next(o for o in options if o.startswith("sobel-x"))
+    page.select_option("#kernel-editor select", sobel)
     page.click("#apply-preset")
     page.wait_for_selector("#kernel-editor [role=status]:has-text('done: sobel-x')")
     page.wait_for_function(
         "d => document.querySelectorAll('#network .column')[1].querySelectorAll('canvas')[0]"
-        ".toDataURL() !== d", arg=edited)
+        ".toDataURL() !== d",
+        arg=edited,
+    )
     assert canvas_data(page, 1, 1) == other
     assert "1 kernel edited" in page.inner_text("#edits")
-    shots(page, "5-kernel-sobel")
+    shots(page, "5-kernel-sobel", full_page=True)
+    page.click("#kernel-editor button:has-text('Reset this kernel')")
+    page.wait_for_function(
+        "d => document.querySelectorAll('#network .column')[1].querySelectorAll('canvas')[0]"
+        ".toDataURL() === d",
+        arg=edited,
+    )
+    assert page.locator("#edits").is_hidden()
+    page.wait_for_selector("#kernel-editor h3:not(:has-text('edited'))")
+    page.select_option("#kernel-editor select", sobel)  # again, for the pictures below
+    page.click("#apply-preset")
+    page.wait_for_selector("#edits:has-text('1 kernel edited')")
     page.click("#tabs button[data-tab=network]")
     shots(page, "6-network-after-edit")
 
     # A file that is not an image gets a clear message; a real one a preview.
-    page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png",
-                                            "buffer": b"these are notes, not an image"}])
+    page.set_input_files(
+        "#upload",
+        files=[
+            {
+                "name": "notes.png",
+                "mimeType": "image/png",
+                "buffer": b"these are notes, not an image",
+            }
+        ],
+    )
     page.wait_for_selector("#upload-error:has-text('not an image')")
     shots(page, "7-bad-upload")
     digit = Image.new("L", (120, 160), 255)
     digit.paste(0, (50, 20, 66, 140))
     buffer = io.BytesIO()
     digit.save(buffer, format="PNG")
-    page.set_input_files("#upload", files=[{"name": "one.png", "mimeType": "image/png",
-                                            "buffer": buffer.getvalue()}])
+    page.set_input_files(
+        "#upload", files=[{"name": "one.png", "mimeType": "image/png", "buffer": buffer.getvalue()}]
+    )
     page.wait_for_selector("#upload-preview:not([hidden])")
     assert page.inner_text("#upload-error") == ""
 
     # Training: curves, confusion matrix, and a misclassified image loaded as the input.
     page.click("#tabs button[data-tab=training]")
     page.wait_for_selector("#curves svg")
-    page.wait_for_selector("table.confusion")
+    page.wait_for_selector("table.confusion", timeout=180_000)  # MNIST's 10,000 take a while
     shots(page, "8-training", full_page=True)
     if page.locator("#gallery figure").count():
         before = page.inner_text("#probabilities")
         page.locator("#gallery figure").first.click()
-        page.wait_for_function("b => document.querySelector('#probabilities').innerText !== b",
-                               arg=before)
+        page.wait_for_function(
+            "b => document.querySelector('#probabilities').innerText !== b", arg=before
+        )
     assert errors == []
     page.close()

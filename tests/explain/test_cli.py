@@ -48,7 +48,11 @@ def test_the_command_prints_its_address_and_serves(run_dir):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "kernelab.cli", "explain", str(run_dir), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = process.stdout.readline()
         assert "http://127.0.0.1:" in line, (line, process.stderr.read() if process.poll() else "")
@@ -74,18 +78,25 @@ def test_an_onnx_file_is_explained_like_a_run(run_dir, tmp_path):
         answer = client.get("/api/model", headers=SESSION).json()
         assert answer["kind"] == "onnx" and answer["input_shape"] == [1, 28, 28]
         assert not answer["can_save"] and "normalised" in answer["notes"][0]
-        assert [layer["kind"] for layer in answer["layers"]][:3] == ["conv", "activation",
-                                                                     "maxpool"]
-        view = client.post("/api/forward", json={"pixels": pixels_b64(drawn_digit())},
-                           headers=SESSION).json()
+        assert [layer["kind"] for layer in answer["layers"]][:3] == [
+            "conv",
+            "activation",
+            "maxpool",
+        ]
+        view = client.post(
+            "/api/forward", json={"pixels": pixels_b64(drawn_digit())}, headers=SESSION
+        ).json()
         x = (drawn_digit().astype(np.float32) / 255 - np.float32(answer["mean"])) / np.float32(
-            answer["std"])
+            answer["std"]
+        )
         with no_grad():
             expected = model(Tensor(x[None])).data[0]
         np.testing.assert_allclose(view["logits"], expected, rtol=1e-4, atol=1e-5)
-        a = client.post("/api/arithmetic", json={"pixels": pixels_b64(drawn_digit()),
-                                                 "layer": 0, "channel": 1, "y": 9, "x": 15},
-                        headers=SESSION).json()
+        a = client.post(
+            "/api/arithmetic",
+            json={"pixels": pixels_b64(drawn_digit()), "layer": 0, "channel": 1, "y": 9, "x": 15},
+            headers=SESSION,
+        ).json()
         assert a["value"] == pytest.approx(a["engine"], abs=1e-5)
         refused = client.post("/api/save", json={}, headers=SESSION)
         assert refused.status_code == 400 and "ONNX" in refused.json()["error"]

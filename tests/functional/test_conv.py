@@ -77,21 +77,21 @@ def test_im2col_columns_are_the_receptive_fields(
     rng = np.random.default_rng(2)
     x = rng.standard_normal(x_shape)
     geometry = conv_geometry(w_shape[2:], stride, padding, dilation, groups)
-    xp = pad(x, geometry.padding)
+    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # channel-major (C, N, H, W)
     cols = im2col(xp, geometry)
-    n, c, hp, wp = xp.shape
+    c, n, hp, wp = xp.shape
     kh, kw = geometry.kernel_size
     (sh, sw), (dh, dw) = stride, dilation
     oh, ow = geometry.output_size(*x_shape[2:])
-    assert cols.shape == (n, c * kh * kw, oh * ow)
+    assert cols.shape == (c * kh * kw, n * oh * ow)
     for s in range(n):
         for ch in range(c):
             for p in range(kh):
                 for q in range(kw):
                     for i in range(oh):
                         for j in range(ow):
-                            row, col = (ch * kh + p) * kw + q, i * ow + j
-                            assert cols[s, row, col] == xp[s, ch, i * sh + p * dh, j * sw + q * dw]
+                            row, col = (ch * kh + p) * kw + q, (s * oh + i) * ow + j
+                            assert cols[row, col] == xp[ch, s, i * sh + p * dh, j * sw + q * dw]
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", LOOP_CASES)
@@ -104,7 +104,8 @@ def test_col2im_is_the_adjoint_of_im2col(x_shape, w_shape, stride, padding, dila
     c = rng.standard_normal(cols.shape)
     kh, kw = geometry.kernel_size
     oh, ow = geometry.output_size(*x_shape[2:])
-    back = col2im(c.reshape(xp.shape[:2] + (kh, kw, oh, ow)), xp.shape, geometry)
+    c_in, n = xp.shape[:2]
+    back = col2im(c.reshape((c_in, kh, kw, n, oh, ow)), xp.shape, geometry)
     assert np.isclose(np.sum(cols * c), np.sum(xp * back), rtol=1e-12)
 
 

@@ -26,5 +26,6 @@ def explain_command(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
         ) from None
-    return serve(args.run, host=args.host, port=args.port, open_browser=args.open,
-                 threads=args.threads)
+    return serve(
+        args.run, host=args.host, port=args.port, open_browser=args.open, threads=args.threads
+    )

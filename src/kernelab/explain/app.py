@@ -3,7 +3,8 @@
 Every ``/api`` route names its session in the ``X-Kernelab-Session`` header (the page makes a
 random id per tab); a JSON body is limited to :data:`MAX_JSON_BYTES`, an upload to
 ``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status.
-Static files are a fixed list inside the package, so no path can reach anything else.
+Static files are the package's asset folder, listed once at import: a request picks one
+by name, so no path can reach anything else.
 The computations live in ``api.py``; this module only speaks HTTP.
 """
 
@@ -33,11 +34,14 @@ from .compute import ExplainError
 from .source import load_source
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {
-    "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
 }
+# The only files ever served: the names in the asset folder, listed once. A request names one
+# of them or gets a 404; no path from a request ever reaches the file system.
+ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 MAX_JSON_BYTES = 1024 * 1024
 SESSION_HEADER = "x-kernelab-session"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -240,8 +244,9 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
 
-def serve(path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          threads: int = 1) -> int:
+def serve(
+    path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, threads: int = 1
+) -> int:
     """Load ``path``, print the page's address, and serve until interrupted.
 
     ``threads`` BLAS threads: one image is too small a product to share between cores, and

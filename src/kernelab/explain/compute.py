@@ -76,6 +76,7 @@ def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
 
         return wrapper
 
+    model.eval()  # explain shows inference: dropout off, batch norm's running statistics
     try:
         for name, module in leaves:
             module.forward = recording(name, module)

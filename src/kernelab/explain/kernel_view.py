@@ -235,7 +235,10 @@ def edit_kernel(
         conv.weight = weight  # stores the symmetric part
     where = "all input channels" if in_channel is None else f"input channel {in_channel}"
     text = f"{what} on {where}" + (" (scaled to the trained norm)" if match_scale else "")
-    session.edits[(layer, channel)] = text
+    if not np.allclose(conv.materialize()[channel], weight[channel], rtol=1e-5, atol=1e-6):
+        text += f" (the layer keeps symmetry {conv.symmetry!r}: its symmetric part was stored)"
+    before = session.edits.get((layer, channel))
+    session.edits[(layer, channel)] = f"{before}; {text}" if before else text
     return text
 
 

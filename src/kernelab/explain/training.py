@@ -2,7 +2,7 @@
 
 Learning curves come from ``RUN/metrics.json``. The test set is loaded only if it is on this
 machine (``download=False``); the trained model (never a session's edited copy) classifies it
-once, in the background, for the confusion matrix and the gallery of misclassified images.
+once, in a background thread, for the confusion matrix and the misclassified images.
 When the data cannot be had, :meth:`TestSet.summary` says why and the page hides the picker.
 """
 
@@ -39,31 +39,42 @@ def learning_curves(source: Source) -> list[dict] | None:
 
 
 class TestSet:
-    """The run's test images and what the trained model makes of them, computed once."""
+    """The run's test images, and what the trained model makes of them.
+
+    Reading the images is quick and happens on first use; classifying them all takes a while
+    (seconds for MNIST), so it runs once in a background thread and :meth:`summary` says
+    ``ready: false`` until it is done.
+    """
 
     def __init__(self, source: Source):
         self.source = source
         self._lock = threading.Lock()
-        self._done = False
+        self._loaded = False
+        self._classifier: threading.Thread | None = None
         self.reason: str | None = None
         self.images = self.labels = self.predicted = self.confidence = None
         self.classes: list[str] = list(source.classes)
         self.origin = ""
 
     def start(self) -> None:
-        """Load and classify in a background thread, so the first request finds it ready."""
-        threading.Thread(target=self.ensure, daemon=True, name="explain-testset").start()
+        """Load the images and start classifying them now rather than on first request."""
+        if self.ensure():
+            self._classify_in_background()
 
     def ensure(self) -> bool:
-        """Load the data and classify it unless done; True when the test set is available."""
+        """Load the images unless done; True when the test set is available."""
         with self._lock:
-            if not self._done:
+            if not self._loaded:
                 try:
                     self._load()
                 except Exception as error:  # any failure only hides the test-set features
                     self.reason = f"test set unavailable: {str(error).splitlines()[0]}"
-                self._done = True
+                self._loaded = True
         return self.reason is None
+
+    @property
+    def ready(self) -> bool:
+        return self.predicted is not None
 
     def _load(self) -> None:
         config = self.source.config
@@ -80,35 +91,62 @@ class TestSet:
             raise ValueError(
                 f"its images are {images.shape[1:]}, the model takes {self.source.input_shape}"
             )
+        self.images, self.labels = images, splits.test_labels
+        self.classes, self.origin = [str(c) for c in splits.classes], splits.source
+
+    def _classify_in_background(self) -> None:
+        with self._lock:
+            if self._classifier is None:
+                self._classifier = threading.Thread(
+                    target=self._classify, daemon=True, name="explain-testset"
+                )
+                self._classifier.start()
+
+    def _classify(self) -> None:
+        """The trained model's class and confidence for every test image."""
         predicted, confidence = [], []
         with no_grad():
-            for start in range(0, len(images), BATCH):
-                batch = commands._images(
-                    images[start : start + BATCH], self.source.mean, self.source.std
-                )  # as the training normalised them
+            for start in range(0, len(self.images), BATCH):
+                batch = commands._images(  # normalised as the training did
+                    self.images[start : start + BATCH], self.source.mean, self.source.std
+                )
                 logits = self.source.model(Tensor(batch)).data.astype(np.float64)
                 exp = np.exp(logits - logits.max(axis=1, keepdims=True))
                 probabilities = exp / exp.sum(axis=1, keepdims=True)
                 predicted.append(probabilities.argmax(axis=1))
                 confidence.append(probabilities.max(axis=1))
-        self.images, self.labels = images, splits.test_labels
-        self.predicted, self.confidence = np.concatenate(predicted), np.concatenate(confidence)
-        self.classes, self.origin = [str(c) for c in splits.classes], splits.source
+        self.confidence = np.concatenate(confidence)
+        self.predicted = np.concatenate(predicted)  # set last: ``ready`` looks at it
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Classify (in the background) and wait for it; True when done."""
+        if not self.ensure():
+            return False
+        self._classify_in_background()
+        self._classifier.join(timeout)
+        return self.ready
 
     def summary(self) -> dict:
-        """Availability, accuracy, confusion matrix and the most confident mistakes."""
+        """Availability; once classified, accuracy, confusion matrix and the worst mistakes."""
         if not self.ensure():
             return {"available": False, "reason": self.reason}
+        self._classify_in_background()
+        head = {
+            "available": True,
+            "ready": self.ready,
+            "source": self.origin,
+            "count": int(len(self.labels)),
+            "classes": self.classes,
+        }
+        if not self.ready:
+            return head
         n = len(self.classes)
         matrix = np.zeros((n, n), dtype=np.int64)
         np.add.at(matrix, (self.labels, self.predicted), 1)
         wrong = np.flatnonzero(self.predicted != self.labels)
         wrong = wrong[np.argsort(-self.confidence[wrong], kind="stable")][:GALLERY]
         return {
-            "available": True,
-            "source": self.origin,
-            "count": int(len(self.labels)),
-            "classes": self.classes,
+            **head,
             "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
             "confusion": matrix.tolist(),
             "misclassified": [
@@ -124,16 +162,18 @@ class TestSet:
         }
 
     def image(self, index) -> dict:
-        """One test image as pixels (C, H, W), its label and the trained model's prediction."""
+        """One test image as pixels (C, H, W), its label, and the trained model's class once
+        known (None before)."""
         if not self.ensure():
             raise ExplainError(self.reason, 404)
         if not isinstance(index, int) or not 0 <= index < len(self.labels):
             raise ExplainError(
                 f"test image index {index!r} is out of range: 0 to {len(self.labels) - 1}"
             )
+        predicted = int(self.predicted[index]) if self.ready else None
         return {
             "index": index,
             "label": int(self.labels[index]),
-            "predicted": int(self.predicted[index]),
+            "predicted": predicted,
             "pixels": encode_pixels(self.images[index]),
         }

@@ -145,33 +145,43 @@ def unpad(x: np.ndarray, padding: Padding) -> np.ndarray:
 
 
 def windows(xp: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Zero-copy view of every receptive field: (N, C, OH, OW, kH, kW)."""
+    """Zero-copy view of every receptive field: (A, B, OH, OW, kH, kW) for xp (A, B, H, W)."""
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    view = sliding_window_view(xp, geometry.window, axis=(2, 3))  # (N, C, H', W', eH, eW)
+    view = sliding_window_view(xp, geometry.window, axis=(2, 3))  # (A, B, H', W', eH, eW)
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
+def offsets(geometry: ConvGeometry, out_size: Pair):
+    """For each kernel offset (p, q): the strided slices of the padded input it reads."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = out_size
+    for p in range(kh):
+        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+        for q in range(kw):
+            yield p, q, rows, slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+
+
 def im2col(xp: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Columns of the padded input: (N, C·kH·kW, OH·OW), ordered like the kernel's last axes."""
-    n, c = xp.shape[:2]
-    view = windows(xp, geometry)  # (N, C, OH, OW, kH, kW)
+    """Columns of the channel-major padded input xp (C, N, H, W): (C·kH·kW, N·OH·OW).
+
+    Row ``(c, p, q)`` holds what kernel cell (p, q) of channel c meets at every output pixel of
+    every sample, so a whole layer is one matrix product with the (C_out, C·kH·kW) kernels.
+    """
+    c, n = xp.shape[:2]
+    view = windows(xp, geometry)  # (C, N, OH, OW, kH, kW)
     oh, ow, kh, kw = view.shape[2:]
-    cols = np.ascontiguousarray(view.transpose(0, 1, 4, 5, 2, 3))  # (N, C, kH, kW, OH, OW)
-    return cols.reshape(n, c * kh * kw, oh * ow)
+    cols = np.ascontiguousarray(view.transpose(0, 4, 5, 1, 2, 3))  # (C, kH, kW, N, OH, OW)
+    return cols.reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], geometry: ConvGeometry) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every column entry back onto the pixel it was read from.
 
-    ``cols`` is (N, C, kH, kW, OH, OW); the result has the padded input's shape.
+    ``cols`` is (C, kH, kW, N, OH, OW); the result is the channel-major padded input's shape.
     """
-    n, c, kh, kw, oh, ow = cols.shape
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    out = np.zeros(padded_shape, dtype=cols.dtype)
-    for p in range(kh):
-        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
-        for q in range(kw):
-            out[:, :, rows, q * dw : q * dw + sw * (ow - 1) + 1 : sw] += cols[:, :, p, q]
+    out = np.zeros(padded_shape, dtype=cols.dtype)  # (C, N, H, W)
+    for p, q, rows, columns in offsets(geometry, cols.shape[-2:]):
+        out[:, :, rows, columns] += cols[:, p, q]
     return out
 
 
@@ -202,43 +212,54 @@ def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:
         )
 
 
+def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a[g] @ b[g]`` for each group g, each one plain 2-D BLAS product (NumPy's stacked
+    matmul is slower on transposed operands)."""
+    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+    for g in range(a.shape[0]):
+        np.matmul(a[g], b[g], out=out[g])
+    return out
+
+
 class Conv2d(Function):
+    """Works channel-major inside — (C, N, H, W) memory, (N, C, H, W) views outside — so each
+    group is one matrix product and outputs need no transposing copy."""
+
     @staticmethod
     def forward(ctx, x, w, b, geometry: ConvGeometry):
         n, c_in, h, w_in = x.shape
         c_out, depth, kh, kw = w.shape
         g = geometry.groups
         oh, ow = geometry.output_size(h, w_in)
-        xp = pad(x, geometry.padding)
-        cols = im2col(xp, geometry).reshape(n, g, depth * kh * kw, oh * ow)
+        xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, H, W)
+        cols = im2col(xp, geometry).reshape(g, depth * kh * kw, n * oh * ow)
         kernels = w.reshape(g, c_out // g, depth * kh * kw)
-        y = np.matmul(kernels, cols)  # (N, G, C_out/G, OH·OW)
-        y = y.reshape(n, c_out, oh, ow)
+        y = _grouped_matmul(kernels, cols).reshape(c_out, n, oh, ow)
         if b is not None:
-            y += b.reshape(1, c_out, 1, 1)
+            y += b.reshape(c_out, 1, 1, 1)
         ctx.cols, ctx.w, ctx.padded_shape, ctx.geometry = cols, w, xp.shape, geometry
-        return y
+        return y.transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, gy):
         cols, w, geometry = ctx.cols, ctx.w, ctx.geometry
-        n, g, k, p = cols.shape
+        g, k = cols.shape[:2]
         c_out = w.shape[0]
-        gy_groups = gy.reshape(n, g, c_out // g, p)  # (N, G, C_out/G, OH·OW)
+        gy_c = gy.transpose(1, 0, 2, 3)  # (C_out, N, OH, OW), free when gy is channel-major
+        gy_groups = gy_c.reshape(g, c_out // g, -1)  # (G, C_out/G, N·OH·OW)
         need_x, need_w, need_b = ctx.needs_input_grad
         gx = gw = gb = None
-        if need_w:
-            # Correlation of input and output gradient: one product per sample, summed.
-            gw = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+        if need_w:  # correlation of the input with the output gradient
+            gw = _grouped_matmul(gy_groups, cols.transpose(0, 2, 1)).reshape(w.shape)
         if need_b:
-            gb = gy.sum(axis=(0, 2, 3))
-        if need_x:
+            gb = gy_c.sum(axis=(1, 2, 3))
+        if need_x:  # transposed convolution: each offset sends w[:, :, p, q]ᵀ·dy back
             kernels = w.reshape(g, c_out // g, k)
-            gcols = np.matmul(kernels.transpose(0, 2, 1), gy_groups)  # (N, G, K, OH·OW)
+            gcols = _grouped_matmul(kernels.transpose(0, 2, 1), gy_groups)  # (G, K, N·OH·OW)
             kh, kw = geometry.kernel_size
-            oh, ow = gy.shape[2:]
-            gcols = gcols.reshape(n, -1, kh, kw, oh, ow)  # (N, C_in, kH, kW, OH, OW)
-            gx = unpad(col2im(gcols, ctx.padded_shape, geometry), geometry.padding)
+            gcols = gcols.reshape((-1, kh, kw) + gy_c.shape[1:])  # (C_in, kH, kW, N, OH, OW)
+            gxp = col2im(gcols, ctx.padded_shape, geometry)
+            gx = unpad(gxp, geometry.padding).transpose(1, 0, 2, 3)
         return gx, gw, gb
 
 

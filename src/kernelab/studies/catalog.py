@@ -7,15 +7,11 @@ numbers (best, worst, differences against a reference row).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ..constraints import SYMMETRIES, num_free
 from .report import (
-    Column,
     count,
-    markdown_table,
     plot_bars,
     plot_loss_curves,
     plot_tradeoff,
@@ -24,64 +20,16 @@ from .report import (
     receptive_field,
 )
 from .runner import Config, Row
-
-Plot = tuple[str, str, Callable[[Sequence[Row]], object]]
-
-
-@dataclass(frozen=True)
-class Study:
-    name: str
-    title: str
-    question: str
-    configs: Callable[[int], list[Config]]  # input size (28 or 14) → rows
-    columns: tuple[Column, ...]
-    plots: tuple[Plot, ...]
-    reading: Callable[[Sequence[Row]], list[str]]
-    quick_image_size: int = 28
-
-    def image_size(self, mode: str) -> int:
-        return self.quick_image_size if mode != "full" else 28
-
-    def tables(self, rows: Sequence[Row]) -> list[tuple[str, str]]:
-        return [("", markdown_table(rows, self.columns))]
-
-
-# ---- helpers for the readings
-ACCURACY = pm("test_acc", 100, 2)
-TIME = pm("train_seconds", 1, 1)
-
-
-def _acc(row: Row) -> str:
-    return f"{100 * row.mean('test_acc'):.2f} ± {100 * row.std('test_acc'):.2f} %"
-
-
-def _trained(rows: Sequence[Row]) -> list[Row]:
-    return [r for r in rows if math.isfinite(r.mean("test_acc"))]
-
-
-def _difference(a: Row, b: Row) -> str:
-    """a − b in accuracy points, and whether it exceeds the seeds' spread."""
-    delta = 100 * (a.mean("test_acc") - b.mean("test_acc"))
-    spread = 100 * math.hypot(a.std("test_acc"), b.std("test_acc"))
-    size = "larger" if abs(delta) > spread else "not larger"
-    return f"{delta:+.2f} points ({size} than the combined std {spread:.2f})"
-
-
-def _best_and_worst(rows: Sequence[Row]) -> list[str]:
-    trained = _trained(rows)
-    if not trained:
-        return ["every configuration diverged"]
-    best = max(trained, key=lambda r: r.mean("test_acc"))
-    worst = min(trained, key=lambda r: r.mean("test_acc"))
-    return [
-        f"Highest mean test accuracy: **{best.config.label}**, {_acc(best)}.",
-        f"Lowest: **{worst.config.label}**, {_acc(worst)}.",
-    ]
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×" if b else "-"
-
+from .study import (
+    ACCURACY,
+    TIME,
+    Study,
+    accuracy_text,
+    best_and_worst,
+    difference,
+    ratio,
+    trained,
+)
 
 # ---- kernel-size
 KERNEL_SIZES = (2, 3, 4, 5, 7)
@@ -103,23 +51,23 @@ def _kernel_size_configs(size: int) -> list[Config]:
 
 
 def _kernel_size_reading(rows: Sequence[Row]) -> list[str]:
-    lines = _best_and_worst(rows)
+    lines = best_and_worst(rows)
     by_label = {r.config.label: r for r in rows}
     stacked, five = by_label[STACKED_LABEL], by_label["5x5"]
     lines.append(
         f"Two stacked 3x3 against one 5x5 (same receptive field, "
         f"{receptive_field(stacked)} against {receptive_field(five)} pixels): "
-        f"{_ratio(stacked.value('conv_params'), five.value('conv_params'))} the convolution "
-        f"parameters, {_ratio(stacked.value('conv_macs'), five.value('conv_macs'))} the "
-        f"convolution MACs, accuracy {_difference(stacked, five)}."
+        f"{ratio(stacked.value('conv_params'), five.value('conv_params'))} the convolution "
+        f"parameters, {ratio(stacked.value('conv_macs'), five.value('conv_macs'))} the "
+        f"convolution MACs, accuracy {difference(stacked, five)}."
     )
     fast = min(rows, key=lambda r: r.mean("train_seconds"))
     slow = max(rows, key=lambda r: r.mean("train_seconds"))
     lines.append(
         f"Training time from {fast.mean('train_seconds'):.1f} s ({fast.config.label}) to "
         f"{slow.mean('train_seconds'):.1f} s ({slow.config.label}): "
-        f"{_ratio(slow.mean('train_seconds'), fast.mean('train_seconds'))} for "
-        f"{_ratio(slow.value('macs'), fast.value('macs'))} the MACs."
+        f"{ratio(slow.mean('train_seconds'), fast.mean('train_seconds'))} for "
+        f"{ratio(slow.value('macs'), fast.value('macs'))} the MACs."
     )
     return lines
 
@@ -145,14 +93,25 @@ KERNEL_SIZE = Study(
         ("Test accuracy (%)", ACCURACY),
     ),
     plots=(
-        ("accuracy_vs_params.png", "Test accuracy against parameters (mean ± std over seeds)",
-         lambda rows: plot_tradeoff(rows, "params", "parameters", "kernel size: accuracy vs "
-                                    "parameters")),
-        ("accuracy_vs_macs.png", "Test accuracy against multiply-accumulates per image",
-         lambda rows: plot_tradeoff(rows, "macs", "MACs per image", "kernel size: accuracy vs "
-                                    "MACs")),
-        ("training_time.png", "Measured training time (all epochs, mean ± std over seeds)",
-         lambda rows: plot_bars(rows, "train_seconds", "seconds", "training time")),
+        (
+            "accuracy_vs_params.png",
+            "Test accuracy against parameters (mean ± std over seeds)",
+            lambda rows: plot_tradeoff(
+                rows, "params", "parameters", "kernel size: accuracy vs parameters"
+            ),
+        ),
+        (
+            "accuracy_vs_macs.png",
+            "Test accuracy against multiply-accumulates per image",
+            lambda rows: plot_tradeoff(
+                rows, "macs", "MACs per image", "kernel size: accuracy vs MACs"
+            ),
+        ),
+        (
+            "training_time.png",
+            "Measured training time (all epochs, mean ± std over seeds)",
+            lambda rows: plot_bars(rows, "train_seconds", "seconds", "training time"),
+        ),
     ),
     reading=_kernel_size_reading,
 )
@@ -173,14 +132,14 @@ def _symmetry_configs(size: int) -> list[Config]:
 
 
 def _symmetry_reading(rows: Sequence[Row]) -> list[str]:
-    lines = _best_and_worst(rows)
+    lines = best_and_worst(rows)
     free = rows[0]
     for row in rows[1:]:
         saved = 1 - row.value("conv_params") / free.value("conv_params")
         lines.append(
             f"`{row.config.label}`: {saved:.0%} fewer convolution parameters "
             f"({row.value('conv_params'):,} against {free.value('conv_params'):,}), accuracy "
-            f"{_difference(row, free)} against the unconstrained kernels."
+            f"{difference(row, free)} against the unconstrained kernels."
         )
     return lines
 
@@ -189,10 +148,12 @@ SYMMETRY = Study(
     name="symmetry",
     title="Study: symmetric kernels",
     question=(
-        "In the setting of SymNet (Dzhezyan & Cecotti, \"SymNet: Symmetrical Filters in "
-        "Convolutional Neural Networks\", arXiv:1906.04252): a small CNN on MNIST whose "
+        'In the setting of SymNet (Dzhezyan & Cecotti, "SymNet: Symmetrical Filters in '
+        'Convolutional Neural Networks", arXiv:1906.04252): a small CNN on MNIST whose '
         "convolution layers have symmetric kernels, compared on free parameters and test "
-        "accuracy with the same network with unconstrained kernels. Every symmetry "
+        "accuracy with the same network with unconstrained kernels. The paper's cases are "
+        "x/y-axis symmetry, point reflection and anti-point reflection; `xy` and `rot90` are "
+        "kernelab's additions. Every symmetry "
         "`kernelab.constraints` has (`nn.Conv2d(..., symmetry=...)`, spec option `-sym{type}`) "
         "is applied to both 5x5 convolutions (8 then 16 kernels, no padding, ReLU, 2x2 "
         "max-pooling, a linear classifier). A symmetric layer learns only the free parameters "
@@ -210,11 +171,21 @@ SYMMETRY = Study(
         ("Test accuracy (%)", ACCURACY),
     ),
     plots=(
-        ("accuracy_vs_params.png", "Test accuracy against the convolutions' free parameters",
-         lambda rows: plot_tradeoff(rows, "conv_params", "convolution parameters (free)",
-                                    "symmetric kernels: accuracy vs free parameters")),
-        ("accuracy.png", "Test accuracy per symmetry (mean ± std over seeds)",
-         lambda rows: plot_bars(rows, "test_acc", "test accuracy (%)", "test accuracy", 100)),
+        (
+            "accuracy_vs_params.png",
+            "Test accuracy against the convolutions' free parameters",
+            lambda rows: plot_tradeoff(
+                rows,
+                "conv_params",
+                "convolution parameters (free)",
+                "symmetric kernels: accuracy vs free parameters",
+            ),
+        ),
+        (
+            "accuracy.png",
+            "Test accuracy per symmetry (mean ± std over seeds)",
+            lambda rows: plot_bars(rows, "test_acc", "test accuracy (%)", "test accuracy", 100),
+        ),
     ),
     reading=_symmetry_reading,
 )
@@ -244,7 +215,7 @@ def _spread(key: str) -> Callable[[Row], str]:
 
 
 def _init_reading(rows: Sequence[Row]) -> list[str]:
-    lines = _best_and_worst(rows)
+    lines = best_and_worst(rows)
     for row in rows:
         if row.config.init in ("constant:0.1", "zeros"):
             spread = max(row.values("kernel_spread_end"))
@@ -281,10 +252,16 @@ INIT = Study(
         ("Test accuracy (%)", ACCURACY),
     ),
     plots=(
-        ("loss_curves.png", "Training loss per step (mean over seeds, smoothed)",
-         lambda rows: plot_loss_curves(rows, "initialisation: training loss")),
-        ("accuracy.png", "Final test accuracy per initialisation (mean ± std over seeds)",
-         lambda rows: plot_bars(rows, "test_acc", "test accuracy (%)", "test accuracy", 100)),
+        (
+            "loss_curves.png",
+            "Training loss per step (mean over seeds, smoothed)",
+            lambda rows: plot_loss_curves(rows, "initialisation: training loss"),
+        ),
+        (
+            "accuracy.png",
+            "Final test accuracy per initialisation (mean ± std over seeds)",
+            lambda rows: plot_bars(rows, "test_acc", "test accuracy (%)", "test accuracy", 100),
+        ),
     ),
     reading=_init_reading,
 )
@@ -302,13 +279,13 @@ def _kernel_vs_image_configs(size: int) -> list[Config]:
 
 
 def _kernel_vs_image_reading(rows: Sequence[Row]) -> list[str]:
-    lines = _best_and_worst(rows)
+    lines = best_and_worst(rows)
     whole = rows[-1]
-    best = max(_trained(rows) or rows, key=lambda r: r.mean("test_acc"))
+    best = max(trained(rows) or rows, key=lambda r: r.mean("test_acc"))
     lines.append(
         f"Kernel as large as the image ({whole.config.label}: one output per feature map, so "
-        f"the layer is a dense layer of 16 neurons): {_acc(whole)}, "
-        f"{_difference(whole, best)} against the best ({best.config.label})."
+        f"the layer is a dense layer of 16 neurons): {accuracy_text(whole)}, "
+        f"{difference(whole, best)} against the best ({best.config.label})."
     )
     return lines
 
@@ -339,11 +316,20 @@ KERNEL_VS_IMAGE = Study(
         ("Test accuracy (%)", ACCURACY),
     ),
     plots=(
-        ("versus_kernel_size.png", "Accuracy, parameters and MACs against the kernel size",
-         lambda rows: plot_versus(
-             rows, [("test_acc", "test accuracy (%)"), ("params", "parameters"),
-                    ("macs", "MACs per image")], "kernel size (pixels)",
-             "kernel growing to the image")),
+        (
+            "versus_kernel_size.png",
+            "Accuracy, parameters and MACs against the kernel size",
+            lambda rows: plot_versus(
+                rows,
+                [
+                    ("test_acc", "test accuracy (%)"),
+                    ("params", "parameters"),
+                    ("macs", "MACs per image"),
+                ],
+                "kernel size (pixels)",
+                "kernel growing to the image",
+            ),
+        ),
     ),
     reading=_kernel_vs_image_reading,
     quick_image_size=14,
@@ -361,19 +347,25 @@ def _depth_configs(size: int) -> list[Config]:
         dw = f"conv3x3x{8 * k}-same-dw{k}"
         rows.append(Config(f"depthwise ×{k}", _DEPTH.format(second=dw), group="depthwise", x=k))
         full = f"conv3x3x{8 * k}-same"
-        rows.append(Config(f"full, {8 * k} kernels", _DEPTH.format(second=full), group="full",
-                           x=k))
+        rows.append(Config(f"full, {8 * k} kernels", _DEPTH.format(second=full), group="full", x=k))
     return rows
 
 
+def _second(key: str) -> Callable[[Row], int]:
+    """The second convolution's entry of a per-layer list (``conv_layer_params``/``_macs``)."""
+    return lambda row: row.value(key)[1]
+
+
 def _depth_reading(rows: Sequence[Row]) -> list[str]:
-    lines = _best_and_worst(rows)
+    lines = best_and_worst(rows)
+    params, macs = _second("conv_layer_params"), _second("conv_layer_macs")
     for dw, full in zip(rows[::2], rows[1::2], strict=True):
         lines.append(
-            f"K = {int(dw.config.x)}: the depthwise network has "
-            f"{_ratio(dw.value('conv_params'), full.value('conv_params'))} the convolution "
-            f"parameters and {_ratio(dw.value('conv_macs'), full.value('conv_macs'))} the "
-            f"convolution MACs of the full one; accuracy {_difference(dw, full)}."
+            f"K = {int(dw.config.x)}: the depthwise layer has "
+            f"{ratio(params(dw), params(full))} the parameters ({params(dw):,} against "
+            f"{params(full):,}) and {ratio(macs(dw), macs(full))} the MACs of the full one; "
+            f"accuracy {difference(dw, full)}; training time "
+            f"{ratio(dw.mean('train_seconds'), full.mean('train_seconds'))}."
         )
     return lines
 
@@ -392,20 +384,34 @@ DEPTH_MULTIPLIER = Study(
     columns=(
         ("Second convolution", lambda r: r.config.label),
         ("C_out", lambda r: str(8 * int(r.config.x))),
-        ("Conv params", count("conv_params")),
+        ("Its params", lambda r: f"{_second('conv_layer_params')(r):,}"),
         ("Params", count("params")),
-        ("Conv MACs / image", count("conv_macs")),
+        ("Its MACs / image", lambda r: f"{_second('conv_layer_macs')(r):,}"),
         ("MACs / image", count("macs")),
         ("Training time (s)", TIME),
         ("Test accuracy (%)", ACCURACY),
     ),
     plots=(
-        ("accuracy_vs_params.png", "Test accuracy against parameters, depthwise and full",
-         lambda rows: plot_tradeoff(rows, "conv_params", "convolution parameters",
-                                    "depthwise vs full: accuracy vs parameters")),
-        ("accuracy_vs_macs.png", "Test accuracy against the convolutions' MACs per image",
-         lambda rows: plot_tradeoff(rows, "conv_macs", "convolution MACs per image",
-                                    "depthwise vs full: accuracy vs MACs")),
+        (
+            "accuracy_vs_params.png",
+            "Test accuracy against parameters, depthwise and full",
+            lambda rows: plot_tradeoff(
+                rows,
+                "conv_params",
+                "convolution parameters",
+                "depthwise vs full: accuracy vs parameters",
+            ),
+        ),
+        (
+            "accuracy_vs_macs.png",
+            "Test accuracy against the convolutions' MACs per image",
+            lambda rows: plot_tradeoff(
+                rows,
+                "conv_macs",
+                "convolution MACs per image",
+                "depthwise vs full: accuracy vs MACs",
+            ),
+        ),
     ),
     reading=_depth_reading,
 )

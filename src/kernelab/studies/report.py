@@ -104,8 +104,9 @@ def plot_tradeoff(rows: Sequence[Row], x_key: str, x_label: str, title: str):
         errors = [100 * row.std("test_acc") for row in members]
         axis.errorbar(xs, ys, yerr=errors, fmt=marker, capsize=3, label=group or None)
         for x, y, row in zip(xs, ys, members, strict=True):
-            axis.annotate(row.config.label, (x, y), textcoords="offset points", xytext=(5, 4),
-                          fontsize=8)
+            axis.annotate(
+                row.config.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8
+            )
     values = [row.value(x_key) for row in rows]
     if min(values) > 0 and max(values) / min(values) > 20:
         axis.set_xscale("log")
@@ -242,8 +243,9 @@ def raw_numbers(rows: Sequence[Row], info: dict[str, str]) -> dict[str, Any]:
         runs = []
         for run in row.runs:
             kept = {k: v for k, v in run.items() if k != "step_losses"}
-            kept["loss_curve"] = dict(zip(("step", "loss"), smooth(run["step_losses"]),
-                                          strict=True))
+            kept["loss_curve"] = dict(
+                zip(("step", "loss"), smooth(run["step_losses"]), strict=True)
+            )
             runs.append(kept)
         configs.append({**vars(row.config), "runs": runs})
     return {"info": info, "configs": configs}

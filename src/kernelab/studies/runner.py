@@ -142,7 +142,7 @@ def model_numbers(model: Module, input_shape: tuple[int, ...]) -> dict[str, Any]
 
     ``params`` counts what is learned (a symmetric kernel's free parameters), ``full_params``
     the same model with unconstrained kernels; ``conv_params``/``conv_macs`` only the
-    convolutions'.
+    convolutions', ``conv_layer_params``/``conv_layer_macs`` each convolution's.
     """
     table = summary(model, input_shape)
     rows = [row for row in table.rows if row.layer == "Conv2d"]
@@ -153,6 +153,8 @@ def model_numbers(model: Module, input_shape: tuple[int, ...]) -> dict[str, Any]
         "conv_params": sum(row.params for row in rows),
         "macs": table.macs,
         "conv_macs": sum(row.macs for row in rows),
+        "conv_layer_params": [row.params for row in rows],
+        "conv_layer_macs": [row.macs for row in rows],
         "receptive_field": None if size is None else list(size),
         "last_conv_output": list(rows[-1].output_shape) if rows else None,
     }
