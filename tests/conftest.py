@@ -1,4 +1,5 @@
-"""Shared test settings: modest hypothesis budgets, and no test leaks a default dtype."""
+"""Shared test settings: modest hypothesis budgets, no leaked default dtype, and PyTorch on
+one thread for the modules that compare with it."""
 
 import pytest
 from hypothesis import settings
@@ -15,3 +16,15 @@ settings.load_profile("kernelab")
 def _restore_default_dtype():
     yield
     kl.set_default_dtype(kl.float32)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread while a module compares tiny arrays with it: threads only add
+    overhead there, on a machine whose cores other work shares."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

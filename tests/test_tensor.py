@@ -6,6 +6,8 @@ import torch
 
 import kernelab as kl
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_construction_follows_pytorch_dtypes():
     assert kl.tensor([1.0, 2.0]).dtype == kl.float32 == torch.tensor([1.0]).numpy().dtype

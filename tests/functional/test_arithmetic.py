@@ -11,6 +11,8 @@ from hypothesis.extra import numpy as hnp
 
 import kernelab as kl
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 BROADCAST_SHAPES = [

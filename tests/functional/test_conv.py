@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
-from kernelab.functional.conv import col2im, conv_geometry, im2col, pad
+from kernelab.functional.conv import conv_geometry, pad
+from kernelab.functional.conv_algorithms import col2im, im2col
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 

@@ -11,6 +11,8 @@ import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 

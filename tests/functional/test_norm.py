@@ -1,6 +1,8 @@
 """batch_norm: gradients against central differences, values and running statistics against
 PyTorch, in training and evaluation."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
@@ -34,15 +38,18 @@ def test_gradients_match_finite_differences(shape, affine, training):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(
-    n=st.integers(3, 5),  # with 2 values per channel y is ±1 and its gradient ~eps
+    n=st.integers(2, 5),
     c=st.integers(1, 4),
-    spatial=st.lists(st.integers(1, 3), max_size=2).map(tuple),
+    spatial=st.lists(st.integers(1, 4), max_size=2).map(tuple),
     training=st.booleans(),
     affine=st.booleans(),
     momentum=st.sampled_from([0.1, 0.5, 1.0, 0.0]),
     seed=st.integers(0, 2**16),
 )
 def test_matches_pytorch(dtype, n, c, spatial, training, affine, momentum, seed):
+    # The input gradient is g projected off the constants and x̂: with few values per channel
+    # little is left of it (with 2, y = ±1 and nothing), and rounding decides its digits.
+    n = max(n, math.ceil(8 / math.prod(spatial)))  # at least 8 values per channel
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((n, c) + spatial) * 3 + 2).astype(dtype)
     params = [rng.standard_normal(c).astype(dtype) for _ in range(2)] if affine else []

@@ -11,7 +11,7 @@ import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 

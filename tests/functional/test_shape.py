@@ -10,6 +10,8 @@ import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SHAPE_OPS = {
     "reshape": (lambda t: t.reshape(4, -1), lambda t: t.reshape(4, -1)),
     "reshape_tuple": (lambda t: t.reshape((3, 2, 4)), lambda t: t.reshape((3, 2, 4))),

@@ -12,6 +12,8 @@ from scipy import stats
 import kernelab as kl
 from kernelab import nn
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # ---- default initialisation: PyTorch's U(−1/√fan_in, 1/√fan_in)
 
 

@@ -10,6 +10,8 @@ import kernelab as kl
 from kernelab import nn
 from kernelab.errors import ShapeError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def mnist_net(lib):
     """The classic MNIST CNN, written the same way for kernelab and PyTorch."""
