@@ -557,3 +557,33 @@ def test_resume_after_sigkill_with_augmentation(mnist_dir, tmp_path):
     assert io.load(run_dir / "checkpoint.kl")["running"]["steps"] == 3
     run_command("train", "--resume", run_dir, "--no-progress")
     assert_same_run(run_dir, reference)
+
+
+def test_export_onnx_runs_in_onnxruntime_like_the_model(capsys, trained_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    code, _, _ = kernelab(capsys, "export", str(trained_run), "--out", str(out))
+    assert code == 0 and out.is_file()
+    model, _, _ = commands.load_run(trained_run)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    session = ort.InferenceSession(str(out))
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    expected = model(commands.Tensor(x)).data
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def test_export_safetensors_loads_into_torch(capsys, trained_run, tmp_path):
+    torch = pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    out = tmp_path / "w.safetensors"
+    assert kernelab(capsys, "export", str(trained_run), "--format", "safetensors",
+                    "--out", str(out))[0] == 0
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 10),
+    )
+    net.load_state_dict(safetensors_torch.load_file(str(out)))
+    model, _, _ = commands.load_run(trained_run)
+    x = np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    expected = model(commands.Tensor(x)).data
+    np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)

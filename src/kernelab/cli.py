@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="an architecture spec instead of a run")
     p.add_argument("--input-shape", default="1,28,28", help="C,H,W (with --arch)")
     p.set_defaults(func=commands.summarize)
+    p = sub.add_parser("export", help="write a run's model as ONNX or safetensors",
+                       description="Export a run's trained model: ONNX (a graph any ONNX "
+                       "runtime can execute, batch axis free) or safetensors (weights under "
+                       "PyTorch's state-dict keys).")
+    p.add_argument("run", help="run folder (or checkpoint file)")
+    p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
+    p.add_argument("--out", help="output file (default: model.onnx / model.safetensors in RUN)")
+    p.set_defaults(func=commands.export)
     p = sub.add_parser("inspect", help="pictures of a run's kernels, feature maps and spectra",
                        description="Write into RUN/inspect/ the kernels of every convolution, "
                        "their frequency responses and classes (frequency.md), the feature maps "

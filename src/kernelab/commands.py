@@ -293,6 +293,22 @@ def summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    model, config, run_dir = load_run(args.run)
+    out = Path(args.out) if args.out else run_dir / f"model.{args.format}"
+    if args.format == "onnx":
+        from . import onnx
+
+        example = np.zeros((1,) + tuple(config["input_shape"]), dtype=np.float32)
+        onnx.export(model, example, out)
+    else:
+        from .interop import save_safetensors
+
+        save_safetensors(model, out)
+    print(f"wrote {out}")
+    return 0
+
+
 # ---- evaluate and predict
 def load_run(path: str | Path) -> tuple[Module, dict, Path]:
     """The trained model of a run folder (or checkpoint file) and its config."""
