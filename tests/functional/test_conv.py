@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.errors import ShapeError
+from kernelab.functional import conv_algorithms
 from kernelab.functional.conv import conv_geometry, pad
 from kernelab.functional.conv_algorithms import col2im, im2col
 
@@ -292,6 +293,28 @@ def test_same_padding_keeps_the_size_and_matches_pytorch(kernel, dilation):
     )
     assert y.shape == (2, 3, 9, 8)
     assert relative_error(y.data, t.numpy()) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "w_shape, stride, padding, groups",
+    [((4, 3, 3, 3), 1, "same", 1), ((4, 3, 1, 1), 1, 0, 1), ((6, 2, 2, 3), 2, 1, 3)],
+)
+def test_one_sample_per_chunk_changes_nothing(monkeypatch, w_shape, stride, padding, groups):
+    # The GEMM path builds the columns a few samples at a time (one sample here); outputs and
+    # all three gradients must still be PyTorch's.
+    monkeypatch.setattr(conv_algorithms, "CHUNK_BYTES", 1)
+    config = {
+        "x_shape": (3, w_shape[1] * groups, 7, 6),
+        "w_shape": w_shape,
+        "bias": True,
+        "stride": stride,
+        "padding": padding,
+        "dilation": 1,
+        "groups": groups,
+        "seed": 7,
+    }
+    for what, ours, theirs in run_both(config, np.float64):
+        assert_rel_close(ours, theirs, TOL[np.float64], f"{what} {config}")
 
 
 # ---- bad input: a clear error, before any computation

@@ -190,6 +190,20 @@ def test_max_pool_ties_route_like_pytorch(kwargs):
     )
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}]
+)
+def test_max_pool_without_a_graph_matches_pytorch(kwargs):
+    # Without a graph the arg-max is skipped; the maxima must not change, NaN included.
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
+    x[0, 1, 2, 3] = np.nan
+    with kl.no_grad():
+        y = F.max_pool2d(kl.Tensor(x), **kwargs)
+    np.testing.assert_array_equal(
+        y.data, torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).numpy()
+    )
+
+
 def test_pool_rejects_bad_input():
     x = kl.Tensor(np.zeros((1, 1, 4, 4)))
     with pytest.raises(ShapeError, match=r"max_pool2d: expected a 4-D input.*got shape \(4, 4\)"):

@@ -10,7 +10,8 @@ from ..autograd import Function
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.positive = x > 0
+        if ctx.needs_input_grad[0]:
+            ctx.positive = x > 0  # a byte per element; the arrays keep x's memory layout
         return np.maximum(x, 0, dtype=x.dtype)
 
     @staticmethod

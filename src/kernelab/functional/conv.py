@@ -11,18 +11,33 @@ where ``xp`` is the zero-padded input and ``g`` the group of output channel ``o`
 output pixel sees a window of ``dh·(kH−1)+1`` by ``dw·(kW−1)+1`` input pixels, so
 ``OH = (H + top + bottom − dh·(kH−1) − 1) // sh + 1`` (likewise ``OW``).
 
-The forward gathers every window into a column (*im2col*: one strided, zero-copy window view,
-then a single copy) and multiplies by the kernel matrix: one BLAS product per group.
-
 The backward is the pair of correlations the literature describes:
 
 * kernel gradient = correlation of the input with the output gradient:
-  ``dw[o, c, p, q] = sum_{n, i, j} dy[n, o, i, j] · xp[n, c, i·sh + p·dh, j·sw + q·dw]``,
-  i.e. the output gradient times the same columns the forward used;
+  ``dw[o, c, p, q] = sum_{n, i, j} dy[n, o, i, j] · xp[n, c, i·sh + p·dh, j·sw + q·dw]``;
 * input gradient = *full* convolution of the output gradient (spread out by the stride) with
   the 180°-rotated kernel, i.e. a transposed convolution: every kernel offset (p, q) sends
-  ``w[:, :, p, q]ᵀ · dy`` back to the input pixels it read. It is computed offset by offset
-  (kH·kW strided slice additions, never a loop over pixels), then the padding is cut off.
+  ``w[:, :, p, q]ᵀ · dy`` back to the input pixels it read; then the padding is cut off.
+
+Inside, arrays are channel-major — (C, N, H, W) memory behind (N, C, H, W) views — so the
+columns of a group are one 2-D matrix and a product's result is already the output's memory.
+The algorithm is selected by shape (``conv_algorithms.choose``); all loop over the kH·kW kernel
+offsets, never over pixels:
+
+* **GEMM** (the general case): *im2col* copies, offset by offset, the strided slice each
+  kernel cell meets into the columns (C_in/G·kH·kW, N·OH·OW), and the layer is one BLAS product
+  per group: ``y = W · cols``, ``dw = dy · colsᵀ``, ``dcols = Wᵀ · dy`` followed by *col2im*
+  (the adjoint of im2col: each column entry added back onto its pixel). The columns are built
+  for a few samples at a time in one reused workspace, and rebuilt in the backward rather than
+  kept: that costs one copy, saves storing kH·kW copies of the input, and keeps them in cache.
+* **direct GEMM** (1x1 kernel, stride 1): the channel-major input is its own column matrix,
+  so there is no im2col and no col2im.
+* **depthwise** (one input channel per group): G products of a single row each would be all
+  overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
+
+Measured and not used (NumPy, one thread): the input gradient as an im2col of the padded
+output gradient times the rotated kernel (a bigger copy and a slower product than col2im), and
+FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd import Function
 from ..errors import ShapeError
+from .conv_algorithms import choose
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -151,40 +167,6 @@ def windows(xp: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def offsets(geometry: ConvGeometry, out_size: Pair):
-    """For each kernel offset (p, q): the strided slices of the padded input it reads."""
-    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
-    oh, ow = out_size
-    for p in range(kh):
-        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
-        for q in range(kw):
-            yield p, q, rows, slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
-
-
-def im2col(xp: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Columns of the channel-major padded input xp (C, N, H, W): (C·kH·kW, N·OH·OW).
-
-    Row ``(c, p, q)`` holds what kernel cell (p, q) of channel c meets at every output pixel of
-    every sample, so a whole layer is one matrix product with the (C_out, C·kH·kW) kernels.
-    """
-    c, n = xp.shape[:2]
-    view = windows(xp, geometry)  # (C, N, OH, OW, kH, kW)
-    oh, ow, kh, kw = view.shape[2:]
-    cols = np.ascontiguousarray(view.transpose(0, 4, 5, 1, 2, 3))  # (C, kH, kW, N, OH, OW)
-    return cols.reshape(c * kh * kw, n * oh * ow)
-
-
-def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], geometry: ConvGeometry) -> np.ndarray:
-    """Adjoint of :func:`im2col`: add every column entry back onto the pixel it was read from.
-
-    ``cols`` is (C, kH, kW, N, OH, OW); the result is the channel-major padded input's shape.
-    """
-    out = np.zeros(padded_shape, dtype=cols.dtype)  # (C, N, H, W)
-    for p, q, rows, columns in offsets(geometry, cols.shape[-2:]):
-        out[:, :, rows, columns] += cols[:, p, q]
-    return out
-
-
 def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:
     """Raise a ShapeError that says what was expected and what was received."""
     if len(x_shape) != 4:
@@ -212,54 +194,25 @@ def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:
         )
 
 
-def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a[g] @ b[g]`` for each group g, each one plain 2-D BLAS product (NumPy's stacked
-    matmul is slower on transposed operands)."""
-    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
-    for g in range(a.shape[0]):
-        np.matmul(a[g], b[g], out=out[g])
-    return out
-
-
 class Conv2d(Function):
     """Works channel-major inside — (C, N, H, W) memory, (N, C, H, W) views outside — so each
     group is one matrix product and outputs need no transposing copy."""
 
     @staticmethod
     def forward(ctx, x, w, b, geometry: ConvGeometry):
-        n, c_in, h, w_in = x.shape
-        c_out, depth, kh, kw = w.shape
-        g = geometry.groups
-        oh, ow = geometry.output_size(h, w_in)
-        xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, H, W)
-        cols = im2col(xp, geometry).reshape(g, depth * kh * kw, n * oh * ow)
-        kernels = w.reshape(g, c_out // g, depth * kh * kw)
-        y = _grouped_matmul(kernels, cols).reshape(c_out, n, oh, ow)
-        if b is not None:
-            y += b.reshape(c_out, 1, 1, 1)
-        ctx.cols, ctx.w, ctx.padded_shape, ctx.geometry = cols, w, xp.shape, geometry
+        ctx.algorithm = choose(geometry, w.shape)
+        xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
+        y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
         return y.transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, gy):
-        cols, w, geometry = ctx.cols, ctx.w, ctx.geometry
-        g, k = cols.shape[:2]
-        c_out = w.shape[0]
-        gy_c = gy.transpose(1, 0, 2, 3)  # (C_out, N, OH, OW), free when gy is channel-major
-        gy_groups = gy_c.reshape(g, c_out // g, -1)  # (G, C_out/G, N·OH·OW)
-        need_x, need_w, need_b = ctx.needs_input_grad
-        gx = gw = gb = None
-        if need_w:  # correlation of the input with the output gradient
-            gw = _grouped_matmul(gy_groups, cols.transpose(0, 2, 1)).reshape(w.shape)
-        if need_b:
-            gb = gy_c.sum(axis=(1, 2, 3))
-        if need_x:  # transposed convolution: each offset sends w[:, :, p, q]ᵀ·dy back
-            kernels = w.reshape(g, c_out // g, k)
-            gcols = _grouped_matmul(kernels.transpose(0, 2, 1), gy_groups)  # (G, K, N·OH·OW)
-            kh, kw = geometry.kernel_size
-            gcols = gcols.reshape((-1, kh, kw) + gy_c.shape[1:])  # (C_in, kH, kW, N, OH, OW)
-            gxp = col2im(gcols, ctx.padded_shape, geometry)
-            gx = unpad(gxp, geometry.padding).transpose(1, 0, 2, 3)
+        # (C_out, N, OH, OW): free when gy is channel-major (it is when the next layer was a
+        # conv, a ReLU or a pool), else one copy that makes every product below faster
+        gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))
+        gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp, Wp)
+        gx = None if gxp is None else unpad(gxp, ctx.geometry.padding).transpose(1, 0, 2, 3)
+        gb = gy_c.sum(axis=(1, 2, 3)) if ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
 

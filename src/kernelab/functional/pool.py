@@ -13,7 +13,8 @@ import numpy as np
 
 from ..autograd import Function
 from ..errors import ShapeError
-from .conv import ConvGeometry, conv_geometry, offsets, pad, pair, unpad, windows
+from .conv import ConvGeometry, conv_geometry, pad, pair, unpad, windows
+from .conv_algorithms import offsets
 
 
 def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, name):
@@ -48,31 +49,65 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, n
 
 
 class MaxPool2d(Function):
-    """The maximum of each window, found offset by offset (kH·kW vectorised comparisons)."""
+    """The maximum of each window, found offset by offset (kH·kW vectorised comparisons); the
+    arg-max is kept as the offset number, one byte per output for windows up to 16x16."""
 
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
         xp = pad(x, geometry.padding, value=-np.inf)
         out_size = geometry.output_size(*x.shape[2:])
-        best = index = None
-        for k, (_, _, rows, columns) in enumerate(offsets(geometry, out_size)):
-            value = xp[:, :, rows, columns]
-            if best is None:
-                best, index = value.copy(), np.zeros(value.shape, np.uint16)
-                continue
-            # strictly greater keeps the first maximum, as PyTorch; NaN wins, as in PyTorch
-            better = (value > best) | np.isnan(value)
-            np.copyto(best, value, where=better)
-            np.copyto(index, k, where=better)
+        if not ctx.needs_input_grad[0]:  # inference: the maxima only, no arg-max
+            return _max_and_offset(xp, geometry, out_size, nan_rule=False, track=False)[0]
+        best, index = _max_and_offset(xp, geometry, out_size, nan_rule=False)
+        if np.isnan(best).any():  # rare: redo the arg-max with PyTorch's rule for NaN
+            best, index = _max_and_offset(xp, geometry, out_size, nan_rule=True)
         ctx.index, ctx.padded_shape, ctx.geometry = index, xp.shape, geometry
+        ctx.channel_major = xp.strides[0] < xp.strides[1]  # so the gradient can match it
         return best
 
     @staticmethod
     def backward(ctx, gy):
-        gxp = np.zeros(ctx.padded_shape, dtype=gy.dtype)
-        for k, (_, _, rows, columns) in enumerate(offsets(ctx.geometry, gy.shape[2:])):
-            gxp[:, :, rows, columns] += gy * (ctx.index == k)  # only the arg-max gets it
-        return unpad(gxp, ctx.geometry.padding)
+        shape, geometry = ctx.padded_shape, ctx.geometry
+        (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+        oh, ow = gy.shape[2:]
+        disjoint = dh == dw == 1 and sh >= kh and sw >= kw  # each pixel in one window at most
+        covered = disjoint and (sh, sw) == (kh, kw) and shape[2:] == (oh * kh, ow * kw)
+        gxp = _new(shape, gy.dtype, ctx.channel_major, zero=not covered)
+        for k, (_, _, rows, columns) in enumerate(offsets(geometry, (oh, ow))):
+            if disjoint:  # only the arg-max gets the gradient
+                np.multiply(gy, ctx.index == k, out=gxp[:, :, rows, columns])
+            else:
+                gxp[:, :, rows, columns] += gy * (ctx.index == k)
+        return unpad(gxp, geometry.padding)
+
+
+def _new(shape, dtype, channel_major: bool, zero: bool) -> np.ndarray:
+    """An (N, C, H, W) array, in (C, N, H, W) memory when ``channel_major``."""
+    make = np.zeros if zero else np.empty
+    if channel_major:
+        return make((shape[1], shape[0]) + shape[2:], dtype).transpose(1, 0, 2, 3)
+    return make(shape, dtype)
+
+
+def _max_and_offset(xp, geometry: ConvGeometry, out_size, nan_rule: bool, track: bool = True):
+    """Window maxima and (if ``track``) the offset k of the maximum PyTorch picks: the first
+    one, or with ``nan_rule`` the last NaN (a NaN always replaces the running maximum)."""
+    kh, kw = geometry.kernel_size
+    best = index = None
+    for k, (_, _, rows, columns) in enumerate(offsets(geometry, out_size)):
+        value = xp[:, :, rows, columns]
+        if best is None:  # "K" keeps the input's memory layout (channel-major after a conv)
+            best = value.copy(order="K")
+            if track:
+                index = np.zeros_like(best, dtype=np.uint8 if kh * kw <= 256 else np.int32)
+            continue
+        if track:
+            better = value > best  # strictly greater: the first maximum stays
+            if nan_rule:
+                better |= np.isnan(value)
+            np.copyto(index, k, where=better)
+        np.maximum(best, value, out=best)  # NaN propagates either way
+    return best, index
 
 
 class AvgPool2d(Function):

@@ -1,0 +1,217 @@
+"""The algorithms behind ``conv2d``, each a forward and its backward (see ``conv.py`` for the
+maths and for when each one is chosen).
+
+Everything here works on channel-major arrays that ``conv.py`` has already padded: the input
+``xp`` is (C_in, N, Hp, Wp) and the output (C_out, N, OH, OW). In that layout the columns of
+one group are a plain 2-D matrix, (C_in/G·kH·kW, N·OH·OW), so a whole group is one BLAS product
+whose result is already the output's memory, and a batch range is a range of its columns.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .conv import ConvGeometry, Pair
+
+# Columns are built for a few samples at a time, into one reused buffer of about this size:
+# it stays in cache between the copy and the product, a fresh 40 MB array would cost page
+# faults on every call, and peak memory stays small. Larger chunks measured no faster.
+CHUNK_BYTES = 8 << 20
+
+_scratch = threading.local()
+
+
+def workspace(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array reused from call to call (one per dtype and thread).
+
+    Valid until the next call: a caller never holds two at once, nor keeps one after it returns.
+    """
+    size = int(np.prod(shape))
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(np.dtype(dtype))
+    if buffer is None or buffer.size < size:
+        buffer = buffers[np.dtype(dtype)] = np.empty(size, dtype)
+    return buffer[:size].reshape(shape)
+
+
+def offsets(geometry: ConvGeometry, out_size: Pair):
+    """For each kernel offset (p, q): the strided slices of the padded input it reads."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = out_size
+    for p in range(kh):
+        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+        for q in range(kw):
+            yield p, q, rows, slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+
+
+def padded_output_size(padded_shape, geometry: ConvGeometry) -> Pair:
+    """(OH, OW) of a convolution whose input, padding included, has ``padded_shape``."""
+    (eh, ew), (sh, sw) = geometry.window, geometry.stride
+    return (padded_shape[-2] - eh) // sh + 1, (padded_shape[-1] - ew) // sw + 1
+
+
+def im2col(xp: np.ndarray, geometry: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
+    """Columns of the channel-major padded input xp (C, N, H, W): (C·kH·kW, N·OH·OW).
+
+    Row ``(c, p, q)`` holds what kernel cell (p, q) of channel c meets at every output pixel of
+    every sample, so a whole layer is one matrix product with the (C_out, C·kH·kW) kernels.
+    One strided slice copy per kernel offset; ``out`` (C·kH·kW, N·OH·OW) may be a workspace.
+    """
+    c, n = xp.shape[:2]
+    (kh, kw), (oh, ow) = geometry.kernel_size, padded_output_size(xp.shape, geometry)
+    if out is None:
+        out = np.empty((c * kh * kw, n * oh * ow), xp.dtype)
+    cols = out.reshape(c, kh, kw, n, oh, ow)
+    for p, q, rows, columns in offsets(geometry, (oh, ow)):
+        cols[:, p, q] = xp[:, :, rows, columns]  # (C, N, OH, OW)
+    return out
+
+
+def col2im(cols: np.ndarray, padded_shape, geometry: ConvGeometry, out=None) -> np.ndarray:
+    """Adjoint of :func:`im2col`: add every column entry back onto the pixel it was read from.
+
+    ``cols`` is (C, kH, kW, N, OH, OW); the result (``out``, else new zeros) has the
+    channel-major padded input's shape (C, N, H, W).
+    """
+    if out is None:
+        out = np.zeros(padded_shape, dtype=cols.dtype)
+    for p, q, rows, columns in offsets(geometry, cols.shape[-2:]):
+        out[:, :, rows, columns] += cols[:, p, q]
+    return out
+
+
+class Gemm:
+    """im2col + one matrix product per group, the batch a few samples at a time.
+
+    A 1x1 kernel with stride 1 needs no im2col: the channel-major input is its own column
+    matrix, so the products read it (and write the input gradient) in place.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+        c_out, g = w.shape[0], geometry.groups
+        oh, ow = padded_output_size(xp.shape, geometry)
+        n, area = xp.shape[1], oh * ow
+        direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)
+        if direct:
+            xp = np.ascontiguousarray(xp)  # so that its sample ranges are column ranges
+        kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
+        y = np.empty((c_out, n, oh, ow), dtype=xp.dtype)
+        y_groups = y.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW)
+        for start, stop, cols in _columns(xp, geometry, direct):
+            for k in range(g):  # cols: (G, C_in/G·kH·kW, chunk·OH·OW)
+                np.matmul(kernels[k], cols[k], out=y_groups[k, :, start * area : stop * area])
+        if b is not None:
+            y += b.reshape(c_out, 1, 1, 1)
+        ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, direct
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, w, geometry, direct = ctx.xp, ctx.w, ctx.geometry, ctx.direct
+        need_x, need_w, _ = ctx.needs_input_grad
+        c_out, g = w.shape[0], geometry.groups
+        n, area = xp.shape[1], gy.shape[2] * gy.shape[3]
+        kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
+        gy_groups = gy.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW), a view
+        gw = np.zeros(kernels.shape, xp.dtype) if need_w else None
+        gxp = np.zeros(xp.shape, xp.dtype) if need_x else None  # (C_in, N, Hp, Wp)
+        for start, stop, cols in _columns(xp, geometry, direct, fill=need_w):
+            gy_chunk = gy_groups[:, :, start * area : stop * area]  # (G, C_out/G, chunk·OH·OW)
+            if need_w:  # correlation of the input with the output gradient
+                for k in range(g):
+                    gw[k] += gy_chunk[k] @ cols[k].T
+            if not need_x:
+                continue
+            # transposed convolution: the columns' gradient, then each entry back to its pixel.
+            # Direct: the columns are the input, so their gradient is gxp itself (a view, as gxp
+            # is contiguous and the chunk is the whole batch); else it overwrites the columns.
+            gcols = gxp.reshape(cols.shape) if direct else cols
+            for k in range(g):
+                np.matmul(kernels[k].T, gy_chunk[k], out=gcols[k])
+            if not direct:
+                kh, kw = geometry.kernel_size
+                # (C_in, kH, kW, chunk, OH, OW)
+                gcols = gcols.reshape((-1, kh, kw, stop - start) + gy.shape[2:])
+                col2im(gcols, None, geometry, out=gxp[:, start:stop])
+        return gxp, None if gw is None else gw.reshape(w.shape)
+
+
+def _columns(xp, geometry: ConvGeometry, direct: bool, fill: bool = True):
+    """Yield ``(start, stop, cols)`` for ranges of samples, cols (G, C_in/G·kH·kW, chunk·OH·OW).
+
+    Direct (1x1, stride 1): a view of xp, the whole batch at once. Otherwise the chunk's
+    im2col in the workspace, or (``fill=False``) just a workspace of that shape.
+    """
+    c_in, n = xp.shape[:2]
+    g, (kh, kw) = geometry.groups, geometry.kernel_size
+    if direct:
+        yield 0, n, xp.reshape(g, c_in // g, -1)
+        return
+    oh, ow = padded_output_size(xp.shape, geometry)
+    rows, area = c_in * kh * kw, oh * ow
+    step = max(1, CHUNK_BYTES // (rows * area * xp.itemsize))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        cols = workspace((rows, (stop - start) * area), xp.dtype)
+        if fill:
+            im2col(xp[:, start:stop], geometry, out=cols)
+        yield start, stop, cols.reshape(g, rows // g, -1)
+
+
+class Depthwise:
+    """One input channel per group (depth 1): for each kernel offset, a broadcast multiply-add
+    of a strided slice by a per-channel tap, instead of G matrix products of one row each.
+
+    Output channel o = c·M + m reads input channel c (M = C_out / C_in, the multiplier).
+    """
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+        c_in, n = xp.shape[:2]
+        c_out, (oh, ow) = w.shape[0], padded_output_size(xp.shape, geometry)
+        taps = w.reshape(c_in, c_out // c_in, -1, 1, 1, 1)  # (C_in, M, kH·kW, 1, 1, 1)
+        y = term = None  # y, term: (C_in, M, N, OH, OW)
+        for k, (_, _, rows, columns) in enumerate(offsets(geometry, (oh, ow))):
+            window = xp[:, None, :, rows, columns]  # (C_in, 1, N, OH, OW)
+            if y is None:
+                y = taps[:, :, k] * window
+                term = np.empty_like(y)
+            else:
+                y += np.multiply(taps[:, :, k], window, out=term)
+        y = y.reshape(c_out, n, oh, ow)
+        if b is not None:
+            y += b.reshape(c_out, 1, 1, 1)
+        ctx.xp, ctx.w, ctx.geometry = xp, w, geometry
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, w, geometry = ctx.xp, ctx.w, ctx.geometry
+        need_x, need_w, _ = ctx.needs_input_grad
+        c_in, c_out = xp.shape[0], w.shape[0]
+        taps = w.reshape(c_in, c_out // c_in, -1)  # (C_in, M, kH·kW)
+        gy5 = gy.reshape((c_in, c_out // c_in) + gy.shape[1:])  # (C_in, M, N, OH, OW)
+        gw = np.empty(taps.shape, xp.dtype) if need_w else None
+        gxp = np.zeros(xp.shape, xp.dtype) if need_x else None
+        term = np.empty_like(gy5[:, 0]) if taps.shape[1] == 1 else None  # (C_in, N, OH, OW)
+        for k, (_, _, rows, columns) in enumerate(offsets(geometry, gy.shape[2:])):
+            if need_w:
+                gw[:, :, k] = np.einsum("cmnij,cnij->cm", gy5, xp[:, :, rows, columns])
+            if need_x and term is not None:  # multiplier 1: a broadcast product is enough
+                gxp[:, :, rows, columns] += np.multiply(
+                    taps[:, :1, k, None, None], gy5[:, 0], out=term
+                )
+            elif need_x:
+                gxp[:, :, rows, columns] += np.einsum("cm,cmnij->cnij", taps[:, :, k], gy5)
+        return gxp, None if gw is None else gw.reshape(w.shape)
+
+
+def choose(geometry: ConvGeometry, w_shape) -> type:
+    """The algorithm for a convolution of this shape (see ``conv.py``)."""
+    depthwise = w_shape[1] == 1 and geometry.groups > 1
+    return Depthwise if depthwise else Gemm
