@@ -1,4 +1,14 @@
-"""kernelab: a convolutional neural network engine on NumPy, built around the kernel."""
+"""kernelab: a convolutional neural network engine on NumPy, built around the kernel.
+
+Its names follow PyTorch's, so a PyTorch CNN script runs with ``import kernelab as torch``
+(see docs/coming-from-pytorch.md). A PyTorch name kernelab does not provide raises an
+AttributeError that says so, at the line that uses it.
+"""
+
+from importlib import import_module as _import_module
+from importlib.util import find_spec as _find_spec
+
+import numpy as _np
 
 from .autograd import (
     detect_anomaly,
@@ -10,7 +20,7 @@ from .autograd import (
     set_grad_enabled,
 )
 from .errors import ShapeError
-from .random import manual_seed
+from .random import Generator, manual_seed
 from .tensor import (
     Tensor,
     as_tensor,
@@ -28,10 +38,46 @@ from .tensor import (
 )
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
+bool = bool_  # noqa: A001
+dtype = _np.dtype  # dtypes are NumPy's: isinstance(kernelab.float32, kernelab.dtype)
+Size = tuple  # shapes are tuples
 
 __version__ = "0.1.0"
 
-from . import functional, init, kernels, nn, optim
+from . import accelerator, backends, cuda, functional, init, kernels, nn, optim, utils
+from .creation import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    zeros,
+    zeros_like,
+)
+from .devices import device
+from .interop import from_torch, load_safetensors, save_safetensors
+from .io import load, save
+from .ops import *  # noqa: F403  (torch.cat, torch.max, torch.where, ...)
 from .summary import Summary, summary
 from .threads import get_num_threads, set_num_threads
-from .interop import from_torch, load_safetensors, save_safetensors
+
+
+def __getattr__(name: str):
+    """kernelab's own submodules on first use (``kernelab.data``); for any other name, the
+    error that says PyTorch's ``torch.<name>`` is not part of kernelab."""
+    if not name.startswith("_") and _find_spec(f"{__name__}.{name}") is not None:
+        return _import_module(f"{__name__}.{name}")
+    from .errors import not_provided
+
+    raise not_provided(__name__, name, "torch")

@@ -9,3 +9,18 @@ class ShapeError(ValueError):
     """
 
     layer: str | None = None
+
+
+def not_provided(module: str, name: str, torch_module: str) -> AttributeError:
+    """The error for a PyTorch name that kernelab does not have, raised where it is used.
+
+    ``module`` is kernelab's module (``"kernelab.nn"``), ``torch_module`` PyTorch's
+    (``"torch.nn"``). Private names get Python's plain message, so ``hasattr`` probes for
+    dunders (``__path__``, ``__wrapped__``) behave as for any module.
+    """
+    if name.startswith("_"):
+        return AttributeError(f"module {module!r} has no attribute {name!r}")
+    return AttributeError(
+        f"module {module!r} has no attribute {name!r}: {torch_module}.{name} is not part of "
+        f"kernelab (see docs/coming-from-pytorch.md)"
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .devices import check_device
 from .tensor import Tensor
 
 FORMAT = "kernelab-checkpoint/1"
@@ -120,13 +121,40 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+_PICKLED = (
+    "{path}: not a kernelab checkpoint but a pickle file (PyTorch's torch.save writes these): "
+    "kernelab does not unpickle, "
+    "since loading a pickle can run any code. Save the weights from PyTorch with "
+    "safetensors.torch.save_file(model.state_dict(), 'model.safetensors') and read them with "
+    "kernelab.load_safetensors, or convert the module with kernelab.from_torch"
+)
+
+
+def _is_pickle(path: Path, archive: zipfile.ZipFile | None) -> bool:
+    """A raw pickle (protocol 2+ starts with 0x80), or PyTorch's zip holding ``data.pkl``."""
+    if archive is not None:
+        return any(name.endswith("data.pkl") for name in archive.namelist())
+    with open(path, "rb") as file:
+        return file.read(1) == b"\x80"
+
+
 def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool = True) -> Any:
-    """Read what :func:`save` wrote, verifying every array; anything else is refused."""
+    """Read what :func:`save` wrote, verifying every array; anything else is refused.
+
+    ``map_location`` may name the CPU (or be None); ``weights_only`` is accepted and always
+    true in effect: only tensors, arrays, numbers, strings and containers of them are stored.
+    """
     path = Path(path)
+    if isinstance(map_location, str) or hasattr(map_location, "type"):
+        check_device(map_location)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path) and _is_pickle(path, None):
+        raise CheckpointError(_PICKLED.format(path=path))
     try:
         with zipfile.ZipFile(path) as archive:
+            if _TREE not in archive.namelist() and _is_pickle(path, archive):
+                raise CheckpointError(_PICKLED.format(path=path))
             tree = json.loads(archive.read(_TREE))
             if not isinstance(tree, dict) or tree.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a {FORMAT} file")

@@ -9,13 +9,48 @@ from __future__ import annotations
 
 import numpy as np
 
-_default = np.random.default_rng()
+
+class Generator(np.random.Generator):
+    """PyTorch's ``torch.Generator`` interface on a NumPy generator (PCG64).
+
+    ``Generator().manual_seed(s)`` gives what ``np.random.default_rng(s)`` gives, and can be
+    passed wherever kernelab takes a ``generator`` (a DataLoader, ``random_split``, ``randn``,
+    the initialisers). The numbers differ from PyTorch's for the same seed.
+    """
+
+    def __init__(self, device: str = "cpu"):
+        from .devices import check_device
+
+        check_device(device)
+        self._initial_seed = _fresh_seed()
+        super().__init__(np.random.PCG64(self._initial_seed))
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream from ``seed``; returns the generator itself, as PyTorch."""
+        self.bit_generator.state = np.random.PCG64(int(seed)).state
+        self._initial_seed = int(seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return self._initial_seed
+
+    def seed(self) -> int:
+        """Restart from a fresh random seed, and return it."""
+        self.manual_seed(_fresh_seed())
+        return self._initial_seed
 
 
-def manual_seed(seed: int) -> np.random.Generator:
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy) % 2**63
+
+
+_default: np.random.Generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
     """Reset the default generator, so what follows draws the same numbers every run."""
     global _default
-    _default = np.random.default_rng(seed)
+    _default = Generator().manual_seed(seed)
     return _default
 
 
@@ -24,7 +59,8 @@ def default_generator() -> np.random.Generator:
 
 
 def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
-    """A Generator from a Generator, a seed, or None (the default generator)."""
+    """A Generator from a Generator (NumPy's or :class:`Generator`), a seed, or None (the
+    default generator)."""
     if generator is None:
         return _default
     if isinstance(generator, np.random.Generator):

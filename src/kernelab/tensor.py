@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from . import autograd
+from .devices import check_device
+from .tensor_methods import TensorMethods
 
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
@@ -30,11 +32,12 @@ def set_default_dtype(dtype) -> None:
     _default_dtype = np.dtype(dtype)
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array with an optional gradient.
 
     ``data`` is the NumPy array, ``grad`` the gradient (a NumPy array of the same shape) that
-    :meth:`backward` fills for leaf tensors created with ``requires_grad=True``.
+    :meth:`backward` fills for leaf tensors created with ``requires_grad=True``. The rest of
+    PyTorch's tensor methods are in :mod:`kernelab.tensor_methods`.
     """
 
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
@@ -66,10 +69,6 @@ class Tensor:
     @property
     def grad_fn(self) -> str | None:
         return None if self._node is None else self._node[0].__name__
-
-    @property
-    def device(self) -> str:
-        return "cpu"
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
@@ -195,11 +194,11 @@ class Tensor:
     def abs(self):
         return _ops.abs(self)
 
-    def sum(self, dim=None, keepdim: bool = False):
-        return _ops.sum(self, dim, keepdim)
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
+        return _ops.sum(self if dtype is None else self.to(dtype), dim, keepdim)
 
-    def mean(self, dim=None, keepdim: bool = False):
-        return _ops.mean(self, dim, keepdim)
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
+        return _ops.mean(self if dtype is None else self.to(dtype), dim, keepdim)
 
     def reshape(self, *shape):
         return _shape.reshape(self, _shape_arg(shape))
@@ -282,11 +281,15 @@ def _arg_reduce(fn, data: np.ndarray, dim: int | None, keepdim: bool) -> np.ndar
     return fn(data, axis=dim, keepdims=keepdim).astype(np.int64, copy=False)
 
 
-def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Any, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False
+) -> Tensor:
     """A new tensor holding a copy of ``data``.
 
     Python floats become the default dtype (float32); NumPy arrays keep theirs.
     """
+    if device is not None:
+        check_device(device)
     source = data.data if isinstance(data, Tensor) else data
     array = np.array(source, dtype=dtype, copy=True)
     if dtype is None and not isinstance(source, np.ndarray) and array.dtype == np.float64:
@@ -294,8 +297,10 @@ def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
     return Tensor(array, requires_grad=requires_grad)
 
 
-def as_tensor(data: Any, dtype=None) -> Tensor:
+def as_tensor(data: Any, dtype=None, device=None) -> Tensor:
     """A tensor sharing ``data``'s memory where it can (no copy for a matching array)."""
+    if device is not None:
+        check_device(device)
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype == dtype else data.astype(dtype)
     if isinstance(data, np.ndarray):

@@ -140,6 +140,10 @@ class DataLoader:
         collate_fn: turns a list of samples into a batch; :func:`default_collate` by default.
         sampler: an iterable of sample indices (with ``set_epoch`` if its order changes per
             epoch, as :class:`~kernelab.distributed.DistributedSampler`), instead of shuffle.
+        pin_memory, worker_init_fn, persistent_workers, prefetch_factor, timeout: accepted
+            for PyTorch compatibility; they concern GPUs and worker processes, and change
+            nothing here (as with PyTorch's ``num_workers=0`` on a CPU).
+        batch_sampler: not supported (NotImplementedError).
 
     Data order: epoch ``e`` uses ``np.random.default_rng([seed, e]).permutation(n)``. A
     complete pass advances :attr:`epoch` by one, and so does starting a new pass after one
@@ -159,7 +163,15 @@ class DataLoader:
         num_workers: int = 0,
         collate_fn: Callable[[list], Any] | None = None,
         sampler: Any = None,
+        batch_sampler: Any = None,
+        pin_memory: bool = False,
+        worker_init_fn: Callable[[int], None] | None = None,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        timeout: float = 0,
     ):
+        if batch_sampler is not None:
+            raise NotImplementedError("DataLoader: batch_sampler is not supported")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"DataLoader: expected an int batch_size, received {batch_size!r}")
         if batch_size < 1:

@@ -1,7 +1,9 @@
 """Element-wise arithmetic, matrix products and reductions, each a forward and its backward.
 
 Binary operations broadcast as NumPy does; their backward sums the gradient over the axes
-that broadcasting stretched (:func:`unbroadcast`).
+that broadcasting stretched (:func:`unbroadcast`). Their operands are first brought to
+PyTorch's result dtype (:func:`result_type`), so ``int_tensor / 2`` is float32 and
+``float32_tensor * np.float64(2)`` stays float32, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -184,6 +186,68 @@ class Cast(Function):
         return g.astype(ctx.dtype)
 
 
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Clamp(Function):
+    """``min(max(a, lo), hi)``; the gradient passes where ``lo <= a <= hi`` (ends included)."""
+
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        inside = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        ctx.inside = inside
+        return np.clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.inside
+
+
+class Where(Function):
+    """``a`` where ``condition`` holds, else ``b``; each gets the gradient of its positions."""
+
+    @staticmethod
+    def forward(ctx, a, b, condition):
+        ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        zero = np.zeros((), g.dtype)
+        sa, sb = ctx.shapes
+        ga = unbroadcast(np.where(ctx.condition, g, zero), sa) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(np.where(ctx.condition, zero, g), sb) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Maximum(Function):
+    """Element-wise larger of ``a`` and ``b``; a tie gives each half the gradient (PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b, smaller=False):
+        ctx.a, ctx.b, ctx.smaller = a, b, smaller
+        return np.minimum(a, b) if smaller else np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.a, ctx.b
+        share_a = np.where(a == b, 0.5, (a < b) if ctx.smaller else (a > b)).astype(g.dtype)
+        ga = unbroadcast(g * share_a, _shape(a)) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(g * (1 - share_a), _shape(b)) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
 def _axes(dim, ndim: int) -> tuple[int, ...]:
     if dim is None:
         return tuple(range(ndim))
@@ -218,20 +282,87 @@ class Mean(Function):
         return np.broadcast_to(g / ctx.count, ctx.shape)
 
 
+# ---- PyTorch's type promotion
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _array_of(x) -> np.ndarray | None:
+    """The array of a tensor or ndarray; None for a Python or NumPy scalar."""
+    if isinstance(x, np.ndarray):
+        return x
+    data = getattr(x, "data", None)
+    return data if isinstance(data, np.ndarray) else None
+
+
+def _scalar_dtype(x) -> np.dtype:
+    if isinstance(x, np.generic):
+        return x.dtype
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, int):
+        return np.dtype(np.int64)
+    return np.dtype(float) if isinstance(x, float) else np.asarray(x).dtype
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype PyTorch gives an operation on ``operands`` (``torch.result_type``).
+
+    The highest category (bool < integer < floating < complex) wins. Within it, tensors with
+    dimensions outrank 0-d tensors, which outrank scalars (Python or NumPy numbers); if only
+    scalars are of that category, the result is its default (int64, or the default float).
+    """
+    ranked = []
+    for x in operands:
+        array = _array_of(x)
+        dtype = array.dtype if array is not None else _scalar_dtype(x)
+        priority = 0 if array is None else 2 if array.ndim else 1
+        ranked.append((_CATEGORY[dtype.kind], priority, dtype))
+    category = max(r[0] for r in ranked)
+    priority = max(r[1] for r in ranked if r[0] == category)
+    if priority > 0:
+        return np.result_type(*(d for c, p, d in ranked if (c, p) == (category, priority)))
+    from ..tensor import get_default_dtype  # tensor.py imports this module
+
+    default = get_default_dtype()
+    return [np.dtype(np.bool_), np.dtype(np.int64), default, np.result_type(default, 1j)][category]
+
+
+def _promote(a, b, floating: bool = False):
+    """``a`` and ``b`` cast to their result dtype (a floating one for true division)."""
+    array_a, array_b = _array_of(a), _array_of(b)
+    same = array_a is not None and array_b is not None and array_a.dtype == array_b.dtype
+    if same and (not floating or array_a.dtype.kind in "fc"):
+        return a, b
+    dtype = result_type(a, b)
+    if floating and dtype.kind not in "fc":
+        from ..tensor import get_default_dtype
+
+        dtype = get_default_dtype()
+    return _cast_to(a, array_a, dtype), _cast_to(b, array_b, dtype)
+
+
+def _cast_to(x, array: np.ndarray | None, dtype: np.dtype):
+    if array is None:  # a scalar in the result dtype, so backward arithmetic stays in it too
+        return dtype.type(x)
+    if array.dtype == dtype:
+        return x
+    return array.astype(dtype) if x is array else cast(x, dtype)
+
+
 def add(a, b):
-    return Add.apply(a, b)
+    return Add.apply(*_promote(a, b))
 
 
 def sub(a, b):
-    return Sub.apply(a, b)
+    return Sub.apply(*_promote(a, b))
 
 
 def mul(a, b):
-    return Mul.apply(a, b)
+    return Mul.apply(*_promote(a, b))
 
 
 def div(a, b):
-    return Div.apply(a, b)
+    return Div.apply(*_promote(a, b, floating=True))
 
 
 def neg(a):
@@ -239,7 +370,7 @@ def neg(a):
 
 
 def pow(a, b):  # noqa: A001
-    return Pow.apply(a, b)
+    return Pow.apply(*_promote(a, b))
 
 
 def matmul(a, b):
@@ -272,3 +403,39 @@ def sum(a, dim=None, keepdim: bool = False):  # noqa: A001
 
 def mean(a, dim=None, keepdim: bool = False):
     return Mean.apply(a, axes=_axes(dim, a.ndim), keepdim=keepdim)
+
+
+def clone(a):
+    return Clone.apply(a)
+
+
+def clamp(a, min=None, max=None):  # noqa: A002
+    """Limit ``a`` to ``[min, max]`` (either may be None); the bounds are constants."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    bounds = []
+    for bound in (min, max):
+        if getattr(bound, "requires_grad", False):
+            raise NotImplementedError("clamp: a min or max that requires grad is not supported")
+        array = _array_of(bound)
+        bounds.append(bound if array is None else array)
+    dtype = result_type(a, *(bound for bound in bounds if bound is not None))
+    return Clamp.apply(_cast_to(a, _array_of(a), dtype), *bounds)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` is true, else ``b``; ``a`` and ``b`` may be scalars."""
+    array = _array_of(condition)
+    condition = np.asarray(condition if array is None else array, dtype=bool)
+    if _array_of(a) is None and _array_of(b) is None:  # two scalars: a tensor of their type
+        dtype = result_type(a, b)
+        a, b = dtype.type(a), dtype.type(b)
+    return Where.apply(*_promote(a, b), condition=condition)
+
+
+def maximum(a, b):
+    return Maximum.apply(*_promote(a, b))
+
+
+def minimum(a, b):
+    return Maximum.apply(*_promote(a, b), smaller=True)

@@ -1,5 +1,9 @@
 """Layers: modules that hold parameters and call the operations in ``kernelab.functional``."""
 
+import sys as _sys
+
+from .. import init
+from ..errors import not_provided as _not_provided
 from . import functional, utils
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential
@@ -37,4 +41,12 @@ __all__ = [
     "Softmax",
     "Tanh",
     "functional",
+    "init",
 ]
+
+# ``import torch.nn.init as init`` works too: kernelab.nn.init is kernelab.init
+_sys.modules[f"{__name__}.init"] = init
+
+
+def __getattr__(name: str):
+    raise _not_provided(__name__, name, "torch.nn")

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..devices import check_device
 from ..errors import ShapeError
 from ..random import as_generator
 from ..tensor import Tensor, get_default_dtype, unwrap
@@ -26,15 +27,6 @@ class Parameter(Tensor):
 class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
-
-
-def check_device(device: Any) -> None:
-    """kernelab computes on the CPU; asking for anything else is a clear error."""
-    name = str(getattr(device, "type", device))
-    if name.split(":")[0] != "cpu":
-        raise RuntimeError(
-            f"device {name!r} is not available: kernelab computes on the CPU only (use 'cpu')"
-        )
 
 
 class Module:
@@ -188,6 +180,7 @@ class Module:
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """Accepts a device ("cpu") and/or a floating dtype, as PyTorch's ``Module.to``."""
         dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)  # a copy to the CPU is always synchronous
         for arg in list(args) + list(kwargs.values()):
             if isinstance(arg, np.dtype) or (isinstance(arg, type) and issubclass(arg, np.generic)):
                 dtype = arg
@@ -210,6 +203,10 @@ class Module:
         return self.to(np.float64)
 
     def cpu(self) -> Module:
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        check_device("cuda" if device is None else f"cuda:{device}")
         return self
 
     # ---- state

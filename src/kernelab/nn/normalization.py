@@ -7,7 +7,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ShapeError
 from ..tensor import get_default_dtype
-from .module import Module, Parameter
+from .module import Module, Parameter, check_device
 
 
 class _BatchNorm(Module):
@@ -20,9 +20,12 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device=None,
         dtype=None,
     ):
         super().__init__()
+        if device is not None:
+            check_device(device)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dtype = np.dtype(dtype or get_default_dtype())

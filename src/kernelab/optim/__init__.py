@@ -3,6 +3,7 @@
 Each follows ``torch.optim``: the same names, defaults, options and update formulas.
 """
 
+from ..errors import not_provided as _not_provided
 from . import lr_scheduler
 from .adadelta import Adadelta
 from .adagrad import Adagrad
@@ -23,3 +24,7 @@ __all__ = [
     "SGD",
     "lr_scheduler",
 ]
+
+
+def __getattr__(name: str):
+    raise _not_provided(__name__, name, "torch.optim")

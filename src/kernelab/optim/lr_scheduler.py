@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..errors import not_provided
 from .optimizer import Optimizer, _plain
 
 
@@ -451,3 +452,7 @@ class ReduceLROnPlateau(LRScheduler):
             return current < bound
         bound = best * (threshold + 1.0) if self.threshold_mode == "rel" else best + threshold
         return current > bound
+
+
+def __getattr__(name: str):
+    raise not_provided(__name__, name, "torch.optim.lr_scheduler")
