@@ -173,6 +173,21 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def source_state(root) -> dict:
+    """The commit measured, and the source files that differ from it (read-only git calls)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.rstrip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "src")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "uncommitted_src": [line[3:] for line in changed.splitlines()],
+    }
+
+
 def machine() -> dict:
     """What the numbers were measured on."""
     import torch

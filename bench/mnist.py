@@ -4,7 +4,7 @@
     python bench/mnist.py --limit 5000 --epochs 1   # quick check that it runs
 
 Each engine trains in a process of its own, so its peak resident memory is its own. The
-kernelab child runs ``kernelab train`` itself (the classic network, Adam at 1e-3 under a
+kernelab child runs ``kernelab train`` itself (the classic network, Adam at 3e-3 under a
 one-cycle schedule, batches of 64, pixels normalised by the training set's mean and std).
 The PyTorch child builds the same configuration from the same command-line defaults, starts
 from the same initial weights (kernelab's, copied through ``state_dict``) and visits the same
@@ -315,7 +315,7 @@ def markdown(results: dict) -> str:
         f"start, {load['end'][0]:.2f} at the end (other processes share this machine). Mode: "
         f"{results['mode']}, {results['duration_s'] / 60:.1f} min.",
         "",
-        f"Recipe (`kernelab train` defaults): the classic network, Adam lr 1e-3 under a "
+        f"Recipe (`kernelab train` defaults): the classic network, Adam lr 3e-3 under a "
         f"one-cycle schedule, batches of 64, normalised pixels; {images} training images, "
         f"the 10,000 test images, {results['epochs']} epoch(s). Both start from the same "
         f"weights and see the same batches in the same order: "

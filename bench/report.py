@@ -71,6 +71,10 @@ def header(results: dict) -> list[str]:
     m = results["machine"]
     load = results["loadavg"]
     blas = ", ".join(m["numpy_blas"]) or "unknown BLAS"
+    source = results.get("source") or {}
+    code = f"kernelab at commit {source.get('commit') or '?'}"
+    if source.get("uncommitted_src"):
+        code += f" with uncommitted changes to {', '.join(source['uncommitted_src'])}"
     return [
         "# kernelab vs PyTorch CPU",
         "",
@@ -79,13 +83,27 @@ def header(results: dict) -> list[str]:
         f"NumPy {m['numpy']} ({blas}), PyTorch {m['torch']}. Mode: {results['mode']} "
         f"({results['settings']['rounds']} rounds per case), {results['duration_s'] / 60:.1f} min. "
         f"Load average {load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end "
-        "(other processes share this machine).",
+        f"(other processes share this machine). Measured: {code}.",
         "",
         "Both engines run in the same process with identical weights and batches; rounds "
         "alternate kernelab and PyTorch. Times are medians per call; a ratio is the median of "
         "the per-round ratios (interquartile range in brackets). *time* ratio = kernelab "
         "seconds / PyTorch seconds (lower is better); *speed* ratio = kernelab images/s / "
         f"PyTorch images/s (higher is better). Optimizer: {results['optimizer']}.",
+        "",
+    ] + _load_warning(results)
+
+
+def _load_warning(results: dict) -> list[str]:
+    """A busy machine hurts multi-threaded runs most (OpenBLAS's spinning threads above all)."""
+    loads = [r["loadavg_1min"] for r in results["cases"]] + [results["loadavg"]["end"][0]]
+    cores = results["machine"]["usable_cores"]
+    if max(loads) < cores + 1:
+        return []
+    return [
+        f"**Caution**: the load average reached {max(loads):.1f} on {cores} cores during the "
+        "run. With every core taken, two-thread rounds of both engines slow down, kernelab's "
+        "OpenBLAS products most; compare with a run on a quiet machine or with `--threads 1`.",
         "",
     ]
 

@@ -79,6 +79,7 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "settings": vars(settings),
         "machine": harness.machine(),
+        "source": harness.source_state(HERE.parent),
         "optimizer": optimizer_name(),
         "cases": [],
         "memory": None,

@@ -140,7 +140,7 @@ def test_kernel_size_sets_the_classic_networks_kernels(size):
     shapes = {k: v.shape for k, v in commands.model_from_config(config).state_dict().items()}
     assert shapes["0.weight"] == (32, 1, size, size) and shapes["3.weight"] == (64, 32, size, size)
     assert shapes["7.weight"] == (10, 64 * 7 * 7)  # "same" padding: two poolings, 28 -> 7
-    assert config["epochs"] == 5 and config["optimizer"] == "adam" and config["lr"] == 1e-3
+    assert config["epochs"] == 5 and config["optimizer"] == "adam" and config["lr"] == 3e-3
 
 
 def test_init_sobel_starts_from_sobel_kernels(capsys, mnist_dir, tmp_path):
@@ -222,7 +222,7 @@ def test_optimizers_and_schedules(capsys, mnist_dir, tmp_path, optimizer, schedu
     code, _, err = kernelab(capsys, *args)
     assert code == 0, err
     state = io.load(tmp_path / "checkpoint.kl")
-    lr = {"sgd": 0.05}.get(optimizer, 1e-3)
+    lr = {"sgd": 0.05, "rmsprop": 1e-3}.get(optimizer, 3e-3)
     assert state["config"]["lr"] == lr
     assert state_key in state["optimizer"]["state"][0]
     row = state["history"][0]

@@ -60,7 +60,8 @@ def _train_parser(sub) -> None:
     opt.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
     opt.add_argument("--batch-size", type=int, default=64)
     opt.add_argument("--optimizer", default="adam", choices=commands.OPTIMIZERS)
-    opt.add_argument("--lr", type=float, help="learning rate (default: 1e-3, SGD 0.05)")
+    opt.add_argument("--lr", type=float,
+                     help="learning rate, the peak of one-cycle (default: Adam 3e-3, SGD 0.05)")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum")
     opt.add_argument("--weight-decay", type=float, default=0.0)
     opt.add_argument("--schedule", default="onecycle", choices=commands.SCHEDULES)

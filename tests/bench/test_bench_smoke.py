@@ -6,6 +6,7 @@ No timing is asserted; this only keeps ``bench/`` from rotting as the engine cha
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 pytest.importorskip("torch")
 pytest.importorskip("threadpoolctl")
 
-from bench import cases, harness, memory, report  # noqa: E402
+from bench import cases, harness, memory, profile_step, report  # noqa: E402
 
 TINY = harness.Settings(rounds=2, warmup=1, min_round=0.0, settle=0.0, collect_garbage=False)
 
@@ -61,6 +62,13 @@ def test_cases_run_and_agree_with_pytorch():
 def test_memory_child_trains():
     record = memory.train_epoch("kernelab", batches=1, batch_size=2, threads=1)
     assert record["peak_mb"] >= record["baseline"]["hwm_mb"] > 0
+
+
+def test_profile_timers_take_nested_time_out_of_the_caller():
+    timers = profile_step.Timers(time.perf_counter)
+    inner = timers.wrap(lambda: time.sleep(0.01), "inner")
+    timers.wrap(lambda: inner(), "outer")()
+    assert timers.total["inner"] >= 0.01 > timers.total["outer"]
 
 
 def test_every_standard_case_builds_a_name():

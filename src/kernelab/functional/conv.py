@@ -36,8 +36,11 @@ offsets, never over pixels:
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 
 Measured and not used (NumPy, one thread): the input gradient as an im2col of the padded
-output gradient times the rotated kernel (a bigger copy and a slower product than col2im), and
-FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes).
+output gradient times the rotated kernel (a bigger copy and a slower product than col2im),
+FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes), and,
+for stride 1, an output grid as wide as the padded input (every offset's columns one contiguous
+slice, but Wp/OW − 1 = 14–29% more product work and no faster a copy) or its zero-copy form
+(kH·kW products with K = C_in on shifted views, each summed into the output: slower).
 """
 
 from __future__ import annotations
