@@ -54,14 +54,32 @@ def worker(steps: int, batch: int) -> None:
     if rank == 0:
         median = float(np.median(times))
         params = sum(p.data.size for p in model.parameters())
-        print(json.dumps({"ranks": world, "images_per_s": batch / median,
-                          "step_s": median, "bytes_per_step": params * 4}))
+        print(
+            json.dumps(
+                {
+                    "ranks": world,
+                    "images_per_s": batch / median,
+                    "step_s": median,
+                    "bytes_per_step": params * 4,
+                }
+            )
+        )
 
 
 def measure(ranks: int, steps: int, batch: int) -> dict:
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
-    command = [mpiexec, "-n", str(ranks), sys.executable, __file__, "--worker",
-               "--steps", str(steps), "--batch", str(batch)]
+    command = [
+        mpiexec,
+        "-n",
+        str(ranks),
+        sys.executable,
+        __file__,
+        "--worker",
+        "--steps",
+        str(steps),
+        "--batch",
+        str(batch),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -129,8 +147,10 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for row in (one, two):
-        lines.append(f"| {row['ranks']} | {row['images_per_s']:.0f} | "
-                     f"{row['step_s'] * 1e3:.1f} | {row['bytes_per_step']:,} |")
+        lines.append(
+            f"| {row['ranks']} | {row['images_per_s']:.0f} | "
+            f"{row['step_s'] * 1e3:.1f} | {row['bytes_per_step']:,} |"
+        )
     lines += [
         "",
         f"Speed-up on 2 ranks: {two['images_per_s'] / one['images_per_s']:.2f}x. Both ranks "

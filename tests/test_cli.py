@@ -576,11 +576,18 @@ def test_export_safetensors_loads_into_torch(capsys, trained_run, tmp_path):
     torch = pytest.importorskip("torch")
     safetensors_torch = pytest.importorskip("safetensors.torch")
     out = tmp_path / "w.safetensors"
-    assert kernelab(capsys, "export", str(trained_run), "--format", "safetensors",
-                    "--out", str(out))[0] == 0
+    assert (
+        kernelab(capsys, "export", str(trained_run), "--format", "safetensors", "--out", str(out))[
+            0
+        ]
+        == 0
+    )
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding="same"), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 10),
+        torch.nn.Conv2d(1, 4, 3, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 14 * 14, 10),
     )
     net.load_state_dict(safetensors_torch.load_file(str(out)))
     model, _, _ = commands.load_run(trained_run)

@@ -92,9 +92,7 @@ def model_from_config(config: dict[str, Any]) -> Module:
 
 def classic_spec(kernel_size: int) -> str:
     k = kernel_size
-    return (
-        f"conv{k}x{k}x32-same,relu,maxpool2,conv{k}x{k}x64-same,relu,maxpool2,flatten,linear10"
-    )
+    return f"conv{k}x{k}x32-same,relu,maxpool2,conv{k}x{k}x64-same,relu,maxpool2,flatten,linear10"
 
 
 def make_optimizer(model: Module, config: dict[str, Any]):
@@ -228,8 +226,10 @@ def train(args: argparse.Namespace) -> int:
     if config["from"] and not args.resume:
         layers = config["layers"].split(",") if config["layers"] else None
         copied = transfer(model, read_weights(config["from"]), layers, config["freeze"])
-        print(f"transferred {len(copied)} tensors from {config['from']}" + (
-            " (frozen)" if config["freeze"] else ""))
+        print(
+            f"transferred {len(copied)} tensors from {config['from']}"
+            + (" (frozen)" if config["freeze"] else "")
+        )
         config["frozen"] = [k for k in copied if config["freeze"]]
     frozen = set(config.get("frozen", []))
     for name, param in model.named_parameters():
@@ -246,19 +246,31 @@ def train(args: argparse.Namespace) -> int:
     optimizer = make_optimizer(model, config)
     scheduler, when = make_scheduler(optimizer, config, len(loader))
     trainer = Trainer(
-        model, train_loader, optimizer, val_loader=test_loader, scheduler=scheduler,
-        scheduler_step=when, run_dir=run_dir if leader else None,
-        checkpoint_every=args.checkpoint_every, patience=config["patience"],
-        progress=leader and not args.no_progress, config=config,
+        model,
+        train_loader,
+        optimizer,
+        val_loader=test_loader,
+        scheduler=scheduler,
+        scheduler_step=when,
+        run_dir=run_dir if leader else None,
+        checkpoint_every=args.checkpoint_every,
+        patience=config["patience"],
+        progress=leader and not args.no_progress,
+        config=config,
     )
     if args.resume:
         trainer.restore(run_dir / CHECKPOINT)
         step = f", step {trainer.running.steps}" if trainer.running.steps else ""
         print(f"resuming {run_dir} after epoch {trainer.epoch}{step}")
     if leader:
-        print(f"run folder: {run_dir}" + (
-            f" ({distributed.get_world_size()} ranks)" if distributed.get_world_size() > 1 else ""
-        ))
+        print(
+            f"run folder: {run_dir}"
+            + (
+                f" ({distributed.get_world_size()} ranks)"
+                if distributed.get_world_size() > 1
+                else ""
+            )
+        )
     history = trainer.fit(config["epochs"])
     if not leader:
         return 0
@@ -345,8 +357,10 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"test accuracy {accuracy:.4f} on {len(y_test)} images ({splits.source})")
     for name, value in zip(splits.classes, per_class, strict=True):
         print(f"  class {name}: {value:.4f}")
-    result = {"accuracy": accuracy, "per_class": dict(zip(splits.classes, per_class.tolist(),
-                                                           strict=True))}
+    result = {
+        "accuracy": accuracy,
+        "per_class": dict(zip(splits.classes, per_class.tolist(), strict=True)),
+    }
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=1))
     try:
         viz.save(viz.plot_confusion(matrix, splits.classes), run_dir / "confusion.png")
@@ -365,7 +379,8 @@ def predict(args: argparse.Namespace) -> int:
         with no_grad():
             probabilities = F.softmax(model(Tensor(x)), dim=1).data[0]
         best = int(probabilities.argmax())
-        listing = " ".join(f"{c}:{p:.3f}" for c, p in zip(config["classes"], probabilities,
-                                                           strict=True))
+        listing = " ".join(
+            f"{c}:{p:.3f}" for c, p in zip(config["classes"], probabilities, strict=True)
+        )
         print(f"{path}: {config['classes'][best]} ({probabilities[best]:.1%})  {listing}")
     return 0

@@ -145,8 +145,9 @@ class DistributedSampler:
     of B samples.
     """
 
-    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
-                 drop_last=False):
+    def __init__(
+        self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False
+    ):
         self.length = len(dataset)
         self.num_replicas = get_world_size() if num_replicas is None else num_replicas
         self.rank = get_rank() if rank is None else rank
@@ -218,8 +219,10 @@ class DistributedDataParallel(Module):
         self._pending = False
         for bucket in self._buckets():
             flat = np.concatenate(
-                [np.zeros(p.data.size, p.data.dtype) if p.grad is None else p.grad.ravel()
-                 for p in bucket]
+                [
+                    np.zeros(p.data.size, p.data.dtype) if p.grad is None else p.grad.ravel()
+                    for p in bucket
+                ]
             )
             all_reduce(flat, op="mean")
             offset = 0

@@ -53,9 +53,7 @@ def _avg_pool(m: Any) -> Module:
 def _batch_norm(kind: type) -> Callable[[Any], Module]:
     def convert(m: Any) -> Module:
         dtype = _dtype(m.weight if m.affine else m.running_mean)
-        return kind(
-            m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dtype
-        )
+        return kind(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dtype)
 
     return convert
 

@@ -16,16 +16,20 @@ GLOBAL_BATCH, STEPS = 8, 4
 
 def make_model():
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding="same", generator=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4 * 4 * 4, 3, generator=2),
+        nn.Conv2d(1, 4, 3, padding="same", generator=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 3, generator=2),
     )
 
 
 def batches():
     rng = np.random.default_rng(0)
     for _ in range(STEPS):
-        yield rng.standard_normal((GLOBAL_BATCH, 1, 8, 8)).astype(np.float32), rng.integers(
-            0, 3, GLOBAL_BATCH
+        yield (
+            rng.standard_normal((GLOBAL_BATCH, 1, 8, 8)).astype(np.float32),
+            rng.integers(0, 3, GLOBAL_BATCH),
         )
 
 
@@ -52,6 +56,7 @@ if __name__ == "__main__":
             p.data += 1
     ddp = dist.DistributedDataParallel(model)
     train(ddp, rank, world, die_at=2 if mode == "die" and rank == 1 else None)
-    np.savez(os.path.join(out, f"rank{rank}.npz"), **{
-        k: v.numpy() for k, v in model.state_dict().items()
-    })
+    np.savez(
+        os.path.join(out, f"rank{rank}.npz"),
+        **{k: v.numpy() for k, v in model.state_dict().items()},
+    )
