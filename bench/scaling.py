@@ -155,8 +155,9 @@ def main() -> None:
         "",
         f"Speed-up on 2 ranks: {two['images_per_s'] / one['images_per_s']:.2f}x. Both ranks "
         "share this machine's 2 cores, so the ideal is about 1x (the same cores do the same "
-        "work); above 1x, one process with 2 BLAS threads suffered more from the other load "
-        "on this machine than two single-threaded ranks did.",
+        "work); above 1x, because in one process only the matrix products use both cores "
+        "(NumPy runs the copies, pooling and activations on one), while two ranks keep both "
+        "cores busy throughout.",
         "",
         "## Scaling model",
         "",
