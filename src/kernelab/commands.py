@@ -17,6 +17,7 @@ from .autograd import no_grad
 from .nn import Conv2d, Module
 from .summary import summary
 from .tensor import Tensor
+from .threads import set_num_threads
 from .train import BEST, CHECKPOINT, Trainer
 from .transfer import read_weights, transfer
 
@@ -30,8 +31,6 @@ _DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05, "rmsprop": 1e-3}
 
 def set_threads(threads: int | None) -> None:
     if threads:
-        from .threads import set_num_threads
-
         set_num_threads(threads)
 
 
@@ -43,7 +42,10 @@ def _images(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     return (x - np.float32(mean)) / np.float32(std)
 
 
-def load_data(config: dict[str, Any]) -> tuple[data.DataSplits, np.ndarray, np.ndarray]:
+Split = tuple[np.ndarray, np.ndarray]  # normalised images (N, C, H, W), labels (N,)
+
+
+def load_data(config: dict[str, Any]) -> tuple[data.DataSplits, Split, Split]:
     """The dataset, and the normalised training and test images."""
     splits = data.load_dataset(config["data"], root=config.get("data_dir"))
     train_images, train_labels = splits.train_images, splits.train_labels
