@@ -62,7 +62,7 @@ def load_data(config: dict[str, Any]) -> tuple[data.DataSplits, Split, Split]:
 
 
 class ShiftedLoader:
-    """A loader whose batches are randomly shifted by up to ``pixels`` (zero fill).
+    """A loader whose batches are randomly shifted by up to ``pixels``, filled with ``fill``.
 
     The shifts of epoch e, batch b come from a generator seeded with (seed, e, b): they do
     not depend on what ran before, so a resumed run draws the same ones.
