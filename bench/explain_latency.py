@@ -31,10 +31,10 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from kernelab import arch  # noqa: E402
-from kernelab.explain.api import Explainer  # noqa: E402
-from kernelab.explain.source import Source  # noqa: E402
-from kernelab.inspection import synthetic_digit  # noqa: E402
+from kernelab.apps import arch  # noqa: E402
+from kernelab.apps.explain.api import Explainer  # noqa: E402
+from kernelab.apps.explain.source import Source  # noqa: E402
+from kernelab.apps.inspect import synthetic_digit  # noqa: E402
 
 TARGET_MS = 50.0
 HEADERS = {"X-Kernelab-Session": "benchmark-session", "Content-Type": "application/json"}
@@ -118,7 +118,7 @@ def main() -> int:
     import uvicorn
     from starlette.testclient import TestClient
 
-    from kernelab.explain.app import create_app, listen, set_threads, url_of
+    from kernelab.apps.explain.app import create_app, listen, set_threads, url_of
 
     set_threads(args.threads)
 

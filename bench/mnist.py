@@ -103,7 +103,9 @@ def fingerprint(arrays) -> str:
 # ---- the children
 def run_kernelab(args: argparse.Namespace) -> dict:
     """``kernelab train`` in this process; its metrics.json gives the epochs."""
-    from kernelab import cli, commands, train
+    from kernelab import cli
+    from kernelab.apps import train
+    from kernelab.cli import commands
 
     # The pictures come after training and would add matplotlib (tens of MB) to the peak.
     commands.write_pictures = lambda *a: None
@@ -147,7 +149,9 @@ def run_torch(args: argparse.Namespace) -> dict:
     import torch.nn.functional as TF
 
     from bench import models
-    from kernelab import cli, commands, data, random
+    from kernelab import cli, data
+    from kernelab.cli import commands
+    from kernelab.core import rng as random
 
     torch.set_num_threads(args.threads)
     config = commands._config(cli.build_parser().parse_args(train_argv(args, "unused")))

@@ -6,7 +6,7 @@ exported file loaded back into kernelab, and prints the max relative error
 ``max |a − b| / max |b|`` (float32). With torch installed it also loads a PyTorch-exported
 classic network and compares with PyTorch.
 
-Networks: the classic one (``kernelab.arch.CLASSIC``) and one with every exportable layer and
+Networks: the classic one (``kernelab.apps.arch.CLASSIC``) and one with every exportable layer and
 option (even-kernel "same" and asymmetric padding, stride, dilation, groups, depthwise, no
 bias, a residual branch, pools with ceil_mode and count_include_pad, divisor_override,
 adaptive pooling, batch norm 1-D and 2-D with trained statistics, dropout, every activation,
@@ -26,7 +26,8 @@ import numpy as np
 import kernelab as kl
 import kernelab.functional as F
 import kernelab.onnx as konnx
-from kernelab import arch, nn
+from kernelab import nn
+from kernelab.apps import arch
 
 
 class EveryLayer(nn.Module):

@@ -30,7 +30,8 @@ def worker(steps: int, batch: int) -> None:
     import numpy as np
 
     import kernelab as kl
-    from kernelab import arch, distributed, optim
+    from kernelab import distributed, optim
+    from kernelab.apps import arch
     from kernelab.nn import functional as F
 
     distributed.init_process_group()
@@ -86,7 +87,8 @@ def measure(ranks: int, steps: int, batch: int) -> dict:
 
 def network_costs(spec: str) -> tuple[int, int]:
     """(parameters, multiply-accumulates per image of a forward pass)."""
-    from kernelab import arch, summary
+    from kernelab.apps import arch
+    from kernelab.kernels import summary
 
     table = summary(arch.build(spec), (1, 28, 28))
     return table.params, table.macs

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import kernelab as kl
-from kernelab import arch, nn
-from kernelab.arch import CLASSIC, SpecError
+from kernelab import nn
+from kernelab.apps import arch
+from kernelab.apps.arch import CLASSIC, SpecError
 
 
 def torch_classic() -> torch.nn.Sequential:

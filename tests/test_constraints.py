@@ -1,5 +1,5 @@
-"""Symmetric kernels (kernelab.constraints): orbit maps against symmetry conditions and counts
-written here, the build P(θ) and its gradient against central differences and PyTorch."""
+"""Symmetric kernels (kernelab.kernels.constraints): orbit maps against symmetry conditions
+and counts written here, the build P(θ) and its gradient against central differences and PyTorch."""
 
 from pathlib import Path
 
@@ -9,8 +9,8 @@ import torch
 from gradcheck import check_gradients
 
 import kernelab as kl
-import kernelab.constraints as C
 import kernelab.functional as F
+import kernelab.kernels.constraints as C
 
 torch.set_num_threads(1)
 

@@ -1,13 +1,13 @@
-"""kernelab.filtering and `kernelab filter`: kernelab's conv2d against scipy.ndimage."""
+"""kernelab.kernels.filtering and `kernelab filter`: kernelab's conv2d against scipy.ndimage."""
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
 
-from kernelab import kernels as K
 from kernelab.cli import main
-from kernelab.filtering import filter_image, is_point_symmetric, read_image, to_uint8
+from kernelab.kernels import designed as K
+from kernelab.kernels.filtering import filter_image, is_point_symmetric, read_image, to_uint8
 
 RNG = np.random.default_rng(0)
 KERNELS = {

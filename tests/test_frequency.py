@@ -1,12 +1,12 @@
-"""kernelab.frequency: the DFT magnitude against a naive DFT, and the frequency classes."""
+"""kernelab.kernels.frequency: the DFT magnitude against a naive DFT, and the frequency classes."""
 
 import math
 
 import numpy as np
 import pytest
 
-from kernelab import kernels as K
-from kernelab.frequency import (
+from kernelab.kernels import designed as K
+from kernelab.kernels.frequency import (
     CLASSES,
     classify,
     classify_layer,

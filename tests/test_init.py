@@ -9,10 +9,10 @@ import torch.nn.functional as TF
 from scipy import stats
 
 import kernelab as kl
-from kernelab import init
-from kernelab import kernels as K
-from kernelab.errors import ShapeError
-from kernelab.tensor import Tensor
+from kernelab.core.errors import ShapeError
+from kernelab.core.tensor import Tensor
+from kernelab.kernels import designed as K
+from kernelab.kernels import init
 
 SHAPE = (64, 32, 3, 3)  # 18432 draws; fan_in 288, fan_out 576
 FAN_IN, FAN_OUT = 32 * 9, 64 * 9

@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 import kernelab.nn as nn
-from kernelab import arch, commands, io
-from kernelab.cli import main
-from kernelab.inspection import feature_maps, read_digit, synthetic_digit
-from kernelab.tensor import Tensor
+from kernelab.apps import arch
+from kernelab.apps.inspect import feature_maps, read_digit, synthetic_digit
+from kernelab.cli import commands, main
+from kernelab.core import serialization as io
+from kernelab.core.tensor import Tensor
 
 SPEC = "conv3x4-same,relu,maxpool2,conv3x3x6,relu,flatten,linear10"
 SHAPE = [1, 12, 12]

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import kernelab as kl
-from kernelab import io, nn, optim
-from kernelab.io import CheckpointError
+from kernelab import nn, optim
+from kernelab.core import serialization as io
+from kernelab.core.serialization import CheckpointError
 
 
 def same(a, b) -> bool:

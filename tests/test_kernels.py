@@ -8,7 +8,7 @@ from scipy import ndimage
 from scipy.signal.windows import gaussian as gaussian_window
 from scipy.special import comb
 
-from kernelab import kernels as K
+from kernelab.kernels import designed as K
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
 

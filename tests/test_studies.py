@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernelab import arch, cli
-from kernelab.constraints import num_free
-from kernelab.studies import STUDIES, Config, Recipe, runner
-from kernelab.summary import summary
-from kernelab.threads import get_num_threads, set_num_threads
+from kernelab import cli
+from kernelab.apps import arch
+from kernelab.apps.studies import STUDIES, Config, Recipe, runner
+from kernelab.core.threads import get_num_threads, set_num_threads
+from kernelab.kernels.constraints import num_free
+from kernelab.kernels.summary import summary
 
 TRAIN, TEST, SEEDS = 128, 64, 2
 
@@ -174,7 +175,7 @@ def test_constant_start_gives_equal_kernels_after_training_checked_directly(data
     np.testing.assert_array_equal(first.bias.data, 0)
     before = first.materialize()
     from kernelab import data, optim
-    from kernelab.train import fit
+    from kernelab.apps.train import fit
 
     loader = data.DataLoader(
         data.TensorDataset(study_data.x_train, study_data.y_train), 16, shuffle=True, generator=0

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import kernelab as kl
-from kernelab import arch, nn
-from kernelab.errors import ShapeError
-from kernelab.summary import summary
+from kernelab import nn
+from kernelab.apps import arch
+from kernelab.core.errors import ShapeError
+from kernelab.kernels.summary import summary
 
 torch.set_num_threads(1)
 

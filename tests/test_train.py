@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 import kernelab as kl
-from kernelab import arch, data, io, optim, random
+from kernelab import data, optim
+from kernelab.apps import arch
+from kernelab.apps.train import CHECKPOINT, History, Trainer, TrainingDiverged, evaluate, fit
+from kernelab.core import rng as random
+from kernelab.core import serialization as io
 from kernelab.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
-from kernelab.train import CHECKPOINT, History, Trainer, TrainingDiverged, evaluate, fit
 
 SPEC = "conv3x4-same,relu,maxpool2,flatten,dropout0.2,linear4"
 STEPS_PER_EPOCH = 6  # 96 images in batches of 16

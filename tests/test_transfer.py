@@ -9,11 +9,13 @@ import pytest
 import torch
 
 import kernelab as kl
-from kernelab import arch, io, optim
 from kernelab import functional as F
-from kernelab.errors import ShapeError
-from kernelab.train import Trainer
-from kernelab.transfer import read_weights, transfer
+from kernelab import optim
+from kernelab.apps import arch
+from kernelab.apps.train import Trainer
+from kernelab.apps.transfer import read_weights, transfer
+from kernelab.core import serialization as io
+from kernelab.core.errors import ShapeError
 
 SPEC = "conv3x4-same,relu,maxpool2,conv3x8-same,relu,flatten,linear10"
 

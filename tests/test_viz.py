@@ -1,12 +1,13 @@
-"""kernelab.viz: every picture is a matplotlib Figure that saves as a PNG Pillow can open."""
+"""kernelab.kernels.viz: every picture is a matplotlib Figure that saves as a PNG Pillow
+can open."""
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from kernelab import kernels as K
-from kernelab import viz
+from kernelab.kernels import designed as K
+from kernelab.kernels import viz
 
 RNG = np.random.default_rng(0)
 

@@ -19,9 +19,9 @@ from .autograd import (
     set_detect_anomaly,
     set_grad_enabled,
 )
-from .errors import ShapeError
-from .random import Generator, manual_seed
-from .tensor import (
+from .core.errors import ShapeError
+from .core.rng import Generator, manual_seed
+from .core.tensor import (
     Tensor,
     as_tensor,
     bool_,
@@ -44,8 +44,8 @@ Size = tuple  # shapes are tuples
 
 __version__ = "0.1.0"
 
-from . import accelerator, backends, cuda, functional, init, kernels, nn, optim, utils
-from .creation import (
+from . import accelerator, backends, cuda, functional, kernels, nn, optim, utils
+from .core.creation import (
     arange,
     empty,
     empty_like,
@@ -65,12 +65,13 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .devices import device
+from .core.devices import device
+from .core.functions import *  # noqa: F403  (torch.cat, torch.max, torch.where, ...)
+from .core.serialization import load, save
+from .core.threads import get_num_threads, set_num_threads
 from .interop import from_torch, load_safetensors, save_safetensors
-from .io import load, save
-from .ops import *  # noqa: F403  (torch.cat, torch.max, torch.where, ...)
-from .summary import Summary, summary
-from .threads import get_num_threads, set_num_threads
+from .kernels import init
+from .kernels.summary import Summary, summary
 
 
 def __getattr__(name: str):
@@ -78,6 +79,6 @@ def __getattr__(name: str):
     error that says PyTorch's ``torch.<name>`` is not part of kernelab."""
     if not name.startswith("_") and _find_spec(f"{__name__}.{name}") is not None:
         return _import_module(f"{__name__}.{name}")
-    from .errors import not_provided
+    from .core.errors import not_provided
 
     raise not_provided(__name__, name, "torch")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import not_provided
+from .core.errors import not_provided
 
 
 def is_available() -> bool:

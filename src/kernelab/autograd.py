@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ShapeError
+from .core.errors import ShapeError
 
 if TYPE_CHECKING:
-    from .tensor import Tensor
+    from .core.tensor import Tensor
 
 
 class _Mode(threading.local):
@@ -142,7 +142,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        from .tensor import Tensor
+        from .core.tensor import Tensor
 
         arrays = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
         if _mode.detect_anomaly:
@@ -183,7 +183,7 @@ def queue_callback(callback) -> None:
 
 def _graph_order(root: Tensor) -> list[Tensor]:
     """Tensors with a node, each after every tensor computed from it (iterative DFS)."""
-    from .tensor import Tensor
+    from .core.tensor import Tensor
 
     order: list[Tensor] = []
     seen: set[int] = set()

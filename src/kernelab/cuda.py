@@ -7,8 +7,8 @@ that would need a GPU raises the error kernelab gives for any non-CPU device.
 
 from __future__ import annotations
 
-from .devices import check_device
-from .errors import not_provided
+from .core.devices import check_device
+from .core.errors import not_provided
 
 
 def is_available() -> bool:

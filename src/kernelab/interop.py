@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from . import nn
+from .core.tensor import Tensor
 from .nn import Module
-from .tensor import Tensor
 
 
 def _conv2d(m: Any) -> Module:

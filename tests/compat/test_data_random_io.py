@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import kernelab as kl
-from kernelab.io import CheckpointError
+from kernelab.core import rng
+from kernelab.core.serialization import CheckpointError
 from kernelab.utils.data import DataLoader, TensorDataset, default_collate, random_split
 
 # ---- random tensors and generators
@@ -58,7 +59,7 @@ def test_manual_seed_makes_the_default_draws_repeat():
 def test_generator_follows_pytorch_s_interface():
     g = kl.Generator()
     assert g.manual_seed(5) is g and g.initial_seed() == 5
-    assert kl.random.as_generator(g) is g
+    assert rng.as_generator(g) is g
     a = kl.randn(3, generator=kl.Generator().manual_seed(5))
     b = kl.randn(3, generator=kl.Generator().manual_seed(5))
     np.testing.assert_array_equal(a.data, b.data)

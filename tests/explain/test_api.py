@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from kernelab import commands, frequency, kernels
+from kernelab.apps.explain.app import create_app
 from kernelab.autograd import no_grad
-from kernelab.explain.app import create_app
-from kernelab.tensor import Tensor
+from kernelab.cli import commands
+from kernelab.core.tensor import Tensor
+from kernelab.kernels import designed as kernels
+from kernelab.kernels import frequency
 
 from .conftest import SESSION, drawn_digit, pixels_b64
 
@@ -348,7 +350,7 @@ def test_learning_curves_and_test_set(client, run_dir, mnist_dir):
 
 
 def test_a_test_set_that_is_not_here_hides_itself(run_dir, tmp_path):
-    from kernelab.explain.source import load_source
+    from kernelab.apps.explain.source import load_source
 
     source = load_source(run_dir)
     source.config = dict(source.config, data="kmnist", data_dir=str(tmp_path))  # no files

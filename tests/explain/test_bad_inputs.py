@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from kernelab.explain import inputs
-from kernelab.explain.app import create_app
+from kernelab.apps.explain import inputs
+from kernelab.apps.explain.app import create_app
 
 from .conftest import SESSION, drawn_digit, pixels_b64
 

@@ -21,7 +21,7 @@ if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 uvicorn = pytest.importorskip("uvicorn")
 
-from kernelab.explain.app import create_app, listen, url_of  # noqa: E402
+from kernelab.apps.explain.app import create_app, listen, url_of  # noqa: E402
 
 ARGS = [
     "--headless",

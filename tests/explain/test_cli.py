@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from kernelab import cli, commands
+from kernelab import cli
+from kernelab.apps.explain.app import create_app
 from kernelab.autograd import no_grad
-from kernelab.explain.app import create_app
-from kernelab.tensor import Tensor
+from kernelab.cli import commands
+from kernelab.core.tensor import Tensor
 
 from .conftest import SESSION, drawn_digit, pixels_b64
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import kernelab as kl
 import kernelab.functional as F
-from kernelab.errors import ShapeError
+from kernelab.core.errors import ShapeError
 from kernelab.functional import conv_algorithms
 from kernelab.functional.conv import conv_geometry, pad
 from kernelab.functional.conv_algorithms import col2im, im2col

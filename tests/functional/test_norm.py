@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import kernelab as kl
 import kernelab.functional as F
-from kernelab.errors import ShapeError
+from kernelab.core.errors import ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

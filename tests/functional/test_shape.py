@@ -8,7 +8,7 @@ from gradcheck import check_gradients
 
 import kernelab as kl
 import kernelab.functional as F
-from kernelab.errors import ShapeError
+from kernelab.core.errors import ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,8 +7,11 @@ from test_constraints import ALL_CASES, group_average, is_symmetric
 
 import kernelab as kl
 import kernelab.functional as F
-from kernelab import arch, init, io, nn, optim
-from kernelab.transfer import read_weights, transfer
+from kernelab import nn, optim
+from kernelab.apps import arch
+from kernelab.apps.transfer import read_weights, transfer
+from kernelab.core import serialization as io
+from kernelab.kernels import constraints, init
 
 
 def train_steps(conv, make_optimizer, steps=25):
@@ -38,7 +41,7 @@ def test_kernel_stays_exactly_symmetric_through_training(symmetry, size, name):
     after = conv.materialize()
     assert not np.allclose(before, after)  # it learned something
     assert is_symmetric(after, symmetry)  # and is still symmetric, to the last bit
-    assert conv.weight_free.shape == (3, 2, kl.constraints.num_free(symmetry, size))
+    assert conv.weight_free.shape == (3, 2, constraints.num_free(symmetry, size))
 
 
 @pytest.mark.parametrize("symmetry, size", ALL_CASES)

@@ -8,7 +8,7 @@ from gradcheck import assert_rel_close
 
 import kernelab as kl
 from kernelab import nn
-from kernelab.errors import ShapeError
+from kernelab.core.errors import ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

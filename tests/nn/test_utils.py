@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from kernelab.core.tensor import Tensor
 from kernelab.nn.utils import clip_grad_norm_, clip_grad_value_
-from kernelab.tensor import Tensor
 
 SHAPES = [(4, 3, 3, 3), (5, 7), (5,)]
 

@@ -16,7 +16,8 @@ ort = pytest.importorskip("onnxruntime")
 import kernelab as kl  # noqa: E402
 import kernelab.functional as F  # noqa: E402
 import kernelab.onnx as konnx  # noqa: E402
-from kernelab import arch, nn  # noqa: E402
+from kernelab import nn  # noqa: E402
+from kernelab.apps import arch  # noqa: E402
 
 RTOL = 1e-5
 

@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import kernelab as kl  # noqa: E402
 import kernelab.onnx as konnx  # noqa: E402
-from kernelab import arch, nn, optim  # noqa: E402
+from kernelab import nn, optim  # noqa: E402
+from kernelab.apps import arch  # noqa: E402
 
 RTOL = 1e-5
 

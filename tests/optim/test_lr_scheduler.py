@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import kernelab.optim as optim
+from kernelab.core.tensor import Tensor
 from kernelab.optim import lr_scheduler
-from kernelab.tensor import Tensor
 
 STEPS = 30
 

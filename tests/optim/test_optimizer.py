@@ -6,7 +6,7 @@ import torch
 
 import kernelab.optim as optim
 from kernelab import nn
-from kernelab.tensor import Tensor
+from kernelab.core.tensor import Tensor
 
 CONFIGS = [
     ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),

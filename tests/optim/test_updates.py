@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kernelab.optim as optim
-from kernelab.tensor import Tensor
+from kernelab.core.tensor import Tensor
 
 SHAPES = [(4, 3, 3, 3), (5, 7), (5,)]  # a conv kernel, a linear weight, a bias
 

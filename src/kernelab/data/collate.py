@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, get_default_dtype
+from ..core.tensor import Tensor, get_default_dtype
 
 
 def default_collate(batch: Sequence[Any]) -> Any:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..random import as_generator
-from ..tensor import Tensor
+from ..core.rng import as_generator
+from ..core.tensor import Tensor
 from .collate import default_collate
 
 

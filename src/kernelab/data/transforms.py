@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..random import as_generator
-from ..tensor import Tensor
+from ..core.rng import as_generator
+from ..core.tensor import Tensor
 
 # Mean and standard deviation of all pixels of MNIST's 60,000 training images, scaled to [0, 1]
 # (0.13066 and 0.30811 to five places); the values every PyTorch MNIST example uses.

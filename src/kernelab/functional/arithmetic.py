@@ -321,7 +321,7 @@ def result_type(*operands) -> np.dtype:
     priority = max(r[1] for r in ranked if r[0] == category)
     if priority > 0:
         return np.result_type(*(d for c, p, d in ranked if (c, p) == (category, priority)))
-    from ..tensor import get_default_dtype  # tensor.py imports this module
+    from ..core.tensor import get_default_dtype  # tensor.py imports this module
 
     default = get_default_dtype()
     return [np.dtype(np.bool_), np.dtype(np.int64), default, np.result_type(default, 1j)][category]
@@ -335,7 +335,7 @@ def _promote(a, b, floating: bool = False):
         return a, b
     dtype = result_type(a, b)
     if floating and dtype.kind not in "fc":
-        from ..tensor import get_default_dtype
+        from ..core.tensor import get_default_dtype
 
         dtype = get_default_dtype()
     return _cast_to(a, array_a, dtype), _cast_to(b, array_b, dtype)

@@ -51,7 +51,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd import Function
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 from .conv_algorithms import choose
 
 Pair = tuple[int, int]

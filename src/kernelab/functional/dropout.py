@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..random import as_generator
+from ..core.rng import as_generator
 
 
 class Dropout(Function):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Function
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 
 
 class Linear(Function):

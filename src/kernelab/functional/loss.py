@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..errors import ShapeError
-from ..tensor import unwrap
+from ..core.errors import ShapeError
+from ..core.tensor import unwrap
 from .activation import stable_log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")

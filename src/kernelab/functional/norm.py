@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..errors import ShapeError
-from ..tensor import unwrap
+from ..core.errors import ShapeError
+from ..core.tensor import unwrap
 
 
 class BatchNorm(Function):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 from .conv import ConvGeometry, conv_geometry, pad, pair, unpad, windows
 from .conv_algorithms import offsets
 

@@ -14,7 +14,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import Function
-from ..tensor import Tensor
+from ..core.tensor import Tensor
 from .arithmetic import _axes, maximum, minimum, sqrt
 
 # PyTorch's torch.return_types: named tuples, unpacked as ``values, indices = x.max(1)``

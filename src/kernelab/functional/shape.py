@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 
 
 class Reshape(Function):
@@ -144,7 +144,7 @@ def transpose(a, dim0: int, dim1: int):
 
 
 def getitem(a, index):
-    from ..tensor import unwrap  # shape.py loads while tensor.py is still being defined
+    from ..core.tensor import unwrap  # shape.py loads while tensor.py is still being defined
 
     index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
     return GetItem.apply(a, index=index)

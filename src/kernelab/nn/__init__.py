@@ -2,8 +2,8 @@
 
 import sys as _sys
 
-from .. import init
-from ..errors import not_provided as _not_provided
+from ..core.errors import not_provided as _not_provided
+from ..kernels import init
 from . import functional, utils
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleList, Sequential

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import constraints
 from .. import functional as F
 from ..autograd import no_grad
+from ..core.tensor import Tensor, unwrap
 from ..functional.conv import conv_geometry
-from ..tensor import Tensor, unwrap
+from ..kernels import constraints
 from .module import Module, Parameter, check_device, new_parameter
 
 
@@ -25,7 +25,7 @@ class Conv2d(Module):
     ``generator`` (a seed or ``np.random.Generator``) makes that draw reproducible.
 
     ``symmetry`` (``"x"``, ``"y"``, ``"xy"``, ``"point"``, ``"antipoint"``, ``"rot90"``; see
-    :mod:`kernelab.constraints`) makes every kernel symmetric by construction: the layer
+    :mod:`kernelab.kernels.constraints`) makes every kernel symmetric by construction: the layer
     learns only the free parameters ``weight_free`` (out_channels, in_channels/groups, n_free)
     and ``weight`` is the kernel built from them in each forward pass (read-only; assigning a
     full kernel to ``weight`` stores its symmetric part). The initial kernel is the symmetric

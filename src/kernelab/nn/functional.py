@@ -1,6 +1,6 @@
 """``kernelab.nn.functional``: the stateless operations, as PyTorch names the module."""
 
-from ..errors import not_provided as _not_provided
+from ..core.errors import not_provided as _not_provided
 from ..functional import *  # noqa: F403
 from ..functional import __all__  # noqa: F401
 

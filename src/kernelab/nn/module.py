@@ -8,10 +8,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..devices import check_device
-from ..errors import ShapeError
-from ..random import as_generator
-from ..tensor import Tensor, get_default_dtype, unwrap
+from ..core.devices import check_device
+from ..core.errors import ShapeError
+from ..core.rng import as_generator
+from ..core.tensor import Tensor, get_default_dtype, unwrap
 
 
 class Parameter(Tensor):

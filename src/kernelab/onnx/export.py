@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import __version__
 from ..autograd import no_grad, trace
+from ..core.tensor import Tensor
 from ..nn import Module
-from ..tensor import Tensor
 from .common import MIN_OPSET, ONNXError, require_onnx, supported
 
 INPUT, OUTPUT, BATCH = "input", "output", "batch"

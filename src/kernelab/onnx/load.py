@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tensor import as_tensor
 from ..nn import Module, Parameter
-from ..tensor import as_tensor
 from .common import ONNXError, require_onnx, supported
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..core.tensor import Tensor, as_tensor, unwrap
 from ..functional import pool
 from ..functional.conv import conv_geometry
-from ..tensor import Tensor, as_tensor, unwrap
 from .common import ONNXError, cells_inside
 from .load import Step
 

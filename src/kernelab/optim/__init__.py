@@ -3,7 +3,7 @@
 Each follows ``torch.optim``: the same names, defaults, options and update formulas.
 """
 
-from ..errors import not_provided as _not_provided
+from ..core.errors import not_provided as _not_provided
 from . import lr_scheduler
 from .adadelta import Adadelta
 from .adagrad import Adagrad

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import not_provided
+from ..core.errors import not_provided
 from .optimizer import Optimizer, _plain
 
 

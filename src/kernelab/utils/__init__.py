@@ -1,6 +1,6 @@
 """``torch.utils``: only ``data`` (datasets and the DataLoader)."""
 
-from ..errors import not_provided
+from ..core.errors import not_provided
 from . import data
 
 

@@ -1,8 +1,8 @@
 """``torch.utils.data``: the datasets, splits and DataLoader of :mod:`kernelab.data`."""
 
+from ..core.errors import not_provided
 from ..data.collate import default_collate
 from ..data.loader import DataLoader, Dataset, Subset, TensorDataset, random_split
-from ..errors import not_provided
 
 __all__ = ["DataLoader", "Dataset", "Subset", "TensorDataset", "default_collate", "random_split"]
 

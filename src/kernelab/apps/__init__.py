@@ -1,0 +1,3 @@
+"""Applications built on the engine: runs (a trained model and its config), training,
+architecture specs, transfer learning, studies, the ``explain`` web page and ``inspect``
+reports. Nothing here parses a command line; ``kernelab.cli`` does that."""

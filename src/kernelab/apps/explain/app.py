@@ -1,0 +1,270 @@
+"""The web layer of ``kernelab explain``: routes, static assets, limits, and the server.
+
+Every ``/api`` route names its session in the ``X-Kernelab-Session`` header (the page makes a
+random id per tab); a JSON body is limited to :data:`MAX_JSON_BYTES`, an upload to
+``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status.
+Static files are the package's asset folder, listed once at import: a request picks one
+by name, so no path can reach anything else.
+The computations live in ``api.py``; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import traceback
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from . import inputs
+from .api import Explainer
+from .compute import ExplainError
+from .source import load_source
+
+STATIC = Path(__file__).parent / "static"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+# The only files ever served: the names in the asset folder, listed once. A request names one
+# of them or gets a 404; no path from a request ever reaches the file system.
+ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
+MAX_JSON_BYTES = 1024 * 1024
+SESSION_HEADER = "x-kernelab-session"
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Nothing from anywhere else: scripts, styles and requests stay on this server.
+HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+log = logging.getLogger("kernelab.explain")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`HEADERS` to every response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (even without Content-Length)."""
+    length = request.headers.get("content-length", "")
+    if length and (not length.isdigit() or int(length) > limit):
+        raise ExplainError(
+            f"the request body is {length} bytes; at most {limit:,} are accepted", 413
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ExplainError(f"the request body is over {limit:,} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> dict:
+    body = await read_body(request, MAX_JSON_BYTES)
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise ExplainError("the request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise ExplainError("the request body must be a JSON object")
+    return payload
+
+
+def query_int(request: Request, name: str) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        raise ExplainError(f"missing query parameter {name!r}")
+    try:
+        return int(text)
+    except ValueError:
+        raise ExplainError(
+            f"query parameter {name!r} must be an integer, received {text!r}"
+        ) from None
+
+
+def create_app(source, allowed_hosts: list[str] | None = None, session_limit: int = 32):
+    """The Starlette app for a :class:`~.source.Source` (or a path to load one from)."""
+    if not hasattr(source, "model"):
+        source = load_source(source)
+    explainer = Explainer(source, session_limit)
+
+    def session(request: Request):
+        return explainer.session(request.headers.get(SESSION_HEADER))
+
+    async def call(function, *args: Any) -> JSONResponse:
+        return JSONResponse(await run_in_threadpool(function, *args))
+
+    async def static(request: Request) -> Response:
+        name = request.path_params.get("name", "index.html")
+        if name not in ASSETS:
+            raise HTTPException(404, f"no file {name!r} here")
+        return FileResponse(STATIC / name, media_type=ASSETS[name])
+
+    async def model(request: Request):
+        session(request)
+        return await call(explainer.model)
+
+    async def forward(request: Request):
+        return await call(explainer.forward, session(request), await read_json(request))
+
+    async def arithmetic(request: Request):
+        return await call(explainer.arithmetic, session(request), await read_json(request))
+
+    async def upload(request: Request):
+        session(request)
+        body = await read_body(request, inputs.MAX_UPLOAD_BYTES)
+        return await call(explainer.upload, body)
+
+    async def kernels(request: Request):
+        return await call(explainer.kernels, session(request), query_int(request, "layer"))
+
+    async def kernel(request: Request):
+        mine = session(request)
+        if request.method == "POST":
+            return await call(explainer.edit_kernel, mine, await read_json(request))
+        layer, channel = query_int(request, "layer"), query_int(request, "channel")
+        return await call(explainer.kernel, mine, layer, channel)
+
+    async def reset(request: Request):
+        return await call(explainer.reset_kernel, session(request), await read_json(request))
+
+    async def save(request: Request):
+        return await call(explainer.save, session(request), await read_json(request))
+
+    async def training(request: Request):
+        session(request)
+        return await call(explainer.training)
+
+    async def test_set(request: Request):
+        session(request)
+        return await call(explainer.test_summary)
+
+    async def test_image(request: Request):
+        session(request)
+        try:
+            index = int(request.path_params["index"])
+        except ValueError:
+            raise ExplainError("a test image index is an integer") from None
+        return await call(explainer.test_image, index)
+
+    async def refused(request: Request, error: ExplainError):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+    async def crashed(request: Request, error: Exception):
+        log.error("explain: %s\n%s", error, traceback.format_exc())
+        return JSONResponse({"error": f"internal error: {error}"}, status_code=500)
+
+    routes = [
+        Route("/", static),
+        Route("/static/{name}", static),
+        Route("/api/model", model),
+        Route("/api/forward", forward, methods=["POST"]),
+        Route("/api/arithmetic", arithmetic, methods=["POST"]),
+        Route("/api/image", upload, methods=["POST"]),
+        Route("/api/kernels", kernels),
+        Route("/api/kernel", kernel, methods=["GET", "POST"]),
+        Route("/api/kernel/reset", reset, methods=["POST"]),
+        Route("/api/save", save, methods=["POST"]),
+        Route("/api/training", training),
+        Route("/api/testset", test_set),
+        Route("/api/testset/{index}", test_image),
+    ]
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts is not None:  # refuses other Host headers (DNS rebinding)
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={ExplainError: refused, HTTPException: http_error, Exception: crashed},
+    )
+    app.state.explainer = explainer
+    return app
+
+
+def set_threads(threads: int) -> None:
+    try:
+        from ...core.threads import set_num_threads
+
+        set_num_threads(threads)
+    except ImportError:  # without threadpoolctl BLAS keeps its default
+        pass
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {host}:{port}: {error.strerror} "
+            "(try another --port, or --port 0 for any free one)"
+        ) from None
+    sock.listen(64)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+
+def serve(
+    path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, threads: int = 1
+) -> int:
+    """Load ``path``, print the page's address, and serve until interrupted.
+
+    ``threads`` BLAS threads: one image is too small a product to share between cores, and
+    on a busy machine several threads per product cost 10x in latency.
+    """
+    import uvicorn
+
+    set_threads(threads)
+    source = load_source(path)
+    app = create_app(source, allowed_hosts=list(LOOPBACK) if host in LOOPBACK else None)
+    app.state.explainer.test_set.start()
+    sock = listen(host, port)
+    url = url_of(sock)
+    print(f"kernelab explain: {source.path} at {url}  (Ctrl+C to stop)", flush=True)
+    if host not in LOOPBACK:
+        print("warning: the page is reachable from other machines on this network", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+    return 0

@@ -1,0 +1,249 @@
+"""A model layer by layer: output shape, parameters, multiply-accumulates, receptive field.
+
+:func:`summary` runs one forward pass on a zero batch of one image (eval mode, no graph) and
+records every leaf module's call in order, so what it reports is what the model computes.
+
+Receptive field, per spatial axis, with the standard recurrences over a window of size k,
+stride s, dilation d and padding p before (top or left), ``k_eff = d·(k − 1) + 1``::
+
+    jump   j_out     = j_in · s                            (input pixels between neighbours)
+    size   r_out     = r_in + (k_eff − 1) · j_in           (input pixels one output sees)
+    start  start_out = start_in + ((k_eff − 1)/2 − p) · j_in
+
+``start`` is the centre of the first output's receptive field in input pixel coordinates
+(pixel centres at 0, 1, 2, ...); an input pixel has r = 1, j = 1, start = 0. Layers that keep
+the spatial layout (activations, batch norm, dropout) change none of the three; after a
+flatten (or a layer that reshapes in a way the recurrences do not describe) none is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..core.tensor import Tensor, get_default_dtype
+from ..functional.conv import pair
+from ..nn import AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, Module
+
+Pair = tuple[int, int]
+Field = tuple[Pair, Pair, tuple[float, float]]  # (size, jump, start), each (h, w)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One call of a leaf module; shapes without the batch axis, MACs per image.
+
+    ``params`` counts the parameters the layer stores (for a symmetric convolution, its free
+    parameters); ``full_params`` counts them as if every kernel were unconstrained.
+    ``receptive_field``, ``jump`` and ``start`` are (h, w) pairs, None once not spatial.
+    """
+
+    name: str
+    layer: str
+    output_shape: tuple[int, ...]
+    params: int
+    trainable: int
+    frozen: int
+    full_params: int
+    macs: int
+    receptive_field: Pair | None
+    jump: Pair | None
+    start: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """``rows`` (one :class:`LayerSummary` per call) and the totals; ``str()`` is a table."""
+
+    rows: list[LayerSummary]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    trainable: int
+    frozen: int
+    full_params: int
+    macs: int
+
+    def __str__(self) -> str:
+        return _render(self)
+
+    __repr__ = __str__
+
+
+def summary(model: Module, input_shape: tuple[int, ...]) -> Summary:
+    """Summarise ``model`` for inputs of ``input_shape`` (without the batch axis: C, H, W)."""
+    input_shape = tuple(int(n) for n in input_shape)
+    names = {id(m): name for name, m in model.named_modules()}
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    calls: list[tuple[Module, Tensor, object]] = []
+    modes = [(m, m.training) for m in model.modules()]
+    for module in leaves:
+        _record_calls(module, calls)
+    try:
+        model.eval()
+        x = Tensor(np.zeros((1,) + input_shape, dtype=_input_dtype(model)))
+        with no_grad():
+            out = model(x)
+    finally:
+        for module in leaves:
+            module.__dict__.pop("forward", None)
+        for module, training in modes:
+            object.__setattr__(module, "training", training)
+    fields: dict[int, Field | None] = {id(x): ((1, 1), (1, 1), (0.0, 0.0))}
+    rows = [_row(m, names.get(id(m), ""), x_in, y, fields) for m, x_in, y in calls]
+    params = list(model.parameters())
+    trainable = sum(p.data.size for p in params if p.requires_grad)
+    total = sum(p.data.size for p in params)
+    return Summary(
+        rows=rows,
+        input_shape=input_shape,
+        output_shape=tuple(out.shape[1:]) if isinstance(out, Tensor) else (),
+        params=total,
+        trainable=trainable,
+        frozen=total - trainable,
+        full_params=total + sum(_extra_kernel_params(m) for m in model.modules()),
+        macs=sum(row.macs for row in rows),
+    )
+
+
+def _record_calls(module: Module, calls: list) -> None:
+    """Shadow ``module.forward`` with one that notes (module, input, output); removed after."""
+    original = module.forward
+
+    def forward(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((module, args[0] if args else None, out))
+        return out
+
+    object.__setattr__(module, "forward", forward)
+
+
+def _input_dtype(model: Module) -> np.dtype:
+    for param in model.parameters():
+        if param.data.dtype.kind == "f":
+            return param.data.dtype
+    return get_default_dtype()
+
+
+def _extra_kernel_params(module: Module) -> int:
+    """Parameters a symmetric convolution saves: full kernel minus its free parameters."""
+    if getattr(module, "symmetry", None) is None:
+        return 0
+    return math.prod(module.weight.shape) - module.weight_free.data.size
+
+
+def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
+    own = list(module.parameters())
+    trainable = sum(p.data.size for p in own if p.requires_grad)
+    total = sum(p.data.size for p in own)
+    y_shape = tuple(y.shape) if isinstance(y, Tensor) else ()
+    x_shape = tuple(x.shape) if isinstance(x, Tensor) else ()
+    field = fields.get(id(x)) if len(x_shape) == 4 and len(y_shape) == 4 else None
+    if field is not None:
+        field = _next_field(field, _window(module, x_shape, y_shape))
+    if isinstance(y, Tensor):
+        fields[id(y)] = field
+    size, jump, start = field if field is not None else (None, None, None)
+    return LayerSummary(
+        name=name,
+        layer=type(module).__name__,
+        output_shape=y_shape[1:],
+        params=total,
+        trainable=trainable,
+        frozen=total - trainable,
+        full_params=total + _extra_kernel_params(module),
+        macs=_macs(module, x_shape, y_shape),
+        receptive_field=size,
+        jump=jump,
+        start=start,
+    )
+
+
+def _macs(module: Module, x_shape: tuple, y_shape: tuple) -> int:
+    """Multiply-accumulates per image: every output value times the inputs it weighs."""
+    if isinstance(module, Conv2d):
+        c_out, depth, kh, kw = module.weight.shape
+        return y_shape[2] * y_shape[3] * c_out * depth * kh * kw
+    if isinstance(module, Linear):
+        positions = math.prod(y_shape[1:-1])  # extra axes between batch and features
+        return positions * module.in_features * module.out_features
+    return 0
+
+
+def _window(module: Module, x_shape: tuple, y_shape: tuple):
+    """((k, s, d, p_before) for h, for w), "same" for a layer that keeps the layout, or None."""
+    if isinstance(module, Conv2d):
+        g = module.geometry
+        return tuple(
+            (g.kernel_size[a], g.stride[a], g.dilation[a], g.padding[a][0]) for a in (0, 1)
+        )
+    if isinstance(module, (MaxPool2d, AvgPool2d)):
+        k = pair(module.kernel_size, "kernel_size")
+        s = pair(module.stride, "stride")
+        p = pair(module.padding, "padding")
+        d = pair(getattr(module, "dilation", 1), "dilation")
+        return tuple((k[a], s[a], d[a], p[a]) for a in (0, 1))
+    if isinstance(module, AdaptiveAvgPool2d):
+        sizes, outs = x_shape[2:], y_shape[2:]
+        if any(i % o for i, o in zip(sizes, outs, strict=True)):
+            return None  # windows of unequal sizes: no single (k, s) describes them
+        return tuple((i // o, i // o, 1, 0) for i, o in zip(sizes, outs, strict=True))
+    return "same" if y_shape[2:] == x_shape[2:] else None
+
+
+def _next_field(field: Field, window) -> Field | None:
+    if window is None:
+        return None
+    if window == "same":
+        return field
+    size, jump, start = field
+    new_size, new_jump, new_start = [], [], []
+    for a, (k, s, d, p) in enumerate(window):
+        k_eff = d * (k - 1) + 1
+        new_size.append(size[a] + (k_eff - 1) * jump[a])
+        new_start.append(start[a] + ((k_eff - 1) / 2 - p) * jump[a])
+        new_jump.append(jump[a] * s)
+    return tuple(new_size), tuple(new_jump), tuple(new_start)
+
+
+# ---- text
+def _axes(value) -> str:
+    """(5, 5) → "5", (5, 3) → "5x3", None → "-"."""
+    if value is None:
+        return "-"
+    h, w = (f"{v:g}" for v in value)
+    return h if h == w else f"{h}x{w}"
+
+
+def _render(s: Summary) -> str:
+    symmetric = any(r.full_params != r.params for r in s.rows)
+    frozen = any(r.frozen for r in s.rows)
+    header = ["Layer", "Output shape", "Params"]
+    header += ["Full kernels"] * symmetric + ["Frozen"] * frozen
+    header += ["MACs", "Receptive field", "Jump", "Start"]
+    table = [header]
+    for r in s.rows:
+        cells = [f"{r.name} {r.layer}".strip(), str(r.output_shape), f"{r.params:,}"]
+        cells += [f"{r.full_params:,}"] * symmetric + [f"{r.frozen:,}"] * frozen
+        cells += [f"{r.macs:,}", _axes(r.receptive_field), _axes(r.jump), _axes(r.start)]
+        table.append(cells)
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+
+    def line(cells):
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)])
+
+    rule = "-" * len(line(header))
+    lines = [line(header), rule] + [line(cells) for cells in table[1:]] + [rule]
+    lines.append(f"Params: {s.params:,} (trainable {s.trainable:,}, frozen {s.frozen:,})")
+    if s.full_params != s.params:
+        lines.append(
+            f"Params with full kernels: {s.full_params:,} (symmetry saves "
+            f"{s.full_params - s.params:,})"
+        )
+    lines.append(f"MACs per image: {s.macs:,}")
+    lines.append(f"Input shape: {s.input_shape} -> output shape: {s.output_shape}")
+    return "\n".join(lines)
