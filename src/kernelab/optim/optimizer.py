@@ -152,13 +152,13 @@ class Optimizer:
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
-            packed = {k: _plain(v) for k, v in group.items() if k != "params"}
+            packed = {k: to_plain(v) for k, v in group.items() if k != "params"}
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
             packed["params"] = [index[id(p)] for p in group["params"]]
             groups.append(packed)
         state = {
-            index[id(p)]: {k: _plain(v) for k, v in s.items()}
+            index[id(p)]: {k: to_plain(v) for k, v in s.items()}
             for p, s in self.state.items()
             if s and id(p) in index
         }
@@ -227,16 +227,16 @@ def _is_param(obj: Any) -> bool:
     return hasattr(obj, "data") and hasattr(obj, "grad") and isinstance(obj.data, np.ndarray)
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """A copy made of plain values: tuples become lists, NumPy scalars Python numbers."""
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     return value
 
 
