@@ -1,13 +1,12 @@
-"""Fixtures for the data tests: a local HTTP server, IDX files written by hand, an empty cache."""
+"""Fixtures for the data tests: a local HTTP server, random MNIST files, an empty cache."""
 
 import collections
-import gzip
-import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from conftest import MNIST_FILES, write_mnist
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,14 +68,9 @@ def cache_dir(tmp_path, monkeypatch):
     return cache
 
 
-def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
-    """An IDX file written from the format's definition: magic, sizes, big-endian values."""
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
 def write_mnist_like(folder, n_train=12, n_test=5, compress=True, seed=0):
-    """Four small MNIST-format files in ``folder``; returns the arrays written."""
+    """Four small MNIST-format files of random pixels in ``folder``; returns the arrays, by
+    file name."""
     rng = np.random.default_rng(seed)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -84,11 +78,6 @@ def write_mnist_like(folder, n_train=12, n_test=5, compress=True, seed=0):
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        data = idx_bytes(array)
-        if compress:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
+    splits = {prefix: [arrays[name] for name in names] for prefix, names in MNIST_FILES.items()}
+    write_mnist(folder, splits, compress)
     return arrays

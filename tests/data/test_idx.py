@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import idx_bytes
 
 from kernelab.data import read_idx, read_idx_images, read_idx_labels
-
-from .conftest import idx_bytes
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 
