@@ -14,8 +14,9 @@ import kernelab as kl
 import kernelab.functional as F
 from kernelab.core.errors import ShapeError
 from kernelab.functional import conv_algorithms
-from kernelab.functional.conv import conv_geometry, pad
+from kernelab.functional.conv import pad
 from kernelab.functional.conv_algorithms import col2im, im2col
+from kernelab.functional.geometry import conv_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

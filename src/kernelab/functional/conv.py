@@ -9,7 +9,8 @@ over the input unflipped. For input ``x`` (N, C_in, H, W) and kernel ``w``
 
 where ``xp`` is the zero-padded input and ``g`` the group of output channel ``o``. Each
 output pixel sees a window of ``dh·(kH−1)+1`` by ``dw·(kW−1)+1`` input pixels, so
-``OH = (H + top + bottom − dh·(kH−1) − 1) // sh + 1`` (likewise ``OW``).
+``OH = (H + top + bottom − dh·(kH−1) − 1) // sh + 1`` (likewise ``OW``). The settings in
+canonical form, these sizes and the windows' slices live in ``geometry.py``.
 
 The backward is the pair of correlations the literature describes:
 
@@ -45,109 +46,13 @@ slice, but Wp/OW − 1 = 14–29% more product work and no faster a copy) or its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd import Function
 from ..core.errors import ShapeError
 from .conv_algorithms import choose
-
-Pair = tuple[int, int]
-Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
-
-
-def pair(value, name: str = "value") -> Pair:
-    """``3`` → ``(3, 3)``; ``(3, 5)`` stays; anything else is a clear error."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
-def same_padding(kernel: int, dilation: int) -> Pair:
-    """PyTorch's "same": total ``d·(k−1)``, half before, the odd one out after (bottom/right)."""
-    total = dilation * (kernel - 1)
-    return total // 2, total - total // 2
-
-
-def normalize_padding(padding, kernel_size: Pair, stride: Pair, dilation: Pair) -> Padding:
-    """Turn every accepted padding form into ``((top, bottom), (left, right))``.
-
-    Forms: an int, a pair ``(ph, pw)``, ``"valid"`` (none), ``"same"`` (output size equals
-    input size; stride 1 only, as in PyTorch), or explicit ``((top, bottom), (left, right))``.
-    """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"padding='same' needs stride 1, got stride {stride}")
-            return (
-                same_padding(kernel_size[0], dilation[0]),
-                same_padding(kernel_size[1], dilation[1]),
-            )
-        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {padding!r}")
-    if (
-        isinstance(padding, (tuple, list))
-        and len(padding) == 2
-        and all(isinstance(p, (tuple, list)) for p in padding)
-    ):
-        (top, bottom), (left, right) = (pair(p, "padding") for p in padding)
-    else:
-        ph, pw = pair(padding, "padding")
-        top, bottom, left, right = ph, ph, pw, pw
-    if min(top, bottom, left, right) < 0:
-        raise ValueError(f"padding must not be negative, got {padding!r}")
-    return (top, bottom), (left, right)
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    """Everything about a convolution but its values, in canonical form."""
-
-    kernel_size: Pair
-    stride: Pair
-    padding: Padding
-    dilation: Pair
-    groups: int
-
-    @property
-    def window(self) -> Pair:
-        """Extent of the dilated kernel on the input."""
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
-
-    def padded_size(self, height: int, width: int) -> Pair:
-        (top, bottom), (left, right) = self.padding
-        return height + top + bottom, width + left + right
-
-    def output_size(self, height: int, width: int) -> Pair:
-        hp, wp = self.padded_size(height, width)
-        (eh, ew), (sh, sw) = self.window, self.stride
-        return (hp - eh) // sh + 1, (wp - ew) // sw + 1
-
-
-def conv_geometry(kernel_size, stride=1, padding=0, dilation=1, groups: int = 1) -> ConvGeometry:
-    """Validate and normalise the settings of a convolution (or pooling) once."""
-    kernel_size, stride, dilation = (
-        pair(kernel_size, "kernel_size"),
-        pair(stride, "stride"),
-        pair(dilation, "dilation"),
-    )
-    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if min(value) < 1:
-            raise ValueError(f"{name} must be positive, got {value}")
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    padding = normalize_padding(padding, kernel_size, stride, dilation)
-    return ConvGeometry(kernel_size, stride, padding, dilation, groups)
+from .geometry import ConvGeometry, Padding, conv_geometry
+from .geometry import pair as pair  # kernels.summary imports it from here
 
 
 def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
@@ -159,15 +64,9 @@ def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
 
 
 def unpad(x: np.ndarray, padding: Padding) -> np.ndarray:
+    """The inverse of :func:`pad`: a view without the padded rows and columns."""
     (top, bottom), (left, right) = padding
     return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
-
-
-def windows(xp: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """Zero-copy view of every receptive field: (A, B, OH, OW, kH, kW) for xp (A, B, H, W)."""
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    view = sliding_window_view(xp, geometry.window, axis=(2, 3))  # (A, B, H', W', eH, eW)
-    return view[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
 def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:

@@ -10,12 +10,10 @@ whose result is already the output's memory, and a batch range is a range of its
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .conv import ConvGeometry, Pair
+from .geometry import ConvGeometry, Pair, offsets
 
 # Columns are built for a few samples at a time, into one reused buffer of about this size:
 # it stays in cache between the copy and the product, a fresh 40 MB array would cost page
@@ -41,22 +39,6 @@ def workspace(shape: tuple[int, ...], dtype, slot: str = "columns") -> np.ndarra
     return buffer[:size].reshape(shape)
 
 
-def offsets(geometry: ConvGeometry, out_size: Pair):
-    """For each kernel offset (p, q): the strided slices of the padded input it reads."""
-    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
-    oh, ow = out_size
-    for p in range(kh):
-        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
-        for q in range(kw):
-            yield p, q, rows, slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
-
-
-def padded_output_size(padded_shape, geometry: ConvGeometry) -> Pair:
-    """(OH, OW) of a convolution whose input, padding included, has ``padded_shape``."""
-    (eh, ew), (sh, sw) = geometry.window, geometry.stride
-    return (padded_shape[-2] - eh) // sh + 1, (padded_shape[-1] - ew) // sw + 1
-
-
 def im2col(xp: np.ndarray, geometry: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
     """Columns of the channel-major padded input xp (C, N, H, W): (C·kH·kW, N·OH·OW).
 
@@ -66,7 +48,7 @@ def im2col(xp: np.ndarray, geometry: ConvGeometry, out: np.ndarray | None = None
     otherwise one strided slice copy per kernel offset.
     """
     c, n = xp.shape[:2]
-    (kh, kw), (oh, ow) = geometry.kernel_size, padded_output_size(xp.shape, geometry)
+    (kh, kw), (oh, ow) = geometry.kernel_size, geometry.output_size(*xp.shape[2:], padded=True)
     if out is None:
         out = np.empty((c * kh * kw, n * oh * ow), xp.dtype)
     if geometry.stride[0] == 1:
@@ -138,7 +120,7 @@ class Gemm:
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
         c_out, g = w.shape[0], geometry.groups
-        oh, ow = padded_output_size(xp.shape, geometry)
+        oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
         n, area = xp.shape[1], oh * ow
         direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)
         if direct:
@@ -196,7 +178,7 @@ def _columns(xp, geometry: ConvGeometry, direct: bool, fill: bool = True):
     if direct:
         yield 0, n, xp.reshape(g, c_in // g, -1)
         return
-    oh, ow = padded_output_size(xp.shape, geometry)
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
     rows, area = c_in * kh * kw, oh * ow
     step = max(1, CHUNK_BYTES // (rows * area * xp.itemsize))
     for start in range(0, n, step):
@@ -217,7 +199,7 @@ class Depthwise:
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
         c_in, n = xp.shape[:2]
-        c_out, (oh, ow) = w.shape[0], padded_output_size(xp.shape, geometry)
+        c_out, (oh, ow) = w.shape[0], geometry.output_size(*xp.shape[2:], padded=True)
         taps = w.reshape(c_in, c_out // c_in, -1, 1, 1, 1)  # (C_in, M, kH·kW, 1, 1, 1)
         y = term = None  # y, term: (C_in, M, N, OH, OW)
         for k, (_, _, rows, columns) in enumerate(offsets(geometry, (oh, ow))):

@@ -1,51 +1,19 @@
 """Pooling: max, average and adaptive average over spatial windows, with their gradients.
 
-Windows are laid out exactly as for convolution (see ``conv.py``): for each kernel offset a
-strided slice of the padded input, so forward and backward loop over the kH·kW offsets, never
-over pixels. The backward sends each output gradient back through the window it came from.
+Windows are laid out exactly as for convolution (``geometry.py``, where ``ceil_mode`` becomes
+extra bottom/right padding): for each kernel offset a strided slice of the padded input, so
+forward and backward loop over the kH·kW offsets, never over pixels. The backward sends each
+output gradient back through the window it came from.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from ..autograd import Function
 from ..core.errors import ShapeError
-from .conv import ConvGeometry, conv_geometry, pad, pair, unpad, windows
-from .conv_algorithms import offsets
-
-
-def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, name):
-    """Like a convolution's geometry; ``ceil_mode`` adds bottom/right rows the windows may use."""
-    if len(x_shape) != 4:
-        raise ShapeError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(x_shape)}")
-    kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or stride == [] else pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
-    if ph > kernel[0] // 2 or pw > kernel[1] // 2:
-        raise ValueError(f"{name}: padding {padding} must be at most half the kernel size {kernel}")
-    geometry = conv_geometry(kernel, stride, ((ph, ph), (pw, pw)), dilation)
-    if ceil_mode:
-        extra = [0, 0]
-        for axis, size in enumerate(x_shape[2:]):
-            k, s, d, p = kernel[axis], stride[axis], geometry.dilation[axis], (ph, pw)[axis]
-            out = math.ceil((size + 2 * p - d * (k - 1) - 1) / s) + 1
-            if (out - 1) * s >= size + p:  # the last window must start inside the input
-                out -= 1
-            extra[axis] = max(0, (out - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
-        geometry = conv_geometry(
-            kernel, stride, ((ph, ph + extra[0]), (pw, pw + extra[1])), dilation
-        )
-    hp, wp = geometry.padded_size(*x_shape[2:])
-    eh, ew = geometry.window
-    if eh > hp or ew > wp:
-        raise ShapeError(
-            f"{name}: window {eh}x{ew} is larger than the padded input {hp}x{wp} "
-            f"(input shape {tuple(x_shape)})"
-        )
-    return geometry
+from .conv import pad, unpad
+from .geometry import ConvGeometry, adaptive_bins, offsets, pool_geometry, window_counts
 
 
 class MaxPool2d(Function):
@@ -139,7 +107,7 @@ def max_pool2d(
     """
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
-    geometry = _pool_geometry(
+    geometry = pool_geometry(
         input.shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
     )
     return MaxPool2d.apply(input, geometry=geometry)
@@ -160,31 +128,20 @@ def avg_pool2d(
     ``count_include_pad`` (never the extra cells ``ceil_mode`` adds), or is
     ``divisor_override``.
     """
-    geometry = _pool_geometry(input.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    geometry = pool_geometry(input.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     if divisor_override is not None:
         divisor = divisor_override
     else:
-        (top, _), (left, _) = geometry.padding
-        h, w = input.shape[2:]
-        counted = np.zeros((1, 1) + geometry.padded_size(h, w), dtype=input.dtype)
-        if count_include_pad:
-            counted[:, :, : h + 2 * top, : w + 2 * left] = 1
-        else:
-            counted[:, :, top : top + h, left : left + w] = 1
-        divisor = windows(counted, geometry).sum(axis=(-2, -1))
+        counts = window_counts(geometry, input.shape[2:], include_padding=count_include_pad)
+        divisor = counts.astype(input.dtype)[None, None]  # (1, 1, OH, OW), the input's dtype
     return AvgPool2d.apply(input, geometry=geometry, divisor=divisor)
-
-
-def _adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
-    """PyTorch's bins: ``[floor(i·size/out), ceil((i+1)·size/out))``."""
-    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
 
 
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         (oh, ow), (h, w) = output_size, x.shape[2:]
-        ctx.shape, ctx.rows, ctx.cols = x.shape, _adaptive_bins(h, oh), _adaptive_bins(w, ow)
+        ctx.shape, ctx.rows, ctx.cols = x.shape, adaptive_bins(h, oh), adaptive_bins(w, ow)
         if (oh, ow) == (1, 1):
             return x.mean(axis=(2, 3), keepdims=True)
         y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)

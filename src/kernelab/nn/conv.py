@@ -10,7 +10,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..core.tensor import Tensor, unwrap
-from ..functional.conv import conv_geometry
+from ..functional.geometry import conv_geometry
 from ..kernels import constraints
 from .module import Module, Parameter, check_device, new_parameter
 

@@ -1,4 +1,5 @@
-"""Pooling layers; the arithmetic lives in ``functional/pool.py``."""
+"""Pooling layers; the arithmetic lives in ``functional/pool.py``, window sizes in
+``functional/geometry.py``."""
 
 from __future__ import annotations
 

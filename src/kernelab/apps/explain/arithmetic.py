@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ... import nn
-from ...functional.pool import _pool_geometry  # the pooling's own window layout, ceil_mode too
+from ...functional.geometry import adaptive_bins, pool_geometry, window_coordinates, window_counts
 from .compute import ExplainError, Step, kind
 
 TOP_TERMS = 12  # terms w_i·x_i of a dense layer listed one by one
@@ -78,24 +78,15 @@ def arithmetic(steps: list[Step], layer: int, channel: int, y: int = 0, x: int =
     return result
 
 
-def _taps(start: int, count: int, step: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input coordinates of a window's taps along one axis, and which fall inside the input."""
-    coords = start + np.arange(count) * step
-    return coords, (coords >= 0) & (coords < size)
-
-
 def _window(x: np.ndarray, channels, geometry, y: int, x_: int, fill: float):
     """The (C, kH, kW) window of input ``x`` (C, H, W) read by output (y, x); ``fill`` outside.
 
     Returns the window, the mask of taps inside the input, and the taps' rows and columns.
     """
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    (top, _), (left, _) = geometry.padding
-    kh, kw = geometry.kernel_size
-    rows, row_in = _taps(y * sh - top, kh, dh, x.shape[1])
-    cols, col_in = _taps(x_ * sw - left, kw, dw, x.shape[2])
+    rows, cols = window_coordinates(geometry, y, x_)
+    row_in, col_in = (rows >= 0) & (rows < x.shape[1]), (cols >= 0) & (cols < x.shape[2])
     inside = row_in[:, None] & col_in[None, :]
-    window = np.full((len(channels), kh, kw), fill, dtype=np.float64)
+    window = np.full((len(channels), len(rows), len(cols)), fill, dtype=np.float64)
     r, c = np.nonzero(inside)
     window[:, r, c] = x[np.asarray(channels)[:, None], rows[r], cols[c]]
     return window, inside, rows, cols
@@ -138,7 +129,7 @@ def _conv(step: Step, channel: int, y: int, x: int) -> dict:
 
 def _max_pool(step: Step, channel: int, y: int, x: int) -> dict:
     pool = step.module
-    geometry = _pool_geometry(
+    geometry = pool_geometry(
         (1, *step.x.shape),
         pool.kernel_size,
         pool.stride,
@@ -163,7 +154,7 @@ def _max_pool(step: Step, channel: int, y: int, x: int) -> dict:
 
 def _avg_pool(step: Step, channel: int, y: int, x: int) -> dict:
     pool = step.module
-    geometry = _pool_geometry(
+    geometry = pool_geometry(
         (1, *step.x.shape),
         pool.kernel_size,
         pool.stride,
@@ -175,14 +166,9 @@ def _avg_pool(step: Step, channel: int, y: int, x: int) -> dict:
     window, inside, rows, cols = _window(step.x, [channel], geometry, y, x, 0.0)
     if pool.divisor_override is not None:
         divisor = float(pool.divisor_override)
-    elif pool.count_include_pad:  # the padding counts, the extra cells of ceil_mode do not
-        (top, _), (left, _) = geometry.padding
-        h, w = step.x.shape[1:]
-        rows_ok = (rows >= -top) & (rows < h + top)
-        cols_ok = (cols >= -left) & (cols < w + left)
-        divisor = float((rows_ok[:, None] & cols_ok[None, :]).sum())
-    else:
-        divisor = float(inside.sum())
+    else:  # the engine's divisor: with count_include_pad the padding counts, ceil_mode's not
+        counts = window_counts(geometry, step.x.shape[1:], pool.count_include_pad)
+        divisor = float(counts[y, x])
     total = float(window.sum())
     return {
         "rows": rows.tolist(),
@@ -197,9 +183,7 @@ def _avg_pool(step: Step, channel: int, y: int, x: int) -> dict:
 
 def _adaptive_pool(step: Step, channel: int, y: int, x: int) -> dict:
     (h, w), (oh, ow) = step.x.shape[1:], step.y.shape[1:]
-    # PyTorch's bins: [floor(i·size/out), ceil((i+1)·size/out))
-    r0, r1 = y * h // oh, -(-(y + 1) * h // oh)
-    c0, c1 = x * w // ow, -(-(x + 1) * w // ow)
+    (r0, r1), (c0, c1) = adaptive_bins(h, oh)[y], adaptive_bins(w, ow)[x]
     window = step.x[channel, r0:r1, c0:c1].astype(np.float64)
     return {
         "rows": list(range(r0, r1)),
