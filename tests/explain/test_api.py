@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from kernelab.apps import runs
 from kernelab.apps.explain.app import create_app
 from kernelab.autograd import no_grad
-from kernelab.cli import commands
 from kernelab.core.tensor import Tensor
 from kernelab.kernels import designed as kernels
 from kernelab.kernels import frequency
@@ -32,7 +32,7 @@ def client(run_dir):
 @pytest.fixture(scope="module")
 def reference(run_dir):
     """The trained model, its config, and every layer's output for the drawn digit."""
-    model, config, _ = commands.load_run(run_dir)
+    model, config, _ = runs.load_run(run_dir)
     return model, config, layer_outputs(model, config, drawn_digit())
 
 
@@ -319,7 +319,7 @@ def test_save_as_new_run_leaves_the_run_untouched(client, run_dir):
     assert answer.status_code == 200, answer.text
     saved = run_dir.parent / "tiny-sobel"
     assert answer.json()["path"] == str(saved)
-    model, config, _ = commands.load_run(saved)
+    model, config, _ = runs.load_run(saved)
     np.testing.assert_allclose(model[0].weight.data[2, 0], kernels.gaussian(3), rtol=1e-6)
     assert config["edits"][0]["edit"].startswith("gaussian:3")
     assert json.loads((saved / "edits.json").read_text())["from"] == str(run_dir)

@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from kernelab import cli
+from kernelab.apps import runs
 from kernelab.apps.explain.app import create_app
 from kernelab.autograd import no_grad
-from kernelab.cli import commands
 from kernelab.core.tensor import Tensor
 
 from .conftest import SESSION, drawn_digit, pixels_b64
@@ -72,7 +72,7 @@ def test_an_onnx_file_is_explained_like_a_run(run_dir, tmp_path):
     pytest.importorskip("onnx")
     from kernelab import onnx as kl_onnx
 
-    model, config, _ = commands.load_run(run_dir)
+    model, config, _ = runs.load_run(run_dir)
     path = tmp_path / "tiny.onnx"
     kl_onnx.export(model, np.zeros((1, 1, 28, 28), np.float32), path)
     with TestClient(create_app(path)) as client:

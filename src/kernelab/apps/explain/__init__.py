@@ -10,22 +10,6 @@ and see every downstream map and the prediction change. The parts:
 * ``api.py``: the JSON API as methods; ``app.py``: the web layer (Starlette) and the server;
 * ``static/``: the page (HTML, one script, one style sheet; nothing from the internet).
 
-Only this package's web layer needs the ``explain`` extra (Starlette and uvicorn).
+``kernelab explain`` calls :func:`app.serve`. Only this package's web layer needs the
+``explain`` extra (Starlette and uvicorn).
 """
-
-from __future__ import annotations
-
-import argparse
-
-
-def explain_command(args: argparse.Namespace) -> int:
-    """``kernelab explain RUN [--host H] [--port P] [--open] [--threads N]``: serve until Ctrl+C."""
-    try:
-        from .app import serve
-    except ImportError as error:
-        raise RuntimeError(
-            f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
-        ) from None
-    return serve(
-        args.run, host=args.host, port=args.port, open_browser=args.open, threads=args.threads
-    )

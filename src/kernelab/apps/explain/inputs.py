@@ -2,7 +2,7 @@
 
 The page sends pixels as base64 of uint8 (C, H, W) at the model's input size; uploads are any
 image file, converted as ``kernelab predict`` converts them (grey, resized, inverted when the
-background is light, centred like MNIST: :func:`kernelab.data.read_image`). Every way an input
+background is light, centred like MNIST: :func:`kernelab.data.model_pixels`). Every way an input
 can be wrong (not an image, too big, truncated, the wrong size) is an :class:`ExplainError`
 with a 4xx status, never an exception from deep inside Pillow.
 """
@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 
 from ... import data
-from ...cli import commands
 from .compute import ExplainError
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
@@ -58,10 +57,8 @@ def centre_like_mnist(pixels: np.ndarray) -> np.ndarray:
     """A grey drawing (1, H, W) cropped to its ink, scaled and centred as MNIST digits are."""
     if pixels.shape[0] != 1 or not pixels.any():
         return pixels
-    buffer = io.BytesIO()
-    _pil().fromarray(np.ascontiguousarray(pixels[0])).save(buffer, format="PNG")
-    buffer.seek(0)
-    return data.read_image(buffer, size=pixels.shape[1:], channels=1, like_mnist=True)[None]
+    _pil()  # without Pillow: a 501 that says so
+    return data.centre_like_mnist(pixels[0].astype(np.float32), pixels.shape[1:])[None]
 
 
 def read_upload(body: bytes, shape: tuple[int, int, int]) -> np.ndarray:
@@ -98,16 +95,12 @@ def read_upload(body: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         raise ExplainError("the image is too large to decode safely", 413) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ExplainError(f"the image file is corrupt or truncated ({error})") from None
-    channels, height, width = shape
     try:
-        converted = data.read_image(
-            io.BytesIO(body), size=(height, width), channels=channels, like_mnist=channels == 1
-        )
+        return data.model_pixels(io.BytesIO(body), shape)
     except (ValueError, OSError) as error:
         raise ExplainError(f"cannot convert the image: {error}") from None
-    return converted[None] if converted.ndim == 2 else converted
 
 
 def model_input(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
     """uint8 (C, H, W) → float32 (1, C, H, W) normalised as in training."""
-    return commands._images(pixels[None], mean, std)  # the training's own normalisation
+    return data.normalize_pixels(pixels[None], mean, std)  # as the training normalised

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ...cli import commands
 from ...core import serialization as io
 from ...data import MNIST_MEAN, MNIST_STD
 from ...nn import Module
+from .. import runs
 from ..train import CHECKPOINT
 from .compute import ExplainError, Step, trace
 
@@ -52,13 +52,13 @@ class Source:
 
 
 def load_source(path: str | Path) -> Source:
-    """A run folder (or checkpoint file) via ``commands.load_run``, or an ``.onnx`` file."""
+    """A run folder (or checkpoint file) via ``runs.load_run``, or an ``.onnx`` file."""
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return _load_onnx(path)
     if not path.exists():
         raise FileNotFoundError(f"no run folder or checkpoint at {path}")
-    model, config, run_dir = commands.load_run(path)
+    model, config, run_dir = runs.load_run(path)
     checkpoint = path if path.is_file() else _checkpoint_of(path)
     shape = tuple(config.get("input_shape", (1, 28, 28)))
     return Source(
@@ -179,7 +179,7 @@ class Sessions:
 def save_as_new_run(source: Source, session: Session, name: str | None = None) -> Path:
     """Write the session's model as a new run folder next to the source run; never overwrite.
 
-    The folder holds ``checkpoint.kl`` with the keys ``commands.load_run`` reads (``model``,
+    The folder holds ``checkpoint.kl`` with the keys ``runs.load_run`` reads (``model``,
     ``config``) and ``edits.json`` listing what was changed. Returns the new folder.
     """
     if source.kind != "run":

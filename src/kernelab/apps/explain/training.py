@@ -17,7 +17,6 @@ import numpy as np
 
 from ... import data
 from ...autograd import no_grad
-from ...cli import commands
 from ...core.tensor import Tensor
 from .compute import ExplainError
 from .inputs import encode_pixels
@@ -108,7 +107,7 @@ class TestSet:
         predicted, confidence = [], []
         with no_grad():
             for start in range(0, len(self.images), BATCH):
-                batch = commands._images(  # normalised as the training did
+                batch = data.normalize_pixels(  # normalised as the training did
                     self.images[start : start + BATCH], self.source.mean, self.source.std
                 )
                 logits = self.source.model(Tensor(batch)).data.astype(np.float64)

@@ -19,12 +19,12 @@ import numpy as np
 
 from ... import data, distributed, optim
 from ... import functional as F
-from ...cli.commands import initialise
 from ...core import rng as random
 from ...kernels import init
 from ...kernels.summary import summary
 from ...nn import Conv2d, Module
 from .. import arch
+from ..runs import initialise
 from ..train import Trainer, TrainingDiverged
 
 
