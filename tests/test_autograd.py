@@ -54,7 +54,7 @@ def test_no_grad_records_nothing():
         with kl.enable_grad():
             z = x * 2
     assert kl.is_grad_enabled()
-    assert not y.requires_grad and y.is_leaf and y._node is None
+    assert not y.requires_grad and y.is_leaf and y.node is None
     assert z.requires_grad and z.grad_fn == "Mul"
 
     @kl.no_grad()

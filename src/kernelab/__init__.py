@@ -19,23 +19,20 @@ from .autograd import (
     set_detect_anomaly,
     set_grad_enabled,
 )
-from .core.errors import ShapeError
-from .core.rng import Generator, manual_seed
-from .core.tensor import (
-    Tensor,
-    as_tensor,
+from .core.dtypes import (
     bool_,
     float16,
     float32,
     float64,
-    from_numpy,
     get_default_dtype,
     int32,
     int64,
     set_default_dtype,
-    tensor,
     uint8,
 )
+from .core.errors import ShapeError
+from .core.rng import Generator, manual_seed
+from .core.tensor import Tensor, as_tensor, from_numpy, tensor
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
 bool = bool_  # noqa: A001

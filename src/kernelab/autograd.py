@@ -7,19 +7,21 @@ the output tensor. :func:`backward` walks those nodes in reverse topological ord
 the gradients of a tensor that was used more than once (so residual connections work).
 
 A backward never writes into the gradient it receives: one array may reach several inputs.
+
+This module is the bottom layer: the ops in ``kernelab.functional`` are Functions, and the
+Tensor's methods call those ops, so it cannot import the Tensor. ``core/tensor.py`` hands the
+class over once (:func:`set_tensor_class`); :func:`wrap` and :func:`unwrap` cross between
+tensors and arrays for every layer below the Tensor.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .core.errors import ShapeError
-
-if TYPE_CHECKING:
-    from .core.tensor import Tensor
 
 
 class _Mode(threading.local):
@@ -107,7 +109,7 @@ class trace:
     """
 
     def __init__(self):
-        self.records: list[tuple[type[Function], tuple, dict, Tensor]] = []
+        self.records: list[tuple[type[Function], tuple, dict, Any]] = []
 
     def __enter__(self):
         self.prev = _mode.trace
@@ -116,6 +118,38 @@ class trace:
 
     def __exit__(self, *exc):
         _mode.trace = self.prev
+
+
+# ---- tensors and arrays
+_tensor_class: type | None = None
+
+
+def set_tensor_class(cls: type) -> None:
+    """The class every op's output is made of (:class:`kernelab.Tensor`), given once."""
+    global _tensor_class
+    _tensor_class = cls
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, _tensor_class)
+
+
+def unwrap(x: Any) -> Any:
+    """The array behind a tensor; anything else unchanged."""
+    return x.data if isinstance(x, _tensor_class) else x
+
+
+def wrap(array: Any, requires_grad: bool = False) -> Any:
+    """A tensor holding ``array``; outside the graph unless an op records its node."""
+    return _tensor_class(array, requires_grad=requires_grad)
+
+
+class Node(NamedTuple):
+    """How a tensor was computed: the operation, what it saved (None once freed), its inputs."""
+
+    function: type[Function]
+    ctx: Context | None
+    inputs: tuple
 
 
 class Context:
@@ -141,23 +175,21 @@ class Function:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        from .core.tensor import Tensor
-
-        arrays = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        arrays = tuple(unwrap(x) for x in inputs)
         if _mode.detect_anomaly:
             _check_finite(cls.__name__, "input", arrays)
         if _mode.grad_enabled:
-            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            needs = tuple(is_tensor(x) and x.requires_grad for x in inputs)
         else:
             needs = (False,) * len(inputs)
         ctx = Context(needs)
         out = cls.forward(ctx, *arrays, **params)
         if _mode.detect_anomaly:  # name the operation that made the first NaN or Inf
             _check_finite(cls.__name__, "output", (out,))
-        result = Tensor(out, requires_grad=any(needs))
+        result = wrap(out, requires_grad=any(needs))
         if result.requires_grad:
-            result._node = (cls, ctx, inputs)
+            result.node = Node(cls, ctx, inputs)
         if _mode.trace is not None:
             _mode.trace.append((cls, inputs, params, result))
         return result
@@ -181,13 +213,11 @@ def queue_callback(callback) -> None:
     _mode.after_backward.append(callback)
 
 
-def _graph_order(root: Tensor) -> list[Tensor]:
+def _graph_order(root: Any) -> list[Any]:
     """Tensors with a node, each after every tensor computed from it (iterative DFS)."""
-    from .core.tensor import Tensor
-
-    order: list[Tensor] = []
+    order: list[Any] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
@@ -197,14 +227,14 @@ def _graph_order(root: Tensor) -> list[Tensor]:
             continue
         seen.add(id(tensor))
         stack.append((tensor, True))
-        for inp in tensor._node[2]:
-            if isinstance(inp, Tensor) and inp._node is not None and id(inp) not in seen:
+        for inp in tensor.node.inputs:
+            if is_tensor(inp) and inp.node is not None and id(inp) not in seen:
                 stack.append((inp, False))
     order.reverse()
     return order
 
 
-def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
+def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` from ``root`` to every leaf tensor that requires a gradient."""
     _mode.after_backward = []
     try:
@@ -216,16 +246,16 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
         callback()
 
 
-def _propagate(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    if root._node is None:
-        root._accumulate(grad)
+def _propagate(root: Any, grad: np.ndarray, retain_graph: bool) -> None:
+    if root.node is None:
+        root.accumulate_grad(grad)
         return
     grads: dict[int, np.ndarray] = {id(root): grad}
     for tensor in _graph_order(root):
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
-        fn, ctx, inputs = tensor._node
+        fn, ctx, inputs = tensor.node
         if ctx is None:
             raise RuntimeError(
                 "backward through a graph a second time: its saved arrays were freed; "
@@ -244,10 +274,10 @@ def _propagate(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                     f"{fn.__name__}.backward: gradient of shape {ig.shape} "
                     f"for an input of shape {inp.shape}"
                 )
-            if inp._node is None:
-                inp._accumulate(ig)
+            if inp.node is None:
+                inp.accumulate_grad(ig)
             else:
                 key = id(inp)
                 grads[key] = ig if key not in grads else grads[key] + ig
         if not retain_graph:
-            tensor._node = (fn, None, inputs)
+            tensor.node = Node(fn, None, inputs)

@@ -14,9 +14,11 @@ import math
 
 import numpy as np
 
+from ..functional.shape import shape_arg
 from .devices import check_device
+from .dtypes import get_default_dtype
 from .rng import as_generator
-from .tensor import Tensor, _shape_arg, as_tensor, from_numpy, get_default_dtype, tensor
+from .tensor import Tensor, as_tensor, from_numpy, tensor
 
 __all__ = [
     "arange",
@@ -54,16 +56,16 @@ def _floating(dtype) -> np.dtype:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _make(np.zeros(_shape_arg(size), _floating(dtype)), device, requires_grad)
+    return _make(np.zeros(shape_arg(size), _floating(dtype)), device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return _make(np.ones(_shape_arg(size), _floating(dtype)), device, requires_grad)
+    return _make(np.ones(shape_arg(size), _floating(dtype)), device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uninitialised values, as PyTorch's: write them before reading them."""
-    return _make(np.empty(_shape_arg(size), _floating(dtype)), device, requires_grad)
+    return _make(np.empty(shape_arg(size), _floating(dtype)), device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -72,7 +74,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
         value = np.asarray(getattr(fill_value, "data", fill_value))
         kind = value.dtype.kind
         dtype = value.dtype if kind == "b" else np.int64 if kind in "iu" else get_default_dtype()
-    return _make(np.full(_shape_arg((size,)), fill_value, dtype), device, requires_grad)
+    return _make(np.full(shape_arg((size,)), fill_value, dtype), device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False):
@@ -81,13 +83,13 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform on [0, 1)."""
-    values = as_generator(generator).random(_shape_arg(size), dtype=np.float64)
+    values = as_generator(generator).random(shape_arg(size), dtype=np.float64)
     return _make(values.astype(_floating(dtype)), device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal."""
-    values = as_generator(generator).standard_normal(_shape_arg(size))
+    values = as_generator(generator).standard_normal(shape_arg(size))
     return _make(values.astype(_floating(dtype)), device, requires_grad)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import arithmetic, shape
+from ..functional import arithmetic, comparison, shape
 from .tensor import Tensor, as_tensor
 
 __all__ = [
@@ -93,7 +93,7 @@ def where(condition, input=None, other=None):
     """``where(c, x, y)``: x where c holds, else y. ``where(c)``: the indices where c holds."""
     if input is None and other is None:
         return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(as_tensor(condition).data))
-    return arithmetic.where(condition, input, other)
+    return comparison.where(condition, input, other)
 
 
 # ---- questions

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .devices import check_device
+
 
 class Generator(np.random.Generator):
     """PyTorch's ``torch.Generator`` interface on a NumPy generator (PCG64).
@@ -19,8 +21,6 @@ class Generator(np.random.Generator):
     """
 
     def __init__(self, device: str = "cpu"):
-        from .devices import check_device
-
         check_device(device)
         self._initial_seed = _fresh_seed()
         super().__init__(np.random.PCG64(self._initial_seed))

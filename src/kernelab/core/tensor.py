@@ -1,43 +1,38 @@
-"""The Tensor: a NumPy array that remembers how it was computed, so gradients can flow back."""
+"""The Tensor: a NumPy array that remembers how it was computed, so gradients can flow back.
+
+This file holds its state and autograd hooks; its methods come in groups, one file each:
+``tensor_shape.py``, ``tensor_maths.py`` (arithmetic, reductions, comparisons),
+``tensor_inplace.py`` and ``tensor_conversions.py`` (dtypes, devices, Python numbers). Every
+method that is an op calls the op of that name in ``kernelab.functional``. The ops sit below
+this file and build on ``kernelab.autograd``, which is handed this class right after it.
+
+A method PyTorch has and kernelab does not raises AttributeError naming it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import autograd
+from ..autograd import Node, unwrap
+from ..functional.shape import shape_arg
 from .devices import check_device
-from .tensor_methods import TensorMethods
-
-float16 = np.dtype(np.float16)
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
-uint8 = np.dtype(np.uint8)
-bool_ = np.dtype(np.bool_)
-
-_default_dtype = float32
+from .dtypes import bool_, get_default_dtype, int64
+from .tensor_conversions import ConversionMethods
+from .tensor_inplace import InPlaceMethods
+from .tensor_maths import MathsMethods
+from .tensor_shape import ShapeMethods
 
 
-def get_default_dtype() -> np.dtype:
-    return _default_dtype
-
-
-def set_default_dtype(dtype) -> None:
-    """The floating dtype of tensors made from Python numbers and of new layers' parameters."""
-    global _default_dtype
-    _default_dtype = np.dtype(dtype)
-
-
-class Tensor(TensorMethods):
+class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
     """An n-dimensional array with an optional gradient.
 
     ``data`` is the NumPy array, ``grad`` the gradient (a NumPy array of the same shape) that
-    :meth:`backward` fills for leaf tensors created with ``requires_grad=True``. The rest of
-    PyTorch's tensor methods are in :mod:`kernelab.tensor_methods`.
+    :meth:`backward` fills for leaf tensors created with ``requires_grad=True``. ``node`` is
+    the :class:`~kernelab.autograd.Node` of the operation that made it (None for a leaf).
     """
 
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
@@ -46,7 +41,7 @@ class Tensor(TensorMethods):
         self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
-        self._node = None  # (Function, Context, inputs) of the operation that made this tensor
+        self.node: Node | None = None
         self._grad_hooks: list[Callable[[Tensor], None]] = []
 
     # ---- what it is
@@ -64,11 +59,11 @@ class Tensor(TensorMethods):
 
     @property
     def is_leaf(self) -> bool:
-        return self._node is None
+        return self.node is None
 
     @property
     def grad_fn(self) -> str | None:
-        return None if self._node is None else self._node[0].__name__
+        return None if self.node is None else self.node.function.__name__
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
@@ -79,28 +74,37 @@ class Tensor(TensorMethods):
     def numel(self) -> int:
         return self.data.size
 
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
     def __len__(self) -> int:
         return len(self.data)
 
-    def item(self):
-        return self.data.item()
-
-    def tolist(self):
-        return self.data.tolist()
-
-    def numpy(self) -> np.ndarray:
-        return self.data
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (_default_dtype, int64, bool_):
+        if self.data.dtype not in (get_default_dtype(), int64, bool_):
             extra += f", dtype={self.data.dtype}"
-        if self._node is not None:
+        if self.node is not None:
             extra += f", grad_fn={self.grad_fn}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
+
+    def __getattr__(self, name: str):
+        kind = type(self).__name__
+        if name.startswith("_"):
+            raise AttributeError(f"'{kind}' object has no attribute '{name}'")
+        raise AttributeError(
+            f"'{kind}' has no attribute '{name}': kernelab does not provide torch.Tensor.{name}"
+        )
 
     # ---- gradients
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
@@ -114,13 +118,14 @@ class Tensor(TensorMethods):
                     f"got shape {self.shape}"
                 )
             grad = np.ones_like(self.data)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        grad = np.asarray(unwrap(grad), dtype=self.dtype)
         if grad.shape != self.shape:
             grad = np.broadcast_to(grad, self.shape)
         autograd.backward(self, grad, retain_graph=retain_graph)
 
-    def _accumulate(self, grad: np.ndarray) -> None:
-        """Add into this leaf's ``grad``, an array it owns (copied on first use)."""
+    def accumulate_grad(self, grad: np.ndarray) -> None:
+        """Add into this leaf's ``grad``, an array it owns (copied on first use); the backward
+        pass calls it, then the hooks."""
         if self.grad is None:
             self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
         else:
@@ -139,146 +144,29 @@ class Tensor(TensorMethods):
         self.requires_grad = requires_grad
         return self
 
-    # ---- arithmetic (differentiable; see functional/arithmetic.py)
-    def __add__(self, other):
-        return _ops.add(self, other)
+    # ---- new tensors like this one (its dtype unless given)
+    def new_tensor(self, data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
+        dtype = self.data.dtype if dtype is None else dtype
+        return tensor(data, dtype=dtype, requires_grad=requires_grad)
 
-    def __radd__(self, other):
-        return _ops.add(other, self)
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+        array = np.full(shape_arg((size,)), fill_value, dtype or self.data.dtype)
+        return Tensor(array, requires_grad=requires_grad)
 
-    def __sub__(self, other):
-        return _ops.sub(self, other)
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(shape_arg(size), 0, dtype, requires_grad)
 
-    def __rsub__(self, other):
-        return _ops.sub(other, self)
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(shape_arg(size), 1, dtype, requires_grad)
 
-    def __mul__(self, other):
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.div(other, self)
-
-    def __neg__(self):
-        return _ops.neg(self)
-
-    def __pow__(self, other):
-        return _ops.pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops.pow(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __getitem__(self, index):
-        return _shape.getitem(self, index)
-
-    def exp(self):
-        return _ops.exp(self)
-
-    def log(self):
-        return _ops.log(self)
-
-    def sqrt(self):
-        return _ops.sqrt(self)
-
-    def abs(self):
-        return _ops.abs(self)
-
-    def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
-        return _ops.sum(self if dtype is None else self.to(dtype), dim, keepdim)
-
-    def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
-        return _ops.mean(self if dtype is None else self.to(dtype), dim, keepdim)
-
-    def reshape(self, *shape):
-        return _shape.reshape(self, _shape_arg(shape))
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1):
-        return _shape.flatten(self, start_dim, end_dim)
-
-    def transpose(self, dim0: int, dim1: int):
-        return _shape.transpose(self, dim0, dim1)
-
-    def permute(self, *dims):
-        return _shape.permute(self, _shape_arg(dims))
-
-    @property
-    def T(self):
-        return _shape.permute(self, tuple(reversed(range(self.ndim))))
-
-    # ---- comparisons and arg-reductions: results carry no gradient
-    def __eq__(self, other):  # type: ignore[override]
-        return Tensor(self.data == unwrap(other))
-
-    def __ne__(self, other):  # type: ignore[override]
-        return Tensor(self.data != unwrap(other))
-
-    def __lt__(self, other):
-        return Tensor(self.data < unwrap(other))
-
-    def __le__(self, other):
-        return Tensor(self.data <= unwrap(other))
-
-    def __gt__(self, other):
-        return Tensor(self.data > unwrap(other))
-
-    def __ge__(self, other):
-        return Tensor(self.data >= unwrap(other))
-
-    __hash__ = object.__hash__
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
-
-    def __float__(self) -> float:
-        return float(self.data)
-
-    def __int__(self) -> int:
-        return int(self.data)
-
-    def __index__(self) -> int:
-        return self.data.__index__()
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False):
-        return Tensor(_arg_reduce(np.argmax, self.data, dim, keepdim))
-
-    def argmin(self, dim: int | None = None, keepdim: bool = False):
-        return Tensor(_arg_reduce(np.argmin, self.data, dim, keepdim))
-
-    def astype(self, dtype) -> Tensor:
-        """A copy in another dtype; the gradient flows back in the original dtype."""
-        return _ops.cast(self, np.dtype(dtype))
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
+        array = np.empty(shape_arg(size), dtype or self.data.dtype)
+        return Tensor(array, requires_grad=requires_grad)
 
 
-def unwrap(x: Any) -> Any:
-    """The array behind a tensor; anything else unchanged."""
-    return x.data if isinstance(x, Tensor) else x
-
-
-def _shape_arg(shape: Sequence) -> tuple[int, ...]:
-    """Accept ``f(2, 3)`` and ``f((2, 3))`` alike, as PyTorch does."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
-def _arg_reduce(fn, data: np.ndarray, dim: int | None, keepdim: bool) -> np.ndarray:
-    if dim is None:
-        out = np.asarray(fn(data), dtype=np.int64)
-        return out.reshape((1,) * data.ndim) if keepdim else out
-    return fn(data, axis=dim, keepdims=keepdim).astype(np.int64, copy=False)
+# The ops make their outputs of this class, but sit below it (its methods call them), so
+# autograd is handed the class here instead of importing it.
+autograd.set_tensor_class(Tensor)
 
 
 def tensor(
@@ -290,10 +178,10 @@ def tensor(
     """
     if device is not None:
         check_device(device)
-    source = data.data if isinstance(data, Tensor) else data
+    source = unwrap(data)
     array = np.array(source, dtype=dtype, copy=True)
     if dtype is None and not isinstance(source, np.ndarray) and array.dtype == np.float64:
-        array = array.astype(_default_dtype)
+        array = array.astype(get_default_dtype())
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -310,7 +198,3 @@ def as_tensor(data: Any, dtype=None, device=None) -> Tensor:
 
 def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
-
-
-from ..functional import arithmetic as _ops  # noqa: E402  (the ops need Tensor defined)
-from ..functional import shape as _shape  # noqa: E402

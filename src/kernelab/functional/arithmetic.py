@@ -1,16 +1,18 @@
-"""Element-wise arithmetic, matrix products and reductions, each a forward and its backward.
+"""Element-wise arithmetic, matrix products, sum and mean, each a forward and its backward.
 
 Binary operations broadcast as NumPy does; their backward sums the gradient over the axes
 that broadcasting stretched (:func:`unbroadcast`). Their operands are first brought to
-PyTorch's result dtype (:func:`result_type`), so ``int_tensor / 2`` is float32 and
-``float32_tensor * np.float64(2)`` stays float32, as in PyTorch.
+PyTorch's result dtype (:func:`result_type`, :func:`promote`), so ``int_tensor / 2`` is
+float32 and ``float32_tensor * np.float64(2)`` stays float32, as in PyTorch. Comparisons,
+``where`` and ``clamp`` are in ``comparison.py``; the other reductions in ``reduction.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unwrap, wrap
+from ..core.dtypes import get_default_dtype
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -196,59 +198,9 @@ class Clone(Function):
         return g
 
 
-class Clamp(Function):
-    """``min(max(a, lo), hi)``; the gradient passes where ``lo <= a <= hi`` (ends included)."""
-
-    @staticmethod
-    def forward(ctx, a, lo, hi):
-        inside = np.ones(a.shape, dtype=bool)
-        if lo is not None:
-            inside &= a >= lo
-        if hi is not None:
-            inside &= a <= hi
-        ctx.inside = inside
-        return np.clip(a, lo, hi).astype(a.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.inside
-
-
-class Where(Function):
-    """``a`` where ``condition`` holds, else ``b``; each gets the gradient of its positions."""
-
-    @staticmethod
-    def forward(ctx, a, b, condition):
-        ctx.condition, ctx.shapes = condition, (_shape(a), _shape(b))
-        return np.where(condition, a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        zero = np.zeros((), g.dtype)
-        sa, sb = ctx.shapes
-        ga = unbroadcast(np.where(ctx.condition, g, zero), sa) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(np.where(ctx.condition, zero, g), sb) if ctx.needs_input_grad[1] else None
-        return ga, gb
-
-
-class Maximum(Function):
-    """Element-wise larger of ``a`` and ``b``; a tie gives each half the gradient (PyTorch)."""
-
-    @staticmethod
-    def forward(ctx, a, b, smaller=False):
-        ctx.a, ctx.b, ctx.smaller = a, b, smaller
-        return np.minimum(a, b) if smaller else np.maximum(a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.a, ctx.b
-        share_a = np.where(a == b, 0.5, (a < b) if ctx.smaller else (a > b)).astype(g.dtype)
-        ga = unbroadcast(g * share_a, _shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(g * (1 - share_a), _shape(b)) if ctx.needs_input_grad[1] else None
-        return ga, gb
-
-
-def _axes(dim, ndim: int) -> tuple[int, ...]:
+def reduction_axes(dim, ndim: int) -> tuple[int, ...]:
+    """The axes a reduction over ``dim`` covers: all of them for None, else ``dim`` (an int or
+    a sequence, negative counting from the end) as non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
@@ -286,7 +238,7 @@ class Mean(Function):
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 
-def _array_of(x) -> np.ndarray | None:
+def array_of(x) -> np.ndarray | None:
     """The array of a tensor or ndarray; None for a Python or NumPy scalar."""
     if isinstance(x, np.ndarray):
         return x
@@ -313,7 +265,7 @@ def result_type(*operands) -> np.dtype:
     """
     ranked = []
     for x in operands:
-        array = _array_of(x)
+        array = array_of(x)
         dtype = array.dtype if array is not None else _scalar_dtype(x)
         priority = 0 if array is None else 2 if array.ndim else 1
         ranked.append((_CATEGORY[dtype.kind], priority, dtype))
@@ -321,27 +273,26 @@ def result_type(*operands) -> np.dtype:
     priority = max(r[1] for r in ranked if r[0] == category)
     if priority > 0:
         return np.result_type(*(d for c, p, d in ranked if (c, p) == (category, priority)))
-    from ..core.tensor import get_default_dtype  # tensor.py imports this module
-
     default = get_default_dtype()
     return [np.dtype(np.bool_), np.dtype(np.int64), default, np.result_type(default, 1j)][category]
 
 
-def _promote(a, b, floating: bool = False):
+def promote(a, b, floating: bool = False):
     """``a`` and ``b`` cast to their result dtype (a floating one for true division)."""
-    array_a, array_b = _array_of(a), _array_of(b)
+    array_a, array_b = array_of(a), array_of(b)
     same = array_a is not None and array_b is not None and array_a.dtype == array_b.dtype
     if same and (not floating or array_a.dtype.kind in "fc"):
         return a, b
     dtype = result_type(a, b)
     if floating and dtype.kind not in "fc":
-        from ..core.tensor import get_default_dtype
-
         dtype = get_default_dtype()
-    return _cast_to(a, array_a, dtype), _cast_to(b, array_b, dtype)
+    return cast_to(a, dtype), cast_to(b, dtype)
 
 
-def _cast_to(x, array: np.ndarray | None, dtype: np.dtype):
+def cast_to(x, dtype: np.dtype):
+    """``x`` in ``dtype``: a scalar, an array, or a tensor (through :func:`cast`, so the
+    gradient flows back in its own dtype)."""
+    array = array_of(x)
     if array is None:  # a scalar in the result dtype, so backward arithmetic stays in it too
         return dtype.type(x)
     if array.dtype == dtype:
@@ -350,19 +301,19 @@ def _cast_to(x, array: np.ndarray | None, dtype: np.dtype):
 
 
 def add(a, b):
-    return Add.apply(*_promote(a, b))
+    return Add.apply(*promote(a, b))
 
 
 def sub(a, b):
-    return Sub.apply(*_promote(a, b))
+    return Sub.apply(*promote(a, b))
 
 
 def mul(a, b):
-    return Mul.apply(*_promote(a, b))
+    return Mul.apply(*promote(a, b))
 
 
 def div(a, b):
-    return Div.apply(*_promote(a, b, floating=True))
+    return Div.apply(*promote(a, b, floating=True))
 
 
 def neg(a):
@@ -370,7 +321,7 @@ def neg(a):
 
 
 def pow(a, b):  # noqa: A001
-    return Pow.apply(*_promote(a, b))
+    return Pow.apply(*promote(a, b))
 
 
 def matmul(a, b):
@@ -398,44 +349,39 @@ def cast(a, dtype):
 
 
 def sum(a, dim=None, keepdim: bool = False):  # noqa: A001
-    return Sum.apply(a, axes=_axes(dim, a.ndim), keepdim=keepdim)
+    return Sum.apply(a, axes=reduction_axes(dim, a.ndim), keepdim=keepdim)
 
 
 def mean(a, dim=None, keepdim: bool = False):
-    return Mean.apply(a, axes=_axes(dim, a.ndim), keepdim=keepdim)
+    return Mean.apply(a, axes=reduction_axes(dim, a.ndim), keepdim=keepdim)
 
 
 def clone(a):
     return Clone.apply(a)
 
 
-def clamp(a, min=None, max=None):  # noqa: A002
-    """Limit ``a`` to ``[min, max]`` (either may be None); the bounds are constants."""
-    if min is None and max is None:
-        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
-    bounds = []
-    for bound in (min, max):
-        if getattr(bound, "requires_grad", False):
-            raise NotImplementedError("clamp: a min or max that requires grad is not supported")
-        array = _array_of(bound)
-        bounds.append(bound if array is None else array)
-    dtype = result_type(a, *(bound for bound in bounds if bound is not None))
-    return Clamp.apply(_cast_to(a, _array_of(a), dtype), *bounds)
+def mm(a, b):
+    """The product of two matrices (``a @ b`` for 2-D operands only)."""
+    _check_ndim("mm", 2, a, b)
+    return MatMul.apply(a, b)
 
 
-def where(condition, a, b):
-    """``a`` where ``condition`` is true, else ``b``; ``a`` and ``b`` may be scalars."""
-    array = _array_of(condition)
-    condition = np.asarray(condition if array is None else array, dtype=bool)
-    if _array_of(a) is None and _array_of(b) is None:  # two scalars: a tensor of their type
-        dtype = result_type(a, b)
-        a, b = dtype.type(a), dtype.type(b)
-    return Where.apply(*_promote(a, b), condition=condition)
+def bmm(a, b):
+    """Batched matrix product of two 3-D tensors ``(B, n, m) @ (B, m, p)``."""
+    _check_ndim("bmm", 3, a, b)
+    return MatMul.apply(a, b)
 
 
-def maximum(a, b):
-    return Maximum.apply(*_promote(a, b))
+def _check_ndim(name: str, ndim: int, *operands) -> None:
+    shapes = [tuple(np.shape(unwrap(x))) for x in operands]
+    if any(len(s) != ndim for s in shapes):
+        raise ValueError(f"{name}: expected {ndim}-D tensors, got shapes {shapes}")
 
 
-def minimum(a, b):
-    return Maximum.apply(*_promote(a, b), smaller=True)
+# ---- integer-valued results: kernelab gives them no gradient
+def floor_divide(a, b):
+    return wrap(np.floor_divide(unwrap(a), unwrap(b)))
+
+
+def remainder(a, b):
+    return wrap(np.remainder(unwrap(a), unwrap(b)))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unwrap
 from ..core.errors import ShapeError
-from ..core.tensor import unwrap
 from .activation import stable_log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")

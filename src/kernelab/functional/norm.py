@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unwrap
 from ..core.errors import ShapeError
-from ..core.tensor import unwrap
 
 
 class BatchNorm(Function):

@@ -1,4 +1,5 @@
-"""Reductions that pick or spread: max and min with their indices, top-k, sort, variance.
+"""Reductions that pick or spread: max and min with their indices, top-k, sort, variance;
+and those without a gradient: ``argmax``, ``argmin``, ``any``, ``all``.
 
 A reduction that picks elements (``max(dim)``, ``topk``, ``sort``) sends the gradient back to
 the positions of the indices it returns. One that reduces without indices (``max()``,
@@ -13,9 +14,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..autograd import Function
-from ..core.tensor import Tensor
-from .arithmetic import _axes, maximum, minimum, sqrt
+from ..autograd import Function, is_tensor, wrap
+from .arithmetic import reduction_axes, sqrt
+from .comparison import maximum, minimum
 
 # PyTorch's torch.return_types: named tuples, unpacked as ``values, indices = x.max(1)``
 _RESULTS = {
@@ -101,7 +102,7 @@ def _correction(dim, unbiased, correction) -> tuple:
 def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
     """Variance over ``dim`` (all axes if None), with Bessel's correction by default."""
     dim, correction = _correction(dim, unbiased, correction)
-    axes = _axes(dim, input.ndim)
+    axes = reduction_axes(dim, input.ndim)
     return Var.apply(input, axes=axes, correction=correction, keepdim=keepdim)
 
 
@@ -112,27 +113,27 @@ def std(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correc
 
 def amax(input, dim=(), keepdim: bool = False):
     """The largest values over ``dim`` (all axes for ``()``); ties share the gradient."""
-    axes = _axes(None if dim == () else dim, input.ndim)
+    axes = reduction_axes(None if dim == () else dim, input.ndim)
     return Extreme.apply(input, axes=axes, keepdim=keepdim, smallest=False)
 
 
 def amin(input, dim=(), keepdim: bool = False):
-    axes = _axes(None if dim == () else dim, input.ndim)
+    axes = reduction_axes(None if dim == () else dim, input.ndim)
     return Extreme.apply(input, axes=axes, keepdim=keepdim, smallest=True)
 
 
 def _pick(name: str, input, indices: np.ndarray, dim: int, keepdim: bool):
     values = TakeAlongDim.apply(input, indices=indices, dim=dim, keepdim=keepdim)
     indices = indices if keepdim else indices.squeeze(dim)
-    return _RESULTS[name](values, Tensor(indices.astype(np.int64, copy=False)))
+    return _RESULTS[name](values, wrap(indices.astype(np.int64, copy=False)))
 
 
 def _extreme(name: str, input, dim, keepdim: bool, other):
-    if other is not None or isinstance(dim, (Tensor, np.ndarray)):  # torch.max(a, b)
+    if other is not None or is_tensor(dim) or isinstance(dim, np.ndarray):  # torch.max(a, b)
         return (minimum if name == "min" else maximum)(input, dim if other is None else other)
     if dim is None:
         return Extreme.apply(
-            input, axes=_axes(None, input.ndim), keepdim=False, smallest=name == "min"
+            input, axes=reduction_axes(None, input.ndim), keepdim=False, smallest=name == "min"
         )
     dim = _axis(dim, input.ndim)
     data = input.data
@@ -151,12 +152,12 @@ def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
     return _extreme("min", input, dim, keepdim, other)
 
 
-def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     """The indices that sort ``input`` along ``dim``; equal elements keep their order."""
     key = input.data
     if descending:
         key = -(key.astype(np.int64) if key.dtype.kind in "bu" else key)
-    return Tensor(np.argsort(key, axis=dim, kind="stable").astype(np.int64, copy=False))
+    return wrap(np.argsort(key, axis=dim, kind="stable").astype(np.int64, copy=False))
 
 
 def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
@@ -174,3 +175,29 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     order = argsort(input, dim, descending=largest).data
     first = np.take(order, np.arange(k), axis=dim)
     return _pick("topk", input, first, dim, keepdim=True)
+
+
+# ---- results without a gradient
+def _arg_extreme(find, input, dim: int | None, keepdim: bool):
+    data = input.data
+    if dim is None:
+        out = np.asarray(find(data), dtype=np.int64)
+        return wrap(out.reshape((1,) * data.ndim) if keepdim else out)
+    return wrap(find(data, axis=dim, keepdims=keepdim).astype(np.int64, copy=False))
+
+
+def argmax(input, dim: int | None = None, keepdim: bool = False):
+    """The index of the largest element (of the flattened tensor if ``dim`` is None)."""
+    return _arg_extreme(np.argmax, input, dim, keepdim)
+
+
+def argmin(input, dim: int | None = None, keepdim: bool = False):
+    return _arg_extreme(np.argmin, input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim: bool = False):  # noqa: A001
+    return wrap(np.any(input.data, axis=dim, keepdims=keepdim))
+
+
+def all(input, dim=None, keepdim: bool = False):  # noqa: A001
+    return wrap(np.all(input.data, axis=dim, keepdims=keepdim))

@@ -3,10 +3,25 @@ joining (cat, stack) and copying (expand, repeat)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, unwrap
 from ..core.errors import ShapeError
+from .arithmetic import unbroadcast
+
+
+def shape_arg(shape: Sequence) -> tuple[int, ...]:
+    """Accept ``f(2, 3)`` and ``f((2, 3))`` alike, as PyTorch does."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def unwrap_index(index):
+    """An index with the arrays behind its tensors (``x[mask]``, ``x[0, idx]``)."""
+    return tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
 
 
 class Reshape(Function):
@@ -96,8 +111,6 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .arithmetic import unbroadcast
-
         return unbroadcast(g, ctx.shape)
 
 
@@ -143,11 +156,15 @@ def transpose(a, dim0: int, dim1: int):
     return Permute.apply(a, dims=tuple(dims))
 
 
-def getitem(a, index):
-    from ..core.tensor import unwrap  # shape.py loads while tensor.py is still being defined
+def t(a):
+    """A matrix transposed; a 0-D or 1-D tensor unchanged (PyTorch's ``Tensor.t``)."""
+    if a.ndim > 2:
+        raise ValueError(f"t() expects a tensor with <= 2 dimensions, got {a.ndim}")
+    return Permute.apply(a, dims=tuple(reversed(range(a.ndim))))
 
-    index = tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
-    return GetItem.apply(a, index=index)
+
+def getitem(a, index):
+    return GetItem.apply(a, index=unwrap_index(index))
 
 
 def _dim(dim: int, ndim: int, name: str) -> int:

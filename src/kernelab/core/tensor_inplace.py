@@ -1,0 +1,117 @@
+"""The Tensor's in-place updates (``add_``, ``zero_``, ``x[mask] = 0``, ``p -= lr * g``), with
+PyTorch's rules:
+
+- under ``no_grad``, or when no gradient is involved, they write into the tensor's array;
+- on a leaf that requires grad while gradients are recorded they raise PyTorch's error;
+- on a tensor inside the autograd graph the operator forms (``x += y``) compute out of place
+  and rebind the name (same values and gradients as PyTorch), while the named methods
+  (``x.add_(y)``) raise NotImplementedError: kernelab records no in-place operations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import is_grad_enabled, unwrap
+from ..functional import arithmetic
+from ..functional.comparison import clamp
+from ..functional.shape import unwrap_index
+from .rng import as_generator
+
+
+class InPlaceMethods:
+    """``add_``, ``+=``, ``__setitem__``, ``zero_``, ``fill_``, ``copy_``, ``normal_`` ..."""
+
+    data: np.ndarray
+    requires_grad: bool
+    is_leaf: bool
+
+    def _in_graph(self, name: str, *others: Any) -> bool:
+        """Whether this update needs the graph; a leaf requiring grad refuses it, as PyTorch."""
+        if not is_grad_enabled():
+            return False
+        if self.requires_grad and self.is_leaf:
+            raise RuntimeError(
+                f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                f"operation (update it inside kernelab.no_grad(), as in PyTorch)"
+            )
+        return self.requires_grad or any(getattr(o, "requires_grad", False) for o in others)
+
+    def _write(self, name: str, ufunc, other, alpha=1):
+        if self._in_graph(name, other):
+            raise NotImplementedError(
+                f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
+                f"kernelab; write the out-of-place form (x = x + y)"
+            )
+        value = unwrap(other)
+        ufunc(self.data, value if alpha == 1 else alpha * value, out=self.data, casting="same_kind")
+        return self
+
+    def _update(self, name: str, ufunc, out_of_place, other):
+        """``x op= y``: in place where PyTorch would be, else out of place (rebinding x)."""
+        if self._in_graph(name, other):
+            return out_of_place(self, other)
+        return self._write(name, ufunc, other)
+
+    def add_(self, other, alpha=1):
+        return self._write("add_", np.add, other, alpha)
+
+    def sub_(self, other, alpha=1):
+        return self._write("sub_", np.subtract, other, alpha)
+
+    def mul_(self, other):
+        return self._write("mul_", np.multiply, other)
+
+    def div_(self, other):
+        return self._write("div_", np.true_divide, other)
+
+    def __iadd__(self, other):
+        return self._update("+=", np.add, arithmetic.add, other)
+
+    def __isub__(self, other):
+        return self._update("-=", np.subtract, arithmetic.sub, other)
+
+    def __imul__(self, other):
+        return self._update("*=", np.multiply, arithmetic.mul, other)
+
+    def __itruediv__(self, other):
+        return self._update("/=", np.true_divide, arithmetic.div, other)
+
+    def _assign(self, name: str, index, value) -> None:
+        if self._in_graph(name, value):
+            raise NotImplementedError(
+                f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
+                f"kernelab; compute a new tensor instead (kernelab.where, masked_fill, clone)"
+            )
+        self.data[index] = unwrap(value)
+
+    def __setitem__(self, index, value) -> None:
+        self._assign("__setitem__", unwrap_index(index), value)
+
+    def zero_(self):
+        self._assign("zero_", Ellipsis, 0)
+        return self
+
+    def fill_(self, value):
+        self._assign("fill_", Ellipsis, value)
+        return self
+
+    def copy_(self, src, non_blocking: bool = False):
+        self._assign("copy_", Ellipsis, src)  # broadcast, and cast to this tensor's dtype
+        return self
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        self._assign("clamp_", Ellipsis, clamp(self.data, unwrap(min), unwrap(max)))
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None):
+        values = as_generator(generator).normal(mean, std, self.data.shape)
+        self._assign("normal_", Ellipsis, values)
+        return self
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, generator=None):
+        values = as_generator(generator).uniform(a, b, self.data.shape)
+        self._assign("uniform_", Ellipsis, values)
+        return self
