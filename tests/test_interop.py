@@ -12,6 +12,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 import kernelab as kl  # noqa: E402
 from kernelab import nn  # noqa: E402
 from kernelab.interop import from_torch, load_safetensors, save_safetensors  # noqa: E402
+from kernelab.nn.layers import LAYERS  # noqa: E402
 
 T = torch.nn
 
@@ -46,6 +47,13 @@ def every_layer():
         features, T.Sequential(*head), T.Dropout(0.1), T.Linear(6, 4), T.Softmax(dim=1),
         T.LogSoftmax(dim=-1),
     )  # fmt: skip
+
+
+def test_every_layer_has_every_layer_with_a_pytorch_twin():
+    tried = {type(m).__name__ for m in every_layer().modules()}
+    twins = [kind.__name__ for kind, layer in LAYERS.items() if layer.from_torch is not None]
+    untried = [name for name in twins if name not in tried]
+    assert not untried, f"add {untried} to every_layer() in {__file__}"
 
 
 def trained(module, shape):

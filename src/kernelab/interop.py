@@ -21,41 +21,7 @@ import numpy as np
 from . import nn
 from .core.tensor import Tensor
 from .nn import Module
-
-
-def _conv2d(m: Any) -> Module:
-    if m.padding_mode != "zeros":
-        raise NotImplementedError(
-            f"from_torch: {m}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')"
-        )
-    return nn.Conv2d(
-        m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-        m.groups, bias=m.bias is not None, dtype=_dtype(m.weight),
-    )  # fmt: skip
-
-
-def _linear(m: Any) -> Module:
-    return nn.Linear(m.in_features, m.out_features, m.bias is not None, dtype=_dtype(m.weight))
-
-
-def _max_pool(m: Any) -> Module:
-    if m.return_indices:
-        raise NotImplementedError(f"from_torch: {m}: return_indices=True is not supported")
-    return nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
-
-
-def _avg_pool(m: Any) -> Module:
-    return nn.AvgPool2d(
-        m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override
-    )
-
-
-def _batch_norm(kind: type) -> Callable[[Any], Module]:
-    def convert(m: Any) -> Module:
-        dtype = _dtype(m.weight if m.affine else m.running_mean)
-        return kind(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dtype)
-
-    return convert
+from .nn.layers import LAYERS
 
 
 def _sequential(m: Any) -> Module:
@@ -66,31 +32,10 @@ def _module_list(m: Any) -> Module:
     return nn.ModuleList(_convert(child) for child in m.children())
 
 
-def _dtype(tensor: Any) -> np.dtype | None:
-    return None if tensor is None else tensor.detach().cpu().numpy().dtype
-
-
-_LAYERS: dict[str, Callable[[Any], Module]] = {
-    "Conv2d": _conv2d,
-    "Linear": _linear,
-    "MaxPool2d": _max_pool,
-    "AvgPool2d": _avg_pool,
-    "AdaptiveAvgPool2d": lambda m: nn.AdaptiveAvgPool2d(m.output_size),
-    "ReLU": lambda m: nn.ReLU(),
-    "LeakyReLU": lambda m: nn.LeakyReLU(m.negative_slope),
-    "Sigmoid": lambda m: nn.Sigmoid(),
-    "Tanh": lambda m: nn.Tanh(),
-    "Softmax": lambda m: nn.Softmax(m.dim),
-    "LogSoftmax": lambda m: nn.LogSoftmax(m.dim),
-    "Flatten": lambda m: nn.Flatten(m.start_dim, m.end_dim),
-    "Dropout": lambda m: nn.Dropout(m.p),
-    "Dropout2d": lambda m: nn.Dropout2d(m.p),
-    "BatchNorm1d": _batch_norm(nn.BatchNorm1d),
-    "BatchNorm2d": _batch_norm(nn.BatchNorm2d),
-    "Identity": lambda m: nn.Identity(),
-    "Sequential": _sequential,
-    "ModuleList": _module_list,
-}
+# a layer's PyTorch twin has the same class name; a container converts its children
+_CONVERTERS: dict[str, Callable[[Any], Module]] = {
+    kind.__name__: layer.from_torch for kind, layer in LAYERS.items() if layer.from_torch
+} | {"Sequential": _sequential, "ModuleList": _module_list}
 
 
 def _convert(m: Any) -> Module:
@@ -98,15 +43,15 @@ def _convert(m: Any) -> Module:
 
     kind = type(m)
     # the class itself, not a subclass: a subclass may have its own forward
-    if kind.__module__.startswith("torch.nn") and kind.__name__ in _LAYERS:
-        layer = _LAYERS[kind.__name__](m)
+    if kind.__module__.startswith("torch.nn") and kind.__name__ in _CONVERTERS:
+        layer = _CONVERTERS[kind.__name__](m)
         layer.train(m.training)
         return layer
     if not isinstance(m, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {kind.__name__}")
     raise NotImplementedError(
         f"from_torch: layer {kind.__module__}.{kind.__qualname__} is not supported "
-        f"(supported: {', '.join(sorted(_LAYERS))}); a module with its own forward cannot be "
+        f"(supported: {', '.join(sorted(_CONVERTERS))}); a module with its own forward cannot be "
         f"converted: rebuild it in kernelab and load the weights with load_safetensors"
     )
 
@@ -114,9 +59,9 @@ def _convert(m: Any) -> Module:
 def from_torch(module: Any) -> Module:
     """The kernelab equivalent of a PyTorch module: same layers, weights, keys and mode.
 
-    Supported: Conv2d (every option, padding_mode='zeros'), Linear, MaxPool2d, AvgPool2d,
-    AdaptiveAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Dropout,
-    Dropout2d, BatchNorm1d/2d, Identity, and Sequential/ModuleList nesting them.
+    Supported: every layer whose entry in :mod:`kernelab.nn.layers` has a ``from_torch``
+    (Conv2d with every option but padding_mode, Linear, pooling, activations, Softmax,
+    LogSoftmax, Flatten, dropout, batch norm, Identity), and Sequential/ModuleList nesting them.
     """
     try:
         import torch  # noqa: F401

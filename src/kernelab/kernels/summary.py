@@ -14,6 +14,7 @@ stride s, dilation d and padding p before (top or left), ``k_eff = d·(k − 1) 
 (pixel centres at 0, 1, 2, ...); an input pixel has r = 1, j = 1, start = 0. Layers that keep
 the spatial layout (activations, batch norm, dropout) change none of the three; after a
 flatten (or a layer that reshapes in a way the recurrences do not describe) none is reported.
+Each layer's window and MACs come from its entry in :mod:`kernelab.nn.layers`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..core.tensor import Tensor, get_default_dtype
-from ..functional.conv import pair
-from ..nn import AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, Module
+from ..nn import Module
+from ..nn.layers import entry
 
 Pair = tuple[int, int]
 Field = tuple[Pair, Pair, tuple[float, float]]  # (size, jump, start), each (h, w)
@@ -143,7 +144,7 @@ def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
     x_shape = tuple(x.shape) if isinstance(x, Tensor) else ()
     field = fields.get(id(x)) if len(x_shape) == 4 and len(y_shape) == 4 else None
     if field is not None:
-        field = _next_field(field, _window(module, x_shape, y_shape))
+        field = _next_field(field, entry(module).window(module, x_shape, y_shape))
     if isinstance(y, Tensor):
         fields[id(y)] = field
     size, jump, start = field if field is not None else (None, None, None)
@@ -155,43 +156,11 @@ def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
         trainable=trainable,
         frozen=total - trainable,
         full_params=total + _extra_kernel_params(module),
-        macs=_macs(module, x_shape, y_shape),
+        macs=entry(module).macs(module, x_shape, y_shape),
         receptive_field=size,
         jump=jump,
         start=start,
     )
-
-
-def _macs(module: Module, x_shape: tuple, y_shape: tuple) -> int:
-    """Multiply-accumulates per image: every output value times the inputs it weighs."""
-    if isinstance(module, Conv2d):
-        c_out, depth, kh, kw = module.weight.shape
-        return y_shape[2] * y_shape[3] * c_out * depth * kh * kw
-    if isinstance(module, Linear):
-        positions = math.prod(y_shape[1:-1])  # extra axes between batch and features
-        return positions * module.in_features * module.out_features
-    return 0
-
-
-def _window(module: Module, x_shape: tuple, y_shape: tuple):
-    """((k, s, d, p_before) for h, for w), "same" for a layer that keeps the layout, or None."""
-    if isinstance(module, Conv2d):
-        g = module.geometry
-        return tuple(
-            (g.kernel_size[a], g.stride[a], g.dilation[a], g.padding[a][0]) for a in (0, 1)
-        )
-    if isinstance(module, (MaxPool2d, AvgPool2d)):
-        k = pair(module.kernel_size, "kernel_size")
-        s = pair(module.stride, "stride")
-        p = pair(module.padding, "padding")
-        d = pair(getattr(module, "dilation", 1), "dilation")
-        return tuple((k[a], s[a], d[a], p[a]) for a in (0, 1))
-    if isinstance(module, AdaptiveAvgPool2d):
-        sizes, outs = x_shape[2:], y_shape[2:]
-        if any(i % o for i, o in zip(sizes, outs, strict=True)):
-            return None  # windows of unequal sizes: no single (k, s) describes them
-        return tuple((i // o, i // o, 1, 0) for i, o in zip(sizes, outs, strict=True))
-    return "same" if y_shape[2:] == x_shape[2:] else None
 
 
 def _next_field(field: Field, window) -> Field | None:

@@ -10,7 +10,9 @@ from ..core.tensor import get_default_dtype
 from .module import Module, Parameter, check_device
 
 
-class _BatchNorm(Module):
+class BatchNorm(Module):
+    """Normalise axis 1 of an input of a rank in ``expected_ndim``: BatchNorm1d/2d's base."""
+
     expected_ndim: tuple[int, ...] = ()
 
     def __init__(
@@ -64,13 +66,13 @@ class _BatchNorm(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(BatchNorm):
     """Normalise each channel of (N, C, H, W) over N, H and W."""
 
     expected_ndim = (4,)
 
 
-class BatchNorm1d(_BatchNorm):
+class BatchNorm1d(BatchNorm):
     """Normalise each feature of (N, C) or (N, C, L)."""
 
     expected_ndim = (2, 3)

@@ -1,7 +1,7 @@
 """How each traced operation becomes ONNX nodes: one handler per kernelab ``Function``.
 
 A handler reads the record (inputs, settings, traced output) and emits standard ONNX nodes
-through the :class:`~kernelab.onnx.export.GraphBuilder`; the last node it emits carries the
+through the :class:`~kernelab.onnx.graph.GraphBuilder`; the last node it emits carries the
 record's output. Sizes other than the batch axis are fixed, so settings that depend on the
 input size (padding added by ``ceil_mode``, average-pool divisors) are written out exactly.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from ..functional import activation, arithmetic, conv, norm, pool, shape
 from ..functional.linear import Linear
 from .common import ONNXError, cells_inside
-from .export import GraphBuilder, Record
+from .graph import GraphBuilder, Record
 
 
 def _pads(geometry: conv.ConvGeometry) -> list[int]:

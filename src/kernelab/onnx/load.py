@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,18 +25,9 @@ import numpy as np
 from ..core.tensor import as_tensor
 from ..nn import Module, Parameter
 from .common import ONNXError, require_onnx, supported
-
-
-@dataclass
-class Step:
-    """One node: what it reads and writes, its attributes, and the child that runs it."""
-
-    op: str
-    name: str
-    inputs: list[str]
-    outputs: list[str]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    module: str | None = None
+from .load_layers import check_node, layer_for
+from .load_ops import OPS
+from .node import Step
 
 
 class Namespace(Module):
@@ -59,8 +49,6 @@ class GraphModule(Module):
         self.onnx_values: dict[str, str] = {}
 
     def forward(self, *inputs: Any) -> Any:
-        from .load_ops import OPS
-
         if len(inputs) != len(self.onnx_inputs):
             raise ONNXError(
                 f"GraphModule: expected {len(self.onnx_inputs)} inputs "
@@ -103,7 +91,7 @@ def _free(root: Module, path: str) -> bool:
         return False
     parent: Any = root
     for part in parts[:-1]:
-        child = parent._modules.get(part)
+        child = dict(parent.named_children()).get(part)
         if child is None:
             return not hasattr(parent, part)
         if type(child) is not Namespace:
@@ -129,9 +117,9 @@ def place(root: Module, path: str, value: Any, persistent: bool = True) -> str:
     *parents, last = path.split(".")
     owner: Module = root
     for part in parents:
-        if part not in owner._modules:
+        if part not in dict(owner.named_children()):
             owner.add_module(part, Namespace())
-        owner = owner._modules[part]
+        owner = getattr(owner, part)
     if isinstance(value, (Module, Parameter)):
         setattr(owner, last, value)
     else:
@@ -204,9 +192,6 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     An operation, attribute or attribute value without an exact kernelab equivalent is an
     :class:`ONNXError` naming the node, its type and the supported list.
     """
-    from .load_layers import check_node, layer_for
-    from .load_ops import OPS
-
     onnx = require_onnx()
     model = _read(source)
     try:

@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..nn.normalization import _BatchNorm
+from ..nn.normalization import BatchNorm
 from .common import supported
-from .load import Step
-from .load_ops import fail, window_settings
+from .node import Step, fail, window_settings
 
 _WINDOW = {"auto_pad", "kernel_shape", "pads", "strides"}
 ATTRIBUTES: dict[str, set[str]] = {
@@ -86,7 +85,7 @@ def check_node(step: Step, opset: int) -> None:
 
 def layer_for(step: Step, static: dict, shapes: dict, opset: int) -> tuple[Any, dict] | None:
     """(layer, {attribute: graph value}) for a node kernelab has a layer for, else None."""
-    build = _LAYERS.get(step.op)
+    build = BUILDERS.get(step.op)
     return None if build is None else build(step, static, shapes, opset)
 
 
@@ -141,7 +140,7 @@ def _gemm(step: Step, static: dict, shapes: dict, opset: int):
     return layer, _weights(step, {"weight": 1, "bias": 2})
 
 
-class BatchNormalization(_BatchNorm):
+class BatchNormalization(BatchNorm):
     """Batch normalisation for an input of unknown rank (N, C, ...)."""
 
     expected_ndim = (2, 3, 4, 5)
@@ -220,7 +219,7 @@ def _simple(make: Any) -> Any:
     return lambda step, static, shapes, opset: (make(step.attrs), {})
 
 
-_LAYERS = {
+BUILDERS = {  # ONNX operator → the kernelab layer of identical meaning
     "Conv": _conv,
     "Gemm": _gemm,
     "BatchNormalization": _batch_norm,

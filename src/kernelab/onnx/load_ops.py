@@ -18,14 +18,10 @@ from .. import functional as F
 from ..core.tensor import Tensor, as_tensor, unwrap
 from ..functional import pool
 from ..functional.conv import conv_geometry
-from .common import ONNXError, cells_inside
-from .load import Step
+from .common import cells_inside
+from .node import Step, fail, window_settings
 
 Run = Callable[[Step, list, int], Any]
-
-
-def fail(step: Step, message: str) -> ONNXError:
-    return ONNXError(f"ONNX node '{step.name}' ({step.op}): {message}")
 
 
 def _array(value: Any) -> np.ndarray:
@@ -52,34 +48,6 @@ def _axes(step: Step, args: list, opset: int, since: int) -> list[int] | None:
 
 
 # ---- convolution and pooling geometry
-def window_settings(step: Step, spatial: tuple, kernel: tuple) -> tuple:
-    """(stride, dilation, ((top, bottom), (left, right))) with auto_pad resolved.
-
-    SAME_UPPER/SAME_LOWER pad ``(⌈in/s⌉ − 1)·s + d·(k − 1) + 1 − in`` in total, the odd cell
-    after (UPPER) or before (LOWER); with stride 1 that is ``d·(k − 1)``, whatever the size.
-    """
-    a = step.attrs
-    stride = tuple(a.get("strides", (1, 1)))
-    dilation = tuple(a.get("dilations", (1, 1)))
-    mode = a.get("auto_pad", "NOTSET")
-    if mode == "NOTSET":
-        t, l, b, r = a.get("pads", (0, 0, 0, 0))
-        return stride, dilation, ((t, b), (l, r))
-    if mode == "VALID":
-        return stride, dilation, ((0, 0), (0, 0))
-    pads = []
-    for size, k, s, d in zip(spatial, kernel, stride, dilation, strict=True):
-        if s == 1:
-            total = d * (k - 1)
-        elif size is None:
-            raise fail(step, f"auto_pad={mode} with stride {s} needs a known input size")
-        else:
-            total = max(0, (-(-size // s) - 1) * s + d * (k - 1) + 1 - size)
-        small, large = total // 2, total - total // 2
-        pads.append((small, large) if mode == "SAME_UPPER" else (large, small))
-    return stride, dilation, tuple(pads)
-
-
 def pool_geometry(step: Step, x_shape: tuple):
     """The geometry of a pooling node for this input; ceil_mode adds bottom/right cells.
 

@@ -16,6 +16,7 @@ import numpy as np
 from ... import nn
 from ...autograd import no_grad
 from ...core.tensor import Tensor
+from ...nn.layers import entry
 
 
 class ExplainError(ValueError):
@@ -24,9 +25,6 @@ class ExplainError(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)
 
 
 @dataclass
@@ -89,19 +87,8 @@ def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
 
 
 def kind(module: nn.Module) -> str:
-    """The page's name for what a layer does."""
-    kinds = (
-        (nn.Conv2d, "conv"),
-        (nn.MaxPool2d, "maxpool"),
-        (nn.AvgPool2d, "avgpool"),
-        (nn.AdaptiveAvgPool2d, "adaptivepool"),
-        (nn.Linear, "linear"),
-        (ACTIVATIONS, "activation"),
-        (nn.Flatten, "flatten"),
-        ((nn.BatchNorm1d, nn.BatchNorm2d), "batchnorm"),
-        ((nn.Dropout, nn.Identity), "identity"),
-    )
-    return next((name for types, name in kinds if isinstance(module, types)), "other")
+    """The page's name for what a layer does ("conv", "activation", ...; "other" if unknown)."""
+    return entry(module).kind
 
 
 def encode(maps: np.ndarray) -> dict:
