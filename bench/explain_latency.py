@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 from kernelab.apps import arch  # noqa: E402
 from kernelab.apps.explain.api import Explainer  # noqa: E402
 from kernelab.apps.explain.source import Source  # noqa: E402
-from kernelab.apps.inspect import synthetic_digit  # noqa: E402
+from kernelab.apps.inspection import synthetic_digit  # noqa: E402
 
 TARGET_MS = 50.0
 HEADERS = {"X-Kernelab-Session": "benchmark-session", "Content-Type": "application/json"}

@@ -9,7 +9,7 @@ from PIL import Image
 
 import kernelab.nn as nn
 from kernelab.apps import arch, runs
-from kernelab.apps.inspect import feature_maps, synthetic_digit
+from kernelab.apps.inspection import feature_maps, synthetic_digit
 from kernelab.cli import main
 from kernelab.core import serialization as io
 from kernelab.core.tensor import Tensor

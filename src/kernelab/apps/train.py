@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..autograd import no_grad
+from ..autograd import no_grad, unwrap
 from ..core import rng as random
 from ..core import serialization as io
-from ..core.tensor import unwrap
 from ..distributed import get_world_size
 from ..nn import Module
 from ..optim.lr_scheduler import ReduceLROnPlateau

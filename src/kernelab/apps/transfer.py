@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..autograd import unwrap
 from ..core import serialization as io
 from ..core.errors import ShapeError
-from ..core.tensor import unwrap
 from ..nn import Module
 
 

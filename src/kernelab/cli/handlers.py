@@ -1,6 +1,6 @@
 """What each ``kernelab`` subcommand does: read its parsed arguments, call the library, print.
 
-The work lives in the library (``apps.runs``, ``apps.inspect``, ``apps.explain``,
+The work lives in the library (``apps.runs``, ``apps.inspection``, ``apps.explain``,
 ``apps.studies``, ``kernels.filtering``); a handler only turns options into calls, prints what
 came out, and returns the exit status.
 """
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .. import distributed
-from ..apps import arch, inspect, runs, studies
+from ..apps import arch, inspection, runs, studies
 from ..core.threads import set_num_threads
 from ..kernels import filtering, get_kernel, viz
 from ..kernels.summary import summary
@@ -128,7 +128,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def inspect_command(args: argparse.Namespace) -> int:
-    index = inspect.inspect_run(args.run, args.image, args.out, args.evaluate, args.data_dir)
+    index = inspection.inspect_run(args.run, args.image, args.out, args.evaluate, args.data_dir)
     pictures = len(list(index.parent.glob("*.png")))
     print(f"inspect: {pictures} pictures in {index.parent}; open {index}")
     return 0

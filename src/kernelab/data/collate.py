@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.tensor import Tensor, get_default_dtype
+from ..core.dtypes import get_default_dtype
+from ..core.tensor import Tensor
 
 
 def default_collate(batch: Sequence[Any]) -> Any:

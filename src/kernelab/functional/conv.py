@@ -52,7 +52,6 @@ from ..autograd import Function
 from ..core.errors import ShapeError
 from .conv_algorithms import choose
 from .geometry import ConvGeometry, Padding, conv_geometry
-from .geometry import pair as pair  # kernels.summary imports it from here
 
 
 def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:

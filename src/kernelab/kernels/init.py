@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import unwrap
 from ..core.errors import ShapeError
 from ..core.rng import as_generator
-from ..core.tensor import Tensor, unwrap
+from ..core.tensor import Tensor
 from . import designed as K
 
 Generator = np.random.Generator | int | None

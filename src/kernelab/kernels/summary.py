@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import no_grad
-from ..core.tensor import Tensor, get_default_dtype
+from ..core.dtypes import get_default_dtype
+from ..core.tensor import Tensor
 from ..nn import Module
 from ..nn.layers import entry
 

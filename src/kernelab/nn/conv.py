@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..autograd import no_grad
-from ..core.tensor import Tensor, unwrap
+from ..autograd import no_grad, unwrap
+from ..core.tensor import Tensor
 from ..functional.geometry import conv_geometry
 from ..kernels import constraints
 from .module import Module, Parameter, check_device, new_parameter

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..functional.conv import pair
+from ..functional.geometry import pair
 from ..kernels import constraints
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2d

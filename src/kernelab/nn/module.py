@@ -8,10 +8,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..autograd import unwrap
 from ..core.devices import check_device
+from ..core.dtypes import get_default_dtype
 from ..core.errors import ShapeError
 from ..core.rng import as_generator
-from ..core.tensor import Tensor, get_default_dtype, unwrap
+from ..core.tensor import Tensor
 
 
 class Parameter(Tensor):

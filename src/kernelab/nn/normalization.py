@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..core.dtypes import get_default_dtype
 from ..core.errors import ShapeError
-from ..core.tensor import get_default_dtype
 from .module import Module, Parameter, check_device
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..core.tensor import Tensor, as_tensor, unwrap
+from ..autograd import unwrap
+from ..core.tensor import Tensor, as_tensor
 from ..functional import pool
-from ..functional.conv import conv_geometry
+from ..functional.geometry import conv_geometry, pool_output_length, window_extent
 from .common import cells_inside
 from .node import Step, fail, window_settings
 
@@ -51,8 +52,8 @@ def _axes(step: Step, args: list, opset: int, since: int) -> list[int] | None:
 def pool_geometry(step: Step, x_shape: tuple):
     """The geometry of a pooling node for this input; ceil_mode adds bottom/right cells.
 
-    As PyTorch (and ONNX since it matched it): ``out = ⌈(in + pads − d·(k−1) − 1)/s⌉ + 1``,
-    less one when the last window would start in the after-padding.
+    The output length is PyTorch's, which ONNX's ceil_mode follows; the padding after grows
+    by what the last window hangs over the end.
     """
     kernel = tuple(step.attrs["kernel_shape"])
     stride, dilation, padding = window_settings(step, x_shape[2:], kernel)
@@ -60,11 +61,8 @@ def pool_geometry(step: Step, x_shape: tuple):
         padding = list(padding)
         for axis, size in enumerate(x_shape[2:]):
             (before, after), k, s, d = padding[axis], kernel[axis], stride[axis], dilation[axis]
-            span = size + before + after - d * (k - 1) - 1
-            out = -(-span // s) + 1
-            if (out - 1) * s >= size + before:
-                out -= 1
-            extra = max(0, (out - 1) * s + d * (k - 1) + 1 - (size + before + after))
+            out = pool_output_length(size, k, s, d, (before, after), ceil_mode=True)
+            extra = max(0, (out - 1) * s + window_extent(k, d) - (size + before + after))
             padding[axis] = (before, after + extra)
         padding = tuple(padding)
     return conv_geometry(kernel, stride, padding, dilation)
