@@ -2,12 +2,10 @@
 its options, evaluate, predict, help, user errors, the offline fallback, and resumption of a
 run killed with SIGKILL."""
 
-import gzip
 import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_files import write_bar_mnist
 
 from kernelab import cli
 from kernelab.apps import runs
@@ -28,29 +27,10 @@ TINY = "conv3x4-same,relu,maxpool2,flatten,linear10"
 TRAIN_IMAGES, TEST_IMAGES = 512, 128
 
 
-def write_idx_mnist(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """MNIST's four gzipped IDX files, with 28x28 images whose class is where a bar is."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for prefix, n in (("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = (rng.random((n, 28, 28)) * 80).astype(np.uint8)
-        for i, label in enumerate(labels):
-            row, column = divmod(int(label), 5)
-            images[i, 3 + 12 * row : 13 + 12 * row, 2 + 5 * column : 6 + 5 * column] = 255
-        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as file:
-            file.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as file:
-            file.write(struct.pack(">II", 2049, n) + labels.tobytes())
-        written[prefix] = labels
-    return written
-
-
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
     folder = tmp_path_factory.mktemp("mnist")
-    return folder, write_idx_mnist(folder)
+    return folder, write_bar_mnist(folder, TRAIN_IMAGES, TEST_IMAGES, noise=80)
 
 
 @pytest.fixture(scope="module")

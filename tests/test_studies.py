@@ -1,17 +1,16 @@
 """The studies (``kernelab study NAME``), each run tiny on synthetic MNIST-format files."""
 
-import gzip
 import json
 import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_files import write_mnist
 
 from kernelab import cli
 from kernelab.apps import arch
@@ -21,15 +20,6 @@ from kernelab.kernels.constraints import num_free
 from kernelab.kernels.summary import summary
 
 TRAIN, TEST, SEEDS = 128, 64, 2
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    if array.ndim == 3:
-        header = struct.pack(">IIII", 2051, *array.shape)
-    else:
-        header = struct.pack(">II", 2049, len(array))
-    with gzip.open(path, "wb") as stream:
-        stream.write(header + array.astype(np.uint8).tobytes())
 
 
 def _synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +35,9 @@ def _synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
 def data_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("mnist")
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", TRAIN), ("t10k", TEST)):
-        images, labels = _synthetic_digits(n, rng)
-        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    write_mnist(
+        folder, {"train": _synthetic_digits(TRAIN, rng), "t10k": _synthetic_digits(TEST, rng)}
+    )
     return folder
 
 

@@ -31,6 +31,7 @@ from .core.dtypes import (
     uint8,
 )
 from .core.errors import ShapeError
+from .core.errors import not_provided as _not_provided
 from .core.rng import Generator, manual_seed
 from .core.tensor import Tensor, as_tensor, from_numpy, tensor
 
@@ -76,6 +77,4 @@ def __getattr__(name: str):
     error that says PyTorch's ``torch.<name>`` is not part of kernelab."""
     if not name.startswith("_") and _find_spec(f"{__name__}.{name}") is not None:
         return _import_module(f"{__name__}.{name}")
-    from .core.errors import not_provided
-
-    raise not_provided(__name__, name, "torch")
+    raise _not_provided(__name__, name, "torch")

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from conftest import MNIST_FILES, write_mnist
+from mnist_files import MNIST_FILES, write_mnist
 
 
 class _Handler(BaseHTTPRequestHandler):

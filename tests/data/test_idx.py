@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_bytes
+from mnist_files import idx_bytes
 
 from kernelab.data import read_idx, read_idx_images, read_idx_labels
 

@@ -5,12 +5,11 @@ that is right most of the time and wrong on a few images (a confusion matrix wor
 """
 
 import base64
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_files import write_bar_mnist
 
 from kernelab import cli
 
@@ -22,26 +21,10 @@ TINY = "conv3x4-same,relu,maxpool2,conv3x3x6-p1-s2-symx,relu,avgpool2-p1,flatten
 SESSION = {"X-Kernelab-Session": "test-session-a"}
 
 
-def write_mnist(folder: Path, train: int = 400, test: int = 120, seed: int = 0) -> None:
-    """MNIST's four gzipped IDX files with 28x28 images whose class is where a bar is."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", train), ("t10k", test)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-        for i, label in enumerate(labels):
-            row, column = divmod(int(label), 5)
-            images[i, 3 + 12 * row : 13 + 12 * row, 2 + 5 * column : 6 + 5 * column] = 255
-        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as file:
-            file.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as file:
-            file.write(struct.pack(">II", 2049, n) + labels.tobytes())
-
-
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("mnist")
-    write_mnist(folder)
+    write_bar_mnist(folder, train=400, test=120, noise=60)
     return folder
 
 

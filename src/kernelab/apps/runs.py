@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import data, distributed, optim
+from .. import data, distributed, onnx, optim
 from .. import functional as F
 from ..autograd import no_grad
 from ..core import rng as random
 from ..core import serialization as io
 from ..core.tensor import Tensor
+from ..interop import save_safetensors
 from ..kernels import init, viz
 from ..nn import Conv2d, Module
 from . import arch
@@ -304,13 +305,9 @@ def write_pictures(model: Module, epochs: list[dict], run_dir: Path) -> None:
 def export(model: Module, input_shape: tuple[int, ...], path: Path, format: str) -> Path:
     """Write the model as ONNX (batch axis free) or safetensors (PyTorch's state-dict keys)."""
     if format == "onnx":
-        from .. import onnx
-
         example = np.zeros((1,) + tuple(input_shape), dtype=np.float32)
         onnx.export(model, example, path)
     else:
-        from ..interop import save_safetensors
-
         save_safetensors(model, path)
     return path
 

@@ -29,6 +29,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..core.tensor import Tensor
+from . import viz
 
 MODES = ("correlate", "convolve")
 
@@ -106,8 +107,6 @@ def is_point_symmetric(kernel: np.ndarray) -> bool:
 
 def save_comparison(image: np.ndarray, kernel: np.ndarray, title: str, path: str | Path) -> Path:
     """original | correlated | convolved, side by side, as a PNG titled ``title`` and the size."""
-    from . import viz
-
     pictures = [("original", to_uint8(image))]
     for mode in MODES:
         pictures.append((f"{mode}d", to_uint8(filter_image(image, kernel, mode))))

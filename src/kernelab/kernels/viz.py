@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .frequency import describe, frequency_response
+
 
 def _pyplot():
     try:
@@ -218,8 +220,6 @@ def plot_frequency_responses(
     squares over its depth (see :func:`kernelab.kernels.frequency.frequency_response`). Each tile is
     scaled to its own maximum, since the class depends on the shape of the response.
     """
-    from .frequency import describe, frequency_response
-
     w = np.asarray(weight)
     tiles, labels = [], []
     for index, kernel in enumerate(w[:max_kernels]):

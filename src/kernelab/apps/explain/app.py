@@ -10,6 +10,7 @@ The computations live in ``api.py``; this module only speaks HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ...core.threads import set_num_threads
 from . import inputs
 from .api import Explainer
 from .compute import ExplainError
@@ -213,12 +215,8 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 
 
 def set_threads(threads: int) -> None:
-    try:
-        from ...core.threads import set_num_threads
-
+    with contextlib.suppress(ImportError):  # without threadpoolctl BLAS keeps its default
         set_num_threads(threads)
-    except ImportError:  # without threadpoolctl BLAS keeps its default
-        pass
 
 
 def listen(host: str, port: int) -> socket.socket:

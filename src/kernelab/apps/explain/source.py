@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ... import onnx as kl_onnx
+from ...autograd import no_grad
 from ...core import serialization as io
+from ...core.tensor import Tensor
 from ...data import MNIST_MEAN, MNIST_STD
 from ...nn import Module
 from .. import runs
@@ -80,17 +83,12 @@ def _checkpoint_of(run_dir: Path) -> Path:
 
 
 def _outputs(model: Module, shape) -> int:
-    from ...autograd import no_grad
-    from ...core.tensor import Tensor
-
     with no_grad():
         return int(model(Tensor(np.zeros((1, *shape), np.float32))).shape[-1])
 
 
 def _load_onnx(path: Path) -> Source:
     """An ONNX graph through ``kernelab.onnx.load``; its input shape from the graph."""
-    from ... import onnx as kl_onnx
-
     load = getattr(kl_onnx, "load", None)
     if load is None:
         raise RuntimeError(

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ... import distributed
+from ...core.threads import get_num_threads
 from ...kernels import viz
 from .runner import Recipe, Row, StudyData
 
@@ -200,9 +202,6 @@ def run_info(
     command: str,
     extra: dict[str, str],
 ) -> dict[str, str]:
-    from ... import distributed
-    from ...core.threads import get_num_threads
-
     shape = "x".join(str(n) for n in study_data.input_shape[1:])
     return {
         "Data": study_data.source,
