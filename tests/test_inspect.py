@@ -11,7 +11,7 @@ import kernelab.nn as nn
 from kernelab.apps import arch, runs
 from kernelab.apps.inspection import feature_maps, synthetic_digit
 from kernelab.cli import main
-from kernelab.core import serialization as io
+from kernelab.core import serialization
 from kernelab.core.tensor import Tensor
 
 SPEC = "conv3x4-same,relu,maxpool2,conv3x3x6,relu,flatten,linear10"
@@ -42,7 +42,7 @@ def run(tmp_path):
         for e in (1, 2)
     ]
     folder = tmp_path / "run"
-    io.save(
+    serialization.save(
         {"model": model.state_dict(), "config": config, "history": history},
         folder / "checkpoint.kl",
     )

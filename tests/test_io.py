@@ -13,7 +13,7 @@ import pytest
 
 import kernelab as kl
 from kernelab import nn, optim
-from kernelab.core import serialization as io
+from kernelab.core import serialization
 from kernelab.core.serialization import CheckpointError
 
 
@@ -35,8 +35,8 @@ def same(a, b) -> bool:
 
 
 def round_trip(obj, tmp_path: Path):
-    io.save(obj, tmp_path / "c.kl")
-    return io.load(tmp_path / "c.kl")
+    serialization.save(obj, tmp_path / "c.kl")
+    return serialization.load(tmp_path / "c.kl")
 
 
 def small_checkpoint(path: Path) -> dict:
@@ -45,7 +45,7 @@ def small_checkpoint(path: Path) -> dict:
         "optimizer": {"state": {0: {"step": 3, "exp_avg": np.full(5, 0.25)}}},
         "epoch": 2,
     }
-    io.save(obj, path)
+    serialization.save(obj, path)
     return obj
 
 
@@ -123,9 +123,9 @@ def test_optimizer_state_round_trip_continues_identically(tmp_path):
 
 def test_saved_arrays_are_snapshots(tmp_path):
     array = np.zeros(3)
-    io.save({"a": array}, tmp_path / "c.kl")
+    serialization.save({"a": array}, tmp_path / "c.kl")
     array += 1
-    assert np.array_equal(io.load(tmp_path / "c.kl")["a"], np.zeros(3))
+    assert np.array_equal(serialization.load(tmp_path / "c.kl")["a"], np.zeros(3))
 
 
 @pytest.mark.parametrize(
@@ -135,10 +135,10 @@ def test_saved_arrays_are_snapshots(tmp_path):
 )
 def test_unsupported_values_are_refused_and_leave_the_old_file(tmp_path, bad):
     path = tmp_path / "c.kl"
-    io.save({"old": 1}, path)
+    serialization.save({"old": 1}, path)
     with pytest.raises(TypeError, match="cannot save"):
-        io.save({"new": bad}, path)
-    assert io.load(path) == {"old": 1}
+        serialization.save({"new": bad}, path)
+    assert serialization.load(path) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["c.kl"]
 
 
@@ -152,24 +152,26 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(zipfile.ZipFile, "writestr", fail)
     with pytest.raises(OSError, match="disk full"):
-        io.save({"model": {"w": np.ones(1000)}}, path)
+        serialization.save({"model": {"w": np.ones(1000)}}, path)
     monkeypatch.undo()
-    assert same(io.load(path), original)
+    assert same(serialization.load(path), original)
     assert [p.name for p in tmp_path.iterdir()] == ["c.kl"]  # no temporary file left
 
 
 def test_save_creates_folders_and_a_readable_file(tmp_path):
     path = tmp_path / "a" / "b" / "c.kl"
-    io.save([1], path)
-    assert io.load(path) == [1]
+    serialization.save([1], path)
+    assert serialization.load(path) == [1]
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_save_writes_through_a_temporary_file_and_rename(tmp_path, monkeypatch):
     renames = []
-    real_replace = io.os.replace
-    monkeypatch.setattr(io.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b)))
-    io.save({"x": 1}, tmp_path / "c.kl")
+    real_replace = serialization.os.replace
+    monkeypatch.setattr(
+        serialization.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b))
+    )
+    serialization.save({"x": 1}, tmp_path / "c.kl")
     ((source, target),) = renames
     assert Path(source).parent == tmp_path and Path(source).name.startswith(".c.kl.")
     assert Path(target) == tmp_path / "c.kl"
@@ -183,7 +185,7 @@ def test_truncated_checkpoints_are_refused(tmp_path):
     for cut in [0, 1, 4, 30, len(raw) // 4, len(raw) // 2, len(raw) - 100, len(raw) - 22, -1]:
         path.write_bytes(raw[:cut])
         with pytest.raises(CheckpointError, match=r"c\.kl"):
-            io.load(path)
+            serialization.load(path)
 
 
 def test_a_flipped_byte_inside_an_array_is_refused(tmp_path):
@@ -198,7 +200,7 @@ def test_a_flipped_byte_inside_an_array_is_refused(tmp_path):
         damaged[start + offset] ^= 0x10
         path.write_bytes(bytes(damaged))
         with pytest.raises(CheckpointError, match="array a0|corrupted"):
-            io.load(path)
+            serialization.load(path)
 
 
 def test_any_single_flipped_byte_is_refused_or_harmless(tmp_path):
@@ -213,7 +215,7 @@ def test_any_single_flipped_byte_is_refused_or_harmless(tmp_path):
         flipped[i] ^= 0x41
         damaged.write_bytes(bytes(flipped))
         try:
-            back = io.load(damaged)
+            back = serialization.load(damaged)
         except CheckpointError:
             refused += 1
         else:
@@ -234,7 +236,7 @@ def test_an_array_altered_with_a_valid_zip_fails_its_checksum(tmp_path):
         for name, content in members.items():
             archive.writestr(name, content)
     with pytest.raises(CheckpointError, match="array a0 fails its checksum"):
-        io.load(path)
+        serialization.load(path)
 
 
 class _Trap:
@@ -252,7 +254,7 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     path = tmp_path / "c.kl"
     path.write_bytes(pickle.dumps({"model": _Trap(marker)}))
     with pytest.raises(CheckpointError, match="not a kernelab checkpoint"):
-        io.load(path)
+        serialization.load(path)
     # a pickled object array smuggled into a well-formed checkpoint is refused too
     small_checkpoint(path)
     with zipfile.ZipFile(path) as archive:
@@ -264,7 +266,7 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
         for name, content in members.items():
             archive.writestr(name, content)
     with pytest.raises(CheckpointError, match="array a0 is unreadable"):
-        io.load(path)
+        serialization.load(path)
     assert not marker.exists()
 
 
@@ -283,7 +285,7 @@ def test_foreign_files_are_refused(tmp_path, content):
     path = tmp_path / "c.kl"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match="not a kernelab checkpoint"):
-        io.load(path)
+        serialization.load(path)
 
 
 @pytest.mark.parametrize(
@@ -292,10 +294,13 @@ def test_foreign_files_are_refused(tmp_path, content):
         None,
         [],
         {"format": "other/1", "content": 1},
-        {"format": io.FORMAT},
-        {"format": io.FORMAT, "content": {"__array__": "missing", "tensor": False, "sha256": ""}},
-        {"format": io.FORMAT, "content": {"__array__": 5}},
-        {"format": io.FORMAT, "content": {"__items__": [[[1], 2]]}},
+        {"format": serialization.FORMAT},
+        {
+            "format": serialization.FORMAT,
+            "content": {"__array__": "missing", "tensor": False, "sha256": ""},
+        },
+        {"format": serialization.FORMAT, "content": {"__array__": 5}},
+        {"format": serialization.FORMAT, "content": {"__items__": [[[1], 2]]}},
     ],
     ids=["null", "list", "other-format", "no-content", "missing-array", "bad-ref", "bad-key"],
 )
@@ -304,7 +309,7 @@ def test_well_formed_zips_with_a_wrong_tree_are_refused(tmp_path, tree):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("tree.json", json.dumps(tree))
     with pytest.raises(CheckpointError):
-        io.load(path)
+        serialization.load(path)
 
 
 def test_a_zip_without_tree_is_refused(tmp_path):
@@ -312,9 +317,9 @@ def test_a_zip_without_tree_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("a0.npy", b"")
     with pytest.raises(CheckpointError, match="not a kernelab checkpoint"):
-        io.load(path)
+        serialization.load(path)
 
 
 def test_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        io.load(tmp_path / "nothing.kl")
+        serialization.load(tmp_path / "nothing.kl")

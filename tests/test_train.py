@@ -12,8 +12,8 @@ import kernelab as kl
 from kernelab import data, optim
 from kernelab.apps import arch
 from kernelab.apps.train import CHECKPOINT, History, Trainer, TrainingDiverged, evaluate, fit
-from kernelab.core import rng as random
-from kernelab.core import serialization as io
+from kernelab.core import serialization
+from kernelab.core.rng import manual_seed
 from kernelab.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
 SPEC = "conv3x4-same,relu,maxpool2,flatten,dropout0.2,linear4"
@@ -39,7 +39,7 @@ def setup(seed=0, lr=0.01, optimizer="adam", epochs=3, schedule=True, loader_see
 
     ``loader_seed=None`` lets the loader draw its seed from the default generator.
     """
-    random.manual_seed(seed)
+    manual_seed(seed)
     model = arch.build(SPEC, (1, 8, 8), generator=seed)
     loader = data.DataLoader(data.TensorDataset(*TRAIN), 16, shuffle=True, generator=loader_seed)
     params = model.parameters()
@@ -107,7 +107,7 @@ def test_fit_records_history_validation_and_run_files(tmp_path):
     assert history.best("val_acc")["val_acc"] == max(row["val_acc"] for row in history.epochs)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics == {"config": {"note": "x"}, "epochs": history.epochs}
-    state = io.load(tmp_path / CHECKPOINT)
+    state = serialization.load(tmp_path / CHECKPOINT)
     assert state["epoch"] == 3 and state["running"]["steps"] == 0
     assert_bit_identical(weights(trainer.model), {k: v.data for k, v in state["model"].items()})
     assert (tmp_path / "best.kl").exists()
@@ -169,7 +169,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, pati
     trainer = trainer_for(setup(lr=0.0, schedule=False), patience=patience, run_dir=tmp_path)
     history = trainer.fit(10)
     assert len(history.epochs) == epochs and history.stopped_early
-    assert io.load(tmp_path / CHECKPOINT)["bad_epochs"] == epochs - 1
+    assert serialization.load(tmp_path / CHECKPOINT)["bad_epochs"] == epochs - 1
 
 
 def test_no_early_stop_while_improving():
@@ -210,7 +210,7 @@ def test_huge_learning_rate_stops_with_a_clear_error_and_keeps_the_last_finite_c
     assert str(tmp_path / CHECKPOINT) in message and "lower learning rate" in message
     finite = [s for s in snapshots if all(np.isfinite(v).all() for v in s.values())]
     assert len(finite) >= 2  # it diverged after some good steps
-    state = io.load(tmp_path / CHECKPOINT)
+    state = serialization.load(tmp_path / CHECKPOINT)
     assert_bit_identical({k: v.data for k, v in state["model"].items()}, finite[-1])
     fresh, *_ = setup()
     fresh.load_state_dict(state["model"])  # the kept checkpoint loads
@@ -252,7 +252,7 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, epoch, steps):
     with pytest.raises(Interrupt):
         run(setup(seed=0), run_dir=tmp_path, checkpoint_every=1)
     monkeypatch.undo()
-    state = io.load(tmp_path / CHECKPOINT)
+    state = serialization.load(tmp_path / CHECKPOINT)
     assert (state["epoch"], state["running"]["steps"]) == (epoch, steps)
     parts = setup(seed=99)  # everything different until restored
     trainer = trainer_for(parts, run_dir=tmp_path, checkpoint_every=1)
@@ -287,7 +287,9 @@ def test_resume_through_fit_with_checkpoint_every(tmp_path, monkeypatch):
     with pytest.raises(Interrupt):
         fit(model, loader, 2, opt, val_loader=val_loader(), **options)
     monkeypatch.undo()
-    assert io.load(tmp_path / CHECKPOINT)["running"]["steps"] == 3  # the last multiple of 3
+    assert (
+        serialization.load(tmp_path / CHECKPOINT)["running"]["steps"] == 3
+    )  # the last multiple of 3
     model, loader, opt, scheduler = setup(seed=1, epochs=2)
     options["scheduler"] = scheduler
     history = fit(

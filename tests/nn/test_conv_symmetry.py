@@ -10,7 +10,7 @@ import kernelab.functional as F
 from kernelab import nn, optim
 from kernelab.apps import arch
 from kernelab.apps.transfer import read_weights, transfer
-from kernelab.core import serialization as io
+from kernelab.core import serialization
 from kernelab.kernels import constraints, init
 
 
@@ -121,9 +121,9 @@ def test_spec_builds_symmetric_layers_and_checkpoints_round_trip(tmp_path):
     ]
     assert state["0.weight_free"].shape == (6, 2, 13)
     assert state["3.weight_free"].shape == (4, 6, 3)
-    io.save({"arch": SPEC, "model": state}, tmp_path / "run.ckpt")
+    serialization.save({"arch": SPEC, "model": state}, tmp_path / "run.ckpt")
 
-    loaded = io.load(tmp_path / "run.ckpt")
+    loaded = serialization.load(tmp_path / "run.ckpt")
     again = arch.build(loaded["arch"], (2, 12, 12), generator=2)  # the type comes from the spec
     again.load_state_dict(loaded["model"])
     x = kl.tensor(np.random.default_rng(0).standard_normal((2, 2, 12, 12)).astype(np.float32))

@@ -19,8 +19,7 @@ import numpy as np
 from .. import data, distributed, onnx, optim
 from .. import functional as F
 from ..autograd import no_grad
-from ..core import rng as random
-from ..core import serialization as io
+from ..core import rng, serialization
 from ..core.tensor import Tensor
 from ..interop import save_safetensors
 from ..kernels import init, viz
@@ -210,7 +209,7 @@ def train_run(
     logs. Returns the model (wrapped for data parallelism over several ranks) and its history.
     """
     leader = distributed.get_rank() == 0
-    random.manual_seed(config["seed"])
+    rng.manual_seed(config["seed"])
     splits, (x_train, y_train), (x_test, y_test) = load_data(config)
     if leader:
         log(f"data: {splits.source}; {len(x_train)} training, {len(x_test)} test images")
@@ -260,7 +259,7 @@ def load_run(path: str | Path) -> tuple[Module, dict, Path]:
     checkpoint = path / CHECKPOINT if path.is_dir() else path
     if path.is_dir() and (path / BEST).exists():
         checkpoint = path / BEST
-    state = io.load(checkpoint)
+    state = serialization.load(checkpoint)
     config = state["config"]
     model = model_from_config(config)
     model.load_state_dict(state["model"])
@@ -276,7 +275,7 @@ def resume_config(
     rates span the planned epochs; ``data_dir`` says where the data is now.
     """
     run_dir = Path(run_dir)
-    config = dict(io.load(run_dir / CHECKPOINT)["config"])
+    config = dict(serialization.load(run_dir / CHECKPOINT)["config"])
     if epochs is not None and epochs != config["epochs"]:
         if config["schedule"] in ("onecycle", "cosine"):
             raise ValueError(

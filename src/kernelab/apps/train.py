@@ -23,8 +23,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import no_grad, unwrap
-from ..core import rng as random
-from ..core import serialization as io
+from ..core import rng, serialization
 from ..distributed import get_world_size
 from ..nn import Module
 from ..optim.lr_scheduler import ReduceLROnPlateau
@@ -148,7 +147,7 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
             "running": vars(self.running).copy(),
-            "rng": random.default_generator().bit_generator.state,
+            "rng": rng.default_generator().bit_generator.state,
             "history": self.history.epochs,
             "best_val": self.best_val,
             "bad_epochs": self.bad_epochs,
@@ -165,7 +164,7 @@ class Trainer:
         if not all(np.isfinite(unwrap(v)).all() for v in values):
             where = f"epoch {self.epoch + 1}, step {self.running.steps}"
             raise TrainingDiverged(self._diverged(f"the weights became infinite or NaN at {where}"))
-        io.save(self.state(), self.run_dir / name)
+        serialization.save(self.state(), self.run_dir / name)
 
     def _diverged(self, what: str) -> str:
         kept = self.run_dir is not None and (self.run_dir / CHECKPOINT).exists()
@@ -174,13 +173,13 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         """Continue from a checkpoint written by :meth:`save`."""
-        state = io.load(path)
+        state = serialization.load(path)
         _unwrapped(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.running = state["epoch"], Running(**state["running"])
-        random.default_generator().bit_generator.state = state["rng"]
+        rng.default_generator().bit_generator.state = state["rng"]
         self.history.epochs = list(state["history"])
         self.best_val, self.bad_epochs = state["best_val"], state["bad_epochs"]
         if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd import unwrap
-from ..core import serialization as io
+from ..core import serialization
 from ..core.errors import ShapeError
 from ..nn import Module
 
@@ -49,7 +49,7 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state_dict (names to tensors), got {type(state)}")
         return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "numpy")}
-    content = io.load(path)
+    content = serialization.load(path)
     state = content.get("model", content) if isinstance(content, dict) else content
     return {k: np.asarray(unwrap(v)) for k, v in state.items()}
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ... import onnx as kl_onnx
 from ...autograd import no_grad
-from ...core import serialization as io
+from ...core import serialization
 from ...core.tensor import Tensor
 from ...data import MNIST_MEAN, MNIST_STD
 from ...nn import Module
@@ -205,7 +205,7 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
         for (layer, kernel), text in sorted(session.edits.items())
     ]
     config = dict(source.config, edited_from=str(source.path), edits=edits)
-    io.save({"model": session.model.state_dict(), "config": config}, target / CHECKPOINT)
+    serialization.save({"model": session.model.state_dict(), "config": config}, target / CHECKPOINT)
     (target / "edits.json").write_text(
         json.dumps({"from": str(source.path), "edits": edits}, indent=1)
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import data, distributed, optim
 from ... import functional as F
-from ...core import rng as random
+from ...core import rng
 from ...kernels import init
 from ...kernels.summary import summary
 from ...nn import Conv2d, Module
@@ -165,7 +165,7 @@ def model_numbers(model: Module, input_shape: tuple[int, ...]) -> dict[str, Any]
 
 def train_one(config: Config, seed: int, recipe: Recipe, study_data: StudyData) -> dict:
     """Train ``config`` with ``seed`` and return its numbers (JSON-ready)."""
-    random.manual_seed(seed)
+    rng.manual_seed(seed)
     model = arch.build(config.spec, study_data.input_shape, generator=seed)
     start_kernels(model, config, seed)
     numbers = model_numbers(model, study_data.input_shape)
