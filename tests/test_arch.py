@@ -3,24 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from comparisons import torch_classic
 
 import kernelab as kl
 from kernelab import nn
 from kernelab.apps import arch
 from kernelab.apps.arch import CLASSIC, SpecError
-
-
-def torch_classic() -> torch.nn.Sequential:
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 5, padding="same"),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding="same"),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(64 * 7 * 7, 10),
-    )
 
 
 def test_classic_network_matches_pytorch():

@@ -9,16 +9,14 @@ import pytest
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
+from comparisons import data  # noqa: E402
+
 import kernelab as kl  # noqa: E402
 from kernelab import nn  # noqa: E402
 from kernelab.interop import from_torch, load_safetensors, save_safetensors  # noqa: E402
 from kernelab.nn.layers import LAYERS  # noqa: E402
 
 T = torch.nn
-
-
-def data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def every_layer():

@@ -4,6 +4,7 @@ counts against PyTorch, receptive fields against the support of an input gradien
 import numpy as np
 import pytest
 import torch
+from comparisons import torch_classic
 
 import kernelab as kl
 from kernelab import nn
@@ -93,16 +94,7 @@ def test_shapes_and_parameters_match_pytorch():
 
 
 def test_classic_parameter_count_matches_pytorch():
-    reference = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 5, padding="same"),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 5, padding="same"),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(3136, 10),
-    )
+    reference = torch_classic()
     s = summary(arch.build(arch.CLASSIC), (1, 28, 28))
     assert s.params == sum(p.numel() for p in reference.parameters()) == 83466
 

@@ -13,6 +13,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from comparisons import data, rel_err  # noqa: E402
+
 import kernelab as kl  # noqa: E402
 import kernelab.functional as F  # noqa: E402
 import kernelab.onnx as konnx  # noqa: E402
@@ -20,15 +22,6 @@ from kernelab import nn  # noqa: E402
 from kernelab.apps import arch  # noqa: E402
 
 RTOL = 1e-5
-
-
-def rel_err(actual, expected) -> float:
-    """max |a − e| / max |e|: the error relative to the output's scale."""
-    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
-
-
-def data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def run_onnxruntime(path, x):

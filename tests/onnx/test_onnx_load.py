@@ -10,6 +10,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from comparisons import data, rel_err  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import kernelab as kl  # noqa: E402
@@ -18,14 +19,6 @@ from kernelab import nn, optim  # noqa: E402
 from kernelab.apps import arch  # noqa: E402
 
 RTOL = 1e-5
-
-
-def rel_err(actual, expected) -> float:
-    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
-
-
-def data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def graph_model(nodes, inputs, initializers=None, outputs=("y",), opset=17, rank=4):

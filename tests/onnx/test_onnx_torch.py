@@ -5,25 +5,18 @@ The legacy TorchScript exporter (``dynamo=False``) is used: the default one need
 
 import warnings
 
-import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
+
+from comparisons import data, rel_err  # noqa: E402
 
 import kernelab as kl  # noqa: E402
 import kernelab.onnx as konnx  # noqa: E402
 from kernelab import nn  # noqa: E402
 
 RTOL = 1e-5
-
-
-def rel_err(actual, expected) -> float:
-    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
-
-
-def data(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 class TorchNet(torch.nn.Module):
