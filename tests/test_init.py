@@ -12,7 +12,7 @@ import kernelab as kl
 from kernelab.core.errors import ShapeError
 from kernelab.core.tensor import Tensor
 from kernelab.kernels import designed as K
-from kernelab.kernels import init
+from kernelab.kernels import init, initializers
 
 SHAPE = (64, 32, 3, 3)  # 18432 draws; fan_in 288, fan_out 576
 FAN_IN, FAN_OUT = 32 * 9, 64 * 9
@@ -118,7 +118,7 @@ def test_kaiming(a, mode, nonlinearity, fan):
 
 def test_default_is_torchs_conv_default():
     """U(±1/√fan_in) is the distribution torch's Conv2d.reset_parameters draws."""
-    ours_ = ours(init.get_initializer("default"))
+    ours_ = ours(initializers.get_initializer("default"))
     theirs_ = theirs(torch.nn.init.kaiming_uniform_, math.sqrt(5))
     bound = 1 / math.sqrt(FAN_IN)
     assert_same_distribution(ours_, theirs_, 0.0, uniform_std(bound), -bound, bound)
@@ -339,10 +339,10 @@ def test_kernel_errors_name_expected_and_received():
 # ---- registry
 def test_every_initializer_runs_and_keeps_dtype():
     needs = {"constant": ":0.5"}
-    for name in init.INITIALIZERS:
+    for name in initializers.INITIALIZERS:
         shape = (5, 7) if name == "eye" else (8, 4, 3, 3)
         w = Tensor(np.full(shape, np.nan, np.float32))
-        out = init.get_initializer(name + needs.get(name, ""))(w, 0)
+        out = initializers.get_initializer(name + needs.get(name, ""))(w, 0)
         assert out is w and w.dtype == np.float32 and np.all(np.isfinite(w.data)), name
 
 
@@ -354,48 +354,48 @@ def test_initializer_names():
         *("lecun_normal", "lecun_uniform", "orthogonal", "dirac"),
         *("sobel", "gabor", "gaussian", "laplacian", "edges"),
     }
-    assert expected <= set(init.INITIALIZERS)
+    assert expected <= set(initializers.INITIALIZERS)
     designed = {"sobel", "gabor", "gaussian", "laplacian", "edges"}
-    assert designed == init.HAND_DESIGNED  # the banks the command line applies to one layer
+    assert designed == initializers.HAND_DESIGNED  # the banks the command line applies to one layer
 
 
 def test_parameterised_initializers():
     w = Tensor(np.empty(SHAPE))
-    init.get_initializer("constant:0.1")(w)
+    initializers.get_initializer("constant:0.1")(w)
     np.testing.assert_array_equal(w.data, 0.1)
-    init.get_initializer("normal:0.01")(w, 0)
+    initializers.get_initializer("normal:0.01")(w, 0)
     assert w.data.std() == pytest.approx(0.01, rel=0.03) and abs(w.data.mean()) < 1e-3
-    init.get_initializer("uniform:-0.1:0.1")(w, 0)
+    initializers.get_initializer("uniform:-0.1:0.1")(w, 0)
     assert w.data.min() >= -0.1 and w.data.max() <= 0.1 and w.data.min() < -0.099
-    init.get_initializer("trunc_normal:0.02:-0.03:0.03")(w, 0)
+    initializers.get_initializer("trunc_normal:0.02:-0.03:0.03")(w, 0)
     assert w.data.min() >= -0.03 and w.data.max() <= 0.03
-    init.get_initializer("he_normal")(w, 0)
+    initializers.get_initializer("he_normal")(w, 0)
     assert w.data.std() == pytest.approx(math.sqrt(2 / FAN_IN), rel=0.03)
-    init.get_initializer("kaiming_uniform:2.0")(w, 0)
+    initializers.get_initializer("kaiming_uniform:2.0")(w, 0)
     assert w.data.max() <= math.sqrt(2 / 5) * math.sqrt(3 / FAN_IN)
-    first = init.get_initializer("glorot_uniform")(Tensor(np.empty(SHAPE)), 4).data
-    second = init.get_initializer("Xavier-Uniform")(Tensor(np.empty(SHAPE)), 4).data
+    first = initializers.get_initializer("glorot_uniform")(Tensor(np.empty(SHAPE)), 4).data
+    second = initializers.get_initializer("Xavier-Uniform")(Tensor(np.empty(SHAPE)), 4).data
     np.testing.assert_array_equal(first, second)
 
 
 def test_hand_designed_banks():
     w = Tensor(np.empty((5, 2, 3, 3)))
-    init.get_initializer("sobel")(w)
+    initializers.get_initializer("sobel")(w)
     for o in range(5):
         np.testing.assert_array_equal(w.data[o, 1], SOBEL if o % 2 == 0 else SOBEL.T)
-    init.get_initializer("edges")(w)
+    initializers.get_initializer("edges")(w)
     assert np.allclose(w.data.sum(axis=(2, 3)), 0)  # every edge kernel is zero-sum
-    init.get_initializer("gaussian:1.0")(w)
+    initializers.get_initializer("gaussian:1.0")(w)
     np.testing.assert_allclose(w.data.sum(axis=(2, 3)), 1.0)
-    init.get_initializer("laplacian:8")(w)
+    initializers.get_initializer("laplacian:8")(w)
     np.testing.assert_array_equal(w.data[3, 0], [[1, 1, 1], [1, -8, 1], [1, 1, 1]])
     big = Tensor(np.empty((10, 1, 7, 5)))
-    init.get_initializer("gabor")(big)
+    initializers.get_initializer("gabor")(big)
     assert len({big.data[o, 0].tobytes() for o in range(8)}) == 8  # 8 orientations
     np.testing.assert_array_equal(big.data[8], big.data[0])
-    init.get_initializer("laplacian")(Tensor(np.empty((2, 1, 5, 5))))
+    initializers.get_initializer("laplacian")(Tensor(np.empty((2, 1, 5, 5))))
     grouped = Tensor(np.empty((8, 2, 3, 3)))
-    init.get_initializer("dirac:2")(grouped)
+    initializers.get_initializer("dirac:2")(grouped)
     np.testing.assert_array_equal(grouped.data, torch.nn.init.dirac_(torch.empty(8, 2, 3, 3), 2))
 
 
@@ -410,11 +410,11 @@ def test_hand_designed_banks():
 )
 def test_registry_errors(name, words):
     with pytest.raises(ValueError, match=words):
-        init.get_initializer(name)
+        initializers.get_initializer(name)
 
 
 def test_bank_errors_at_impossible_sizes():
     with pytest.raises(ValueError, match="odd"):
-        init.get_initializer("sobel")(Tensor(np.empty((2, 1, 4, 4))))
+        initializers.get_initializer("sobel")(Tensor(np.empty((2, 1, 4, 4))))
     with pytest.raises(ShapeError, match="conv weight"):
-        init.get_initializer("sobel")(Tensor(np.empty((2, 9))))
+        initializers.get_initializer("sobel")(Tensor(np.empty((2, 9))))

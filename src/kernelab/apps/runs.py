@@ -22,7 +22,7 @@ from ..autograd import no_grad
 from ..core import rng, serialization
 from ..core.tensor import Tensor
 from ..interop import save_safetensors
-from ..kernels import init, viz
+from ..kernels import initializers, viz
 from ..nn import Conv2d, Module
 from . import arch
 from .train import BEST, CHECKPOINT, History, Trainer
@@ -89,9 +89,9 @@ def initialise(model: Module, name: str, seed: int) -> None:
     to every convolution's kernels (statistical initialisers)."""
     if name == "default":
         return
-    initializer = init.get_initializer(name)
+    initializer = initializers.get_initializer(name)
     convs = [m for m in model.modules() if isinstance(m, Conv2d)]
-    targets = convs[:1] if name.split(":")[0] in init.HAND_DESIGNED else convs
+    targets = convs[:1] if name.split(":")[0] in initializers.HAND_DESIGNED else convs
     generator = np.random.default_rng(seed)
     for conv in targets:
         if conv.symmetry is None:

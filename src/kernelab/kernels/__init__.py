@@ -2,7 +2,8 @@
 
 - ``designed``: hand-designed kernels (Sobel, Gaussian, Laplacian, Gabor, ...), re-exported
   here so ``kernelab.kernels.sobel_x()`` reads as it says;
-- ``init``: initialisers (PyTorch's names, Keras aliases, hand-designed banks);
+- ``init``: initialisers with ``torch.nn.init``'s names, LeCun's, and ``kernel_`` for a bank
+  of hand-designed kernels; ``initializers``: every initialiser by its command-line name;
 - ``constraints``: symmetric kernels as a parametrisation with fewer free parameters;
 - ``frequency``: the frequency response of a kernel (low-, high-, band-pass);
 - ``filtering``: classic image filtering with one kernel;

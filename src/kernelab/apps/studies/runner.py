@@ -32,10 +32,10 @@ from ..train import Trainer, TrainingDiverged
 class Config:
     """One row of a study: an architecture spec and how its kernels start.
 
-    ``init`` names a :func:`kernelab.init.get_initializer` initialiser ("default" keeps the
-    layers' own draw); hand-designed banks go into the first convolution only, the others into
-    every convolution. ``zero_bias`` starts the convolutions' biases at 0. ``group`` and ``x``
-    place the row in plots (a series name, the swept value).
+    ``init`` names an initialiser of :func:`kernelab.kernels.initializers.get_initializer`
+    ("default" keeps the layers' own draw); hand-designed banks go into the first convolution
+    only, the others into every convolution. ``zero_bias`` starts the convolutions' biases
+    at 0. ``group`` and ``x`` place the row in plots (a series name, the swept value).
     """
 
     label: str
