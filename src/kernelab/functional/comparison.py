@@ -19,12 +19,13 @@ class Clamp(Function):
 
     @staticmethod
     def forward(ctx, a, lo, hi):
-        inside = np.ones(a.shape, dtype=bool)
-        if lo is not None:
-            inside &= a >= lo
-        if hi is not None:
-            inside &= a <= hi
-        ctx.inside = inside
+        if ctx.needs_input_grad[0]:  # the mask only serves the backward
+            inside = np.ones(a.shape, dtype=bool)
+            if lo is not None:
+                inside &= a >= lo
+            if hi is not None:
+                inside &= a <= hi
+            ctx.inside = inside
         return np.clip(a, lo, hi).astype(a.dtype, copy=False)
 
     @staticmethod
