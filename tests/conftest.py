@@ -29,3 +29,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(params=kl.backends.kernels.PATHS)
+def kernel_path(request):
+    """Run a test once on the compiled kernels and once on the NumPy reference."""
+    with kl.backends.kernels.using(request.param):
+        yield request.param

@@ -44,3 +44,9 @@ def torch_float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(autouse=True)
+def _on_both_kernel_paths(kernel_path):
+    """Every optimiser test runs on both kernel paths, compiled and NumPy."""
+    yield

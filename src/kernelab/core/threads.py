@@ -1,37 +1,30 @@
-"""How many threads the matrix products use, as PyTorch's ``set_num_threads``.
+"""How many threads kernelab uses, as PyTorch's ``set_num_threads``.
 
-kernelab's heavy work is NumPy's BLAS; threadpoolctl limits its thread pool at run time.
+Two pools do the work: NumPy's BLAS for the matrix products (limited at run time through
+threadpoolctl) and numba's for the compiled kernels. One call sets both, so they never
+oversubscribe the cores together.
 """
 
 from __future__ import annotations
 
-import os
+import threadpoolctl
+
+from . import jit
 
 _limiter = None
 
 
-def _threadpoolctl():
-    try:
-        import threadpoolctl
-    except ImportError:
-        hint = 'setting threads needs threadpoolctl: pip install "kernelab[train]"'
-        raise ImportError(hint) from None
-    return threadpoolctl
-
-
 def set_num_threads(n: int) -> None:
-    """Use ``n`` BLAS threads from now on."""
+    """Use ``n`` threads from now on, in BLAS and in the compiled kernels."""
     global _limiter
     if n < 1:
         raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
-    _limiter = _threadpoolctl().threadpool_limits(limits=n, user_api="blas")
+    _limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    jit.set_threads(n)
 
 
 def get_num_threads() -> int:
-    """The number of BLAS threads in use (the cores available when none was set)."""
-    try:
-        info = _threadpoolctl().threadpool_info()
-    except ImportError:
-        return os.cpu_count() or 1
+    """The number of threads in use (the cores available when none was set)."""
+    info = threadpoolctl.threadpool_info()
     blas = [pool["num_threads"] for pool in info if pool.get("user_api") == "blas"]
-    return max(blas) if blas else os.cpu_count() or 1
+    return max(blas) if blas else jit.get_threads() or 1

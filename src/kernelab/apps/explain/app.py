@@ -10,7 +10,6 @@ The computations live in ``api.py``; this module only speaks HTTP.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import socket
@@ -214,11 +213,6 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
     return app
 
 
-def set_threads(threads: int) -> None:
-    with contextlib.suppress(ImportError):  # without threadpoolctl BLAS keeps its default
-        set_num_threads(threads)
-
-
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -252,7 +246,7 @@ def serve(
     """
     import uvicorn
 
-    set_threads(threads)
+    set_num_threads(threads)
     source = load_source(path)
     app = create_app(source, allowed_hosts=list(LOOPBACK) if host in LOOPBACK else None)
     app.state.explainer.test_set.start()

@@ -1,0 +1,173 @@
+"""Compiled kernels: the one switch between numba's compiled twins and the NumPy reference.
+
+Every op keeps a NumPy forward and backward as the readable reference; where a compiled twin
+exists beside it (``functional/pool_compiled.py`` beside ``pool.py``), the op asks
+:func:`twin` for it, which answers None when the NumPy path runs.
+The answer is "compiled" unless ``KERNELAB_KERNELS=numpy`` is set, ``use("numpy")`` was
+called (``kl.backends.kernels``), or numba cannot be imported on this platform — then kernelab
+says so once, in one line, and runs on NumPy.
+
+Nothing is compiled at import: :func:`kernel` wraps a function so that numba (itself imported
+only then) compiles it on its first call, with an on-disk cache so a later process loads the
+machine code instead of compiling again. A first compilation that takes longer than a second
+prints a one-line notice, once per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import threading
+
+PATHS = ("numba", "numpy")
+_COMPILE_NOTICE_AFTER = 1.0  # seconds
+
+_numba = None  # the module, once imported; False when it cannot be
+_choice = None
+_threads = None  # the count asked for by set_threads before numba was imported
+_lock = threading.RLock()
+_noticed = False
+
+
+def _check(name: str) -> str:
+    if name not in PATHS:
+        raise ValueError(f"kernels: expected one of {', '.join(PATHS)}, got {name!r}")
+    return name
+
+
+def use(name: str) -> None:
+    """Run the compiled kernels ("numba") or the NumPy reference ("numpy") from now on."""
+    global _choice
+    _choice = _check(name)
+
+
+def chosen() -> str:
+    """The path asked for: ``use``'s argument, else ``KERNELAB_KERNELS``, else "numba"."""
+    if _choice is None:
+        use(os.environ.get("KERNELAB_KERNELS", "numba").strip().lower() or "numba")
+    return _choice
+
+
+@contextlib.contextmanager
+def using(name: str):
+    """Run the kernels of one path inside a ``with`` block (tests compare the two this way)."""
+    global _choice
+    previous = chosen()
+    use(name)
+    try:
+        yield
+    finally:
+        _choice = previous
+
+
+def numba_module():
+    """numba, imported on first need; None where it cannot be (said once, in one line)."""
+    global _numba
+    if _numba is None:
+        with _lock:
+            if _numba is None:
+                _numba = _import_numba()
+    return _numba or None
+
+
+def _import_numba():
+    try:
+        import numba
+    except Exception as error:  # no wheel for this platform, or a broken install
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"kernelab: numba unavailable ({reason}); running on NumPy kernels", file=sys.stderr)
+        return False
+    if _threads is not None:
+        numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    return numba
+
+
+def active() -> bool:
+    """True when ops run their compiled twins."""
+    return chosen() == "numba" and numba_module() is not None
+
+
+def twin(name: str, package: str):
+    """The compiled twin module ``name`` of an op family, or None on the NumPy path.
+
+    Imported on first need, so numba is imported only when a compiled kernel runs.
+    """
+    return importlib.import_module(name, package) if active() else None
+
+
+def current() -> str:
+    """The path that actually runs: "numba", or "numpy" when chosen or when numba is missing."""
+    return "numba" if active() else "numpy"
+
+
+def set_threads(n: int) -> None:
+    """Give numba's thread pool ``n`` threads (at most the cores it started with)."""
+    global _threads
+    _threads = n
+    if _numba:
+        _numba.set_num_threads(min(n, _numba.config.NUMBA_NUM_THREADS))
+
+
+def get_threads() -> int | None:
+    """numba's thread count in this thread, None when numba is not loaded."""
+    return _numba.get_num_threads() if _numba else None
+
+
+def kernel(parallel: bool = False, fastmath=False):
+    """Decorator: compile with numba on first call (cached on disk, GIL released).
+
+    ``parallel`` lets ``numba.prange`` loops run on the pool of :func:`set_threads`.
+    """
+
+    def wrap(function):
+        return Kernel(function, parallel, fastmath)
+
+    return wrap
+
+
+class Kernel:
+    """A Python function and, after its first call, numba's compiled dispatcher for it."""
+
+    def __init__(self, function, parallel: bool, fastmath):
+        self.function, self.parallel, self.fastmath = function, parallel, fastmath
+        self.__doc__, self.__name__ = function.__doc__, function.__name__
+        self.compiled = None
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            return self.compiled(*args)
+        with _lock:
+            if self.compiled is None:
+                dispatcher = self._dispatcher()
+                timer = threading.Timer(_COMPILE_NOTICE_AFTER, _notice)
+                timer.daemon = True
+                timer.start()
+                try:
+                    result = dispatcher(*args)  # compiles, or loads from the cache
+                finally:
+                    timer.cancel()
+                self.compiled = dispatcher
+                return result
+        return self.compiled(*args)
+
+    def _dispatcher(self):
+        numba = numba_module()
+        if numba is None:
+            raise RuntimeError(f"{self.__name__} needs numba, which cannot be imported")
+        return numba.njit(
+            self.function,
+            parallel=self.parallel,
+            fastmath=self.fastmath,
+            cache=True,
+            nogil=True,
+            error_model="numpy",
+        )
+
+
+def _notice() -> None:
+    global _noticed
+    if not _noticed:
+        _noticed = True
+        print("kernelab: compiling kernels for this machine (once; cached)", file=sys.stderr)

@@ -1,0 +1,110 @@
+"""The switch between compiled and NumPy kernels, the fallback without numba, and threads."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import kernelab as kl
+from kernelab.core import jit
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_import_compiles_nothing_and_loads_no_numba():
+    done = run_python("import sys, kernelab; print('numba' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+HIDE_NUMBA = """
+    import sys
+    class HideNumba:
+        def find_spec(self, name, path=None, target=None):
+            if name == "numba" or name.startswith("numba."):
+                raise ImportError("No module named 'numba'")
+    sys.meta_path.insert(0, HideNumba())
+"""
+
+
+def test_without_numba_says_so_once_and_runs_on_numpy():
+    done = run_python(
+        HIDE_NUMBA
+        + """
+    import numpy as np
+    import kernelab as kl
+    import kernelab.nn.functional as F
+    x = kl.randn(2, 3, 8, 8, requires_grad=True)
+    w = kl.randn(4, 3, 3, 3, requires_grad=True)
+    F.max_pool2d(F.relu(F.conv2d(x, w, padding=1)), 2).sum().backward()
+    F.conv2d(x, w).sum().backward()
+    print(kl.backends.kernels.current(), x.grad.shape)
+    """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["numpy", "(2,", "3,", "8,", "8)"]
+    lines = done.stderr.strip().splitlines()
+    expected = "kernelab: numba unavailable (No module named 'numba'); running on NumPy kernels"
+    assert lines == [expected]
+
+
+def test_environment_selects_numpy():
+    done = run_python(
+        "import kernelab as kl; print(kl.backends.kernels.current())", KERNELAB_KERNELS="numpy"
+    )
+    assert done.stdout.strip() == "numpy", done.stderr
+
+
+def test_unknown_path_is_a_clear_error():
+    with pytest.raises(ValueError, match="expected one of numba, numpy, got 'cuda'"):
+        kl.backends.kernels.use("cuda")
+
+
+def test_using_restores_the_previous_choice():
+    before = kl.backends.kernels.chosen()
+    with kl.backends.kernels.using("numpy"):
+        assert kl.backends.kernels.current() == "numpy"
+    assert kl.backends.kernels.chosen() == before
+
+
+def test_set_num_threads_sets_numba_and_blas():
+    previous = kl.get_num_threads()
+    try:
+        kl.set_num_threads(1)
+        assert jit.numba_module() is not None
+        assert jit.get_threads() == 1
+        assert kl.get_num_threads() == 1
+    finally:
+        kl.set_num_threads(previous)
+
+
+def test_a_kernel_compiles_on_first_call_only():
+    from numba import prange
+
+    @jit.kernel(parallel=True)
+    def total(a):
+        s = 0.0
+        for i in prange(a.size):
+            s += a[i]
+        return s
+
+    assert total.compiled is None
+    assert total(np.arange(10.0)) == 45.0
+    assert total.compiled is not None
+
+
+def test_twin_is_none_on_the_numpy_path():
+    with kl.backends.kernels.using("numpy"):
+        assert jit.twin(".pool_compiled", "kernelab.functional") is None
