@@ -108,3 +108,25 @@ def test_a_kernel_compiles_on_first_call_only():
 def test_twin_is_none_on_the_numpy_path():
     with kl.backends.kernels.using("numpy"):
         assert jit.twin(".pool_compiled", "kernelab.functional") is None
+
+
+def test_a_child_forked_after_numba_loaded_runs_on_numpy():
+    done = run_python(
+        """
+    import os
+    import kernelab as kl
+    import kernelab.nn.functional as F
+    x = kl.randn(2, 3, 8, 8)
+    F.max_pool2d(F.relu(x), 2)
+    first = kl.backends.kernels.current()
+    pid = os.fork()
+    if pid == 0:
+        F.max_pool2d(F.relu(x), 2)
+        print("child", kl.backends.kernels.current(), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("parent", first, kl.backends.kernels.current())
+    """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["child", "numpy", "parent", "numba", "numba"]

@@ -11,6 +11,11 @@ Nothing is compiled at import: :func:`kernel` wraps a function so that numba (it
 only then) compiles it on its first call, with an on-disk cache so a later process loads the
 machine code instead of compiling again. A first compilation that takes longer than a second
 prints a one-line notice, once per process.
+
+numba's thread pool (GNU OpenMP) cannot be used again in a process forked from one that started
+it, so a child forked after numba was loaded (``multiprocessing``'s default start method on
+Linux) runs on the NumPy kernels; a spawned child compiles nothing again (the cache) and runs
+compiled.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ _choice = None
 _threads = None  # the count asked for by set_threads before numba was imported
 _lock = threading.RLock()
 _noticed = False
+_forked = False  # this process was forked from one that had loaded numba
 
 
 def _check(name: str) -> str:
@@ -86,7 +92,7 @@ def _import_numba():
 
 def active() -> bool:
     """True when ops run their compiled twins."""
-    return chosen() == "numba" and numba_module() is not None
+    return chosen() == "numba" and not _forked and numba_module() is not None
 
 
 def twin(name: str, package: str):
@@ -164,6 +170,14 @@ class Kernel:
             nogil=True,
             error_model="numpy",
         )
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = bool(_numba)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _notice() -> None:
