@@ -2,7 +2,7 @@
 them.
 
 The files are pickles, and unpickling an arbitrary pickle runs whatever code it names. These
-are read by an unpickler that resolves no name except NumPy's array and dtype reconstructors
+are read by an unpickler that resolves no name except NumPy's array and dtype builders
 (and the latin-1 ``encode`` with which Python 3 writes bytes at protocol 2), so a batch can
 hold dicts, lists, strings, bytes, numbers and NumPy arrays, and nothing else; any other name
 (``os.system``, ``builtins.eval``, ...) is refused before it is looked up.
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]  # NumPy's array reconstructor, whatever its module
+# NumPy's array reconstructors, whatever their module: protocols 0-4 and 5 (in-band buffers).
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -31,6 +33,8 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,

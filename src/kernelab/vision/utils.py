@@ -42,7 +42,7 @@ def make_grid(
     if normalize:
         if value_range is not None and not isinstance(value_range, tuple):
             raise TypeError(f"make_grid: expected value_range (min, max), received {value_range!r}")
-        parts = images if scale_each else images[None]  # each image alone, or all at once
+        parts = images[:, None] if scale_each else images[None]  # each image alone, or all
         images = np.concatenate([_rescale(part, value_range) for part in parts])
     if len(images) == 1:
         return Tensor(images[0])

@@ -1,0 +1,74 @@
+"""A tutorial-style PyTorch CNN script on torchvision's MNIST runs with only its imports
+changed to kernelab and kernelab.vision, and learns."""
+
+import runpy
+
+from mnist_files import write_bar_mnist
+
+SCRIPT = """
+import kernelab as torch  # import torch
+import kernelab.nn as nn  # import torch.nn as nn
+import kernelab.nn.functional as F  # import torch.nn.functional as F
+import kernelab.optim as optim  # import torch.optim as optim
+import kernelab.vision as torchvision  # import torchvision
+from kernelab.vision import datasets, transforms  # from torchvision import datasets, transforms
+from kernelab.utils.data import DataLoader  # from torch.utils.data import DataLoader
+
+torch.manual_seed(0)
+train_transform = transforms.Compose([
+    transforms.RandomCrop(28, padding=1),
+    transforms.ToTensor(),
+    transforms.Normalize((0.1307,), (0.3081,)),
+])
+test_transform = transforms.Compose(
+    [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+)
+train_set = datasets.MNIST(ROOT, train=True, download=False, transform=train_transform)
+test_set = torchvision.datasets.MNIST(ROOT, train=False, transform=test_transform)
+train_loader = DataLoader(train_set, batch_size=32, shuffle=True)
+test_loader = DataLoader(test_set, batch_size=100)
+
+images, labels = next(iter(train_loader))
+torchvision.utils.save_image(torchvision.utils.make_grid(images[:16], normalize=True), GRID)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 4)
+        return self.fc(torch.flatten(x, 1))
+
+
+model = Net()
+optimizer = optim.Adam(model.parameters(), lr=0.01)
+for epoch in range(2):
+    model.train()
+    for data, target in train_loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+
+model.eval()
+correct = 0
+with torch.no_grad():
+    for data, target in test_loader:
+        correct += (model(data).argmax(dim=1) == target).sum().item()
+accuracy = 100.0 * correct / len(test_loader.dataset)
+print(f"Accuracy: {correct}/{len(test_set)} ({accuracy:.0f}%)")
+"""
+
+
+def test_tutorial_script_runs_and_learns(tmp_path, capsys):
+    write_bar_mnist(tmp_path / "MNIST" / "raw", train=320, test=100)
+    script = tmp_path / "tutorial.py"
+    script.write_text(SCRIPT)
+    grid = tmp_path / "grid.png"
+    result = runpy.run_path(str(script), {"ROOT": str(tmp_path), "GRID": str(grid)})
+    assert result["accuracy"] >= 80, capsys.readouterr().out
+    assert result["images"].shape == (32, 1, 28, 28) and grid.is_file()
+    assert "Accuracy: " in capsys.readouterr().out
