@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import pickle
 import sys
+import tarfile
 import threading
 
 import numpy as np
@@ -232,3 +233,41 @@ def test_image_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="Found no valid file for the classes empty"):
         datasets.ImageFolder(tmp_path)
     assert len(datasets.ImageFolder(tmp_path, allow_empty=True)) == 4
+
+
+def test_cifar_downloads_verified_archives(tmp_path, served, cifar10_binary, monkeypatch):
+    folder, url = served
+    source, arrays = cifar10_binary
+    with tarfile.open(folder / "cifar-10-binary.tar.gz", "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    batch = {"data": arrays["test_batch"][0].reshape(2, -1), "fine_labels": [3, 99]}
+    meta = {"fine_label_names": [f"c{i}" for i in range(100)]}
+    python = tmp_path / "cifar-100-python"
+    python.mkdir()
+    for name, value in (("train", batch), ("test", batch), ("meta", meta)):
+        (python / name).write_bytes(pickle.dumps(value))
+    with tarfile.open(folder / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(python, arcname="cifar-100-python")
+        tar.add(source / "cifar-10-batches-bin" / "test_batch.bin", arcname="../escape.bin")
+    for cls, name in (
+        (datasets.CIFAR10, "cifar-10-binary.tar.gz"),
+        (datasets.CIFAR100, "cifar-100-python.tar.gz"),
+    ):
+        md5 = hashlib.md5((folder / name).read_bytes()).hexdigest()
+        monkeypatch.setattr(cls, "url", url + name)
+        monkeypatch.setattr(cls, "tgz_md5", md5)
+    root = tmp_path / "data"
+    test = datasets.CIFAR10(root, train=False, download=True)
+    np.testing.assert_array_equal(test.data, arrays["test_batch"][0].transpose(0, 2, 3, 1))
+    assert (root / "cifar-10-binary.tar.gz").is_file()
+    hundred = datasets.CIFAR100(root, train=False, download=True)
+    assert hundred.targets == [3, 99] and hundred.classes[-1] == "c99"
+    assert sorted(p.name for p in (root / "cifar-100-python").iterdir()) == [
+        "meta",
+        "test",
+        "train",
+    ]
+    assert not (tmp_path / "escape.bin").exists()
+    monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", "0" * 32)
+    with pytest.raises(OSError, match="md5 mismatch"):
+        datasets.CIFAR10(tmp_path / "other", download=True)
