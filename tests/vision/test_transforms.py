@@ -96,6 +96,10 @@ def test_pad_symmetric_fill_and_pil():
     np.testing.assert_array_equal(np.asarray(out)[1:3, 1:3], rgb(2, 2))
     with pytest.raises(ValueError, match="padding_mode"):
         transforms.Pad(1, padding_mode="wrap")
+    with pytest.raises(ValueError, match=r"Pad: expected padding as an int >= 0"):
+        transforms.Pad((1, 2, 3))
+    with pytest.raises(ValueError, match=r"RandomCrop: expected padding"):
+        transforms.RandomCrop(3, padding=-1)
 
 
 def test_random_crop_is_a_window_of_the_padded_image_and_reproducible():
@@ -181,6 +185,8 @@ def test_resize_uint8_rounds_and_pil_uses_pillow():
     )
     assert out.dtype == np.uint8
     assert np.abs(out.numpy().astype(int) - expected.numpy()).max() <= 1
+    as_array = TF.resize(pixels, (4, 5))  # an array (H, W, C), as without Pillow
+    np.testing.assert_array_equal(as_array, out.numpy().transpose(1, 2, 0))
     image = transforms.Resize(3)(Image.fromarray(pixels))  # shorter side (w=6) -> 3
     assert image.size == (3, 4)  # (width, height): 9 * 3 / 6 = 4.5, truncated
     reference = Image.fromarray(pixels).resize((3, 4), Image.Resampling.BILINEAR)

@@ -15,7 +15,13 @@ from collections.abc import Callable, Sequence
 from ...core.rng import default_generator
 from ..missing import not_in_vision
 from . import functional
-from .functional import PADDING_MODES, InterpolationMode, get_dimensions, size_pair
+from .functional import (
+    PADDING_MODES,
+    InterpolationMode,
+    get_dimensions,
+    padding_ltrb,
+    size_pair,
+)
 
 __all__ = [
     "CenterCrop",
@@ -114,6 +120,7 @@ class Pad(Transform):
             raise ValueError(
                 f"Pad: expected padding_mode in {PADDING_MODES}, received {padding_mode!r}"
             )
+        padding_ltrb(padding, "Pad")  # checked here, where a wrong one was written
         self.padding, self.fill, self.padding_mode = padding, fill, padding_mode
 
     def forward(self, img):
@@ -129,6 +136,8 @@ class RandomCrop(Transform):
 
     def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
         self.size = size_pair(size, "RandomCrop")
+        if padding is not None:
+            padding_ltrb(padding, "RandomCrop")
         self.padding, self.pad_if_needed = padding, pad_if_needed
         self.fill, self.padding_mode = fill, padding_mode
 

@@ -111,9 +111,8 @@ def pil_to_tensor(pic) -> Tensor:
     if not is_pil_image(pic):
         raise TypeError(f"pil_to_tensor: expected a PIL image, received {type(pic).__name__}")
     array = np.asarray(pic)
-    return Tensor(
-        np.ascontiguousarray((array[:, :, None] if array.ndim == 2 else array).transpose(2, 0, 1))
-    )
+    hwc = array[:, :, None] if array.ndim == 2 else array  # (H, W, C)
+    return Tensor(np.ascontiguousarray(hwc.transpose(2, 0, 1)))  # (C, H, W)
 
 
 def to_pil_image(pic, mode: str | None = None):
@@ -155,7 +154,7 @@ def normalize(tensor: Tensor, mean: Sequence[float], std: Sequence[float], inpla
     return out
 
 
-def _padding(padding, caller: str) -> tuple[int, int, int, int]:
+def padding_ltrb(padding, caller: str) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` from an int, or a sequence of 1, 2 (left and right, top
     and bottom) or 4 ints, as torchvision takes them."""
     values = [padding] if isinstance(padding, (int, np.integer)) else list(padding)
@@ -173,14 +172,14 @@ def _padding(padding, caller: str) -> tuple[int, int, int, int]:
 
 
 def pad(img, padding, fill=0, padding_mode: str = "constant"):
-    """The image with ``padding`` pixels added on its sides (see :func:`_padding`), filled with
+    """The image with ``padding`` pixels added on its sides (see :func:`padding_ltrb`), filled with
     ``fill`` (a number, or one per channel) or by ``padding_mode`` edge, reflect or symmetric
     (NumPy's modes of the same names, which are torchvision's)."""
     if padding_mode not in PADDING_MODES:
         raise ValueError(
             f"pad: expected padding_mode in {PADDING_MODES}, received {padding_mode!r}"
         )
-    left, top, right, bottom = _padding(padding, "pad")
+    left, top, right, bottom = padding_ltrb(padding, "pad")
     array, rebuild = _as_hw(img, "pad")
     if padding_mode != "constant":
         widths = [(top, bottom), (left, right)] + [(0, 0)] * (array.ndim - 2)
