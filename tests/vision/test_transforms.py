@@ -94,6 +94,10 @@ def test_pad_symmetric_fill_and_pil():
     assert out.size == (4, 4) and out.mode == "RGB"
     assert np.asarray(out)[0, 0].tolist() == [10, 20, 30]
     np.testing.assert_array_equal(np.asarray(out)[1:3, 1:3], rgb(2, 2))
+    palette = Image.fromarray(rgb(6, 6)).convert("P")
+    crop = transforms.CenterCrop(2)(palette)
+    assert crop.mode == "P"
+    assert crop.convert("RGB").getpixel((0, 0)) == palette.convert("RGB").getpixel((2, 2))
     with pytest.raises(ValueError, match="padding_mode"):
         transforms.Pad(1, padding_mode="wrap")
     with pytest.raises(ValueError, match=r"Pad: expected padding as an int >= 0"):

@@ -58,8 +58,7 @@ def _as_hw(img, caller: str) -> tuple[np.ndarray, Callable[[np.ndarray], object]
         array = np.moveaxis(img.data, (-2, -1), (0, 1))  # (H, W, ...)
         return array, lambda out: Tensor(np.ascontiguousarray(np.moveaxis(out, (0, 1), (-2, -1))))
     if is_pil_image(img):
-        image_module = sys.modules["PIL.Image"]
-        return np.asarray(img), lambda out: image_module.fromarray(np.ascontiguousarray(out))
+        return np.asarray(img), lambda out: _pil_like(out, img)
     if isinstance(img, np.ndarray):
         if img.ndim not in (2, 3):
             raise ValueError(f"{caller}: expected an array (H, W[, C]), received shape {img.shape}")
@@ -68,6 +67,14 @@ def _as_hw(img, caller: str) -> tuple[np.ndarray, Callable[[np.ndarray], object]
         f"{caller}: expected a PIL image, a NumPy array (H, W[, C]) or a Tensor (..., C, H, W), "
         f"received {type(img).__name__}"
     )
+
+
+def _pil_like(pixels: np.ndarray, like):
+    """Pixels as a PIL image of the mode of ``like`` (a palette image keeps its palette)."""
+    image = sys.modules["PIL.Image"].fromarray(np.ascontiguousarray(pixels))
+    if like.mode == "P":
+        image.putpalette(like.getpalette())
+    return image
 
 
 def get_dimensions(img) -> list[int]:
