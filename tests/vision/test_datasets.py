@@ -130,7 +130,10 @@ def test_download_fetches_verified_files_into_the_raw_folder(tmp_path, served, m
     root = tmp_path / "data"
     dataset = datasets.MNIST(root, train=False, download=True)
     np.testing.assert_array_equal(dataset.data.numpy(), arrays["t10k"][0])
-    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(names[2:])
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(names)
+    train = datasets.MNIST(root, train=True)  # downloaded with the test set, as torchvision
+    np.testing.assert_array_equal(train.targets.numpy(), arrays["train"][1])
+    (root / "MNIST" / "raw" / names[0]).unlink()
     (folder / names[0]).write_bytes(b"corrupt")  # a wrong checksum is refused
     monkeypatch.setattr(datasets.MNIST, "offline_fallback", False)
     with pytest.raises(RuntimeError, match="md5 mismatch"):

@@ -91,7 +91,11 @@ class MNIST(VisionDataset):
     def _load(self, download: bool) -> tuple[np.ndarray, np.ndarray]:
         first = 0 if self.train else 2
         try:
-            paths = [self._locate(*r, download) for r in self.resources[first : first + 2]]
+            # A download fetches both splits, as torchvision's: a test set built later without
+            # download=True finds its files.
+            wanted = self.resources if download else self.resources[first : first + 2]
+            found = {name: self._locate(name, md5, download) for name, md5 in wanted}
+            paths = [found[name] for name, _ in self.resources[first : first + 2]]
         except OSError as error:  # not found, or every mirror failed (DownloadError)
             if self.offline_fallback and (fallback := self._offline(error)) is not None:
                 return fallback
