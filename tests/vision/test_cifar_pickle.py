@@ -2,11 +2,12 @@
 before it is looked up."""
 
 import pickle
+import struct
 
 import numpy as np
 import pytest
 
-from kernelab.vision.cifar_pickle import UnsafePickleError, load_data_pickle
+from kernelab.vision.cifar_pickle import UnsafePickleError, load_data_pickle, read_python_batch
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
@@ -60,3 +61,45 @@ def test_encode_is_latin1_only(tmp_path):
     path.write_bytes(pickle.dumps(Calls(codecs.encode, "text", "rot13"), protocol=2))
     with pytest.raises(UnsafePickleError, match="rot13"):
         load_data_pickle(path)
+
+
+def py2_string(value) -> bytes:
+    """A Python 2 ``str`` in a pickle (SHORT_BINSTRING or BINSTRING), as CIFAR's files hold."""
+    data = value.encode("latin1") if isinstance(value, str) else value
+    if len(data) < 256:
+        return b"U" + bytes([len(data)]) + data
+    return b"T" + struct.pack("<i", len(data)) + data
+
+
+def small_int(n: int) -> bytes:
+    return b"K" + bytes([n])  # BININT1
+
+
+def py2_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """``{"data": data, "labels": labels}`` pickled opcode by opcode as Python 2 and NumPy 1
+    wrote CIFAR's batches: protocol 2, ``numpy.core.multiarray._reconstruct``, the pixels as
+    a Python 2 string."""
+    dtype = b"".join(
+        [b"cnumpy\ndtype\n", py2_string("u1"), small_int(0), small_int(1), b"\x87R(",
+         small_int(3), py2_string("|"), b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff", small_int(0),
+         b"tb"]
+    )  # fmt: skip
+    rows, cols = data.shape
+    array = b"".join(
+        [b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n", small_int(0), b"\x85",
+         py2_string("b"), b"\x87R(", small_int(1), b"M" + struct.pack("<H", rows),
+         b"M" + struct.pack("<H", cols), b"\x86", dtype, b"\x89", py2_string(data.tobytes()),
+         b"tb"]
+    )  # fmt: skip
+    label_list = b"](" + b"".join(small_int(label) for label in labels) + b"e"
+    return b"\x80\x02}(" + py2_string("data") + array + py2_string("labels") + label_list + b"u."
+
+
+def test_a_python2_batch_as_published(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (2, 3072), dtype=np.uint8)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(py2_batch(images, [7, 2]))
+    assert pickle.loads(path.read_bytes(), encoding="latin1")["labels"] == [7, 2]  # well formed
+    pixels, labels = read_python_batch(path, "labels")
+    np.testing.assert_array_equal(pixels, images.reshape(2, 3, 32, 32))
+    assert labels.tolist() == [7, 2] and labels.dtype == np.int64
