@@ -103,3 +103,35 @@ def test_a_python2_batch_as_published(tmp_path):
     pixels, labels = read_python_batch(path, "labels")
     np.testing.assert_array_equal(pixels, images.reshape(2, 3, 32, 32))
     assert labels.tolist() == [7, 2] and labels.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        (Calls(np.ndarray, (1,), np.dtype("O"), b"A" * 8), "refusing to call numpy.ndarray"),
+        (np.array([1, "x"], dtype=object), "refusing dtype object"),
+        (np.zeros(2, dtype=[("a", "u1")]), "refusing a structured or sub-array dtype"),
+        (np.dtype("u1"), "refusing a dtype, array type or array state outside an array"),
+    ],
+)
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_numpy_is_never_handed_the_pickles_objects(tmp_path, value, refused, protocol):
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps({"data": value}, protocol=protocol))
+    with pytest.raises(UnsafePickleError, match=refused):
+        load_data_pickle(path)
+
+
+def test_an_array_whose_bytes_do_not_fit_its_shape_is_refused(tmp_path):
+    path = tmp_path / "batch"
+    raw = py2_batch(np.zeros((2, 4), np.uint8), [0, 1])
+    path.write_bytes(raw.replace(b"M\x04\x00", b"M\x05\x00", 1))  # claims 2 x 5 from 8 bytes
+    with pytest.raises(UnsafePickleError, match=r"shape \(2, 5\) and dtype uint8 from 8 bytes"):
+        load_data_pickle(path)
+
+
+def test_a_damaged_file_is_a_value_error(tmp_path):
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps({"data": [1, 2, 3]})[:-5])
+    with pytest.raises(ValueError, match="not a readable CIFAR batch"):
+        load_data_pickle(path)
