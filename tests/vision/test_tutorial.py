@@ -72,3 +72,43 @@ def test_tutorial_script_runs_and_learns(tmp_path, capsys):
     assert result["accuracy"] >= 80, capsys.readouterr().out
     assert result["images"].shape == (32, 1, 28, 28) and grid.is_file()
     assert "Accuracy: " in capsys.readouterr().out
+
+
+CIFAR_SCRIPT = """
+import numpy as np
+
+import kernelab as torch  # import torch
+import kernelab.vision as torchvision  # import torchvision
+import kernelab.vision.transforms as transforms  # import torchvision.transforms as transforms
+
+transform = transforms.Compose(
+    [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
+)
+batch_size = 4
+trainset = torchvision.datasets.CIFAR10(root=ROOT, train=True, download=True, transform=transform)
+trainloader = torch.utils.data.DataLoader(trainset, batch_size=batch_size, shuffle=True,
+                                          num_workers=2)
+classes = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def imshow(img):
+    img = img / 2 + 0.5  # unnormalize
+    npimg = img.numpy()
+    return np.transpose(npimg, (1, 2, 0))
+
+
+dataiter = iter(trainloader)
+images, labels = next(dataiter)
+shown = imshow(torchvision.utils.make_grid(images))
+print(" ".join(f"{classes[labels[j]]:5s}" for j in range(batch_size)))
+"""
+
+
+def test_cifar_tutorial_data_lines(cifar10_binary, tmp_path, capsys):
+    root, _ = cifar10_binary
+    script = tmp_path / "cifar_tutorial.py"
+    script.write_text(CIFAR_SCRIPT)
+    result = runpy.run_path(str(script), {"ROOT": str(root)})
+    assert result["shown"].shape == (36, 2 + 4 * 34, 3)  # one row of four 32x32 images
+    assert result["shown"].min() >= 0 and result["shown"].max() <= 1
+    assert len(capsys.readouterr().out.split()) == 4
