@@ -197,6 +197,8 @@ def test_resize_uint8_rounds_and_pil_uses_pillow():
     np.testing.assert_array_equal(np.asarray(image), np.asarray(reference))
     assert TF.resized_size(20, 40, 10) == (10, 20) and TF.resized_size(40, 20, 10) == (20, 10)
     assert TF.resized_size(20, 40, 10, max_size=15) == (7, 15)
+    with pytest.raises(TypeError, match="Resize: expected size an int or"):
+        transforms.Resize((1, 2, 3))
     same = Image.fromarray(pixels)
     assert transforms.Resize((9, 6))(same) is same
 

@@ -213,6 +213,8 @@ class Resize(Transform):
     def __init__(
         self, size, interpolation=InterpolationMode.BILINEAR, max_size=None, antialias=True
     ):
+        if not isinstance(size, int) and not (isinstance(size, Sequence) and len(size) in (1, 2)):
+            raise TypeError(f"Resize: expected size an int or (height, width), received {size!r}")
         self.size, self.interpolation = size, interpolation
         self.max_size, self.antialias = max_size, antialias
 
