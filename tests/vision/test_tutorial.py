@@ -2,8 +2,10 @@
 changed to kernelab and kernelab.vision, and learns."""
 
 import runpy
+from pathlib import Path
 
 from mnist_files import write_bar_mnist
+from PIL import Image
 
 SCRIPT = """
 import kernelab as torch  # import torch
@@ -112,3 +114,13 @@ def test_cifar_tutorial_data_lines(cifar10_binary, tmp_path, capsys):
     assert result["shown"].shape == (36, 2 + 4 * 34, 3)  # one row of four 32x32 images
     assert result["shown"].min() >= 0 and result["shown"].max() <= 1
     assert len(capsys.readouterr().out.split()) == 4
+
+
+def test_the_example_on_the_page_runs(tmp_path, monkeypatch):
+    page = (Path(__file__).parents[2] / "docs" / "coming-from-pytorch.md").read_text()
+    section = page[page.index("## Vision data") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", 10)]
+    write_bar_mnist(tmp_path / "data" / "MNIST" / "raw", train=70, test=10)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "coming-from-pytorch.md", "exec"), {})
+    assert Image.open(tmp_path / "batch.png").size == (2 + 8 * 30, 2 + 8 * 30)
