@@ -193,7 +193,7 @@ def _check_root(root, caller: str) -> None:
 
 def _load_idx_dataset(spec, root, download, cache_dir, mirrors, progress) -> DataSplits:
     cache = Path(cache_dir if cache_dir is not None else default_cache_dir()) / spec.name.lower()
-    mirrors = (_env_mirrors(spec) or spec.mirrors) if mirrors is None else tuple(mirrors)
+    mirrors = spec_mirrors(spec) if mirrors is None else tuple(mirrors)
     paths = [_locate(spec, r, root, cache, download, mirrors, progress) for r in spec.files]
     arrays = []
     for image_path, label_path in (paths[:2], paths[2:]):
@@ -208,6 +208,13 @@ def _load_idx_dataset(spec, root, download, cache_dir, mirrors, progress) -> Dat
     folders = " and ".join(dict.fromkeys(str(p.parent) for p in paths))
     source = f"{spec.name}: {len(arrays[0]):,} train, {len(arrays[2]):,} test images from {folders}"
     return DataSplits(*arrays, classes=spec.classes, source=source)
+
+
+def spec_mirrors(spec: _IdxSpec) -> tuple[str, ...]:
+    """The base URLs a dataset is downloaded from: ``$KERNELAB_<NAME>_MIRRORS`` if set, else
+    the built-in mirrors (``spec`` is :data:`MNIST_SPEC`, :data:`FASHION_MNIST_SPEC` or
+    :data:`KMNIST_SPEC`)."""
+    return _env_mirrors(spec) or spec.mirrors
 
 
 def _env_mirrors(spec) -> tuple[str, ...]:
