@@ -63,7 +63,7 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()  # grad may be p.grad itself
+                buf = state["momentum_buffer"] = np.copy(grad)  # not p.grad; an array if 0-d
             else:
                 buf *= momentum
                 buf += (1 - float(group["dampening"])) * grad
