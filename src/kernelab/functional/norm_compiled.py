@@ -15,12 +15,14 @@ more than the NumPy reference's normalised copy of the input.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from ..core import jit
 
 SUMS = {"reassoc", "contract"}  # lets the row sums vectorise; no NaN or inf assumptions
+CHUNKS = 64  # blocks of the leading axis that threads share out in the reductions
 
 
 def layout(x: np.ndarray) -> bool | None:
@@ -45,77 +47,120 @@ def from_rows(rows: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> 
     return rows.reshape(shape)
 
 
+@numba.njit(cache=True, nogil=True)
+def merge(part):
+    """(2, chunks, C) partial sums → (2, C), added in chunk order.
+
+    A plain loop: in a parallel kernel ``part[0, :, c].sum()`` would start threads per channel.
+    """
+    sums = np.zeros((2, part.shape[2]))
+    for j in range(part.shape[1]):
+        for c in range(part.shape[2]):
+            sums[0, c] += part[0, j, c]
+            sums[1, c] += part[1, j, c]
+    return sums
+
+
 @jit.kernel(parallel=True, fastmath=SUMS)
 def moments(x, channel_major):
-    """Per-channel mean and biased variance (float64) of rows ``x`` in one pass."""
+    """Per-channel mean and biased variance (float64) of rows ``x`` in one pass.
+
+    Threads take contiguous blocks of the leading axis (channels or samples) and keep partial
+    sums per channel, merged at the end; rows are read in memory order in either layout.
+    """
     channels = x.shape[0] if channel_major else x.shape[1]
-    samples = x.shape[1] if channel_major else x.shape[0]
-    count = samples * x.shape[2]
+    shift = np.empty(channels)
+    for c in range(channels):
+        shift[c] = x[c, 0, 0] if channel_major else x[0, c, 0]
+    chunks = min(x.shape[0], CHUNKS)
+    part = np.zeros((2, chunks, channels))
+    for j in prange(chunks):
+        for a in range(j * x.shape[0] // chunks, (j + 1) * x.shape[0] // chunks):
+            if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+                for c in range(channels):
+                    d = np.float64(x[a, c, 0]) - shift[c]
+                    part[0, j, c] += d
+                    part[1, j, c] += d * d
+                continue
+            for b in range(x.shape[1]):
+                c = a if channel_major else b
+                k = shift[c]
+                s, ss = 0.0, 0.0
+                for i in range(x.shape[2]):
+                    d = np.float64(x[a, b, i]) - k
+                    s += d
+                    ss += d * d
+                part[0, j, c] += s
+                part[1, j, c] += ss
+    sums = merge(part)
+    count = x.size // channels
     mean, var = np.empty(channels), np.empty(channels)
-    for c in prange(channels):
-        k = np.float64(x[c, 0, 0] if channel_major else x[0, c, 0])
-        s, ss = 0.0, 0.0
-        for n in range(samples):
-            row = x[c, n] if channel_major else x[n, c]
-            for i in range(row.size):
-                d = np.float64(row[i]) - k
-                s += d
-                ss += d * d
-        m = s / count
-        v = ss / count - m * m
+    for c in range(channels):
+        m = sums[0, c] / count
+        v = sums[1, c] / count - m * m
         if v < 0:  # rounding; NaN stays NaN
             v = 0.0
-        mean[c], var[c] = k + m, v
+        mean[c], var[c] = shift[c] + m, v
     return mean, var
 
 
 @jit.kernel(parallel=True)
 def scale_shift(x, scale, shift, channel_major, out):
     """``out = x · scale[c] + shift[c]`` per channel, in the data's dtype."""
-    channels = x.shape[0] if channel_major else x.shape[1]
-    samples = x.shape[1] if channel_major else x.shape[0]
-    for c in prange(channels):
-        a, b = scale[c], shift[c]
-        for n in range(samples):
-            row = x[c, n] if channel_major else x[n, c]
-            row_out = out[c, n] if channel_major else out[n, c]
-            for i in range(row.size):
-                row_out[i] = row[i] * a + b
+    for a in prange(x.shape[0]):
+        if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+            for c in range(x.shape[1]):
+                out[a, c, 0] = x[a, c, 0] * scale[c] + shift[c]
+            continue
+        for b in range(x.shape[1]):
+            c = np.int64(a) if channel_major else b  # a prange index may be unsigned
+            p, q = scale[c], shift[c]
+            for i in range(x.shape[2]):
+                out[a, b, i] = x[a, b, i] * p + q
 
 
 @jit.kernel(parallel=True, fastmath=SUMS)
 def grad_sums(g, x, mean, channel_major):
-    """Per-channel ``Σ g`` and ``Σ g·(x − mean)`` (float64), in one pass over both."""
+    """Per-channel ``Σ g`` and ``Σ g·(x − mean)`` (float64), in one pass over both
+    (blocks and partial sums as in :func:`moments`)."""
     channels = x.shape[0] if channel_major else x.shape[1]
-    samples = x.shape[1] if channel_major else x.shape[0]
-    sum_g, sum_gx = np.empty(channels), np.empty(channels)
-    for c in prange(channels):
-        m = mean[c]
-        s, t = 0.0, 0.0
-        for n in range(samples):
-            row_g = g[c, n] if channel_major else g[n, c]
-            row_x = x[c, n] if channel_major else x[n, c]
-            for i in range(row_x.size):
-                gi = np.float64(row_g[i])
-                s += gi
-                t += gi * (np.float64(row_x[i]) - m)
-        sum_g[c], sum_gx[c] = s, t
-    return sum_g, sum_gx
+    chunks = min(x.shape[0], CHUNKS)
+    part = np.zeros((2, chunks, channels))
+    for j in prange(chunks):
+        for a in range(j * x.shape[0] // chunks, (j + 1) * x.shape[0] // chunks):
+            if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+                for c in range(channels):
+                    gi = np.float64(g[a, c, 0])
+                    part[0, j, c] += gi
+                    part[1, j, c] += gi * (np.float64(x[a, c, 0]) - mean[c])
+                continue
+            for b in range(x.shape[1]):
+                c = a if channel_major else b
+                m = mean[c]
+                s, t = 0.0, 0.0
+                for i in range(x.shape[2]):
+                    gi = np.float64(g[a, b, i])
+                    s += gi
+                    t += gi * (np.float64(x[a, b, i]) - m)
+                part[0, j, c] += s
+                part[1, j, c] += t
+    sums = merge(part)
+    return sums[0], sums[1]
 
 
 @jit.kernel(parallel=True)
-def grad_input(g, x, mean, a, k, d, channel_major, out):
-    """``out = a·g + k·(x − mean) + d`` per channel: the training input gradient, one pass."""
-    channels = x.shape[0] if channel_major else x.shape[1]
-    samples = x.shape[1] if channel_major else x.shape[0]
-    for c in prange(channels):
-        m, ac, kc, dc = mean[c], a[c], k[c], d[c]
-        for n in range(samples):
-            row_g = g[c, n] if channel_major else g[n, c]
-            row_x = x[c, n] if channel_major else x[n, c]
-            row_out = out[c, n] if channel_major else out[n, c]
-            for i in range(row_x.size):
-                row_out[i] = ac * row_g[i] + kc * (row_x[i] - m) + dc
+def grad_input(g, x, mean, p, k, q, channel_major, out):
+    """``out = p·g + k·(x − mean) + q`` per channel: the training input gradient, one pass."""
+    for a in prange(x.shape[0]):
+        if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+            for c in range(x.shape[1]):
+                out[a, c, 0] = p[c] * g[a, c, 0] + k[c] * (x[a, c, 0] - mean[c]) + q[c]
+            continue
+        for b in range(x.shape[1]):
+            c = np.int64(a) if channel_major else b  # a prange index may be unsigned
+            m, pc, kc, qc = mean[c], p[c], k[c], q[c]
+            for i in range(x.shape[2]):
+                out[a, b, i] = pc * g[a, b, i] + kc * (x[a, b, i] - m) + qc
 
 
 def supports(x: np.ndarray) -> bool:
