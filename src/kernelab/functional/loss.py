@@ -66,8 +66,7 @@ class CrossEntropy(Function):
 
 class CrossEntropyIndices(Function):
     """:class:`CrossEntropy` against class indices (N,) for logits (N, C), by the compiled
-    twin in ``loss_compiled.py``, which keeps one log-sum-exp per row instead of A and the
-    softmax."""
+    twin in ``loss_compiled.py``, which keeps the softmax but not A."""
 
     @staticmethod
     def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing):
