@@ -52,6 +52,7 @@ def merge(part):
     """(2, chunks, C) partial sums → (2, C), added in chunk order.
 
     A plain loop: in a parallel kernel ``part[0, :, c].sum()`` would start threads per channel.
+    A numba function rather than a ``jit.kernel``, since kernels call it.
     """
     sums = np.zeros((2, part.shape[2]))
     for j in range(part.shape[1]):
