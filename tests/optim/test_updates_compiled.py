@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernelab as kl
@@ -95,12 +95,14 @@ def check(name, options, dtype, seed, steps=4):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=20)  # three optimisers per example: keep the file to seconds
 @given(options=sgd_options, seed=st.integers(0, 2**16))
 def test_sgd_matches_numpy_and_torch(dtype, options, seed):
     check("SGD", options, dtype, seed)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=20)
 @given(options=adam_options, seed=st.integers(0, 2**16))
 def test_adam_matches_numpy_and_torch(dtype, options, seed):
     check("Adam", options, dtype, seed)
