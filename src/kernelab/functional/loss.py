@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, unwrap
+from ..core import jit
 from ..core.errors import ShapeError
 from .activation import stable_log_softmax
 
@@ -63,16 +64,46 @@ class CrossEntropy(Function):
         return a - ctx.softmax * a.sum(axis=1, keepdims=True)
 
 
-def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
-    """The matrix A of :class:`NLLCoefficients` for class-index or probability targets."""
+class CrossEntropyIndices(Function):
+    """:class:`CrossEntropy` against class indices (N,) for logits (N, C), by the compiled
+    twin in ``loss_compiled.py``, which keeps the softmax but not A."""
+
+    @staticmethod
+    def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing):
+        ctx.fast = jit.twin(".loss_compiled", __package__)
+        args = target, weight, ignore_index, reduction, label_smoothing
+        return ctx.fast.forward(ctx, logits, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.fast.backward(ctx, g)
+
+
+def _class_weight(x, weight, reduction, dtype):
+    """The class weight (C,) in ``dtype``, once the reduction and the input's rank are valid."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if x.ndim < 2:
         raise ShapeError(f"expected input of shape (N, C, ...), got {x.shape}")
     n_classes = x.shape[1]
-    w = np.ones(n_classes, dtype=x.dtype) if weight is None else np.asarray(weight, x.dtype)
+    w = np.ones(n_classes, dtype=dtype) if weight is None else np.asarray(weight, dtype)
     if w.shape != (n_classes,):
         raise ShapeError(f"expected a class weight of shape ({n_classes},), got {w.shape}")
+    return w
+
+
+def _check_indices(x, target):
+    if target.shape != _per_position_shape(x.shape):
+        raise ShapeError(
+            f"expected class-index targets of shape {_per_position_shape(x.shape)} for input "
+            f"{x.shape}, got {target.shape}"
+        )
+
+
+def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
+    """The matrix A of :class:`NLLCoefficients` for class-index or probability targets."""
+    w = _class_weight(x, weight, reduction, x.dtype)
+    n_classes = x.shape[1]
     if target.dtype.kind == "f":  # class probabilities, same shape as the input
         if target.shape != x.shape:
             raise ShapeError(f"expected probability targets of shape {x.shape}, got {target.shape}")
@@ -80,11 +111,7 @@ def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
         t = t * (1 - label_smoothing) + label_smoothing / n_classes
         a = -t * w
         return a / len(a) if reduction == "mean" else a
-    if target.shape != _per_position_shape(x.shape):
-        raise ShapeError(
-            f"expected class-index targets of shape {_per_position_shape(x.shape)} for input "
-            f"{x.shape}, got {target.shape}"
-        )
+    _check_indices(x, target)
     t = target.reshape(-1).astype(np.int64, copy=False)
     keep = t != ignore_index
     bad = keep & ((t < 0) | (t >= n_classes))
@@ -114,9 +141,20 @@ def cross_entropy(
 ):
     """Softmax cross-entropy of logits (N, C, ...) against class indices (N, ...) or
     probabilities (N, C, ...), with PyTorch's weighting and label smoothing."""
-    a = _coefficients(
-        unwrap(input), unwrap(target), unwrap(weight), ignore_index, reduction, label_smoothing
-    )
+    x, t = unwrap(input), unwrap(target)
+    fast = jit.twin(".loss_compiled", __package__)
+    if fast is not None and fast.supports(x, t):
+        w = _class_weight(x, unwrap(weight), reduction, np.float64)
+        _check_indices(x, t)
+        return CrossEntropyIndices.apply(
+            input,
+            target=t,
+            weight=w,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+        )
+    a = _coefficients(x, t, unwrap(weight), ignore_index, reduction, label_smoothing)
     return CrossEntropy.apply(
         input, coefficients=a, reduction=reduction, shape=_per_position_shape(input.shape)
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import jit
 from .optimizer import Optimizer, check_betas, check_non_negative
 
 
@@ -59,10 +60,13 @@ class Adam(Optimizer):
         lr, eps = float(group["lr"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if group["maximize"]:
-            grad = -grad
         state["step"] += 1
         step = float(state["step"])  # Python floats: no NumPy scalar may upcast a float32 run
+        fast = jit.twin(".updates_compiled", __package__)
+        if fast is not None and self._update_compiled(fast, p, grad, state, group):
+            return
+        if group["maximize"]:
+            grad = -grad
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
                 p.data *= 1 - lr * weight_decay
@@ -79,6 +83,23 @@ class Adam(Optimizer):
             exp_avg_sq = state["max_exp_avg_sq"]
         denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
         p.data -= step_size * exp_avg / denom
+
+    def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
+        """The same update in one compiled pass; False (nothing done) where it does not apply."""
+        amsgrad, decoupled = bool(group["amsgrad"]), bool(group["decoupled_weight_decay"])
+        moments = [state["exp_avg"], state["exp_avg_sq"]]
+        moments.append(state["max_exp_avg_sq"] if amsgrad else np.empty(0, p.data.dtype))
+        flats = fast.flat_arrays(p.data.dtype, p.data, np.ascontiguousarray(grad), *moments)
+        if flats is None:
+            return False
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        step = float(state["step"])
+        decay = (1 - lr * weight_decay) if decoupled else weight_decay
+        hyper = [decay, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1**step)]
+        hyper += [(1 - beta2**step) ** 0.5, float(group["eps"])]
+        fast.adam(*flats, np.array(hyper, p.data.dtype), decoupled, amsgrad, group["maximize"])
+        return True
 
 
 class AdamW(Adam):

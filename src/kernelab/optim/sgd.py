@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import jit
 from .optimizer import Optimizer, check_non_negative
 
 
@@ -52,6 +53,9 @@ class SGD(Optimizer):
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight_decay = float(group["weight_decay"])
+        fast = jit.twin(".updates_compiled", __package__)
+        if fast is not None and self._update_compiled(fast, p, grad, state, group):
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -59,9 +63,36 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()  # grad may be p.grad itself
+                buf = state["momentum_buffer"] = np.copy(grad)  # not p.grad; an array if 0-d
             else:
                 buf *= momentum
                 buf += (1 - float(group["dampening"])) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.data -= lr * grad
+
+    def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
+        """The same update in one compiled pass; False (nothing done) where it does not apply."""
+        dtype, momentum = p.data.dtype.type, float(group["momentum"])
+        buf = state.get("momentum_buffer")
+        first = momentum != 0 and buf is None
+        if first:
+            buf = np.empty_like(p.data, order="C")
+        arrays = [p.data, np.ascontiguousarray(grad)] + ([buf] if momentum != 0 else [])
+        flats = fast.flat_arrays(p.data.dtype, *arrays)
+        if flats is None:
+            return False
+        if momentum == 0:
+            flats.append(np.empty(0, p.data.dtype))  # no buffer
+        if first:
+            state["momentum_buffer"] = buf
+        fast.sgd(
+            *flats,
+            dtype(group["lr"]),
+            dtype(momentum),
+            dtype(1 - float(group["dampening"])),
+            dtype(group["weight_decay"]),
+            bool(group["nesterov"]),
+            bool(group["maximize"]),
+            first,
+        )
+        return True

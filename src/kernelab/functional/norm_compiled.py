@@ -1,0 +1,223 @@
+"""Compiled twin of batch normalisation (``norm.py``): one pass per statistic, threads per channel.
+
+Every kernel sees a C-contiguous 3-D array in one of two layouts: ``(N, C, S)`` (an ordinary
+contiguous input) or, when ``channel_major``, ``(C, N, S)`` — the memory behind the
+``(N, C, H, W)`` views that convolutions return. Either way one sample of one channel is a
+contiguous row of S values, so a channel-major input is never transposed, and every result
+comes back in the input's layout.
+
+Sums are accumulated in float64 whatever the data's dtype. The batch statistics come from one
+pass of shifted sums (``Σ(x − k)`` and ``Σ(x − k)²`` with ``k`` the channel's first value), which
+keeps the variance exact to float64 rounding unless the mean is vastly larger than the spread.
+What the backward keeps is the input itself (as PyTorch does) and per-channel numbers, never
+more than the NumPy reference's normalised copy of the input.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..core import jit
+
+SUMS = {"reassoc", "contract"}  # lets the row sums vectorise; no NaN or inf assumptions
+CHUNKS = 64  # blocks of the leading axis that threads share out in the reductions
+
+
+def layout(x: np.ndarray) -> bool | None:
+    """True for channel-major memory, False for C-contiguous, None when it must be copied."""
+    if x.flags.c_contiguous:
+        return False
+    return True if np.swapaxes(x, 0, 1).flags.c_contiguous else None
+
+
+def as_rows(a: np.ndarray, channel_major: bool) -> np.ndarray:
+    """``a`` (N, C, ...) as the 3-D C-contiguous array of its layout (a copy only if needed)."""
+    n, c = a.shape[:2]
+    if channel_major:
+        return np.ascontiguousarray(np.swapaxes(a, 0, 1)).reshape(c, n, -1)  # (C, N, S)
+    return np.ascontiguousarray(a).reshape(n, c, -1)  # (N, C, S)
+
+
+def from_rows(rows: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> np.ndarray:
+    """The (N, C, ...) view of a 3-D result of :func:`as_rows`'s layout."""
+    if channel_major:
+        return np.swapaxes(rows.reshape((shape[1], shape[0]) + shape[2:]), 0, 1)  # (N, C, ...)
+    return rows.reshape(shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def merge(part):
+    """(2, chunks, C) partial sums → (2, C), added in chunk order.
+
+    A plain loop: in a parallel kernel ``part[0, :, c].sum()`` would start threads per channel.
+    A numba function rather than a ``jit.kernel``, since kernels call it.
+    """
+    sums = np.zeros((2, part.shape[2]))
+    for j in range(part.shape[1]):
+        for c in range(part.shape[2]):
+            sums[0, c] += part[0, j, c]
+            sums[1, c] += part[1, j, c]
+    return sums
+
+
+@jit.kernel(parallel=True, fastmath=SUMS)
+def moments(x, channel_major):
+    """Per-channel mean and biased variance (float64) of rows ``x`` in one pass.
+
+    Threads take contiguous blocks of the leading axis (channels or samples) and keep partial
+    sums per channel, merged at the end; rows are read in memory order in either layout.
+    """
+    channels = x.shape[0] if channel_major else x.shape[1]
+    shift = np.empty(channels)
+    for c in range(channels):
+        shift[c] = x[c, 0, 0] if channel_major else x[0, c, 0]
+    chunks = min(x.shape[0], CHUNKS)
+    part = np.zeros((2, chunks, channels))
+    for j in prange(chunks):
+        for a in range(j * x.shape[0] // chunks, (j + 1) * x.shape[0] // chunks):
+            if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+                for c in range(channels):
+                    d = np.float64(x[a, c, 0]) - shift[c]
+                    part[0, j, c] += d
+                    part[1, j, c] += d * d
+                continue
+            for b in range(x.shape[1]):
+                c = a if channel_major else b
+                k = shift[c]
+                s, ss = 0.0, 0.0
+                for i in range(x.shape[2]):
+                    d = np.float64(x[a, b, i]) - k
+                    s += d
+                    ss += d * d
+                part[0, j, c] += s
+                part[1, j, c] += ss
+    sums = merge(part)
+    count = x.size // channels
+    mean, var = np.empty(channels), np.empty(channels)
+    for c in range(channels):
+        m = sums[0, c] / count
+        v = sums[1, c] / count - m * m
+        if v < 0:  # rounding; NaN stays NaN
+            v = 0.0
+        mean[c], var[c] = shift[c] + m, v
+    return mean, var
+
+
+@jit.kernel(parallel=True)
+def scale_shift(x, scale, shift, channel_major, out):
+    """``out = x · scale[c] + shift[c]`` per channel, in the data's dtype."""
+    for a in prange(x.shape[0]):
+        if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+            for c in range(x.shape[1]):
+                out[a, c, 0] = x[a, c, 0] * scale[c] + shift[c]
+            continue
+        for b in range(x.shape[1]):
+            c = np.int64(a) if channel_major else b  # a prange index may be unsigned
+            p, q = scale[c], shift[c]
+            for i in range(x.shape[2]):
+                out[a, b, i] = x[a, b, i] * p + q
+
+
+@jit.kernel(parallel=True, fastmath=SUMS)
+def grad_sums(g, x, mean, channel_major):
+    """Per-channel ``Σ g`` and ``Σ g·(x − mean)`` (float64), in one pass over both
+    (blocks and partial sums as in :func:`moments`)."""
+    channels = x.shape[0] if channel_major else x.shape[1]
+    chunks = min(x.shape[0], CHUNKS)
+    part = np.zeros((2, chunks, channels))
+    for j in prange(chunks):
+        for a in range(j * x.shape[0] // chunks, (j + 1) * x.shape[0] // chunks):
+            if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+                for c in range(channels):
+                    gi = np.float64(g[a, c, 0])
+                    part[0, j, c] += gi
+                    part[1, j, c] += gi * (np.float64(x[a, c, 0]) - mean[c])
+                continue
+            for b in range(x.shape[1]):
+                c = a if channel_major else b
+                m = mean[c]
+                s, t = 0.0, 0.0
+                for i in range(x.shape[2]):
+                    gi = np.float64(g[a, b, i])
+                    s += gi
+                    t += gi * (np.float64(x[a, b, i]) - m)
+                part[0, j, c] += s
+                part[1, j, c] += t
+    sums = merge(part)
+    return sums[0], sums[1]
+
+
+@jit.kernel(parallel=True)
+def grad_input(g, x, mean, p, k, q, channel_major, out):
+    """``out = p·g + k·(x − mean) + q`` per channel: the training input gradient, one pass."""
+    for a in prange(x.shape[0]):
+        if x.shape[2] == 1 and not channel_major:  # (N, C): vectorise across channels
+            for c in range(x.shape[1]):
+                out[a, c, 0] = p[c] * g[a, c, 0] + k[c] * (x[a, c, 0] - mean[c]) + q[c]
+            continue
+        for b in range(x.shape[1]):
+            c = np.int64(a) if channel_major else b  # a prange index may be unsigned
+            m, pc, kc, qc = mean[c], p[c], k[c], q[c]
+            for i in range(x.shape[2]):
+                out[a, b, i] = pc * g[a, b, i] + kc * (x[a, b, i] - m) + qc
+
+
+def supports(x: np.ndarray) -> bool:
+    """Whether the compiled kernels take this input (float32/float64, not empty)."""
+    return x.dtype in (np.float32, np.float64) and x.size > 0
+
+
+def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """:class:`norm.BatchNorm`'s forward: same results, running statistics updated alike."""
+    dtype, channels = x.dtype, x.shape[1]
+    channel_major = bool(layout(x))
+    rows = as_rows(x, channel_major)
+    if training:
+        mean64, var64 = moments(rows, channel_major)
+        mean, var = mean64.astype(dtype), var64.astype(dtype)
+        if running_mean is not None:
+            count = x.size // channels
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * (count / max(count - 1, 1))
+    else:
+        mean, var = np.array(running_mean, dtype), np.array(running_var, dtype)
+    inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
+    scale = inv_std if weight is None else (inv_std * weight).astype(dtype, copy=False)
+    shift = -mean * scale if bias is None else (bias - mean * scale).astype(dtype, copy=False)
+    out = np.empty_like(rows)
+    scale_shift(rows, scale, shift, channel_major, out)
+    if any(ctx.needs_input_grad):
+        ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
+        ctx.channel_major, ctx.training = channel_major, training
+    return from_rows(out, x.shape, channel_major)
+
+
+def backward(ctx, g):
+    """:class:`norm.BatchNorm`'s backward: two passes in training (sums, then the input's)."""
+    rows, mean, inv_std, channel_major = ctx.rows, ctx.mean, ctx.inv_std, ctx.channel_major
+    need_x, need_w, need_b = ctx.needs_input_grad
+    dtype = rows.dtype
+    g_rows = as_rows(g.astype(dtype, copy=False), channel_major)
+    weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
+    a = (weight * inv_std).astype(dtype, copy=False)
+    gw = gb = gx = None
+    if need_w or need_b or (need_x and ctx.training):
+        sum_g, sum_gx = grad_sums(g_rows, rows, mean.astype(np.float64), channel_major)
+        gw = (sum_gx * inv_std).astype(dtype) if need_w else None
+        gb = sum_g.astype(dtype) if need_b else None
+    if need_x:
+        out = np.empty_like(rows)
+        if ctx.training:  # the batch statistics depend on x too
+            count = rows.size // len(mean)
+            a64 = a.astype(np.float64)
+            k = (-a64 * inv_std * inv_std * sum_gx / count).astype(dtype)
+            d = (-a64 * sum_g / count).astype(dtype)
+            grad_input(g_rows, rows, mean, a, k, d, channel_major, out)
+        else:
+            scale_shift(g_rows, a, np.zeros_like(a), channel_major, out)
+        gx = from_rows(out, g.shape, channel_major)
+    return gx, gw, gb

@@ -1,0 +1,119 @@
+"""The compiled SGD and Adam updates against the NumPy path and torch.optim, step by step."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernelab as kl
+import kernelab.optim as optim
+from kernelab.core.tensor import Tensor
+
+# Against the NumPy path the rounding is the same operation by operation; against torch only
+# the order of a few operations differs.
+SAME = {np.float64: 1e-12, np.float32: 1e-6}
+TORCH = {np.float64: 1e-9, np.float32: 2e-4}
+SHAPES = [(4, 3, 3, 3), (7, 5), (5,), ()]  # a conv kernel, a linear weight, a bias, a scalar
+
+
+@pytest.fixture(autouse=True)
+def _on_both_kernel_paths():
+    """Each test here runs both paths itself, side by side."""
+    yield
+
+
+sgd_options = st.fixed_dictionaries(
+    {
+        "lr": st.sampled_from([0.1, 0.01]),
+        "momentum": st.sampled_from([0.0, 0.5, 0.9]),
+        "dampening": st.sampled_from([0.0, 0.3]),
+        "weight_decay": st.sampled_from([0.0, 0.01]),
+        "nesterov": st.booleans(),
+        "maximize": st.booleans(),
+    }
+).map(lambda o: o | {"dampening": 0.0} if o["nesterov"] else o)
+sgd_options = sgd_options.map(lambda o: o | {"momentum": 0.9} if o["nesterov"] else o)
+
+adam_options = st.fixed_dictionaries(
+    {
+        "lr": st.sampled_from([1e-3, 0.05]),
+        "betas": st.sampled_from([(0.9, 0.999), (0.8, 0.99)]),
+        "eps": st.sampled_from([1e-8, 1e-6]),
+        "weight_decay": st.sampled_from([0.0, 0.1]),
+        "amsgrad": st.booleans(),
+        "maximize": st.booleans(),
+        "decoupled_weight_decay": st.booleans(),
+    }
+)
+
+
+def run(path, name, options, arrays, grads):
+    """Parameters after each step of kernelab's ``name`` on one kernel path."""
+    params = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    history = []
+    with kl.backends.kernels.using(path):
+        opt = getattr(optim, name)(params, **options)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = g
+            opt.step()
+            history.append([p.data.copy() for p in params])
+    return history
+
+
+def run_torch(name, options, arrays, grads):
+    """The same with torch.optim (Adam's step counter in the parameters' dtype)."""
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    history = []
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if arrays[0].dtype == np.float64 else torch.float32)
+    try:
+        opt = getattr(torch.optim, name)(params, **options)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = torch.from_numpy(g.copy())
+            opt.step()
+            history.append([p.detach().numpy().copy() for p in params])
+    finally:
+        torch.set_default_dtype(previous)
+    return history
+
+
+def check(name, options, dtype, seed, steps=4):
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(rng.standard_normal(s), dtype) for s in SHAPES]
+    grads = [[np.asarray(rng.standard_normal(s), dtype) for s in SHAPES] for _ in range(steps)]
+    compiled = run("numba", name, options, arrays, grads)
+    reference = run("numpy", name, options, arrays, grads)
+    theirs = run_torch(name, options, arrays, grads)
+    for ours, same, other in zip(compiled, reference, theirs, strict=True):
+        for a, b, t in zip(ours, same, other, strict=True):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, b, rtol=SAME[dtype], atol=SAME[dtype])
+            np.testing.assert_allclose(a, t, rtol=TORCH[dtype], atol=TORCH[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=20)  # three optimisers per example: keep the file to seconds
+@given(options=sgd_options, seed=st.integers(0, 2**16))
+def test_sgd_matches_numpy_and_torch(dtype, options, seed):
+    check("SGD", options, dtype, seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=20)
+@given(options=adam_options, seed=st.integers(0, 2**16))
+def test_adam_matches_numpy_and_torch(dtype, options, seed):
+    check("Adam", options, dtype, seed)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_non_contiguous_parameter_takes_the_numpy_path(name):
+    memory = np.arange(12.0).reshape(3, 4)
+    p = Tensor(memory.T, requires_grad=True)  # a transposed view: no flat view of it exists
+    p.grad = np.ones((4, 3))
+    with kl.backends.kernels.using("numba"):
+        getattr(optim, name)([p], lr=0.5, **({"momentum": 0.9} if name == "SGD" else {})).step()
+    moved = np.arange(12.0).reshape(3, 4).T - 0.5
+    np.testing.assert_allclose(p.data, moved, rtol=1e-7)
