@@ -88,7 +88,7 @@ def relative_difference(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def _time_calls(fn: Callable[[], object], calls: int) -> float:
+def time_calls(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         fn()
@@ -106,7 +106,7 @@ def measure(case: Case, settings: Settings) -> dict:
     single = {name: [] for name in ENGINES}
     for r in range(max(settings.warmup, 1)):
         for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
-            single[name].append(_time_calls(fns[name], 1))
+            single[name].append(time_calls(fns[name], 1))
     calls = {
         name: int(min(settings.max_calls, max(1, settings.min_round // min(times))))
         for name, times in single.items()
@@ -116,7 +116,7 @@ def measure(case: Case, settings: Settings) -> dict:
     for r in range(settings.rounds):
         for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
             time.sleep(settings.settle)
-            per_round[name].append(_time_calls(fns[name], calls[name]))
+            per_round[name].append(time_calls(fns[name], calls[name]))
     return summarize(case, per_round, calls, check, load_before)
 
 
@@ -161,12 +161,23 @@ def _quartiles(values: list[float]) -> list[float]:
 
 
 def set_threads(threads: int):
-    """Give NumPy's BLAS and PyTorch the same number of threads; returns the limiter to keep."""
-    import torch
+    """Give kernelab (BLAS and the compiled kernels' pool) and PyTorch the same number of
+    threads; returns the limiter to keep (it restores the original BLAS limits)."""
     from threadpoolctl import threadpool_limits
 
+    limiter = threadpool_limits(limits=threads)
+    use_threads(threads)
+    return limiter
+
+
+def use_threads(threads: int) -> None:
+    """Switch both engines to ``threads`` threads (between timed rounds: not free)."""
+    import torch
+
+    import kernelab as kl
+
+    kl.set_num_threads(threads)
     torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads)
 
 
 def default_threads() -> int:
