@@ -3,8 +3,13 @@
 Measures kernelab and PyTorch CPU in the same process (interleaved rounds, see ``harness.py``)
 and writes ``bench/results.json`` and ``bench/RESULTS.md``. Runs with ``--quick`` or ``--only``
 write ``results-partial.json`` and ``RESULTS-partial.md`` instead, so they never replace the
-full report. ``--only`` takes comma-separated names or globs: ``conv``, ``conv/k3``,
-``classic/train_*``, ``memory``.
+full report; ``--kernels numpy`` (kernelab's NumPy reference kernels) adds ``-numpy`` to the
+names. ``--only`` takes comma-separated names or globs: ``conv``, ``conv/k3``,
+``classic/train_*``, ``nets``, ``threads``, ``memory``, ``startup``.
+
+Besides the interleaved cases: ``threads/*`` (one step at 1 and 2 threads, ``threads.py``),
+``memory/train_epoch`` (peak memory, one child process per engine, ``memory.py``) and
+``startup/train_cli`` (``kernelab train`` to its first step, cold and warm, ``startup.py``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cases, harness, memory, models, report  # noqa: E402
+import kernelab as kl  # noqa: E402
+from bench import cases, harness, memory, models, report, startup, threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MEMORY_BATCHES = {"quick": 10, "full": 100}
+STARTUP_RUNS = {"quick": (1, 2), "full": (2, 3)}  # cold runs, warm runs
 
 
 def selected(name: str, patterns: list[str]) -> bool:
@@ -44,32 +51,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (~2 min)")
     parser.add_argument("--only", default="", help="comma-separated case names or globs")
     parser.add_argument("--threads", type=int, default=harness.default_threads())
+    parser.add_argument(
+        "--kernels",
+        choices=("numba", "numpy"),
+        default=os.environ.get("KERNELAB_KERNELS", "numba").strip().lower() or "numba",
+        help="kernelab's kernels: compiled (numba, the default) or the NumPy reference",
+    )
     parser.add_argument("--out", type=Path, help="JSON path (Markdown goes next to it)")
     parser.add_argument("--list", action="store_true", help="print the case names and exit")
     return parser.parse_args(argv)
 
 
+def output_paths(args, partial: bool) -> tuple[Path, Path]:
+    """The JSON and Markdown files of this run (see the module's docstring)."""
+    if args.out:
+        return args.out, args.out.with_suffix(".md")
+    suffix = ("-partial" if partial else "") + ("-numpy" if args.kernels == "numpy" else "")
+    return HERE / f"results{suffix}.json", HERE / f"RESULTS{suffix}.md"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     patterns = [p.strip() for p in args.only.split(",") if p.strip()]
-    everything = cases.all_cases()
+    everything, gains = cases.all_cases(), threads.all_cases()
+    extras = ["memory/train_epoch", startup.NAME]
     if args.list:
-        print("\n".join([c.name for c in everything] + ["memory/train_epoch"]))
+        print("\n".join([c.name for c in everything + gains] + extras))
         return 0
     chosen = [c for c in everything if c.group == "ceiling" or selected(c.name, patterns)]
-    run_memory = selected("memory/train_epoch", patterns)
-    if len(chosen) == sum(c.group == "ceiling" for c in chosen) and not run_memory:
+    chosen_gains = [c for c in gains if selected(c.name, patterns)]
+    run_memory, run_startup = (selected(name, patterns) for name in extras)
+    if all(c.group == "ceiling" for c in chosen) and not (
+        chosen_gains or run_memory or run_startup
+    ):
         print(f"--only {args.only!r} matches no case (see --list)", file=sys.stderr)
         return 2
     mode = "quick" if args.quick else "full"
     settings = harness.QUICK if args.quick else harness.FULL
-    partial = args.quick or bool(patterns)
-    out = args.out or HERE / ("results-partial.json" if partial else "results.json")
-    markdown_path = out.with_name("RESULTS-partial.md" if partial else "RESULTS.md")
-    if args.out:
-        markdown_path = out.with_suffix(".md")
+    out, markdown_path = output_paths(args, args.quick or bool(patterns))
 
     warnings.filterwarnings("ignore", message=".*padding='same'.*")  # PyTorch, even kernels
+    kl.backends.kernels.use(args.kernels)
     limiter = harness.set_threads(args.threads)
     start, load_start = time.perf_counter(), os.getloadavg()
     results = {
@@ -77,12 +99,15 @@ def main(argv=None) -> int:
         "mode": mode,
         "only": patterns,
         "threads": args.threads,
+        "kernels": {"asked": args.kernels, "running": kl.backends.kernels.current()},
         "settings": vars(settings),
         "machine": harness.machine(),
         "source": harness.source_state(HERE.parent),
         "optimizer": optimizer_name(),
         "cases": [],
+        "threads_gain": [],
         "memory": None,
+        "startup": None,
     }
     for i, case in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {case.name}: {case.title}", end=" ... ", flush=True)
@@ -93,11 +118,23 @@ def main(argv=None) -> int:
             f" ms, time ratio {record['time_ratio']:.2f}x",
             flush=True,
         )
+    for case in chosen_gains:
+        print(f"{case.name}: {case.title}, 1 and 2 threads", end=" ... ", flush=True)
+        record = threads.measure(case, settings)
+        results["threads_gain"].append(record)
+        gain = {e: record["engines"][e]["gain"] for e in harness.ENGINES}
+        print(f"gain kernelab {gain['kernelab']:.2f}x, PyTorch {gain['torch']:.2f}x", flush=True)
+    harness.set_threads(args.threads)
     limiter.restore_original_limits()
     if run_memory:
         print("memory/train_epoch: one child process per engine ...", end=" ", flush=True)
-        results["memory"] = memory.compare(MEMORY_BATCHES[mode], 64, args.threads)
+        results["memory"] = memory.compare(MEMORY_BATCHES[mode], 64, args.threads, args.kernels)
         print(f"training memory ratio {results['memory']['increment_ratio']:.2f}x", flush=True)
+    if run_startup:
+        print(f"{startup.NAME}: cold and warm child processes ...", end=" ", flush=True)
+        cold, warm = STARTUP_RUNS[mode]
+        results["startup"] = record = startup.compare(args.threads, args.kernels, cold, warm)
+        print(f"cold {record['cold_s']:.2f} s, warm {record['warm_s']:.2f} s", flush=True)
     results["loadavg"] = {"start": load_start, "end": os.getloadavg()}
     results["duration_s"] = time.perf_counter() - start
     results["ceiling"] = report.ceiling(results)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+NAME = "startup/train_cli"
 BATCH = 64
 WARM_TARGET, COLD_TARGET = 1.0, 10.0  # seconds to the end of the first step
 TRAIN_IMAGES, TEST_IMAGES = 640, 100
@@ -198,7 +199,7 @@ def compare(
         "torch_import_s": _median(runs["torch"], "import_s"),
     }
     return {
-        "name": "startup/train_cli",
+        "name": NAME,
         "title": f"kernelab train (classic network, Adam, batch {BATCH}) to its first step",
         "data": str(data_dir) if data_dir else f"bar digits, {TRAIN_IMAGES} training images",
         "threads": threads,

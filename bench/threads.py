@@ -88,3 +88,13 @@ def threads_case(case: Case) -> Case:
         flops=case.flops,
         meta=case.meta,
     )
+
+
+def all_cases() -> list[Case]:
+    """The steps measured at 1 and 2 threads: the classic network and ResNet-8, training."""
+    from . import cases
+
+    return [
+        threads_case(cases.classic_train(64)),
+        threads_case(cases.net_case("resnet8", "train", 64)),
+    ]
