@@ -115,7 +115,8 @@ def _kernels(results: dict) -> str:
 
 def _load_warning(results: dict) -> list[str]:
     """A busy machine hurts multi-threaded runs most (OpenBLAS's spinning threads above all)."""
-    loads = [r["loadavg_1min"] for r in results["cases"]] + [results["loadavg"]["end"][0]]
+    records = results["cases"] + (results.get("threads_gain") or [])
+    loads = [r["loadavg_1min"] for r in records] + [results["loadavg"]["end"][0]]
     cores = results["machine"]["usable_cores"]
     if max(loads) < cores + 1:
         return []
@@ -131,9 +132,10 @@ def targets(results: dict, by_name: dict) -> list[str]:
     """One row per target: each network case that has one, the worst of each layer family,
     the second core's gain, start-up and memory."""
     rows = []
+    labels = dict(README_CASES)
     for r in results["cases"]:
         if "target" in r and r["name"].split("/")[0] in ("classic", "nets"):
-            label = f"{r['name']}: images/s {_bound(r['target'])} PyTorch"
+            label = f"{labels.get(r['name'], r['name'])}: images/s {_bound(r['target'])} PyTorch"
             rows.append([label, f"{r['speed_ratio']:.2f}x", _met(r["target_met"])])
     for label, records in _families(results["cases"]):
         worst = max(records, key=lambda r: r["time_ratio"])
@@ -279,9 +281,16 @@ def startup_table(record: dict) -> list[str]:
         f"data: {record['data']}. Cold runs point NUMBA_CACHE_DIR at a new empty folder (the "
         "package's own `__pycache__` cache is then not read); warm runs reuse the folder the "
         "last cold run filled. PyTorch's child imports torch, reads the same files and runs "
-        "one step.",
+        "one step." + _compiled_count(runs["cold"]),
         "",
     ]
+
+
+def _compiled_count(cold_runs: list[dict]) -> str:
+    counts = [r["cached_kernels"] for r in cold_runs if "cached_kernels" in r]
+    if not counts:
+        return ""
+    return f" A cold run left {max(counts)} compiled functions in numba's cache."
 
 
 def _seconds(value: float | None) -> str:
@@ -300,9 +309,24 @@ def memory_table(memory: dict) -> list[str]:
         "",
         *_table(["engine", "after imports and setup, MB", "peak, MB", "training, MB"], rows),
         "Peak = VmHWM of the child; *training* = peak minus the resident memory before the "
-        "first step (model, data and the engine's imports are in the baseline).",
+        "first step (model, data and the engine's imports are in the baseline)."
+        + _memory_warmup(memory["engines"]),
         "",
     ]
+
+
+def _memory_warmup(engines: dict) -> str:
+    """What the warm-up step did, when the record says (older records do not)."""
+    kl = engines["kernelab"]
+    if "warmup" not in kl:
+        return ""
+    reset = "reset after it" if kl["peak_reset"] else "NOT reset (no /proc/self/clear_refs)"
+    return (
+        f" Each child first ran one step of a throwaway network on 2 images (kernelab's "
+        f"{kl['kernels']} kernels compiled or loaded there, peaking at "
+        f"{fmt(kl['warmup']['hwm_mb'])} MB; PyTorch's at "
+        f"{fmt(engines['torch']['warmup']['hwm_mb'])} MB); the peak was {reset}."
+    )
 
 
 def scaling(by_name: dict) -> list[str]:
@@ -411,9 +435,10 @@ def readme(results: dict) -> str:
                     fmt(r["kernelab_images_per_s"]),
                     fmt(r["torch_images_per_s"]),
                     f"{r['speed_ratio']:.2f}x",
+                    _bound(r["target"]) if "target" in r else "",
                 ]
             )
-    head = ["images/s", "kernelab", "PyTorch", "kernelab / PyTorch"]
+    head = ["images/s", "kernelab", "PyTorch", "kernelab / PyTorch", "target"]
     lines = _table(head, rows) if rows else []
     lines += _readme_other(results)
     when = f"{results['date']}, {results['machine']['cpu']}, {results['threads']} threads"

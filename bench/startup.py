@@ -167,6 +167,7 @@ def launch(engine: str, data_dir: Path, threads: int, cache_dir: Path, kernels: 
         raise RuntimeError(f"start-up child for {engine} failed:\n{done.stderr[-2000:]}")
     record = json.loads(done.stdout.strip().splitlines()[-1])
     record["to_first_step_s"] = record.pop("step_end") - start
+    record["cached_kernels"] = len(list(Path(cache_dir).rglob("*.nbi")))  # numba's index files
     return record
 
 

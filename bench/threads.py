@@ -9,6 +9,7 @@ rounds of its 1-thread time divided by its 2-thread time (2.0 would be a perfect
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 
@@ -39,6 +40,7 @@ def measure(case: Case, settings: Settings, counts: tuple[int, ...] = COUNTS) ->
         pair: int(min(settings.max_calls, max(1, settings.min_round // min(times))))
         for pair, times in single.items()
     }
+    load_before = os.getloadavg()[0]
     rounds: dict[tuple, list[float]] = {pair: [] for pair in pairs}
     for r in range(settings.rounds):
         for n in _order(counts, r):
@@ -47,7 +49,7 @@ def measure(case: Case, settings: Settings, counts: tuple[int, ...] = COUNTS) ->
                 time.sleep(settings.settle)
                 rounds[(n, engine)].append(time_calls(fns[engine], calls[(n, engine)]))
     use_threads(max(counts))
-    return summarize(case, rounds, counts)
+    return {**summarize(case, rounds, counts), "loadavg_1min": load_before}
 
 
 def summarize(case: Case, rounds: dict, counts: tuple[int, ...]) -> dict:
