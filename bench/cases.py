@@ -393,6 +393,7 @@ def all_cases() -> list[Case]:
     cases += [conv_layer(f"k{k}", k) for k in (1, 2, 3, 4, 5, 7)]
     cases += [
         conv_layer("k3_stride2", 3, stride=2, padding=1),
+        conv_layer("k1_stride2", 1, stride=2, padding=0),  # ResNet's projection shortcut
         conv_layer("k3_dilation2", 3, dilation=2),
         conv_layer("depthwise_k3", 3, groups=32, c_out=32, target=DEPTHWISE_TARGET),
         conv_layer("depthwise_k5", 5, groups=32, c_out=32, target=DEPTHWISE_TARGET),

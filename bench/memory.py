@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NAME = "memory/train_epoch"
 MB = 1024 * 1024
 
 
@@ -134,7 +135,7 @@ def compare(batches: int, batch_size: int, threads: int, kernels: str = "numba")
     records = {e: measure(e, batches, batch_size, threads, kernels) for e in ("kernelab", "torch")}
     kl, pt = records["kernelab"], records["torch"]
     return {
-        "name": "memory/train_epoch",
+        "name": NAME,
         "title": f"training, {batches} batches of {batch_size}",
         "engines": records,
         "increment_ratio": kl["increment_mb"] / max(pt["increment_mb"], 1e-9),

@@ -30,8 +30,8 @@ def ceiling(results: dict) -> dict:
     rates: dict[str, list[float]] = {"kernelab": [], "torch": []}
     for record in results["cases"]:
         if record["name"].startswith("ceiling/"):
-            for engine, times in record["rounds"].items():
-                rates[engine] += [record["flops"] / t / 1e9 for t in times]
+            for engine, rate in rates.items():
+                rate += [record["flops"] / t / 1e9 for t in record["rounds"][engine]]
     return {
         "numpy_gflops": statistics.median(rates["kernelab"]) if rates["kernelab"] else None,
         "torch_gflops": statistics.median(rates["torch"]) if rates["torch"] else None,
@@ -109,7 +109,9 @@ def _kernels(results: dict) -> str:
         return "not recorded (before the compiled kernels)"
     running = {"numba": "compiled (numba)", "numpy": "NumPy reference"}[kernels["running"]]
     if kernels["asked"] != kernels["running"]:
-        return f"{running} (asked for {kernels['asked']}: numba could not be imported)"
+        running += f" (asked for {kernels['asked']}: numba could not be imported)"
+    if kernels.get("numpy_path"):
+        running += "; the NumPy reference kernels ran as a third engine in the same rounds"
     return running
 
 
@@ -212,11 +214,22 @@ def classic(records: list[dict], peak, title: str) -> list[str]:
             _gflops(r, "torch", peak),
             _verdict(r),
         ]
+        + _numpy_cells(r, per_image=True)
         for r in records
     ]
     head = ["workload", "kernelab img/s", "PyTorch img/s", "speed ratio"]
     head += ["kernelab GFLOP/s (% ceiling)", "PyTorch GFLOP/s (% ceiling)", "target"]
+    if any("numpy_s" in r for r in records):
+        head += ["NumPy path img/s", "compiled / NumPy time"]
     return [title, ""] + _table(head, rows)
+
+
+def _numpy_cells(record: dict, per_image: bool) -> list[str]:
+    """The NumPy path's columns, when the run timed it (``--kernels both``)."""
+    if "numpy_s" not in record:
+        return []
+    value = record["numpy_images_per_s"] if per_image else 1e3 * record["numpy_s"]
+    return [fmt(value), f"{record['compiled_vs_numpy']:.2f}x"]
 
 
 def layers(title: str, records: list[dict], peak, with_flops: bool) -> list[str]:
@@ -228,8 +241,11 @@ def layers(title: str, records: list[dict], peak, with_flops: bool) -> list[str]
         row = [r["title"], fmt(1e3 * r["kernelab_s"]), fmt(1e3 * r["torch_s"]), _ratio(r)]
         if with_flops:
             row += [_gflops(r, "kernelab", peak), _gflops(r, "torch", peak)]
-        rows.append(row + [_verdict(r)])
-    return [title, ""] + _table(head + ["target"], rows)
+        rows.append(row + [_verdict(r)] + _numpy_cells(r, per_image=False))
+    head.append("target")
+    if any("numpy_s" in r for r in records):
+        head += ["NumPy path ms", "compiled / NumPy time"]
+    return [title, ""] + _table(head, rows)
 
 
 def thread_gain(records: list[dict]) -> list[str]:

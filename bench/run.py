@@ -4,8 +4,10 @@ Measures kernelab and PyTorch CPU in the same process (interleaved rounds, see `
 and writes ``bench/results.json`` and ``bench/RESULTS.md``. Runs with ``--quick`` or ``--only``
 write ``results-partial.json`` and ``RESULTS-partial.md`` instead, so they never replace the
 full report; ``--kernels numpy`` (kernelab's NumPy reference kernels) adds ``-numpy`` to the
-names. ``--only`` takes comma-separated names or globs: ``conv``, ``conv/k3``,
-``classic/train_*``, ``nets``, ``threads``, ``memory``, ``startup``.
+names, and ``--kernels both`` times the NumPy path as a third engine in the same rounds as the
+compiled one and PyTorch (each case takes half as long again). ``--only`` takes
+comma-separated names or globs: ``conv``, ``conv/k3``, ``classic/train_*``, ``nets``,
+``threads``, ``memory``, ``startup``.
 
 Besides the interleaved cases: ``threads/*`` (one step at 1 and 2 threads, ``threads.py``),
 ``memory/train_epoch`` (peak memory, one child process per engine, ``memory.py``) and
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
@@ -53,9 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=harness.default_threads())
     parser.add_argument(
         "--kernels",
-        choices=("numba", "numpy"),
+        choices=("numba", "numpy", "both"),
         default=os.environ.get("KERNELAB_KERNELS", "numba").strip().lower() or "numba",
-        help="kernelab's kernels: compiled (numba, the default) or the NumPy reference",
+        help="kernelab's kernels: compiled (numba, the default), the NumPy reference, or both "
+        "(the NumPy path timed beside the compiled one)",
     )
     parser.add_argument("--out", type=Path, help="JSON path (Markdown goes next to it)")
     parser.add_argument("--list", action="store_true", help="print the case names and exit")
@@ -70,37 +74,75 @@ def output_paths(args, partial: bool) -> tuple[Path, Path]:
     return HERE / f"results{suffix}.json", HERE / f"RESULTS{suffix}.md"
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    patterns = [p.strip() for p in args.only.split(",") if p.strip()]
-    everything, gains = cases.all_cases(), threads.all_cases()
-    extras = ["memory/train_epoch", startup.NAME]
-    if args.list:
-        print("\n".join([c.name for c in everything + gains] + extras))
-        return 0
-    chosen = [c for c in everything if c.group == "ceiling" or selected(c.name, patterns)]
-    chosen_gains = [c for c in gains if selected(c.name, patterns)]
-    run_memory, run_startup = (selected(name, patterns) for name in extras)
-    if all(c.group == "ceiling" for c in chosen) and not (
-        chosen_gains or run_memory or run_startup
-    ):
-        print(f"--only {args.only!r} matches no case (see --list)", file=sys.stderr)
-        return 2
-    mode = "quick" if args.quick else "full"
-    settings = harness.QUICK if args.quick else harness.FULL
-    out, markdown_path = output_paths(args, args.quick or bool(patterns))
+@dataclass
+class Plan:
+    """What one run measures."""
 
-    warnings.filterwarnings("ignore", message=".*padding='same'.*")  # PyTorch, even kernels
-    kl.backends.kernels.use(args.kernels)
-    limiter = harness.set_threads(args.threads)
-    start, load_start = time.perf_counter(), os.getloadavg()
-    results = {
+    cases: list[harness.Case]
+    gains: list[harness.Case]  # steps timed at 1 and 2 threads
+    memory: bool
+    startup: bool
+
+    def empty(self) -> bool:
+        measured = any(c.group != "ceiling" for c in self.cases)
+        return not (measured or self.gains or self.memory or self.startup)
+
+
+def plan(patterns: list[str]) -> Plan:
+    return Plan(
+        [c for c in cases.all_cases() if c.group == "ceiling" or selected(c.name, patterns)],
+        [c for c in threads.all_cases() if selected(c.name, patterns)],
+        selected(memory.NAME, patterns),
+        selected(startup.NAME, patterns),
+    )
+
+
+def run_cases(todo: Plan, settings: harness.Settings, numpy_path: bool, results: dict) -> None:
+    """The interleaved cases, then the thread gains; each printed as it ends."""
+    for i, case in enumerate(todo.cases, 1):
+        print(f"[{i}/{len(todo.cases)}] {case.name}: {case.title}", end=" ... ", flush=True)
+        record = harness.measure(case, settings, numpy_path and case.group != "ceiling")
+        results["cases"].append(record)
+        numpy = f", NumPy path {1e3 * record['numpy_s']:.2f} ms" if "numpy_s" in record else ""
+        print(
+            f"kernelab {1e3 * record['kernelab_s']:.2f} ms, PyTorch {1e3 * record['torch_s']:.2f}"
+            f" ms, time ratio {record['time_ratio']:.2f}x{numpy}",
+            flush=True,
+        )
+    for case in todo.gains:
+        print(f"{case.name}: {case.title}, 1 and 2 threads", end=" ... ", flush=True)
+        record = threads.measure(case, settings)
+        results["threads_gain"].append(record)
+        gain = {e: record["engines"][e]["gain"] for e in harness.ENGINES}
+        print(f"gain kernelab {gain['kernelab']:.2f}x, PyTorch {gain['torch']:.2f}x", flush=True)
+
+
+def run_children(todo: Plan, mode: str, thread_count: int, kernels: str, results: dict) -> None:
+    """Peak memory and start-up, each in child processes."""
+    if todo.memory:
+        print(f"{memory.NAME}: one child process per engine ...", end=" ", flush=True)
+        results["memory"] = memory.compare(MEMORY_BATCHES[mode], 64, thread_count, kernels)
+        print(f"training memory ratio {results['memory']['increment_ratio']:.2f}x", flush=True)
+    if todo.startup:
+        print(f"{startup.NAME}: cold and warm child processes ...", end=" ", flush=True)
+        cold, warm = STARTUP_RUNS[mode]
+        results["startup"] = record = startup.compare(thread_count, kernels, cold, warm)
+        print(f"cold {record['cold_s']:.2f} s, warm {record['warm_s']:.2f} s", flush=True)
+
+
+def new_results(args, mode: str, patterns: list[str], kernels: str) -> dict:
+    """The record of a run before anything is measured."""
+    return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": mode,
         "only": patterns,
         "threads": args.threads,
-        "kernels": {"asked": args.kernels, "running": kl.backends.kernels.current()},
-        "settings": vars(settings),
+        "kernels": {
+            "asked": kernels,
+            "running": kl.backends.kernels.current(),
+            "numpy_path": args.kernels == "both",
+        },
+        "settings": vars(harness.QUICK if args.quick else harness.FULL),
         "machine": harness.machine(),
         "source": harness.source_state(HERE.parent),
         "optimizer": optimizer_name(),
@@ -109,32 +151,33 @@ def main(argv=None) -> int:
         "memory": None,
         "startup": None,
     }
-    for i, case in enumerate(chosen, 1):
-        print(f"[{i}/{len(chosen)}] {case.name}: {case.title}", end=" ... ", flush=True)
-        record = harness.measure(case, settings)
-        results["cases"].append(record)
-        print(
-            f"kernelab {1e3 * record['kernelab_s']:.2f} ms, PyTorch {1e3 * record['torch_s']:.2f}"
-            f" ms, time ratio {record['time_ratio']:.2f}x",
-            flush=True,
-        )
-    for case in chosen_gains:
-        print(f"{case.name}: {case.title}, 1 and 2 threads", end=" ... ", flush=True)
-        record = threads.measure(case, settings)
-        results["threads_gain"].append(record)
-        gain = {e: record["engines"][e]["gain"] for e in harness.ENGINES}
-        print(f"gain kernelab {gain['kernelab']:.2f}x, PyTorch {gain['torch']:.2f}x", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    patterns = [p.strip() for p in args.only.split(",") if p.strip()]
+    if args.list:
+        everything = plan([])
+        names = [c.name for c in everything.cases + everything.gains]
+        print("\n".join(names + [memory.NAME, startup.NAME]))
+        return 0
+    todo = plan(patterns)
+    if todo.empty():
+        print(f"--only {args.only!r} matches no case (see --list)", file=sys.stderr)
+        return 2
+    mode = "quick" if args.quick else "full"
+    out, markdown_path = output_paths(args, args.quick or bool(patterns))
+    warnings.filterwarnings("ignore", message=".*padding='same'.*")  # PyTorch, even kernels
+    kernels = "numba" if args.kernels == "both" else args.kernels
+    kl.backends.kernels.use(kernels)
+    limiter = harness.set_threads(args.threads)
+    start, load_start = time.perf_counter(), os.getloadavg()
+    results = new_results(args, mode, patterns, kernels)
+    settings = harness.QUICK if args.quick else harness.FULL
+    run_cases(todo, settings, args.kernels == "both", results)
     harness.set_threads(args.threads)
     limiter.restore_original_limits()
-    if run_memory:
-        print("memory/train_epoch: one child process per engine ...", end=" ", flush=True)
-        results["memory"] = memory.compare(MEMORY_BATCHES[mode], 64, args.threads, args.kernels)
-        print(f"training memory ratio {results['memory']['increment_ratio']:.2f}x", flush=True)
-    if run_startup:
-        print(f"{startup.NAME}: cold and warm child processes ...", end=" ", flush=True)
-        cold, warm = STARTUP_RUNS[mode]
-        results["startup"] = record = startup.compare(args.threads, args.kernels, cold, warm)
-        print(f"cold {record['cold_s']:.2f} s, warm {record['warm_s']:.2f} s", flush=True)
+    run_children(todo, mode, args.threads, kernels, results)
     results["loadavg"] = {"start": load_start, "end": os.getloadavg()}
     results["duration_s"] = time.perf_counter() - start
     results["ceiling"] = report.ceiling(results)

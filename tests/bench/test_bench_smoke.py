@@ -72,6 +72,8 @@ def tiny_startup() -> dict:
 
 def test_cases_run_and_agree_with_pytorch(tmp_path):
     records = [harness.measure(case, TINY) for case in tiny_cases()]
+    records.append(harness.measure(cases.relu_layer(shape=(2, 3, 4, 4)), TINY, numpy_path=True))
+    assert records[-1]["numpy_s"] > 0 and records[-1]["compiled_vs_numpy"] > 0
     gain = threads.measure(threads.threads_case(cases.classic_train(2, size=8)), TINY)
     for record in records:
         assert record["kernelab_s"] > 0 and record["torch_s"] > 0
@@ -98,7 +100,7 @@ def test_cases_run_and_agree_with_pytorch(tmp_path):
     assert "Conv2d 3→4, 2x2" in text and "## Targets" in text
     for title in ("ResNet-8", "MobileNet-like", "BatchNorm2d", "AdaptiveAvgPool2d", "1 and 2"):
         assert title in text
-    assert "2-thread gain" in text and "first step, cold" in text
+    assert "2-thread gain" in text and "first step, cold" in text and "NumPy path ms" in text
     assert gain["engines"]["kernelab"]["gain"] > 0 and gain["name"] == "threads/classic_train_b2"
     path = tmp_path / "results-partial.json"
     report.write_json(results, path)
