@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(the NumPy path timed beside the compiled one)",
     )
     parser.add_argument("--out", type=Path, help="JSON path (Markdown goes next to it)")
+    parser.add_argument(
+        "--mnist", type=Path, help="MNIST's files for the start-up runs (default: bar digits)"
+    )
     parser.add_argument("--list", action="store_true", help="print the case names and exit")
     return parser.parse_args(argv)
 
@@ -117,16 +120,18 @@ def run_cases(todo: Plan, settings: harness.Settings, numpy_path: bool, results:
         print(f"gain kernelab {gain['kernelab']:.2f}x, PyTorch {gain['torch']:.2f}x", flush=True)
 
 
-def run_children(todo: Plan, mode: str, thread_count: int, kernels: str, results: dict) -> None:
+def run_children(todo: Plan, args, kernels: str, results: dict) -> None:
     """Peak memory and start-up, each in child processes."""
     if todo.memory:
         print(f"{memory.NAME}: one child process per engine ...", end=" ", flush=True)
-        results["memory"] = memory.compare(MEMORY_BATCHES[mode], 64, thread_count, kernels)
+        batches = MEMORY_BATCHES[results["mode"]]
+        results["memory"] = memory.compare(batches, 64, args.threads, kernels)
         print(f"training memory ratio {results['memory']['increment_ratio']:.2f}x", flush=True)
     if todo.startup:
         print(f"{startup.NAME}: cold and warm child processes ...", end=" ", flush=True)
-        cold, warm = STARTUP_RUNS[mode]
-        results["startup"] = record = startup.compare(thread_count, kernels, cold, warm)
+        cold, warm = STARTUP_RUNS[results["mode"]]
+        record = startup.compare(args.threads, kernels, cold, warm, args.mnist)
+        results["startup"] = record
         print(f"cold {record['cold_s']:.2f} s, warm {record['warm_s']:.2f} s", flush=True)
 
 
@@ -177,7 +182,7 @@ def main(argv=None) -> int:
     run_cases(todo, settings, args.kernels == "both", results)
     harness.set_threads(args.threads)
     limiter.restore_original_limits()
-    run_children(todo, mode, args.threads, kernels, results)
+    run_children(todo, args, kernels, results)
     results["loadavg"] = {"start": load_start, "end": os.getloadavg()}
     results["duration_s"] = time.perf_counter() - start
     results["ceiling"] = report.ceiling(results)

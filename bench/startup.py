@@ -1,7 +1,7 @@
 """Start-up: seconds from launching ``kernelab train`` to the end of its first training step.
 
-Every measurement is a fresh interpreter, ``python -m bench.startup ENGINE DATA_DIR THREADS
-RUN_DIR``. The kernelab child times ``import kernelab``, then runs the command line
+Every measurement is a fresh interpreter, ``python -m bench.startup child ENGINE DATA_DIR
+THREADS RUN_DIR``. The kernelab child times ``import kernelab``, then runs the command line
 (``kernelab.cli.main(["train", ...])``: the classic network, Adam, batch 64) with the trainer's
 step wrapped so that the end of the first step reports and ends the process. The launcher notes
 the wall clock just before it starts the child, the child notes it at the end of the first
@@ -15,6 +15,10 @@ same files, builds the same network and runs one Adam step, for comparison.
 
 The data is a small MNIST-format set of "bar digits" written to a temporary folder (no
 download), or real MNIST files given with ``data_dir``.
+
+On its own: ``python -m bench.startup [--cold 2] [--warm 3] [--threads 2] [--mnist DIR]``
+(from the repository root, kernelab importable); ``bench/run.py --only startup`` puts the same
+measurement into the report.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -80,8 +85,8 @@ def read_first_batch(folder: Path, count: int = BATCH) -> tuple[np.ndarray, np.n
 # ---- the children
 
 
-def kernelab_child(data_dir: str, threads: int, run_dir: str) -> dict:
-    """Import kernelab, run ``kernelab train`` and report at the end of its first step."""
+def kernelab_child(data_dir: str, threads: int, run_dir: str) -> None:
+    """Import kernelab, run ``kernelab train``, report at the end of its first step and exit."""
     start = time.perf_counter()
     import kernelab
 
@@ -91,9 +96,9 @@ def kernelab_child(data_dir: str, threads: int, run_dir: str) -> dict:
 
     original = train.Trainer._step
 
-    def first_step(self, x, y):
+    def first_step(self, x, y) -> None:
         step_start = time.perf_counter()
-        result = original(self, x, y)
+        original(self, x, y)
         end = time.time()
         _report(
             {
@@ -105,7 +110,6 @@ def kernelab_child(data_dir: str, threads: int, run_dir: str) -> dict:
                 "numba_cache_dir": _numba_cache_dir(),
             }
         )
-        return result
 
     train.Trainer._step = first_step
     main(
@@ -115,8 +119,8 @@ def kernelab_child(data_dir: str, threads: int, run_dir: str) -> dict:
     raise RuntimeError("kernelab train ended without a training step")
 
 
-def torch_child(data_dir: str, threads: int) -> dict:
-    """Import torch, read the same files, one Adam step of the same network."""
+def torch_child(data_dir: str, threads: int) -> None:
+    """Import torch, read the same files, one Adam step of the same network, report, exit."""
     start = time.perf_counter()
     import torch
 
@@ -143,7 +147,7 @@ def _numba_cache_dir() -> str | None:
     return numba.config.CACHE_DIR if numba is not None else None
 
 
-def _report(record: dict) -> None:
+def _report(record: dict) -> NoReturn:
     """Print the record as the last line and end the process at once (no checkpoint, no
     further steps)."""
     sys.stdout.write("\n" + json.dumps(record) + "\n")
@@ -158,10 +162,15 @@ def launch(engine: str, data_dir: Path, threads: int, cache_dir: Path, kernels: 
     """One child; its record with ``to_first_step_s`` (launch to the end of the first step)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), KERNELAB_KERNELS=kernels)
     with tempfile.TemporaryDirectory(prefix="kl-startup-run-") as run_dir:
-        command = [sys.executable, "-m", "bench.startup", engine, str(data_dir), str(threads)]
+        command = [sys.executable, "-m", "bench.startup", "child", engine, str(data_dir)]
         start = time.time()
         done = subprocess.run(
-            [*command, run_dir], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+            [*command, str(threads), run_dir],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
     if done.returncode != 0:
         raise RuntimeError(f"start-up child for {engine} failed:\n{done.stderr[-2000:]}")
@@ -215,9 +224,28 @@ def compare(
     }
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.startup [--cold N] [--warm N] [--threads N] [--mnist DIR]``: measure
+    and print the summary. (``python -m bench.startup child ENGINE ...`` is one child.)"""
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:
+        engine, data, threads = argv[1], argv[2], int(argv[3])
+        if engine == "kernelab":
+            kernelab_child(data, threads, argv[4])
+        torch_child(data, threads)
+    parser = argparse.ArgumentParser(description="kernelab train to its first step, cold and warm")
+    parser.add_argument("--cold", type=int, default=2, help="cold runs (new numba cache each)")
+    parser.add_argument("--warm", type=int, default=3, help="warm runs (and PyTorch runs)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kernels", choices=("numba", "numpy"), default="numba")
+    parser.add_argument("--mnist", type=Path, help="MNIST's files (default: bar digits)")
+    args = parser.parse_args(argv)
+    record = compare(args.threads, args.kernels, args.cold, args.warm, args.mnist)
+    print(json.dumps({key: value for key, value in record.items() if key != "runs"}, indent=1))
+    return 0
+
+
 if __name__ == "__main__":
-    engine_name, data, thread_count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if engine_name == "kernelab":
-        kernelab_child(data, thread_count, sys.argv[4])
-    else:
-        torch_child(data, thread_count)
+    sys.exit(main())
