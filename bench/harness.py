@@ -208,12 +208,19 @@ def set_threads(threads: int):
 
 
 def use_threads(threads: int) -> None:
-    """Switch both engines to ``threads`` threads (between timed rounds: not free)."""
+    """Switch both engines to ``threads`` threads (between timed rounds: not free).
+
+    kernelab's first: on the compiled path this imports numba and starts its thread pool now.
+    numba's OpenMP threading layer, on starting, sets the thread count of the OpenMP runtime
+    PyTorch shares (libgomp) to all cores; started later, in the middle of a case, it would
+    silently undo ``torch.set_num_threads``.
+    """
     import torch
 
     import kernelab as kl
 
     kl.set_num_threads(threads)
+    kl.backends.kernels.current()  # imports numba (and starts its pool) on the compiled path
     torch.set_num_threads(threads)
 
 

@@ -74,6 +74,9 @@ def test_cases_run_and_agree_with_pytorch(tmp_path):
     records = [harness.measure(case, TINY) for case in tiny_cases()]
     records.append(harness.measure(cases.relu_layer(shape=(2, 3, 4, 4)), TINY, numpy_path=True))
     assert records[-1]["numpy_s"] > 0 and records[-1]["compiled_vs_numpy"] > 0
+    import torch
+
+    assert torch.get_num_threads() == 1  # numba's thread pool did not reset PyTorch's count
     gain = threads.measure(threads.threads_case(cases.classic_train(2, size=8)), TINY)
     for record in records:
         assert record["kernelab_s"] > 0 and record["torch_s"] > 0
