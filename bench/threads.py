@@ -84,7 +84,7 @@ def threads_case(case: Case) -> Case:
     group, short = case.name.split("/", 1)
     return Case(
         "threads/" + (short if group == "nets" else f"{group}_{short}"),
-        case.title,
+        case.title if group == "nets" else f"{group} network: {case.title}",
         case.build,
         images=case.images,
         flops=case.flops,
