@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 ENGINES = ("kernelab", "torch")
+NUMPY_ENGINE = "kernelab_numpy"  # kernelab on its NumPy reference kernels, when asked for
 
 
 @dataclass(frozen=True)
@@ -88,36 +89,72 @@ def relative_difference(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def _time_calls(fn: Callable[[], object], calls: int) -> float:
+def time_calls(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls
 
 
-def measure(case: Case, settings: Settings) -> dict:
-    """Time ``case`` and return its result record (everything the report and JSON need)."""
+def on_numpy_path(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run on kernelab's NumPy reference kernels (the same work, the other path)."""
+    from kernelab.backends import kernels
+
+    def call() -> object:
+        with kernels.using("numpy"):
+            return fn()
+
+    return call
+
+
+def measure(case: Case, settings: Settings, numpy_path: bool = False) -> dict:
+    """Time ``case`` and return its result record (everything the report and JSON need).
+
+    With ``numpy_path``, kernelab's NumPy reference kernels run as a third engine in the same
+    rounds (``NUMPY_ENGINE``), so the compiled kernels are compared with them under the same
+    load.
+    """
     if settings.collect_garbage:
         gc.collect()
     work = case.build()
     fns = {"kernelab": work.kernelab, "torch": work.torch}
+    if numpy_path:
+        fns[NUMPY_ENGINE] = on_numpy_path(work.kernelab)
+    engines = tuple(fns)
     check = work.check() if work.check is not None else None
     # Warm-up: at least one call each, then size each engine's round to min_round seconds.
-    single = {name: [] for name in ENGINES}
+    single = {name: [] for name in engines}
     for r in range(max(settings.warmup, 1)):
-        for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
-            single[name].append(_time_calls(fns[name], 1))
+        for name in engines if r % 2 == 0 else reversed(engines):
+            single[name].append(time_calls(fns[name], 1))
     calls = {
         name: int(min(settings.max_calls, max(1, settings.min_round // min(times))))
         for name, times in single.items()
     }
     load_before = os.getloadavg()[0]
-    per_round: dict[str, list[float]] = {name: [] for name in ENGINES}
+    per_round: dict[str, list[float]] = {name: [] for name in engines}
     for r in range(settings.rounds):
-        for name in ENGINES if r % 2 == 0 else reversed(ENGINES):
+        for name in engines if r % 2 == 0 else reversed(engines):
             time.sleep(settings.settle)
-            per_round[name].append(_time_calls(fns[name], calls[name]))
-    return summarize(case, per_round, calls, check, load_before)
+            per_round[name].append(time_calls(fns[name], calls[name]))
+    record = summarize(case, per_round, calls, check, load_before)
+    if numpy_path:
+        record.update(numpy_summary(case, per_round))
+    return record
+
+
+def numpy_summary(case: Case, per_round: dict) -> dict:
+    """The NumPy path's median time, its ratio to PyTorch, and compiled / NumPy (per round)."""
+    kl, pt, ref = per_round["kernelab"], per_round["torch"], per_round[NUMPY_ENGINE]
+    numpy_s = statistics.median(ref)
+    extra = {
+        "numpy_s": numpy_s,
+        "numpy_time_ratio": statistics.median([n / t for n, t in zip(ref, pt, strict=True)]),
+        "compiled_vs_numpy": statistics.median([k / n for k, n in zip(kl, ref, strict=True)]),
+    }
+    if case.images:
+        extra["numpy_images_per_s"] = case.images / numpy_s
+    return extra
 
 
 def summarize(case: Case, per_round: dict, calls: dict, check, load_before: float) -> dict:
@@ -135,7 +172,7 @@ def summarize(case: Case, per_round: dict, calls: dict, check, load_before: floa
         "time_ratio_quartiles": quartiles,
         "best_time_ratio": min(kl) / min(pt),  # fastest rounds only: a check on the median
         "calls_per_round": calls,
-        "rounds": {"kernelab": kl, "torch": pt},
+        "rounds": per_round,
         "max_rel_diff": check,
         "loadavg_1min": load_before,
         "images": case.images,
@@ -161,12 +198,30 @@ def _quartiles(values: list[float]) -> list[float]:
 
 
 def set_threads(threads: int):
-    """Give NumPy's BLAS and PyTorch the same number of threads; returns the limiter to keep."""
-    import torch
+    """Give kernelab (BLAS and the compiled kernels' pool) and PyTorch the same number of
+    threads; returns the limiter to keep (it restores the original BLAS limits)."""
     from threadpoolctl import threadpool_limits
 
+    limiter = threadpool_limits(limits=threads)
+    use_threads(threads)
+    return limiter
+
+
+def use_threads(threads: int) -> None:
+    """Switch both engines to ``threads`` threads (between timed rounds: not free).
+
+    kernelab's first: on the compiled path this imports numba and starts its thread pool now.
+    numba's OpenMP threading layer, on starting, sets the thread count of the OpenMP runtime
+    PyTorch shares (libgomp) to all cores; started later, in the middle of a case, it would
+    silently undo ``torch.set_num_threads``.
+    """
+    import torch
+
+    import kernelab as kl
+
+    kl.set_num_threads(threads)
+    kl.backends.kernels.current()  # imports numba (and starts its pool) on the compiled path
     torch.set_num_threads(threads)
-    return threadpool_limits(limits=threads)
 
 
 def default_threads() -> int:

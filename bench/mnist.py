@@ -153,7 +153,7 @@ def run_torch(args: argparse.Namespace) -> dict:
     from kernelab.cli import handlers
     from kernelab.core import rng as random
 
-    torch.set_num_threads(args.threads)
+    harness.use_threads(args.threads)  # both engines, numba's pool started first
     config = handlers.train_config(cli.build_parser().parse_args(train_argv(args, "unused")))
     recipe = (config["arch"], config["optimizer"], config["schedule"], config["augment"])
     if recipe != (runs.classic_spec(5), "adam", "onecycle", 0):

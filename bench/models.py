@@ -17,12 +17,15 @@ CLASSES = 10
 Batch = tuple[np.ndarray, np.ndarray]  # images (N, 1, H, W) float32, labels (N,) int64
 
 
-def make_batches(count: int, batch: int, size: int = 28, seed: int = 0) -> list[Batch]:
-    """MNIST-shaped random batches: pixels in [0, 1), labels 0..9."""
+def make_batches(
+    count: int, batch: int, size: int = 28, seed: int = 0, channels: int = 1
+) -> list[Batch]:
+    """MNIST-shaped random batches (CIFAR-shaped with 3 channels): pixels in [0, 1), labels
+    0..9."""
     rng = np.random.default_rng(seed)
     return [
         (
-            rng.random((batch, 1, size, size), dtype=np.float32),
+            rng.random((batch, channels, size, size), dtype=np.float32),
             rng.integers(0, CLASSES, batch).astype(np.int64),
         )
         for _ in range(count)
@@ -117,13 +120,16 @@ def kernelab_sgd(params: Iterable, lr: float = LR, momentum: float = MOMENTUM):
     return kernelab_sgd_class()(params, lr=lr, momentum=momentum)
 
 
-def kernelab_train_step(model, batches: list[Batch]) -> Callable[[], None]:
-    """One SGD-momentum step per call (zero_grad, forward, cross-entropy, backward, step),
-    cycling through ``batches``."""
+def kernelab_train_step(model, batches: list[Batch], adam_lr: float = 0.0) -> Callable[[], None]:
+    """One optimiser step per call (zero_grad, forward, cross-entropy, backward, step),
+    cycling through ``batches``: SGD with momentum, or Adam when ``adam_lr`` is given."""
     import kernelab as kl
     from kernelab.nn import functional as F
 
-    optimizer = kernelab_sgd(model.parameters())
+    if adam_lr:
+        optimizer = kl.optim.Adam(model.parameters(), lr=adam_lr)
+    else:
+        optimizer = kernelab_sgd(model.parameters())
     data = itertools.cycle([(kl.from_numpy(x), kl.from_numpy(y)) for x, y in batches])
     model.train()
 
@@ -137,11 +143,14 @@ def kernelab_train_step(model, batches: list[Batch]) -> Callable[[], None]:
     return step
 
 
-def torch_train_step(model, batches: list[Batch]) -> Callable[[], None]:
+def torch_train_step(model, batches: list[Batch], adam_lr: float = 0.0) -> Callable[[], None]:
     import torch
     from torch.nn import functional as F
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    if adam_lr:
+        optimizer = torch.optim.Adam(model.parameters(), lr=adam_lr)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     data = itertools.cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches])
     model.train()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import models  # noqa: E402
+from bench import harness, models  # noqa: E402
 
 HELPERS = ("im2col", "col2im", "pad")  # module-level functions worth timing on their own
 
@@ -86,11 +86,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
 
-    import torch
     from threadpoolctl import threadpool_limits
 
     clock = time.process_time if args.threads == 1 else time.perf_counter
-    torch.set_num_threads(args.threads)
+    harness.use_threads(args.threads)  # both engines, numba's pool started first
     batches = models.make_batches(4, args.batch)
     train = args.mode == "train"
     ours = (models.kernelab_train_step if train else models.kernelab_infer_step)(

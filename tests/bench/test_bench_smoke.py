@@ -16,9 +16,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 pytest.importorskip("torch")
 pytest.importorskip("threadpoolctl")
 
-from bench import cases, harness, memory, profile_step, report  # noqa: E402
+from bench import cases, harness, memory, profile_step, report, run, startup, threads  # noqa: E402
 
 TINY = harness.Settings(rounds=2, warmup=1, min_round=0.0, settle=0.0, collect_garbage=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread for both engines: on a busy machine, PyTorch's two threads wait for each
+    other for seconds on tiny work."""
+    limiter = harness.set_threads(1)
+    yield
+    limiter.restore_original_limits()
 
 
 def tiny_cases() -> list[harness.Case]:
@@ -32,11 +41,43 @@ def tiny_cases() -> list[harness.Case]:
         cases.relu_layer(shape=(2, 3, 4, 4)),
         cases.linear_layer("linear", 2, 6, 3),
         cases.cross_entropy("cross_entropy", 4, 5),
+        cases.net_case("tutorial", "train", 2, size=8, target=cases.NET_TARGET),
+        cases.net_case("resnet8", "train", 2, size=8),
+        cases.net_case("resnet8", "infer", 2, size=8),
+        cases.net_case("mobile", "train", 2, size=8),
+        cases.batchnorm_layer(shape=(2, 3, 4, 4)),
+        cases.global_avgpool_layer(shape=(2, 3, 4, 4)),
     ]
 
 
-def test_cases_run_and_agree_with_pytorch():
+def tiny_startup() -> dict:
+    """A start-up record as ``startup.compare`` makes it, without starting processes."""
+    run = {"to_first_step_s": 1.5, "to_step_start_s": 1.4, "import_s": 0.2, "step_s": 0.1}
+    return {
+        "name": startup.NAME,
+        "title": "tiny",
+        "data": "none",
+        "threads": 1,
+        "kernels": "numba",
+        "cold_s": 3.0,
+        "warm_s": 1.5,
+        "torch_s": 2.0,
+        "import_s": 0.2,
+        "torch_import_s": 1.0,
+        "runs": {"cold": [run], "warm": [run], "torch": [run]},
+        "targets": {"warm_s": 1.0, "cold_s": 10.0},
+        "target_met": {"warm_s": False, "cold_s": True},
+    }
+
+
+def test_cases_run_and_agree_with_pytorch(tmp_path):
     records = [harness.measure(case, TINY) for case in tiny_cases()]
+    records.append(harness.measure(cases.relu_layer(shape=(2, 3, 4, 4)), TINY, numpy_path=True))
+    assert records[-1]["numpy_s"] > 0 and records[-1]["compiled_vs_numpy"] > 0
+    import torch
+
+    assert torch.get_num_threads() == 1  # numba's thread pool did not reset PyTorch's count
+    gain = threads.measure(threads.threads_case(cases.classic_train(2, size=8)), TINY)
     for record in records:
         assert record["kernelab_s"] > 0 and record["torch_s"] > 0
         assert len(record["rounds"]["kernelab"]) == TINY.rounds
@@ -49,7 +90,10 @@ def test_cases_run_and_agree_with_pytorch():
         "settings": vars(TINY),
         "machine": harness.machine(),
         "optimizer": "test",
+        "kernels": {"asked": "numba", "running": "numba"},
         "cases": records,
+        "threads_gain": [gain],
+        "startup": tiny_startup(),
         "memory": None,
         "loadavg": {"start": [0.0] * 3, "end": [0.0] * 3},
         "duration_s": 1.0,
@@ -57,11 +101,32 @@ def test_cases_run_and_agree_with_pytorch():
     results["ceiling"] = report.ceiling(results)
     text = report.markdown(results)
     assert "Conv2d 3→4, 2x2" in text and "## Targets" in text
+    for title in ("ResNet-8", "MobileNet-like", "BatchNorm2d", "AdaptiveAvgPool2d", "1 and 2"):
+        assert title in text
+    assert "2-thread gain" in text and "first step, cold" in text and "NumPy path ms" in text
+    assert gain["engines"]["kernelab"]["gain"] > 0 and gain["name"] == "threads/classic_train_b2"
+    path = tmp_path / "results-partial.json"
+    report.write_json(results, path)
+    assert report.main([str(path)]) == 0
+    assert "ResNet-8" in (tmp_path / "RESULTS-partial.md").read_text()
+    assert "tutorial_train_b2" not in report.readme(results)  # only the standard sizes
+    assert "first step" in report.readme(results)
 
 
 def test_memory_child_trains():
-    record = memory.train_epoch("kernelab", batches=1, batch_size=2, threads=1)
+    record = memory.train_epoch("kernelab", batches=1, batch_size=2, threads=1, kernels="numba")
     assert record["peak_mb"] >= record["baseline"]["hwm_mb"] > 0
+    assert record["kernels"] in ("numba", "numpy")
+
+
+def test_startup_child_reaches_the_first_step(tmp_path):
+    folder = startup.write_bar_mnist(tmp_path / "mnist")
+    images, labels = startup.read_first_batch(folder, 4)
+    assert images.shape == (4, 1, 28, 28) and labels.shape == (4,)
+    record = startup.launch("kernelab", folder, 1, tmp_path / "numba-cache", "numba")
+    assert 0 < record["import_s"] < record["to_step_start_s"] < record["to_first_step_s"]
+    if record["numba_cache_dir"] is not None:  # numba was imported: the cache we gave it
+        assert record["numba_cache_dir"] == str(tmp_path / "numba-cache")
 
 
 def test_profile_timers_take_nested_time_out_of_the_caller():
@@ -71,6 +136,12 @@ def test_profile_timers_take_nested_time_out_of_the_caller():
     assert timers.total["inner"] >= 0.01 > timers.total["outer"]
 
 
-def test_every_standard_case_builds_a_name():
-    names = [case.name for case in cases.all_cases()]
+def test_every_standard_case_builds_a_name(capsys):
+    names = [case.name for case in cases.all_cases() + threads.all_cases()]
     assert len(names) == len(set(names))
+    assert run.main(["--list"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert set(names) | {"memory/train_epoch", "startup/train_cli"} == set(listed)
+    assert {"nets/tutorial_train_b100", "ops/batchnorm2d", "threads/resnet8_train_b64"} <= set(
+        listed
+    )
