@@ -1,0 +1,242 @@
+"""Compiled twins of the pooling kernels in ``pool.py``: one thread per group of planes.
+
+Every (sample, channel) plane is pooled on its own, so the kernels see a C-contiguous
+(A, B, H, W) array of planes — (N, C, H, W), or (C, N, H, W) when the input is channel-major
+after a convolution — and return results in that same memory, never transposing a copy.
+Padding is not materialised: each window is clipped to the input, which is what padding with
+−inf (max) or zeros (average) amounts to. A window is read cell by cell in the order of the
+NumPy reference (row by row), so ties and NaN resolve alike: the first maximum wins, and any
+NaN replaces the running maximum (PyTorch's rule), so the last NaN is the arg-max.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ..core import jit
+from .geometry import ConvGeometry, adaptive_bins
+
+# ---- layout
+
+
+def planes(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(A, B, H, W) C-contiguous planes of an (N, C, H, W) array, and whether A is C.
+
+    A channel-major view gives its (C, N, H, W) memory as is; any other layout is copied to
+    (N, C, H, W).
+    """
+    if x.flags.c_contiguous:
+        return x, False
+    channel_major = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
+    if channel_major.flags.c_contiguous:
+        return channel_major, True
+    return np.ascontiguousarray(x), False
+
+
+def as_layout(g: np.ndarray, channel_major: bool) -> np.ndarray:
+    """An (N, C, H, W) gradient as C-contiguous planes in the layout of the forward's input."""
+    return np.ascontiguousarray(g.transpose(1, 0, 2, 3) if channel_major else g)
+
+
+def view(a: np.ndarray, channel_major: bool) -> np.ndarray:
+    """Planes back to an (N, C, H, W) view of the same memory."""
+    return a.transpose(1, 0, 2, 3) if channel_major else a
+
+
+def settings(geometry: ConvGeometry) -> tuple[int, ...]:
+    """The window as 8 ints for the kernels: kH, kW, sH, sW, top, left, dH, dW."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    (top, _), (left, _) = geometry.padding
+    return kh, kw, sh, sw, top, left, dh, dw
+
+
+# ---- max pooling
+
+
+def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool):
+    """Window maxima (N, C, OH, OW) in x's layout, and the arg-max offset p·kW + q per output
+    (None unless ``track``), with whether the planes are channel-major."""
+    xs, channel_major = planes(x)
+    kh, kw = geometry.kernel_size
+    y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
+    index_dtype = np.uint8 if kh * kw <= 256 else np.int32
+    index = np.empty(y.shape if track else (1, 1, 1, 1), index_dtype)
+    max_pool_forward(xs, y, index, track, settings(geometry))
+    return view(y, channel_major), (index if track else None), channel_major
+
+
+@jit.kernel(parallel=True)
+def max_pool_forward(x, y, index, track, window):
+    """y[a, b, i, j] = max of window (i, j) of plane (a, b); its offset into ``index``."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    planes_a, planes_b, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        for i in range(oh):
+            r0 = i * sh - top
+            p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
+            p_hi = min(kh, (h - r0 + dh - 1) // dh)
+            for j in range(ow):
+                c0 = j * sw - left
+                q_lo = 0 if c0 >= 0 else (dw - 1 - c0) // dw
+                q_hi = min(kw, (w - c0 + dw - 1) // dw)
+                best = -np.inf
+                k = p_lo * kw + q_lo if p_lo < p_hi and q_lo < q_hi else 0
+                for p in range(p_lo, p_hi):
+                    r = r0 + p * dh
+                    for q in range(q_lo, q_hi):
+                        v = x[a, b, r, c0 + q * dw]
+                        if v > best or v != v:  # strictly greater, or NaN
+                            best = v
+                            k = p * kw + q
+                y[a, b, i, j] = best
+                if track:
+                    index[a, b, i, j] = k
+
+
+def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
+    """The input gradient (N, C, H, W) in the forward input's layout: each output gradient
+    added onto the pixel its window's arg-max came from."""
+    gys = as_layout(gy, channel_major)
+    gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
+    max_pool_backward(gys, index, gx, settings(geometry))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def max_pool_backward(gy, index, gx, window):
+    """gx = Σ over outputs of gy sent to the arg-max pixel (padding cells send nothing)."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    planes_a, planes_b, h, w = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        gx[a, b] = 0
+        for i in range(oh):
+            for j in range(ow):
+                k = np.int64(index[a, b, i, j])
+                r = i * sh - top + (k // kw) * dh
+                c = j * sw - left + (k % kw) * dw
+                if 0 <= r < h and 0 <= c < w:
+                    gx[a, b, r, c] += gy[a, b, i, j]
+
+
+# ---- average pooling
+
+
+def avg_pool(x: np.ndarray, geometry: ConvGeometry, out_size, divisor: np.ndarray):
+    """Window sums over ``divisor`` (OH, OW): (N, C, OH, OW) in x's layout, and the layout."""
+    xs, channel_major = planes(x)
+    y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
+    avg_pool_forward(xs, y, divisor, settings(geometry))
+    return view(y, channel_major), channel_major
+
+
+@jit.kernel(parallel=True)
+def avg_pool_forward(x, y, divisor, window):
+    """y[a, b, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j]."""
+    kh, kw, sh, sw, top, left, _, _ = window
+    planes_a, planes_b, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        for i in range(oh):
+            r0 = i * sh - top
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            for j in range(ow):
+                c0 = j * sw - left
+                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                total = 0.0  # float64, whatever the input's dtype
+                for r in range(r_lo, r_hi):
+                    for c in range(c_lo, c_hi):
+                        total += x[a, b, r, c]
+                y[a, b, i, j] = total / divisor[i, j]
+
+
+def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size):
+    """The input gradient (N, C, H, W) in the forward input's layout: each output gradient
+    over its divisor, added onto every cell of its window."""
+    gys = as_layout(gy, channel_major)
+    gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
+    avg_pool_backward(gys, divisor, gx, settings(geometry))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def avg_pool_backward(gy, divisor, gx, window):
+    """gx = Σ over windows holding a pixel of gy / divisor."""
+    kh, kw, sh, sw, top, left, _, _ = window
+    planes_a, planes_b, h, w = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        gx[a, b] = 0
+        for i in range(oh):
+            r0 = i * sh - top
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            for j in range(ow):
+                c0 = j * sw - left
+                share = gy[a, b, i, j] / divisor[i, j]
+                for r in range(r_lo, r_hi):
+                    for c in range(max(c0, 0), min(c0 + kw, w)):
+                        gx[a, b, r, c] += share
+
+
+# ---- adaptive average pooling
+
+
+def bins(size: int, out: int) -> np.ndarray:
+    """Adaptive bins as an (out, 2) array of [start, end)."""
+    return np.array(adaptive_bins(size, out), dtype=np.int64).reshape(out, 2)
+
+
+def adaptive_avg_pool(x: np.ndarray, output_size):
+    """Bin means (N, C, OH, OW) in x's layout, and the layout."""
+    xs, channel_major = planes(x)
+    (oh, ow), (h, w) = output_size, x.shape[2:]
+    y = np.empty(xs.shape[:2] + (oh, ow), xs.dtype)  # (A, B, OH, OW)
+    adaptive_avg_pool_forward(xs, y, bins(h, oh), bins(w, ow))
+    return view(y, channel_major), channel_major
+
+
+@jit.kernel(parallel=True)
+def adaptive_avg_pool_forward(x, y, rows, cols):
+    """y[a, b, i, j] = mean of x[a, b, rows[i, 0]:rows[i, 1], cols[j, 0]:cols[j, 1]]."""
+    planes_a, planes_b = x.shape[0], x.shape[1]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        for i in range(rows.shape[0]):
+            for j in range(cols.shape[0]):
+                total = 0.0  # float64, whatever the input's dtype
+                for r in range(rows[i, 0], rows[i, 1]):
+                    for c in range(cols[j, 0], cols[j, 1]):
+                        total += x[a, b, r, c]
+                count = (rows[i, 1] - rows[i, 0]) * (cols[j, 1] - cols[j, 0])
+                y[a, b, i, j] = total / count
+
+
+def adaptive_avg_pool_grad(gy, channel_major: bool, size):
+    """The input gradient (N, C, H, W) in the forward input's layout."""
+    gys = as_layout(gy, channel_major)
+    (oh, ow), (h, w) = gys.shape[2:], size
+    gx = np.empty(gys.shape[:2] + (h, w), gys.dtype)  # (A, B, H, W)
+    adaptive_avg_pool_backward(gys, gx, bins(h, oh), bins(w, ow))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def adaptive_avg_pool_backward(gy, gx, rows, cols):
+    """gx = Σ over bins holding a pixel of gy / (the bin's cell count)."""
+    planes_a, planes_b = gx.shape[0], gx.shape[1]
+    for plane in prange(planes_a * planes_b):
+        a, b = plane // planes_b, plane % planes_b
+        gx[a, b] = 0
+        for i in range(rows.shape[0]):
+            for j in range(cols.shape[0]):
+                count = (rows[i, 1] - rows[i, 0]) * (cols[j, 1] - cols[j, 0])
+                share = gy[a, b, i, j] / count
+                for r in range(rows[i, 0], rows[i, 1]):
+                    for c in range(cols[j, 0], cols[j, 1]):
+                        gx[a, b, r, c] += share
