@@ -54,45 +54,46 @@ def elementwise(kernel, x: np.ndarray, *extra):
 def relu(x: np.ndarray, keep_mask: bool):
     """max(x, 0) (NaN stays NaN); with ``keep_mask`` also the mask ``not x ≤ 0`` and the Flat
     that reads gradients in its order, else None for both."""
+    zero = x.dtype.type(0)  # of x's dtype, so the kernels never widen to float64
     if not keep_mask:
-        return elementwise(relu_forward, x)[0], None, None
+        return elementwise(relu_forward, x, zero)[0], None, None
     flat = Flat(x)
     vector = flat.of(x)
     y, mask = np.empty_like(vector), np.empty(vector.shape, np.bool_)
-    relu_forward_mask(vector, y, mask)
+    relu_forward_mask(vector, y, mask, zero)
     return flat.back(y), mask, flat
 
 
 @jit.kernel(parallel=True)
-def relu_forward(x, y):
+def relu_forward(x, y, zero):
     """y = x where x is not ≤ 0 (so NaN passes), else 0."""
     for i in prange(x.size):
-        y[i] = 0 if x[i] <= 0 else x[i]
+        y[i] = zero if x[i] <= 0 else x[i]
 
 
 @jit.kernel(parallel=True)
-def relu_forward_mask(x, y, mask):
+def relu_forward_mask(x, y, mask, zero):
     """relu_forward and the mask of elements whose gradient passes (x > 0 or NaN)."""
     for i in prange(x.size):
         v = x[i]
         passes = not v <= 0
         mask[i] = passes
-        y[i] = v if passes else 0
+        y[i] = v if passes else zero
 
 
 def relu_grad(g: np.ndarray, mask: np.ndarray, flat: Flat) -> np.ndarray:
     """g where the mask holds, 0 elsewhere (PyTorch's threshold_backward)."""
     gv = flat.of(g)
     gx = np.empty_like(gv)
-    select_backward(gv, mask, gx)
+    select_backward(gv, mask, gx, gv.dtype.type(0))
     return flat.back(gx)
 
 
 @jit.kernel(parallel=True)
-def select_backward(g, mask, gx):
+def select_backward(g, mask, gx, zero):
     """gx = g where mask, else 0."""
     for i in prange(g.size):
-        gx[i] = g[i] if mask[i] else 0
+        gx[i] = g[i] if mask[i] else zero
 
 
 # ---- LeakyReLU

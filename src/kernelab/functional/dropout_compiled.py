@@ -26,10 +26,11 @@ def dropout(x: np.ndarray, draws: np.ndarray, p: float):
 @jit.kernel(parallel=True)
 def dropout_forward(x, draws, p, scale, y, keep):
     """y = x·scale where draws ≥ p, else x·0 (a NaN stays NaN, as x·mask keeps it)."""
+    zero = scale - scale  # of x's dtype, so nothing widens to float64
     for i in prange(x.size):
         kept = draws[i] >= p
         keep[i] = kept
-        y[i] = x[i] * (scale if kept else 0)
+        y[i] = x[i] * (scale if kept else zero)
 
 
 def dropout_grad(g: np.ndarray, keep: np.ndarray, scale) -> np.ndarray:
@@ -43,5 +44,6 @@ def dropout_grad(g: np.ndarray, keep: np.ndarray, scale) -> np.ndarray:
 @jit.kernel(parallel=True)
 def dropout_backward(g, keep, scale, gx):
     """gx = g·scale where kept, else g·0."""
+    zero = scale - scale  # of g's dtype, so nothing widens to float64
     for i in prange(g.size):
-        gx[i] = g[i] * (scale if keep[i] else 0)
+        gx[i] = g[i] * (scale if keep[i] else zero)

@@ -12,7 +12,7 @@ NaN replaces the running maximum (PyTorch's rule), so the last NaN is the arg-ma
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ..core import jit
 from .geometry import ConvGeometry, adaptive_bins
@@ -68,32 +68,59 @@ def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool):
 
 @jit.kernel(parallel=True)
 def max_pool_forward(x, y, index, track, window):
-    """y[a, b, i, j] = max of window (i, j) of plane (a, b); its offset into ``index``."""
+    """y[a, b, i, j] = max of window (i, j) of plane (a, b); its offset into ``index``.
+
+    Rows are clipped to the input once per output row; columns only for the few windows at
+    the left and right borders, so the inner loops carry no bounds arithmetic.
+    """
     kh, kw, sh, sw, top, left, dh, dw = window
     planes_a, planes_b, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
+    j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
+    j1 = max(j0, min(ow, (w - 1 - (kw - 1) * dw + left) // sw + 1))  # one past the last inside
     for plane in prange(planes_a * planes_b):
         a, b = plane // planes_b, plane % planes_b
         for i in range(oh):
             r0 = i * sh - top
             p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
             p_hi = min(kh, (h - r0 + dh - 1) // dh)
-            for j in range(ow):
+            y_row = y[a, b, i]
+            index_row = index[a, b, i] if track else index[0, 0, 0]  # (1, 1, 1, 1) unused
+            for j in range(j0, j1):
                 c0 = j * sw - left
-                q_lo = 0 if c0 >= 0 else (dw - 1 - c0) // dw
-                q_hi = min(kw, (w - c0 + dw - 1) // dw)
-                best = -np.inf
-                k = p_lo * kw + q_lo if p_lo < p_hi and q_lo < q_hi else 0
+                best, k = -np.inf, p_lo * kw if p_lo < p_hi else 0
                 for p in range(p_lo, p_hi):
-                    r = r0 + p * dh
-                    for q in range(q_lo, q_hi):
-                        v = x[a, b, r, c0 + q * dw]
+                    x_row = x[a, b, r0 + p * dh]
+                    for q in range(kw):
+                        v = x_row[c0 + q * dw]
                         if v > best or v != v:  # strictly greater, or NaN
-                            best = v
-                            k = p * kw + q
-                y[a, b, i, j] = best
+                            best, k = v, p * kw + q
+                y_row[j] = best
                 if track:
-                    index[a, b, i, j] = k
+                    index_row[j] = k
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                clipped_max(x[a, b], y_row, index_row, track, r0, p_lo, p_hi, j, window)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def clipped_max(x, y_row, index_row, track, r0, p_lo, p_hi, j, window):
+    """Window (·, j) of rows p_lo..p_hi, its columns clipped to the input, cell by cell."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    c0 = j * sw - left
+    q_lo = 0 if c0 >= 0 else (dw - 1 - c0) // dw
+    q_hi = min(kw, (x.shape[1] - c0 + dw - 1) // dw)
+    best = -np.inf
+    k = p_lo * kw + q_lo if p_lo < p_hi and q_lo < q_hi else 0
+    for p in range(p_lo, p_hi):
+        for q in range(q_lo, q_hi):
+            v = x[r0 + p * dh, c0 + q * dw]
+            if v > best or v != v:  # strictly greater, or NaN
+                best = v
+                k = p * kw + q
+    y_row[j] = best
+    if track:
+        index_row[j] = k
 
 
 def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
