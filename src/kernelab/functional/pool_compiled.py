@@ -17,6 +17,8 @@ from numba import njit, prange
 from ..core import jit
 from .geometry import ConvGeometry, adaptive_bins
 
+SUMS = {"reassoc", "contract"}  # sums may be reordered (vectorised); NaN and inf stay exact
+
 # ---- layout
 
 
@@ -37,6 +39,11 @@ def planes(x: np.ndarray) -> tuple[np.ndarray, bool]:
 def as_layout(g: np.ndarray, channel_major: bool) -> np.ndarray:
     """An (N, C, H, W) gradient as C-contiguous planes in the layout of the forward's input."""
     return np.ascontiguousarray(g.transpose(1, 0, 2, 3) if channel_major else g)
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """C-contiguous (A, B, H, W) planes as one (A·B, H, W) stack, the kernels' view."""
+    return a.reshape((-1,) + a.shape[2:])  # (A·B, H, W)
 
 
 def view(a: np.ndarray, channel_major: bool) -> np.ndarray:
@@ -62,35 +69,34 @@ def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool):
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
     index_dtype = np.uint8 if kh * kw <= 256 else np.int32
     index = np.empty(y.shape if track else (1, 1, 1, 1), index_dtype)
-    max_pool_forward(xs, y, index, track, settings(geometry))
+    max_pool_forward(flat(xs), flat(y), flat(index), track, settings(geometry))
     return view(y, channel_major), (index if track else None), channel_major
 
 
 @jit.kernel(parallel=True)
 def max_pool_forward(x, y, index, track, window):
-    """y[a, b, i, j] = max of window (i, j) of plane (a, b); its offset into ``index``.
+    """y[plane, i, j] = max of window (i, j) of a plane; its offset into ``index``.
 
     Rows are clipped to the input once per output row; columns only for the few windows at
     the left and right borders, so the inner loops carry no bounds arithmetic.
     """
     kh, kw, sh, sw, top, left, dh, dw = window
-    planes_a, planes_b, h, w = x.shape
-    oh, ow = y.shape[2], y.shape[3]
+    n_planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
     j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
     j1 = max(j0, min(ow, (w - 1 - (kw - 1) * dw + left) // sw + 1))  # one past the last inside
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
+    for plane in prange(n_planes):
         for i in range(oh):
             r0 = i * sh - top
             p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
             p_hi = min(kh, (h - r0 + dh - 1) // dh)
-            y_row = y[a, b, i]
-            index_row = index[a, b, i] if track else index[0, 0, 0]  # (1, 1, 1, 1) unused
+            y_row = y[plane, i]
+            index_row = index[plane, i] if track else index[0, 0]  # (1, 1, 1) unused
             for j in range(j0, j1):
                 c0 = j * sw - left
                 best, k = -np.inf, p_lo * kw if p_lo < p_hi else 0
                 for p in range(p_lo, p_hi):
-                    x_row = x[a, b, r0 + p * dh]
+                    x_row = x[plane, r0 + p * dh]
                     for q in range(kw):
                         v = x_row[c0 + q * dw]
                         if v > best or v != v:  # strictly greater, or NaN
@@ -100,7 +106,7 @@ def max_pool_forward(x, y, index, track, window):
                     index_row[j] = k
             for e in range(j0 + ow - j1):  # the border columns, left then right
                 j = e if e < j0 else j1 + e - j0
-                clipped_max(x[a, b], y_row, index_row, track, r0, p_lo, p_hi, j, window)
+                clipped_max(x[plane], y_row, index_row, track, r0, p_lo, p_hi, j, window)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -128,7 +134,7 @@ def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
     added onto the pixel its window's arg-max came from."""
     gys = as_layout(gy, channel_major)
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
-    max_pool_backward(gys, index, gx, settings(geometry))
+    max_pool_backward(flat(gys), flat(index), flat(gx), settings(geometry))
     return view(gx, channel_major)
 
 
@@ -136,18 +142,17 @@ def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
 def max_pool_backward(gy, index, gx, window):
     """gx = Σ over outputs of gy sent to the arg-max pixel (padding cells send nothing)."""
     kh, kw, sh, sw, top, left, dh, dw = window
-    planes_a, planes_b, h, w = gx.shape
-    oh, ow = gy.shape[2], gy.shape[3]
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
-        gx[a, b] = 0
+    n_planes, h, w = gx.shape
+    oh, ow = gy.shape[1], gy.shape[2]
+    for plane in prange(n_planes):
+        gx[plane] = 0
         for i in range(oh):
             for j in range(ow):
-                k = np.int64(index[a, b, i, j])
+                k = np.int64(index[plane, i, j])
                 r = i * sh - top + (k // kw) * dh
                 c = j * sw - left + (k % kw) * dw
                 if 0 <= r < h and 0 <= c < w:
-                    gx[a, b, r, c] += gy[a, b, i, j]
+                    gx[plane, r, c] += gy[plane, i, j]
 
 
 # ---- average pooling
@@ -157,29 +162,31 @@ def avg_pool(x: np.ndarray, geometry: ConvGeometry, out_size, divisor: np.ndarra
     """Window sums over ``divisor`` (OH, OW): (N, C, OH, OW) in x's layout, and the layout."""
     xs, channel_major = planes(x)
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
-    avg_pool_forward(xs, y, divisor, settings(geometry))
+    avg_pool_forward(flat(xs), flat(y), divisor, settings(geometry))
     return view(y, channel_major), channel_major
 
 
-@jit.kernel(parallel=True)
+@jit.kernel(parallel=True, fastmath=SUMS)
 def avg_pool_forward(x, y, divisor, window):
-    """y[a, b, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j]."""
+    """y[plane, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j]."""
     kh, kw, sh, sw, top, left, _, _ = window
-    planes_a, planes_b, h, w = x.shape
-    oh, ow = y.shape[2], y.shape[3]
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
+    n_planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    zero = divisor[0, 0] - divisor[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(n_planes):
+        x_plane, y_plane = x[plane], y[plane]
         for i in range(oh):
             r0 = i * sh - top
             r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
             for j in range(ow):
                 c0 = j * sw - left
                 c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
-                total = 0.0  # float64, whatever the input's dtype
+                total = zero
                 for r in range(r_lo, r_hi):
+                    x_row = x_plane[r]
                     for c in range(c_lo, c_hi):
-                        total += x[a, b, r, c]
-                y[a, b, i, j] = total / divisor[i, j]
+                        total += x_row[c]
+                y_plane[i, j] = total / divisor[i, j]
 
 
 def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size):
@@ -187,7 +194,7 @@ def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size
     over its divisor, added onto every cell of its window."""
     gys = as_layout(gy, channel_major)
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
-    avg_pool_backward(gys, divisor, gx, settings(geometry))
+    avg_pool_backward(flat(gys), divisor, flat(gx), settings(geometry))
     return view(gx, channel_major)
 
 
@@ -195,20 +202,22 @@ def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size
 def avg_pool_backward(gy, divisor, gx, window):
     """gx = Σ over windows holding a pixel of gy / divisor."""
     kh, kw, sh, sw, top, left, _, _ = window
-    planes_a, planes_b, h, w = gx.shape
-    oh, ow = gy.shape[2], gy.shape[3]
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
-        gx[a, b] = 0
+    n_planes, h, w = gx.shape
+    oh, ow = gy.shape[1], gy.shape[2]
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
         for i in range(oh):
             r0 = i * sh - top
             r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
             for j in range(ow):
                 c0 = j * sw - left
-                share = gy[a, b, i, j] / divisor[i, j]
+                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
+                share = gy_plane[i, j] / divisor[i, j]  # of gy's dtype
                 for r in range(r_lo, r_hi):
-                    for c in range(max(c0, 0), min(c0 + kw, w)):
-                        gx[a, b, r, c] += share
+                    gx_row = gx_plane[r]
+                    for c in range(c_lo, c_hi):
+                        gx_row[c] += share
 
 
 # ---- adaptive average pooling
@@ -219,29 +228,51 @@ def bins(size: int, out: int) -> np.ndarray:
     return np.array(adaptive_bins(size, out), dtype=np.int64).reshape(out, 2)
 
 
+def bin_sizes(rows: np.ndarray, cols: np.ndarray, dtype) -> np.ndarray:
+    """(OH, OW) cell counts of the bins, in the data's dtype (the mean's divisor)."""
+    return np.outer(rows[:, 1] - rows[:, 0], cols[:, 1] - cols[:, 0]).astype(dtype)
+
+
 def adaptive_avg_pool(x: np.ndarray, output_size):
     """Bin means (N, C, OH, OW) in x's layout, and the layout."""
     xs, channel_major = planes(x)
     (oh, ow), (h, w) = output_size, x.shape[2:]
     y = np.empty(xs.shape[:2] + (oh, ow), xs.dtype)  # (A, B, OH, OW)
-    adaptive_avg_pool_forward(xs, y, bins(h, oh), bins(w, ow))
+    if (oh, ow) == (1, 1):
+        # (A·B, H·W) → (A·B,)
+        global_avg_pool_forward(xs.reshape(-1, h * w), y.reshape(-1), xs.dtype.type(h * w))
+        return view(y, channel_major), channel_major
+    rows, cols = bins(h, oh), bins(w, ow)
+    adaptive_avg_pool_forward(flat(xs), flat(y), rows, cols, bin_sizes(rows, cols, xs.dtype))
     return view(y, channel_major), channel_major
 
 
-@jit.kernel(parallel=True)
-def adaptive_avg_pool_forward(x, y, rows, cols):
-    """y[a, b, i, j] = mean of x[a, b, rows[i, 0]:rows[i, 1], cols[j, 0]:cols[j, 1]]."""
-    planes_a, planes_b = x.shape[0], x.shape[1]
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
+@jit.kernel(parallel=True, fastmath=SUMS)
+def adaptive_avg_pool_forward(x, y, rows, cols, counts):
+    """y[plane, i, j] = mean of x[plane, rows[i, 0]:rows[i, 1], cols[j, 0]:cols[j, 1]].
+
+    A bin of whole rows is one contiguous run of memory, summed as one vector loop (the
+    global average of a residual network's head is that case).
+    """
+    n_planes, h, w = x.shape
+    runs = x.reshape(n_planes, h * w)  # (A·B, H·W), each plane's memory as one run
+    zero = counts[0, 0] - counts[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(n_planes):
+        x_plane, y_plane, x_run = x[plane], y[plane], runs[plane]
         for i in range(rows.shape[0]):
+            r0, r1 = rows[i, 0], rows[i, 1]
             for j in range(cols.shape[0]):
-                total = 0.0  # float64, whatever the input's dtype
-                for r in range(rows[i, 0], rows[i, 1]):
-                    for c in range(cols[j, 0], cols[j, 1]):
-                        total += x[a, b, r, c]
-                count = (rows[i, 1] - rows[i, 0]) * (cols[j, 1] - cols[j, 0])
-                y[a, b, i, j] = total / count
+                c0, c1 = cols[j, 0], cols[j, 1]
+                total = zero
+                if c0 == 0 and c1 == w:
+                    for k in range(r0 * w, r1 * w):
+                        total += x_run[k]
+                else:
+                    for r in range(r0, r1):
+                        x_row = x_plane[r]
+                        for c in range(c0, c1):
+                            total += x_row[c]
+                y_plane[i, j] = total / counts[i, j]
 
 
 def adaptive_avg_pool_grad(gy, channel_major: bool, size):
@@ -249,21 +280,48 @@ def adaptive_avg_pool_grad(gy, channel_major: bool, size):
     gys = as_layout(gy, channel_major)
     (oh, ow), (h, w) = gys.shape[2:], size
     gx = np.empty(gys.shape[:2] + (h, w), gys.dtype)  # (A, B, H, W)
-    adaptive_avg_pool_backward(gys, gx, bins(h, oh), bins(w, ow))
+    if (oh, ow) == (1, 1):
+        # (A·B,) → (A·B, H·W)
+        global_avg_pool_backward(gys.reshape(-1), gx.reshape(-1, h * w), gys.dtype.type(h * w))
+        return view(gx, channel_major)
+    rows, cols = bins(h, oh), bins(w, ow)
+    adaptive_avg_pool_backward(flat(gys), flat(gx), rows, cols, bin_sizes(rows, cols, gys.dtype))
     return view(gx, channel_major)
 
 
 @jit.kernel(parallel=True)
-def adaptive_avg_pool_backward(gy, gx, rows, cols):
+def adaptive_avg_pool_backward(gy, gx, rows, cols, counts):
     """gx = Σ over bins holding a pixel of gy / (the bin's cell count)."""
-    planes_a, planes_b = gx.shape[0], gx.shape[1]
-    for plane in prange(planes_a * planes_b):
-        a, b = plane // planes_b, plane % planes_b
-        gx[a, b] = 0
+    n_planes = gx.shape[0]
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
         for i in range(rows.shape[0]):
             for j in range(cols.shape[0]):
-                count = (rows[i, 1] - rows[i, 0]) * (cols[j, 1] - cols[j, 0])
-                share = gy[a, b, i, j] / count
+                share = gy_plane[i, j] / counts[i, j]  # of gy's dtype
                 for r in range(rows[i, 0], rows[i, 1]):
+                    gx_row = gx_plane[r]
                     for c in range(cols[j, 0], cols[j, 1]):
-                        gx[a, b, r, c] += share
+                        gx_row[c] += share
+
+
+@jit.kernel(parallel=True, fastmath=SUMS)
+def global_avg_pool_forward(runs, means, count):
+    """means[plane] = Σ runs[plane] / count: each plane's memory as one vector sum."""
+    zero = count - count  # of the data's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(runs.shape[0]):
+        run = runs[plane]
+        total = zero
+        for k in range(run.size):
+            total += run[k]
+        means[plane] = total / count
+
+
+@jit.kernel(parallel=True)
+def global_avg_pool_backward(gy, gx, count):
+    """gx[plane, :] = gy[plane] / count."""
+    for plane in prange(gx.shape[0]):
+        share = gy[plane] / count
+        run = gx[plane]
+        for k in range(run.size):
+            run[k] = share
