@@ -107,3 +107,15 @@ def test_dropout_draws_the_same_mask_on_both_paths(dropout, x, p, seed):
     mask = kept / np.asarray(1 - p, x.dtype) if p < 1 else kept
     expected = torch.from_numpy(np.ascontiguousarray(x)) * torch.from_numpy(mask)
     assert_rel_close(y, expected.numpy(), TOL[x.dtype.type], "output")
+
+
+@pytest.mark.parametrize("shape", [(), (0, 3), (2, 3)])
+@pytest.mark.parametrize(
+    "fn", [F.relu, F.sigmoid, F.tanh, lambda t: F.dropout(t, 0.3, generator=1)]
+)
+def test_scalars_and_empty_arrays_keep_their_shape(shape, fn):
+    x = kl.Tensor(np.full(shape, -0.5), requires_grad=True)
+    with kernels.using("numba"):
+        y = fn(x)
+        y.backward(np.ones(shape))
+    assert y.shape == x.grad.shape == shape

@@ -16,10 +16,10 @@ from ..core import jit
 
 def dropout(x: np.ndarray, draws: np.ndarray, p: float):
     """x·keep/(1 − p) with keep = draws ≥ p: the result (C-contiguous), keep and the scale."""
-    x = np.ascontiguousarray(x)
     scale = x.dtype.type(1) / x.dtype.type(1 - p)
     y, keep = np.empty(x.size, x.dtype), np.empty(x.size, np.bool_)
-    dropout_forward(x.reshape(-1), draws.reshape(-1), np.float32(p), scale, y, keep)
+    xv = np.ascontiguousarray(x).reshape(-1)  # (size,) in C order, like the draws
+    dropout_forward(xv, draws.reshape(-1), np.float32(p), scale, y, keep)
     return y.reshape(x.shape), keep, scale  # (N, ...)
 
 
@@ -35,9 +35,8 @@ def dropout_forward(x, draws, p, scale, y, keep):
 
 def dropout_grad(g: np.ndarray, keep: np.ndarray, scale) -> np.ndarray:
     """g·keep/(1 − p), C-contiguous."""
-    g = np.ascontiguousarray(g)
     gx = np.empty(g.size, g.dtype)
-    dropout_backward(g.reshape(-1), keep, scale, gx)
+    dropout_backward(np.ascontiguousarray(g).reshape(-1), keep, scale, gx)
     return gx.reshape(g.shape)  # (N, ...)
 
 
