@@ -92,21 +92,45 @@ def max_pool_forward(x, y, index, track, window):
             p_hi = min(kh, (h - r0 + dh - 1) // dh)
             y_row = y[plane, i]
             index_row = index[plane, i] if track else index[0, 0]  # (1, 1, 1) unused
-            for j in range(j0, j1):
-                c0 = j * sw - left
-                best, k = -np.inf, p_lo * kw if p_lo < p_hi else 0
-                for p in range(p_lo, p_hi):
-                    x_row = x[plane, r0 + p * dh]
-                    for q in range(kw):
-                        v = x_row[c0 + q * dw]
-                        if v > best or v != v:  # strictly greater, or NaN
-                            best, k = v, p * kw + q
-                y_row[j] = best
-                if track:
-                    index_row[j] = k
+            if track:
+                inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
+            else:
+                inner_max(x[plane], y_row, r0, p_lo, p_hi, j0, j1, window)
             for e in range(j0 + ow - j1):  # the border columns, left then right
                 j = e if e < j0 else j1 + e - j0
                 clipped_max(x[plane], y_row, index_row, track, r0, p_lo, p_hi, j, window)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def inner_arg_max(x, y_row, index_row, r0, p_lo, p_hi, j0, j1, window):
+    """Maxima and arg-maxima of the windows (·, j0..j1) that lie inside the input's columns,
+    cell by cell in the reference's order."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    for j in range(j0, j1):
+        c0 = j * sw - left
+        best, k = -np.inf, p_lo * kw if p_lo < p_hi else 0
+        for p in range(p_lo, p_hi):
+            x_row = x[r0 + p * dh]
+            for q in range(kw):
+                v = x_row[c0 + q * dw]
+                if v > best or v != v:  # strictly greater, or NaN
+                    best, k = v, p * kw + q
+        y_row[j] = best
+        index_row[j] = k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def inner_max(x, y_row, r0, p_lo, p_hi, j0, j1, window):
+    """Maxima only (inference): kernel cell by kernel cell, each a vector loop over j that
+    keeps NaN (np.maximum), so which NaN wins does not matter."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    y_row[j0:j1] = -np.inf
+    for p in range(p_lo, p_hi):
+        x_row = x[r0 + p * dh]
+        for q in range(kw):
+            shift = q * dw - left
+            for j in range(j0, j1):
+                y_row[j] = np.maximum(y_row[j], x_row[j * sw + shift])
 
 
 @njit(cache=True, nogil=True, inline="always")
