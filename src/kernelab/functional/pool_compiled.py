@@ -190,27 +190,46 @@ def avg_pool(x: np.ndarray, geometry: ConvGeometry, out_size, divisor: np.ndarra
     return view(y, channel_major), channel_major
 
 
-@jit.kernel(parallel=True, fastmath=SUMS)
+@jit.kernel(parallel=True)
 def avg_pool_forward(x, y, divisor, window):
-    """y[plane, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j]."""
+    """y[plane, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j].
+
+    The rows of a window row are first summed column by column (unit-stride vector adds),
+    then the windows inside the input's columns take their kW columns of those sums; the
+    border windows are clipped one by one.
+    """
     kh, kw, sh, sw, top, left, _, _ = window
     n_planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
+    j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
+    j1 = max(j0, min(ow, (w - kw + left) // sw + 1))  # one past the last inside
     zero = divisor[0, 0] - divisor[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
     for plane in prange(n_planes):
         x_plane, y_plane = x[plane], y[plane]
+        column_sums = np.empty(w, x.dtype)  # the window's rows summed: unit-stride vector adds
         for i in range(oh):
             r0 = i * sh - top
             r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
-            for j in range(ow):
+            y_row = y_plane[i]
+            column_sums[:] = zero
+            for r in range(r_lo, r_hi):
+                x_row = x_plane[r]
+                for c in range(w):
+                    column_sums[c] += x_row[c]
+            y_row[j0:j1] = zero
+            for q in range(kw):
+                for j in range(j0, j1):
+                    y_row[j] += column_sums[j * sw + q - left]
+            for j in range(j0, j1):
+                y_row[j] /= divisor[i, j]
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
                 c0 = j * sw - left
-                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
                 total = zero
                 for r in range(r_lo, r_hi):
-                    x_row = x_plane[r]
-                    for c in range(c_lo, c_hi):
-                        total += x_row[c]
-                y_plane[i, j] = total / divisor[i, j]
+                    for c in range(max(c0, 0), min(c0 + kw, w)):
+                        total += x_plane[r, c]
+                y_row[j] = total / divisor[i, j]
 
 
 def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size):
@@ -224,24 +243,29 @@ def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size
 
 @jit.kernel(parallel=True)
 def avg_pool_backward(gy, divisor, gx, window):
-    """gx = Σ over windows holding a pixel of gy / divisor."""
+    """gx = Σ over windows holding a pixel of gy / divisor.
+
+    Per window row, the shares of its windows are spread over the columns first, then added
+    onto each of its input rows as one unit-stride vector add.
+    """
     kh, kw, sh, sw, top, left, _, _ = window
     n_planes, h, w = gx.shape
     oh, ow = gy.shape[1], gy.shape[2]
     for plane in prange(n_planes):
         gx_plane, gy_plane = gx[plane], gy[plane]
         gx_plane[:] = 0
+        column_shares = np.empty(w, gx.dtype)
         for i in range(oh):
             r0 = i * sh - top
-            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            column_shares[:] = 0
             for j in range(ow):
-                c0 = j * sw - left
-                c_lo, c_hi = max(c0, 0), min(c0 + kw, w)
                 share = gy_plane[i, j] / divisor[i, j]  # of gy's dtype
-                for r in range(r_lo, r_hi):
-                    gx_row = gx_plane[r]
-                    for c in range(c_lo, c_hi):
-                        gx_row[c] += share
+                for c in range(max(j * sw - left, 0), min(j * sw - left + kw, w)):
+                    column_shares[c] += share
+            for r in range(max(r0, 0), min(r0 + kh, h)):
+                gx_row = gx_plane[r]
+                for c in range(w):
+                    gx_row[c] += column_shares[c]
 
 
 # ---- adaptive average pooling
