@@ -1,38 +1,69 @@
-"""Activations and softmax, each a forward and its backward."""
+"""Activations and softmax, each a forward and its backward.
+
+The element-wise ones have compiled twins (``activation_compiled.py``) that run instead unless
+the NumPy path is chosen (``core/jit.py``); both keep the input's memory layout.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import Function
+from ..core import jit
+
+
+def compiled(x: np.ndarray):
+    """The compiled twins, or None on the NumPy path or for a dtype they do not take."""
+    if x.dtype not in (np.float32, np.float64):
+        return None
+    return jit.twin(".activation_compiled", __package__)
 
 
 class ReLU(Function):
+    """max(x, 0); NaN stays NaN and, as in PyTorch, passes its gradient (the mask is
+    "not x ≤ 0", a byte per element, kept only when a gradient is wanted)."""
+
     @staticmethod
     def forward(ctx, x):
+        ctx.fast = compiled(x)
+        if ctx.fast is not None:
+            y, ctx.passes, ctx.flat = ctx.fast.relu(x, keep_mask=ctx.needs_input_grad[0])
+            return y
         if ctx.needs_input_grad[0]:
-            ctx.positive = x > 0  # a byte per element; the arrays keep x's memory layout
+            ctx.passes = ~(x <= 0)  # the arrays keep x's memory layout
         return np.maximum(x, 0, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.positive
+        if ctx.fast is not None:
+            return ctx.fast.relu_grad(g, ctx.passes, ctx.flat)
+        return np.where(ctx.passes, g, 0)  # 0, not 0·g: an inf or NaN gradient stops here
 
 
 class LeakyReLU(Function):
     @staticmethod
     def forward(ctx, x, negative_slope):
+        ctx.fast, ctx.negative_slope = compiled(x), negative_slope
+        if ctx.fast is not None:
+            y, ctx.positive, ctx.flat = ctx.fast.leaky_relu(x, negative_slope)
+            return y
         ctx.slope = np.where(x > 0, 1, negative_slope).astype(x.dtype)
         return x * ctx.slope
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.fast is not None:
+            return ctx.fast.leaky_relu_grad(g, ctx.positive, ctx.flat, ctx.negative_slope)
         return g * ctx.slope
 
 
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
+        ctx.fast = compiled(x)
+        if ctx.fast is not None:
+            ctx.out, ctx.flat = ctx.fast.sigmoid(x)
+            return ctx.out
         # exp of a non-positive number only, so large |x| neither overflows nor warns
         e = np.exp(-np.abs(x))
         ctx.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -40,17 +71,25 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.fast is not None:
+            return ctx.fast.output_grad(ctx.fast.sigmoid_backward, g, ctx.out, ctx.flat)
         return g * ctx.out * (1 - ctx.out)
 
 
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
+        ctx.fast = compiled(x)
+        if ctx.fast is not None:
+            ctx.out, ctx.flat = ctx.fast.tanh(x)
+            return ctx.out
         ctx.out = np.tanh(x)
         return ctx.out
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.fast is not None:
+            return ctx.fast.output_grad(ctx.fast.tanh_backward, g, ctx.out, ctx.flat)
         return g * (1 - ctx.out * ctx.out)
 
 

@@ -3,7 +3,11 @@
 Windows are laid out exactly as for convolution (``geometry.py``, where ``ceil_mode`` becomes
 extra bottom/right padding): for each kernel offset a strided slice of the padded input, so
 forward and backward loop over the kH·kW offsets, never over pixels. The backward sends each
-output gradient back through the window it came from.
+output gradient back through the window it came from. Outputs and gradients keep the input's
+memory layout ((C, N, H, W) memory after a convolution), so no layer transposes a copy.
+
+The compiled twins (``pool_compiled.py``) run instead unless the NumPy path is chosen
+(``core/jit.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..core import jit
 from ..core.errors import ShapeError
 from .conv import pad, unpad
 from .geometry import ConvGeometry, adaptive_bins, offsets, pool_geometry, window_counts
@@ -22,19 +27,26 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
-        xp = pad(x, geometry.padding, value=-np.inf)
         out_size = geometry.output_size(*x.shape[2:])
+        ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
+        if ctx.fast is not None:
+            track = ctx.needs_input_grad[0]
+            y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size, track)
+            return y
+        xp = pad(x, geometry.padding, value=-np.inf)
         if not ctx.needs_input_grad[0]:  # inference: the maxima only, no arg-max
             return _max_and_offset(xp, geometry, out_size, nan_rule=False, track=False)[0]
         best, index = _max_and_offset(xp, geometry, out_size, nan_rule=False)
         if np.isnan(best).any():  # rare: redo the arg-max with PyTorch's rule for NaN
             best, index = _max_and_offset(xp, geometry, out_size, nan_rule=True)
-        ctx.index, ctx.padded_shape, ctx.geometry = index, xp.shape, geometry
-        ctx.channel_major = xp.strides[0] < xp.strides[1]  # so the gradient can match it
+        ctx.index, ctx.padded_shape = index, xp.shape
+        ctx.channel_major = _channel_major(xp)  # so the gradient can match it
         return best
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.fast is not None:
+            return ctx.fast.max_pool_grad(gy, ctx.index, ctx.channel_major, ctx.geometry, ctx.size)
         shape, geometry = ctx.padded_shape, ctx.geometry
         (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
         oh, ow = gy.shape[2:]
@@ -47,6 +59,17 @@ class MaxPool2d(Function):
             else:
                 gxp[:, :, rows, columns] += gy * (ctx.index == k)
         return unpad(gxp, geometry.padding)
+
+
+def compiled(x: np.ndarray):
+    """The compiled twins, or None on the NumPy path or for a dtype they do not take."""
+    if x.dtype not in (np.float32, np.float64):
+        return None
+    return jit.twin(".pool_compiled", __package__)
+
+
+def _channel_major(x: np.ndarray) -> bool:
+    return x.strides[0] < x.strides[1]
 
 
 def _new(shape, dtype, channel_major: bool, zero: bool) -> np.ndarray:
@@ -79,20 +102,35 @@ def _max_and_offset(xp, geometry: ConvGeometry, out_size, nan_rule: bool, track:
 
 
 class AvgPool2d(Function):
+    """Window sums over the divisor: ``divisor_override``, or (1, 1, OH, OW) cell counts."""
+
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry, divisor):
-        xp = pad(x, geometry.padding)
         out_size = geometry.output_size(*x.shape[2:])
-        total = np.zeros(x.shape[:2] + out_size, dtype=x.dtype)
+        ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
+        if ctx.fast is not None:
+            # (OH, OW) in the input's dtype, one value per output
+            divisor = np.broadcast_to(divisor, (1, 1) + out_size)[0, 0]
+            ctx.divisor = np.ascontiguousarray(divisor, x.dtype)
+            y, ctx.channel_major = ctx.fast.avg_pool(x, geometry, out_size, ctx.divisor)
+            return y
+        xp = pad(x, geometry.padding)
+        ctx.channel_major = _channel_major(x)
+        total = _new(x.shape[:2] + out_size, x.dtype, ctx.channel_major, zero=True)
         for _, _, rows, columns in offsets(geometry, out_size):
             total += xp[:, :, rows, columns]
-        ctx.padded_shape, ctx.geometry, ctx.divisor = xp.shape, geometry, divisor
-        return (total / divisor).astype(x.dtype, copy=False)
+        ctx.padded_shape, ctx.divisor = xp.shape, divisor
+        total /= divisor
+        return total
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.fast is not None:
+            return ctx.fast.avg_pool_grad(
+                gy, ctx.divisor, ctx.channel_major, ctx.geometry, ctx.size
+            )
         share = (gy / ctx.divisor).astype(gy.dtype, copy=False)
-        gxp = np.zeros(ctx.padded_shape, dtype=gy.dtype)
+        gxp = _new(ctx.padded_shape, gy.dtype, ctx.channel_major, zero=True)
         for _, _, rows, columns in offsets(ctx.geometry, gy.shape[2:]):
             gxp[:, :, rows, columns] += share
         return unpad(gxp, ctx.geometry.padding)
@@ -141,10 +179,15 @@ class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         (oh, ow), (h, w) = output_size, x.shape[2:]
-        ctx.shape, ctx.rows, ctx.cols = x.shape, adaptive_bins(h, oh), adaptive_bins(w, ow)
+        ctx.fast, ctx.shape = compiled(x), x.shape
+        if ctx.fast is not None:
+            y, ctx.channel_major = ctx.fast.adaptive_avg_pool(x, (oh, ow))
+            return y
+        ctx.rows, ctx.cols = adaptive_bins(h, oh), adaptive_bins(w, ow)
+        ctx.channel_major = _channel_major(x)
         if (oh, ow) == (1, 1):
-            return x.mean(axis=(2, 3), keepdims=True)
-        y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+            return x.mean(axis=(2, 3), keepdims=True)  # keeps x's layout
+        y = _new(x.shape[:2] + (oh, ow), x.dtype, ctx.channel_major, zero=False)
         for i, (r0, r1) in enumerate(ctx.rows):
             for j, (c0, c1) in enumerate(ctx.cols):
                 y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
@@ -152,7 +195,9 @@ class AdaptiveAvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        gx = np.zeros(ctx.shape, dtype=gy.dtype)
+        if ctx.fast is not None:
+            return ctx.fast.adaptive_avg_pool_grad(gy, ctx.channel_major, ctx.shape[2:])
+        gx = _new(ctx.shape, gy.dtype, ctx.channel_major, zero=True)
         for i, (r0, r1) in enumerate(ctx.rows):
             for j, (c0, c1) in enumerate(ctx.cols):
                 gx[:, :, r0:r1, c0:c1] += gy[:, :, i : i + 1, j : j + 1] / ((r1 - r0) * (c1 - c0))

@@ -1,0 +1,375 @@
+"""Compiled twins of the pooling kernels in ``pool.py``: one thread per group of planes.
+
+Every (sample, channel) plane is pooled on its own, so the kernels see a C-contiguous
+(A, B, H, W) array of planes — (N, C, H, W), or (C, N, H, W) when the input is channel-major
+after a convolution — and return results in that same memory, never transposing a copy.
+Padding is not materialised: each window is clipped to the input, which is what padding with
+−inf (max) or zeros (average) amounts to. A window is read cell by cell in the order of the
+NumPy reference (row by row), so ties and NaN resolve alike: the first maximum wins, and any
+NaN replaces the running maximum (PyTorch's rule), so the last NaN is the arg-max.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..core import jit
+from .geometry import ConvGeometry, adaptive_bins
+
+SUMS = {"reassoc", "contract"}  # sums may be reordered (vectorised); NaN and inf stay exact
+
+# ---- layout
+
+
+def planes(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(A, B, H, W) C-contiguous planes of an (N, C, H, W) array, and whether A is C.
+
+    A channel-major view gives its (C, N, H, W) memory as is; any other layout is copied to
+    (N, C, H, W).
+    """
+    if x.flags.c_contiguous:
+        return x, False
+    channel_major = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
+    if channel_major.flags.c_contiguous:
+        return channel_major, True
+    return np.ascontiguousarray(x), False
+
+
+def as_layout(g: np.ndarray, channel_major: bool) -> np.ndarray:
+    """An (N, C, H, W) gradient as C-contiguous planes in the layout of the forward's input."""
+    return np.ascontiguousarray(g.transpose(1, 0, 2, 3) if channel_major else g)
+
+
+def flat(a: np.ndarray) -> np.ndarray:
+    """C-contiguous (A, B, H, W) planes as one (A·B, H, W) stack, the kernels' view."""
+    return a.reshape((-1,) + a.shape[2:])  # (A·B, H, W)
+
+
+def view(a: np.ndarray, channel_major: bool) -> np.ndarray:
+    """Planes back to an (N, C, H, W) view of the same memory."""
+    return a.transpose(1, 0, 2, 3) if channel_major else a
+
+
+def settings(geometry: ConvGeometry) -> tuple[int, ...]:
+    """The window as 8 ints for the kernels: kH, kW, sH, sW, top, left, dH, dW."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    (top, _), (left, _) = geometry.padding
+    return kh, kw, sh, sw, top, left, dh, dw
+
+
+# ---- max pooling
+
+
+def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool):
+    """Window maxima (N, C, OH, OW) in x's layout, and the arg-max offset p·kW + q per output
+    (None unless ``track``), with whether the planes are channel-major."""
+    xs, channel_major = planes(x)
+    kh, kw = geometry.kernel_size
+    y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
+    index_dtype = np.uint8 if kh * kw <= 256 else np.int32
+    index = np.empty(y.shape if track else (1, 1, 1, 1), index_dtype)
+    max_pool_forward(flat(xs), flat(y), flat(index), track, settings(geometry))
+    return view(y, channel_major), (index if track else None), channel_major
+
+
+@jit.kernel(parallel=True)
+def max_pool_forward(x, y, index, track, window):
+    """y[plane, i, j] = max of window (i, j) of a plane; its offset into ``index``.
+
+    Rows are clipped to the input once per output row; columns only for the few windows at
+    the left and right borders, so the inner loops carry no bounds arithmetic.
+    """
+    kh, kw, sh, sw, top, left, dh, dw = window
+    n_planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
+    j1 = max(j0, min(ow, (w - 1 - (kw - 1) * dw + left) // sw + 1))  # one past the last inside
+    for plane in prange(n_planes):
+        for i in range(oh):
+            r0 = i * sh - top
+            p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
+            p_hi = min(kh, (h - r0 + dh - 1) // dh)
+            y_row = y[plane, i]
+            index_row = index[plane, i] if track else index[0, 0]  # (1, 1, 1) unused
+            if track:
+                inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
+            else:
+                inner_max(x[plane], y_row, r0, p_lo, p_hi, j0, j1, window)
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                clipped_max(x[plane], y_row, index_row, track, r0, p_lo, p_hi, j, window)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def inner_arg_max(x, y_row, index_row, r0, p_lo, p_hi, j0, j1, window):
+    """Maxima and arg-maxima of the windows (·, j0..j1) that lie inside the input's columns,
+    cell by cell in the reference's order."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    for j in range(j0, j1):
+        c0 = j * sw - left
+        best, k = -np.inf, p_lo * kw if p_lo < p_hi else 0
+        for p in range(p_lo, p_hi):
+            x_row = x[r0 + p * dh]
+            for q in range(kw):
+                v = x_row[c0 + q * dw]
+                if v > best or v != v:  # strictly greater, or NaN
+                    best, k = v, p * kw + q
+        y_row[j] = best
+        index_row[j] = k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def inner_max(x, y_row, r0, p_lo, p_hi, j0, j1, window):
+    """Maxima only (inference): kernel cell by kernel cell, each a vector loop over j that
+    keeps NaN (np.maximum), so which NaN wins does not matter."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    y_row[j0:j1] = -np.inf
+    for p in range(p_lo, p_hi):
+        x_row = x[r0 + p * dh]
+        for q in range(kw):
+            shift = q * dw - left
+            for j in range(j0, j1):
+                y_row[j] = np.maximum(y_row[j], x_row[j * sw + shift])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def clipped_max(x, y_row, index_row, track, r0, p_lo, p_hi, j, window):
+    """Window (·, j) of rows p_lo..p_hi, its columns clipped to the input, cell by cell."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    c0 = j * sw - left
+    q_lo = 0 if c0 >= 0 else (dw - 1 - c0) // dw
+    q_hi = min(kw, (x.shape[1] - c0 + dw - 1) // dw)
+    best = -np.inf
+    k = p_lo * kw + q_lo if p_lo < p_hi and q_lo < q_hi else 0
+    for p in range(p_lo, p_hi):
+        for q in range(q_lo, q_hi):
+            v = x[r0 + p * dh, c0 + q * dw]
+            if v > best or v != v:  # strictly greater, or NaN
+                best = v
+                k = p * kw + q
+    y_row[j] = best
+    if track:
+        index_row[j] = k
+
+
+def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
+    """The input gradient (N, C, H, W) in the forward input's layout: each output gradient
+    added onto the pixel its window's arg-max came from."""
+    gys = as_layout(gy, channel_major)
+    gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
+    max_pool_backward(flat(gys), flat(index), flat(gx), settings(geometry))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def max_pool_backward(gy, index, gx, window):
+    """gx = Σ over outputs of gy sent to the arg-max pixel (padding cells send nothing)."""
+    kh, kw, sh, sw, top, left, dh, dw = window
+    n_planes, h, w = gx.shape
+    oh, ow = gy.shape[1], gy.shape[2]
+    for plane in prange(n_planes):
+        gx[plane] = 0
+        for i in range(oh):
+            for j in range(ow):
+                k = np.int64(index[plane, i, j])
+                r = i * sh - top + (k // kw) * dh
+                c = j * sw - left + (k % kw) * dw
+                if 0 <= r < h and 0 <= c < w:
+                    gx[plane, r, c] += gy[plane, i, j]
+
+
+# ---- average pooling
+
+
+def avg_pool(x: np.ndarray, geometry: ConvGeometry, out_size, divisor: np.ndarray):
+    """Window sums over ``divisor`` (OH, OW): (N, C, OH, OW) in x's layout, and the layout."""
+    xs, channel_major = planes(x)
+    y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
+    avg_pool_forward(flat(xs), flat(y), divisor, settings(geometry))
+    return view(y, channel_major), channel_major
+
+
+@jit.kernel(parallel=True)
+def avg_pool_forward(x, y, divisor, window):
+    """y[plane, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j].
+
+    The rows of a window row are first summed column by column (unit-stride vector adds),
+    then the windows inside the input's columns take their kW columns of those sums; the
+    border windows are clipped one by one.
+    """
+    kh, kw, sh, sw, top, left, _, _ = window
+    n_planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
+    j1 = max(j0, min(ow, (w - kw + left) // sw + 1))  # one past the last inside
+    zero = divisor[0, 0] - divisor[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(n_planes):
+        x_plane, y_plane = x[plane], y[plane]
+        column_sums = np.empty(w, x.dtype)  # the window's rows summed: unit-stride vector adds
+        for i in range(oh):
+            r0 = i * sh - top
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            y_row = y_plane[i]
+            column_sums[:] = zero
+            for r in range(r_lo, r_hi):
+                x_row = x_plane[r]
+                for c in range(w):
+                    column_sums[c] += x_row[c]
+            y_row[j0:j1] = zero
+            for q in range(kw):
+                for j in range(j0, j1):
+                    y_row[j] += column_sums[j * sw + q - left]
+            for j in range(j0, j1):
+                y_row[j] /= divisor[i, j]
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                c0 = j * sw - left
+                total = zero
+                for r in range(r_lo, r_hi):
+                    for c in range(max(c0, 0), min(c0 + kw, w)):
+                        total += x_plane[r, c]
+                y_row[j] = total / divisor[i, j]
+
+
+def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size):
+    """The input gradient (N, C, H, W) in the forward input's layout: each output gradient
+    over its divisor, added onto every cell of its window."""
+    gys = as_layout(gy, channel_major)
+    gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
+    avg_pool_backward(flat(gys), divisor, flat(gx), settings(geometry))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def avg_pool_backward(gy, divisor, gx, window):
+    """gx = Σ over windows holding a pixel of gy / divisor.
+
+    Per window row, the shares of its windows are spread over the columns first, then added
+    onto each of its input rows as one unit-stride vector add.
+    """
+    kh, kw, sh, sw, top, left, _, _ = window
+    n_planes, h, w = gx.shape
+    oh, ow = gy.shape[1], gy.shape[2]
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
+        column_shares = np.empty(w, gx.dtype)
+        for i in range(oh):
+            r0 = i * sh - top
+            column_shares[:] = 0
+            for j in range(ow):
+                share = gy_plane[i, j] / divisor[i, j]  # of gy's dtype
+                for c in range(max(j * sw - left, 0), min(j * sw - left + kw, w)):
+                    column_shares[c] += share
+            for r in range(max(r0, 0), min(r0 + kh, h)):
+                gx_row = gx_plane[r]
+                for c in range(w):
+                    gx_row[c] += column_shares[c]
+
+
+# ---- adaptive average pooling
+
+
+def bins(size: int, out: int) -> np.ndarray:
+    """Adaptive bins as an (out, 2) array of [start, end)."""
+    return np.array(adaptive_bins(size, out), dtype=np.int64).reshape(out, 2)
+
+
+def bin_sizes(rows: np.ndarray, cols: np.ndarray, dtype) -> np.ndarray:
+    """(OH, OW) cell counts of the bins, in the data's dtype (the mean's divisor)."""
+    return np.outer(rows[:, 1] - rows[:, 0], cols[:, 1] - cols[:, 0]).astype(dtype)
+
+
+def adaptive_avg_pool(x: np.ndarray, output_size):
+    """Bin means (N, C, OH, OW) in x's layout, and the layout."""
+    xs, channel_major = planes(x)
+    (oh, ow), (h, w) = output_size, x.shape[2:]
+    y = np.empty(xs.shape[:2] + (oh, ow), xs.dtype)  # (A, B, OH, OW)
+    if (oh, ow) == (1, 1):
+        # (A·B, H·W) → (A·B,)
+        global_avg_pool_forward(xs.reshape(-1, h * w), y.reshape(-1), xs.dtype.type(h * w))
+        return view(y, channel_major), channel_major
+    rows, cols = bins(h, oh), bins(w, ow)
+    adaptive_avg_pool_forward(flat(xs), flat(y), rows, cols, bin_sizes(rows, cols, xs.dtype))
+    return view(y, channel_major), channel_major
+
+
+@jit.kernel(parallel=True, fastmath=SUMS)
+def adaptive_avg_pool_forward(x, y, rows, cols, counts):
+    """y[plane, i, j] = mean of x[plane, rows[i, 0]:rows[i, 1], cols[j, 0]:cols[j, 1]].
+
+    A bin of whole rows is one contiguous run of memory, summed as one vector loop (the
+    global average of a residual network's head is that case).
+    """
+    n_planes, h, w = x.shape
+    runs = x.reshape(n_planes, h * w)  # (A·B, H·W), each plane's memory as one run
+    zero = counts[0, 0] - counts[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(n_planes):
+        x_plane, y_plane, x_run = x[plane], y[plane], runs[plane]
+        for i in range(rows.shape[0]):
+            r0, r1 = rows[i, 0], rows[i, 1]
+            for j in range(cols.shape[0]):
+                c0, c1 = cols[j, 0], cols[j, 1]
+                total = zero
+                if c0 == 0 and c1 == w:
+                    for k in range(r0 * w, r1 * w):
+                        total += x_run[k]
+                else:
+                    for r in range(r0, r1):
+                        x_row = x_plane[r]
+                        for c in range(c0, c1):
+                            total += x_row[c]
+                y_plane[i, j] = total / counts[i, j]
+
+
+def adaptive_avg_pool_grad(gy, channel_major: bool, size):
+    """The input gradient (N, C, H, W) in the forward input's layout."""
+    gys = as_layout(gy, channel_major)
+    (oh, ow), (h, w) = gys.shape[2:], size
+    gx = np.empty(gys.shape[:2] + (h, w), gys.dtype)  # (A, B, H, W)
+    if (oh, ow) == (1, 1):
+        # (A·B,) → (A·B, H·W)
+        global_avg_pool_backward(gys.reshape(-1), gx.reshape(-1, h * w), gys.dtype.type(h * w))
+        return view(gx, channel_major)
+    rows, cols = bins(h, oh), bins(w, ow)
+    adaptive_avg_pool_backward(flat(gys), flat(gx), rows, cols, bin_sizes(rows, cols, gys.dtype))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def adaptive_avg_pool_backward(gy, gx, rows, cols, counts):
+    """gx = Σ over bins holding a pixel of gy / (the bin's cell count)."""
+    n_planes = gx.shape[0]
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
+        for i in range(rows.shape[0]):
+            for j in range(cols.shape[0]):
+                share = gy_plane[i, j] / counts[i, j]  # of gy's dtype
+                for r in range(rows[i, 0], rows[i, 1]):
+                    gx_row = gx_plane[r]
+                    for c in range(cols[j, 0], cols[j, 1]):
+                        gx_row[c] += share
+
+
+@jit.kernel(parallel=True, fastmath=SUMS)
+def global_avg_pool_forward(runs, means, count):
+    """means[plane] = Σ runs[plane] / count: each plane's memory as one vector sum."""
+    zero = count - count  # of the data's dtype: sums stay in it, as on the NumPy path
+    for plane in prange(runs.shape[0]):
+        run = runs[plane]
+        total = zero
+        for k in range(run.size):
+            total += run[k]
+        means[plane] = total / count
+
+
+@jit.kernel(parallel=True)
+def global_avg_pool_backward(gy, gx, count):
+    """gx[plane, :] = gy[plane] / count."""
+    for plane in prange(gx.shape[0]):
+        share = gy[plane] / count
+        run = gx[plane]
+        for k in range(run.size):
+            run[k] = share

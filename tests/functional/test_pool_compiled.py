@@ -1,0 +1,162 @@
+"""Compiled pooling kernels against the NumPy reference and PyTorch, on both memory layouts.
+
+Inputs come contiguous or channel-major ((C, N, H, W) memory, as after a convolution), with
+ties and NaN; results must equal the reference's, in the same memory layout, and PyTorch's.
+"""
+
+import numpy as np
+import pytest
+import torch
+from gradcheck import assert_rel_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+import kernelab as kl
+import kernelab.functional as F
+from kernelab.backends import kernels
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+@pytest.fixture
+def kernel_path():
+    """These tests run each path themselves, so they run once."""
+    return None
+
+
+def channel_major(x: np.ndarray) -> np.ndarray:
+    """The same values in (C, N, H, W) memory behind an (N, C, H, W) view."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def is_channel_major(a: np.ndarray) -> bool:
+    return a.strides[0] < a.strides[1]
+
+
+def in_layout_of(a: np.ndarray, x: np.ndarray) -> bool:
+    """a is dense in x's layout: (N, C, H, W) memory, or (C, N, H, W) when x is channel-major."""
+    return (a.transpose(1, 0, 2, 3) if is_channel_major(x) else a).flags.c_contiguous
+
+
+@st.composite
+def inputs(draw, window=(1, 1)):
+    """(N, C, H, W) values of a dtype and layout: normal, tied (0, 1, 2) or with NaN."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    shape = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 4)),
+        window[0] + draw(st.integers(0, 6)),
+        window[1] + draw(st.integers(0, 6)),
+    )
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    values = draw(st.sampled_from(["normal", "ties", "nan"]))
+    x = rng.integers(0, 3, shape) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan":
+        x[rng.random(shape) < 0.1] = np.nan
+    x = x.astype(dtype)
+    return channel_major(x) if draw(st.booleans()) else x
+
+
+def run(fn, x: np.ndarray, gy: np.ndarray, path: str):
+    """fn's output and input gradient on one kernel path."""
+    with kernels.using(path):
+        t = kl.Tensor(x, requires_grad=True)
+        y = fn(t)
+        y.backward(gy)
+    return y.data, t.grad
+
+
+def check(fn, torch_fn, x: np.ndarray, seed: int, exact: bool) -> None:
+    """Compiled against the NumPy path (values, dtype, layout) and against PyTorch."""
+    expected = torch_fn(torch.tensor(x, requires_grad=True))
+    gy = np.random.default_rng(seed).standard_normal(expected.shape).astype(x.dtype)
+    gy = channel_major(gy) if is_channel_major(x) else gy
+    (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
+    tol = TOL[x.dtype.type]
+    for ours, ref, what in ((y, y_ref, "output"), (gx, gx_ref, "input gradient")):
+        assert ours.dtype == x.dtype, what
+        assert in_layout_of(ours, x), f"{what}: memory layout"
+        if exact:
+            np.testing.assert_array_equal(ours, ref, err_msg=what)
+        else:
+            assert_rel_close(ours, ref, tol, what)
+    assert_rel_close(y, expected.detach().numpy(), tol, "output against PyTorch")
+    if np.isinf(y).any():
+        return  # a window of padding only: no input for PyTorch to route its gradient to
+    t = torch.tensor(x, requires_grad=True)
+    torch_fn(t).backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    assert_rel_close(gx, t.grad.numpy(), tol, "input gradient against PyTorch")
+
+
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_max_pool(data, seed):
+    kernel = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)))
+    kwargs = {
+        "kernel_size": kernel,
+        "stride": data.draw(st.one_of(st.none(), st.tuples(*[st.integers(1, 3)] * 2))),
+        "padding": (data.draw(st.integers(0, kernel[0] // 2)), data.draw(st.integers(0, 1))),
+        "dilation": (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))),
+        "ceil_mode": data.draw(st.booleans()),
+    }
+    kwargs["padding"] = (kwargs["padding"][0], min(kwargs["padding"][1], kernel[1] // 2))
+    window = tuple(d * (k - 1) + 1 for d, k in zip(kwargs["dilation"], kernel, strict=True))
+    x = data.draw(inputs(window))
+    # overlapping windows add gradients in another order than the reference: not bit-equal
+    stride = kernel if kwargs["stride"] is None else kwargs["stride"]
+    disjoint = min(np.subtract(stride, window)) >= 0
+    check(
+        lambda t: F.max_pool2d(t, **kwargs),
+        lambda t: torch.nn.functional.max_pool2d(t, **kwargs),
+        x,
+        seed,
+        exact=disjoint,
+    )
+
+
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_max_pool_without_a_graph(data, seed):
+    x = data.draw(inputs((3, 3)))
+    kwargs = {"kernel_size": 3, "stride": data.draw(st.integers(1, 3)), "padding": 1}
+    with kernels.using("numba"), kl.no_grad():
+        y = F.max_pool2d(kl.Tensor(x), **kwargs).data
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).numpy()
+    np.testing.assert_array_equal(y, expected)
+    assert in_layout_of(y, x)
+
+
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_avg_pool(data, seed):
+    kernel = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)))
+    kwargs = {
+        "kernel_size": kernel,
+        "stride": data.draw(st.one_of(st.none(), st.tuples(*[st.integers(1, 3)] * 2))),
+        "padding": (data.draw(st.integers(0, kernel[0] // 2)), data.draw(st.integers(0, 1))),
+        "ceil_mode": data.draw(st.booleans()),
+        "count_include_pad": data.draw(st.booleans()),
+        "divisor_override": data.draw(st.one_of(st.none(), st.integers(1, 5))),
+    }
+    kwargs["padding"] = (kwargs["padding"][0], min(kwargs["padding"][1], kernel[1] // 2))
+    check(
+        lambda t: F.avg_pool2d(t, **kwargs),
+        lambda t: torch.nn.functional.avg_pool2d(t, **kwargs),
+        data.draw(inputs(kernel)),
+        seed,
+        exact=False,
+    )
+
+
+@given(
+    data=st.data(),
+    output_size=st.one_of(st.just(1), st.tuples(st.integers(1, 4), st.integers(1, 4))),
+    seed=st.integers(0, 2**16),
+)
+def test_adaptive_avg_pool(data, output_size, seed):
+    check(
+        lambda t: F.adaptive_avg_pool2d(t, output_size),
+        lambda t: torch.nn.functional.adaptive_avg_pool2d(t, output_size),
+        data.draw(inputs()),
+        seed,
+        exact=False,
+    )
