@@ -12,10 +12,11 @@ only then) compiles it on its first call, with an on-disk cache so a later proce
 machine code instead of compiling again. A first compilation that takes longer than a second
 prints a one-line notice, once per process.
 
-numba's thread pool (GNU OpenMP) cannot be used again in a process forked from one that started
-it, so a child forked after numba was loaded (``multiprocessing``'s default start method on
-Linux) runs on the NumPy kernels; a spawned child compiles nothing again (the cache) and runs
-compiled.
+numba runs ``prange`` loops on its "workqueue" threading layer (unless
+``NUMBA_THREADING_LAYER`` says otherwise): its idle threads sleep instead of spinning, so they
+leave the cores to BLAS, and it survives ``fork``. It does not take concurrent launches, so
+parallel kernels are called one at a time across Python threads (each is short and uses every
+core anyway).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _choice = None
 _threads = None  # the count asked for by set_threads before numba was imported
 _lock = threading.RLock()
 _noticed = False
-_forked = False  # this process was forked from one that had loaded numba
+_launch = threading.Lock()  # one parallel kernel at a time: the workqueue layer needs it
 
 
 def _check(name: str) -> str:
@@ -85,6 +86,8 @@ def _import_numba():
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"kernelab: numba unavailable ({reason}); running on NumPy kernels", file=sys.stderr)
         return False
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
     if _threads is not None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
     return numba
@@ -92,7 +95,7 @@ def _import_numba():
 
 def active() -> bool:
     """True when ops run their compiled twins."""
-    return chosen() == "numba" and not _forked and numba_module() is not None
+    return chosen() == "numba" and numba_module() is not None
 
 
 def twin(name: str, package: str):
@@ -142,21 +145,26 @@ class Kernel:
         self.compiled = None
 
     def __call__(self, *args):
-        if self.compiled is not None:
-            return self.compiled(*args)
-        with _lock:
-            if self.compiled is None:
-                dispatcher = self._dispatcher()
-                timer = threading.Timer(_COMPILE_NOTICE_AFTER, _notice)
-                timer.daemon = True
-                timer.start()
-                try:
-                    result = dispatcher(*args)  # compiles, or loads from the cache
-                finally:
-                    timer.cancel()
-                self.compiled = dispatcher
-                return result
+        if self.compiled is None:
+            with _lock:
+                if self.compiled is None:
+                    self.compiled = self._dispatcher()
+                    return self._first_call(args)
+        if self.parallel:
+            with _launch:
+                return self.compiled(*args)
         return self.compiled(*args)
+
+    def _first_call(self, args):
+        """Compile (or load from the cache) and run; say so if that takes long."""
+        timer = threading.Timer(_COMPILE_NOTICE_AFTER, _notice)
+        timer.daemon = True
+        timer.start()
+        try:
+            with _launch:
+                return self.compiled(*args)
+        finally:
+            timer.cancel()
 
     def _dispatcher(self):
         numba = numba_module()
@@ -173,8 +181,8 @@ class Kernel:
 
 
 def _after_fork_in_child() -> None:
-    global _forked
-    _forked = bool(_numba)
+    global _launch
+    _launch = threading.Lock()  # a lock another thread held at the fork stays held forever
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
