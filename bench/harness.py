@@ -210,17 +210,17 @@ def set_threads(threads: int):
 def use_threads(threads: int) -> None:
     """Switch both engines to ``threads`` threads (between timed rounds: not free).
 
-    kernelab's first: on the compiled path this imports numba and starts its thread pool now.
-    numba's OpenMP threading layer, on starting, sets the thread count of the OpenMP runtime
-    PyTorch shares (libgomp) to all cores; started later, in the middle of a case, it would
-    silently undo ``torch.set_num_threads``.
+    kernelab's first, importing numba now on the compiled path rather than inside a timed
+    round. (Under numba's OpenMP layer, starting the pool would also reset the thread count of
+    the OpenMP runtime PyTorch shares; kernelab uses the workqueue layer, but a user may set
+    ``NUMBA_THREADING_LAYER=omp``.)
     """
     import torch
 
     import kernelab as kl
 
     kl.set_num_threads(threads)
-    kl.backends.kernels.current()  # imports numba (and starts its pool) on the compiled path
+    kl.backends.kernels.current()  # imports numba on the compiled path
     torch.set_num_threads(threads)
 
 
