@@ -1,0 +1,134 @@
+"""Compiled twins of the GEMM convolution's passes in ``conv_algorithms.py``.
+
+The products stay BLAS's; what is compiled are the passes around them, which NumPy runs on
+one core: *im2col* and its adjoint *col2im*, the bias add and the bias gradient. Each kernel
+runs one (channel, sample) plane per task, so the threads never write the same memory: im2col
+writes that plane's rows of the columns, col2im gathers every column entry of one plane into
+it (zeroing it first, so the input gradient needs no separate zeroing pass).
+
+Arrays are channel-major as in ``conv_algorithms``: the padded input ``xp`` (C, N, Hp, Wp),
+the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import threadpoolctl
+from numba import prange
+
+from ..core import jit
+from .geometry import ConvGeometry
+
+
+@jit.kernel(parallel=True)
+def im2col(xp, start, sh, sw, dh, dw, cols):
+    """Fill ``cols`` (C, kH, kW, chunk, OH, OW) from samples ``start:start + chunk`` of xp:
+    ``cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw]``."""
+    c, kh, kw, chunk, oh, ow = cols.shape
+    for task in prange(c * chunk):
+        ch, s = task // chunk, task % chunk
+        for p in range(kh):
+            for q in range(kw):
+                for i in range(oh):
+                    src, dst = xp[ch, start + s, i * sh + p * dh], cols[ch, p, q, s, i]
+                    if sw == 1:  # one contiguous run: a vectorised copy
+                        dst[:] = src[q * dw : q * dw + ow]
+                    else:
+                        for j in range(ow):
+                            dst[j] = src[j * sw + q * dw]
+
+
+@jit.kernel(parallel=True)
+def col2im(cols, start, sh, sw, dh, dw, gxp):
+    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the adjoint of
+    :func:`im2col`: each entry of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel."""
+    c, kh, kw, chunk, oh, ow = cols.shape
+    for task in prange(c * chunk):
+        ch, s = task // chunk, task % chunk
+        gxp[ch, start + s] = 0
+        for p in range(kh):
+            for i in range(oh):
+                row = gxp[ch, start + s, i * sh + p * dh]
+                for q in range(kw):
+                    src = cols[ch, p, q, s, i]
+                    if sw == 1:
+                        row[q * dw : q * dw + ow] += src
+                    else:
+                        for j in range(ow):
+                            row[j * sw + q * dw] += src[j]
+
+
+@jit.kernel(parallel=True)
+def add_bias(y, b):
+    """``y[o] += b[o]`` in place, y (C_out, N, OH·OW)."""
+    c_out, n, area = y.shape
+    for task in prange(c_out * n):
+        o, s = task // n, task % n
+        for k in range(area):
+            y[o, s, k] += b[o]
+
+
+@jit.kernel(parallel=True)
+def channel_sums(gy, out):
+    """``out[o] = Σ gy[o]`` for gy (C_out, N, OH·OW): the bias gradient, accumulated in
+    float64 (one partial sum per sample)."""
+    c_out, n, area = gy.shape
+    for o in prange(c_out):
+        total = 0.0
+        for s in range(n):
+            part = 0.0
+            for k in range(area):
+                part += gy[o, s, k]
+            total += part
+        out[o] = total
+
+
+def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.ndarray) -> None:
+    """Write into ``cols`` (C·kH·kW, chunk·OH·OW) the columns of the samples
+    ``start:start + chunk`` of the whole channel-major padded input xp (C, N, Hp, Wp)."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    cols = cols.reshape(xp.shape[0], kh, kw, -1, oh, ow)  # (C, kH, kW, chunk, OH, OW)
+    im2col(xp, start, sh, sw, dh, dw, cols)
+
+
+def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.ndarray) -> None:
+    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the col2im of
+    ``cols`` (C, kH, kW, chunk, OH, OW)."""
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    col2im(cols, start, sh, sw, dh, dw, gxp)
+
+
+# ---- threads: each range of samples a task, BLAS on one thread inside each
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
+
+
+def threads() -> int:
+    """The threads to share a convolution between: ``kl.set_num_threads``'s count."""
+    return jit.get_threads() or 1
+
+
+def run(task, ranges: list[tuple[int, int]]) -> list:
+    """``task(start, stop)`` for every range, on :func:`threads` workers; the results.
+
+    Each worker runs its whole range — im2col, products at one BLAS thread, col2im — so
+    the two kinds of threads never compete: BLAS's own threads, spinning after a product,
+    would take the cores the compiled passes want.
+    """
+    workers = min(threads(), len(ranges))
+    if workers == 1:
+        return [task(start, stop) for start, stop in ranges]
+    if not _blas:
+        _blas.append(threadpoolctl.ThreadpoolController().select(user_api="blas"))
+    pool = _pools.get(workers)
+    if pool is None:
+        pool = _pools[workers] = ThreadPoolExecutor(
+            workers, initializer=numba.set_num_threads, initargs=(1,)
+        )
+    with _blas[0].limit(limits=1):
+        return list(pool.map(lambda bounds: task(*bounds), ranges))
