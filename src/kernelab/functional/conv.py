@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..core import jit
 from ..core.errors import ShapeError
 from .conv_algorithms import choose
 from .geometry import ConvGeometry, Padding, conv_geometry
@@ -113,8 +114,18 @@ class Conv2d(Function):
         gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))
         gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp, Wp)
         gx = None if gxp is None else unpad(gxp, ctx.geometry.padding).transpose(1, 0, 2, 3)
-        gb = gy_c.sum(axis=(1, 2, 3)) if ctx.needs_input_grad[2] else None
+        gb = bias_gradient(gy_c) if ctx.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+def bias_gradient(gy: np.ndarray) -> np.ndarray:
+    """Σ of the channel-major output gradient gy (C_out, N, OH, OW) over all but channels."""
+    fast = jit.twin(".conv_compiled", __package__)
+    if fast is None:
+        return gy.sum(axis=(1, 2, 3))
+    gb = np.empty(gy.shape[0], gy.dtype)
+    fast.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)  # (C_out, N, OH·OW)
+    return gb
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):

@@ -159,14 +159,16 @@ class Gemm:
         gxp = (np.empty if fast else np.zeros)(xp.shape, xp.dtype) if need_x else None
 
         def gradients(start, stop):
-            """The chunk's share of the kernel gradient; its input gradient into gxp."""
+            """The chunk's share of the kernel gradient (transposed); its input gradient into
+            gxp."""
             cols = _columns(xp, geometry, direct, start, stop, need_w, fast)
             gy_chunk = gy_groups[:, :, start * area : stop * area]  # (G, C_out/G, chunk·OH·OW)
-            gw = None
-            if need_w:  # correlation of the input with the output gradient
-                gw = np.empty(kernels.shape, xp.dtype)
+            gw_t = None
+            if need_w:  # correlation of the input with the output gradient, transposed:
+                # cols·gyᵀ runs 1.2-1.6x faster in BLAS than gy·colsᵀ at these thin shapes
+                gw_t = np.empty((g, kernels.shape[2], kernels.shape[1]), xp.dtype)
                 for k in range(g):
-                    np.matmul(gy_chunk[k], cols[k].T, out=gw[k])
+                    np.matmul(cols[k], gy_chunk[k].T, out=gw_t[k])
             if need_x:  # transposed convolution: the columns' gradient, then col2im
                 # direct: the columns are the input, so their gradient is gxp's sample range
                 gcols = gxp.reshape(g, c_in // g, -1)[..., start * area : stop * area]
@@ -175,10 +177,10 @@ class Gemm:
                     np.matmul(kernels[k].T, gy_chunk[k], out=gcols[k])
                 if not direct:
                     _add_columns(gcols, geometry, start, stop, gy.shape[2:], gxp, fast)
-            return gw
+            return gw_t
 
-        parts = _run(gradients, xp, geometry, direct, fast)
-        gw = sum(parts[1:], parts[0]).reshape(w.shape) if need_w else None
+        parts = _run(gradients, xp, geometry, direct, fast)  # each (G, C_in/G·kH·kW, C_out/G)
+        gw = sum(parts[1:], parts[0]).transpose(0, 2, 1).reshape(w.shape) if need_w else None
         return gxp, gw
 
 

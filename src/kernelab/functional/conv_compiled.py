@@ -12,6 +12,7 @@ the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -23,42 +24,74 @@ from ..core import jit
 from .geometry import ConvGeometry
 
 
+def plane_kernel(function):
+    """Compile a per-plane body that the kernels below call (cached, GIL released)."""
+    return numba.njit(function, cache=True, nogil=True, error_model="numpy")
+
+
+@plane_kernel
+def im2col_plane(xp, start, sh, sw, dh, dw, cols, task):
+    """Plane ``task`` = (channel, sample in the chunk) of :func:`im2col`."""
+    chunk, oh, ow = cols.shape[3:]
+    ch, s = task // chunk, task % chunk
+    for p in range(cols.shape[1]):
+        for q in range(cols.shape[2]):
+            for i in range(oh):
+                src, dst = xp[ch, start + s, i * sh + p * dh], cols[ch, p, q, s, i]
+                if sw == 1:  # one contiguous run: a vectorised copy
+                    dst[:] = src[q * dw : q * dw + ow]
+                else:
+                    for j in range(ow):
+                        dst[j] = src[j * sw + q * dw]
+
+
+@plane_kernel
+def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
+    """Plane ``task`` = (channel, sample in the chunk) of :func:`col2im`: zeroed, then every
+    column entry that was read from it added back."""
+    chunk, oh, ow = cols.shape[3:]
+    ch, s = task // chunk, task % chunk
+    gxp[ch, start + s] = 0
+    for p in range(cols.shape[1]):
+        for i in range(oh):
+            row = gxp[ch, start + s, i * sh + p * dh]
+            for q in range(cols.shape[2]):
+                src = cols[ch, p, q, s, i]
+                if sw == 1:
+                    row[q * dw : q * dw + ow] += src
+                else:
+                    for j in range(ow):
+                        row[j * sw + q * dw] += src[j]
+
+
 @jit.kernel(parallel=True)
 def im2col(xp, start, sh, sw, dh, dw, cols):
     """Fill ``cols`` (C, kH, kW, chunk, OH, OW) from samples ``start:start + chunk`` of xp:
     ``cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw]``."""
-    c, kh, kw, chunk, oh, ow = cols.shape
-    for task in prange(c * chunk):
-        ch, s = task // chunk, task % chunk
-        for p in range(kh):
-            for q in range(kw):
-                for i in range(oh):
-                    src, dst = xp[ch, start + s, i * sh + p * dh], cols[ch, p, q, s, i]
-                    if sw == 1:  # one contiguous run: a vectorised copy
-                        dst[:] = src[q * dw : q * dw + ow]
-                    else:
-                        for j in range(ow):
-                            dst[j] = src[j * sw + q * dw]
+    for task in prange(cols.shape[0] * cols.shape[3]):
+        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
+
+
+@jit.kernel()
+def im2col_one_thread(xp, start, sh, sw, dh, dw, cols):
+    """:func:`im2col` on the calling thread."""
+    for task in range(cols.shape[0] * cols.shape[3]):
+        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
 
 
 @jit.kernel(parallel=True)
 def col2im(cols, start, sh, sw, dh, dw, gxp):
     """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the adjoint of
     :func:`im2col`: each entry of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel."""
-    c, kh, kw, chunk, oh, ow = cols.shape
-    for task in prange(c * chunk):
-        ch, s = task // chunk, task % chunk
-        gxp[ch, start + s] = 0
-        for p in range(kh):
-            for i in range(oh):
-                row = gxp[ch, start + s, i * sh + p * dh]
-                for q in range(kw):
-                    src = cols[ch, p, q, s, i]
-                    if sw == 1:
-                        row[q * dw : q * dw + ow] += src
-                    else:
-                        for j in range(ow):
-                            row[j * sw + q * dw] += src[j]
+    for task in prange(cols.shape[0] * cols.shape[3]):
+        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
+
+
+@jit.kernel()
+def col2im_one_thread(cols, start, sh, sw, dh, dw, gxp):
+    """:func:`col2im` on the calling thread."""
+    for task in range(cols.shape[0] * cols.shape[3]):
+        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
 
 
 @jit.kernel(parallel=True)
@@ -74,7 +107,7 @@ def add_bias(y, b):
 @jit.kernel(parallel=True)
 def channel_sums(gy, out):
     """``out[o] = Σ gy[o]`` for gy (C_out, N, OH·OW): the bias gradient, accumulated in
-    float64 (one partial sum per sample)."""
+    float64 (one partial sum per sample), one channel per task."""
     c_out, n, area = gy.shape
     for o in prange(c_out):
         total = 0.0
@@ -92,20 +125,33 @@ def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.nd
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
     oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
     cols = cols.reshape(xp.shape[0], kh, kw, -1, oh, ow)  # (C, kH, kW, chunk, OH, OW)
-    im2col(xp, start, sh, sw, dh, dw, cols)
+    (im2col_one_thread if _worker.active else im2col)(xp, start, sh, sw, dh, dw, cols)
 
 
 def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.ndarray) -> None:
     """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the col2im of
     ``cols`` (C, kH, kW, chunk, OH, OW)."""
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    col2im(cols, start, sh, sw, dh, dw, gxp)
+    (col2im_one_thread if _worker.active else col2im)(cols, start, sh, sw, dh, dw, gxp)
 
 
 # ---- threads: each range of samples a task, BLAS on one thread inside each
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
+
+
+# True in the pool's workers, which call the one-thread kernels: numba's default threading
+# layer on some platforms (workqueue) aborts when two threads launch parallel kernels at once
+class _Worker(threading.local):
+    active = False
+
+
+_worker = _Worker()
+
+
+def _start_worker() -> None:
+    _worker.active = True
 
 
 def threads() -> int:
@@ -121,14 +167,12 @@ def run(task, ranges: list[tuple[int, int]]) -> list:
     would take the cores the compiled passes want.
     """
     workers = min(threads(), len(ranges))
-    if workers == 1:
+    if workers == 1 or _worker.active:  # a task waiting on its own pool would never end
         return [task(start, stop) for start, stop in ranges]
     if not _blas:
         _blas.append(threadpoolctl.ThreadpoolController().select(user_api="blas"))
     pool = _pools.get(workers)
     if pool is None:
-        pool = _pools[workers] = ThreadPoolExecutor(
-            workers, initializer=numba.set_num_threads, initargs=(1,)
-        )
+        pool = _pools[workers] = ThreadPoolExecutor(workers, initializer=_start_worker)
     with _blas[0].limit(limits=1):
         return list(pool.map(lambda bounds: task(*bounds), ranges))
