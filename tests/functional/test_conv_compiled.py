@@ -109,7 +109,8 @@ def threads(request):
 
 
 # x shape, w shape, stride, padding, dilation, groups: the GEMM path with im2col, its 1x1
-# direct form, groups, non-square kernels, asymmetric padding, batch 1
+# direct form, groups, non-square kernels, asymmetric padding, batch 1, one input channel,
+# and the depthwise path
 PATHS = [
     ((5, 3, 9, 8), (4, 3, 3, 2), (1, 1), ((1, 2), (0, 1)), (1, 1), 1),
     ((4, 2, 9, 9), (4, 2, 2, 3), (2, 3), ((2, 0), (1, 1)), (2, 1), 1),
@@ -117,6 +118,7 @@ PATHS = [
     ((5, 4, 6, 7), (3, 4, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
     ((1, 3, 8, 8), (4, 3, 3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
     ((3, 1, 10, 10), (8, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),
+    ((2, 3, 7, 8), (6, 1, 3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 3),
 ]
 
 
