@@ -26,7 +26,7 @@ from .geometry import ConvGeometry
 
 def plane_kernel(function):
     """Compile a per-plane body that the kernels below call (cached, GIL released)."""
-    return numba.njit(function, cache=True, nogil=True, error_model="numpy")
+    return numba.njit(function, cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 @plane_kernel
@@ -57,8 +57,9 @@ def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
             row = gxp[ch, start + s, i * sh + p * dh]
             for q in range(cols.shape[2]):
                 src = cols[ch, p, q, s, i]
-                if sw == 1:
-                    row[q * dw : q * dw + ow] += src
+                if sw == 1:  # unit stride: a loop LLVM vectorises
+                    for j in range(ow):
+                        row[q * dw + j] += src[j]
                 else:
                     for j in range(ow):
                         row[j * sw + q * dw] += src[j]
