@@ -12,6 +12,7 @@ the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -139,6 +140,7 @@ def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.nd
 # ---- threads: each range of samples a task, BLAS on one thread inside each
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 _blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
 
 
