@@ -36,6 +36,9 @@ offsets, never over pixels:
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 
+The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
+products, the batch's sample ranges spread over threads.
+
 Measured and not used (NumPy, one thread): the input gradient as an im2col of the padded
 output gradient times the rotated kernel (a bigger copy and a slower product than col2im),
 FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes), and,

@@ -5,6 +5,11 @@ Everything here works on channel-major arrays that ``conv.py`` has already padde
 ``xp`` is (C_in, N, Hp, Wp) and the output (C_out, N, OH, OW). In that layout the columns of
 one group are a plain 2-D matrix, (C_in/G·kH·kW, N·OH·OW), so a whole group is one BLAS product
 whose result is already the output's memory, and a batch range is a range of its columns.
+
+On the compiled path (``conv_compiled.py``) the GEMM's im2col, col2im and bias add are numba
+kernels, and its ranges of samples run on ``kl.set_num_threads`` threads, each with BLAS on one
+thread: every pass of a layer then uses every core, where NumPy would run all but the products
+on one. The NumPy code below is the reference for both.
 """
 
 from __future__ import annotations
