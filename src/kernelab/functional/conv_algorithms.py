@@ -6,10 +6,11 @@ Everything here works on channel-major arrays that ``conv.py`` has already padde
 one group are a plain 2-D matrix, (C_in/G·kH·kW, N·OH·OW), so a whole group is one BLAS product
 whose result is already the output's memory, and a batch range is a range of its columns.
 
-On the compiled path (``conv_compiled.py``) the GEMM's im2col, col2im and bias add are numba
-kernels, and its ranges of samples run on ``kl.set_num_threads`` threads, each with BLAS on one
-thread: every pass of a layer then uses every core, where NumPy would run all but the products
-on one. The NumPy code below is the reference for both.
+On the compiled path (``conv_compiled.py``) the GEMM's im2col and col2im are numba kernels,
+and its ranges of samples run on ``kl.set_num_threads`` threads, each with BLAS on one thread
+(the bias is added to each range's output while it is in cache): every pass of a layer then
+uses every core, where NumPy would run all but the products on one. The NumPy code below is
+the reference for both.
 """
 
 from __future__ import annotations
@@ -138,16 +139,17 @@ class Gemm:
         y_groups = y.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW)
         fast = jit.twin(".conv_compiled", __package__)
 
+        biases = None if b is None else b.reshape(g, c_out // g, 1)  # (G, C_out/G, 1)
+
         def product(start, stop):
             cols = _columns(xp, geometry, direct, start, stop, fast=fast)
             for k in range(g):  # cols: (G, C_in/G·kH·kW, chunk·OH·OW)
-                np.matmul(kernels[k], cols[k], out=y_groups[k, :, start * area : stop * area])
+                out = y_groups[k, :, start * area : stop * area]  # (C_out/G, chunk·OH·OW)
+                np.matmul(kernels[k], cols[k], out=out)
+                if biases is not None:  # while the chunk's output is still in cache
+                    out += biases[k]
 
         _run(product, xp, geometry, direct, fast)
-        if b is not None and fast is not None:
-            fast.add_bias(y.reshape(c_out, n, area), b)  # (C_out, N, OH·OW)
-        elif b is not None:
-            y += b.reshape(c_out, 1, 1, 1)
         ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, direct
         return y
 

@@ -1,7 +1,7 @@
 """Compiled twins of the GEMM convolution's passes in ``conv_algorithms.py``.
 
 The products stay BLAS's; what is compiled are the passes around them, which NumPy runs on
-one core: *im2col* and its adjoint *col2im*, the bias add and the bias gradient. Each kernel
+one core: *im2col* and its adjoint *col2im*, and the bias gradient. Each kernel
 runs one (channel, sample) plane per task, so the threads never write the same memory: im2col
 writes that plane's rows of the columns, col2im gathers every column entry of one plane into
 it (zeroing it first, so the input gradient needs no separate zeroing pass).
@@ -94,16 +94,6 @@ def col2im_one_thread(cols, start, sh, sw, dh, dw, gxp):
     """:func:`col2im` on the calling thread."""
     for task in range(cols.shape[0] * cols.shape[3]):
         col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
-
-
-@jit.kernel(parallel=True)
-def add_bias(y, b):
-    """``y[o] += b[o]`` in place, y (C_out, N, OH·OW)."""
-    c_out, n, area = y.shape
-    for task in prange(c_out * n):
-        o, s = task // n, task % n
-        for k in range(area):
-            y[o, s, k] += b[o]
 
 
 @jit.kernel(parallel=True)
