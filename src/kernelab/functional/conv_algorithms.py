@@ -217,10 +217,11 @@ def _run(task, xp, geometry: ConvGeometry, direct: bool, fast) -> list:
     else:
         (kh, kw), (oh, ow) = geometry.kernel_size, geometry.output_size(*xp.shape[2:], True)
         step = max(1, CHUNK_BYTES // threads // (c_in * kh * kw * oh * ow * xp.itemsize))
-    count = -(-n // step)
-    count = -(-count // threads) * threads  # a multiple of the threads, so they finish together
-    step = -(-n // count)
-    ranges = [(start, min(n, start + step)) for start in range(0, n, step)]
+    # a multiple of the threads, of sizes that differ by at most one: they finish together
+    chunks = -(-n // step)
+    count = min(n, -(-chunks // threads) * threads)
+    bounds = [n * i // count for i in range(count + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
     if fast is None:
         return [task(start, stop) for start, stop in ranges]
     return fast.run(task, ranges)
