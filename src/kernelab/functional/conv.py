@@ -36,6 +36,9 @@ offsets, never over pixels:
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 
+The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
+products, the batch's sample ranges spread over threads.
+
 Measured and not used (NumPy, one thread): the input gradient as an im2col of the padded
 output gradient times the rotated kernel (a bigger copy and a slower product than col2im),
 FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes), and,
@@ -49,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..core import jit
 from ..core.errors import ShapeError
 from .conv_algorithms import choose
 from .geometry import ConvGeometry, Padding, conv_geometry
@@ -113,8 +117,18 @@ class Conv2d(Function):
         gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))
         gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp, Wp)
         gx = None if gxp is None else unpad(gxp, ctx.geometry.padding).transpose(1, 0, 2, 3)
-        gb = gy_c.sum(axis=(1, 2, 3)) if ctx.needs_input_grad[2] else None
+        gb = bias_gradient(gy_c) if ctx.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+def bias_gradient(gy: np.ndarray) -> np.ndarray:
+    """Σ of the channel-major output gradient gy (C_out, N, OH, OW) over all but channels."""
+    fast = jit.twin(".conv_compiled", __package__)
+    if fast is None:
+        return gy.sum(axis=(1, 2, 3))
+    gb = np.empty(gy.shape[0], gy.dtype)
+    fast.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)  # (C_out, N, OH·OW)
+    return gb
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):

@@ -1,0 +1,180 @@
+"""Compiled twins of the GEMM convolution's passes in ``conv_algorithms.py``.
+
+The products stay BLAS's; what is compiled are the passes around them, which NumPy runs on
+one core: *im2col* and its adjoint *col2im*, and the bias gradient. Each kernel
+runs one (channel, sample) plane per task, so the threads never write the same memory: im2col
+writes that plane's rows of the columns, col2im gathers every column entry of one plane into
+it (zeroing it first, so the input gradient needs no separate zeroing pass).
+
+Arrays are channel-major as in ``conv_algorithms``: the padded input ``xp`` (C, N, Hp, Wp),
+the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import threadpoolctl
+from numba import prange
+
+from ..core import jit
+from .geometry import ConvGeometry
+
+
+def plane_kernel(function):
+    """Compile a per-plane body that the kernels below call (cached, GIL released)."""
+    return numba.njit(function, cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+@plane_kernel
+def im2col_plane(xp, start, sh, sw, dh, dw, cols, task):
+    """Plane ``task`` = (channel, sample in the chunk) of :func:`im2col`."""
+    chunk, oh, ow = cols.shape[3:]
+    ch, s = task // chunk, task % chunk
+    for p in range(cols.shape[1]):
+        for q in range(cols.shape[2]):
+            for i in range(oh):
+                src, dst = xp[ch, start + s, i * sh + p * dh], cols[ch, p, q, s, i]
+                # loops over a slice: indexed by the loop counter, so free of numba's
+                # negative-index check, they vectorise (a slice copy is 6x slower off prange).
+                # Two names: one would make the contiguous run a strided array type too.
+                if sw == 1:
+                    run = src[q * dw : q * dw + ow]
+                    for j in range(ow):
+                        dst[j] = run[j]
+                else:
+                    strided = src[q * dw :: sw]
+                    for j in range(ow):
+                        dst[j] = strided[j]
+
+
+@plane_kernel
+def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
+    """Plane ``task`` = (channel, sample in the chunk) of :func:`col2im`: zeroed, then every
+    column entry that was read from it added back."""
+    chunk, oh, ow = cols.shape[3:]
+    ch, s = task // chunk, task % chunk
+    gxp[ch, start + s] = 0
+    for p in range(cols.shape[1]):
+        for i in range(oh):
+            row = gxp[ch, start + s, i * sh + p * dh]
+            for q in range(cols.shape[2]):
+                src = cols[ch, p, q, s, i]
+                if sw == 1:  # as in im2col_plane
+                    run = row[q * dw : q * dw + ow]
+                    for j in range(ow):
+                        run[j] += src[j]
+                else:
+                    strided = row[q * dw :: sw]
+                    for j in range(ow):
+                        strided[j] += src[j]
+
+
+@jit.kernel(parallel=True)
+def im2col(xp, start, sh, sw, dh, dw, cols):
+    """Fill ``cols`` (C, kH, kW, chunk, OH, OW) from samples ``start:start + chunk`` of xp:
+    ``cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw]``."""
+    for task in prange(cols.shape[0] * cols.shape[3]):
+        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
+
+
+@jit.kernel()
+def im2col_one_thread(xp, start, sh, sw, dh, dw, cols):
+    """:func:`im2col` on the calling thread."""
+    for task in range(cols.shape[0] * cols.shape[3]):
+        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
+
+
+@jit.kernel(parallel=True)
+def col2im(cols, start, sh, sw, dh, dw, gxp):
+    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the adjoint of
+    :func:`im2col`: each entry of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel."""
+    for task in prange(cols.shape[0] * cols.shape[3]):
+        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
+
+
+@jit.kernel()
+def col2im_one_thread(cols, start, sh, sw, dh, dw, gxp):
+    """:func:`col2im` on the calling thread."""
+    for task in range(cols.shape[0] * cols.shape[3]):
+        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
+
+
+@jit.kernel(fastmath={"reassoc"})  # so that the sums vectorise
+def channel_sums(gy, out):
+    """``out[o] = Σ gy[o]`` for gy (C_out, N, OH·OW): the bias gradient, accumulated in
+    float64 (one partial sum per sample). On one thread: a memory-bound pass too short to
+    gain from a second, which a busy machine can stall for a whole time slice."""
+    c_out, n, area = gy.shape
+    for o in range(c_out):
+        total = 0.0
+        for s in range(n):
+            part = 0.0
+            for k in range(area):
+                part += gy[o, s, k]
+            total += part
+        out[o] = total
+
+
+def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.ndarray) -> None:
+    """Write into ``cols`` (C·kH·kW, chunk·OH·OW) the columns of the samples
+    ``start:start + chunk`` of the whole channel-major padded input xp (C, N, Hp, Wp)."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    cols = cols.reshape(xp.shape[0], kh, kw, -1, oh, ow)  # (C, kH, kW, chunk, OH, OW)
+    (im2col_one_thread if _worker.active else im2col)(xp, start, sh, sw, dh, dw, cols)
+
+
+def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.ndarray) -> None:
+    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the col2im of
+    ``cols`` (C, kH, kW, chunk, OH, OW)."""
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    (col2im_one_thread if _worker.active else col2im)(cols, start, sh, sw, dh, dw, gxp)
+
+
+# ---- threads: each range of samples a task, BLAS on one thread inside each
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
+_blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
+
+
+# True in the pool's workers, which call the one-thread kernels: numba's default threading
+# layer on some platforms (workqueue) aborts when two threads launch parallel kernels at once
+class _Worker(threading.local):
+    active = False
+
+
+_worker = _Worker()
+
+
+def _start_worker() -> None:
+    _worker.active = True
+
+
+def threads() -> int:
+    """The threads to share a convolution between: ``kl.set_num_threads``'s count."""
+    return jit.get_threads() or 1
+
+
+def run(task, ranges: list[tuple[int, int]]) -> list:
+    """``task(start, stop)`` for every range, on :func:`threads` workers; the results.
+
+    Each worker runs its whole range — im2col, products at one BLAS thread, col2im — so
+    the two kinds of threads never compete: BLAS's own threads, spinning after a product,
+    would take the cores the compiled passes want.
+    """
+    workers = min(threads(), len(ranges))
+    if workers == 1 or _worker.active:  # a task waiting on its own pool would never end
+        return [task(start, stop) for start, stop in ranges]
+    if not _blas:
+        _blas.append(threadpoolctl.ThreadpoolController().select(user_api="blas"))
+    pool = _pools.get(workers)
+    if pool is None:
+        pool = _pools[workers] = ThreadPoolExecutor(workers, initializer=_start_worker)
+    with _blas[0].limit(limits=1):
+        return list(pool.map(lambda bounds: task(*bounds), ranges))

@@ -1,0 +1,144 @@
+"""The compiled passes of the GEMM convolution (conv_compiled.py): im2col and col2im against
+plain loops and the NumPy reference, the threaded sample ranges against PyTorch."""
+
+import numpy as np
+import pytest
+import torch
+from gradcheck import assert_rel_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernelab as kl
+import kernelab.functional as F
+from kernelab.functional import conv_algorithms, conv_compiled
+from kernelab.functional.conv import pad
+from kernelab.functional.geometry import conv_geometry
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+@st.composite
+def column_cases(draw):
+    """A geometry, a channel-major padded input (C-contiguous or a transposed view) and a
+    range of its samples."""
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2))
+    geometry = conv_geometry(kernel, stride, padding, dilation, 1)
+    window = geometry.window
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    height = max(1, window[0] - sum(padding[0])) + draw(st.integers(0, 4))
+    width = max(1, window[1] - sum(padding[1])) + draw(st.integers(0, 4))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = np.random.default_rng(draw(st.integers(0, 99))).standard_normal((n, c, height, width))
+    xp = pad(x.astype(dtype).transpose(1, 0, 2, 3), padding)  # (C, N, Hp, Wp)
+    if draw(st.booleans()):
+        xp = np.ascontiguousarray(xp)
+    start = draw(st.integers(0, n - 1))
+    return geometry, xp, start, draw(st.integers(start + 1, n))
+
+
+def loop_columns(xp, geometry, start, stop):
+    """cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw], pixel by pixel."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    cols = np.zeros((xp.shape[0], kh, kw, stop - start, oh, ow), xp.dtype)
+    for c, p, q, s, i, j in np.ndindex(cols.shape):
+        cols[c, p, q, s, i, j] = xp[c, start + s, i * sh + p * dh, j * sw + q * dw]
+    return cols
+
+
+@settings(max_examples=30)
+@given(column_cases())
+def test_im2col_matches_loops_and_numpy(case):
+    geometry, xp, start, stop = case
+    expected = loop_columns(xp, geometry, start, stop)
+    c, kh, kw, chunk, oh, ow = expected.shape
+    cols = np.full((c * kh * kw, chunk * oh * ow), np.nan, xp.dtype)
+    conv_compiled.fill_columns(xp, start, geometry, cols)
+    assert np.array_equal(cols.reshape(expected.shape), expected)
+    reference = conv_algorithms.im2col(xp[:, start:stop], geometry)
+    assert np.array_equal(cols, reference)
+
+
+@settings(max_examples=30)
+@given(column_cases())
+def test_col2im_matches_loops_and_numpy(case):
+    geometry, xp, start, stop = case
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    shape = (xp.shape[0], kh, kw, stop - start, oh, ow)
+    cols = np.random.default_rng(5).standard_normal(shape).astype(xp.dtype)
+    expected = np.zeros((xp.shape[0], stop - start) + xp.shape[2:])
+    for c, p, q, s, i, j in np.ndindex(cols.shape):
+        expected[c, s, i * sh + p * dh, j * sw + q * dw] += cols[c, p, q, s, i, j]
+    gxp = np.full(xp.shape, np.nan, xp.dtype)  # stale values: the kernel must overwrite them
+    conv_compiled.add_columns(cols, start, geometry, gxp)
+    tol = TOL[xp.dtype.type]
+    assert_rel_close(gxp[:, start:stop], expected, tol, "col2im vs loops")
+    reference = conv_algorithms.col2im(cols, expected.shape, geometry)
+    assert_rel_close(gxp[:, start:stop], reference, tol, "col2im vs NumPy")
+    assert np.isnan(gxp[:, :start]).all() and np.isnan(gxp[:, stop:]).all()
+
+
+def test_channel_sums():
+    y = np.random.default_rng(6).standard_normal((5, 3, 7))
+    sums = np.empty(5)
+    conv_compiled.channel_sums(y, sums)
+    assert_rel_close(sums, y.sum(axis=(1, 2)), 1e-12, "channel sums")
+
+
+def test_run_covers_every_range_in_order():
+    ranges = [(0, 3), (3, 5), (5, 6), (6, 9)]
+    assert conv_compiled.run(lambda start, stop: (start, stop), ranges) == ranges
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+# x shape, w shape, stride, padding, dilation, groups: the GEMM path with im2col, its 1x1
+# direct form, groups, non-square kernels, asymmetric padding, batch 1, one input channel,
+# and the depthwise path
+PATHS = [
+    ((5, 3, 9, 8), (4, 3, 3, 2), (1, 1), ((1, 2), (0, 1)), (1, 1), 1),
+    ((4, 2, 9, 9), (4, 2, 2, 3), (2, 3), ((2, 0), (1, 1)), (2, 1), 1),
+    ((6, 4, 7, 6), (6, 2, 3, 3), (1, 2), ((1, 1), (1, 1)), (1, 2), 2),
+    ((5, 4, 6, 7), (3, 4, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ((1, 3, 8, 8), (4, 3, 3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
+    ((3, 1, 10, 10), (8, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),
+    ((2, 3, 7, 8), (6, 1, 3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_bytes", [1, conv_algorithms.CHUNK_BYTES])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", PATHS)
+def test_sample_ranges_on_threads_match_pytorch(
+    monkeypatch, threads, chunk_bytes, dtype, x_shape, w_shape, stride, padding, dilation, groups
+):
+    # one sample per range (chunk_bytes 1) or a few ranges per thread; forward and all three
+    # gradients must be PyTorch's on either kernel path
+    monkeypatch.setattr(conv_algorithms, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(8)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[0]))
+    ours = [kl.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, stride, padding, dilation, groups)
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    (top, bottom), (left, right) = padding
+    xt = torch.nn.functional.pad(theirs[0], (left, right, top, bottom))
+    ty = torch.nn.functional.conv2d(xt, theirs[1], theirs[2], stride, 0, dilation, groups)
+    gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
+        assert a.grad.dtype == dtype
+        assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")
