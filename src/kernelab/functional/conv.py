@@ -37,9 +37,14 @@ offsets, never over pixels:
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
-products, the batch's sample ranges spread over threads.
+products, the batch's sample ranges spread over threads. The depthwise one has a compiled
+twin of its own (``depthwise_compiled.py``): loops over (channel, sample) planes, vectorised
+along the output row.
 
-Measured and not used (NumPy, one thread): the input gradient as an im2col of the padded
+Measured and not used: a compiled direct convolution for the general case (no column
+matrix; numba keeps the accumulators in memory, not registers, so it reached ~25 GFLOP/s where
+the products reach 40–110: it won only for layers of at most 8 channels); on one NumPy thread,
+the input gradient as an im2col of the padded
 output gradient times the rotated kernel (a bigger copy and a slower product than col2im),
 FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes), and,
 for stride 1, an output grid as wide as the padded input (every offset's columns one contiguous

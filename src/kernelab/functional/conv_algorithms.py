@@ -297,6 +297,9 @@ class Depthwise:
 
 
 def choose(geometry: ConvGeometry, w_shape) -> type:
-    """The algorithm for a convolution of this shape (see ``conv.py``)."""
-    depthwise = w_shape[1] == 1 and geometry.groups > 1
-    return Depthwise if depthwise else Gemm
+    """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
+    their own (compiled on the compiled path), everything else the GEMM."""
+    if not (w_shape[1] == 1 and geometry.groups > 1):
+        return Gemm
+    fast = jit.twin(".depthwise_compiled", __package__)
+    return Depthwise if fast is None else fast.DepthwiseCompiled
