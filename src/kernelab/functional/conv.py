@@ -41,15 +41,15 @@ products, the batch's sample ranges spread over threads. The depthwise one has a
 twin of its own (``depthwise_compiled.py``): loops over (channel, sample) planes, vectorised
 along the output row.
 
-Measured and not used: a compiled direct convolution for the general case (no column
-matrix; numba keeps the accumulators in memory, not registers, so it reached ~25 GFLOP/s where
-the products reach 40–110: it won only for layers of at most 8 channels); on one NumPy thread,
-the input gradient as an im2col of the padded
-output gradient times the rotated kernel (a bigger copy and a slower product than col2im),
-FFT convolution (the transforms alone cost about what the 5x5 products do at these sizes), and,
-for stride 1, an output grid as wide as the padded input (every offset's columns one contiguous
-slice, but Wp/OW − 1 = 14–29% more product work and no faster a copy) or its zero-copy form
-(kH·kW products with K = C_in on shifted views, each summed into the output: slower).
+Measured and not used: a compiled direct convolution for the general case (no column matrix;
+numba keeps the accumulators in memory, not registers, so it reached ~25 GFLOP/s where the
+products reach 40–110: it won only for layers of at most 8 channels); on one NumPy thread, the
+input gradient as an im2col of the padded output gradient times the rotated kernel (a bigger
+copy and a slower product than col2im), FFT convolution (the transforms alone cost about what
+the 5x5 products do at these sizes), and, for stride 1, an output grid as wide as the padded
+input (every offset's columns one contiguous slice, but Wp/OW − 1 = 14–29% more product work
+and no faster a copy) or its zero-copy form (kH·kW products with K = C_in on shifted views,
+each summed into the output: slower).
 """
 
 from __future__ import annotations
