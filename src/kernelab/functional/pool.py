@@ -28,10 +28,10 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
         out_size = geometry.output_size(*x.shape[2:])
-        ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
+        track = ctx.needs_input_grad[0]  # inference needs no arg-max: NumPy's maxima are faster
+        ctx.fast, ctx.geometry, ctx.size = compiled(x) if track else None, geometry, x.shape[2:]
         if ctx.fast is not None:
-            track = ctx.needs_input_grad[0]
-            y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size, track)
+            y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size)
             return y
         xp = pad(x, geometry.padding, value=-np.inf)
         if not ctx.needs_input_grad[0]:  # inference: the maxima only, no arg-max

@@ -61,20 +61,21 @@ def settings(geometry: ConvGeometry) -> tuple[int, ...]:
 # ---- max pooling
 
 
-def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool):
-    """Window maxima (N, C, OH, OW) in x's layout, and the arg-max offset p·kW + q per output
-    (None unless ``track``), with whether the planes are channel-major."""
+def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size):
+    """Window maxima (N, C, OH, OW) in x's layout, the arg-max offset p·kW + q per output, and
+    whether the planes are channel-major. (Inference, which needs no arg-max, stays on NumPy's
+    strided maxima: measured faster than a compiled loop.)"""
     xs, channel_major = planes(x)
     kh, kw = geometry.kernel_size
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
     index_dtype = np.uint8 if kh * kw <= 256 else np.int32
-    index = np.empty(y.shape if track else (1, 1, 1, 1), index_dtype)
-    max_pool_forward(flat(xs), flat(y), flat(index), track, settings(geometry))
-    return view(y, channel_major), (index if track else None), channel_major
+    index = np.empty(y.shape, index_dtype)
+    max_pool_forward(flat(xs), flat(y), flat(index), settings(geometry))
+    return view(y, channel_major), index, channel_major
 
 
 @jit.kernel(parallel=True)
-def max_pool_forward(x, y, index, track, window):
+def max_pool_forward(x, y, index, window):
     """y[plane, i, j] = max of window (i, j) of a plane; its offset into ``index``.
 
     Rows are clipped to the input once per output row; columns only for the few windows at
@@ -91,14 +92,11 @@ def max_pool_forward(x, y, index, track, window):
             p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
             p_hi = min(kh, (h - r0 + dh - 1) // dh)
             y_row = y[plane, i]
-            index_row = index[plane, i] if track else index[0, 0]  # (1, 1, 1) unused
-            if track:
-                inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
-            else:
-                inner_max(x[plane], y_row, r0, p_lo, p_hi, j0, j1, window)
+            index_row = index[plane, i]
+            inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
             for e in range(j0 + ow - j1):  # the border columns, left then right
                 j = e if e < j0 else j1 + e - j0
-                clipped_max(x[plane], y_row, index_row, track, r0, p_lo, p_hi, j, window)
+                clipped_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j, window)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -120,21 +118,7 @@ def inner_arg_max(x, y_row, index_row, r0, p_lo, p_hi, j0, j1, window):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def inner_max(x, y_row, r0, p_lo, p_hi, j0, j1, window):
-    """Maxima only (inference): kernel cell by kernel cell, each a vector loop over j that
-    keeps NaN (np.maximum), so which NaN wins does not matter."""
-    kh, kw, sh, sw, top, left, dh, dw = window
-    y_row[j0:j1] = -np.inf
-    for p in range(p_lo, p_hi):
-        x_row = x[r0 + p * dh]
-        for q in range(kw):
-            shift = q * dw - left
-            for j in range(j0, j1):
-                y_row[j] = np.maximum(y_row[j], x_row[j * sw + shift])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def clipped_max(x, y_row, index_row, track, r0, p_lo, p_hi, j, window):
+def clipped_max(x, y_row, index_row, r0, p_lo, p_hi, j, window):
     """Window (·, j) of rows p_lo..p_hi, its columns clipped to the input, cell by cell."""
     kh, kw, sh, sw, top, left, dh, dw = window
     c0 = j * sw - left
@@ -149,8 +133,7 @@ def clipped_max(x, y_row, index_row, track, r0, p_lo, p_hi, j, window):
                 best = v
                 k = p * kw + q
     y_row[j] = best
-    if track:
-        index_row[j] = k
+    index_row[j] = k
 
 
 def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
