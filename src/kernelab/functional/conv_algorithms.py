@@ -6,12 +6,14 @@ Everything here works on channel-major arrays that ``conv.py`` has already padde
 one group are a plain 2-D matrix, (C_in/G·kH·kW, N·OH·OW), so a whole group is one BLAS product
 whose result is already the output's memory, and a batch range is a range of its columns.
 
-On the compiled path (``conv_compiled.py``) the GEMM's backward runs its ranges of samples on
-``kl.set_num_threads`` threads, each with BLAS on one thread and its own im2col and col2im as
-numba kernels: every pass of the backward then uses every core, where NumPy would run all but
-the products on one. The forward keeps one product per range on BLAS's own threads: its ranges
-on the pool (thinner products at one BLAS thread each) measured 1.2–1.7x slower in inference.
-The NumPy code below is the reference for both.
+On the compiled path (``conv_compiled.py``) a convolution that will be differentiated runs
+its ranges of samples on ``kl.set_num_threads`` threads, each with BLAS on one thread and its
+own im2col and col2im as numba kernels: every pass then uses every core, where NumPy would run
+all but the products on one. Its forward does so too, not only its backward: BLAS threads left
+spinning by a forward product take the cores the backward's pool wants (measured 1.2–1.4x
+slower mixed). Inference keeps one product per range on BLAS's own threads, measured 1.2–1.7x
+faster than ranges whose thinner products each run on one thread. The NumPy code below is the
+reference for both.
 """
 
 from __future__ import annotations
@@ -138,17 +140,18 @@ class Gemm:
         kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
         y = np.empty((c_out, n, oh, ow), dtype=xp.dtype)
         y_groups = y.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW)
+        fast = jit.twin(".conv_compiled", __package__) if any(ctx.needs_input_grad) else None
         biases = None if b is None else b.reshape(g, c_out // g, 1)  # (G, C_out/G, 1)
 
         def product(start, stop):
-            cols = _columns(xp, geometry, direct, start, stop)
+            cols = _columns(xp, geometry, direct, start, stop, fast=fast)
             for k in range(g):  # cols: (G, C_in/G·kH·kW, chunk·OH·OW)
                 out = y_groups[k, :, start * area : stop * area]  # (C_out/G, chunk·OH·OW)
                 np.matmul(kernels[k], cols[k], out=out)
                 if biases is not None:  # while the chunk's output is still in cache
                     out += biases[k]
 
-        _run(product, xp, geometry, direct, None)  # on BLAS's threads, on both paths
+        _run(product, xp, geometry, direct, fast)
         ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, direct
         return y
 
