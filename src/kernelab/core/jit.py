@@ -1,11 +1,11 @@
 """Compiled kernels: the one switch between numba's compiled twins and the NumPy reference.
 
 Every op keeps a NumPy forward and backward as the readable reference; where a compiled twin
-exists beside it (``functional/pool_compiled.py`` beside ``pool.py``), the op asks
-:func:`twin` for it, which answers None when the NumPy path runs.
-The answer is "compiled" unless ``KERNELAB_KERNELS=numpy`` is set, ``use("numpy")`` was
-called (``kl.backends.kernels``), or numba cannot be imported on this platform — then kernelab
-says so once, in one line, and runs on NumPy.
+exists beside it (``functional/pool_compiled.py`` beside ``pool.py``), the op asks :func:`twin`
+for it, which answers None when the NumPy path runs. The compiled path runs unless
+``KERNELAB_KERNELS=numpy`` is set, ``use("numpy")`` was called (``kl.backends.kernels``), or
+numba cannot be imported on this platform — then kernelab says so once, in one line, and runs
+on NumPy.
 
 Nothing is compiled at import: :func:`kernel` wraps a function so that numba (itself imported
 only then) compiles it on its first call, with an on-disk cache so a later process loads the
