@@ -136,3 +136,18 @@ def test_a_forked_child_and_concurrent_threads_run_compiled_kernels():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["child", "numba", "parent", "numba", "numba"]
+
+
+def test_a_cold_cache_says_once_that_it_compiles_and_a_warm_one_says_nothing(tmp_path):
+    code = """
+    import kernelab as kl
+    import kernelab.nn.functional as F
+    x = kl.randn(2, 3, 8, 8, requires_grad=True)
+    F.max_pool2d(F.relu(x), 2).sum().backward()
+    """
+    notice = "kernelab: compiling kernels for this machine (once; cached)"
+    cold = run_python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr.strip().splitlines() == [notice]
+    warm = run_python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert warm.returncode == 0 and warm.stderr == "", warm.stderr

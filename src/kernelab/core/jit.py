@@ -9,8 +9,9 @@ on NumPy.
 
 Nothing is compiled at import: :func:`kernel` wraps a function so that numba (itself imported
 only then) compiles it on its first call, with an on-disk cache so a later process loads the
-machine code instead of compiling again. A first compilation that takes longer than a second
-prints a one-line notice, once per process.
+machine code instead of compiling again. Once first calls have taken more than a second in
+all (compilations: loads from the cache take milliseconds), one line says so, once per
+process.
 
 numba runs ``prange`` loops on its "workqueue" threading layer (unless
 ``NUMBA_THREADING_LAYER`` says otherwise): its idle threads sleep instead of spinning, so they
@@ -26,15 +27,17 @@ import importlib
 import os
 import sys
 import threading
+import time
 
 PATHS = ("numba", "numpy")
-_COMPILE_NOTICE_AFTER = 1.0  # seconds
+_COMPILE_NOTICE_AFTER = 1.0  # seconds of first calls in all; cache loads take far less
 
 _numba = None  # the module, once imported; False when it cannot be
 _choice = None
 _threads = None  # the count asked for by set_threads before numba was imported
 _lock = threading.RLock()
 _noticed = False
+_first_calls_seconds = 0.0  # time spent in first calls (compiling or loading) so far
 _launch = threading.Lock()  # one parallel kernel at a time: the workqueue layer needs it
 
 
@@ -156,15 +159,18 @@ class Kernel:
         return self.compiled(*args)
 
     def _first_call(self, args):
-        """Compile (or load from the cache) and run; say so if that takes long."""
-        timer = threading.Timer(_COMPILE_NOTICE_AFTER, _notice)
+        """Compile (or load from the cache) and run; say so once first calls take long."""
+        global _first_calls_seconds
+        timer = threading.Timer(max(0.0, _COMPILE_NOTICE_AFTER - _first_calls_seconds), _notice)
         timer.daemon = True
+        start = time.perf_counter()
         timer.start()
         try:
             with _launch:
                 return self.compiled(*args)
         finally:
             timer.cancel()
+            _first_calls_seconds += time.perf_counter() - start
 
     def _dispatcher(self):
         numba = numba_module()
