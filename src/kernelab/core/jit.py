@@ -166,7 +166,7 @@ class Kernel:
         start = time.perf_counter()
         timer.start()
         try:
-            with _launch:
+            with _launch if self.parallel else contextlib.nullcontext():
                 return self.compiled(*args)
         finally:
             timer.cancel()

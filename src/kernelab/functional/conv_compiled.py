@@ -143,8 +143,8 @@ os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of t
 _blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
 
 
-# True in the pool's workers, which call the one-thread kernels: numba's default threading
-# layer on some platforms (workqueue) aborts when two threads launch parallel kernels at once
+# True in the pool's workers, which call the one-thread kernels: parallel kernels are launched
+# one at a time (numba's workqueue layer takes no concurrent launches, see core/jit.py)
 class _Worker(threading.local):
     active = False
 
