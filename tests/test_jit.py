@@ -13,7 +13,8 @@ from kernelab.core import jit
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    environment = {**os.environ, **env}
+    inherited = {k: v for k, v in os.environ.items() if k != "KERNELAB_KERNELS"}
+    environment = {**inherited, **env}  # the default path unless the test says otherwise
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

@@ -24,10 +24,16 @@ TINY = harness.Settings(rounds=2, warmup=1, min_round=0.0, settle=0.0, collect_g
 @pytest.fixture(autouse=True)
 def one_thread():
     """One thread for both engines: on a busy machine, PyTorch's two threads wait for each
-    other for seconds on tiny work."""
+    other for seconds on tiny work. The bench sets kernelab's kernel path and thread count for
+    the whole process, as its child processes need; both are put back for the tests after."""
+    import kernelab as kl
+
+    chosen, threads = kl.backends.kernels.chosen(), kl.get_num_threads()
     limiter = harness.set_threads(1)
     yield
     limiter.restore_original_limits()
+    kl.backends.kernels.use(chosen)
+    kl.set_num_threads(threads)
 
 
 def tiny_cases() -> list[harness.Case]:
