@@ -136,7 +136,7 @@ def is_tensor(x: Any) -> bool:
 
 def unwrap(x: Any) -> Any:
     """The array behind a tensor; anything else unchanged."""
-    return x.data if isinstance(x, _tensor_class) else x
+    return x.array if isinstance(x, _tensor_class) else x
 
 
 def wrap(array: Any, requires_grad: bool = False) -> Any:

@@ -38,24 +38,32 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False):
-        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self.array = data if isinstance(data, np.ndarray) else np.asarray(data)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.node: Node | None = None
         self._grad_hooks: list[Callable[[Tensor], None]] = []
 
+    @property
+    def data(self) -> np.ndarray:
+        return self.array
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self.array = value
+
     # ---- what it is
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -69,29 +77,29 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def numel(self) -> int:
-        return self.data.size
+        return self.array.size
 
     nelement = numel
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self.array.itemsize
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.array)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(len(self.array)))
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self.array, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (get_default_dtype(), int64, bool_):
-            extra += f", dtype={self.data.dtype}"
+        if self.array.dtype not in (get_default_dtype(), int64, bool_):
+            extra += f", dtype={self.array.dtype}"
         if self.node is not None:
             extra += f", grad_fn={self.grad_fn}"
         elif self.requires_grad:
@@ -112,12 +120,12 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad")
         if grad is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a single-element tensor, "
                     f"got shape {self.shape}"
                 )
-            grad = np.ones_like(self.data)
+            grad = np.ones_like(self.array)
         grad = np.asarray(unwrap(grad), dtype=self.dtype)
         if grad.shape != self.shape:
             grad = np.broadcast_to(grad, self.shape)
@@ -127,7 +135,7 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         """Add into this leaf's ``grad``, an array it owns (copied on first use); the backward
         pass calls it, then the hooks."""
         if self.grad is None:
-            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
+            self.grad = np.array(grad, dtype=self.array.dtype, copy=True)
         else:
             self.grad = self.grad + grad
         for hook in self._grad_hooks:
@@ -138,7 +146,7 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         self._grad_hooks.append(hook)
 
     def detach(self) -> Tensor:
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         self.requires_grad = requires_grad
@@ -146,11 +154,11 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
 
     # ---- new tensors like this one (its dtype unless given)
     def new_tensor(self, data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
-        dtype = self.data.dtype if dtype is None else dtype
+        dtype = self.array.dtype if dtype is None else dtype
         return tensor(data, dtype=dtype, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-        array = np.full(shape_arg((size,)), fill_value, dtype or self.data.dtype)
+        array = np.full(shape_arg((size,)), fill_value, dtype or self.array.dtype)
         return Tensor(array, requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -160,7 +168,7 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         return self.new_full(shape_arg(size), 1, dtype, requires_grad)
 
     def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
-        array = np.empty(shape_arg(size), dtype or self.data.dtype)
+        array = np.empty(shape_arg(size), dtype or self.array.dtype)
         return Tensor(array, requires_grad=requires_grad)
 
 

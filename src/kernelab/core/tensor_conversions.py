@@ -36,7 +36,7 @@ def _is_dtype(x: Any) -> bool:
 class ConversionMethods:
     """``to``, ``float()``, ``type()``, ``numpy()``, ``item()``, ``clone()``, ``device`` ..."""
 
-    data: np.ndarray
+    array: np.ndarray
 
     # ---- devices: the CPU only
     @property
@@ -55,7 +55,7 @@ class ConversionMethods:
 
     # ---- dtypes
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self.array.dtype.kind == "f"
 
     def to(self, *args: Any, **kwargs: Any):
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``: self if the same."""
@@ -67,7 +67,7 @@ class ConversionMethods:
             raise TypeError(f"Tensor.to: unexpected arguments {sorted(kwargs)}")
         for arg in args:
             if is_tensor(arg):
-                dtype = arg.data.dtype
+                dtype = arg.array.dtype
             elif _is_dtype(arg):
                 dtype = arg
             elif arg is not None:
@@ -80,11 +80,11 @@ class ConversionMethods:
     def _as_dtype(self, dtype):
         """This tensor in ``dtype``: itself if already so; differentiable between floats."""
         dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
+        if dtype == self.array.dtype:
             return self
-        if dtype.kind in "fc" and self.data.dtype.kind in "fc":
+        if dtype.kind in "fc" and self.array.dtype.kind in "fc":
             return arithmetic.cast(self, dtype)
-        return wrap(self.data.astype(dtype))
+        return wrap(self.array.astype(dtype))
 
     def float(self):
         return self._as_dtype(np.float32)
@@ -110,7 +110,7 @@ class ConversionMethods:
     def type(self, dtype=None, non_blocking: bool = False):
         """The PyTorch type name (``"torch.FloatTensor"``) or, given a dtype, a conversion."""
         if dtype is None:
-            return f"torch.{_TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)}"
+            return f"torch.{_TYPE_NAMES.get(self.array.dtype.name, self.array.dtype.name)}"
         return self._as_dtype(dtype)
 
     def type_as(self, other):
@@ -126,40 +126,40 @@ class ConversionMethods:
         return arithmetic.clone(self)
 
     def is_contiguous(self) -> bool:
-        return self.data.flags.c_contiguous
+        return self.array.flags.c_contiguous
 
     def contiguous(self, memory_format=None):
-        return self if self.data.flags.c_contiguous else arithmetic.clone(self)
+        return self if self.array.flags.c_contiguous else arithmetic.clone(self)
 
     # ---- NumPy and Python
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self.array
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """``np.asarray(tensor)``: the array itself (a copy if asked, or in another dtype)."""
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and np.dtype(dtype) != self.array.dtype:
+            return self.array.astype(dtype)
+        return self.array.copy() if copy else self.array
 
     def item(self):
-        return self.data.item()
+        return self.array.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self.array.tolist()
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self.array)
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self.array)
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self.array)
 
     def __index__(self) -> int:
-        return self.data.__index__()
+        return self.array.__index__()
 
     def __format__(self, spec: str) -> str:
-        if self.data.ndim == 0:
-            return format(self.data.item(), spec)
+        if self.array.ndim == 0:
+            return format(self.array.item(), spec)
         return object.__format__(self, spec)

@@ -24,7 +24,7 @@ from .rng import as_generator
 class InPlaceMethods:
     """``add_``, ``+=``, ``__setitem__``, ``zero_``, ``fill_``, ``copy_``, ``normal_`` ..."""
 
-    data: np.ndarray
+    array: np.ndarray
     requires_grad: bool
     is_leaf: bool
 
@@ -46,7 +46,9 @@ class InPlaceMethods:
                 f"kernelab; write the out-of-place form (x = x + y)"
             )
         value = unwrap(other)
-        ufunc(self.data, value if alpha == 1 else alpha * value, out=self.data, casting="same_kind")
+        ufunc(
+            self.array, value if alpha == 1 else alpha * value, out=self.array, casting="same_kind"
+        )
         return self
 
     def _update(self, name: str, ufunc, out_of_place, other):
@@ -85,7 +87,7 @@ class InPlaceMethods:
                 f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
                 f"kernelab; compute a new tensor instead (kernelab.where, masked_fill, clone)"
             )
-        self.data[index] = unwrap(value)
+        self.array[index] = unwrap(value)
 
     def __setitem__(self, index, value) -> None:
         self._assign("__setitem__", unwrap_index(index), value)
@@ -103,15 +105,15 @@ class InPlaceMethods:
         return self
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        self._assign("clamp_", Ellipsis, clamp(self.data, unwrap(min), unwrap(max)))
+        self._assign("clamp_", Ellipsis, clamp(self.array, unwrap(min), unwrap(max)))
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None):
-        values = as_generator(generator).normal(mean, std, self.data.shape)
+        values = as_generator(generator).normal(mean, std, self.array.shape)
         self._assign("normal_", Ellipsis, values)
         return self
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, generator=None):
-        values = as_generator(generator).uniform(a, b, self.data.shape)
+        values = as_generator(generator).uniform(a, b, self.array.shape)
         self._assign("uniform_", Ellipsis, values)
         return self

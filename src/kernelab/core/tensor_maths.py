@@ -15,7 +15,7 @@ from ..functional import activation, arithmetic, comparison, reduction
 class MathsMethods:
     """``x + y``, ``exp``, ``clamp``, ``matmul``, ``softmax``, ``sum``, ``max(dim)``, ``x < y``."""
 
-    data: np.ndarray
+    array: np.ndarray
 
     # ---- operators
     def __add__(self, other):

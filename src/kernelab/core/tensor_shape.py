@@ -15,7 +15,7 @@ from ..functional.shape import shape_arg
 class ShapeMethods:
     """``reshape``, ``view``, ``flatten``, ``permute``, ``squeeze``, ``expand``, ``x[i]`` ..."""
 
-    data: np.ndarray
+    array: np.ndarray
 
     def reshape(self, *shape):
         return F.reshape(self, shape_arg(shape))
@@ -41,7 +41,7 @@ class ShapeMethods:
 
     @property
     def T(self):
-        return F.permute(self, tuple(reversed(range(self.data.ndim))))
+        return F.permute(self, tuple(reversed(range(self.array.ndim))))
 
     def squeeze(self, dim=None):
         return F.squeeze(self, dim)
