@@ -89,7 +89,7 @@ def _classic_name(mode: str, batch: int, size: int, sweep: str) -> str:
 def _logits_check(kl_model, pt_model, images: np.ndarray):
     def check() -> float:
         with kl.no_grad():
-            ours = kl_model(kl.from_numpy(images)).data
+            ours = kl_model(kl.from_numpy(images)).array
         with torch.no_grad():
             theirs = pt_model(torch.from_numpy(images)).numpy()
         return relative_difference(ours, theirs)
@@ -188,7 +188,7 @@ def _layer_workload(kl_layer, pt_layer, x: np.ndarray, loss: bool = False) -> Wo
 
     def check() -> float:
         with kl.no_grad():
-            ours = kl_layer(kx).data
+            ours = kl_layer(kx).array
         with torch.no_grad():
             theirs = pt_layer(px).numpy()
         return relative_difference(ours, theirs)

@@ -113,7 +113,7 @@ def run_kernelab(args: argparse.Namespace) -> dict:
 
     def fit(self, epochs):
         start["memory"] = memory_now()
-        start["weights"] = fingerprint(v.data for v in self.model.state_dict().values())
+        start["weights"] = fingerprint(v.array for v in self.model.state_dict().values())
         start["order"] = fingerprint([self.train_loader.order(0)])
         return real_fit(self, epochs)
 

@@ -73,51 +73,16 @@ def copy_weights(kernelab_module, torch_module) -> None:
     import torch
 
     state = {
-        key: torch.from_numpy(np.array(value.data, copy=True))
+        key: torch.from_numpy(np.array(value.array, copy=True))
         for key, value in kernelab_module.state_dict().items()
     }
     torch_module.load_state_dict(state)
 
 
-class ManualSGD:
-    """SGD with momentum exactly as ``torch.optim.SGD`` (dampening 0): ``b ← μb + g; p ← p − lr·b``.
-
-    Used only while ``kernelab.optim.SGD`` does not exist.
-    """
-
-    def __init__(self, params: Iterable, lr: float, momentum: float):
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.momentum = lr, momentum
-        self.buffers: list[np.ndarray | None] = [None] * len(self.params)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            buf = self.buffers[i]
-            if buf is None:
-                buf = self.buffers[i] = np.array(p.grad, copy=True)
-            else:
-                buf *= self.momentum
-                buf += p.grad
-            p.data -= self.lr * buf
-
-
-def kernelab_sgd_class():
-    """``kernelab.optim.SGD`` when it exists, else :class:`ManualSGD`."""
-    try:
-        from kernelab.optim import SGD
-    except ImportError:
-        return ManualSGD
-    return SGD
-
-
 def kernelab_sgd(params: Iterable, lr: float = LR, momentum: float = MOMENTUM):
-    return kernelab_sgd_class()(params, lr=lr, momentum=momentum)
+    from kernelab.optim import SGD
+
+    return SGD(params, lr=lr, momentum=momentum)
 
 
 def kernelab_train_step(model, batches: list[Batch], adam_lr: float = 0.0) -> Callable[[], None]:

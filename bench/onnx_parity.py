@@ -93,8 +93,8 @@ def parity(name: str, model: nn.Module, shape: tuple[int, ...], batch: int, fold
     proto = konnx.export(model, rng.standard_normal((2,) + shape).astype(np.float32), path)
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     with kl.no_grad():
-        ours = model(kl.tensor(x)).data
-        loaded = konnx.load(path)(x).data
+        ours = model(kl.tensor(x)).array
+        loaded = konnx.load(path)(x).array
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     theirs = session.run(None, {"input": x})[0]
     ops = sorted({n.op_type for n in proto.graph.node})
@@ -127,7 +127,7 @@ def torch_parity(batch: int, folder: Path) -> None:
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     with kl.no_grad():
-        ours = konnx.load(path)(x).data
+        ours = konnx.load(path)(x).array
     print("PyTorch classic (torch.onnx.export, dynamo=False) loaded into kernelab:")
     print(f"  kernelab vs PyTorch, batch {batch}:     max rel error {rel_err(ours, expected):.2e}")
 

@@ -54,7 +54,7 @@ def worker(steps: int, batch: int) -> None:
             times.append(time.perf_counter() - start)
     if rank == 0:
         median = float(np.median(times))
-        params = sum(p.data.size for p in model.parameters())
+        params = sum(p.array.size for p in model.parameters())
         print(
             json.dumps(
                 {

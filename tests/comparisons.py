@@ -11,6 +11,7 @@ def data(shape, seed=0) -> np.ndarray:
 
 def rel_err(actual, expected) -> float:
     """max |a − e| / max |e|: the error relative to the output's scale."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
     return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
 
 

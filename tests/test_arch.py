@@ -14,14 +14,14 @@ from kernelab.apps.arch import CLASSIC, SpecError
 def test_classic_network_matches_pytorch():
     model = arch.build(CLASSIC, generator=0)
     reference = torch_classic()
-    ours = {k: np.asarray(v.data) for k, v in model.state_dict().items()}
+    ours = {k: np.asarray(v.array) for k, v in model.state_dict().items()}
     theirs = reference.state_dict()
     assert {k: v.shape for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
     reference.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.items()})
     x = np.random.default_rng(0).normal(size=(3, 1, 28, 28)).astype(np.float32)
     expected = reference(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(model(kl.Tensor(x)).data, expected, rtol=1e-4, atol=1e-5)
-    assert sum(p.data.size for p in model.parameters()) == 832 + 51_264 + 31_370
+    np.testing.assert_allclose(model(kl.Tensor(x)).array, expected, rtol=1e-4, atol=1e-5)
+    assert sum(p.array.size for p in model.parameters()) == 832 + 51_264 + 31_370
 
 
 def test_default_init_is_pytorchs_bound():
@@ -29,7 +29,7 @@ def test_default_init_is_pytorchs_bound():
     model = arch.build("conv5x32,flatten,linear10", generator=0)
     conv, linear = model[0], model[2]
     for param, fan_in in [(conv.weight, 25), (conv.bias, 25), (linear.weight, 32 * 24 * 24)]:
-        values = param.data
+        values = param.array
         assert np.abs(values).max() <= 1 / np.sqrt(fan_in)
         assert np.abs(values).max() > 0.8 / np.sqrt(fan_in)
 
@@ -46,7 +46,7 @@ def test_conv_options():
     assert grouped.groups == 2 and grouped.bias is None
     assert depthwise.groups == 8 and depthwise.out_channels == 16  # 8 inputs x multiplier 2
     assert symmetric.symmetry == "point"
-    w = symmetric.weight.data
+    w = symmetric.weight.array
     assert np.array_equal(w, w[:, :, ::-1, ::-1])  # point symmetric: unchanged by 180°
     assert valid.padding == ((0, 0), (0, 0))
 
@@ -97,12 +97,12 @@ def test_a_seed_gives_the_same_model_and_each_layer_its_own_draws():
     for (name, x), y, z in zip(
         a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True
     ):
-        assert np.array_equal(x.data, y.data), name
-        assert not np.array_equal(x.data, z.data), name
+        assert np.array_equal(x.array, y.array), name
+        assert not np.array_equal(x.array, z.array), name
     # one stream for the whole model: a seed passed on to each layer would restart it, and
     # the bias would repeat the kernel's first draws (both are U(-1/3, 1/3) here)
-    assert not np.allclose(a[0].weight.data.ravel()[:4], a[0].bias.data)
-    assert not np.allclose(a[1].weight.data.ravel()[:4] * 6, a[0].weight.data.ravel()[:4] * 3)
+    assert not np.allclose(a[0].weight.array.ravel()[:4], a[0].bias.array)
+    assert not np.allclose(a[1].weight.array.ravel()[:4] * 6, a[0].weight.array.ravel()[:4] * 3)
 
 
 def test_the_default_generator_follows_manual_seed():
@@ -111,7 +111,7 @@ def test_the_default_generator_follows_manual_seed():
     kl.manual_seed(5)
     b = arch.build("conv3x4,flatten,linear2", (1, 6, 6))
     for x, y in zip(a.parameters(), b.parameters(), strict=True):
-        assert np.array_equal(x.data, y.data)
+        assert np.array_equal(x.array, y.array)
 
 
 @pytest.mark.parametrize(

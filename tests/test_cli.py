@@ -76,7 +76,7 @@ def train_args(mnist_dir: Path, run_dir: Path, *extra) -> list:
 
 
 def model_of(run_dir: Path, name: str = "checkpoint.kl") -> dict[str, np.ndarray]:
-    return {k: np.asarray(v.data) for k, v in serialization.load(run_dir / name)["model"].items()}
+    return {k: np.asarray(v.array) for k, v in serialization.load(run_dir / name)["model"].items()}
 
 
 def one_error_line(err: str, command: str) -> str:
@@ -556,7 +556,7 @@ def test_export_onnx_runs_in_onnxruntime_like_the_model(capsys, trained_run, tmp
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
     session = ort.InferenceSession(str(out))
     (got,) = session.run(None, {session.get_inputs()[0].name: x})
-    expected = model(Tensor(x)).data
+    expected = model(Tensor(x)).array
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
@@ -580,5 +580,5 @@ def test_export_safetensors_loads_into_torch(capsys, trained_run, tmp_path):
     net.load_state_dict(safetensors_torch.load_file(str(out)))
     model, _, _ = runs.load_run(trained_run)
     x = np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32)
-    expected = model(Tensor(x)).data
+    expected = model(Tensor(x)).array
     np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)

@@ -116,7 +116,7 @@ def test_orbit_map_spans_exactly_the_symmetric_kernels(symmetry, size):
     assert orbits.n_free == burnside_count(symmetry, size)
     # P maps the unit vectors to symmetric kernels that are linearly independent, and there
     # are as many as the symmetric subspace has dimensions: P is a bijection onto it.
-    basis = C.expand(kl.tensor(np.eye(orbits.n_free)), orbits).data  # (n_free, kH, kW)
+    basis = C.expand(kl.tensor(np.eye(orbits.n_free)), orbits).array  # (n_free, kH, kW)
     assert is_symmetric(basis, symmetry)
     assert np.linalg.matrix_rank(basis.reshape(orbits.n_free, -1)) == orbits.n_free
     assert set(np.unique(orbits.sign)) <= {-1, 0, 1}
@@ -128,7 +128,7 @@ def test_project_is_the_group_average(symmetry, size):
     w = np.random.default_rng(0).standard_normal((3, 2) + size)
     orbits = C.orbits(symmetry, size)
     average = group_average(w, symmetry)
-    np.testing.assert_allclose(C.expand(C.project(w, orbits), orbits).data, average, atol=1e-15)
+    np.testing.assert_allclose(C.expand(C.project(w, orbits), orbits).array, average, atol=1e-15)
     np.testing.assert_allclose(C.symmetrize(w, symmetry), average, atol=1e-15)
     # on a symmetric kernel, project inverts expand
     theta = w.reshape(6, -1)[:, : orbits.n_free].reshape(3, 2, -1)
@@ -138,7 +138,7 @@ def test_project_is_the_group_average(symmetry, size):
 def test_forced_zero_centre_of_odd_antipoint_kernels():
     orbits = C.orbits("antipoint", (5, 5))
     assert orbits.sign[2, 2] == 0 and np.count_nonzero(orbits.sign == 0) == 1
-    w = C.expand(kl.tensor(np.full((1, 1, 12), np.inf)), orbits).data
+    w = C.expand(kl.tensor(np.full((1, 1, 12), np.inf)), orbits).array
     assert w[0, 0, 2, 2] == 0  # a gather, not a product with 0: no NaN leaks into the centre
 
 
@@ -204,21 +204,21 @@ def test_gradient_matches_pytorch(symmetry, size, c_in, c_out, stride, padding, 
     conv = kl.nn.Conv2d(
         c_in, c_out, size, stride, padding, dilation, groups, symmetry=symmetry, generator=3
     ).double()
-    conv.weight_free.data[...] = rng.standard_normal(conv.weight_free.shape)
+    conv.weight_free.array[...] = rng.standard_normal(conv.weight_free.shape)
     x = rng.standard_normal((2, c_in, 9, 8))
     xk = kl.tensor(x, requires_grad=True)
     y = conv(xk)
     u = rng.standard_normal(y.shape)
     y.backward(u)
 
-    theta_t = torch.tensor(conv.weight_free.data, requires_grad=True)
-    bias_t = torch.tensor(conv.bias.data, requires_grad=True)
+    theta_t = torch.tensor(conv.weight_free.array, requires_grad=True)
+    bias_t = torch.tensor(conv.bias.array, requires_grad=True)
     x_t = torch.tensor(x, requires_grad=True)
     orbits = C.orbits(symmetry, size)
     y_t = torch_symmetric_conv(theta_t, orbits, x_t, bias_t, stride, padding, dilation, groups)
     y_t.backward(torch.tensor(u))
 
-    np.testing.assert_allclose(y.data, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.array, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.weight_free.grad, theta_t.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.bias.grad, bias_t.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(xk.grad, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)

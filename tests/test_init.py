@@ -22,7 +22,7 @@ SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
 def ours(fn, *args, shape=SHAPE, dtype=np.float64, seed=0, **kwargs):
     t = Tensor(np.full(shape, np.nan, dtype=dtype))
     assert fn(t, *args, generator=seed, **kwargs) is t
-    return t.data
+    return t.array
 
 
 def theirs(fn, *args, shape=SHAPE, seed=0, **kwargs):
@@ -218,10 +218,10 @@ def test_dirac_is_torchs_and_an_identity_convolution(shape, groups):
     w = Tensor(np.ones(shape, np.float32))
     init.dirac_(w, groups)
     expected = torch.nn.init.dirac_(torch.ones(shape), groups)
-    np.testing.assert_array_equal(w.data, expected.numpy())
+    np.testing.assert_array_equal(w.array, expected.numpy())
     if shape[2] % 2:  # odd kernels with "same" padding: every kept channel passes through
         x = torch.randn(2, shape[1] * groups, 7, 6, generator=torch.Generator().manual_seed(0))
-        y = TF.conv2d(x, torch.from_numpy(w.data), padding=shape[2] // 2, groups=groups)
+        y = TF.conv2d(x, torch.from_numpy(w.array), padding=shape[2] // 2, groups=groups)
         per_group = shape[0] // groups
         for o in range(shape[0]):
             g, d = divmod(o, per_group)
@@ -242,11 +242,11 @@ def test_dirac_and_eye_errors():
 
 def test_eye_and_constants():
     w = Tensor(np.empty((3, 5), np.float32))
-    np.testing.assert_array_equal(init.eye_(w).data, torch.nn.init.eye_(torch.empty(3, 5)))
+    np.testing.assert_array_equal(init.eye_(w).array, torch.nn.init.eye_(torch.empty(3, 5)))
     assert w.dtype == np.float32
-    np.testing.assert_array_equal(init.zeros_(w).data, 0)
-    np.testing.assert_array_equal(init.ones_(w).data, 1)
-    np.testing.assert_array_equal(init.constant_(w, 0.1).data, np.float32(0.1))
+    np.testing.assert_array_equal(init.zeros_(w).array, 0)
+    np.testing.assert_array_equal(init.ones_(w).array, 1)
+    np.testing.assert_array_equal(init.constant_(w, 0.1).array, np.float32(0.1))
 
 
 # ---- dtype, in place, generator
@@ -268,9 +268,9 @@ RANDOM = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_in_place_and_dtype_preserved(fn, args, dtype):
     t = Tensor(np.zeros((8, 4, 3, 3), dtype))
-    array = t.data
+    array = t.array
     assert fn(t, *args, generator=0) is t
-    assert t.data is array and t.dtype == dtype and np.all(np.isfinite(array)) and array.any()
+    assert t.array is array and t.dtype == dtype and np.all(np.isfinite(array)) and array.any()
 
 
 @pytest.mark.parametrize("fn, args", RANDOM)
@@ -285,7 +285,7 @@ def test_generator_determinism(fn, args):
     for _ in range(2):
         kl.manual_seed(3)
         t = Tensor(np.empty(shape))
-        draws.append(fn(t, *args).data.copy())
+        draws.append(fn(t, *args).array.copy())
     np.testing.assert_array_equal(*draws)
 
 
@@ -293,10 +293,10 @@ def test_generator_determinism(fn, args):
 def test_kernel_copies_one_kernel_everywhere():
     w = kl.nn.Conv2d(3, 4, 3).weight
     init.kernel_(w, K.sobel_x())
-    assert w.data.shape == (4, 3, 3, 3) and w.dtype == np.float32
-    np.testing.assert_array_equal(w.data, np.broadcast_to(K.sobel_x(), (4, 3, 3, 3)))
+    assert w.array.shape == (4, 3, 3, 3) and w.dtype == np.float32
+    np.testing.assert_array_equal(w.array, np.broadcast_to(K.sobel_x(), (4, 3, 3, 3)))
     init.kernel_(w, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])  # a nested list is one kernel
-    np.testing.assert_array_equal(w.data, np.broadcast_to(K.sobel_x(), (4, 3, 3, 3)))
+    np.testing.assert_array_equal(w.array, np.broadcast_to(K.sobel_x(), (4, 3, 3, 3)))
 
 
 @pytest.mark.parametrize("as_array", [False, True])
@@ -306,7 +306,7 @@ def test_kernel_cycles_a_bank_across_output_channels(as_array):
     init.kernel_(w, np.stack(bank) if as_array else bank)
     for o in range(7):
         for c in range(2):
-            np.testing.assert_array_equal(w.data[o, c], bank[o % 3])
+            np.testing.assert_array_equal(w.array[o, c], bank[o % 3])
 
 
 def test_kernel_scale_by_depth_matches_one_channel_response():
@@ -315,9 +315,9 @@ def test_kernel_scale_by_depth_matches_one_channel_response():
     w = Tensor(np.empty((1, 3, 5, 5)))
     init.kernel_(w, K.gaussian(5, 1.0), scale_by_depth=True)
     grey_rgb = image.expand(1, 3, 9, 9)
-    torch.testing.assert_close(TF.conv2d(grey_rgb, torch.from_numpy(w.data)), single)
+    torch.testing.assert_close(TF.conv2d(grey_rgb, torch.from_numpy(w.array)), single)
     init.kernel_(w, K.gaussian(5, 1.0))
-    torch.testing.assert_close(TF.conv2d(grey_rgb, torch.from_numpy(w.data)), 3 * single)
+    torch.testing.assert_close(TF.conv2d(grey_rgb, torch.from_numpy(w.array)), 3 * single)
 
 
 def test_kernel_errors_name_expected_and_received():
@@ -343,7 +343,7 @@ def test_every_initializer_runs_and_keeps_dtype():
         shape = (5, 7) if name == "eye" else (8, 4, 3, 3)
         w = Tensor(np.full(shape, np.nan, np.float32))
         out = initializers.get_initializer(name + needs.get(name, ""))(w, 0)
-        assert out is w and w.dtype == np.float32 and np.all(np.isfinite(w.data)), name
+        assert out is w and w.dtype == np.float32 and np.all(np.isfinite(w.array)), name
 
 
 def test_initializer_names():
@@ -362,19 +362,19 @@ def test_initializer_names():
 def test_parameterised_initializers():
     w = Tensor(np.empty(SHAPE))
     initializers.get_initializer("constant:0.1")(w)
-    np.testing.assert_array_equal(w.data, 0.1)
+    np.testing.assert_array_equal(w.array, 0.1)
     initializers.get_initializer("normal:0.01")(w, 0)
-    assert w.data.std() == pytest.approx(0.01, rel=0.03) and abs(w.data.mean()) < 1e-3
+    assert w.array.std() == pytest.approx(0.01, rel=0.03) and abs(w.array.mean()) < 1e-3
     initializers.get_initializer("uniform:-0.1:0.1")(w, 0)
-    assert w.data.min() >= -0.1 and w.data.max() <= 0.1 and w.data.min() < -0.099
+    assert w.array.min() >= -0.1 and w.array.max() <= 0.1 and w.array.min() < -0.099
     initializers.get_initializer("trunc_normal:0.02:-0.03:0.03")(w, 0)
-    assert w.data.min() >= -0.03 and w.data.max() <= 0.03
+    assert w.array.min() >= -0.03 and w.array.max() <= 0.03
     initializers.get_initializer("he_normal")(w, 0)
-    assert w.data.std() == pytest.approx(math.sqrt(2 / FAN_IN), rel=0.03)
+    assert w.array.std() == pytest.approx(math.sqrt(2 / FAN_IN), rel=0.03)
     initializers.get_initializer("kaiming_uniform:2.0")(w, 0)
-    assert w.data.max() <= math.sqrt(2 / 5) * math.sqrt(3 / FAN_IN)
-    first = initializers.get_initializer("glorot_uniform")(Tensor(np.empty(SHAPE)), 4).data
-    second = initializers.get_initializer("Xavier-Uniform")(Tensor(np.empty(SHAPE)), 4).data
+    assert w.array.max() <= math.sqrt(2 / 5) * math.sqrt(3 / FAN_IN)
+    first = initializers.get_initializer("glorot_uniform")(Tensor(np.empty(SHAPE)), 4).array
+    second = initializers.get_initializer("Xavier-Uniform")(Tensor(np.empty(SHAPE)), 4).array
     np.testing.assert_array_equal(first, second)
 
 
@@ -382,21 +382,21 @@ def test_hand_designed_banks():
     w = Tensor(np.empty((5, 2, 3, 3)))
     initializers.get_initializer("sobel")(w)
     for o in range(5):
-        np.testing.assert_array_equal(w.data[o, 1], SOBEL if o % 2 == 0 else SOBEL.T)
+        np.testing.assert_array_equal(w.array[o, 1], SOBEL if o % 2 == 0 else SOBEL.T)
     initializers.get_initializer("edges")(w)
-    assert np.allclose(w.data.sum(axis=(2, 3)), 0)  # every edge kernel is zero-sum
+    assert np.allclose(w.array.sum(axis=(2, 3)), 0)  # every edge kernel is zero-sum
     initializers.get_initializer("gaussian:1.0")(w)
-    np.testing.assert_allclose(w.data.sum(axis=(2, 3)), 1.0)
+    np.testing.assert_allclose(w.array.sum(axis=(2, 3)), 1.0)
     initializers.get_initializer("laplacian:8")(w)
-    np.testing.assert_array_equal(w.data[3, 0], [[1, 1, 1], [1, -8, 1], [1, 1, 1]])
+    np.testing.assert_array_equal(w.array[3, 0], [[1, 1, 1], [1, -8, 1], [1, 1, 1]])
     big = Tensor(np.empty((10, 1, 7, 5)))
     initializers.get_initializer("gabor")(big)
-    assert len({big.data[o, 0].tobytes() for o in range(8)}) == 8  # 8 orientations
-    np.testing.assert_array_equal(big.data[8], big.data[0])
+    assert len({big.array[o, 0].tobytes() for o in range(8)}) == 8  # 8 orientations
+    np.testing.assert_array_equal(big.array[8], big.array[0])
     initializers.get_initializer("laplacian")(Tensor(np.empty((2, 1, 5, 5))))
     grouped = Tensor(np.empty((8, 2, 3, 3)))
     initializers.get_initializer("dirac:2")(grouped)
-    np.testing.assert_array_equal(grouped.data, torch.nn.init.dirac_(torch.empty(8, 2, 3, 3), 2))
+    np.testing.assert_array_equal(grouped.array, torch.nn.init.dirac_(torch.empty(8, 2, 3, 3), 2))
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,6 @@ def test_feature_maps_of_any_model_and_forward_restored():
         ("block.0", (2, 6, 6)),
         ("block.1", (3, 4, 4)),
     ]
-    np.testing.assert_array_equal(out, model(Tensor(x)).data[0])
+    np.testing.assert_array_equal(out, model(Tensor(x)).array[0])
     np.testing.assert_array_equal(maps[-1][2].ravel(), out)
     assert model.training and all("forward" not in vars(m) for m in model.modules())

@@ -68,13 +68,13 @@ def test_from_torch_matches_pytorch_layer_for_layer():
     model = from_torch(net)
     assert list(model.state_dict()) == list(net.state_dict())
     for key, value in net.state_dict().items():
-        np.testing.assert_array_equal(model.state_dict()[key].data, value.numpy())
+        np.testing.assert_array_equal(model.state_dict()[key].array, value.numpy())
     assert not model.training
     x = data((3, 3, 12, 11), 5)
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     with kl.no_grad():
-        actual = model(kl.tensor(x)).data
+        actual = model(kl.tensor(x)).array
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     assert isinstance(model[0].conv, nn.Conv2d) and model[0].same.padding == "same"
 
@@ -86,9 +86,9 @@ def test_from_torch_keeps_the_training_mode_and_float64():
     assert model[0].weight.dtype == np.float64
     x = data((2, 1, 5, 5)).astype(np.float64)
     np.testing.assert_allclose(
-        model(kl.tensor(x)).data, net(torch.from_numpy(x)).detach().numpy(), rtol=1e-12
+        model(kl.tensor(x)).array, net(torch.from_numpy(x)).detach().numpy(), rtol=1e-12
     )
-    np.testing.assert_allclose(model[1].running_mean.data, net[1].running_mean.numpy())
+    np.testing.assert_allclose(model[1].running_mean.array, net[1].running_mean.numpy())
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_kernelab_weights_load_into_pytorch_unchanged(tmp_path):
     x = data((2, 3, 12, 11), 7)
     with torch.no_grad():
         expected = fresh(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(model(kl.tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(kl.tensor(x)).array, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_pytorch_weights_load_into_kernelab_unchanged(tmp_path):
@@ -145,7 +145,7 @@ def test_pytorch_weights_load_into_kernelab_unchanged(tmp_path):
     model = from_torch(every_layer())  # other weights: a fresh draw
     model.load_state_dict(weights)
     for key, value in net.state_dict().items():
-        np.testing.assert_array_equal(model.state_dict()[key].data, value.numpy())
+        np.testing.assert_array_equal(model.state_dict()[key].array, value.numpy())
 
 
 def test_save_accepts_state_dicts_of_tensors_and_arrays(tmp_path):

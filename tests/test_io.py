@@ -22,7 +22,7 @@ def same(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, kl.Tensor):
-        return same(a.data, b.data)
+        return same(a.array, b.array)
     if isinstance(a, np.ndarray):
         return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if isinstance(a, dict):
@@ -118,7 +118,7 @@ def test_optimizer_state_round_trip_continues_identically(tmp_path):
     step(model, adam)
     step(other, other_adam)
     for a, b in zip(model.parameters(), other.parameters(), strict=True):
-        assert np.array_equal(a.data, b.data)
+        assert np.array_equal(a.array, b.array)
 
 
 def test_saved_arrays_are_snapshots(tmp_path):
@@ -192,7 +192,7 @@ def test_a_flipped_byte_inside_an_array_is_refused(tmp_path):
     path = tmp_path / "c.kl"
     obj = small_checkpoint(path)
     raw = bytearray(path.read_bytes())
-    data = obj["model"]["0.weight"].data.tobytes()
+    data = obj["model"]["0.weight"].array.tobytes()
     start = raw.find(data)
     assert start > 0 and raw.find(data, start + 1) == -1
     for offset in (0, len(data) // 2, len(data) - 1):

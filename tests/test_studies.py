@@ -161,7 +161,7 @@ def test_constant_start_gives_equal_kernels_after_training_checked_directly(data
     model = arch.build(config.spec, study_data.input_shape, generator=0)
     runner.start_kernels(model, config, seed=0)
     first = runner.convs(model)[0]
-    np.testing.assert_array_equal(first.bias.data, 0)
+    np.testing.assert_array_equal(first.bias.array, 0)
     before = first.materialize()
     from kernelab import data, optim
     from kernelab.apps.train import fit

@@ -109,7 +109,7 @@ def test_receptive_field_is_the_support_of_an_input_gradient():
         nn.AvgPool2d((1, 2), stride=1),
     )
     for conv in (model[0], model[2]):
-        conv.weight.data[...] = 1
+        conv.weight.array[...] = 1
     size = (41, 47)
     s = summary(model, (1,) + size)
     last = s.rows[-1]

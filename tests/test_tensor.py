@@ -24,7 +24,7 @@ def test_tensor_copies_as_tensor_and_from_numpy_share():
     a = np.zeros(3, np.float32)
     t, shared, fresh = kl.as_tensor(a), kl.from_numpy(a), kl.tensor(a)
     a[0] = 5
-    assert t.data[0] == 5 and shared.data[0] == 5 and fresh.data[0] == 0
+    assert t.array[0] == 5 and shared.array[0] == 5 and fresh.array[0] == 0
     assert kl.as_tensor(a, dtype=kl.float64).dtype == kl.float64
 
 
@@ -34,7 +34,7 @@ def test_attributes():
     assert x.ndim == 2 == x.dim() and x.numel() == 6 and len(x) == 2
     assert x.device == "cpu" and x.is_leaf and x.grad_fn is None
     assert x[1, 2].item() == 5.0 and x.tolist() == [[0, 1, 2], [3, 4, 5]]
-    assert x.numpy() is x.data
+    assert x.numpy() is x.array
 
 
 def test_comparisons_and_arg_reductions_match_pytorch_and_carry_no_gradient():
@@ -50,9 +50,9 @@ def test_comparisons_and_arg_reductions_match_pytorch_and_carry_no_gradient():
         (x >= 2, t >= 2),
     ]:
         assert not ours.requires_grad
-        np.testing.assert_array_equal(ours.data, theirs.numpy())
-    np.testing.assert_array_equal(x.argmax(1).data, t.argmax(1).numpy())
-    np.testing.assert_array_equal(x.argmin(0, keepdim=True).data, t.argmin(0, True).numpy())
+        np.testing.assert_array_equal(ours.array, theirs.numpy())
+    np.testing.assert_array_equal(x.argmax(1).array, t.argmax(1).numpy())
+    np.testing.assert_array_equal(x.argmin(0, keepdim=True).array, t.argmin(0, True).numpy())
     assert x.argmax().item() == t.argmax().item()
     assert x.argmax().dtype == kl.int64
 
@@ -60,14 +60,14 @@ def test_comparisons_and_arg_reductions_match_pytorch_and_carry_no_gradient():
 def test_numpy_array_on_the_left_defers_to_the_tensor():
     x = kl.tensor([1.0, 2.0], requires_grad=True)
     y = np.array([3.0, 4.0], np.float32) * x
-    assert isinstance(y, kl.Tensor) and y.grad_fn == "Mul"
+    assert isinstance(y, kl.Tensor) and y.grad_fn.name() == "MulBackward0"
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 4.0])
 
 
 def test_backward_needs_a_scalar_or_a_gradient():
     x = kl.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"single-element tensor, got shape \(2,\)"):
+    with pytest.raises(RuntimeError, match="implicitly created only for scalar outputs"):
         (x * 2).backward()
     with pytest.raises(RuntimeError, match="does not require grad"):
         kl.tensor([1.0]).backward()
@@ -91,15 +91,15 @@ def test_detach_shares_values_but_not_the_graph():
     y = (x * 2).detach()
     assert not y.requires_grad and y.is_leaf
     z = x.detach()
-    z.data[0] = 7
-    assert x.data[0] == 7
+    z.array[0] = 7
+    assert x.array[0] == 7
     assert x.requires_grad_(False) is x and not x.requires_grad
 
 
 def test_leaf_gradient_hook_runs_after_each_accumulation():
     x = kl.tensor([1.0], requires_grad=True)
     seen = []
-    x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.copy()))
+    x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.clone()))
     (x * 2).sum().backward()
     (x * 3).sum().backward()
     assert [s.tolist() for s in seen] == [[2.0], [5.0]]
@@ -110,6 +110,6 @@ def test_repr_reads_like_pytorch():
     assert repr(kl.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
     assert repr(kl.tensor([1.0], dtype=kl.float64)) == "tensor([1.], dtype=float64)"
     x = kl.tensor([1.0], requires_grad=True)
-    assert repr(x * 2) == "tensor([2.], grad_fn=Mul)"
+    assert repr(x * 2) == "tensor([2.], grad_fn=<MulBackward0>)"
     assert repr(kl.tensor([1, 2])) == "tensor([1, 2])"
     assert repr(torch.tensor([1.0, 2.0])) == repr(kl.tensor([1.0, 2.0]))

@@ -69,7 +69,7 @@ def trainer_for(parts, **options) -> Trainer:
 
 
 def weights(model) -> dict[str, np.ndarray]:
-    return {k: np.array(v.data) for k, v in model.state_dict().items()}
+    return {k: np.array(v.array) for k, v in model.state_dict().items()}
 
 
 def assert_bit_identical(a: dict, b: dict) -> None:
@@ -109,14 +109,14 @@ def test_fit_records_history_validation_and_run_files(tmp_path):
     assert metrics == {"config": {"note": "x"}, "epochs": history.epochs}
     state = serialization.load(tmp_path / CHECKPOINT)
     assert state["epoch"] == 3 and state["running"]["steps"] == 0
-    assert_bit_identical(weights(trainer.model), {k: v.data for k, v in state["model"].items()})
+    assert_bit_identical(weights(trainer.model), {k: v.array for k, v in state["model"].items()})
     assert (tmp_path / "best.kl").exists()
 
 
 def test_validation_matches_a_plain_loop():
     model, *_ = setup()
     x, y = VAL
-    logits = model.eval()(kl.Tensor(x)).data
+    logits = model.eval()(kl.Tensor(x)).array
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     model.train()
@@ -211,7 +211,7 @@ def test_huge_learning_rate_stops_with_a_clear_error_and_keeps_the_last_finite_c
     finite = [s for s in snapshots if all(np.isfinite(v).all() for v in s.values())]
     assert len(finite) >= 2  # it diverged after some good steps
     state = serialization.load(tmp_path / CHECKPOINT)
-    assert_bit_identical({k: v.data for k, v in state["model"].items()}, finite[-1])
+    assert_bit_identical({k: v.array for k, v in state["model"].items()}, finite[-1])
     fresh, *_ = setup()
     fresh.load_state_dict(state["model"])  # the kept checkpoint loads
 

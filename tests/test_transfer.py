@@ -38,7 +38,7 @@ def torch_model() -> torch.nn.Sequential:
 
 
 def own(model) -> dict[str, np.ndarray]:
-    return {k: np.array(v.data) for k, v in model.state_dict().items()}
+    return {k: np.array(v.array) for k, v in model.state_dict().items()}
 
 
 def test_pytorch_state_dict_gives_the_same_network(tmp_path):
@@ -50,7 +50,7 @@ def test_pytorch_state_dict_gives_the_same_network(tmp_path):
     assert copied == list(reference.state_dict())
     x = np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32)
     expected = reference(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(model(kl.Tensor(x)).data, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model(kl.Tensor(x)).array, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_pytorch_checkpoint_with_a_state_dict_entry(tmp_path):

@@ -17,7 +17,7 @@ tensors and arrays for every layer below the Tensor.
 from __future__ import annotations
 
 import threading
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -144,12 +144,74 @@ def wrap(array: Any, requires_grad: bool = False) -> Any:
     return _tensor_class(array, requires_grad=requires_grad)
 
 
-class Node(NamedTuple):
-    """How a tensor was computed: the operation, what it saved (None once freed), its inputs."""
+class Node:
+    """How a tensor was computed, PyTorch's ``grad_fn``: the operation, what its forward saved
+    for the backward (``ctx``, None once freed) and its inputs."""
 
-    function: type[Function]
-    ctx: Context | None
-    inputs: tuple
+    __slots__ = ("function", "ctx", "inputs")
+
+    def __init__(self, function: type[Function], ctx: Context | None, inputs: tuple):
+        self.function, self.ctx, self.inputs = function, ctx, inputs
+
+    def name(self) -> str:
+        """PyTorch's name for this node (``AddmmBackward0``), so printed graphs read the same."""
+        op = self.function.__name__
+        return _PYTORCH_NAMES.get(op, f"{op}Backward0")
+
+    @property
+    def next_functions(self) -> tuple:
+        """One ``(node, 0)`` per input, the nodes its gradient flows to: the input's own node,
+        :class:`AccumulateGrad` for a leaf that requires grad, else None."""
+        return tuple((grad_node(x), 0) for x in self.inputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad:
+    """The node that adds a gradient into a leaf tensor's ``.grad``; ``variable`` is the leaf."""
+
+    next_functions = ()
+
+    def __init__(self, variable: Any):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def grad_node(x: Any) -> Node | AccumulateGrad | None:
+    """Where a gradient for ``x`` goes: its node, an AccumulateGrad for a leaf, or nowhere."""
+    if not is_tensor(x) or not x.requires_grad:
+        return None
+    return AccumulateGrad(x) if x.node is None else x.node
+
+
+# PyTorch's node names where they are not the operation's name followed by "Backward0"
+_PYTORCH_NAMES = {
+    "AdaptiveAvgPool2d": "AdaptiveAvgPool2DBackward0",
+    "AvgPool2d": "AvgPool2DBackward0",
+    "BatchNorm": "NativeBatchNormBackward0",
+    "Cast": "ToCopyBackward0",
+    "Clamp": "ClampBackward1",
+    "Conv2d": "ConvolutionBackward0",
+    "CrossEntropy": "NllLossBackward0",
+    "CrossEntropyIndices": "NllLossBackward0",
+    "Dropout": "MulBackward0",
+    "Extreme": "MaxBackward0",
+    "GetItem": "IndexBackward0",
+    "LeakyReLU": "LeakyReluBackward0",
+    "Linear": "AddmmBackward0",
+    "MatMul": "MmBackward0",
+    "MaxPool2d": "MaxPool2DWithIndicesBackward0",
+    "MSE": "MseLossBackward0",
+    "ReLU": "ReluBackward0",
+    "Reshape": "ViewBackward0",
+    "TakeAlongDim": "GatherBackward0",
+}
 
 
 class Context:
@@ -213,11 +275,11 @@ def queue_callback(callback) -> None:
     _mode.after_backward.append(callback)
 
 
-def _graph_order(root: Any) -> list[Any]:
+def _graph_order(roots: list[Any]) -> list[Any]:
     """Tensors with a node, each after every tensor computed from it (iterative DFS)."""
     order: list[Any] = []
     seen: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         tensor, expanded = stack.pop()
         if expanded:
@@ -234,11 +296,61 @@ def _graph_order(root: Any) -> list[Any]:
     return order
 
 
-def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
-    """Propagate ``grad`` from ``root`` to every leaf tensor that requires a gradient."""
+def _seeds(tensors: Any, grad_tensors: Any, caller: str) -> list[tuple[Any, np.ndarray]]:
+    """``(tensor, gradient)`` pairs to start from, checked as PyTorch checks them."""
+    tensors = [tensors] if is_tensor(tensors) else list(tensors)
+    if grad_tensors is None or is_tensor(grad_tensors) or isinstance(grad_tensors, np.ndarray):
+        grad_tensors = [grad_tensors] * len(tensors) if len(tensors) == 1 else grad_tensors
+    grad_tensors = [None] * len(tensors) if grad_tensors is None else list(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise RuntimeError(
+            f"{caller}: got {len(grad_tensors)} gradients for {len(tensors)} tensors"
+        )
+    seeds = []
+    for i, (tensor, grad) in enumerate(zip(tensors, grad_tensors, strict=True)):
+        if not tensor.requires_grad:
+            raise RuntimeError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn"
+            )
+        if grad is None:
+            if tensor.array.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            grad = np.ones_like(tensor.array)
+        grad = np.asarray(unwrap(grad), dtype=tensor.array.dtype)
+        if grad.shape != tensor.array.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of {grad.shape} and "
+                f"output[{i}] has a shape of {tensor.array.shape}"
+            )
+        seeds.append((tensor, grad))
+    return seeds
+
+
+def backward(
+    tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None, inputs: Any = None
+) -> None:
+    """Add the gradient of ``tensors`` into the ``.grad`` of every leaf that requires one (of
+    ``inputs`` only, when given) and of every tensor that called ``retain_grad()``.
+
+    ``grad_tensors`` are the gradients of ``tensors`` (needed unless each has one element);
+    the graph's saved arrays are freed unless ``retain_graph``.
+    """
+    seeds = _seeds(tensors, grad_tensors, "backward")
+    if is_tensor(inputs):
+        inputs = [inputs]
+    chosen = None if inputs is None else {id(t) for t in inputs}
+
+    def accumulate(tensor: Any, grad: np.ndarray) -> None:
+        if chosen is None:
+            wanted = tensor.node is None or tensor.retains_grad
+        else:
+            wanted = id(tensor) in chosen
+        if wanted:
+            tensor.accumulate_grad(grad)
+
     _mode.after_backward = []
     try:
-        _propagate(root, grad, retain_graph)
+        _propagate(seeds, bool(retain_graph), accumulate)
         callbacks = _mode.after_backward
     finally:
         _mode.after_backward = None
@@ -246,38 +358,87 @@ def backward(root: Any, grad: np.ndarray, retain_graph: bool = False) -> None:
         callback()
 
 
-def _propagate(root: Any, grad: np.ndarray, retain_graph: bool) -> None:
-    if root.node is None:
-        root.accumulate_grad(grad)
-        return
-    grads: dict[int, np.ndarray] = {id(root): grad}
-    for tensor in _graph_order(root):
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool | None = None,
+    materialize_grads: bool = False,
+) -> tuple:
+    """The gradients of ``outputs`` with respect to ``inputs``, returned instead of added into
+    ``.grad`` (``torch.autograd.grad``; first order only)."""
+    if create_graph:
+        raise NotImplementedError(
+            "kernelab.autograd.grad: create_graph=True (gradients of gradients) is not supported"
+        )
+    inputs = (inputs,) if is_tensor(inputs) else tuple(inputs)
+    for x in inputs:
+        if not x.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    wanted = {id(x) for x in inputs}
+    found: dict[int, np.ndarray] = {}
+
+    def collect(tensor: Any, g: np.ndarray) -> None:
+        if id(tensor) in wanted:
+            key = id(tensor)
+            found[key] = g if key not in found else found[key] + g
+
+    _propagate(_seeds(outputs, grad_outputs, "grad"), bool(retain_graph), collect)
+    result = []
+    for x in inputs:
+        if id(x) in found:
+            result.append(wrap(np.array(found[id(x)], dtype=x.array.dtype)))
+        elif materialize_grads:
+            result.append(wrap(np.zeros_like(x.array)))
+        elif allow_unused:
+            result.append(None)
+        else:
+            raise RuntimeError(
+                "One of the differentiated Tensors appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+    return tuple(result)
+
+
+def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) -> None:
+    """Walk the graph back from the seeds; ``sink(tensor, grad)`` receives each leaf's
+    gradient (once per path) and each inner tensor's (once, complete)."""
+    grads: dict[int, np.ndarray] = {}
+    for root, g in seeds:
+        if root.node is None:
+            sink(root, g)
+        else:
+            grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
+    for tensor in _graph_order([root for root, _ in seeds if root.node is not None]):
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
-        fn, ctx, inputs = tensor.node
-        if ctx is None:
+        sink(tensor, g)
+        node = tensor.node
+        if node.ctx is None:
             raise RuntimeError(
                 "backward through a graph a second time: its saved arrays were freed; "
                 "pass retain_graph=True to the first backward"
             )
-        in_grads = fn.backward(ctx, g)
+        in_grads = node.function.backward(node.ctx, g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         if _mode.detect_anomaly:
-            _check_finite(fn.__name__, "gradient", in_grads)
-        for inp, need, ig in zip(inputs, ctx.needs_input_grad, in_grads, strict=False):
+            _check_finite(node.function.__name__, "gradient", in_grads)
+        for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
             if not need or ig is None:
                 continue
-            if ig.shape != inp.shape:
+            if ig.shape != inp.array.shape:
                 raise ShapeError(
-                    f"{fn.__name__}.backward: gradient of shape {ig.shape} "
-                    f"for an input of shape {inp.shape}"
+                    f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
+                    f"for an input of shape {inp.array.shape}"
                 )
             if inp.node is None:
-                inp.accumulate_grad(ig)
+                sink(inp, ig)
             else:
                 key = id(inp)
                 grads[key] = ig if key not in grads else grads[key] + ig
         if not retain_graph:
-            tensor.node = Node(fn, None, inputs)
+            node.ctx = None

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd
+from .core.tensor import Tensor
 from .nn import Module
 
 DEFAULT_TIMEOUT = float(os.environ.get("KERNELAB_DIST_TIMEOUT", 300))
@@ -189,7 +190,7 @@ class DistributedDataParallel(Module):
         super().__init__()
         self.module = module
         for tensor in list(module.parameters()) + list(module.buffers()):
-            broadcast(tensor.data, src=0)
+            broadcast(tensor.array, src=0)
         self.bucket_bytes = int(bucket_cap_mb * 2**20)
         self._pending = False
         for param in module.parameters():
@@ -209,7 +210,7 @@ class DistributedDataParallel(Module):
             if not param.requires_grad:
                 continue
             current.append(param)
-            size += param.data.nbytes
+            size += param.array.nbytes
             if size >= self.bucket_bytes:
                 buckets.append(current)
                 current, size = [], 0
@@ -220,12 +221,15 @@ class DistributedDataParallel(Module):
         for bucket in self._buckets():
             flat = np.concatenate(
                 [
-                    np.zeros(p.data.size, p.data.dtype) if p.grad is None else p.grad.ravel()
+                    np.zeros(p.array.size, p.array.dtype)
+                    if p.grad is None
+                    else p.grad.array.ravel()
                     for p in bucket
                 ]
             )
             all_reduce(flat, op="mean")
             offset = 0
             for param in bucket:
-                param.grad = flat[offset : offset + param.data.size].reshape(param.shape)
-                offset += param.data.size
+                grad = flat[offset : offset + param.array.size]
+                param.grad = Tensor(grad.reshape(param.array.shape))
+                offset += param.array.size

@@ -86,7 +86,7 @@ def _state(model_or_state: Any) -> dict[str, np.ndarray]:
 
 def _numpy(value: Any) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.data
+        return value.array
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
         return value.detach().cpu().numpy()
     return np.asarray(value)

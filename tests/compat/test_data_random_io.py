@@ -43,15 +43,15 @@ def test_random_ranges_and_statistics():
     assert u.min().item() >= 0 and u.max().item() < 1 and abs(u.mean().item() - 0.5) < 0.01
     assert abs(n.mean().item()) < 0.03 and abs(n.std().item() - 1) < 0.03
     r = kl.randint(3, 7, (5000,), generator=g)
-    assert set(np.unique(r.data)) == {3, 4, 5, 6}
+    assert set(np.unique(r.array)) == {3, 4, 5, 6}
     assert sorted(kl.randperm(10, generator=g).tolist()) == list(range(10))
 
 
 def test_manual_seed_makes_the_default_draws_repeat():
     kl.manual_seed(7)
-    first = (kl.rand(3), kl.randn(2), kl.randint(0, 9, (4,)), kl.nn.Linear(3, 2).weight.data.copy())
+    first = (kl.rand(3), kl.randn(2), kl.randint(0, 9, (4,)), kl.nn.Linear(3, 2).weight.clone())
     kl.manual_seed(7)
-    again = (kl.rand(3), kl.randn(2), kl.randint(0, 9, (4,)), kl.nn.Linear(3, 2).weight.data.copy())
+    again = (kl.rand(3), kl.randn(2), kl.randint(0, 9, (4,)), kl.nn.Linear(3, 2).weight.clone())
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -62,7 +62,7 @@ def test_generator_follows_pytorch_s_interface():
     assert rng.as_generator(g) is g
     a = kl.randn(3, generator=kl.Generator().manual_seed(5))
     b = kl.randn(3, generator=kl.Generator().manual_seed(5))
-    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.array, b.array)
 
 
 # ---- the DataLoader
@@ -97,8 +97,8 @@ def test_loader_batches_like_pytorch_s():
     assert len(ours) == len(theirs) == 2
     for (xa, ya), (xb, yb) in zip(ours, theirs, strict=True):
         assert xa.dtype == xb.numpy().dtype and ya.dtype == yb.numpy().dtype
-        np.testing.assert_array_equal(xa.data, xb.numpy())
-        np.testing.assert_array_equal(ya.data, yb.numpy())
+        np.testing.assert_array_equal(xa.array, xb.numpy())
+        np.testing.assert_array_equal(ya.array, yb.numpy())
 
 
 def test_default_collate_stacks_tensors_arrays_and_numbers():
@@ -139,11 +139,11 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(p):
     layer = kl.nn.Dropout(p)
     x = kl.ones(200, 100, requires_grad=True)
     y = layer(x)
-    kept = y.data != 0
+    kept = y.array != 0
     assert abs(1 - kept.mean() - p) < 0.01
-    np.testing.assert_allclose(y.data[kept], 1 / (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(y.array[kept], 1 / (1 - p), rtol=1e-6)
     y.sum().backward()
-    np.testing.assert_allclose(x.grad, y.data)  # the gradient goes through the same mask
+    np.testing.assert_allclose(x.grad, y.array)  # the gradient goes through the same mask
     layer.eval()
     assert layer(x) is x
 
@@ -151,7 +151,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(p):
 def test_dropout2d_drops_whole_feature_maps():
     kl.manual_seed(0)
     y = kl.nn.Dropout2d(0.5)(kl.ones(50, 40, 3, 3))
-    per_map = y.data.reshape(50, 40, 9)
+    per_map = y.array.reshape(50, 40, 9)
     assert np.all((per_map == 0).all(axis=2) | (per_map == 2).all(axis=2))
     assert abs((per_map[..., 0] == 0).mean() - 0.5) < 0.05
 

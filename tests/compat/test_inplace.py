@@ -129,10 +129,10 @@ def test_named_in_place_inside_the_graph_says_to_write_it_out_of_place():
 
 def test_in_place_keeps_the_array_and_its_dtype():
     x = kl.zeros(3)
-    array = x.data
+    array = x.array
     x.add_(np.float64(1.5))
     x += 1
-    assert x.data is array and x.dtype == kl.float32
+    assert x.array is array and x.dtype == kl.float32
     np.testing.assert_array_equal(array, 2.5)
     with pytest.raises(TypeError):  # as PyTorch: a float result cannot go into an int tensor
         kl.ones(2, dtype=kl.int64).add_(0.5)

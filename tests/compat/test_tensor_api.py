@@ -233,7 +233,7 @@ CASES = [
     ("is_tensor", lambda T, x: (T.is_tensor(x), T.is_tensor(x.tolist())), "x"),
     ("max_fn", lambda T, x: (T.max(x), T.max(x, 1), T.max(x, dim=0, keepdim=True)), "x"),
     ("min_fn", lambda T, x: (T.min(x), T.min(x, 1)), "x"),
-    ("max_of_data", lambda T, x: T.max(x.data, 1), "x"),  # an ndarray in kernelab
+    ("max_of_data", lambda T, x: T.max(x.data, 1), "x"),
     ("argmax_fn", lambda T, x: (T.argmax(x), T.argmax(x, 1), T.argmin(x, dim=0)), "x"),
     ("sum_mean_fn", lambda T, x: (T.sum(x, 0), T.mean(x), T.mean(x, (0, 1))), "x"),
     ("std_var_fn", lambda T, x: (T.std(x, 0), T.var(x), T.var(x, 1, keepdim=True)), "x"),
@@ -327,7 +327,7 @@ def _structure(out, engine: str):
 
 
 def _array(t) -> np.ndarray:
-    return t.detach().numpy() if isinstance(t, torch.Tensor) else t.data
+    return t.detach().numpy() if isinstance(t, torch.Tensor) else t.array
 
 
 def run(engine: str, fn, names: list[str], seed: int):

@@ -14,7 +14,7 @@ Pair = namedtuple("Pair", "image label")
 def as_numpy(batch):
     """Either library's batch as nested NumPy arrays and plain containers."""
     if hasattr(batch, "numpy"):
-        return batch.numpy() if not isinstance(batch, Tensor) else batch.data
+        return batch.numpy() if not isinstance(batch, Tensor) else batch.array
     if isinstance(batch, dict):
         return {k: as_numpy(v) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
@@ -61,7 +61,7 @@ def test_matches_torch(name):
 
 def test_floats_are_float32_not_float64():
     out = default_collate([0.5, 1.0, 2])
-    assert out.dtype == np.float32 and out.data.tolist() == [0.5, 1.0, 2.0]
+    assert out.dtype == np.float32 and out.array.tolist() == [0.5, 1.0, 2.0]
 
 
 def test_containers_keep_their_type():

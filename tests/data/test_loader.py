@@ -17,7 +17,7 @@ def make_dataset(n=10):
 
 
 def epoch_labels(loader):
-    return [int(i) for _, labels in loader for i in labels.data]
+    return [int(i) for _, labels in loader for i in labels.array]
 
 
 class CountingDataset(Dataset):
@@ -39,7 +39,7 @@ def test_tensor_dataset():
     dataset = TensorDataset(Tensor(images), labels)
     x, y = dataset[2]
     assert isinstance(x, Tensor) and x.shape == (3,) and int(y) == 2 and len(dataset) == 5
-    assert dataset.tensors[1].data is labels  # no copy
+    assert dataset.tensors[1].array is labels  # no copy
     with pytest.raises(
         ValueError, match=r"same first dimension, received shapes \[\(5, 3\), \(4,\)\]"
     ):
@@ -55,14 +55,14 @@ def test_batching_matches_torch(n, batch_size, drop_last):
     ours = DataLoader(make_dataset(n), batch_size=batch_size, drop_last=drop_last)
     data = make_dataset(n).tensors
     reference = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(*(torch.from_numpy(t.data) for t in data)),
+        torch.utils.data.TensorDataset(*(torch.from_numpy(t.array) for t in data)),
         batch_size=batch_size,
         drop_last=drop_last,
     )
     assert len(ours) == len(reference)
     for (x, y), (tx, ty) in zip(ours, reference, strict=True):
-        np.testing.assert_array_equal(x.data, tx.numpy())
-        np.testing.assert_array_equal(y.data, ty.numpy())
+        np.testing.assert_array_equal(x.array, tx.numpy())
+        np.testing.assert_array_equal(y.array, ty.numpy())
         assert x.dtype == tx.numpy().dtype and y.dtype == np.int64
 
 
@@ -106,15 +106,15 @@ def test_resume_mid_epoch_from_state_dict():
     run = DataLoader(make_dataset(30), batch_size=4, shuffle=True, generator=9)
     epoch_labels(run)  # epoch 0
     iterator = iter(run)
-    first_part = [next(iterator)[1].data.tolist() for _ in range(3)]
+    first_part = [next(iterator)[1].array.tolist() for _ in range(3)]
     state = json.loads(json.dumps(run.state_dict()))  # a checkpoint is plain JSON
     assert state["epoch"] == 1 and state["batches_yielded"] == 3
-    rest = [labels.data.tolist() for _, labels in iterator]
+    rest = [labels.array.tolist() for _, labels in iterator]
     next_epoch = epoch_labels(run)
 
     resumed = DataLoader(make_dataset(30), batch_size=4, shuffle=True, generator=12345)
     resumed.load_state_dict(state)
-    assert [labels.data.tolist() for _, labels in resumed] == rest
+    assert [labels.array.tolist() for _, labels in resumed] == rest
     assert epoch_labels(resumed) == next_epoch
     assert sorted(sum(first_part + rest, [])) == list(range(30))
 
@@ -146,8 +146,8 @@ def test_fast_path_equals_sample_by_sample():
     fast = DataLoader(dataset, batch_size=5, shuffle=True, generator=1)
     slow = DataLoader(dataset, batch_size=5, shuffle=True, generator=1, collate_fn=default_collate)
     for (x, y), (sx, sy) in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(x.data, sx.data)
-        np.testing.assert_array_equal(y.data, sy.data)
+        np.testing.assert_array_equal(x.array, sx.array)
+        np.testing.assert_array_equal(y.array, sy.array)
 
 
 def test_fast_path_does_not_touch_samples():
@@ -160,14 +160,14 @@ def test_fast_path_does_not_touch_samples():
     subset_loader = DataLoader(
         Subset(NoItems(np.zeros((10, 3)), np.arange(10)), [9, 2]), batch_size=2
     )
-    assert [y.data.tolist() for _, y in subset_loader] == [[9, 2]]
+    assert [y.array.tolist() for _, y in subset_loader] == [[9, 2]]
 
 
 def test_generic_dataset_and_custom_collate():
     dataset = CountingDataset(7)
     batches = list(DataLoader(dataset, batch_size=3, num_workers=2))
     assert dataset.calls == 7 and batches[2]["x"].shape == (1, 3)
-    assert batches[0]["y"].data.tolist() == [0, 1, 2] and batches[0]["y"].dtype == np.int64
+    assert batches[0]["y"].array.tolist() == [0, 1, 2] and batches[0]["y"].dtype == np.int64
     custom = DataLoader(dataset, batch_size=3, collate_fn=lambda samples: len(samples))
     assert list(custom) == [3, 3, 1]
 

@@ -192,7 +192,7 @@ def test_dataset_views(tmp_path, cache_dir):
     arrays = write_mnist_like(tmp_path)
     splits = load_mnist(tmp_path, download=False)
     image, label = splits.train_dataset()[3]
-    np.testing.assert_array_equal(image.data, arrays[FILES[0]][3])
+    np.testing.assert_array_equal(image.array, arrays[FILES[0]][3])
     assert int(label) == arrays[FILES[1]][3] and len(splits.test_dataset()) == 5
 
 

@@ -43,11 +43,11 @@ def test_random_shift_is_seeded_and_bounded():
     images[:, :, 4, 4] = 1  # one lit pixel in the middle shows each image's shift
     out = random_shift(Tensor(images), 2, generator=7)
     assert isinstance(out, Tensor) and out.dtype == np.float32
-    np.testing.assert_array_equal(out.data, random_shift(images, 2, generator=7))
-    ys, xs = np.nonzero(out.data[:, 0].sum(axis=2))[1], np.nonzero(out.data[:, 0].sum(axis=1))[1]
+    np.testing.assert_array_equal(out.array, random_shift(images, 2, generator=7))
+    ys, xs = np.nonzero(out.array[:, 0].sum(axis=2))[1], np.nonzero(out.array[:, 0].sum(axis=1))[1]
     assert sorted(set(ys - 4)) == sorted(set(xs - 4)) == [-2, -1, 0, 1, 2]
-    assert out.data.sum() == 200  # shifts of at most 2 keep the middle pixel inside
-    assert not np.array_equal(out.data, random_shift(images, 2, generator=8))
+    assert out.array.sum() == 200  # shifts of at most 2 keep the middle pixel inside
+    assert not np.array_equal(out.array, random_shift(images, 2, generator=8))
     np.testing.assert_array_equal(random_shift(images, 0, generator=1), images)
     with pytest.raises(ValueError, match="max_shift >= 0, received -1"):
         random_shift(images, -1)
@@ -69,7 +69,7 @@ def test_normalize_scalar_and_per_channel():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, (x - 0.1307) / 0.3081, rtol=1e-6)
     mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
-    per_channel = normalize(Tensor(x), mean, std).data
+    per_channel = normalize(Tensor(x), mean, std).array
     for c in range(3):
         np.testing.assert_allclose(per_channel[:, c], (x[:, c] - mean[c]) / std[c], rtol=1e-6)
     with pytest.raises(ValueError, match=r"expected images \(..., 3, H, W\).*\(4, 5, 5\)"):

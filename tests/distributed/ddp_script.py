@@ -53,7 +53,7 @@ if __name__ == "__main__":
     model = make_model()
     if rank == 1:  # a different start on purpose: DDP must broadcast rank 0's weights
         for p in model.parameters():
-            p.data += 1
+            p.array += 1
     ddp = dist.DistributedDataParallel(model)
     train(ddp, rank, world, die_at=2 if mode == "die" and rank == 1 else None)
     np.savez(

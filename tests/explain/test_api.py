@@ -45,11 +45,11 @@ def model_input(pixels, config):
 def layer_outputs(model, config, pixels):
     """[input, output of layer 0, output of layer 1, ...] without the batch axis."""
     x = Tensor(model_input(pixels, config))
-    outputs = [x.data[0]]
+    outputs = [x.array[0]]
     with no_grad():
         for layer in model:
             x = layer(x)
-            outputs.append(x.data[0])
+            outputs.append(x.array[0])
     return outputs
 
 
@@ -159,7 +159,7 @@ def test_conv_arithmetic_adds_up_to_the_feature_map(client, reference, layer, po
         expected = naive_conv(
             outputs[layer],
             weight,
-            conv.bias.data,
+            conv.bias.array,
             channel,
             y,
             x,
@@ -171,7 +171,7 @@ def test_conv_arithmetic_adds_up_to_the_feature_map(client, reference, layer, po
         assert a["sum"] + a["bias"] == pytest.approx(a["value"], abs=1e-12)
         assert a["value"] == pytest.approx(expected, abs=1e-9)
         assert a["value"] == pytest.approx(engine, abs=1e-5)
-        assert a["bias"] == float(conv.bias.data[channel])
+        assert a["bias"] == float(conv.bias.array[channel])
         for term in a["terms"]:
             window, kernel = np.array(term["window"]), np.array(term["kernel"])
             np.testing.assert_array_equal(kernel, weight[channel, term["in_channel"]])
@@ -214,7 +214,7 @@ def test_dense_contributions_sum_to_the_logit(client, reference):
     inputs = outputs[7].astype(np.float64)
     for channel in range(10):
         a = arithmetic(client, 7, channel)
-        products = linear.weight.data[channel].astype(np.float64) * inputs
+        products = linear.weight.array[channel].astype(np.float64) * inputs
         top = [t["index"] for t in a["top"]]
         assert top == list(np.argsort(-np.abs(products), kind="stable")[: len(top)])
         for t in a["top"]:
@@ -263,12 +263,12 @@ def test_edit_changes_downstream_maps_and_reset_restores(client, reference):
     assert edit.status_code == 200, edit.text
     np.testing.assert_array_equal(edit.json()["values"][0], kernels.sobel_x())
     view = forward(client, session)
-    trained = model[0].weight.data[1].copy()
-    model[0].weight.data[1] = kernels.sobel_x()  # the same edit on our own copy
+    trained = model[0].weight.array[1].copy()
+    model[0].weight.array[1] = kernels.sobel_x()  # the same edit on our own copy
     try:
         edited = layer_outputs(model, config, drawn_digit())
     finally:
-        model[0].weight.data[1] = trained
+        model[0].weight.array[1] = trained
     np.testing.assert_array_equal(view["logits"], edited[-1].astype(np.float64))
     first, _ = decoded(view["layers"][0])
     assert np.abs(first[1] - outputs[1][1]).max() > 0.1  # the edited kernel's map changed
@@ -320,7 +320,7 @@ def test_save_as_new_run_leaves_the_run_untouched(client, run_dir):
     saved = run_dir.parent / "tiny-sobel"
     assert answer.json()["path"] == str(saved)
     model, config, _ = runs.load_run(saved)
-    np.testing.assert_allclose(model[0].weight.data[2, 0], kernels.gaussian(3), rtol=1e-6)
+    np.testing.assert_allclose(model[0].weight.array[2, 0], kernels.gaussian(3), rtol=1e-6)
     assert config["edits"][0]["edit"].startswith("gaussian:3")
     assert json.loads((saved / "edits.json").read_text())["from"] == str(run_dir)
     again = post(client, "/api/save", {"name": "tiny-sobel"}, session)

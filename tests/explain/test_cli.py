@@ -91,7 +91,7 @@ def test_an_onnx_file_is_explained_like_a_run(run_dir, tmp_path):
             answer["std"]
         )
         with no_grad():
-            expected = model(Tensor(x[None])).data[0]
+            expected = model(Tensor(x[None])).array[0]
         np.testing.assert_allclose(view["logits"], expected, rtol=1e-4, atol=1e-5)
         a = client.post(
             "/api/arithmetic",

@@ -84,7 +84,7 @@ def test_matches_pytorch(dtype, x, seed):
         theirs = torch.tensor(scaled, requires_grad=True)
         y, ty = ours_fn(ours), torch_fn(theirs)
         assert y.dtype == dtype
-        assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], f"{name} output")
+        assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], f"{name} output")
         y.backward(gy)
         ty.backward(torch.from_numpy(gy))
         assert ours.grad.dtype == dtype
@@ -96,9 +96,9 @@ def test_extreme_logits_stay_finite_and_quiet(dtype):
     x = np.array([[-1000.0, 0.0, 1000.0], [88.0, 89.0, -104.0]], dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow or divide warnings
-        s = F.sigmoid(kl.Tensor(x)).data
-        p = F.softmax(kl.Tensor(x), dim=1).data
-        logp = F.log_softmax(kl.Tensor(x), dim=1).data
+        s = F.sigmoid(kl.Tensor(x)).array
+        p = F.softmax(kl.Tensor(x), dim=1).array
+        logp = F.log_softmax(kl.Tensor(x), dim=1).array
     ts = torch.sigmoid(torch.from_numpy(x)).numpy()
     assert_rel_close(s, ts, TOL[dtype], "sigmoid")
     assert_rel_close(p, torch.softmax(torch.from_numpy(x), 1).numpy(), TOL[dtype], "softmax")

@@ -60,7 +60,7 @@ def run(fn, x, gy, path):
         t = kl.Tensor(x, requires_grad=True)
         y = fn(t)
         y.backward(gy)
-    return y.data, t.grad
+    return y.array, t.grad.array
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -87,7 +87,7 @@ def test_relu_keeps_no_mask_without_a_gradient(dtype):
     with kernels.using("numba"):
         y = F.relu(x)
     assert y.node is None
-    np.testing.assert_array_equal(y.data, [0.0, np.nan, 0.0, 2.0])
+    np.testing.assert_array_equal(y.array, [0.0, np.nan, 0.0, 2.0])
 
 
 @pytest.mark.parametrize("dropout", [F.dropout, F.dropout2d])

@@ -130,7 +130,7 @@ def compare(ours_fn, torch_fn, arrays, dtype, seed):
     theirs = [to_torch(a) for a in arrays]
     y, ty = ours_fn(*ours), torch_fn(*theirs)
     assert y.dtype == dtype
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     # A positive upstream gradient: the gradient of a broadcast operand is a sum over many
     # elements, and with mixed signs that sum can cancel to far below its terms (ill-posed).
     gy = positive(tuple(ty.shape), seed + 2).astype(dtype)

@@ -70,7 +70,7 @@ def test_forward_matches_nested_loops(x_shape, w_shape, stride, padding, dilatio
     y = F.conv2d(kl.Tensor(x), kl.Tensor(w), kl.Tensor(b), stride, padding, dilation, groups)
     expected = naive_conv2d(x, w, b, stride, padding, dilation, groups)
     assert y.shape == expected.shape
-    assert_rel_close(y.data, expected, 1e-12, "conv2d vs loops")
+    assert_rel_close(y.array, expected, 1e-12, "conv2d vs loops")
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", LOOP_CASES)
@@ -168,9 +168,9 @@ def test_input_gradient_is_full_convolution_with_rotated_kernel(
     n, _, oh, ow = gy.shape
     spread = np.zeros((n, c_out, (oh - 1) * sh + 1, (ow - 1) * sw + 1))
     spread[:, :, ::sh, ::sw] = gy
-    kernel = np.ascontiguousarray(rot180(w.data).transpose(1, 0, 2, 3))
+    kernel = np.ascontiguousarray(rot180(w.array).transpose(1, 0, 2, 3))
     full_pad = (dh * (k[0] - 1), dw * (k[1] - 1))
-    full = F.conv2d(kl.Tensor(spread), kl.Tensor(kernel), None, 1, full_pad, dilation).data
+    full = F.conv2d(kl.Tensor(spread), kl.Tensor(kernel), None, 1, full_pad, dilation).array
     # Rows/columns of the padded input that no window reached get no gradient.
     (top, bottom), (left, right) = padding
     hp, wp = x_shape[2] + top + bottom, x_shape[3] + left + right
@@ -179,7 +179,7 @@ def test_input_gradient_is_full_convolution_with_rotated_kernel(
     assert_rel_close(x.grad, expected, 1e-12, "input gradient")
 
     # Kernel gradient: correlation of the padded input with the output gradient.
-    xp = np.pad(x.data, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    xp = np.pad(x.array, ((0, 0), (0, 0), (top, bottom), (left, right)))
     gw = np.zeros(w.shape)
     for o in range(c_out):
         for c in range(x_shape[1]):
@@ -259,7 +259,7 @@ def run_both(config, dtype):
     gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
     y.backward(gy)
     ty.backward(torch.from_numpy(gy))
-    pairs = [("output", y.data, ty.detach().numpy())]
+    pairs = [("output", y.array, ty.detach().numpy())]
     for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=False):
         pairs.append((f"grad {name}", a.grad, t.grad.numpy()))
     return pairs
@@ -293,7 +293,7 @@ def test_same_padding_keeps_the_size_and_matches_pytorch(kernel, dilation):
         torch.from_numpy(x), torch.from_numpy(w), None, 1, "same", dilation
     )
     assert y.shape == (2, 3, 9, 8)
-    assert relative_error(y.data, t.numpy()) <= 1e-12
+    assert relative_error(y.array, t.numpy()) <= 1e-12
 
 
 @pytest.mark.parametrize(

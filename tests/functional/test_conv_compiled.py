@@ -138,7 +138,7 @@ def test_sample_ranges_on_threads_match_pytorch(
     gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
     y.backward(gy)
     ty.backward(torch.from_numpy(gy))
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
         assert a.grad.dtype == dtype
         assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")

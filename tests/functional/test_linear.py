@@ -46,7 +46,7 @@ def test_matches_pytorch(dtype, batch, in_features, out_features, bias, seed):
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
     y, ty = F.linear(*ours), torch.nn.functional.linear(*theirs)
     assert y.dtype == dtype
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)  # no cancelling sum for the bias
     y.backward(gy)
     ty.backward(torch.from_numpy(gy))

@@ -91,7 +91,7 @@ def compare(ours_fn, torch_fn, x, seed=0):
     theirs = torch.tensor(x, requires_grad=True)
     y, ty = ours_fn(ours), torch_fn(theirs)
     assert y.dtype == x.dtype and y.shape == tuple(ty.shape)
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "loss")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "loss")
     gy = np.random.default_rng(seed).standard_normal(ty.shape).astype(dtype)
     y.backward(gy)
     ty.backward(torch.from_numpy(gy))

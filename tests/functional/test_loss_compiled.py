@@ -25,9 +25,9 @@ def run_ours(path, logits, target, options):
     x = kl.Tensor(logits, requires_grad=True)
     with kl.backends.kernels.using(path):
         loss = F.cross_entropy(x, target, **options)
-        upstream = np.linspace(0.5, 1.5, loss.data.size).reshape(loss.data.shape)
+        upstream = np.linspace(0.5, 1.5, loss.array.size).reshape(loss.array.shape)
         loss.backward(upstream.astype(loss.dtype))
-    return loss.data, x.grad
+    return loss.array, x.grad.array
 
 
 def run_torch(logits, target, options):

@@ -62,7 +62,7 @@ def test_matches_pytorch(dtype, n, c, spatial, training, affine, momentum, seed)
     y = F.batch_norm(ours[0], *ours_stats, *ours[1:], **settings)
     ty = torch.nn.functional.batch_norm(theirs[0], *torch_stats, *theirs[1:], **settings)
     assert y.dtype == dtype
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     for what, a, t in zip(("running mean", "running var"), ours_stats, torch_stats, strict=True):
         assert a.dtype == dtype
         assert_rel_close(a, t.numpy(), TOL[dtype], what)
@@ -83,7 +83,7 @@ def test_training_without_running_statistics_matches_pytorch():
     x = np.random.default_rng(1).standard_normal((5, 3, 2, 2))
     y = F.batch_norm(kl.Tensor(x), None, None, training=True)
     t = torch.nn.functional.batch_norm(torch.from_numpy(x), None, None, training=True)
-    assert_rel_close(y.data, t.numpy(), 1e-12, "output")
+    assert_rel_close(y.array, t.numpy(), 1e-12, "output")
 
 
 def test_rejects_bad_input():

@@ -42,7 +42,7 @@ def run_ours(path, x, params, stats, gy, settings):
     with kl.backends.kernels.using(path):
         y = F.batch_norm(tensors[0], *stats, *tensors[1:], **settings)
         y.backward(gy)
-    return y.data, stats, [t.grad for t in tensors]
+    return y.array, stats, [t.grad.array for t in tensors]
 
 
 def run_torch(x, params, stats, gy, settings):

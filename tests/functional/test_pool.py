@@ -108,7 +108,7 @@ def compare_with_torch(ours_fn, torch_fn, x, seed):
     theirs = torch.tensor(x, requires_grad=True)
     y, ty = ours_fn(ours), torch_fn(theirs)
     assert y.dtype == x.dtype
-    assert_rel_close(y.data, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     if not torch.isfinite(ty).all():
         return  # a dilated window that sees only padding: -inf, and no input to route to
     gy = np.random.default_rng(seed).standard_normal(ty.shape).astype(dtype)
@@ -200,7 +200,7 @@ def test_max_pool_without_a_graph_matches_pytorch(kwargs):
     with kl.no_grad():
         y = F.max_pool2d(kl.Tensor(x), **kwargs)
     np.testing.assert_array_equal(
-        y.data, torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).numpy()
+        y.array, torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).numpy()
     )
 
 

@@ -65,7 +65,7 @@ def run(fn, x: np.ndarray, gy: np.ndarray, path: str):
         t = kl.Tensor(x, requires_grad=True)
         y = fn(t)
         y.backward(gy)
-    return y.data, t.grad
+    return y.array, t.grad.array
 
 
 def check(fn, torch_fn, x: np.ndarray, seed: int, exact: bool) -> None:
@@ -120,7 +120,7 @@ def test_max_pool_without_a_graph(data, seed):
     x = data.draw(inputs((3, 3)))
     kwargs = {"kernel_size": 3, "stride": data.draw(st.integers(1, 3)), "padding": 1}
     with kernels.using("numba"), kl.no_grad():
-        y = F.max_pool2d(kl.Tensor(x), **kwargs).data
+        y = F.max_pool2d(kl.Tensor(x), **kwargs).array
     expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), **kwargs).numpy()
     np.testing.assert_array_equal(y, expected)
 

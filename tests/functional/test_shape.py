@@ -74,7 +74,7 @@ def test_indexing_gradients_and_parity(name):
 def test_tensor_indices():
     x = kl.Tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
     y = x[x > 5.5]
-    np.testing.assert_array_equal(y.data, np.arange(6.0, 12.0))
+    np.testing.assert_array_equal(y.array, np.arange(6.0, 12.0))
     rows = kl.tensor([2, 2, 0])
     (y.sum() + x[rows].sum()).backward()
     expected = (np.arange(12).reshape(3, 4) > 5.5).astype(float)
@@ -90,7 +90,7 @@ def compare(ours_fn, torch_fn, x, seed=2):
         theirs = torch.tensor(a, requires_grad=True)
         y, ty = ours_fn(ours), torch_fn(theirs)
         assert y.dtype == dtype
-        np.testing.assert_array_equal(y.data, ty.detach().numpy())
+        np.testing.assert_array_equal(y.array, ty.detach().numpy())
         gy = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
         y.backward(gy)
         ty.backward(torch.from_numpy(gy))

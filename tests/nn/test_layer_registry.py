@@ -112,9 +112,9 @@ def test_onnx_round_trip_gives_registered_layers(kind, tmp_path):
     (peer,) = session.run(None, {session.get_inputs()[0].name: x})
     loaded = konnx.load(tmp_path / "layer.onnx")
     with kl.no_grad():
-        ours = model(kl.tensor(x)).data
+        ours = model(kl.tensor(x)).array
         np.testing.assert_allclose(ours, peer, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(loaded(x).data, ours, rtol=1e-6)
+        np.testing.assert_allclose(loaded(x).array, ours, rtol=1e-6)
     children = dict(loaded.named_modules())
     built = [children[step.module] for step in loaded.onnx_steps if step.module is not None]
     strangers = [type(m).__name__ for m in built if entry(m) is OTHER]

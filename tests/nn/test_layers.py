@@ -34,7 +34,7 @@ def test_conv_init_bounds_equal_pytorch(args, fan_in):
     torch_fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(theirs.weight)
     assert torch_fan_in == fan_in
     for name in ("weight", "bias"):
-        w, tw = getattr(ours, name).data, getattr(theirs, name).detach().numpy()
+        w, tw = getattr(ours, name).array, getattr(theirs, name).detach().numpy()
         assert w.shape == tw.shape and w.dtype == tw.dtype == np.float32
         assert np.abs(w).max() <= np.float32(bound)
         assert np.abs(tw).max() <= np.float32(bound)
@@ -42,7 +42,7 @@ def test_conv_init_bounds_equal_pytorch(args, fan_in):
 
 def test_init_distribution_matches_pytorch():
     torch.manual_seed(0)
-    ours = nn.Conv2d(64, 128, 3, generator=1).weight.data.ravel()  # 73,728 values
+    ours = nn.Conv2d(64, 128, 3, generator=1).weight.array.ravel()  # 73,728 values
     theirs = torch.nn.Conv2d(64, 128, 3).weight.detach().numpy().ravel()
     bound = 1 / math.sqrt(64 * 9)
     # U(−b, b): mean 0, variance b²/3, and the extremes reach the bound.
@@ -59,23 +59,23 @@ def test_linear_init_matches_pytorch():
     torch.manual_seed(0)
     ours, theirs = nn.Linear(3136, 10, generator=2), torch.nn.Linear(3136, 10)
     bound = 1 / math.sqrt(3136)
-    for w in (ours.weight.data, theirs.weight.detach().numpy()):
+    for w in (ours.weight.array, theirs.weight.detach().numpy()):
         assert np.abs(w).max() <= np.float32(bound)
         assert abs(w.var() / (bound**2 / 3) - 1) < 0.05
     assert (
-        stats.ks_2samp(ours.weight.data.ravel(), theirs.weight.detach().numpy().ravel()).pvalue
+        stats.ks_2samp(ours.weight.array.ravel(), theirs.weight.detach().numpy().ravel()).pvalue
         > 1e-3
     )
-    assert ours.bias.shape == (10,) and np.abs(ours.bias.data).max() <= np.float32(bound)
+    assert ours.bias.shape == (10,) and np.abs(ours.bias.array).max() <= np.float32(bound)
 
 
 def test_init_is_reproducible_from_a_generator():
     a, b = nn.Conv2d(3, 4, 3, generator=5), nn.Conv2d(3, 4, 3, generator=5)
-    np.testing.assert_array_equal(a.weight.data, b.weight.data)
+    np.testing.assert_array_equal(a.weight.array, b.weight.array)
     kl.manual_seed(3)
     c = nn.Linear(4, 4)
     kl.manual_seed(3)
-    np.testing.assert_array_equal(nn.Linear(4, 4).weight.data, c.weight.data)
+    np.testing.assert_array_equal(nn.Linear(4, 4).weight.array, c.weight.array)
 
 
 def test_batchnorm_init_matches_pytorch():
@@ -108,7 +108,7 @@ def test_conv_layer_matches_pytorch(kwargs):
     x = np.random.default_rng(0).standard_normal((2, kwargs["in_channels"], 9, 8))
     xt = torch.tensor(x, requires_grad=True)
     y, ty = ours(kl.Tensor(x)), theirs(xt)
-    assert_rel_close(y.data, ty.detach().numpy(), 1e-10, "output")
+    assert_rel_close(y.array, ty.detach().numpy(), 1e-10, "output")
     y.sum().backward()
     ty.sum().backward()
     assert_rel_close(ours.weight.grad, theirs.weight.grad.numpy(), 1e-10, "weight grad")
@@ -148,7 +148,7 @@ def test_parameterless_layers_match_pytorch(name, args, kwargs):
     xt = torch.tensor(x, requires_grad=True)
     xk = kl.Tensor(x.copy(), requires_grad=True)
     y, ty = ours(xk), theirs(xt)
-    assert_rel_close(y.data, ty.detach().numpy(), 1e-10, "output")
+    assert_rel_close(y.array, ty.detach().numpy(), 1e-10, "output")
     gy = np.random.default_rng(2).standard_normal(y.shape)
     if name != "Identity":
         y.backward(gy)
@@ -163,7 +163,7 @@ def test_softmax_without_dim_picks_pytorch_legacy_axis():
         x = np.random.default_rng(3).standard_normal(shape)
         with pytest.warns(UserWarning):
             t = torch.nn.Softmax()(torch.from_numpy(x))
-        assert_rel_close(nn.Softmax()(kl.Tensor(x)).data, t.numpy(), 1e-12, str(shape))
+        assert_rel_close(nn.Softmax()(kl.Tensor(x)).array, t.numpy(), 1e-12, str(shape))
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_loss_layers_match_pytorch(name, kwargs, target):
         torch_kwargs["weight"] = torch.tensor(kwargs["weight"], dtype=torch.float64)
     ours = getattr(nn, name)(**kwargs)(kl.Tensor(x), kl.Tensor(t))
     theirs = getattr(torch.nn, name)(**torch_kwargs)(torch.from_numpy(x), torch.from_numpy(t))
-    assert_rel_close(ours.data, theirs.numpy(), 1e-12, name)
+    assert_rel_close(ours.array, theirs.numpy(), 1e-12, name)
 
 
 # ---- train / eval
@@ -198,7 +198,7 @@ def test_loss_layers_match_pytorch(name, kwargs, target):
 def test_dropout_layer_modes():
     layer = nn.Dropout(0.5, generator=0)
     x = kl.Tensor(np.ones((50, 50), np.float32))
-    y = layer(x).data
+    y = layer(x).array
     assert set(np.unique(y)) == {0.0, 2.0}
     layer.eval()
     assert layer(x) is x
@@ -206,7 +206,7 @@ def test_dropout_layer_modes():
     with pytest.raises(ValueError, match=r"Dropout: p must be in \[0, 1\], got -0.1"):
         nn.Dropout(-0.1)
     two_d = nn.Dropout2d(0.5, generator=1)
-    maps = two_d(kl.Tensor(np.ones((4, 8, 3, 3), np.float32))).data.reshape(4, 8, 9)
+    maps = two_d(kl.Tensor(np.ones((4, 8, 3, 3), np.float32))).array.reshape(4, 8, 9)
     assert (maps.min(axis=2) == maps.max(axis=2)).all()
 
 
@@ -222,7 +222,7 @@ def test_batchnorm_running_statistics_follow_pytorch(layer, shape, momentum):
     for _ in range(4):
         x = rng.standard_normal(shape) * 3 + 1
         y, ty = ours(kl.Tensor(x)), theirs(torch.from_numpy(x))
-        assert_rel_close(y.data, ty.detach().numpy(), 1e-10, "training output")
+        assert_rel_close(y.array, ty.detach().numpy(), 1e-10, "training output")
     for key, value in theirs.state_dict().items():
         assert_rel_close(ours.state_dict()[key].numpy(), value.numpy(), 1e-12, key)
     assert ours.num_batches_tracked.item() == 4
@@ -230,7 +230,7 @@ def test_batchnorm_running_statistics_follow_pytorch(layer, shape, momentum):
     x = rng.standard_normal(shape)
     y = ours(kl.Tensor(x))
     with torch.no_grad():
-        assert_rel_close(y.data, theirs(torch.from_numpy(x)).numpy(), 1e-10, "eval output")
+        assert_rel_close(y.array, theirs(torch.from_numpy(x)).numpy(), 1e-10, "eval output")
     assert ours.num_batches_tracked.item() == 4  # evaluation leaves the statistics alone
 
 
@@ -239,7 +239,7 @@ def test_batchnorm_without_running_statistics_uses_the_batch():
     theirs = torch.nn.BatchNorm2d(3, track_running_stats=False).double().eval()
     x = np.random.default_rng(6).standard_normal((3, 3, 4, 4))
     with torch.no_grad():
-        assert_rel_close(ours(kl.Tensor(x)).data, theirs(torch.from_numpy(x)).numpy(), 1e-10, "y")
+        assert_rel_close(ours(kl.Tensor(x)).array, theirs(torch.from_numpy(x)).numpy(), 1e-10, "y")
     assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
 
 

@@ -89,7 +89,7 @@ def test_copied_weights_give_the_same_outputs(direction, dtype):
     with torch.no_grad():
         ty = theirs(torch.from_numpy(x))
     assert y.dtype == dtype
-    assert_rel_close(y.data, ty.numpy(), 1e-4 if dtype == np.float32 else 1e-10, "logits")
+    assert_rel_close(y.array, ty.numpy(), 1e-4 if dtype == np.float32 else 1e-10, "logits")
 
 
 def test_batchnorm_net_trains_and_evaluates_like_pytorch():
@@ -101,21 +101,21 @@ def test_batchnorm_net_trains_and_evaluates_like_pytorch():
     for _ in range(3):
         x = rng.standard_normal((4, 3, 7, 7))
         y, ty = ours(kl.Tensor(x)), theirs(torch.from_numpy(x))
-        assert_rel_close(y.data, ty.detach().numpy(), 1e-10, "training output")
+        assert_rel_close(y.array, ty.detach().numpy(), 1e-10, "training output")
     for key, value in theirs.state_dict().items():
         assert_rel_close(ours.state_dict()[key].numpy(), value.numpy(), 1e-10, key)
     ours.eval(), theirs.eval()
     x = rng.standard_normal((2, 3, 7, 7))
     with torch.no_grad():
         ty = theirs(torch.from_numpy(x))
-    assert_rel_close(ours(kl.Tensor(x)).data, ty.numpy(), 1e-10, "evaluation output")
+    assert_rel_close(ours(kl.Tensor(x)).array, ty.numpy(), 1e-10, "evaluation output")
 
 
 def test_state_dict_values_share_memory():
     model = mnist_net(nn)
     state = model.state_dict()
-    state["7.bias"].data[:] = 3.0
-    np.testing.assert_array_equal(model[7].bias.data, 3.0)
+    state["7.bias"].array[:] = 3.0
+    np.testing.assert_array_equal(model[7].bias.array, 3.0)
 
 
 def test_parameters_in_pytorch_order():
@@ -222,7 +222,7 @@ def test_load_state_dict_copies_in_place():
     weight = model.weight
     model.load_state_dict({"weight": np.eye(2), "bias": np.ones(2)})
     assert model.weight is weight and weight.dtype == kl.float32
-    np.testing.assert_array_equal(weight.data, np.eye(2))
+    np.testing.assert_array_equal(weight.array, np.eye(2))
 
 
 def test_repr_equals_pytorch_for_the_mnist_net():

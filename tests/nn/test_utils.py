@@ -17,9 +17,9 @@ def _pair(dtype=np.float64, seed=0, scale=1.0):
     ours, theirs = [], []
     for shape in SHAPES:
         p = Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
-        p.grad = (scale * rng.standard_normal(shape)).astype(dtype)
-        q = torch.tensor(p.data.copy(), requires_grad=True)
-        q.grad = torch.from_numpy(p.grad.copy())
+        p.grad = Tensor((scale * rng.standard_normal(shape)).astype(dtype))
+        q = torch.tensor(p.array.copy(), requires_grad=True)
+        q.grad = torch.from_numpy(p.grad.numpy().copy())
         ours.append(p)
         theirs.append(q)
     return ours, theirs
@@ -32,7 +32,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
     assert total.shape == () and total.dtype == np.float64
-    np.testing.assert_allclose(total.data, expected.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(total.array, expected.numpy(), rtol=1e-12)
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-12)
 
@@ -43,24 +43,24 @@ def test_clip_grad_norm_float32_skips_missing_grads_and_accepts_one_tensor():
     total = clip_grad_norm_(iter(ours), 2.0)
     expected = torch.nn.utils.clip_grad_norm_(theirs, 2.0)
     assert total.dtype == np.float32 and ours[0].grad.dtype == np.float32
-    np.testing.assert_allclose(total.data, expected.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(total.array, expected.numpy(), rtol=1e-6)
     for p, q in [(ours[0], theirs[0]), (ours[2], theirs[2])]:
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-6)
     single = clip_grad_norm_(ours[0], 0.1, norm_type=math.inf)
     expected = torch.nn.utils.clip_grad_norm_(theirs[0], 0.1, norm_type=math.inf)
-    np.testing.assert_allclose(single.data, expected.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(single.array, expected.numpy(), rtol=1e-6)
     np.testing.assert_allclose(ours[0].grad, theirs[0].grad.numpy(), rtol=1e-6)
 
 
 def test_clip_grad_norm_in_place_and_no_grads():
     p = Tensor(np.zeros(3), requires_grad=True)
-    p.grad = np.full(3, 4.0)
+    p.grad = Tensor(np.full(3, 4.0))
     grad = p.grad
     clip_grad_norm_([p], 1.0)
     assert p.grad is grad
     np.testing.assert_allclose(np.linalg.norm(grad), 1.0, rtol=1e-5)
     empty = clip_grad_norm_([Tensor(np.zeros(2), requires_grad=True)], 1.0)
-    assert float(empty.data) == 0.0
+    assert float(empty.array) == 0.0
 
 
 def test_clip_grad_norm_nonfinite():
@@ -72,7 +72,7 @@ def test_clip_grad_norm_nonfinite():
     theirs[0].grad[0, 0, 0, 0] = math.inf
     total = clip_grad_norm_(ours, 1.0)  # as torch: no error, the grads are scaled by 0
     expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
-    assert float(total.data) == float(expected) == math.inf
+    assert float(total.array) == float(expected) == math.inf
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())
 

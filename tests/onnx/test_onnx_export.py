@@ -38,13 +38,13 @@ def roundtrip(model, shape, tmp_path, batch=3):
     x = data((batch,) + shape, seed=1)
     model.eval()
     with kl.no_grad():
-        expected = model(kl.tensor(x)).data
+        expected = model(kl.tensor(x)).array
     actual = run_onnxruntime(path, x)[0]
     assert actual.shape == expected.shape
     assert rel_err(actual, expected) <= RTOL
     loaded = konnx.load(path)
     with kl.no_grad():
-        assert rel_err(loaded(x).data, expected) <= 1e-6
+        assert rel_err(loaded(x).array, expected) <= 1e-6
     return proto
 
 
@@ -135,7 +135,7 @@ def trained_batch_norm(model, shape):
         model(kl.tensor(data((4,) + shape, seed) * 2 + 1))
     for m in model.modules():
         if getattr(m, "weight", None) is not None and m.weight.ndim == 1:
-            m.weight.data[:] = np.linspace(0.5, 1.5, m.weight.shape[0])
+            m.weight.array[:] = np.linspace(0.5, 1.5, m.weight.shape[0])
     return model
 
 
@@ -222,7 +222,7 @@ def test_symmetric_kernel_is_folded_into_a_constant(tmp_path):
     proto = roundtrip(model, (2, 6, 6), tmp_path)
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
     assert set(weights) == {"0.weight", "0.bias"}
-    np.testing.assert_array_equal(weights["0.weight"], model[0].weight.data)
+    np.testing.assert_array_equal(weights["0.weight"], model[0].weight.array)
     np.testing.assert_array_equal(weights["0.weight"], weights["0.weight"][:, :, ::-1, ::-1])
 
 

@@ -29,7 +29,7 @@ def _params(rng, dtype=np.float64):
 def _train(opt, params, grads):
     for step_grads in grads:
         for p, g in zip(params, step_grads, strict=True):
-            p.grad = None if g is None else g.copy()
+            p.grad = None if g is None else Tensor(g.copy())
         opt.step()
 
 
@@ -56,7 +56,7 @@ def test_state_dict_resume_is_bit_exact(name, options, checkpoint):
 
     first, opt = fresh(start, **options)
     _train(opt, first, grads[:4])
-    saved_params = [p.data.copy() for p in first]
+    saved_params = [p.array.copy() for p in first]
     saved = checkpoint(opt.state_dict())
     _train(opt, first, grads[4:6])  # the snapshot must not move on with these
 
@@ -65,7 +65,7 @@ def test_state_dict_resume_is_bit_exact(name, options, checkpoint):
     assert opt.param_groups[1]["lr"] == 0.02
     _train(opt, resumed, grads[4:])
     for p, q in zip(resumed, straight, strict=True):
-        assert np.array_equal(p.data, q.data)
+        assert np.array_equal(p.array, q.array)
 
 
 def test_state_dict_structure():
@@ -73,7 +73,7 @@ def test_state_dict_structure():
     params = _params(rng)
     opt = optim.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.1}], amsgrad=True)
     for p in params[:2]:
-        p.grad = np.ones(p.shape)
+        p.grad = Tensor(np.ones(p.shape))
     opt.step()
     sd = opt.state_dict()
     assert sorted(sd) == ["param_groups", "state"]
@@ -96,7 +96,7 @@ def test_state_dict_structure():
 def test_load_state_dict_restores_tuples_and_casts_dtype(checkpoint):
     p = Tensor(np.ones(3, np.float32), requires_grad=True)
     opt = optim.Adam([p], betas=(0.5, 0.6))
-    p.grad = np.ones(3, np.float32)
+    p.grad = Tensor(np.ones(3, np.float32))
     opt.step()
     saved = checkpoint(opt.state_dict())
     saved["state"]["0"]["exp_avg"] = saved["state"]["0"]["exp_avg"].astype(np.float64)
@@ -111,7 +111,7 @@ def test_load_state_dict_restores_tuples_and_casts_dtype(checkpoint):
 def test_load_state_dict_rejects_mismatches():
     a, b = (Tensor(np.zeros(s), requires_grad=True) for s in [(2,), (3,)])
     opt = optim.SGD([a, b], momentum=0.9)
-    a.grad, b.grad = np.ones(2), np.ones(3)
+    a.grad, b.grad = Tensor(np.ones(2)), Tensor(np.ones(3))
     opt.step()
     sd = opt.state_dict()
     with pytest.raises(ValueError, match="expected 2 parameter groups, got 1"):
@@ -124,31 +124,31 @@ def test_load_state_dict_rejects_mismatches():
 
 def test_skips_frozen_and_gradless_parameters():
     frozen = Tensor(np.ones(3), requires_grad=False)
-    frozen.grad = np.ones(3)
+    frozen.grad = Tensor(np.ones(3))
     gradless = Tensor(np.ones(3), requires_grad=True)
     opt = optim.Adam([frozen, gradless], lr=0.1)
     opt.step()
-    assert np.array_equal(frozen.data, np.ones(3))
-    assert np.array_equal(gradless.data, np.ones(3))
+    assert np.array_equal(frozen.array, np.ones(3))
+    assert np.array_equal(gradless.array, np.ones(3))
     assert opt.state_dict()["state"] == {}
 
 
 def test_updates_in_place_and_leaves_grad_alone():
     p = Tensor(np.ones((2, 3)), requires_grad=True)
-    view = p.data[0]  # a layer may hold a view of its parameter
+    view = p.array[0]  # a layer may hold a view of its parameter
     grad = np.full((2, 3), 0.5)
-    p.grad = grad
+    p.grad = Tensor(grad)
     for make in (optim.SGD, optim.Adam, optim.NAdam, optim.RMSprop):
         make([p], lr=0.1, weight_decay=0.1, maximize=True).step()
-    assert p.grad is grad and np.array_equal(grad, np.full((2, 3), 0.5))
-    assert np.array_equal(view, p.data[0]) and view.base is p.data
+    assert p.grad.array is grad and np.array_equal(grad, np.full((2, 3), 0.5))
+    assert np.array_equal(view, p.array[0]) and view.base is p.array
     assert not np.array_equal(view, np.ones(3))
 
 
 def test_zero_grad():
     p = Tensor(np.ones(3), requires_grad=True)
     opt = optim.SGD([p])
-    p.grad = np.ones(3)
+    p.grad = Tensor(np.ones(3))
     grad = p.grad
     opt.zero_grad(set_to_none=False)
     assert p.grad is grad and np.array_equal(grad, np.zeros(3))
@@ -161,11 +161,11 @@ def test_closure_is_called_and_its_loss_returned():
     opt = optim.SGD([p], lr=0.5)
 
     def closure():
-        p.grad = 2 * p.data
-        return float(np.sum(p.data**2))
+        p.grad = 2 * p.detach()
+        return float(np.sum(p.array**2))
 
     assert opt.step(closure) == 3.0
-    assert np.array_equal(p.data, np.zeros(3))
+    assert np.array_equal(p.array, np.zeros(3))
 
 
 def test_param_groups_and_add_param_group():

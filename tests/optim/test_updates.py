@@ -68,11 +68,11 @@ def _run_side_by_side(name, options, dtype, steps=10, seed=0):
                 p.grad, q.grad = None, None
                 continue
             g = rng.standard_normal(p.shape).astype(dtype)
-            p.grad = g
+            p.grad = Tensor(g)
             q.grad = torch.from_numpy(g.copy())
         opt.step()
         ref.step()
-        yield [p.data for p in ours], [q.detach().numpy() for q in theirs]
+        yield [p.array for p in ours], [q.detach().numpy() for q in theirs]
 
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
@@ -97,9 +97,9 @@ def test_state_arrays_keep_float32(name):
     options = {"momentum": 0.9, "centered": True} if name == "RMSprop" else {}
     options = {"momentum": 0.9} if name == "SGD" else options
     opt = getattr(optim, name)([p], **options)
-    p.grad = np.full((2, 3), 0.5, np.float32)
+    p.grad = Tensor(np.full((2, 3), 0.5, np.float32))
     opt.step()
-    assert p.data.dtype == np.float32
+    assert p.array.dtype == np.float32
     for value in opt.state[p].values():
         if isinstance(value, np.ndarray):
             assert value.dtype == np.float32

@@ -56,9 +56,9 @@ def run(path, name, options, arrays, grads):
         opt = getattr(optim, name)(params, **options)
         for step_grads in grads:
             for p, g in zip(params, step_grads, strict=True):
-                p.grad = g
+                p.grad = Tensor(g)
             opt.step()
-            history.append([p.data.copy() for p in params])
+            history.append([p.array.copy() for p in params])
     return history
 
 
@@ -112,8 +112,8 @@ def test_adam_matches_numpy_and_torch(dtype, options, seed):
 def test_non_contiguous_parameter_takes_the_numpy_path(name):
     memory = np.arange(12.0).reshape(3, 4)
     p = Tensor(memory.T, requires_grad=True)  # a transposed view: no flat view of it exists
-    p.grad = np.ones((4, 3))
+    p.grad = Tensor(np.ones((4, 3)))
     with kl.backends.kernels.using("numba"):
         getattr(optim, name)([p], lr=0.5, **({"momentum": 0.9} if name == "SGD" else {})).step()
     moved = np.arange(12.0).reshape(3, 4).T - 0.5
-    np.testing.assert_allclose(p.data, moved, rtol=1e-7)
+    np.testing.assert_allclose(p.array, moved, rtol=1e-7)

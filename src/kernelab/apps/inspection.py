@@ -69,7 +69,7 @@ def feature_maps(
         def wrapper(*args, **kwargs):
             y = forward(*args, **kwargs)
             if isinstance(y, Tensor):
-                recorded.append((name, module, np.array(y.data[0])))
+                recorded.append((name, module, np.array(y.array[0])))
             return y
 
         return wrapper
@@ -80,7 +80,7 @@ def feature_maps(
         for name, module in leaves:
             module.forward = recording(name, module)
         with no_grad():
-            out = model(Tensor(x)).data[0]
+            out = model(Tensor(x)).array[0]
     finally:
         for _, module in leaves:
             del module.forward
@@ -161,7 +161,7 @@ def markdown_table_html(markdown: str) -> str:
 
 def _kernel_pictures(report: Report, convs: list[tuple[str, Conv2d]]) -> None:
     for name, conv in convs:
-        weight = conv.weight.data
+        weight = conv.weight.array
         report.add(
             viz.plot_kernels(weight, f"layer {name}'s kernels"),
             f"kernels_{name}.png",
@@ -184,7 +184,7 @@ def _kernel_pictures(report: Report, convs: list[tuple[str, Conv2d]]) -> None:
 
 
 def _frequency_section(report: Report, name: str, conv: Conv2d) -> None:
-    table = frequency_table(conv.weight.data)
+    table = frequency_table(conv.weight.array)
     markdown = (
         f"# Layer {name}'s kernels by frequency class\n\n"
         f"Weight {tuple(conv.weight.shape)}. Rule (kernelab.kernels.frequency, "
@@ -224,7 +224,7 @@ def _image_pictures(report: Report, model: Module, config: dict, image: str | No
     classes = [str(c) for c in config.get("classes", range(len(out)))]
     if out.ndim != 1 or len(out) != len(classes):
         return ""
-    probabilities = F.softmax(Tensor(out[None]), dim=1).data[0]
+    probabilities = F.softmax(Tensor(out[None]), dim=1).array[0]
     best = int(probabilities.argmax())
     line = f"predicted {classes[best]} ({probabilities[best]:.1%})"
     report.add(

@@ -153,7 +153,7 @@ class ShiftedLoader:
     def __iter__(self):
         for b, (x, y) in enumerate(self.loader):
             generator = np.random.default_rng([self.seed, self.epoch, b])
-            shifted = data.random_shift(x.data, self.pixels, generator=generator, fill=self.fill)
+            shifted = data.random_shift(x.array, self.pixels, generator=generator, fill=self.fill)
             yield Tensor(shifted), y
 
 
@@ -297,7 +297,7 @@ def write_pictures(model: Module, epochs: list[dict], run_dir: Path) -> None:
     viz.save(viz.plot_learning_curves(epochs), run_dir / "learning_curves.png")
     first = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
     if first is not None:  # a spec may have no convolution at all
-        figure = viz.plot_kernels(first.weight.data, "first layer's learned kernels")
+        figure = viz.plot_kernels(first.weight.array, "first layer's learned kernels")
         viz.save(figure, run_dir / "kernels.png")
 
 
@@ -317,7 +317,7 @@ def predicted_classes(model: Module, images: np.ndarray) -> np.ndarray:
     predicted = []
     with no_grad():
         for start in range(0, len(images), BATCH):
-            predicted.append(model(Tensor(images[start : start + BATCH])).data.argmax(axis=1))
+            predicted.append(model(Tensor(images[start : start + BATCH])).array.argmax(axis=1))
     return np.concatenate(predicted)
 
 
@@ -348,4 +348,4 @@ def classify(model: Module, config: dict[str, Any], path: str | Path) -> np.ndar
     pixels = data.model_pixels(path, tuple(config["input_shape"]))
     x = data.normalize_pixels(pixels[None], config["mean"], config["std"])
     with no_grad():
-        return F.softmax(model(Tensor(x)), dim=1).data[0]
+        return F.softmax(model(Tensor(x)), dim=1).array[0]

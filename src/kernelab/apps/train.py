@@ -94,7 +94,7 @@ def evaluate(
         for x, y in loader:
             logits = model(x)
             loss = loss_fn(logits, y)
-            running.add(float(loss.item()), _correct(logits.data, y.data), _batch_size((x, y)))
+            running.add(float(loss.item()), _correct(logits.array, y.array), _batch_size((x, y)))
     model.train(was_training)
     return running.summary("val")
 
@@ -198,7 +198,7 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_step == "batch":
             self.scheduler.step()
-        return value, _correct(logits.data, y.data)
+        return value, _correct(logits.array, y.array)
 
     def _train_epoch(self) -> dict[str, float]:
         loader = self.train_loader

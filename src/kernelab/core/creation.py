@@ -71,7 +71,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``fill_value`` everywhere; the dtype follows it (bool, int64 or the default float)."""
     if dtype is None:
-        value = np.asarray(getattr(fill_value, "data", fill_value))
+        value = np.asarray(getattr(fill_value, "array", fill_value))
         kind = value.dtype.kind
         dtype = value.dtype if kind == "b" else np.int64 if kind in "iu" else get_default_dtype()
     return _make(np.full(shape_arg((size,)), fill_value, dtype), device, requires_grad)
@@ -158,7 +158,7 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: boo
 
 # ---- *_like: the shape (and by default the dtype) of another tensor
 def _like(input, dtype):
-    array = np.asarray(getattr(input, "data", input))
+    array = np.asarray(getattr(input, "array", input))
     return array.shape, array.dtype if dtype is None else np.dtype(dtype)
 
 

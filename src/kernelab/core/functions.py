@@ -1,7 +1,7 @@
 """PyTorch's top-level tensor functions: ``torch.cat``, ``torch.max``, ``torch.where`` ...
 
 Each is the :class:`~kernelab.Tensor` method of its first argument (which may also be a
-NumPy array, as ``torch.max(outputs.data, 1)`` passes in kernelab), so function and method
+NumPy array), so function and method
 share one meaning; the joins (``cat``, ``stack``) and ``where`` take several tensors.
 """
 
@@ -92,7 +92,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
 def where(condition, input=None, other=None):
     """``where(c, x, y)``: x where c holds, else y. ``where(c)``: the indices where c holds."""
     if input is None and other is None:
-        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(as_tensor(condition).data))
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(as_tensor(condition).array))
     return comparison.where(condition, input, other)
 
 
@@ -111,13 +111,13 @@ def numel(input) -> int:
 
 def equal(input, other) -> bool:
     """True if both have the same shape and the same elements."""
-    a, b = as_tensor(input).data, as_tensor(other).data
+    a, b = as_tensor(input).array, as_tensor(other).array
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
     """``|input − other| ≤ atol + rtol·|other|`` everywhere."""
-    a, b = as_tensor(input).data, as_tensor(other).data
+    a, b = as_tensor(input).array, as_tensor(other).array
     return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 

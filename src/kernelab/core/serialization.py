@@ -51,7 +51,7 @@ def _digest(array: np.ndarray) -> str:
 def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     """The JSON form of ``obj``; arrays are replaced by references into ``arrays``."""
     if isinstance(obj, (Tensor, np.ndarray)):
-        array = obj.data if isinstance(obj, Tensor) else obj
+        array = obj.array if isinstance(obj, Tensor) else obj
         if array.dtype.hasobject:
             raise TypeError("cannot save an array of Python objects")
         key = f"a{len(arrays)}"

@@ -1,17 +1,17 @@
 """The Tensor: a NumPy array that remembers how it was computed, so gradients can flow back.
 
-This file holds its state and autograd hooks; its methods come in groups, one file each:
-``tensor_shape.py``, ``tensor_maths.py`` (arithmetic, reductions, comparisons),
-``tensor_inplace.py`` and ``tensor_conversions.py`` (dtypes, devices, Python numbers). Every
-method that is an op calls the op of that name in ``kernelab.functional``. The ops sit below
-this file and build on ``kernelab.autograd``, which is handed this class right after it.
+This file holds its state; its methods come in groups, one file each: ``tensor_grad.py``
+(gradients, ``.data``), ``tensor_shape.py``, ``tensor_maths.py`` (arithmetic, reductions,
+comparisons), ``tensor_inplace.py`` and ``tensor_conversions.py`` (dtypes, devices, Python
+numbers). Every method that is an op calls the op of that name in ``kernelab.functional``. The
+ops sit below this file and build on ``kernelab.autograd``, which is handed this class right
+after it.
 
 A method PyTorch has and kernelab does not raises AttributeError naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,35 +22,27 @@ from ..functional.shape import shape_arg
 from .devices import check_device
 from .dtypes import bool_, get_default_dtype, int64
 from .tensor_conversions import ConversionMethods
+from .tensor_grad import GradMethods
 from .tensor_inplace import InPlaceMethods
 from .tensor_maths import MathsMethods
 from .tensor_shape import ShapeMethods
 
 
-class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
+class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
     """An n-dimensional array with an optional gradient.
 
-    ``data`` is the NumPy array, ``grad`` the gradient (a NumPy array of the same shape) that
-    :meth:`backward` fills for leaf tensors created with ``requires_grad=True``. ``node`` is
-    the :class:`~kernelab.autograd.Node` of the operation that made it (None for a leaf).
+    ``array`` is the NumPy array (kernelab's own code reads it directly); ``data`` and ``grad``
+    are Tensors with PyTorch's semantics (``tensor_grad.py``). ``node`` is the
+    :class:`~kernelab.autograd.Node` of the operation that made it (``grad_fn``; None for a
+    leaf).
     """
 
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.array = data if isinstance(data, np.ndarray) else np.asarray(data)
-        self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.node: Node | None = None
-        self._grad_hooks: list[Callable[[Tensor], None]] = []
-
-    @property
-    def data(self) -> np.ndarray:
-        return self.array
-
-    @data.setter
-    def data(self, value: np.ndarray) -> None:
-        self.array = value
 
     # ---- what it is
     @property
@@ -64,14 +56,6 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
     @property
     def ndim(self) -> int:
         return self.array.ndim
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.node is None
-
-    @property
-    def grad_fn(self) -> str | None:
-        return None if self.node is None else self.node.function.__name__
 
     def size(self, dim: int | None = None):
         return self.shape if dim is None else self.shape[dim]
@@ -101,7 +85,7 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         if self.array.dtype not in (get_default_dtype(), int64, bool_):
             extra += f", dtype={self.array.dtype}"
         if self.node is not None:
-            extra += f", grad_fn={self.grad_fn}"
+            extra += f", grad_fn=<{self.node.name()}>"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -113,44 +97,6 @@ class Tensor(ShapeMethods, MathsMethods, InPlaceMethods, ConversionMethods):
         raise AttributeError(
             f"'{kind}' has no attribute '{name}': kernelab does not provide torch.Tensor.{name}"
         )
-
-    # ---- gradients
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
-        """Compute the gradient of this tensor with respect to every leaf that requires one."""
-        if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad")
-        if grad is None:
-            if self.array.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a single-element tensor, "
-                    f"got shape {self.shape}"
-                )
-            grad = np.ones_like(self.array)
-        grad = np.asarray(unwrap(grad), dtype=self.dtype)
-        if grad.shape != self.shape:
-            grad = np.broadcast_to(grad, self.shape)
-        autograd.backward(self, grad, retain_graph=retain_graph)
-
-    def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add into this leaf's ``grad``, an array it owns (copied on first use); the backward
-        pass calls it, then the hooks."""
-        if self.grad is None:
-            self.grad = np.array(grad, dtype=self.array.dtype, copy=True)
-        else:
-            self.grad = self.grad + grad
-        for hook in self._grad_hooks:
-            hook(self)
-
-    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> None:
-        """Call ``hook(tensor)`` each time backward adds into this leaf's gradient."""
-        self._grad_hooks.append(hook)
-
-    def detach(self) -> Tensor:
-        return Tensor(self.array)
-
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        self.requires_grad = requires_grad
-        return self
 
     # ---- new tensors like this one (its dtype unless given)
     def new_tensor(self, data: Any, dtype=None, requires_grad: bool = False) -> Tensor:

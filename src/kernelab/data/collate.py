@@ -24,7 +24,7 @@ def default_collate(batch: Sequence[Any]) -> Any:
         raise ValueError("default_collate: expected at least one sample, received an empty batch")
     elem = batch[0]
     if isinstance(elem, (Tensor, np.ndarray, np.generic)):
-        return Tensor(_stack([x.data if isinstance(x, Tensor) else np.asarray(x) for x in batch]))
+        return Tensor(_stack([x.array if isinstance(x, Tensor) else np.asarray(x) for x in batch]))
     if isinstance(elem, (bool, int, float)):
         return Tensor(_numbers(batch))
     if isinstance(elem, (str, bytes)):

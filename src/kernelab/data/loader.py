@@ -58,13 +58,13 @@ class TensorDataset(Dataset):
             )
 
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:
-        return tuple(Tensor(t.data[index]) for t in self.tensors)
+        return tuple(Tensor(t.array[index]) for t in self.tensors)
 
     def __len__(self) -> int:
         return self.tensors[0].shape[0]
 
     def get_batch(self, indices: np.ndarray) -> tuple[Tensor, ...]:
-        return tuple(Tensor(t.data[indices]) for t in self.tensors)
+        return tuple(Tensor(t.array[indices]) for t in self.tensors)
 
 
 class Subset(Dataset):

@@ -117,7 +117,7 @@ def random_shift(
 
 
 def _array(images: np.ndarray | Tensor) -> np.ndarray:
-    return images.data if isinstance(images, Tensor) else np.asarray(images)
+    return images.array if isinstance(images, Tensor) else np.asarray(images)
 
 
 def _like(images: np.ndarray | Tensor, out: np.ndarray) -> np.ndarray | Tensor:

@@ -242,7 +242,7 @@ def array_of(x) -> np.ndarray | None:
     """The array of a tensor or ndarray; None for a Python or NumPy scalar."""
     if isinstance(x, np.ndarray):
         return x
-    data = getattr(x, "data", None)
+    data = getattr(x, "array", None)
     return data if isinstance(data, np.ndarray) else None
 
 

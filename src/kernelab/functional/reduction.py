@@ -136,7 +136,7 @@ def _extreme(name: str, input, dim, keepdim: bool, other):
             input, axes=reduction_axes(None, input.ndim), keepdim=False, smallest=name == "min"
         )
     dim = _axis(dim, input.ndim)
-    data = input.data
+    data = input.array
     find = np.argmin if name == "min" else np.argmax
     return _pick(name, input, np.expand_dims(find(data, axis=dim), dim), dim, keepdim)
 
@@ -154,7 +154,7 @@ def min(input, dim=None, keepdim: bool = False, *, other=None):  # noqa: A001
 
 def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     """The indices that sort ``input`` along ``dim``; equal elements keep their order."""
-    key = input.data
+    key = input.array
     if descending:
         key = -(key.astype(np.int64) if key.dtype.kind in "bu" else key)
     return wrap(np.argsort(key, axis=dim, kind="stable").astype(np.int64, copy=False))
@@ -163,7 +163,7 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
 def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     """``(values, indices)`` of ``input`` sorted along ``dim``."""
     dim = _axis(dim, input.ndim)
-    order = argsort(input, dim, descending).data
+    order = argsort(input, dim, descending).array
     return _pick("sort", input, order, dim, keepdim=True)
 
 
@@ -172,14 +172,14 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     dim = _axis(dim, input.ndim)
     if not 0 <= k <= input.shape[dim]:
         raise IndexError(f"topk: k={k} is out of range for dimension {dim} of {input.shape}")
-    order = argsort(input, dim, descending=largest).data
+    order = argsort(input, dim, descending=largest).array
     first = np.take(order, np.arange(k), axis=dim)
     return _pick("topk", input, first, dim, keepdim=True)
 
 
 # ---- results without a gradient
 def _arg_extreme(find, input, dim: int | None, keepdim: bool):
-    data = input.data
+    data = input.array
     if dim is None:
         out = np.asarray(find(data), dtype=np.int64)
         return wrap(out.reshape((1,) * data.ndim) if keepdim else out)
@@ -196,8 +196,8 @@ def argmin(input, dim: int | None = None, keepdim: bool = False):
 
 
 def any(input, dim=None, keepdim: bool = False):  # noqa: A001
-    return wrap(np.any(input.data, axis=dim, keepdims=keepdim))
+    return wrap(np.any(input.array, axis=dim, keepdims=keepdim))
 
 
 def all(input, dim=None, keepdim: bool = False):  # noqa: A001
-    return wrap(np.all(input.data, axis=dim, keepdims=keepdim))
+    return wrap(np.all(input.array, axis=dim, keepdims=keepdim))

@@ -194,7 +194,7 @@ def cat(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    ndim = np.ndim(tensors[0].data if hasattr(tensors[0], "data") else tensors[0])
+    ndim = np.ndim(tensors[0].array if hasattr(tensors[0], "array") else tensors[0])
     return Cat.apply(*tensors, dim=_dim(dim, max(ndim, 1), "cat"))
 
 
@@ -203,7 +203,7 @@ def stack(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    shapes = {tuple(np.shape(t.data if hasattr(t, "data") else t)) for t in tensors}
+    shapes = {tuple(np.shape(t.array if hasattr(t, "array") else t)) for t in tensors}
     if len(shapes) != 1:
         raise ShapeError(f"stack: expected tensors of one shape, got shapes {sorted(shapes)}")
     ndim = len(shapes.pop())

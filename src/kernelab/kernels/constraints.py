@@ -181,7 +181,7 @@ def project(kernel, orbits: Orbits) -> np.ndarray:
     ``expand(project(W))`` equals ``symmetrize(W)``; on a symmetric kernel ``project`` is the
     inverse of ``expand``. Shape: (..., kH, kW) → (..., n_free).
     """
-    kernel = np.asarray(kernel.data if isinstance(kernel, Tensor) else kernel)
+    kernel = np.asarray(kernel.array if isinstance(kernel, Tensor) else kernel)
     if kernel.shape[-2:] != orbits.kernel_size:
         raise ValueError(f"expected kernels of size {orbits.kernel_size}, got shape {kernel.shape}")
     matrix = orbits.scatter_matrix(kernel.dtype)  # (kH·kW, n_free)
@@ -195,7 +195,7 @@ def symmetrize(kernel, symmetry: str) -> np.ndarray:
 
     For ``antipoint`` this is the antisymmetric part ``(W − rot180(W)) / 2``.
     """
-    kernel = np.asarray(kernel.data if isinstance(kernel, Tensor) else kernel)
+    kernel = np.asarray(kernel.array if isinstance(kernel, Tensor) else kernel)
     check_symmetry(symmetry, kernel.shape[-2:])
     group = SYMMETRIES[symmetry]
     return sum(s * transform(kernel) for transform, s in group) / len(group)

@@ -64,7 +64,7 @@ def filter_image(image: np.ndarray, kernel: np.ndarray, mode: str = "correlate")
             Tensor(np.ascontiguousarray(planes[:, None])),  # (C, 1, H, W): channels as a batch
             Tensor(np.ascontiguousarray(w)[None, None]),  # (1, 1, kH, kW)
             padding=_padding(w.shape, mode),
-        ).data[:, 0]  # (C, H, W)
+        ).array[:, 0]  # (C, H, W)
     return out[0] if x.ndim == 2 else out.transpose(1, 2, 0)
 
 

@@ -136,7 +136,7 @@ def classify(kernel: np.ndarray, size: int = 32) -> str:
 
 def classify_layer(weight, size: int = 32) -> list[Response]:
     """One :class:`Response` per kernel of a layer's weight (C_out, C_in/groups, kH, kW)."""
-    w = np.asarray(getattr(weight, "data", weight), dtype=np.float64)
+    w = np.asarray(getattr(weight, "array", weight), dtype=np.float64)
     if w.ndim != 4:
         raise ValueError(
             f"classify_layer: expected a weight (C_out, C_in/groups, kH, kW), "

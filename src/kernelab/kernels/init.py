@@ -1,6 +1,6 @@
 """Initialisers: fill a tensor's kernels in place, with ``torch.nn.init``'s names and maths.
 
-Each function writes into ``tensor.data`` (same array, same dtype), returns the tensor, and
+Each function writes into ``tensor.array`` (same array, same dtype), returns the tensor, and
 draws from ``generator``: a ``np.random.Generator``, an int seed, or None for kernelab's
 default generator. :mod:`kernelab.kernels.initializers` maps a command-line name such as
 ``he_normal`` or ``constant:0.1`` to exactly one of them.
@@ -22,7 +22,7 @@ Generator = np.random.Generator | int | None
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
-    tensor.data[...] = values  # in place: views of .data and its dtype survive
+    tensor.array[...] = values  # in place: views of the array and its dtype survive
     return tensor
 
 
@@ -151,7 +151,7 @@ def trunc_normal_(
     """
     if not std > 0 or not a < b:
         raise ValueError(f"trunc_normal_: expected std > 0 and a < b, received {std=}, {a=}, {b=}")
-    values = _truncated_normal(as_generator(generator), tensor.data.size, mean, std, a, b)
+    values = _truncated_normal(as_generator(generator), tensor.array.size, mean, std, a, b)
     return _fill(tensor, values.reshape(tensor.shape))
 
 
@@ -231,7 +231,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: Generator = None) 
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: expected at least 2 dimensions, received {tensor.shape}")
     rows = tensor.shape[0]
-    cols = tensor.data.size // rows
+    cols = tensor.array.size // rows
     flat = as_generator(generator).normal(size=(rows, cols))
     if rows < cols:
         flat = flat.T
@@ -260,7 +260,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     zeros_(tensor)
     for g in range(groups):
         for d in range(min(per_group, tensor.shape[1])):
-            tensor.data[(g * per_group + d, d) + centre] = 1
+            tensor.array[(g * per_group + d, d) + centre] = 1
     return tensor
 
 

@@ -97,8 +97,8 @@ def summary(model: Module, input_shape: tuple[int, ...]) -> Summary:
     fields: dict[int, Field | None] = {id(x): ((1, 1), (1, 1), (0.0, 0.0))}
     rows = [_row(m, names.get(id(m), ""), x_in, y, fields) for m, x_in, y in calls]
     params = list(model.parameters())
-    trainable = sum(p.data.size for p in params if p.requires_grad)
-    total = sum(p.data.size for p in params)
+    trainable = sum(p.array.size for p in params if p.requires_grad)
+    total = sum(p.array.size for p in params)
     return Summary(
         rows=rows,
         input_shape=input_shape,
@@ -125,8 +125,8 @@ def _record_calls(module: Module, calls: list) -> None:
 
 def _input_dtype(model: Module) -> np.dtype:
     for param in model.parameters():
-        if param.data.dtype.kind == "f":
-            return param.data.dtype
+        if param.array.dtype.kind == "f":
+            return param.array.dtype
     return get_default_dtype()
 
 
@@ -134,13 +134,13 @@ def _extra_kernel_params(module: Module) -> int:
     """Parameters a symmetric convolution saves: full kernel minus its free parameters."""
     if getattr(module, "symmetry", None) is None:
         return 0
-    return math.prod(module.weight.shape) - module.weight_free.data.size
+    return math.prod(module.weight.shape) - module.weight_free.array.size
 
 
 def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
     own = list(module.parameters())
-    trainable = sum(p.data.size for p in own if p.requires_grad)
-    total = sum(p.data.size for p in own)
+    trainable = sum(p.array.size for p in own if p.requires_grad)
+    total = sum(p.array.size for p in own)
     y_shape = tuple(y.shape) if isinstance(y, Tensor) else ()
     x_shape = tuple(x.shape) if isinstance(x, Tensor) else ()
     field = fields.get(id(x)) if len(x_shape) == 4 and len(y_shape) == 4 else None

@@ -115,12 +115,12 @@ class Conv2d(Module):
             raise ValueError(
                 f"{self._short_repr()}: expected a kernel of shape {expected}, got {kernel.shape}"
             )
-        np.copyto(self.weight_free.data, constraints.project(kernel, self._orbits))
+        np.copyto(self.weight_free.array, constraints.project(kernel, self._orbits))
 
     def materialize(self) -> np.ndarray:
         """A copy of the full kernel (out_channels, in_channels/groups, kH, kW), no graph."""
         with no_grad():
-            return np.array(self.weight.data, copy=True)
+            return np.array(self.weight.array, copy=True)
 
     def forward(self, x):
         g = self.geometry

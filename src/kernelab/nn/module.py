@@ -177,7 +177,7 @@ class Module:
             if set_to_none or param.grad is None:
                 param.grad = None
             else:
-                param.grad[...] = 0
+                param.grad.array[...] = 0
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """Accepts a device ("cpu") and/or a floating dtype, as PyTorch's ``Module.to``."""
@@ -194,8 +194,8 @@ class Module:
 
     def _cast(self, dtype: np.dtype) -> None:
         for tensor in list(self.parameters()) + list(self.buffers()):
-            if tensor.data.dtype.kind == "f":
-                tensor.data = tensor.data.astype(dtype)
+            if tensor.array.dtype.kind == "f":
+                tensor.array = tensor.array.astype(dtype)
                 tensor.grad = None
 
     def float(self) -> Module:
@@ -244,7 +244,7 @@ class Module:
                     f"{type(self).__name__}.load_state_dict: '{key}' expected shape "
                     f"{target.shape}, got {value.shape}"
                 )
-            np.copyto(target.data, value, casting="unsafe")
+            np.copyto(target.array, value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
 
     # ---- text

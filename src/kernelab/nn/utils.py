@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import unwrap
 from ..core.tensor import Tensor
 
 
@@ -24,7 +25,7 @@ def get_total_norm(
     Computed as the norm of the per-array norms (exact for any p-norm, inf and -inf).
     """
     norm_type = float(norm_type)
-    norms = [np.linalg.norm(np.ravel(t), norm_type) for t in tensors]
+    norms = [np.linalg.norm(np.ravel(unwrap(t)), norm_type) for t in tensors]
     if not norms:
         return Tensor(np.asarray(0.0, dtype=np.float32))
     total = np.asarray(np.linalg.norm(np.stack(norms), norm_type))
@@ -39,12 +40,12 @@ def get_total_norm(
 
 def clip_grads_with_norm_(parameters: Any, max_norm: float, total_norm: Any) -> None:
     """Scale every gradient in place by ``min(1, max_norm / (total_norm + 1e-6))``."""
-    norm = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    norm = total_norm.array if isinstance(total_norm, Tensor) else np.asarray(total_norm)
     # 1e-6 keeps the coefficient finite for an all-zero gradient (torch's constant)
     coef = np.minimum(float(max_norm) / (norm + 1e-6), 1.0)
     with np.errstate(invalid="ignore"):  # an inf norm gives inf·0 = nan, as torch, silently
         for p in _with_grads(parameters):
-            p.grad *= coef.astype(p.grad.dtype)
+            p.grad.array *= coef.astype(p.grad.dtype)
 
 
 def clip_grad_norm_(
@@ -60,7 +61,7 @@ def clip_grad_norm_(
     As torch, every gradient is multiplied, by exactly 1.0 when the norm is within bounds.
     """
     params = _with_grads(parameters)
-    total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
+    total = get_total_norm([p.grad.array for p in params], norm_type, error_if_nonfinite)
     clip_grads_with_norm_(params, max_norm, total)
     return total
 
@@ -69,4 +70,4 @@ def clip_grad_value_(parameters: Any, clip_value: float) -> None:
     """Clamp every gradient into ``[-clip_value, clip_value]``, in place."""
     clip_value = float(clip_value)
     for p in _with_grads(parameters):
-        np.clip(p.grad, -clip_value, clip_value, out=p.grad)
+        np.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)

@@ -9,7 +9,7 @@ parameters, say) is folded: its traced value becomes a constant initializer. The
 dynamic (``dim_param "batch"``); every other size is the example's.
 
 As with any tracer, only what goes through kernelab operations is seen: a value computed on
-raw arrays (``Tensor(x.data * 2)``) would be frozen into the graph as a constant.
+raw arrays (``Tensor(x.array * 2)``) would be frozen into the graph as a constant.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class GraphBuilder:
         self.output_names: dict[int, str] = {}  # id of a model output → graph output name
         self.owners: dict[int, str] = {}  # id of a parameter or buffer (or its array) → key
         for key, tensor in chain(model.named_parameters(), model.named_buffers()):
-            self.owners[id(tensor)] = self.owners[id(tensor.data)] = key
+            self.owners[id(tensor)] = self.owners[id(tensor.array)] = key
         # (id, dtype) → (name, the object): holding the object keeps its id from being reused
         self._cache: dict[tuple[int, Any], tuple[str, Any]] = {}
         self._taken: set[str] = set()
@@ -63,12 +63,12 @@ class GraphBuilder:
     def depends(self, x: Any) -> bool:
         """True for a tensor computed from the graph input (or sharing its array)."""
         if isinstance(x, Tensor):
-            return id(x) in self.names or id(x.data) in self.names
+            return id(x) in self.names or id(x.array) in self.names
         return isinstance(x, np.ndarray) and id(x) in self.names
 
     def bind(self, x: Tensor, name: str, batch_axis: int | None) -> None:
         self._taken.add(name)
-        self.names[id(x)] = self.names[id(x.data)] = name
+        self.names[id(x)] = self.names[id(x.array)] = name
         self.batch[id(x)] = batch_axis
 
     def batch_axis(self, x: Tensor) -> int | None:
@@ -84,11 +84,11 @@ class GraphBuilder:
             return ""
         dtype = None if dtype is None else np.dtype(dtype)
         if self.depends(x):
-            name = self.names.get(id(x)) or self.names[id(x.data)]
+            name = self.names.get(id(x)) or self.names[id(x.array)]
             if dtype is None or x.dtype == dtype:
                 return name
             return self.node("Cast", [name], f"{hint}/Cast", to=self.elem_type(dtype))
-        raw = x.data if isinstance(x, Tensor) else x
+        raw = x.array if isinstance(x, Tensor) else x
         key = (id(raw), dtype)
         if key not in self._cache:
             array = np.asarray(raw)
@@ -128,5 +128,5 @@ class GraphBuilder:
             self._taken.add(output)
         name = self.node(op, inputs, f"{prefix}/{op}", output, **attrs)
         if final:
-            self.names[id(rec.output)] = self.names[id(rec.output.data)] = name
+            self.names[id(rec.output)] = self.names[id(rec.output.array)] = name
         return name

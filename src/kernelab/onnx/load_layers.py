@@ -100,7 +100,7 @@ def _static(step: Step, static: dict, index: int) -> tuple[bool, np.ndarray | No
 def _copy_into(layer: Any, values: dict[str, np.ndarray]) -> None:
     for attribute, value in values.items():
         target = getattr(layer, attribute)
-        target.data = np.array(value, dtype=target.dtype, copy=True)
+        target.array = np.array(value, dtype=target.dtype, copy=True)
 
 
 def _weights(step: Step, names: dict[str, int]) -> dict[str, str]:

@@ -41,7 +41,11 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
-        return {"step": 0, "square_avg": np.zeros_like(p.data), "acc_delta": np.zeros_like(p.data)}
+        return {
+            "step": 0,
+            "square_avg": np.zeros_like(p.array),
+            "acc_delta": np.zeros_like(p.array),
+        }
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
         lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
@@ -50,11 +54,11 @@ class Adadelta(Optimizer):
             grad = -grad
         state["step"] += 1
         if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p.array
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
         delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
-        p.data -= lr * delta
+        p.array -= lr * delta

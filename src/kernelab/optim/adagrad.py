@@ -57,7 +57,7 @@ class Adagrad(Optimizer):
 
     def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
         value = float(group["initial_accumulator_value"])
-        return {"step": 0, "sum": np.full_like(p.data, value)}
+        return {"step": 0, "sum": np.full_like(p.array, value)}
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
         lr, eps = float(group["lr"]), float(group["eps"])
@@ -66,8 +66,8 @@ class Adagrad(Optimizer):
             grad = -grad
         state["step"] += 1
         if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p.array
         clr = lr / (1 + (state["step"] - 1) * float(group["lr_decay"]))
         state_sum = state["sum"]
         state_sum += grad * grad
-        p.data -= clr * grad / (np.sqrt(state_sum) + eps)
+        p.array -= clr * grad / (np.sqrt(state_sum) + eps)

@@ -51,9 +51,9 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
-        state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+        state = {"step": 0, "exp_avg": np.zeros_like(p.array), "exp_avg_sq": np.zeros_like(p.array)}
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            state["max_exp_avg_sq"] = np.zeros_like(p.array)
         return state
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
@@ -69,9 +69,9 @@ class Adam(Optimizer):
             grad = -grad
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             else:
-                grad = grad + weight_decay * p.data
+                grad = grad + weight_decay * p.array
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg += (1 - beta1) * (grad - exp_avg)  # torch's lerp towards grad
         exp_avg_sq *= beta2
@@ -82,14 +82,14 @@ class Adam(Optimizer):
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             exp_avg_sq = state["max_exp_avg_sq"]
         denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-        p.data -= step_size * exp_avg / denom
+        p.array -= step_size * exp_avg / denom
 
     def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
         """The same update in one compiled pass; False (nothing done) where it does not apply."""
         amsgrad, decoupled = bool(group["amsgrad"]), bool(group["decoupled_weight_decay"])
         moments = [state["exp_avg"], state["exp_avg_sq"]]
-        moments.append(state["max_exp_avg_sq"] if amsgrad else np.empty(0, p.data.dtype))
-        flats = fast.flat_arrays(p.data.dtype, p.data, np.ascontiguousarray(grad), *moments)
+        moments.append(state["max_exp_avg_sq"] if amsgrad else np.empty(0, p.array.dtype))
+        flats = fast.flat_arrays(p.array.dtype, p.array, np.ascontiguousarray(grad), *moments)
         if flats is None:
             return False
         lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
@@ -98,7 +98,7 @@ class Adam(Optimizer):
         decay = (1 - lr * weight_decay) if decoupled else weight_decay
         hyper = [decay, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1**step)]
         hyper += [(1 - beta2**step) ** 0.5, float(group["eps"])]
-        fast.adam(*flats, np.array(hyper, p.data.dtype), decoupled, amsgrad, group["maximize"])
+        fast.adam(*flats, np.array(hyper, p.array.dtype), decoupled, amsgrad, group["maximize"])
         return True
 
 

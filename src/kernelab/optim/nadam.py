@@ -56,8 +56,8 @@ class NAdam(Optimizer):
         return {
             "step": 0,
             "mu_product": 1.0,
-            "exp_avg": np.zeros_like(p.data),
-            "exp_avg_sq": np.zeros_like(p.data),
+            "exp_avg": np.zeros_like(p.array),
+            "exp_avg_sq": np.zeros_like(p.array),
         }
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
@@ -71,9 +71,9 @@ class NAdam(Optimizer):
         step = float(state["step"])
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             else:
-                grad = grad + weight_decay * p.data
+                grad = grad + weight_decay * p.array
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
         state["mu_product"] *= mu
@@ -83,5 +83,5 @@ class NAdam(Optimizer):
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
         denom = np.sqrt(exp_avg_sq / (1 - beta2**step)) + eps
-        p.data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
-        p.data += (-lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom
+        p.array += (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
+        p.array += (-lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom

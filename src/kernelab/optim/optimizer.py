@@ -28,8 +28,8 @@ class Optimizer:
 
     ``params`` is an iterable of parameters, of ``(name, parameter)`` pairs, or of dicts each
     holding ``"params"`` and the hyper-parameters that differ from ``defaults`` for that group.
-    A parameter is any object with ``.data`` (an ndarray, updated in place), ``.grad`` (an
-    ndarray or None) and ``.requires_grad``.
+    A parameter is a tensor: its ``.array`` is updated in place from ``.grad.array`` (the
+    gradient's array) when ``.grad`` is not None and ``.requires_grad``.
     """
 
     # state entries that are Python numbers, not arrays (restored with int/float, never cast)
@@ -83,8 +83,7 @@ class Optimizer:
         for p in params:
             if not _is_param(p):
                 raise TypeError(
-                    f"{name} can only optimize parameters (objects with .data and .grad), "
-                    f"got {type(p).__name__}"
+                    f"{name} can only optimize parameters (tensors), got {type(p).__name__}"
                 )
         group["params"] = params
         for key, default in self.defaults.items():
@@ -109,7 +108,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; return what ``closure`` returned.
@@ -124,9 +123,9 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None or not p.requires_grad:
                     continue
-                grad = p.grad
-                if grad.dtype != p.data.dtype:  # keep all arithmetic in the parameter's dtype
-                    grad = grad.astype(p.data.dtype)
+                grad = p.grad.array
+                if grad.dtype != p.array.dtype:  # keep all arithmetic in the parameter's dtype
+                    grad = grad.astype(p.array.dtype)
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p, group))
@@ -138,7 +137,7 @@ class Optimizer:
         return {}
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
-        """Move ``p.data`` in place, given its gradient (never to be written into)."""
+        """Move ``p.array`` in place, given its gradient (never to be written into)."""
         raise NotImplementedError
 
     # ---- saving
@@ -213,18 +212,18 @@ class Optimizer:
             value = value.item() if isinstance(value, np.ndarray | np.generic) else value
             return int(value) if key == "step" else float(value)
         if isinstance(value, np.ndarray):
-            if value.shape != p.data.shape:
+            if value.shape != p.array.shape:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: state {key!r} of parameter "
-                    f"{index} has shape {value.shape}, expected {p.data.shape}"
+                    f"{index} has shape {value.shape}, expected {p.array.shape}"
                 )
-            dtype = p.data.dtype if np.issubdtype(p.data.dtype, np.floating) else value.dtype
+            dtype = p.array.dtype if np.issubdtype(p.array.dtype, np.floating) else value.dtype
             return np.array(value, dtype=dtype, copy=True)
         return copy.deepcopy(value)
 
 
 def _is_param(obj: Any) -> bool:
-    return hasattr(obj, "data") and hasattr(obj, "grad") and isinstance(obj.data, np.ndarray)
+    return isinstance(getattr(obj, "array", None), np.ndarray) and hasattr(obj, "grad")
 
 
 def to_plain(value: Any) -> Any:

@@ -59,7 +59,7 @@ class SGD(Optimizer):
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p.array
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -68,21 +68,21 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - float(group["dampening"])) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= lr * grad
+        p.array -= lr * grad
 
     def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
         """The same update in one compiled pass; False (nothing done) where it does not apply."""
-        dtype, momentum = p.data.dtype.type, float(group["momentum"])
+        dtype, momentum = p.array.dtype.type, float(group["momentum"])
         buf = state.get("momentum_buffer")
         first = momentum != 0 and buf is None
         if first:
-            buf = np.empty_like(p.data, order="C")
-        arrays = [p.data, np.ascontiguousarray(grad)] + ([buf] if momentum != 0 else [])
-        flats = fast.flat_arrays(p.data.dtype, *arrays)
+            buf = np.empty_like(p.array, order="C")
+        arrays = [p.array, np.ascontiguousarray(grad)] + ([buf] if momentum != 0 else [])
+        flats = fast.flat_arrays(p.array.dtype, *arrays)
         if flats is None:
             return False
         if momentum == 0:
-            flats.append(np.empty(0, p.data.dtype))  # no buffer
+            flats.append(np.empty(0, p.array.dtype))  # no buffer
         if first:
             state["momentum_buffer"] = buf
         fast.sgd(

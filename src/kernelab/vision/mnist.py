@@ -79,11 +79,11 @@ class MNIST(VisionDataset):
         return {name: i for i, name in enumerate(self.classes)}
 
     def __getitem__(self, index: int):
-        image = as_image(self.data.data[index])
-        return self.apply_transforms(image, int(self.targets.data[index]))
+        image = as_image(self.data.array[index])
+        return self.apply_transforms(image, int(self.targets.array[index]))
 
     def __len__(self) -> int:
-        return len(self.data.data)
+        return len(self.data.array)
 
     def extra_repr(self) -> str:
         return f"Split: {'Train' if self.train else 'Test'}"

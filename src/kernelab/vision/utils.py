@@ -63,9 +63,9 @@ def make_grid(
 def _batch(tensor) -> np.ndarray:
     """The images as a new array (B, C, H, W), one channel repeated into three."""
     if isinstance(tensor, Tensor):
-        array = tensor.data
+        array = tensor.array
     elif isinstance(tensor, list) and tensor and all(isinstance(t, Tensor) for t in tensor):
-        array = np.stack([t.data for t in tensor])
+        array = np.stack([t.array for t in tensor])
     else:
         raise TypeError(
             f"make_grid: expected a Tensor or a list of Tensors, received {tensor!r:.80}"
@@ -101,7 +101,7 @@ def save_image(
     truncated, so rounded to the nearest level. ``format`` (``"png"``) is needed for a file
     object; for a path the extension tells."""
     image_module = pillow("save_image")
-    grid = make_grid(tensor, **kwargs).data
+    grid = make_grid(tensor, **kwargs).array
     pixels = np.clip(grid * 255 + 0.5, 0, 255).transpose(1, 2, 0).astype(np.uint8)  # (H, W, C)
     image_module.fromarray(np.ascontiguousarray(pixels)).save(fp, format=format)
 

@@ -103,7 +103,7 @@ def _conv(step: Step, channel: int, y: int, x: int) -> dict:
     kernel = weight[channel].astype(np.float64)
     products = window * kernel  # float64 products of the float32 values the engine uses
     sums = products.sum(axis=(1, 2))
-    bias = 0.0 if conv.bias is None else float(conv.bias.data[channel])
+    bias = 0.0 if conv.bias is None else float(conv.bias.array[channel])
     total = float(sums.sum())
     terms = [
         {
@@ -200,11 +200,11 @@ def _linear(step: Step, channel: int, y: int, x: int) -> dict:
     """logit = Σ_i w_i·x_i + b: the largest terms one by one, the rest as one number."""
     layer = step.module
     inputs = step.x.reshape(-1).astype(np.float64)
-    weights = layer.weight.data[channel].astype(np.float64)
+    weights = layer.weight.array[channel].astype(np.float64)
     products = weights * inputs
     order = np.argsort(-np.abs(products), kind="stable")[:TOP_TERMS]
     total = float(products.sum())
-    bias = 0.0 if layer.bias is None else float(layer.bias.data[channel])
+    bias = 0.0 if layer.bias is None else float(layer.bias.array[channel])
     return {
         "count": int(products.size),
         "top": [
@@ -250,10 +250,10 @@ def _elementwise(step: Step, channel: int, y: int, x: int) -> dict:
     elif isinstance(module, nn.Tanh):
         result.update(formula="tanh(x)", value=math.tanh(value))
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.running_mean is not None:
-        mean = float(module.running_mean.data[channel])
-        var = float(module.running_var.data[channel])
-        gamma = 1.0 if module.weight is None else float(module.weight.data[channel])
-        beta = 0.0 if module.bias is None else float(module.bias.data[channel])
+        mean = float(module.running_mean.array[channel])
+        var = float(module.running_var.array[channel])
+        gamma = 1.0 if module.weight is None else float(module.weight.array[channel])
+        beta = 0.0 if module.bias is None else float(module.bias.array[channel])
         result.update(
             formula="(x − mean) / √(var + eps) · γ + β",
             mean=mean,

@@ -69,7 +69,7 @@ def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
             source = produced.get(id(tensor), -1 if tensor is inputs else None)
             produced[id(out)] = len(steps)
             alive.append(out)
-            steps.append(Step(len(steps), name, module, tensor.data[0], out.data[0], source))
+            steps.append(Step(len(steps), name, module, tensor.array[0], out.array[0], source))
             return out
 
         return wrapper
@@ -79,7 +79,7 @@ def trace(model: nn.Module, x: np.ndarray) -> tuple[list[Step], np.ndarray]:
         for name, module in leaves:
             module.forward = recording(name, module)
         with no_grad():
-            out = model(inputs).data[0]
+            out = model(inputs).array[0]
     finally:
         for _, module in leaves:
             del module.forward

@@ -175,7 +175,7 @@ def kernel_detail(
         "values": kernel.tolist(),
         "trained": trained.tolist(),
         "mean": kernel.mean(axis=0).tolist(),
-        "bias": None if conv.bias is None else float(conv.bias.data[channel]),
+        "bias": None if conv.bias is None else float(conv.bias.array[channel]),
         "edited": session.edits.get((layer, channel)),
         "layer_symmetry": conv.symmetry,
         **_describe(kernel),
@@ -233,7 +233,7 @@ def edit_kernel(
             scale = float(np.linalg.norm(weight[channel, c]) / np.linalg.norm(new))
         weight[channel, c] = new * scale
     if conv.symmetry is None:
-        np.copyto(conv.weight.data, weight)
+        np.copyto(conv.weight.array, weight)
     else:
         conv.weight = weight  # stores the symmetric part
     where = "all input channels" if in_channel is None else f"input channel {in_channel}"
@@ -268,9 +268,9 @@ def reset_kernels(
             if name not in ("weight", "weight_free"):
                 continue  # only kernels are edited; biases stay as trained
             if channel is None:
-                np.copyto(param.data, trained[name].data)
+                np.copyto(param.array, trained[name].array)
             else:
-                param.data[channel] = trained[name].data[channel]
+                param.array[channel] = trained[name].array[channel]
         for key in [k for k in session.edits if k[0] == step.index and channel in (None, k[1])]:
             del session.edits[key]
         count += conv.out_channels if channel is None else 1

@@ -110,7 +110,7 @@ class TestSet:
                 batch = data.normalize_pixels(  # normalised as the training did
                     self.images[start : start + BATCH], self.source.mean, self.source.std
                 )
-                logits = self.source.model(Tensor(batch)).data.astype(np.float64)
+                logits = self.source.model(Tensor(batch)).array.astype(np.float64)
                 exp = np.exp(logits - logits.max(axis=1, keepdims=True))
                 probabilities = exp / exp.sum(axis=1, keepdims=True)
                 predicted.append(probabilities.argmax(axis=1))

@@ -55,7 +55,7 @@ def _as_hw(img, caller: str) -> tuple[np.ndarray, Callable[[np.ndarray], object]
     if isinstance(img, Tensor):
         if img.ndim < 2:
             raise ValueError(f"{caller}: expected a Tensor (..., H, W), received shape {img.shape}")
-        array = np.moveaxis(img.data, (-2, -1), (0, 1))  # (H, W, ...)
+        array = np.moveaxis(img.array, (-2, -1), (0, 1))  # (H, W, ...)
         return array, lambda out: Tensor(np.ascontiguousarray(np.moveaxis(out, (0, 1), (-2, -1))))
     if is_pil_image(img):
         return np.asarray(img), lambda out: _pil_like(out, img)
@@ -127,7 +127,7 @@ def to_pil_image(pic, mode: str | None = None):
     are taken as [0, 1] and scaled to 0..255 (truncated, as torchvision's ``byte()``)."""
     image_module = pillow("to_pil_image")
     if isinstance(pic, Tensor):
-        array = pic.data
+        array = pic.array
         if array.ndim == 3:
             array = array.transpose(1, 2, 0)  # (H, W, C)
         if array.dtype.kind == "f" and mode != "F":
@@ -156,7 +156,7 @@ def normalize(tensor: Tensor, mean: Sequence[float], std: Sequence[float], inpla
         )
     out = normalize_images(tensor, tuple(np.atleast_1d(mean)), tuple(np.atleast_1d(std)))
     if inplace:
-        tensor.data[...] = out.data
+        tensor.array[...] = out.array
         return tensor
     return out
 
@@ -336,7 +336,7 @@ def rgb_to_grayscale(img, num_output_channels: int = 1):
             raise TypeError(
                 f"rgb_to_grayscale: expected a Tensor (..., 1 or 3, H, W), received {img.shape}"
             )
-        x = img.data
+        x = img.array
         grey = x[..., :1, :, :]
         if channels == 3:
             grey = (
