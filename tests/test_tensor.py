@@ -108,7 +108,7 @@ def test_leaf_gradient_hook_runs_after_each_accumulation():
 def test_repr_reads_like_pytorch():
     assert repr(kl.tensor([1.0, 2.0])) == "tensor([1., 2.])"
     assert repr(kl.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
-    assert repr(kl.tensor([1.0], dtype=kl.float64)) == "tensor([1.], dtype=float64)"
+    assert repr(kl.tensor([1.0], dtype=kl.float64)) == "tensor([1.], dtype=kernelab.float64)"
     x = kl.tensor([1.0], requires_grad=True)
     assert repr(x * 2) == "tensor([2.], grad_fn=<MulBackward0>)"
     assert repr(kl.tensor([1, 2])) == "tensor([1, 2])"

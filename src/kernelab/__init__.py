@@ -32,13 +32,14 @@ from .core.dtypes import (
 )
 from .core.errors import ShapeError
 from .core.errors import not_provided as _not_provided
+from .core.printing import set_printoptions
 from .core.rng import Generator, manual_seed
+from .core.size import Size
 from .core.tensor import Tensor, as_tensor, from_numpy, tensor
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
 bool = bool_  # noqa: A001
 dtype = _np.dtype  # dtypes are NumPy's: isinstance(kernelab.float32, kernelab.dtype)
-Size = tuple  # shapes are tuples
 
 __version__ = "0.1.0"
 

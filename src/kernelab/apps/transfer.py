@@ -81,7 +81,8 @@ def transfer(
     for key in keys:
         if own[key].shape != np.shape(weights[key]):
             raise ShapeError(
-                f"transfer: '{key}' expected shape {own[key].shape}, got {np.shape(weights[key])}"
+                f"transfer: '{key}' expected shape {tuple(own[key].shape)}, "
+                f"got {np.shape(weights[key])}"
             )
     model.load_state_dict({k: weights[k] for k in keys}, strict=False)
     if freeze:

@@ -20,7 +20,9 @@ from .. import autograd
 from ..autograd import Node, unwrap
 from ..functional.shape import shape_arg
 from .devices import check_device
-from .dtypes import bool_, get_default_dtype, int64
+from .dtypes import get_default_dtype
+from .printing import tensor_repr
+from .size import Size
 from .tensor_conversions import ConversionMethods
 from .tensor_grad import GradMethods
 from .tensor_inplace import InPlaceMethods
@@ -46,8 +48,8 @@ class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, Conversion
 
     # ---- what it is
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
+    def shape(self) -> Size:
+        return tuple.__new__(Size, self.array.shape)  # unchecked: NumPy's sizes are ints
 
     @property
     def dtype(self) -> np.dtype:
@@ -58,7 +60,7 @@ class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, Conversion
         return self.array.ndim
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self.array.shape[dim]
 
     def dim(self) -> int:
         return self.array.ndim
@@ -80,15 +82,7 @@ class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, Conversion
         return (self[i] for i in range(len(self.array)))
 
     def __repr__(self) -> str:
-        body = np.array2string(self.array, separator=", ", prefix="tensor(")
-        extra = ""
-        if self.array.dtype not in (get_default_dtype(), int64, bool_):
-            extra += f", dtype={self.array.dtype}"
-        if self.node is not None:
-            extra += f", grad_fn=<{self.node.name()}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        return tensor_repr(self.array, _autograd_suffix(self))
 
     def __getattr__(self, name: str):
         kind = type(self).__name__
@@ -116,6 +110,13 @@ class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, Conversion
     def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> Tensor:
         array = np.empty(shape_arg(size), dtype or self.array.dtype)
         return Tensor(array, requires_grad=requires_grad)
+
+
+def _autograd_suffix(t: Tensor) -> str | None:
+    """What a tensor's repr ends with to say how it takes part in autograd."""
+    if t.grad_fn is not None:
+        return f"grad_fn=<{t.grad_fn.name()}>"
+    return "requires_grad=True" if t.requires_grad else None
 
 
 # The ops make their outputs of this class, but sit below it (its methods call them), so

@@ -50,7 +50,7 @@ class TensorDataset(Dataset):
         if not tensors:
             raise ValueError("TensorDataset: expected at least one tensor, received none")
         self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(np.asarray(t)) for t in tensors)
-        shapes = [t.shape for t in self.tensors]
+        shapes = [tuple(t.shape) for t in self.tensors]
         if any(len(s) == 0 for s in shapes) or len({s[0] for s in shapes}) != 1:
             raise ValueError(
                 f"TensorDataset: expected tensors with the same first dimension, "

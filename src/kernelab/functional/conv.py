@@ -81,7 +81,7 @@ def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:
     """Raise a ShapeError that says what was expected and what was received."""
     if len(x_shape) != 4:
         hint = " (add a batch axis: x[None])" if len(x_shape) == 3 else ""
-        raise ShapeError(f"expected a 4-D input (N, C, H, W), got shape {x_shape}{hint}")
+        raise ShapeError(f"expected a 4-D input (N, C, H, W), got shape {tuple(x_shape)}{hint}")
     if len(w_shape) != 4:
         raise ShapeError(f"expected a 4-D kernel (C_out, C_in/groups, kH, kW), got {w_shape}")
     groups, c_out, depth = geometry.groups, w_shape[0], w_shape[1]
@@ -90,7 +90,7 @@ def check_conv_input(x_shape, w_shape, b_shape, geometry: ConvGeometry) -> None:
     if x_shape[1] != depth * groups:
         raise ShapeError(
             f"expected input with {depth * groups} channels (kernel depth {depth} x groups "
-            f"{groups}), got shape {x_shape}"
+            f"{groups}), got shape {tuple(x_shape)}"
         )
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ShapeError(f"expected a bias of shape ({c_out},), got {tuple(b_shape)}")

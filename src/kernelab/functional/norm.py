@@ -78,10 +78,11 @@ def batch_norm(
     """Shape: input (N, C, ...), running stats, weight and bias (C,). Running stats are
     NumPy arrays (or tensors) updated in place when ``training``."""
     if len(input.shape) < 2:
-        raise ShapeError(f"batch_norm: expected input (N, C, ...), got shape {input.shape}")
+        raise ShapeError(f"batch_norm: expected input (N, C, ...), got shape {tuple(input.shape)}")
     if training and input.shape[0] * int(np.prod(input.shape[2:])) < 2:
         raise ValueError(
-            f"batch_norm: expected more than 1 value per channel in training, got {input.shape}"
+            f"batch_norm: expected more than 1 value per channel in training, "
+            f"got {tuple(input.shape)}"
         )
     if not training and running_mean is None:
         raise ValueError("batch_norm: evaluation needs running_mean and running_var")

@@ -303,7 +303,7 @@ def kernel_(
     if weight.ndim != 4:
         raise ShapeError(
             f"kernel_: expected a conv weight (C_out, C_in/groups, kH, kW), "
-            f"received shape {weight.shape}"
+            f"received shape {tuple(weight.shape)}"
         )
     out_channels, depth, kh, kw = weight.shape
     bank = _as_bank(kernels)

@@ -110,7 +110,7 @@ class Conv2d(Module):
     def _set_symmetric_kernel(self, value: Any) -> None:
         """Store the θ of the symmetric part of a full kernel, in place (optimisers keep it)."""
         kernel = np.asarray(unwrap(value))
-        expected = self.weight_free.shape[:2] + self.kernel_size
+        expected = self.weight_free.array.shape[:2] + self.kernel_size
         if kernel.shape != expected:
             raise ValueError(
                 f"{self._short_repr()}: expected a kernel of shape {expected}, got {kernel.shape}"

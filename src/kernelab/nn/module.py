@@ -242,7 +242,7 @@ class Module:
             if value.shape != target.shape:
                 raise ShapeError(
                     f"{type(self).__name__}.load_state_dict: '{key}' expected shape "
-                    f"{target.shape}, got {value.shape}"
+                    f"{tuple(target.shape)}, got {value.shape}"
                 )
             np.copyto(target.array, value, casting="unsafe")
         return IncompatibleKeys(missing, unexpected)
