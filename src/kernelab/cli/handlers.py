@@ -1,8 +1,8 @@
 """What each ``kernelab`` subcommand does: read its parsed arguments, call the library, print.
 
 The work lives in the library (``apps.runs``, ``apps.inspection``, ``apps.explain``,
-``apps.studies``, ``kernels.filtering``); a handler only turns options into calls, prints what
-came out, and returns the exit status.
+``apps.studies``, ``apps.porting``, ``kernels.filtering``); a handler only turns options into
+calls, prints what came out, and returns the exit status.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
 from .. import distributed
-from ..apps import arch, inspection, runs, studies
+from ..apps import arch, inspection, porting, runs, studies
 from ..core.threads import set_num_threads
 from ..kernels import filtering, get_kernel, viz
 from ..kernels.summary import summary
@@ -216,3 +217,21 @@ def study_command_line(args: argparse.Namespace) -> str:
             words += ["--" + flag.replace("_", "-"), str(value)]
     world = distributed.get_world_size()
     return shlex.join((["mpiexec", "-n", str(world)] if world > 1 else []) + words)
+
+
+# ---- porting a PyTorch script
+def port_command(args: argparse.Namespace) -> int:
+    """The ported script (or its diff) on stdout and the findings on stderr, so
+    ``kernelab port a.py > b.py`` writes a clean script; with ``--write``, all on stdout."""
+    port = porting.port_file(args.script)
+    notes = sys.stdout if args.write else sys.stderr
+    if args.write and port.text == port.original:
+        print(f"{args.script}: no torch or torchvision import to rewrite; file unchanged")
+    elif args.write:
+        orig = porting.write_ported(args.script, port)
+        print(f"{args.script}: rewritten; the original is in {orig}")
+    else:
+        sys.stdout.write(porting.diff(port, args.script) if args.diff else port.text)
+        sys.stdout.flush()
+    print("\n".join(porting.report(port, args.script)), file=notes)
+    return 0
