@@ -87,6 +87,55 @@ def test_a_torchvision_cifar_script_changes_only_in_its_imports():
     assert port.rewritten == 12 and port.kept == [] and port.missing == []
 
 
+@pytest.mark.parametrize(
+    ("statement", "ported"),
+    [
+        ("import torch as th", "import kernelab as th"),
+        ("import torch.nn", "import kernelab as torch"),
+        ("import torchvision.datasets as D", "import kernelab.vision.datasets as D"),
+        ("import numpy as np, torch.optim as optim", "import numpy as np, kernelab.optim as optim"),
+        ("from torch import *", "from kernelab import *"),
+        ("from torch . nn import (Conv2d)", "from kernelab.nn import (Conv2d)"),
+        (
+            "from torch import (  # import these\n    nn,\n)",
+            "from kernelab import (  # import these\n    nn,\n)",
+        ),
+        ("from torch.nn import init, utils", "from kernelab.nn import init, utils"),
+        (
+            "from torchvision.transforms import functional as TF",
+            "from kernelab.vision.transforms import functional as TF",
+        ),
+        ("from .torch import nn", "from .torch import nn"),
+        ("import torchx, torch_geometric", "import torchx, torch_geometric"),
+        (
+            "if True: import torch.nn as nn; import torch",
+            "if True: import kernelab.nn as nn; import kernelab as torch",
+        ),
+    ],
+)
+def test_one_statement(statement, ported):
+    port = port_source(statement + "\n")
+    assert port.text == ported + "\n" and port.kept == [] and port.missing == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "name"),
+    [
+        ("import torch.onnx", "torch.onnx"),
+        ("import torch.nn.utils.rnn as rnn_utils", "torch.nn.utils.rnn"),
+        ("from torch.nn.modules.loss import _Loss", "torch.nn.modules.loss"),
+        ("from torch.utils.tensorboard import SummaryWriter", "torch.utils.tensorboard"),
+        ("import torchvision.models as models", "torchvision.models"),
+        ("from torch.functional import F", "torch.functional"),
+    ],
+)
+def test_an_import_of_a_module_kernelab_lacks_is_left_as_is(statement, name):
+    port = port_source(f"x = 1\n{statement}\n")
+    assert port.text == f"x = 1\n{statement}\n" and port.rewritten == 0
+    assert [(f.name, f.lines) for f in port.kept] == [(name, (2,))]
+    assert port.kept[0].why.endswith("; import left as is")
+
+
 @pytest.mark.parametrize("newline", ["\r\n", "\r"])
 def test_other_line_endings_stay(newline):
     port = port_source(CIFAR.replace("\n", newline))

@@ -24,12 +24,12 @@ import os
 import re
 import tokenize
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .porting_scopes import SCOPES, local_bindings
+from .porting_scopes import dotted_uses
 
 ROOTS = {"torch": "kernelab", "torchvision": "kernelab.vision"}
 
@@ -40,6 +40,7 @@ OWN_MODULES = {
     "kernelab.onnx": "kernelab.onnx is kernelab's own ONNX exporter and loader",
 }
 
+LEFT = "; import left as is"
 UNCHECKED = "tensor methods (x.foo()) are not checked: a missing one fails at its line when run"
 
 
@@ -108,11 +109,12 @@ def first_missing(torch_name: str) -> str | None:
         prefix = ".".join(parts[:i])
         if kernelab_name(prefix) in OWN_MODULES:
             return prefix
-        if not hasattr(found, part):
-            submodule = module_of(prefix) if isinstance(found, ModuleType) else None
-            if submodule is None:
-                return prefix
-        found = getattr(found, part)
+        if hasattr(found, part):
+            found = getattr(found, part)
+        elif isinstance(found, ModuleType) and module_of(prefix) is not None:
+            found = module_of(prefix)  # a submodule not imported yet
+        else:
+            return prefix
     return None
 
 
@@ -218,8 +220,8 @@ def port_source(text: str, filename: str = "<script>") -> Port:
         port.text = port.text[:start] + new_text + port.text[end:]
     findings = [Finding(n, tuple(sorted(set(ls))), why) for (n, why), ls in found.items()]
     findings.sort(key=lambda f: (f.lines, f.name))
-    port.kept = [f for f in findings if f.why.endswith("left as is")]
-    port.missing = [f for f in findings if not f.why.endswith("left as is")]
+    port.kept = [f for f in findings if f.why.endswith(LEFT)]
+    port.missing = [f for f in findings if not f.why.endswith(LEFT)]
     return port
 
 
@@ -234,7 +236,7 @@ def import_edits(
             return []
         if module_of(module) is None:
             if is_torch(node.module):
-                why = lacking(module) + "; import left as is"
+                why = lacking(module) + LEFT
                 found.setdefault((module, why), []).append(node.lineno)
             return []
         for alias in node.names:
@@ -250,7 +252,7 @@ def import_edits(
         if not is_torch(alias.name):
             continue
         if module_of(alias.name) is None:
-            why = lacking(alias.name) + "; import left as is"
+            why = lacking(alias.name) + LEFT
             found.setdefault((alias.name, why), []).append(node.lineno)
             continue
         root = alias.name.split(".")[0]
@@ -266,6 +268,7 @@ def offset(text: str, lineno: int, col: int) -> int:
     return starts[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8"))
 
 
+@lru_cache(maxsize=4)  # one script at a time, asked once per import
 def line_starts(text: str) -> list[int]:
     """Where each line starts, lines ending as Python's tokenizer ends them (\\n, \\r\\n, \\r)."""
     return [0] + [match.end() for match in re.finditer(r"\r\n|\r|\n", text)]
@@ -301,27 +304,9 @@ def from_module_span(node: ast.ImportFrom, text: str) -> tuple[int, int]:
 
 # ---- names used
 def chain_uses(tree: ast.Module) -> dict[str, list[int]]:
-    """Every dotted torch name the script reaches from an imported alias, with its lines:
-    ``nn.Conv3d(...)`` after ``import torch.nn as nn`` gives ``torch.nn.Conv3d``. An assigned
-    attribute (``cudnn.benchmark = True``) counts only up to its owner; a name some function
-    declares ``global`` may be rebound anywhere, so it is no alias."""
-    uses: dict[str, list[int]] = {}
-    rebound = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
-    aliases = {k: v for k, v in scope_aliases(tree, {}).items() if k not in rebound}
-    scan(tree, aliases, aliases, uses)
-    return uses
-
-
-def scope_aliases(scope: ast.AST, outer: dict[str, str]) -> dict[str, str]:
-    """The aliases of torch names visible in a scope: those of the enclosing scope that no
-    local name hides, and the scope's own torch imports (a name bound by anything else, or by
-    two different imports, is no alias)."""
-    imported, other = local_bindings(scope, ported_alias)
-    aliases = {k: v for k, v in outer.items() if k not in other and k not in imported}
-    for name, paths in imported.items():
-        if name not in other and len(paths) == 1 and None not in paths:
-            aliases[name] = next(iter(paths))
-    return aliases
+    """Every dotted torch name the script reaches from an alias of a torch module kernelab
+    stands for, with its lines (see :func:`porting_scopes.dotted_uses`)."""
+    return dotted_uses(tree, ported_alias)
 
 
 def as_torch(module: str | None) -> str | None:
@@ -354,52 +339,6 @@ def ported_alias(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str | N
     return "torch" if alias.name.split(".")[0] == "kernelab" else None
 
 
-def scan(node: ast.AST, aliases: dict, visible: dict, uses: dict[str, list[int]]) -> None:
-    """Record the torch names used under ``node``; ``aliases`` are those of its scope,
-    ``visible`` those a function defined here sees (a class body's names it does not)."""
-    if isinstance(node, ast.Attribute):
-        names, root = [], node
-        while isinstance(root, ast.Attribute):
-            names.insert(0, root.attr)
-            root = root.value
-        if isinstance(root, ast.Name) and root.id in aliases:
-            if not isinstance(node.ctx, ast.Load):
-                names = names[:-1]
-            if names:
-                uses.setdefault(".".join([aliases[root.id], *names]), []).append(node.lineno)
-            return
-    if isinstance(node, SCOPES):
-        for outside in outer_parts(node):
-            scan(outside, aliases, visible, uses)
-        inner = scope_aliases(node, visible)
-        keep = visible if isinstance(node, ast.ClassDef) else inner
-        for inside in inner_parts(node):
-            scan(inside, inner, keep, uses)
-        return
-    for child in ast.iter_child_nodes(node):
-        scan(child, aliases, visible, uses)
-
-
-def outer_parts(node: ast.AST) -> list[ast.AST]:
-    """The parts of a scope's node evaluated in the enclosing scope (decorators, defaults,
-    base classes)."""
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-        parts = [*node.args.defaults, *[d for d in node.args.kw_defaults if d is not None]]
-        return parts + getattr(node, "decorator_list", [])
-    if isinstance(node, ast.ClassDef):
-        return [*node.bases, *node.keywords, *node.decorator_list]
-    return []
-
-
-def inner_parts(node: ast.AST) -> list[ast.AST]:
-    """The parts of a scope's node evaluated in the scope itself."""
-    if isinstance(node, ast.Lambda):
-        return [node.body]
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return node.body
-    return list(ast.iter_child_nodes(node))  # comprehensions
-
-
 # ---- what the command prints
 def report(port: Port, filename: str) -> list[str]:
     """One line per import left as is and per name kernelab lacks (``file:line: ...``), then a
@@ -412,7 +351,7 @@ def report(port: Port, filename: str) -> list[str]:
     statements = f"{port.rewritten} import statement{'s' * (port.rewritten != 1)} rewritten"
     kept = f", {len(port.kept)} left as is" if port.kept else ""
     count = len(port.missing)
-    lacks = f"{count} name{'s' * (count != 1)} kernelab lacks" if count else "no name missing"
+    lacks = f"{count} name{'s' * (count != 1)} kernelab lacks" if count else "no missing name found"
     lines.append(f"{filename}: {statements}{kept}; {lacks}; {UNCHECKED}")
     return lines
 
