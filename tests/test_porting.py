@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kernelab import cli
 from kernelab.apps import porting
 from kernelab.apps.porting import PortError, port_source
 
@@ -398,3 +399,46 @@ def test_write_refuses_a_script_changed_since_it_was_ported(tmp_path):
     with pytest.raises(PortError, match="changed while"):
         porting.write_ported(script, port)
     assert [p.name for p in tmp_path.iterdir()] == ["script.py"]
+
+
+DOCS_EXAMPLE = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as transforms
+from torch.utils.tensorboard import SummaryWriter
+
+transform = transforms.Compose([
+    transforms.RandomResizedCrop(32),
+    transforms.ToTensor(),
+    transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+])
+trainset = torchvision.datasets.CIFAR10(root="./data", train=True, transform=transform)
+trainloader = torch.utils.data.DataLoader(trainset, batch_size=4, shuffle=True)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.norm = nn.GroupNorm(2, 6)
+        self.fc = nn.Linear(6 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.gelu(self.norm(self.conv1(x))), 2)
+        return self.fc(torch.flatten(x, 1))
+"""
+
+
+def test_the_docs_page_shows_what_the_command_prints(tmp_path, monkeypatch, capsys):
+    page = (TESTS.parent / "docs" / "coming-from-pytorch.md").read_text()
+    section = page.split("## Porting a script: `kernelab port`")[1].split("\n## ")[0]
+    shown = section.split("```text\n")[1].split("```")[0].splitlines()
+    assert shown[0] == "$ kernelab port train.py > train_kl.py"
+    monkeypatch.chdir(tmp_path)
+    Path("train.py").write_text(DOCS_EXAMPLE)
+    assert cli.main(["port", "train.py"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == shown[1:]
+    assert out == port_source(DOCS_EXAMPLE).text

@@ -285,9 +285,10 @@ def port_parser(sub: Subparsers) -> None:
         "kernelab.vision as torchvision, ...), every other byte unchanged, and list on stderr "
         "the torch and torchvision names it uses that kernelab lacks, with their lines. The "
         "script is only read, never run. An import of a module kernelab does not have is left "
-        f"as it is. Not checked: {porting.UNCHECKED}.",
+        f"as it is. {porting.UNCHECKED[0].upper()}{porting.UNCHECKED[1:]}. Exit status 0 once "
+        "ported, names missing or not; 1 if SCRIPT cannot be read or parsed.",
     )
-    p.add_argument("script", help="the PyTorch script (.py)")
+    p.add_argument("script", metavar="SCRIPT", help="the PyTorch script (.py)")
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "--write",
