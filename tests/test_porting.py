@@ -364,7 +364,18 @@ def test_write_keeps_the_original_and_the_encoding(tmp_path, raw, ported):
     orig = porting.write_ported(script, porting.port_file(script))
     assert orig == tmp_path / "script.py.orig" and orig.read_bytes() == raw
     assert script.read_bytes() == ported and script.stat().st_mode & 0o777 == 0o750
+    assert orig.stat().st_mode & 0o777 == 0o750
     assert sorted(p.name for p in tmp_path.iterdir()) == ["script.py", "script.py.orig"]
+
+
+def test_write_through_a_symbolic_link_ports_the_file_it_points_to(tmp_path):
+    (tmp_path / "real").mkdir()
+    target, link = tmp_path / "real" / "script.py", tmp_path / "link.py"
+    target.write_text("import torch\n")
+    link.symlink_to(target)
+    orig = porting.write_ported(link, porting.port_file(link))
+    assert link.is_symlink() and target.read_text() == "import kernelab as torch\n"
+    assert orig == target.with_name("script.py.orig") and orig.read_text() == "import torch\n"
 
 
 def test_write_never_overwrites_an_orig(tmp_path):

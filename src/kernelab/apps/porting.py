@@ -150,9 +150,10 @@ def write_ported(path: str | os.PathLike, port: Port) -> Path:
 
     The original is never lost: an existing ``.orig`` is not overwritten (a PortError), the
     new text goes to a temporary file that replaces the script in one rename, and if anything
-    fails on the way the script is untouched and the ``.orig`` made here is removed.
+    fails on the way the script is untouched and the ``.orig`` made here is removed. A
+    symbolic link is followed: the file it points to is ported, the link stays.
     """
-    path = Path(path)
+    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     raw, text, _ = read_script(path)
     if text != port.original:
         raise PortError(f"{path} changed while it was being ported; run again")
@@ -163,8 +164,10 @@ def write_ported(path: str | os.PathLike, port: Port) -> Path:
     except FileExistsError:
         raise PortError(f"{orig} exists: move it away first, so no original is lost") from None
     try:
+        mode = path.stat().st_mode & 0o7777
+        os.chmod(orig, mode)
         durable_write(temporary, port.text.encode(port.encoding))
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
