@@ -119,6 +119,7 @@ def first_missing(torch_name: str) -> str | None:
 
 
 def is_torch(module: str | None) -> bool:
+    """Whether a module name is torch's or torchvision's (``torchx`` is neither)."""
     return module is not None and module.split(".")[0] in ROOTS
 
 
@@ -278,6 +279,7 @@ def line_starts(text: str) -> list[int]:
 
 
 def span(node: ast.AST, text: str) -> tuple[int, int]:
+    """Where a node's source is in ``text``: ``text[start:end]``."""
     start = offset(text, node.lineno, node.col_offset)
     return start, offset(text, node.end_lineno, node.end_col_offset)
 
