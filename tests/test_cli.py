@@ -658,3 +658,21 @@ def test_port_errors_are_one_line(capsys, tmp_path, text, message):
         path.write_text(text)
     code, out, err = kernelab(capsys, "port", path)
     assert code == 1 and out == "" and message in one_error_line(err, "port")
+
+
+def test_port_write_several_scripts_goes_on_past_one_that_fails(capsys, tmp_path):
+    good, bad, other = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    good.write_text("import torch\n")
+    bad.write_text("import torch\nx = (\n")
+    other.write_text("import torchvision\n")
+    code, out, err = kernelab(capsys, "port", "--write", good, bad, other)
+    assert code == 1 and f"{bad}:2: cannot parse: " in one_error_line(err, "port")
+    assert good.read_text() == "import kernelab as torch\n"
+    assert other.read_text() == "import kernelab.vision as torchvision\n"
+    assert bad.read_text() == "import torch\nx = (\n" and not Path(f"{bad}.orig").exists()
+    assert f"{good}: rewritten" in out and f"{other}: rewritten" in out
+
+
+def test_port_prints_only_one_script(capsys, script, tmp_path):
+    code, out, err = kernelab(capsys, "port", script, script)
+    assert code == 1 and out == "" and "need --write or --diff" in one_error_line(err, "port")

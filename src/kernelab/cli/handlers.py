@@ -221,17 +221,32 @@ def study_command_line(args: argparse.Namespace) -> str:
 
 # ---- porting a PyTorch script
 def port_command(args: argparse.Namespace) -> int:
+    """Port each script; with several, one that cannot be read or parsed is one error line
+    and the others are still ported (exit status 1)."""
+    if len(args.scripts) > 1 and not (args.write or args.diff):
+        raise ValueError("several scripts need --write or --diff (stdout holds one script)")
+    failed = False
+    for script in args.scripts:
+        try:
+            port_script(script, args.write, args.diff)
+        except porting.PortError as error:
+            if len(args.scripts) == 1:
+                raise
+            print(f"kernelab port: error: {error}", file=sys.stderr)
+            failed = True
+    return int(failed)
+
+
+def port_script(script: str, write: bool, as_diff: bool) -> None:
     """The ported script (or its diff) on stdout and the findings on stderr, so
     ``kernelab port a.py > b.py`` writes a clean script; with ``--write``, all on stdout."""
-    port = porting.port_file(args.script)
-    notes = sys.stdout if args.write else sys.stderr
-    if args.write and port.text == port.original:
-        print(f"{args.script}: no torch or torchvision import to rewrite; file unchanged")
-    elif args.write:
-        orig = porting.write_ported(args.script, port)
-        print(f"{args.script}: rewritten; the original is in {orig}")
+    port = porting.port_file(script)
+    notes = sys.stdout if write else sys.stderr
+    if write and port.text == port.original:
+        print(f"{script}: no torch or torchvision import to rewrite; file unchanged")
+    elif write:
+        print(f"{script}: rewritten; the original is in {porting.write_ported(script, port)}")
     else:
-        sys.stdout.write(porting.diff(port, args.script) if args.diff else port.text)
+        sys.stdout.write(porting.diff(port, script) if as_diff else port.text)
         sys.stdout.flush()
-    print("\n".join(porting.report(port, args.script)), file=notes)
-    return 0
+    print("\n".join(porting.report(port, script)), file=notes)

@@ -286,9 +286,15 @@ def port_parser(sub: Subparsers) -> None:
         "the torch and torchvision names it uses that kernelab lacks, with their lines. The "
         "script is only read, never run. An import of a module kernelab does not have is left "
         f"as it is. {porting.UNCHECKED[0].upper()}{porting.UNCHECKED[1:]}. Exit status 0 once "
-        "ported, names missing or not; 1 if SCRIPT cannot be read or parsed.",
+        "ported, names missing or not; 1 if a SCRIPT cannot be read or parsed (the others are "
+        "still ported).",
     )
-    p.add_argument("script", metavar="SCRIPT", help="the PyTorch script (.py)")
+    p.add_argument(
+        "scripts",
+        nargs="+",
+        metavar="SCRIPT",
+        help="the PyTorch script (.py); several with --write or --diff",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "--write",
