@@ -237,7 +237,7 @@ from torch.nn import Conv3d, Conv2d
 
 model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.LayerNorm(2), layers.LayerNorm(2))
 y = F.gelu(torch.fft.rfft(torch.zeros(4)))
-jitter = transforms.ColorJitter(0.2)
+jitter = transforms.ColorJitter(torch.Tensor.bernoulli_)
 z = F.gelu(y) + torch.special.erf(y)
 print(dist.get_rank(), D.Normal, resnet18)
 """
@@ -262,6 +262,7 @@ def test_names_kernelab_lacks_are_found_with_their_lines():
         ("torch.nn.Conv3d", (9,), lacks),
         ("torch.nn.LayerNorm", (11,), lacks),
         ("torch.nn.functional.gelu", (12, 14), lacks),
+        ("torch.Tensor.bernoulli_", (13,), lacks),
         ("torchvision.transforms.ColorJitter", (13,), "is not in kernelab.vision"),
         ("torch.special", (14,), lacks),
     ]
@@ -274,7 +275,7 @@ def test_the_report_has_a_line_per_finding_and_a_summary():
     assert "script.py:9: torch.nn.Conv3d is not in kernelab" in lines
     assert "script.py:12: torch.nn.functional.gelu is not in kernelab (also line 14)" in lines
     assert lines[-1].startswith("script.py: 6 import statements rewritten, 3 left as is; ")
-    assert "6 names kernelab lacks; tensor methods (x.foo()) are not checked" in lines[-1]
+    assert "7 names kernelab lacks; tensor methods (x.foo()) are not checked" in lines[-1]
 
 
 NO_FALSE_ALARMS = """\
@@ -287,6 +288,7 @@ import torch.optim as optim
 torch.backends.cudnn.benchmark = True
 torch.backends.cudnn.anything = False
 x = np.zeros(3).anything
+print(nn.Module.training, torch.Tensor.grad, torch.Tensor.requires_grad, torch.float32.itemsize)
 
 
 class Net(nn.Module):

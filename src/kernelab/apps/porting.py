@@ -9,9 +9,11 @@ else stay byte for byte. An import of a torch module kernelab does not have
 
 Names are followed from the imported aliases through attribute chains (``nn.Conv3d``,
 ``torch.fft.rfft``, ``T.ColorJitter``) with Python's scopes (a parameter or local variable of
-the same name hides an alias). Methods of tensors (``x.foo()``) are not checked: without
-types, a call on a pandas frame or a SummaryWriter cannot be told from one on a tensor, so
-a missing tensor method is only found when its line runs.
+the same name hides an alias); a kernelab class counts as having the attributes its
+instances set (``torch.Tensor.grad``, ``nn.Module.training``). Methods of tensors
+(``x.foo()``) are not checked: without types, a call on a pandas frame or a SummaryWriter
+cannot be told from one on a tensor, so a missing tensor method is only found when its line
+runs.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib
+import inspect
 import io
 import os
 import re
+import textwrap
 import tokenize
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -109,13 +113,56 @@ def first_missing(torch_name: str) -> str | None:
         prefix = ".".join(parts[:i])
         if kernelab_name(prefix) in OWN_MODULES:
             return prefix
-        if hasattr(found, part):
-            found = getattr(found, part)
+        if has_attribute(found, part):
+            found = getattr(found, part, None)
         elif isinstance(found, ModuleType) and module_of(prefix) is not None:
             found = module_of(prefix)  # a submodule not imported yet
         else:
             return prefix
     return None
+
+
+def has_attribute(found: Any, name: str) -> bool:
+    """Whether kernelab's object has the attribute; for a class, also one its instances set
+    (``torch.nn.Module.training``, ``torch.Tensor.grad``)."""
+    if hasattr(found, name):
+        return True
+    if not isinstance(found, type):
+        return False
+    names = instance_attributes(found)
+    return names is None or name in names
+
+
+@cache
+def instance_attributes(cls: type) -> frozenset[str] | None:
+    """The attributes a kernelab class's methods set on ``self``, read from its source (and
+    its kernelab bases'); None when a source cannot be read."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("kernelab"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            return None
+        names.update(filter(None, map(set_on_self, ast.walk(tree))))
+    return frozenset(names)
+
+
+def set_on_self(node: ast.AST) -> str | None:
+    """The attribute a node sets on ``self`` (``self.x = ...``,
+    ``object.__setattr__(self, "x", ...)``, ``setattr(self, "x", ...)``), if it does."""
+    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+        return node.attr if isinstance(node.value, ast.Name) and node.value.id == "self" else None
+    if not isinstance(node, ast.Call) or len(node.args) < 2:
+        return None
+    function, (target, name) = node.func, node.args[:2]
+    setter = (isinstance(function, ast.Attribute) and function.attr == "__setattr__") or (
+        isinstance(function, ast.Name) and function.id == "setattr"
+    )
+    named = isinstance(name, ast.Constant) and isinstance(name.value, str)
+    is_self = isinstance(target, ast.Name) and target.id == "self"
+    return name.value if setter and named and is_self else None
 
 
 def is_torch(module: str | None) -> bool:
