@@ -676,3 +676,11 @@ def test_port_write_several_scripts_goes_on_past_one_that_fails(capsys, tmp_path
 def test_port_prints_only_one_script(capsys, script, tmp_path):
     code, out, err = kernelab(capsys, "port", script, script)
     assert code == 1 and out == "" and "need --write or --diff" in one_error_line(err, "port")
+
+
+def test_port_prints_the_script_in_its_own_encoding(capsysbinary, tmp_path):
+    path = tmp_path / "latin.py"
+    path.write_bytes(b"# -*- coding: latin-1 -*-\r\nimport torch\r\nname = '\xe9'\r\n")
+    assert cli.main(["port", str(path)]) == 0
+    out = capsysbinary.readouterr().out
+    assert out == b"# -*- coding: latin-1 -*-\r\nimport kernelab as torch\r\nname = '\xe9'\r\n"

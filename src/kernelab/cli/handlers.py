@@ -246,7 +246,10 @@ def port_script(script: str, write: bool, as_diff: bool) -> None:
         print(f"{script}: no torch or torchvision import to rewrite; file unchanged")
     elif write:
         print(f"{script}: rewritten; the original is in {porting.write_ported(script, port)}")
-    else:
-        sys.stdout.write(porting.diff(port, script) if as_diff else port.text)
+    elif as_diff:
+        sys.stdout.write(porting.diff(port, script))
+    else:  # in the script's own encoding, so ``> b.py`` keeps its coding line true
         sys.stdout.flush()
+        sys.stdout.buffer.write(port.text.encode(port.encoding))
+        sys.stdout.buffer.flush()
     print("\n".join(porting.report(port, script)), file=notes)
