@@ -318,6 +318,36 @@ def test_local_names_attribute_stores_and_tensor_methods_are_no_alarm():
     assert port_source(NO_FALSE_ALARMS).missing == []
 
 
+SCOPES = """\
+class Config:
+    import torch.nn as layers
+
+    norm = layers.LayerNorm
+
+    def build(self):
+        return layers.Conv3d  # not the class's name: a global one, here undefined
+
+
+def outer():
+    F = None
+
+    def inner():
+        import torch.nn.functional as F
+
+        return F.gelu
+
+    return F.gelu, inner
+"""
+
+
+def test_a_class_body_and_a_nested_function_see_their_own_names():
+    port = port_source(SCOPES)
+    assert [(f.name, f.lines) for f in port.missing] == [
+        ("torch.nn.LayerNorm", (4,)),
+        ("torch.nn.functional.gelu", (16,)),
+    ]
+
+
 def test_a_script_already_ported_is_checked_too():
     port = port_source(port_source(MISSING).text)
     assert port.rewritten == 0

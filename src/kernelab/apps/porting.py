@@ -315,7 +315,7 @@ def import_edits(
 def offset(text: str, lineno: int, col: int) -> int:
     """The index in ``text`` of ``ast``'s position (1-based line, column in UTF-8 bytes)."""
     starts = line_starts(text)
-    line = text[starts[lineno - 1] :]
+    line = text[starts[lineno - 1] : starts[lineno] if lineno < len(starts) else len(text)]
     return starts[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8"))
 
 
