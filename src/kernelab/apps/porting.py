@@ -41,7 +41,6 @@ ROOTS = {"torch": "kernelab", "torchvision": "kernelab.vision"}
 OWN_MODULES = {
     "kernelab.functional": "kernelab.functional is kernelab's own ops module",
     "kernelab.distributed": "kernelab.distributed is its own data parallelism, over MPI",
-    "kernelab.onnx": "kernelab.onnx is kernelab's own ONNX exporter and loader",
 }
 
 LEFT = "; import left as is"
@@ -97,10 +96,11 @@ def module_of(torch_module: str) -> ModuleType | None:
         return None
     try:
         return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name and (name == error.name or name.startswith(error.name + ".")):
-            return None
-        raise
+    except ImportError as error:
+        missing = error.name if isinstance(error, ModuleNotFoundError) else None
+        if missing and (name == missing or name.startswith(missing + ".")):
+            return None  # kernelab has no such module (nor, maybe, its package)
+        raise PortError(f"cannot check {torch_module}: importing {name} failed: {error}") from None
 
 
 @cache
