@@ -374,7 +374,7 @@ def test_predict(capsys, trained_run, tmp_path):
 
 
 # ---- help and user errors
-@pytest.mark.parametrize("command", [None, "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", [None, "train", "evaluate", "predict", "port"])
 def test_help(capsys, command):
     with pytest.raises(SystemExit) as done:
         cli.main([command, "--help"] if command else ["--help"])
@@ -385,6 +385,7 @@ def test_help(capsys, command):
         "train": "architecture spec (--arch)",
         "evaluate": "confusion.png",
         "predict": "probabilities",
+        "port": "never run",
     }[command]
     assert expected in " ".join(out.split())
 
@@ -582,3 +583,104 @@ def test_export_safetensors_loads_into_torch(capsys, trained_run, tmp_path):
     x = np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32)
     expected = model(Tensor(x)).array
     np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), expected, atol=1e-5)
+
+
+# ---- port
+SCRIPT = """\
+import torch
+import torch.nn as nn  # layers
+from torchvision import transforms
+
+net = nn.Sequential(nn.Conv3d(1, 2, 3))
+"""
+
+
+@pytest.fixture
+def script(tmp_path) -> Path:
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def test_port_prints_the_script_and_reports_on_stderr(capsys, script):
+    code, out, err = kernelab(capsys, "port", script)
+    assert code == 0 and out == (
+        "import kernelab as torch\n"
+        "import kernelab.nn as nn  # layers\n"
+        "from kernelab.vision import transforms\n"
+        "\nnet = nn.Sequential(nn.Conv3d(1, 2, 3))\n"
+    )
+    assert err.splitlines()[0] == f"{script}:5: torch.nn.Conv3d is not in kernelab"
+    assert err.splitlines()[1].startswith(f"{script}: 3 import statements rewritten; 1 name")
+    assert len(err.splitlines()) == 2 and script.read_text() == SCRIPT
+
+
+def test_port_diff(capsys, script):
+    code, out, _ = kernelab(capsys, "port", "--diff", script)
+    changed = [line for line in out.splitlines() if line[:1] in "+-"]
+    assert code == 0 and changed[:2] == [f"--- {script}", f"+++ {script} (kernelab)"]
+    assert changed[2:] == [
+        "-import torch",
+        "-import torch.nn as nn  # layers",
+        "-from torchvision import transforms",
+        "+import kernelab as torch",
+        "+import kernelab.nn as nn  # layers",
+        "+from kernelab.vision import transforms",
+    ]
+
+
+def test_port_write_keeps_the_original(capsys, script):
+    code, out, err = kernelab(capsys, "port", "--write", script)
+    assert code == 0 and err == ""
+    assert out.startswith(f"{script}: rewritten; the original is in {script}.orig\n")
+    assert "torch.nn.Conv3d is not in kernelab" in out
+    assert Path(f"{script}.orig").read_text() == SCRIPT
+    assert script.read_text().startswith("import kernelab as torch\nimport kernelab.nn as nn")
+    code, out, _ = kernelab(capsys, "port", "--write", script)  # again: nothing to do
+    assert code == 0 and "no torch or torchvision import to rewrite; file unchanged" in out
+    assert Path(f"{script}.orig").read_text() == SCRIPT
+
+
+def test_port_write_never_overwrites_an_orig(capsys, script):
+    Path(f"{script}.orig").write_text("older\n")
+    code, out, err = kernelab(capsys, "port", "--write", script)
+    assert code == 1 and "script.py.orig exists" in one_error_line(err, "port")
+    assert script.read_text() == SCRIPT and Path(f"{script}.orig").read_text() == "older\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(None, "no script at "), ("import torch\nx = (\n", "script.py:2: cannot parse: ")],
+)
+def test_port_errors_are_one_line(capsys, tmp_path, text, message):
+    path = tmp_path / "script.py"
+    if text is not None:
+        path.write_text(text)
+    code, out, err = kernelab(capsys, "port", path)
+    assert code == 1 and out == "" and message in one_error_line(err, "port")
+
+
+def test_port_write_several_scripts_goes_on_past_one_that_fails(capsys, tmp_path):
+    good, bad, other = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    good.write_text("import torch\n")
+    bad.write_text("import torch\nx = (\n")
+    other.write_text("import torchvision\n")
+    code, out, err = kernelab(capsys, "port", "--write", good, bad, other)
+    assert code == 1 and f"{bad}:2: cannot parse: " in one_error_line(err, "port")
+    assert good.read_text() == "import kernelab as torch\n"
+    assert other.read_text() == "import kernelab.vision as torchvision\n"
+    assert bad.read_text() == "import torch\nx = (\n" and not Path(f"{bad}.orig").exists()
+    assert f"{good}: rewritten" in out and f"{other}: rewritten" in out
+
+
+def test_port_prints_only_one_script(capsys, script, tmp_path):
+    code, out, err = kernelab(capsys, "port", script, script)
+    assert code == 1 and out == "" and "need --write or --diff" in one_error_line(err, "port")
+
+
+def test_port_prints_the_script_in_its_own_encoding(capsysbinary, tmp_path):
+    path = tmp_path / "latin.py"
+    path.write_bytes(b"# -*- coding: latin-1 -*-\r\nimport torch\r\nname = '\xe9'\r\n")
+    assert cli.main(["port", str(path)]) == 0
+    out = capsysbinary.readouterr().out
+    assert out == b"# -*- coding: latin-1 -*-\r\nimport kernelab as torch\r\nname = '\xe9'\r\n"

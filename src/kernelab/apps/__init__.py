@@ -1,3 +1,4 @@
 """Applications built on the engine: runs (a trained model and its config), training,
-architecture specs, transfer learning, studies, the ``explain`` web page and ``inspect``
-reports. Nothing here parses a command line; ``kernelab.cli`` does that."""
+architecture specs, transfer learning, studies, the ``explain`` web page, ``inspect``
+reports and porting PyTorch scripts. Nothing here parses a command line; ``kernelab.cli``
+does that."""

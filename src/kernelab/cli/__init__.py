@@ -1,4 +1,5 @@
-"""The ``kernelab`` command: train, evaluate and predict with CNNs from the shell.
+"""The ``kernelab`` command: train, evaluate and predict with CNNs from the shell, and port
+PyTorch scripts.
 
 ``parsers.py`` declares each subcommand's options, ``handlers.py`` does what it says by calling
 the library. A user error (missing file, bad spec, shape mismatch) prints one line and exits
@@ -25,6 +26,7 @@ SUBCOMMANDS = (
     parsers.filter_parser,
     parsers.explain_parser,
     parsers.study_parser,
+    parsers.port_parser,
 )
 
 

@@ -1,8 +1,8 @@
 """What each ``kernelab`` subcommand does: read its parsed arguments, call the library, print.
 
 The work lives in the library (``apps.runs``, ``apps.inspection``, ``apps.explain``,
-``apps.studies``, ``kernels.filtering``); a handler only turns options into calls, prints what
-came out, and returns the exit status.
+``apps.studies``, ``apps.porting``, ``kernels.filtering``); a handler only turns options into
+calls, prints what came out, and returns the exit status.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
 from .. import distributed
-from ..apps import arch, inspection, runs, studies
+from ..apps import arch, inspection, porting, runs, studies
 from ..core.threads import set_num_threads
 from ..kernels import filtering, get_kernel, viz
 from ..kernels.summary import summary
@@ -216,3 +217,39 @@ def study_command_line(args: argparse.Namespace) -> str:
             words += ["--" + flag.replace("_", "-"), str(value)]
     world = distributed.get_world_size()
     return shlex.join((["mpiexec", "-n", str(world)] if world > 1 else []) + words)
+
+
+# ---- porting a PyTorch script
+def port_command(args: argparse.Namespace) -> int:
+    """Port each script; with several, one that cannot be read or parsed is one error line
+    and the others are still ported (exit status 1)."""
+    if len(args.scripts) > 1 and not (args.write or args.diff):
+        raise ValueError("several scripts need --write or --diff (stdout holds one script)")
+    failed = False
+    for script in args.scripts:
+        try:
+            port_script(script, args.write, args.diff)
+        except porting.PortError as error:
+            if len(args.scripts) == 1:
+                raise
+            print(f"kernelab port: error: {error}", file=sys.stderr)
+            failed = True
+    return int(failed)
+
+
+def port_script(script: str, write: bool, as_diff: bool) -> None:
+    """The ported script (or its diff) on stdout and the findings on stderr, so
+    ``kernelab port a.py > b.py`` writes a clean script; with ``--write``, all on stdout."""
+    port = porting.port_file(script)
+    notes = sys.stdout if write else sys.stderr
+    if write and port.text == port.original:
+        print(f"{script}: no torch or torchvision import to rewrite; file unchanged")
+    elif write:
+        print(f"{script}: rewritten; the original is in {porting.write_ported(script, port)}")
+    elif as_diff:
+        sys.stdout.write(porting.diff(port, script))
+    else:  # in the script's own encoding, so ``> b.py`` keeps its coding line true
+        sys.stdout.flush()
+        sys.stdout.buffer.write(port.text.encode(port.encoding))
+        sys.stdout.buffer.flush()
+    print("\n".join(porting.report(port, script)), file=notes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Protocol
 
-from ..apps import runs, studies
+from ..apps import porting, runs, studies
 from ..kernels import filtering
 from . import handlers
 
@@ -274,3 +274,32 @@ def study_parser(sub: Subparsers) -> None:
         help="BLAS threads per process (default 1; under mpiexec: cores / ranks)",
     )
     p.set_defaults(func=handlers.study_command)
+
+
+def port_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "port",
+        help="rewrite a PyTorch script's imports to kernelab's; list what kernelab lacks",
+        description="Print SCRIPT with its torch and torchvision imports rewritten to "
+        "kernelab's (import torch -> import kernelab as torch, import torchvision -> import "
+        "kernelab.vision as torchvision, ...), every other byte unchanged, and list on stderr "
+        "the torch and torchvision names it uses that kernelab lacks, with their lines. The "
+        "script is only read, never run. An import of a module kernelab does not have is left "
+        f"as it is. {porting.UNCHECKED[0].upper()}{porting.UNCHECKED[1:]}. Exit status 0 once "
+        "ported, names missing or not; 1 if a SCRIPT cannot be read or parsed (the others are "
+        "still ported).",
+    )
+    p.add_argument(
+        "scripts",
+        nargs="+",
+        metavar="SCRIPT",
+        help="the PyTorch script (.py); several with --write or --diff",
+    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite SCRIPT in place (atomically), keeping the original as SCRIPT.orig",
+    )
+    how.add_argument("--diff", action="store_true", help="print a unified diff, not the script")
+    p.set_defaults(func=handlers.port_command)
