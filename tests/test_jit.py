@@ -55,7 +55,7 @@ def test_without_numba_says_so_once_and_runs_on_numpy():
     """
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["numpy", "(2,", "3,", "8,", "8)"]
+    assert done.stdout.split() == ["numpy", "kernelab.Size([2,", "3,", "8,", "8])"]
     lines = done.stderr.strip().splitlines()
     expected = "kernelab: numba unavailable (No module named 'numba'); running on NumPy kernels"
     assert lines == [expected]
