@@ -1,4 +1,4 @@
-"""Gradient clipping against torch.nn.utils: the total norm returned and the scaled gradients."""
+"""torch.nn.utils's gradient clipping and flat parameter vectors, against torch."""
 
 import math
 
@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+import kernelab as kl
 from kernelab.core.tensor import Tensor
-from kernelab.nn.utils import clip_grad_norm_, clip_grad_value_
+from kernelab.nn.utils import (
+    clip_grad_norm_,
+    clip_grad_value_,
+    parameters_to_vector,
+    vector_to_parameters,
+)
 
 SHAPES = [(4, 3, 3, 3), (5, 7), (5,)]
 
@@ -87,3 +93,26 @@ def test_clip_grad_value_matches_torch(clip_value):
     assert ours[0].grad is grad
     for p, q in zip(ours[:2], theirs[:2], strict=True):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())
+
+
+def test_parameters_to_vector_and_back_as_torch():
+    from torch.nn.utils import parameters_to_vector as torch_to_vector
+    from torch.nn.utils import vector_to_parameters as torch_from_vector
+
+    ours, theirs = _pair(np.float32)
+    vector, expected = parameters_to_vector(ours), torch_to_vector(theirs)
+    np.testing.assert_array_equal(vector.array, expected.detach().numpy())
+    assert vector.grad_fn.name() == expected.grad_fn.name() == "CatBackward0"
+    (vector * kl.arange(vector.numel())).sum().backward()  # the gradient reaches each parameter
+    (expected * torch.arange(expected.numel())).sum().backward()
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(p.grad.array, q.grad.numpy())
+    new = np.arange(expected.numel(), dtype=np.float32)
+    vector_to_parameters(Tensor(new), ours)
+    torch_from_vector(torch.from_numpy(new.copy()), theirs)
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(p.array, q.detach().numpy())
+    with pytest.raises(TypeError, match="expected Tensor"):
+        vector_to_parameters(new, ours)
+    with pytest.raises(RuntimeError, match="too short"):
+        vector_to_parameters(Tensor(new[:5]), ours)

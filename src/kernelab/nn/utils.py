@@ -1,4 +1,4 @@
-"""Gradient clipping: bound the gradients before an optimiser step, in place, as torch does."""
+"""Gradient clipping and flat parameter vectors, in place where torch is, as torch does."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd import unwrap
 from ..core.tensor import Tensor
+from ..functional.shape import cat
 
 
 def _with_grads(parameters: Any) -> list[Any]:
@@ -71,3 +72,24 @@ def clip_grad_value_(parameters: Any, clip_value: float) -> None:
     clip_value = float(clip_value)
     for p in _with_grads(parameters):
         np.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)
+
+
+def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
+    """Every parameter flattened and joined into one vector, in order (differentiable)."""
+    return cat([p.reshape(-1) for p in parameters])
+
+
+def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
+    """Copy consecutive slices of ``vec`` into the parameters, in order, as their new data."""
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"expected Tensor, but got: {type(vec).__name__}")
+    values, offset = vec.array, 0
+    for p in parameters:
+        size = p.array.size
+        if offset + size > values.size:
+            raise RuntimeError(
+                f"vector_to_parameters: a vector of {values.size} values is too short for the "
+                f"parameters (the one of shape {tuple(p.array.shape)} needs {offset + size})"
+            )
+        p.data = Tensor(values[offset : offset + size].reshape(p.array.shape))  # (shape of p)
+        offset += size
