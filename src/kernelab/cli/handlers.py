@@ -24,6 +24,11 @@ from ..kernels.summary import summary
 # ---- train
 def train_config(args: argparse.Namespace) -> dict:
     """The config of a new run from ``kernelab train``'s options."""
+    if args.arch is not None and not args.arch.strip():
+        raise ValueError(
+            '--arch is empty: give a spec such as "conv3x3x32-same,relu,maxpool2,flatten,'
+            'linear10", or leave --arch out for the classic network'
+        )
     lr = args.lr if args.lr is not None else runs.DEFAULT_LR[args.optimizer]
     return {
         "data": args.data,
@@ -98,14 +103,37 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    model, config, _ = runs.load_run(args.run)
-    classes = config["classes"]
+    """Classify each image; a file that cannot be read is reported and the others go on."""
+    model, config = predictor(args.run)
+    classes, failed = config["classes"], 0
     for path in args.images:
-        probabilities = runs.classify(model, config, path)
+        try:
+            probabilities = runs.classify(model, config, path)
+        except (OSError, ValueError) as error:
+            failed += 1
+            print(f"kernelab predict: error: {path}: {error}", file=sys.stderr)
+            continue
         best = int(probabilities.argmax())
         listing = " ".join(f"{c}:{p:.3f}" for c, p in zip(classes, probabilities, strict=True))
         print(f"{path}: {classes[best]} ({probabilities[best]:.1%})  {listing}")
-    return 0
+    if failed and len(args.images) > 1:
+        print(f"kernelab predict: {failed} of {len(args.images)} images failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def predictor(path: str) -> tuple:
+    """The model and the config ``runs.classify`` needs, from a run folder, a checkpoint or an
+    ``.onnx`` file (normalised as explain does: MNIST's statistics for one channel)."""
+    if Path(path).suffix.lower() != ".onnx":
+        model, config, _ = runs.load_run(path)
+        return model, config
+    from ..apps.explain.source import load_source
+
+    source = load_source(path)
+    for note in source.notes:
+        print(f"note: {note}", file=sys.stderr)
+    config = {"input_shape": list(source.input_shape), "mean": source.mean, "std": source.std}
+    return source.model, {**config, "classes": source.classes}
 
 
 def summary_command(args: argparse.Namespace) -> int:
@@ -165,9 +193,9 @@ def filter_command(args: argparse.Namespace) -> int:
 
 
 def filtered_name(image: Path, spec: str, mode: str) -> Path:
-    """``IMAGE_KERNEL_MODE.png`` in the current folder, the spec made safe for a file name."""
+    """``runs/filter/IMAGE_KERNEL_MODE.png``, the spec made safe for a file name."""
     name = "".join(c if c.isalnum() or c in "-." else "_" for c in spec)
-    return Path(f"{image.stem}_{name}_{mode}.png")
+    return Path("runs") / "filter" / f"{image.stem}_{name}_{mode}.png"
 
 
 def filter_story(spec: str, kernel, mode: str) -> str:

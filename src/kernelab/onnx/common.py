@@ -18,7 +18,9 @@ def require_onnx() -> ModuleType:
     try:
         import onnx
     except ImportError:
-        raise ImportError("ONNX exchange needs the onnx package: pip install onnx") from None
+        raise ImportError(
+            'ONNX export and import need the onnx extra: pip install "kernelab[onnx]"'
+        ) from None
     return onnx
 
 

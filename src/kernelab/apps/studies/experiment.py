@@ -50,7 +50,7 @@ def run_study(
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     study, preset = STUDIES[name], MODES[mode]
     leader = distributed.get_rank() == 0
-    out = Path(out) if out is not None else Path("studies") / f"{name}-{mode}"
+    out = Path(out) if out is not None else Path("runs") / "studies" / f"{name}-{mode}"
     recipe = Recipe(epochs or preset["epochs"], tuple(range(seeds)))
     size = study.image_size(mode)
     study_data = load_study_data(
