@@ -404,7 +404,7 @@ def test_hand_designed_banks():
     [
         ("glorot", "unknown initializer 'glorot'; expected one of: default, zeros"),
         ("constant", "missing parameters; expected constant:val"),
-        ("normal:small", "std must be a number, received 'small'"),
+        ("normal:small", "std must be a number within ±1,000,000, received 'small'"),
         ("normal:1:0:3", r"too many parameters; expected normal\[:std\[:mean\]\]"),
     ],
 )

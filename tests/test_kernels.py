@@ -255,13 +255,24 @@ def test_every_listed_kernel_parses():
     "spec, words",
     [
         ("sobel", "expected one of: identity, box, gaussian, sobel-x"),
-        ("gaussian:7:wide", "sigma must be a number, received 'wide'"),
+        ("gaussian:7:wide", "sigma must be a number within ±1,000,000, received 'wide'"),
         ("gaussian:7y5", "size must be a size like 7 or 7x5"),
         ("box:3:3", r"too many parameters; expected box\[:size\]"),
         ("dog:9:1", "missing parameters; expected dog:size:sigma1:sigma2"),
         ("sobel-x:4", "odd"),
+        ("gaussian:15000:1", "at most 255"),  # refused before 1.8 GB are allocated
+        ("gaussian:7x0", "at most 255"),
+        ("gaussian:7:nan", "within ±1,000,000, received 'nan'"),
+        ("laplacian:1000000", "whole number in 1..255"),
     ],
 )
 def test_get_kernel_errors(spec, words):
     with pytest.raises(ValueError, match=words):
         K.get_kernel(spec)
+
+
+@pytest.mark.parametrize(
+    "spec", ["gaussian", "gaussian:7x5:1", "laplacian:4:5", "sharpen", "gabor:9:0.5", "dog:9:1:2"]
+)
+def test_kernel_spec_size_is_the_built_kernels(spec):
+    assert K.kernel_spec_size(spec) == K.get_kernel(spec).shape

@@ -145,6 +145,9 @@ def test_kernel_and_test_set_indices(client, query, words):
         ({"layer": 0, "channel": 0, "spec": "sobel-x", "values": [[0]]}, "either 'values'"),
         ({"layer": 0, "channel": 0, "spec": "unknown"}, "unknown kernel"),
         ({"layer": 0, "channel": 0, "spec": "sobel-x:5"}, "is 5x5; this layer's kernels are 3x3"),
+        ({"layer": 0, "channel": 0, "spec": "gaussian:201:1"}, "is 201x201; this layer's"),
+        ({"layer": 0, "channel": 0, "spec": "gaussian:15000:1"}, "at most 255"),
+        ({"layer": 0, "channel": 0, "spec": "gaussian:3:1e400"}, "a number within"),
         ({"layer": 0, "channel": 0, "values": [[1, 2], [3, 4]]}, "must be 3x3"),
         ({"layer": 0, "channel": 0, "values": [["a", 0, 0]] * 3}, "rows of numbers"),
         ({"layer": 0, "channel": 0, "values": [[1e9, 0, 0]] * 3}, "magnitude"),
@@ -160,6 +163,12 @@ def test_not_a_number_in_a_kernel(client):
     body = '{"layer": 0, "channel": 0, "values": [[NaN, 0, 0], [0, 0, 0], [0, 0, 0]]}'
     response = client.post("/api/kernel", content=body, headers=SESSION)
     refused(response, 400, "finite")
+
+
+def test_deeply_nested_json_is_refused_before_any_work(client):
+    for depth in (9, 100_000):  # past the limit, and past what the JSON parser can recurse
+        body = '{"layer": ' + "[" * depth + "]" * depth + "}"
+        refused(client.post("/api/kernel", content=body, headers=SESSION), 400, "deeper than")
 
 
 def test_bad_bodies_and_pixels(client, monkeypatch):

@@ -21,6 +21,7 @@ from .designed import (
     gaussian,
     get_kernel,
     identity,
+    kernel_spec_size,
     laplacian,
     laplacian_of_gaussian,
     parse_spec,

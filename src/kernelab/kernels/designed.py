@@ -247,14 +247,34 @@ _KERNELS: dict[str, Callable[..., np.ndarray]] = {
 }
 KERNELS: list[str] = list(_KERNELS)
 
+# Limits of a spec, checked before anything is built: a 255x255 kernel is 65,025 values
+# (larger than any image it would filter here), and no parameter needs a magnitude past 1e6.
+MAX_KERNEL_SIZE = 255
+MAX_SPEC_NUMBER = 1e6
+
 
 def _parse_size(text: str) -> Size:
-    """``7`` or ``7x5`` (kH x kW)."""
+    """``7`` or ``7x5`` (kH x kW), each side in 1..MAX_KERNEL_SIZE."""
     parts = text.lower().split("x")
     if len(parts) > 2:
         raise ValueError(text)
-    sizes = tuple(int(p) for p in parts)
+    sizes = tuple(_bounded(int(p), 1, MAX_KERNEL_SIZE) for p in parts)
     return sizes[0] if len(sizes) == 1 else sizes
+
+
+def _parse_count(text: str) -> int:
+    return _bounded(int(text), 1, MAX_KERNEL_SIZE)
+
+
+def _parse_number(text: str) -> float:
+    return _bounded(float(text), -MAX_SPEC_NUMBER, MAX_SPEC_NUMBER)
+
+
+def _bounded(value, low, high):
+    """``value`` if in [low, high]; NaN fails the comparison and is refused too."""
+    if not low <= value <= high:
+        raise ValueError(f"{value} is outside {low:g}..{high:g}")
+    return value
 
 
 def spec_usage(name: str, fn: Callable, skip: int = 0) -> str:
@@ -273,7 +293,8 @@ def parse_spec(spec: str, registry: dict[str, Callable], kind: str, skip: int = 
     """Split ``name:arg:arg`` into the registered function and its parsed arguments.
 
     Arguments named ``size`` read ``7`` or ``7x5``, ``neighbours`` and ``groups`` read ints,
-    everything else floats. ``skip`` leading parameters are filled by the caller.
+    everything else floats, each within the limits above. ``skip`` leading parameters are
+    filled by the caller.
     """
     name, *texts = spec.strip().split(":")
     key = name.strip().lower()
@@ -289,14 +310,18 @@ def parse_spec(spec: str, registry: dict[str, Callable], kind: str, skip: int = 
         raise ValueError(f"{kind} {spec!r}: too many parameters; expected {form}")
     args = []
     for param, text in zip(params, texts, strict=False):
-        parse = {"size": _parse_size, "neighbours": int, "groups": int}.get(param, float)
+        parse = {"size": _parse_size, "neighbours": _parse_count, "groups": _parse_count}.get(
+            param, _parse_number
+        )
         try:
             args.append(parse(text))
         except ValueError:
+            what = {
+                _parse_size: f"a size like 7 or 7x5 (at most {MAX_KERNEL_SIZE})",
+                _parse_count: f"a whole number in 1..{MAX_KERNEL_SIZE}",
+            }.get(parse, f"a number within ±{MAX_SPEC_NUMBER:,.0f}")
             raise ValueError(
-                f"{kind} {spec!r}: {param} must be "
-                f"{'a size like 7 or 7x5' if parse is _parse_size else 'a number'}, "
-                f"received {text!r}; expected {form}"
+                f"{kind} {spec!r}: {param} must be {what}, received {text!r}; expected {form}"
             ) from None
     rest = list(inspect.signature(fn).parameters.values())[skip + len(args) :]
     if any(p.default is inspect.Parameter.empty for p in rest):
@@ -314,3 +339,14 @@ def get_kernel(spec: str) -> np.ndarray:
     """
     fn, args = parse_spec(spec, _KERNELS, "kernel")
     return fn(*args)
+
+
+def kernel_spec_size(spec: str) -> tuple[int, int]:
+    """The (kH, kW) a kernel spec builds, read from the spec without building it."""
+    fn, args = parse_spec(spec, _KERNELS, "kernel")
+    names = list(inspect.signature(fn).parameters)
+    if "size" not in names:
+        return fn(*args).shape  # a fixed, small kernel (sharpen, emboss)
+    index = names.index("size")
+    size = args[index] if index < len(args) else inspect.signature(fn).parameters["size"].default
+    return (size, size) if isinstance(size, int) else tuple(size)

@@ -44,6 +44,7 @@ MEDIA_TYPES = {
 # of them or gets a 404; no path from a request ever reaches the file system.
 ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Nothing from anywhere else: scripts, styles and requests stay on this server.
@@ -94,9 +95,22 @@ async def read_json(request: Request) -> dict:
         payload = json.loads(body or b"{}")
     except ValueError:
         raise ExplainError("the request body is not valid JSON") from None
+    except RecursionError:
+        payload = None  # nested past what the parser takes: refused below like any too deep
+    if payload is None or json_depth(payload) > MAX_JSON_DEPTH:
+        raise ExplainError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(payload, dict):
         raise ExplainError("the request body must be a JSON object")
     return payload
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (a number is depth 0)."""
+    depth, level = 0, [value]
+    while containers := [c for c in level if isinstance(c, list | dict)]:
+        depth += 1
+        level = [i for c in containers for i in (c.values() if isinstance(c, dict) else c)]
+    return depth
 
 
 def query_int(request: Request, name: str) -> int:

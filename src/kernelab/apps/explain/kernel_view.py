@@ -114,15 +114,16 @@ def presets(kernel_size: tuple[int, int]) -> list[str]:
 
 
 def kernel_from_spec(spec: str, kernel_size: tuple[int, int]) -> np.ndarray:
-    """``kernels.get_kernel(spec)``, zero-padded around its centre if smaller than the layer's."""
-    kernel = kernels.get_kernel(spec)
-    (kh, kw), (h, w) = kernel_size, kernel.shape
+    """``kernels.get_kernel(spec)``, zero-padded around its centre if smaller than the layer's;
+    the size is checked against the layer's before the kernel is built."""
+    (kh, kw), (h, w) = kernel_size, kernels.kernel_spec_size(spec)
     dy, dx = kh - h, kw - w
     if dy < 0 or dx < 0 or dy % 2 or dx % 2:
         raise ValueError(
             f"kernel {spec!r} is {h}x{w}; this layer's kernels are {kh}x{kw} "
             "(write the size in the spec, e.g. sobel-x:5)"
         )
+    kernel = kernels.get_kernel(spec)
     return np.pad(kernel, ((dy // 2, dy // 2), (dx // 2, dx // 2)))
 
 
