@@ -435,6 +435,15 @@ def test_predict_an_onnx_model_as_the_run_it_came_from(capsys, trained_run, tmp_
     assert label(from_onnx) == label(from_run)
 
 
+@pytest.mark.parametrize("option", ["--limit", "--epochs", "--batch-size", "--threads"])
+def test_a_count_of_zero_is_refused_not_read_as_all(capsys, option):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", option, "0"])
+    assert done.value.code == 2
+    expected = f"argument {option}: expected a whole number >= 1, received '0'"
+    assert expected in capsys.readouterr().err
+
+
 def test_empty_arch_is_an_error_not_the_default_network(capsys, mnist_dir, tmp_path):
     code, _, err = kernelab(capsys, *train_args(mnist_dir, tmp_path, "--arch", " "))
     assert code == 1 and "--arch is empty" in one_error_line(err, "train")

@@ -28,6 +28,17 @@ architecture spec (--arch): comma-separated layers, input channels inferred:
 """
 
 
+def count(text: str) -> int:
+    """A whole number >= 1 (sizes, counts, epochs): 0 or less is refused, never "all"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}")
+    return value
+
+
 class Subparsers(Protocol):
     """What ``ArgumentParser.add_subparsers`` returns."""
 
@@ -46,7 +57,7 @@ def train_parser(sub: Subparsers) -> None:
     data = p.add_argument_group("data")
     data.add_argument("--data", default="mnist", help="mnist, fashion-mnist, kmnist or cifar10")
     data.add_argument("--data-dir", help="folder holding the dataset files (else cache/download)")
-    data.add_argument("--limit", type=int, help="use only the first N training images")
+    data.add_argument("--limit", type=count, help="use only the first N training images")
     data.add_argument(
         "--augment",
         type=int,
@@ -62,11 +73,11 @@ def train_parser(sub: Subparsers) -> None:
     run.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
     run.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=count,
         metavar="STEPS",
         help="also checkpoint every STEPS batches (default: each epoch)",
     )
-    run.add_argument("--threads", type=int, help="BLAS threads (default: all cores)")
+    run.add_argument("--threads", type=count, help="BLAS threads (default: all cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=handlers.train_command)
 
@@ -76,7 +87,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--arch", help="layer spec (default: the classic network)")
     model.add_argument(
         "--kernel-size",
-        type=int,
+        type=count,
         default=5,
         help="kernel size of the classic network's convolutions (default 5)",
     )
@@ -98,8 +109,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _optimisation_options(p: argparse.ArgumentParser) -> None:
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, help="passes over the training set (default 5)")
-    opt.add_argument("--batch-size", type=int, default=64)
+    opt.add_argument("--epochs", type=count, help="passes over the training set (default 5)")
+    opt.add_argument("--batch-size", type=count, default=64)
     opt.add_argument("--optimizer", default="adam", choices=runs.OPTIMIZERS)
     opt.add_argument(
         "--lr",
@@ -109,7 +120,7 @@ def _optimisation_options(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum")
     opt.add_argument("--weight-decay", type=float, default=0.0)
     opt.add_argument("--schedule", default="onecycle", choices=runs.SCHEDULES)
-    opt.add_argument("--patience", type=int, help="stop after N epochs without improvement")
+    opt.add_argument("--patience", type=count, help="stop after N epochs without improvement")
 
 
 def evaluate_parser(sub: Subparsers) -> None:
@@ -204,7 +215,7 @@ def filter_parser(sub: Subparsers) -> None:
         choices=filtering.MODES,
         help="correlate (what a CNN layer computes; default) or convolve",
     )
-    p.add_argument("--out", help="output PNG (default: IMAGE_KERNEL_MODE.png here)")
+    p.add_argument("--out", help="output PNG (default: runs/filter/IMAGE_KERNEL_MODE.png)")
     p.add_argument(
         "--compare",
         action="store_true",
@@ -237,7 +248,7 @@ def explain_parser(sub: Subparsers) -> None:
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
     p.add_argument(
         "--threads",
-        type=int,
+        type=count,
         default=1,
         help="BLAS threads per forward pass (default 1: fastest for one image)",
     )
@@ -261,16 +272,16 @@ def study_parser(sub: Subparsers) -> None:
         choices=list(studies.MODES),
         help="quick (5k subset, 2 epochs) or full (all of MNIST, 2 epochs)",
     )
-    p.add_argument("--out", help="report folder (default: studies/NAME-MODE)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per configuration (default 3)")
-    p.add_argument("--epochs", type=int, help="override the mode's epochs")
-    p.add_argument("--limit", type=int, help="use only the first N training images")
-    p.add_argument("--test-limit", type=int, help="use only the first N test images")
+    p.add_argument("--out", help="report folder (default: runs/studies/NAME-MODE)")
+    p.add_argument("--seeds", type=count, default=3, help="runs per configuration (default 3)")
+    p.add_argument("--epochs", type=count, help="override the mode's epochs")
+    p.add_argument("--limit", type=count, help="use only the first N training images")
+    p.add_argument("--test-limit", type=count, help="use only the first N test images")
     p.add_argument("--data-dir", help="folder holding the MNIST files (else cache/download)")
     p.add_argument("--note", help="a line for the report's header (e.g. why it was reduced)")
     p.add_argument(
         "--threads",
-        type=int,
+        type=count,
         help="BLAS threads per process (default 1; under mpiexec: cores / ranks)",
     )
     p.set_defaults(func=handlers.study_command)
