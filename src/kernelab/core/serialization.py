@@ -85,7 +85,7 @@ def _decode(node: Any, archive: zipfile.ZipFile, path: Path) -> Any:
                 array = np.load(io.BytesIO(member.read()), allow_pickle=False)
         except (KeyError, ValueError, zipfile.BadZipFile, OSError) as error:
             raise CheckpointError(
-                f"{path}: array {node['__array__']} is unreadable: {error}"
+                f"{path}: array {node['__array__']} is unreadable ({brief(error)})"
             ) from None
         if _digest(array) != node["sha256"]:
             raise CheckpointError(f"{path}: array {node['__array__']} fails its checksum")
@@ -163,5 +163,11 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool =
         raise
     except _DAMAGE as error:
         raise CheckpointError(
-            f"{path}: not a kernelab checkpoint, or truncated or corrupted ({error})"
+            f"{path}: not a kernelab checkpoint, or truncated or corrupted ({brief(error)})"
         ) from None
+
+
+def brief(error: Exception) -> str:
+    """An error's first line cut to 80 characters: zipfile's may quote kilobytes of bytes."""
+    text = (str(error).splitlines() or [type(error).__name__])[0]
+    return text if len(text) <= 80 else text[:77] + "..."
