@@ -208,6 +208,7 @@ _PYTORCH_NAMES = {
     "MatMul": "MmBackward0",
     "MaxPool2d": "MaxPool2DWithIndicesBackward0",
     "MSE": "MseLossBackward0",
+    "Norm": "LinalgVectorNormBackward0",
     "ReLU": "ReluBackward0",
     "Reshape": "ViewBackward0",
     "TakeAlongDim": "GatherBackward0",

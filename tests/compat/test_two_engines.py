@@ -98,6 +98,8 @@ def test_same_program_same_numbers(name):
     mine, theirs = run_both(name, data, data)
     assert_agree(name, mine, theirs)
     assert np.all(np.isfinite(mine["loss"]))
+    if name == "from_scratch":  # zero_() kept each .grad tensor, accumulating in place
+        assert all(mine["same_grad_object"]) and all(theirs["same_grad_object"])
     if name == "resnet_plateau":  # the plateau schedule did act
         assert mine["lr"][-1] < mine["lr"][0]
 
