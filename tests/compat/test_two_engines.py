@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from compat_engines import max_differences, program
+from mnist_files import bar_digits, write_mnist
 
 # |kernelab − torch| / max|torch|, per recorded series and per final weight: float32 rounding
 # accumulated over a few dozen steps of training
@@ -129,6 +130,19 @@ def test_same_program_same_numbers(name):
         assert all(mine["same_grad_object"]) and all(theirs["same_grad_object"])
     if name == "resnet_plateau":  # the plateau schedule did act
         assert mine["lr"][-1] < mine["lr"][0]
+
+
+def test_torchvision_mnist_script(tmp_path):
+    """MNIST's raw files as torchvision keeps them (uncompressed, in root/MNIST/raw)."""
+    rng = np.random.default_rng(2)
+    splits = {"train": bar_digits(40, rng), "t10k": bar_digits(15, rng)}
+    write_mnist(tmp_path / "MNIST" / "raw", splits, compress=False)
+    data = {"root": str(tmp_path)}
+    mine, theirs = run_both("vision_mnist", data, data)
+    assert_agree("vision_mnist", mine, theirs)
+    assert mine["sample"].dtype == np.float32 and mine["sample"].shape == (1, 28, 28)
+    assert mine["sample_label"] == [splits["train"][1][3]]
+    assert mine["correct"][-1] > mine["correct"][0]  # it learns
 
 
 def test_dataloader_loop_with_a_checkpoint(tmp_path):
