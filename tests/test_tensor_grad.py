@@ -393,6 +393,140 @@ def test_autograd_functions(case):
     assert_same(AUTOGRAD_CASES[case])
 
 
+# ---- the idioms of training loops around .grad
+def linear_after_backward(T):
+    model = T.nn.Linear(3, 2)
+    model(T.ones(1, 3)).sum().backward()
+    return model
+
+
+def module_zero_grad(T):
+    model = linear_after_backward(T)
+    model.zero_grad()  # to None, the default
+    return model.weight.grad
+
+
+def optimizer_zero_grad_in_place(T):
+    """``step`` keeps each ``.grad`` tensor; ``zero_grad(set_to_none=False)`` zeroes it."""
+    model = linear_after_backward(T)
+    optimizer = T.optim.SGD(model.parameters(), lr=0.1)
+    g = model.weight.grad
+    optimizer.step()
+    kept = g is model.weight.grad
+    optimizer.zero_grad(set_to_none=False)
+    return kept, g is model.weight.grad, g
+
+
+def zero_grad_as_modules_once_did(T):
+    x = leaf(T)
+    (x * x).sum().backward()
+    x.grad.detach_()
+    x.grad.requires_grad_(False)
+    x.grad.zero_()
+    return x.grad
+
+
+def grad_edited(T):
+    x = leaf(T)
+    (x * x).sum().backward()
+    x.grad.add_(1)
+    x.grad += 1
+    x.grad = x.grad * 2
+    (x * 1).sum().backward()
+    return x.grad
+
+
+def zero_grad_before_any_backward(T):
+    leaf(T).grad.zero_()
+
+
+def frozen_and_unused_parameters(T):
+    model, unused = T.nn.Linear(3, 2), T.nn.Linear(3, 2)
+    model.weight.requires_grad = False
+    model(T.ones(1, 3)).sum().backward()
+    return model.weight.grad, model.bias.grad, unused.weight.grad
+
+
+def under_no_grad_and_enable_grad(T):
+    x = leaf(T)
+    with T.no_grad():
+        y = x * 2
+        with T.enable_grad():
+            z = x * 2
+    with T.set_grad_enabled(False):
+        w = x * 2
+    return y.requires_grad, y.grad_fn, y.is_leaf, z.requires_grad, w.requires_grad
+
+
+def retained_grad_accumulates(T):
+    x = leaf(T)
+    y = x * 2
+    y.retain_grad()
+    (y * y).sum().backward(retain_graph=True)
+    (y * y).sum().backward()
+    return y.grad
+
+
+def backward_of_a_leaf(T):
+    x = T.tensor(2.0, requires_grad=True)
+    x.backward()
+    return x.grad
+
+
+def backward_into_an_input_off_the_graph(T):
+    x, z = leaf(T), leaf(T)
+    (x * 2).sum().backward(inputs=[z])
+    return z.grad, x.grad
+
+
+def grad_of_data_and_of_grad(T):
+    x = leaf(T)
+    (x * x).sum().backward()
+    return x.data.grad, x.grad.grad, T.ones(2).grad
+
+
+def detached_then_requiring_grad(T):
+    x = leaf(T)
+    d = (x * 2).detach().requires_grad_()
+    (d * d).sum().backward()
+    return d.grad, d.is_leaf, x.grad
+
+
+def float64_grad(T):
+    x = T.tensor(B.astype(np.float64), requires_grad=True)
+    (x * x).sum().backward()
+    return x.grad
+
+
+def numpy_of_data(T):
+    x = leaf(T)
+    x.data.numpy()[0] = 7.0
+    return x
+
+
+IDIOM_CASES = {
+    "module_zero_grad": module_zero_grad,
+    "optimizer_zero_grad_in_place": optimizer_zero_grad_in_place,
+    "zero_grad_as_modules_once_did": zero_grad_as_modules_once_did,
+    "grad_edited": grad_edited,
+    "zero_grad_before_any_backward": zero_grad_before_any_backward,
+    "frozen_and_unused_parameters": frozen_and_unused_parameters,
+    "no_grad_and_enable_grad": under_no_grad_and_enable_grad,
+    "retained_grad_accumulates": retained_grad_accumulates,
+    "backward_of_a_leaf": backward_of_a_leaf,
+    "backward_into_an_input_off_the_graph": backward_into_an_input_off_the_graph,
+    "grad_of_data_and_of_grad": grad_of_data_and_of_grad,
+    "detached_then_requiring_grad": detached_then_requiring_grad,
+    "float64_grad": float64_grad,
+    "numpy_of_data": numpy_of_data,
+}
+
+
+@pytest.mark.parametrize("case", IDIOM_CASES)
+def test_training_loop_idioms(case):
+    assert_same(IDIOM_CASES[case])
+
+
 # ---- grad_fn: node names and the graph
 def functional(T):
     return T.nn.functional
