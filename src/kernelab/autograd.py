@@ -150,8 +150,15 @@ class Node:
 
     __slots__ = ("function", "ctx", "inputs", "params")
 
-    def __init__(self, function: type[Function], ctx: Context | None, inputs: tuple, params: dict):
-        self.function, self.ctx, self.inputs, self.params = function, ctx, inputs, params
+    def __init__(
+        self,
+        function: type[Function],
+        ctx: Context | None,
+        inputs: tuple,
+        params: dict | None = None,
+    ):
+        self.function, self.ctx, self.inputs = function, ctx, inputs
+        self.params = {} if params is None else params
 
     def name(self) -> str:
         """PyTorch's name for this node (``AddmmBackward0``), so printed graphs read the same."""
