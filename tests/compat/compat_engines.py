@@ -1,9 +1,11 @@
 """Run one program's source text on either engine: PyTorch, or kernelab with only the imports
-changed (``import torch`` → kernelab, ``torch.nn`` → ``kernelab.nn``, ...)."""
+changed (``import torch`` → kernelab, ``torch.nn`` → ``kernelab.nn``, ``torchvision`` →
+``kernelab.vision``)."""
 
 from __future__ import annotations
 
 import builtins
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,21 @@ PROGRAMS = HERE / "programs"
 
 
 def _kernelab_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
-    """``__import__`` with every ``torch`` module read as the kernelab module of that name."""
-    if level == 0 and (name == "torch" or name.startswith("torch.")):
+    """``__import__`` with every ``torch`` module read as the kernelab module of that name, and
+    ``torchvision`` as ``kernelab.vision``."""
+    if level == 0 and (name == "torchvision" or name.startswith("torchvision.")):
+        name = "kernelab.vision" + name[len("torchvision") :]
+    elif level == 0 and (name == "torch" or name.startswith("torch.")):
         name = "kernelab" + name[len("torch") :]
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def _standin_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+    """``__import__`` with ``torchvision`` read as torchvision_standin.py: torchvision is not
+    a test dependency, so without it the PyTorch side uses that module's reader and
+    transforms, written after torchvision's."""
+    if level == 0 and name == "torchvision":
+        name = "torchvision_standin"
     return builtins.__import__(name, globals, locals, fromlist, level)
 
 
@@ -26,6 +40,8 @@ def load(path: Path, engine: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": f"{path.stem}_{engine}", "__file__": str(path)}
     if engine == "kernelab":
         namespace["__builtins__"] = {**vars(builtins), "__import__": _kernelab_import}
+    elif engine == "torch" and importlib.util.find_spec("torchvision") is None:
+        namespace["__builtins__"] = {**vars(builtins), "__import__": _standin_import}
     elif engine != "torch":
         raise ValueError(f"engine must be 'torch' or 'kernelab', got {engine!r}")
     exec(compile(path.read_text(), str(path), "exec"), namespace)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from compat_engines import max_differences, program
+from mnist_files import bar_digits, write_mnist
 
 # |kernelab − torch| / max|torch|, per recorded series and per final weight: float32 rounding
 # accumulated over a few dozen steps of training
@@ -21,6 +22,13 @@ def mnist_data(rng):
         "labels": rng.integers(0, 10, 32),
         "test_images": rng.standard_normal((16, 1, 28, 28)).astype(np.float32),
         "test_labels": rng.integers(0, 10, 16),
+    }
+
+
+def clip_data(rng):
+    return {
+        "images": rng.standard_normal((16, 1, 16, 16)).astype(np.float32),
+        "labels": rng.integers(0, 5, 16),
     }
 
 
@@ -70,12 +78,31 @@ def run_both(name: str, data_for_torch: dict, data_for_kernelab: dict):
     return mine, theirs
 
 
+# Nodes PyTorch has that kernelab folds into their neighbour: cross_entropy is one node
+# (NllLoss after LogSoftmax in PyTorch), and a Linear's weight is not transposed by a node of
+# its own. A Linear's inputs are (input, weight, bias) where PyTorch's addmm has
+# (bias, input, weightᵀ), so the leaves are visited in another order.
+FOLDED = {"LogSoftmaxBackward0", "TBackward0"}
+
+
+def kernelab_graph(names: list[str]) -> list[str]:
+    """PyTorch's depth-first node names as kernelab's graph has them: the inner nodes in the
+    same order without those kernelab folds, then the leaves' AccumulateGrad nodes."""
+    leaf = "torch::autograd::AccumulateGrad"
+    inner = [n for n in names if n not in FOLDED and n != leaf]
+    return inner + [leaf] * names.count(leaf)
+
+
 def assert_agree(name, mine, theirs):
     tol = TOLERANCE
     assert mine.keys() == theirs.keys()
     report = {}
     for key in mine:
-        if key == "final":
+        if isinstance(theirs[key], str):
+            assert mine[key] == theirs[key], key
+        elif key == "graph":
+            assert mine[key] == kernelab_graph(theirs[key])
+        elif key == "final":
             assert mine[key].keys() == theirs[key].keys()
             for weight, value in theirs[key].items():
                 assert mine[key][weight].dtype == value.dtype, weight
@@ -87,19 +114,35 @@ def assert_agree(name, mine, theirs):
     return report
 
 
-@pytest.mark.parametrize("name", ["mnist_adadelta", "resnet_plateau", "from_scratch"])
+@pytest.mark.parametrize("name", ["mnist_adadelta", "resnet_plateau", "from_scratch", "init_clip"])
 def test_same_program_same_numbers(name):
     make = {
         "mnist_adadelta": mnist_data,
         "resnet_plateau": resnet_data,
         "from_scratch": scratch_data,
+        "init_clip": clip_data,
     }[name]
     data = make(np.random.default_rng(0))
     mine, theirs = run_both(name, data, data)
     assert_agree(name, mine, theirs)
     assert np.all(np.isfinite(mine["loss"]))
+    if name == "from_scratch":  # zero_() kept each .grad tensor, accumulating in place
+        assert all(mine["same_grad_object"]) and all(theirs["same_grad_object"])
     if name == "resnet_plateau":  # the plateau schedule did act
         assert mine["lr"][-1] < mine["lr"][0]
+
+
+def test_torchvision_mnist_script(tmp_path):
+    """MNIST's raw files as torchvision keeps them (uncompressed, in root/MNIST/raw)."""
+    rng = np.random.default_rng(2)
+    splits = {"train": bar_digits(40, rng), "t10k": bar_digits(15, rng)}
+    write_mnist(tmp_path / "MNIST" / "raw", splits, compress=False)
+    data = {"root": str(tmp_path)}
+    mine, theirs = run_both("vision_mnist", data, data)
+    assert_agree("vision_mnist", mine, theirs)
+    assert mine["sample"].dtype == np.float32 and mine["sample"].shape == (1, 28, 28)
+    assert mine["sample_label"] == [splits["train"][1][3]]
+    assert mine["correct"][-1] > mine["correct"][0]  # it learns
 
 
 def test_dataloader_loop_with_a_checkpoint(tmp_path):

@@ -43,6 +43,10 @@ class Tensor(GradMethods, ShapeMethods, MathsMethods, InPlaceMethods, Conversion
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.array = data if isinstance(data, np.ndarray) else np.asarray(data)
+        if requires_grad and self.array.dtype.kind not in "fc":
+            raise RuntimeError(
+                "Only Tensors of floating point and complex dtype can require gradients"
+            )
         self.requires_grad = requires_grad
         self.node: Node | None = None
 

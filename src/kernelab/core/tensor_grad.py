@@ -134,5 +134,7 @@ class GradMethods:
                 "you can only change requires_grad flags of leaf variables; use detach() to "
                 "use a tensor computed by the graph outside it"
             )
+        if requires_grad and self.array.dtype.kind not in "fc":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         return self

@@ -167,6 +167,9 @@ class MathsMethods:
     def std(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
         return reduction.std(self, dim, unbiased, keepdim, correction=correction)
 
+    def norm(self, p="fro", dim=None, keepdim: bool = False):
+        return reduction.norm(self, p, dim, keepdim)
+
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
         return reduction.topk(self, k, dim, largest, sorted)
 

@@ -83,6 +83,43 @@ class Var(Function):
             return (2 * g / ctx.divisor) * ctx.diff
 
 
+class Norm(Function):
+    """The vector ``p``-norm over ``axes``, ``(Σ |a|^p)^(1/p)`` (``max |a|`` for ``p = inf``).
+
+    Its gradient is ``sign(a)·|a|^(p−1) / norm^(p−1)``: ``a / norm`` for the 2-norm, ``sign(a)``
+    for the 1-norm; zero where the norm is zero, and for ``inf`` shared among the tied maxima,
+    as PyTorch does.
+    """
+
+    @staticmethod
+    def forward(ctx, a, p, axes, keepdim):
+        magnitude = np.abs(a)
+        if p == math.inf:
+            out = magnitude.max(axis=axes, keepdims=True)
+        elif p == 2:
+            out = np.sqrt((a * a).sum(axis=axes, keepdims=True))
+        else:
+            out = (magnitude**p).sum(axis=axes, keepdims=True) ** (1 / p)
+        out = out.astype(a.dtype, copy=False)
+        ctx.a, ctx.p, ctx.out, ctx.axes, ctx.keepdim = a, p, out, axes, keepdim
+        return out if keepdim else out.squeeze(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, p, out = ctx.a, ctx.p, ctx.out
+        g = g if ctx.keepdim else np.expand_dims(g, ctx.axes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == math.inf:
+                hit = np.abs(a) == out
+                share = np.sign(a) * hit / hit.sum(axis=ctx.axes, keepdims=True, dtype=a.dtype)
+            elif p == 1:
+                share = np.sign(a)
+            else:
+                share = np.sign(a) * np.abs(a) ** (p - 1) / out ** (p - 1)
+            share = np.where(out == 0, 0, share)
+        return (g * share).astype(a.dtype, copy=False)
+
+
 def _axis(dim: int, ndim: int) -> int:
     """``dim`` as a non-negative axis (a 0-d tensor has the one axis 0, as in PyTorch)."""
     if not -ndim - (ndim == 0) <= dim < ndim + (ndim == 0):
@@ -109,6 +146,15 @@ def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correc
 def std(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
     """Standard deviation: the square root of :func:`var`."""
     return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False):
+    """The vector ``p``-norm over ``dim`` (all axes if None); ``"fro"`` is the 2-norm."""
+    p = 2 if p == "fro" else float(p)
+    if not (p >= 1 or p == math.inf):
+        raise NotImplementedError(f"norm: p={p} is not supported (p >= 1, inf and 'fro' are)")
+    axes = reduction_axes(dim, input.ndim)
+    return Norm.apply(input, p=p, axes=axes, keepdim=keepdim)
 
 
 def amax(input, dim=(), keepdim: bool = False):
