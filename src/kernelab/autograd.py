@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .core.errors import ShapeError
+from .core.node_names import pytorch_node_name
 
 
 class _Mode(threading.local):
@@ -162,9 +163,8 @@ class Node:
 
     def name(self) -> str:
         """PyTorch's name for this node (``AddmmBackward0``), so printed graphs read the same."""
-        op = self.function.__name__
-        name = _PYTORCH_NAMES.get(op, f"{op}Backward0")
-        return name if isinstance(name, str) else name(self.inputs, self.params)
+        inputs = tuple(unwrap(x) for x in self.inputs)
+        return pytorch_node_name(self.function.__name__, inputs, self.params)
 
     @property
     def next_functions(self) -> tuple:
@@ -197,78 +197,6 @@ def grad_node(x: Any) -> Node | AccumulateGrad | None:
     if not is_tensor(x) or not x.requires_grad:
         return None
     return AccumulateGrad(x) if x.node is None else x.node
-
-
-def _reduction_name(op: str):
-    """PyTorch numbers a reduction's node by its overload: 0 for all elements (``x.sum()``),
-    1 with ``dim``. kernelab's node has the axes, so a reduction over every axis is read as
-    the first (``x.sum((0, 1))`` of a matrix is ``SumBackward1`` in PyTorch, 0 here)."""
-
-    def name(inputs: tuple, params: dict) -> str:
-        every_axis = len(params["axes"]) == np.ndim(unwrap(inputs[0]))
-        return f"{op}Backward{0 if every_axis and not params['keepdim'] else 1}"
-
-    return name
-
-
-def _extreme_name(inputs: tuple, params: dict) -> str:
-    """``x.max()`` (all elements) or ``x.amax(dim)``."""
-    op = "Min" if params["smallest"] else "Max"
-    every_axis = len(params["axes"]) == np.ndim(unwrap(inputs[0]))
-    return f"{op}Backward1" if every_axis and not params["keepdim"] else f"A{op.lower()}Backward0"
-
-
-def _getitem_name(inputs: tuple, params: dict) -> str:
-    """Basic indexing is named by its last step, as PyTorch applies them in order: an integer
-    selects (``x[:, 0]``), a slice slices (``x[1:3]``), None unsqueezes; arrays, lists and
-    masks index (``x[[0, 2]]``)."""
-    index = params["index"]
-    steps = [i for i in (index if isinstance(index, tuple) else (index,)) if i is not Ellipsis]
-    if any(np.ndim(i) > 0 or isinstance(i, (bool, np.bool_)) for i in steps):
-        return "IndexBackward0"
-    while len(steps) > 1 and steps[-1] == slice(None):
-        steps.pop()
-    if steps and steps[-1] is None:
-        return "UnsqueezeBackward0"
-    return "SliceBackward0" if not steps or isinstance(steps[-1], slice) else "SelectBackward0"
-
-
-def _linear_name(inputs: tuple, params: dict) -> str:
-    """``addmm`` with a bias; without one, a matrix product (a view of one beyond 2-D)."""
-    if inputs[2] is not None:
-        return "AddmmBackward0"
-    return "MmBackward0" if np.ndim(unwrap(inputs[0])) == 2 else "UnsafeViewBackward0"
-
-
-# PyTorch's node names where they are not the operation's name followed by "Backward0": a
-# string, or a function of the node's inputs and settings where PyTorch's name depends on them
-_PYTORCH_NAMES = {
-    "AdaptiveAvgPool2d": lambda inputs, params: (
-        "MeanBackward1" if params["output_size"] == (1, 1) else "AdaptiveAvgPool2DBackward0"
-    ),
-    "AvgPool2d": "AvgPool2DBackward0",
-    "BatchNorm": "NativeBatchNormBackward0",
-    "Cast": "ToCopyBackward0",
-    "Clamp": "ClampBackward1",
-    "Conv2d": "ConvolutionBackward0",
-    "CrossEntropy": "NllLossBackward0",
-    "CrossEntropyIndices": "NllLossBackward0",
-    "Dropout": "MulBackward0",
-    "Extreme": _extreme_name,
-    "GetItem": _getitem_name,
-    "LeakyReLU": "LeakyReluBackward0",
-    "Linear": _linear_name,
-    "MatMul": "MmBackward0",
-    "MaxPool2d": "MaxPool2DWithIndicesBackward0",
-    "Mean": _reduction_name("Mean"),
-    "MSE": "MseLossBackward0",
-    "NLLCoefficients": "NllLossBackward0",
-    "Norm": "LinalgVectorNormBackward0",
-    "ReLU": "ReluBackward0",
-    "Reshape": "ViewBackward0",
-    "Sum": _reduction_name("Sum"),
-    "TakeAlongDim": "GatherBackward0",
-}
 
 
 class Context:
