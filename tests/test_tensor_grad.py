@@ -296,7 +296,27 @@ def backward_without_requires_grad(T):
     T.ones(3).sum().backward()
 
 
+def hooks_see_and_replace_gradients(T):
+    """An inner tensor's hook scales its gradient; a leaf's hook sees the sum over both
+    paths once, before it is added into ``.grad``; a removed hook no longer runs."""
+    x = leaf(T)
+    y, seen = x * 2, []
+    y.register_hook(lambda g: g * 10)
+    handle = x.register_hook(lambda g: seen.append(g.clone()) or g + 1)
+    (y.sum() + (x * x).sum()).backward()
+    first = x.grad.clone()
+    handle.remove()
+    (x * 3).sum().backward()
+    return first, seen, x.grad
+
+
+def hook_on_a_tensor_without_grad(T):
+    T.ones(3).register_hook(lambda g: g)
+
+
 BACKWARD_CASES = {
+    "hooks": hooks_see_and_replace_gradients,
+    "hook_without_requires_grad": hook_on_a_tensor_without_grad,
     "gradient": backward_with(lambda T: T.ones(2, 3) * 2),
     "gradient_wrong_shape": backward_with(lambda T: T.ones(3, 2)),
     "no_gradient_non_scalar": backward_with(lambda T: None),

@@ -388,18 +388,25 @@ def grad(
 
 
 def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) -> None:
-    """Walk the graph back from the seeds; ``sink(tensor, grad)`` receives each leaf's
-    gradient (once per path) and each inner tensor's (once, complete)."""
+    """Walk the graph back from the seeds; ``sink(tensor, grad)`` receives each inner tensor's
+    gradient once it is complete, then each leaf's, summed over every path to it. A tensor's
+    ``register_hook`` hooks see (and may replace) its gradient first."""
     grads: dict[int, np.ndarray] = {}
+    leaves: dict[int, Any] = {}
+
+    def add(tensor: Any, g: np.ndarray) -> None:
+        key = id(tensor)
+        grads[key] = g if key not in grads else grads[key] + g
+        if tensor.node is None:
+            leaves[key] = tensor
+
     for root, g in seeds:
-        if root.node is None:
-            sink(root, g)
-        else:
-            grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
+        add(root, g)
     for tensor in _graph_order([root for root, _ in seeds if root.node is not None]):
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
+        g = _hooked(tensor, g)
         sink(tensor, g)
         node = tensor.node
         if node.ctx is None:
@@ -420,10 +427,22 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
                     f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
                     f"for an input of shape {inp.array.shape}"
                 )
-            if inp.node is None:
-                sink(inp, ig)
-            else:
-                key = id(inp)
-                grads[key] = ig if key not in grads else grads[key] + ig
+            add(inp, ig)
         if not retain_graph:
             node.ctx = None
+    for key, leaf in leaves.items():
+        sink(leaf, _hooked(leaf, grads.pop(key)))
+
+
+def _hooked(tensor: Any, grad: np.ndarray) -> np.ndarray:
+    """``grad`` after the tensor's ``register_hook`` hooks, each given the previous result."""
+    for hook in tensor.grad_hooks:
+        replaced = hook(wrap(grad))
+        if replaced is not None:
+            grad = np.asarray(unwrap(replaced), dtype=tensor.array.dtype)
+            if grad.shape != tensor.array.shape:
+                raise RuntimeError(
+                    f"hook: returned a gradient of shape {grad.shape} for a tensor of shape "
+                    f"{tensor.array.shape}"
+                )
+    return grad

@@ -28,7 +28,8 @@ class GradMethods:
     requires_grad: bool
     retains_grad = False
     _grad = None
-    _grad_hooks: tuple | list = ()
+    _post_accumulate_hooks: tuple | list = ()
+    grad_hooks: tuple | list = ()  # register_hook's, read by the backward pass
 
     @property
     def is_leaf(self) -> bool:
@@ -102,14 +103,22 @@ class GradMethods:
             self._grad = wrap(np.array(grad, dtype=self.array.dtype, copy=True))
         else:
             np.add(self._grad.array, grad, out=self._grad.array, casting="same_kind")
-        for hook in self._grad_hooks:
+        for hook in self._post_accumulate_hooks:
             hook(self)
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Any], None]) -> None:
         """Call ``hook(tensor)`` each time backward adds into this leaf's gradient."""
-        if not self._grad_hooks:
-            self._grad_hooks = []
-        self._grad_hooks.append(hook)
+        if not self._post_accumulate_hooks:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call ``hook(grad)`` each time this tensor's gradient is computed, before it is used;
+        a tensor it returns replaces the gradient. ``.remove()`` on the result takes it off."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        self.grad_hooks = [*self.grad_hooks, hook]
+        return RemovableHandle(self, hook)
 
     def retain_grad(self) -> None:
         """Keep this inner tensor's gradient in ``.grad`` after backward (leaves always do)."""
@@ -138,3 +147,13 @@ class GradMethods:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         return self
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook off its tensor."""
+
+    def __init__(self, tensor: Any, hook: Callable):
+        self.tensor, self.hook = tensor, hook
+
+    def remove(self) -> None:
+        self.tensor.grad_hooks = [h for h in self.tensor.grad_hooks if h is not self.hook]
