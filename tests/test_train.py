@@ -175,6 +175,24 @@ def test_reduce_on_plateau_watches_the_validation_loss(monkeypatch):
     assert seen == [row["val_loss"] for row in history.epochs]
 
 
+def test_each_epoch_visits_the_data_in_its_own_order(monkeypatch):
+    """Epoch e takes the samples in the DataLoader's documented order for e,
+    ``default_rng([seed, e]).permutation(n)``, so no epoch replays another's."""
+    seen = []  # (epoch, images of one batch)
+    real_step = Trainer._step
+
+    def step(self, x, y):
+        seen.append((self.epoch, x.array.copy()))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    trainer_for(setup(loader_seed=7)).fit(3)
+    for epoch in range(3):
+        images = np.concatenate([x for e, x in seen if e == epoch])
+        order = np.random.default_rng([7, epoch]).permutation(len(TRAIN[0]))
+        assert np.array_equal(images, TRAIN[0][order]), epoch
+
+
 # ---- early stopping
 @pytest.mark.parametrize(("patience", "epochs"), [(0, 2), (1, 2), (2, 3), (4, 5)])
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, patience, epochs):
