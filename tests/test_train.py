@@ -1,6 +1,6 @@
 """The training loop: history, validation, progress, early stopping, the divergence guard,
-determinism and exact resumption (in process; resumption after a real kill is tested with
-the command in test_cli.py)."""
+determinism, exact resumption and a kill at every write of the run files (in process;
+resumption after a real kill is tested with the command in test_cli.py)."""
 
 import contextlib
 import json

@@ -14,8 +14,9 @@ after it: ``best.kl`` is the same state again when the epoch lowered the validat
 before the commit leaves the previous checkpoint, from which the epoch is trained again; a
 kill after it leaves best.kl or metrics.json one epoch behind, and :meth:`Trainer.restore`
 rewrites both from the checkpoint; :meth:`Trainer.fit` first removes the temporary files of
-writes a kill interrupted. Whatever instruction of the sequence a kill hits, the resumed run ends
-with the files of a run that was never interrupted.
+writes a kill interrupted. The checkpoint also says whether patience stopped the run, so a
+run stopped early resumes as finished. Whatever instruction of the sequence a kill hits, the
+resumed run ends with the files of a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ class Trainer:
         return f"{what}{where}. Try a lower learning rate."
 
     def restore(self, path: str | Path) -> None:
-        """Continue from a checkpoint written by :meth:`save`, first completing the run files
-        a kill after the checkpoint's end-of-epoch commit may have left behind."""
+        """Continue from a checkpoint written by :meth:`save`. An end-of-epoch checkpoint also
+        rewrites best.kl and metrics.json, which a kill just after its commit left behind."""
         state = serialization.load(path)
         _unwrapped(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
