@@ -142,8 +142,24 @@ def test_spec_error_is_a_value_error():
 
 
 def test_built_model_trains_as_a_module():
+    """Output, parameter gradients and one SGD step equal torch's for the same layers."""
     model = arch.build("conv3x2,relu,flatten,linear3", (1, 5, 5), generator=0)
     assert isinstance(model, nn.Sequential)
-    x = kl.Tensor(np.ones((2, 1, 5, 5), np.float32))
-    model(x).sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    reference = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(18, 3)
+    )
+    reference.load_state_dict({k: torch.tensor(v.array) for k, v in model.state_dict().items()})
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 1, 5, 5)).astype(np.float32)
+    gy = rng.standard_normal((2, 3)).astype(np.float32)
+    y, expected = model(kl.Tensor(x)), reference(torch.from_numpy(x))
+    np.testing.assert_allclose(y.array, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    y.backward(gy)
+    expected.backward(torch.from_numpy(gy))
+    kl.optim.SGD(model.parameters(), lr=0.1).step()
+    torch.optim.SGD(reference.parameters(), lr=0.1).step()
+    theirs = dict(reference.named_parameters())
+    for name, p in model.named_parameters():
+        want = theirs[name]
+        np.testing.assert_allclose(np.asarray(p.grad), want.grad.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.array, want.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -559,12 +559,16 @@ def uninterrupted(mnist_dir, tmp_path_factory) -> Path:
 
 
 def test_resume_after_sigkill_mid_epoch(mnist_dir, uninterrupted, tmp_path):
-    """Checkpoints every 3 of the 8 steps of an epoch; killed during step 8 of epoch 1."""
+    """Checkpoints every 3 of the 8 steps of an epoch; killed during step 8 of epoch 1, then
+    the resumed run (which keeps checkpointing every 3 steps) during step 8 of epoch 2."""
     kill_when(resume_args(mnist_dir, tmp_path), "step 0 8")
     state = serialization.load(tmp_path / "checkpoint.kl")
     assert (state["epoch"], state["running"]["steps"]) == (0, 6)
+    kill_when(["train", "--resume", tmp_path, "--no-progress"], "step 1 8")
+    state = serialization.load(tmp_path / "checkpoint.kl")
+    assert (state["epoch"], state["running"]["steps"]) == (1, 6)
     out = run_command("train", "--resume", tmp_path, "--no-progress")
-    assert f"resuming {tmp_path} after epoch 0, step 6" in out
+    assert f"resuming {tmp_path} after epoch 1, step 6" in out
     assert_same_run(tmp_path, uninterrupted)
 
 

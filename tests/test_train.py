@@ -1,9 +1,14 @@
 """The training loop: history, validation, progress, early stopping, the divergence guard,
-determinism and exact resumption (in process; resumption after a real kill is tested with
-the command in test_cli.py)."""
+determinism, exact resumption and a kill at every write of the run files (in process;
+resumption after a real kill is tested with the command in test_cli.py)."""
 
+import contextlib
 import json
 import math
+import os
+import shutil
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +16,16 @@ import pytest
 import kernelab as kl
 from kernelab import data, optim
 from kernelab.apps import arch
-from kernelab.apps.train import CHECKPOINT, History, Trainer, TrainingDiverged, evaluate, fit
+from kernelab.apps.train import (
+    BEST,
+    CHECKPOINT,
+    METRICS,
+    History,
+    Trainer,
+    TrainingDiverged,
+    evaluate,
+    fit,
+)
 from kernelab.core import serialization
 from kernelab.core.rng import manual_seed
 from kernelab.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
@@ -161,6 +175,24 @@ def test_reduce_on_plateau_watches_the_validation_loss(monkeypatch):
     assert seen == [row["val_loss"] for row in history.epochs]
 
 
+def test_each_epoch_visits_the_data_in_its_own_order(monkeypatch):
+    """Epoch e takes the samples in the DataLoader's documented order for e,
+    ``default_rng([seed, e]).permutation(n)``, so no epoch replays another's."""
+    seen = []  # (epoch, images of one batch)
+    real_step = Trainer._step
+
+    def step(self, x, y):
+        seen.append((self.epoch, x.array.copy()))
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    trainer_for(setup(loader_seed=7)).fit(3)
+    for epoch in range(3):
+        images = np.concatenate([x for e, x in seen if e == epoch])
+        order = np.random.default_rng([7, epoch]).permutation(len(TRAIN[0]))
+        assert np.array_equal(images, TRAIN[0][order]), epoch
+
+
 # ---- early stopping
 @pytest.mark.parametrize(("patience", "epochs"), [(0, 2), (1, 2), (2, 3), (4, 5)])
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path, patience, epochs):
@@ -299,6 +331,125 @@ def test_resume_through_fit_with_checkpoint_every(tmp_path, monkeypatch):
     for got, want in zip(history.epochs, expected_history.epochs, strict=True):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
             assert got[key] == want[key], key
+
+
+# ---- crash consistency: a kill at every write of the save sequence
+class Killed(BaseException):
+    """Stands in for SIGKILL: no handler of the library catches it (it is no Exception)."""
+
+
+def watch_writes(monkeypatch, run_dir: Path, kill_at=None, snapshot=None) -> list[str]:
+    """Record every write into ``run_dir``: before its temporary file is written, before the
+    rename and after it. At event number ``kill_at``, copy the folder to ``snapshot`` as a
+    kill would leave it (temporary files included) and raise :class:`Killed`."""
+    events = []
+    real_writer, real_replace = serialization.atomic_writer, os.replace
+
+    def event(what: str) -> None:
+        if len(events) == kill_at:
+            shutil.copytree(run_dir, snapshot)
+            raise Killed
+        events.append(what)
+
+    @contextlib.contextmanager
+    def writer(path):
+        event(f"write {Path(path).name}")
+        with real_writer(path) as file:
+            yield file
+
+    def replace(source, target):
+        if Path(target).parent != run_dir:  # e.g. a compiled-kernel cache
+            return real_replace(source, target)
+        event(f"rename {Path(target).name}")
+        real_replace(source, target)
+        event(f"renamed {Path(target).name}")
+
+    monkeypatch.setattr(serialization, "atomic_writer", writer)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+TIMING = ("seconds", "images_per_s")  # wall-clock measurements: no two runs share them
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def run_files(run_dir: Path) -> dict[str, object]:
+    """Every file of a run folder: a checkpoint as its members (each array's .npy bytes and
+    the parsed tree), metrics.json parsed; the timing fields of the history left out."""
+    files = {}
+    for path in sorted(run_dir.iterdir()):
+        if path.suffix == ".kl":
+            with zipfile.ZipFile(path) as archive:
+                members = {name: archive.read(name) for name in archive.namelist()}
+            tree = json.loads(members.pop("tree.json"))
+            tree["content"]["history"] = without_timing(tree["content"]["history"])
+            files[path.name] = {"tree": tree, **members}
+        elif path.name == METRICS:
+            metrics = json.loads(path.read_text())
+            files[path.name] = {**metrics, "epochs": without_timing(metrics["epochs"])}
+        else:
+            files[path.name] = path.read_bytes()
+    return files
+
+
+KILL_SCENARIOS = {
+    # better every epoch, with checkpoints after steps 3 and 6 of each epoch too
+    "improving": ({"epochs": 2}, {"checkpoint_every": 3}, 2),
+    # lr 0: epoch 2 is no better, and patience 1 stops the run there, 2 epochs early
+    "early-stop": ({"lr": 0.0, "schedule": False}, {"patience": 1}, 4),
+}
+
+
+def kill_scenario_run(name: str, run_dir: Path, seed: int = 0, resume: bool = False) -> None:
+    """Train scenario ``name`` into ``run_dir``; ``resume``: restore its checkpoint first, as
+    ``kernelab train --resume`` does, or start again if the kill came before the first."""
+    parts, options, epochs = KILL_SCENARIOS[name]
+    resume = resume and (run_dir / CHECKPOINT).exists()
+    trainer = trainer_for(setup(seed=99 if resume else seed, **parts), run_dir=run_dir, **options)
+    if resume:
+        trainer.restore(run_dir / CHECKPOINT)
+    trainer.fit(epochs)
+
+
+def writes(*names: str) -> list[str]:
+    """The events :func:`watch_writes` records for writing these files in turn."""
+    return [f"{when} {name}" for name in names for when in ("write", "rename", "renamed")]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "last_epoch", "kill_points"),
+    [
+        ("improving", writes(CHECKPOINT, CHECKPOINT, CHECKPOINT, BEST, METRICS), 30),
+        ("early-stop", writes(CHECKPOINT, METRICS), 15),  # no better: best.kl stays
+    ],
+)
+def test_a_kill_at_any_write_resumes_to_the_files_of_an_uninterrupted_run(
+    tmp_path, monkeypatch, scenario, last_epoch, kill_points
+):
+    """Kill before each write, before each rename and after it, then resume: the checkpoint,
+    best.kl (every array and the whole tree) and metrics.json equal an uninterrupted run's,
+    and no other file is left."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    events = watch_writes(monkeypatch, reference)
+    kill_scenario_run(scenario, reference)
+    monkeypatch.undo()
+    expected = run_files(reference)
+    assert sorted(expected) == [BEST, CHECKPOINT, METRICS]
+    assert events[-len(last_epoch) :] == last_epoch
+    assert len(events) == kill_points
+    for k, event in enumerate(events):
+        run_dir, killed = tmp_path / f"run{k}", tmp_path / f"killed{k}"
+        run_dir.mkdir()
+        watch_writes(monkeypatch, run_dir, kill_at=k, snapshot=killed)
+        with pytest.raises(Killed):
+            kill_scenario_run(scenario, run_dir)
+        monkeypatch.undo()
+        kill_scenario_run(scenario, killed, resume=True)
+        assert run_files(killed) == expected, f"killed at {event} (kill point {k})"
 
 
 def test_history_best_without_rows():

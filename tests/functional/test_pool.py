@@ -190,6 +190,27 @@ def test_max_pool_ties_route_like_pytorch(kwargs):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1}]
+)
+def test_max_pool_gradient_goes_to_the_nan_like_pytorch(kwargs, dtype):
+    """A window holding NaN outputs NaN and routes its gradient to a NaN, never to the first
+    or the largest number: here after a larger number, before one, and two in one window."""
+    x = np.random.default_rng(5).standard_normal((2, 2, 4, 6)).astype(dtype)
+    x[0, 0, 0, 0], x[0, 0, 1, 1] = 9.0, np.nan  # the last cell of a 2x2 window, after a 9
+    x[0, 1, 0, 3], x[0, 1, 1, 2] = np.nan, np.nan  # two in one 2x2 window
+    x[1, 0, 2, 4], x[1, 0, 3, 5] = np.nan, 9.0  # the first cell, before a 9
+    ours = kl.Tensor(x.copy(), requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    y, expected = F.max_pool2d(ours, **kwargs), torch.nn.functional.max_pool2d(theirs, **kwargs)
+    np.testing.assert_array_equal(y.array, expected.detach().numpy())  # NaN where torch has it
+    gy = np.random.default_rng(6).standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    expected.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(np.asarray(ours.grad), theirs.grad.numpy(), rtol=TOL[dtype], atol=0)
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}]
 )

@@ -114,3 +114,32 @@ def test_defaults_match_torch():
         theirs = getattr(torch.optim, name)([p]).defaults
         for key, value in ours.items():
             assert theirs[key] == value, (name, key)
+
+
+def _adam_then_adamw(lib, params, wrap, grads) -> bool:
+    """Three Adam steps with L2 decay, then AdamW loads Adam's state and takes the rest;
+    returns whether AdamW's group ends up decoupling its decay."""
+    adam = lib.Adam(params, lr=0.05, weight_decay=0.5)
+    adamw = lib.AdamW(params, lr=0.05, weight_decay=0.5)
+    for step, step_grads in enumerate(grads):
+        if step == 3:
+            adamw.load_state_dict(adam.state_dict())
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = wrap(g.copy())
+        (adam if step < 3 else adamw).step()
+    return adamw.param_groups[0]["decoupled_weight_decay"]
+
+
+def test_adamw_loading_an_adam_state_still_decouples_its_decay(torch_float64):
+    """An Adam state (its groups say: decay through the gradient) loaded into AdamW continues
+    as AdamW, with decoupled decay, as torch's AdamW does."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(s) for s in SHAPES]
+    grads = [[rng.standard_normal(s) for s in SHAPES] for _ in range(6)]
+    ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    our_flag = _adam_then_adamw(optim, ours, Tensor, grads)
+    their_flag = _adam_then_adamw(torch.optim, theirs, torch.from_numpy, grads)
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-13)
+    assert our_flag == their_flag

@@ -6,6 +6,17 @@ in the data — is saved atomically to ``run_dir/checkpoint.kl`` after every epo
 weights bit-identical to a run that was never interrupted, because the data order of epoch
 ``e`` depends only on the loader's seed and ``e`` and every random draw comes from saved
 generators.
+
+Crash consistency: an epoch has one commit point, the rename that puts its end-of-epoch
+checkpoint in place. The other run files are functions of that checkpoint alone, written
+after it: ``best.kl`` is the same state again when the epoch lowered the validation loss
+(then ``bad_epochs`` is 0), and ``metrics.json`` is the config and history it holds. A kill
+before the commit leaves the previous checkpoint, from which the epoch is trained again; a
+kill after it leaves best.kl or metrics.json one epoch behind, and :meth:`Trainer.restore`
+rewrites both from the checkpoint; :meth:`Trainer.fit` first removes the temporary files of
+writes a kill interrupted. The checkpoint also says whether patience stopped the run, so a
+run stopped early resumes as finished. Whatever instruction of the sequence a kill hits, the
+resumed run ends with the files of a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from .progress import Progress
 
 CHECKPOINT = "checkpoint.kl"
 BEST = "best.kl"
+METRICS = "metrics.json"
 
 
 class TrainingDiverged(RuntimeError):
@@ -151,20 +163,35 @@ class Trainer:
             "history": self.history.epochs,
             "best_val": self.best_val,
             "bad_epochs": self.bad_epochs,
+            "stopped_early": self.history.stopped_early,
             "config": self.config,
             # the loader's shuffling seed, which it may have drawn from the default generator
             "loader": loader_state() if callable(loader_state) else None,
         }
 
-    def save(self, name: str = CHECKPOINT) -> None:
-        """Write the state to ``run_dir/name``; weights that are not finite are never written."""
+    def save(self, name: str = CHECKPOINT) -> dict[str, Any] | None:
+        """Write the state to ``run_dir/name`` and return it (None without a ``run_dir``);
+        weights that are not finite are never written."""
         if self.run_dir is None:
-            return
+            return None
         values = _unwrapped(self.model).state_dict().values()
         if not all(np.isfinite(unwrap(v)).all() for v in values):
             where = f"epoch {self.epoch + 1}, step {self.running.steps}"
             raise TrainingDiverged(self._diverged(f"the weights became infinite or NaN at {where}"))
-        serialization.save(self.state(), self.run_dir / name)
+        state = self.state()
+        serialization.save(state, self.run_dir / name)
+        return state
+
+    def _finish_epoch(self, state: dict[str, Any]) -> None:
+        """Write best.kl and metrics.json as the end-of-epoch checkpoint ``state`` implies.
+
+        Both depend on ``state`` alone and are rewritten whole: doing it again is harmless.
+        """
+        if _new_best(state):
+            serialization.save(state, self.run_dir / BEST)
+        metrics = json.dumps({"config": state["config"], "epochs": state["history"]}, indent=1)
+        with serialization.atomic_writer(self.run_dir / METRICS) as file:
+            file.write(metrics.encode())
 
     def _diverged(self, what: str) -> str:
         kept = self.run_dir is not None and (self.run_dir / CHECKPOINT).exists()
@@ -172,7 +199,8 @@ class Trainer:
         return f"{what}{where}. Try a lower learning rate."
 
     def restore(self, path: str | Path) -> None:
-        """Continue from a checkpoint written by :meth:`save`."""
+        """Continue from a checkpoint written by :meth:`save`. An end-of-epoch checkpoint also
+        rewrites best.kl and metrics.json, which a kill just after its commit left behind."""
         state = serialization.load(path)
         _unwrapped(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -182,8 +210,11 @@ class Trainer:
         rng.default_generator().bit_generator.state = state["rng"]
         self.history.epochs = list(state["history"])
         self.best_val, self.bad_epochs = state["best_val"], state["bad_epochs"]
+        self.history.stopped_early = state.get("stopped_early", False)  # older checkpoints
         if state.get("loader") is not None and hasattr(self.train_loader, "load_state_dict"):
             self.train_loader.load_state_dict(state["loader"])
+        if self.run_dir is not None and state["running"]["steps"] == 0:  # an epoch's end
+            self._finish_epoch(state)
 
     # ---- the loop
     def _step(self, x, y) -> tuple[float, int]:
@@ -232,7 +263,10 @@ class Trainer:
         return get_world_size() if self.model is not _unwrapped(self.model) else 1
 
     def fit(self, epochs: int) -> History:
-        while self.epoch < epochs:
+        if self.run_dir is not None:  # what a killed run's writes left
+            for name in (CHECKPOINT, BEST, METRICS):
+                serialization.discard_temporaries(self.run_dir / name)
+        while self.epoch < epochs and not self.history.stopped_early:
             row = self._train_epoch()
             if self.val_loader is not None:
                 row.update(evaluate(self.model, self.val_loader, self.loss_fn))
@@ -245,23 +279,21 @@ class Trainer:
                 self.best_val, self.bad_epochs = row.get("val_loss", math.inf), 0
             else:
                 self.bad_epochs += 1
-            self.save()
-            if improved and self.val_loader is not None:
-                self.save(BEST)
-            self._write_metrics()
             # patience N: stop at the N-th epoch in a row without a better validation loss
-            if self.patience is not None and not improved and self.bad_epochs >= self.patience:
-                self.history.stopped_early = True
-                break
+            self.history.stopped_early = (
+                self.patience is not None and not improved and self.bad_epochs >= self.patience
+            )
+            state = self.save()  # the epoch's commit point
+            if state is not None:
+                self._finish_epoch(state)
         return self.history
 
-    def _write_metrics(self) -> None:
-        if self.run_dir is None:
-            return
-        path = self.run_dir / "metrics.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"config": self.config, "epochs": self.history.epochs}, indent=1))
-        tmp.replace(path)
+
+def _new_best(state: dict[str, Any]) -> bool:
+    """Whether an end-of-epoch checkpoint is the best model so far: its epoch was validated
+    and lowered the validation loss, the only case that resets ``bad_epochs`` to 0."""
+    rows = state["history"]
+    return state["bad_epochs"] == 0 and bool(rows) and "val_loss" in rows[-1]
 
 
 def _step_scheduler(scheduler, row: dict[str, float]) -> None:

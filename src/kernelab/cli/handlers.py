@@ -49,6 +49,7 @@ def train_config(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "seed": args.seed,
         "patience": args.patience,
+        "checkpoint_every": args.checkpoint_every,
     }
 
 
@@ -59,6 +60,8 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         config = runs.resume_config(run_dir, args.epochs, args.data_dir)
+        if args.checkpoint_every is not None:  # else the run's own, to survive another kill
+            config["checkpoint_every"] = args.checkpoint_every
     else:
         config = train_config(args)
         run_dir = Path(args.run_dir or Path("runs") / time.strftime("%Y-%m-%d-%H%M%S"))
@@ -66,7 +69,7 @@ def train_command(args: argparse.Namespace) -> int:
         config,
         run_dir,
         resume=bool(args.resume),
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=config.get("checkpoint_every"),  # absent from older runs
         progress=not args.no_progress,
     )
     if distributed.get_rank() != 0:

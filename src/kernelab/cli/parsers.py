@@ -75,7 +75,7 @@ def train_parser(sub: Subparsers) -> None:
         "--checkpoint-every",
         type=count,
         metavar="STEPS",
-        help="also checkpoint every STEPS batches (default: each epoch)",
+        help="also checkpoint every STEPS batches (default: each epoch); --resume keeps the run's",
     )
     run.add_argument("--threads", type=count, help="BLAS threads (default: all cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -3,20 +3,27 @@
 ``save(obj, path)`` accepts nested dicts, lists and tuples of tensors, NumPy arrays, numbers,
 strings, booleans and None — state dicts, optimiser states, training state. The file is a
 zip holding one ``.npy`` per array and a JSON tree that refers to them, plus a SHA-256 of
-every array, so a truncated or tampered file is refused. It is written to a temporary file
-and renamed, so a crash never leaves a half-written file under the real name.
+every array, so a truncated or tampered file is refused.
+
+Files are written by :func:`atomic_writer`: a temporary file beside the target, flushed to the
+disk, renamed over the target, and the folder flushed. A crash never leaves a half-written
+file under the real name, and renames reach the disk in the order they were made, so a
+sequence of writes survives a power failure as a prefix of itself.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -99,19 +106,31 @@ def _decode(node: Any, archive: zipfile.ZipFile, path: Path) -> Any:
 
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     tree = {"format": FORMAT, "content": _encode(obj, arrays)}
+    with atomic_writer(path) as file, zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            archive.writestr(key + ".npy", buffer.getvalue())
+        archive.writestr(_TREE, json.dumps(tree))
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` in one rename when the block ends without error.
+
+    What is written goes to ``.NAME.XXXX.tmp`` beside ``path``, is flushed to the disk, then
+    renamed over ``path``; the folder is flushed last, so the rename is on the disk before
+    the next write starts. Readers and crashes see the old file or the new one, never a part;
+    on an error the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-                for key, array in arrays.items():
-                    buffer = io.BytesIO()
-                    np.save(buffer, array, allow_pickle=False)
-                    archive.writestr(key + ".npy", buffer.getvalue())
-                archive.writestr(_TREE, json.dumps(tree))
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600)
@@ -119,6 +138,28 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename) to the disk, where the system allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows, which cannot open a folder
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def discard_temporaries(path: str | os.PathLike) -> None:
+    """Remove the temporary files :func:`atomic_writer` left beside ``path`` when killed."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 _PICKLED = (
