@@ -249,15 +249,15 @@ clip = clamp
 
 
 def add(input, other, alpha=1):
-    return as_tensor(input).add(other, alpha=alpha)
+    return arithmetic.add(input, other, alpha)  # a Python number stays a scalar operand
 
 
 def sub(input, other, alpha=1):
-    return as_tensor(input).sub(other, alpha=alpha)
+    return arithmetic.sub(input, other, alpha)
 
 
 def mul(input, other):
-    return as_tensor(input).mul(other)
+    return arithmetic.mul(input, other)
 
 
 def div(input, other, rounding_mode=None):

@@ -18,6 +18,8 @@ from ..autograd import is_grad_enabled, unwrap
 from ..functional import arithmetic
 from ..functional.comparison import clamp
 from ..functional.shape import unwrap_index
+from .dtypes import get_default_dtype
+from .errors import DTypeError
 from .rng import as_generator
 
 
@@ -40,22 +42,40 @@ class InPlaceMethods:
         return self.requires_grad or any(getattr(o, "requires_grad", False) for o in others)
 
     def _write(self, name: str, ufunc, other, alpha=1):
+        """``self ← ufunc(self, alpha·other)`` computed in PyTorch's result dtype and written
+        back in this tensor's dtype."""
         if self._in_graph(name, other):
             raise NotImplementedError(
                 f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
                 f"kernelab; write the out-of-place form (x = x + y)"
             )
-        value = unwrap(other)
-        ufunc(
-            self.array, value if alpha == 1 else alpha * value, out=self.array, casting="same_kind"
-        )
+        if ufunc is np.subtract:
+            arithmetic.require_dtypes(name, self, other, kinds="uifc")
+        dtype = self._result_dtype(name, other, floating=ufunc is np.true_divide)
+        value = unwrap(arithmetic.scaled(arithmetic.cast_to(unwrap(other), dtype), alpha))
+        ufunc(self.array, value, out=self.array, dtype=dtype, casting="unsafe")
         return self
 
+    def _result_dtype(self, name: str, other, floating: bool = False) -> np.dtype:
+        """The dtype PyTorch computes ``self op other`` in; it refuses one it cannot write
+        back into this tensor (``int_tensor += 0.5``, ``int_tensor /= 2``)."""
+        dtype = arithmetic.result_type(self, other)
+        if floating and dtype.kind not in "fc":
+            dtype = get_default_dtype()
+        if not arithmetic.can_cast(dtype, self.array.dtype):
+            raise DTypeError(
+                f"Tensor.{name}: result type {dtype} can't be cast to the tensor's dtype "
+                f"{self.array.dtype}"
+            )
+        return dtype
+
     def _update(self, name: str, ufunc, out_of_place, other):
-        """``x op= y``: in place where PyTorch would be, else out of place (rebinding x)."""
-        if self._in_graph(name, other):
-            return out_of_place(self, other)
-        return self._write(name, ufunc, other)
+        """``x op= y``: in place where PyTorch would be, else out of place (rebinding x), in
+        x's dtype either way."""
+        if not self._in_graph(name, other):
+            return self._write(name, ufunc, other)
+        self._result_dtype(name, other, floating=ufunc is np.true_divide)
+        return arithmetic.cast_to(out_of_place(self, other), self.array.dtype)
 
     def add_(self, other, alpha=1):
         return self._write("add_", np.add, other, alpha)

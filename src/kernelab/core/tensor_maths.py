@@ -45,8 +45,14 @@ class MathsMethods:
     def __floordiv__(self, other):
         return arithmetic.floor_divide(self, other)
 
+    def __rfloordiv__(self, other):
+        return arithmetic.floor_divide(other, self)
+
     def __mod__(self, other):
         return arithmetic.remainder(self, other)
+
+    def __rmod__(self, other):
+        return arithmetic.remainder(other, self)
 
     def __neg__(self):
         return arithmetic.neg(self)
@@ -68,10 +74,10 @@ class MathsMethods:
 
     # ---- element-wise
     def add(self, other, alpha=1):
-        return arithmetic.add(self, other if alpha == 1 else arithmetic.mul(other, alpha))
+        return arithmetic.add(self, other, alpha)
 
     def sub(self, other, alpha=1):
-        return arithmetic.sub(self, other if alpha == 1 else arithmetic.mul(other, alpha))
+        return arithmetic.sub(self, other, alpha)
 
     def mul(self, other):
         return arithmetic.mul(self, other)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, unwrap, wrap
+from ..autograd import Function, is_tensor, unwrap, wrap
 from ..core.dtypes import get_default_dtype
+from ..core.errors import DTypeError
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -238,12 +239,23 @@ class Mean(Function):
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 
+_KIND_NAMES = {"b": "bool", "u": "integer", "i": "integer", "f": "floating point"}
+
+
 def array_of(x) -> np.ndarray | None:
     """The array of a tensor or ndarray; None for a Python or NumPy scalar."""
     if isinstance(x, np.ndarray):
         return x
-    data = getattr(x, "data", None)
-    return data if isinstance(data, np.ndarray) else None
+    return x.array if is_tensor(x) else None
+
+
+def dtype_of(x) -> np.dtype:
+    """The dtype of a tensor or array, or the one PyTorch reads a Python or NumPy scalar as
+    (a dtype stands for itself)."""
+    if isinstance(x, np.dtype):
+        return x
+    array = array_of(x)
+    return array.dtype if array is not None else _scalar_dtype(x)
 
 
 def _scalar_dtype(x) -> np.dtype:
@@ -266,8 +278,8 @@ def result_type(*operands) -> np.dtype:
     ranked = []
     for x in operands:
         array = array_of(x)
-        dtype = array.dtype if array is not None else _scalar_dtype(x)
         priority = 0 if array is None else 2 if array.ndim else 1
+        dtype = dtype_of(x)
         ranked.append((_CATEGORY[dtype.kind], priority, dtype))
     category = max(r[0] for r in ranked)
     priority = max(r[1] for r in ranked if r[0] == category)
@@ -277,16 +289,31 @@ def result_type(*operands) -> np.dtype:
     return [np.dtype(np.bool_), np.dtype(np.int64), default, np.result_type(default, 1j)][category]
 
 
-def promote(a, b, floating: bool = False):
-    """``a`` and ``b`` cast to their result dtype (a floating one for true division)."""
-    array_a, array_b = array_of(a), array_of(b)
-    same = array_a is not None and array_b is not None and array_a.dtype == array_b.dtype
-    if same and (not floating or array_a.dtype.kind in "fc"):
-        return a, b
-    dtype = result_type(a, b)
+def promote(*operands, floating: bool = False) -> tuple:
+    """The operands cast to their result dtype (a floating one for true division, exp, sqrt:
+    integers and bools become the default float dtype, as in PyTorch)."""
+    arrays = [array_of(x) for x in operands]
+    first = arrays[0]
+    same = first is not None and all(a is not None and a.dtype == first.dtype for a in arrays)
+    if same and (not floating or first.dtype.kind in "fc"):
+        return operands
+    dtype = result_type(*operands)
     if floating and dtype.kind not in "fc":
         dtype = get_default_dtype()
-    return cast_to(a, dtype), cast_to(b, dtype)
+    return tuple(cast_to(x, dtype) for x in operands)
+
+
+def require_dtypes(name: str, *operands, kinds: str = "biufc", same: bool = False) -> None:
+    """Refuse, as PyTorch does, operands whose dtype is not of ``kinds`` (NumPy's letters:
+    b bool, u i integer, f floating point) or, with ``same``, that differ in dtype."""
+    dtypes = [dtype_of(x) for x in operands]
+    wrong = [d for d in dtypes if d.kind not in kinds]
+    if wrong:
+        expected = " or ".join(dict.fromkeys(_KIND_NAMES[k] for k in kinds if k in _KIND_NAMES))
+        raise DTypeError(f"{name}: expected {expected} operands, got {wrong[0]}")
+    if same and len(set(dtypes)) > 1:
+        got = " and ".join(str(d) for d in dtypes)
+        raise DTypeError(f"{name}: expected operands of one dtype, got {got}")
 
 
 def cast_to(x, dtype: np.dtype):
@@ -300,12 +327,33 @@ def cast_to(x, dtype: np.dtype):
     return array.astype(dtype) if x is array else cast(x, dtype)
 
 
-def add(a, b):
-    return Add.apply(*promote(a, b))
+def add(a, b, alpha=1):
+    """``a + alpha·b``, in the result dtype of ``a`` and ``b`` (``alpha`` is cast to it)."""
+    a, b = promote(a, b)
+    return Add.apply(a, scaled(b, alpha))
 
 
-def sub(a, b):
-    return Sub.apply(*promote(a, b))
+def sub(a, b, alpha=1):
+    require_dtypes("sub (use ~ or logical_not to invert a mask)", a, b, kinds="uifc")
+    a, b = promote(a, b)
+    return Sub.apply(a, scaled(b, alpha))
+
+
+def scaled(b, alpha):
+    """``alpha·b`` for an operand already in the result dtype; PyTorch refuses a fractional
+    ``alpha`` for integers."""
+    if alpha == 1:
+        return b
+    dtype = dtype_of(b)
+    if dtype.kind in "biu" and isinstance(alpha, float):
+        raise DTypeError(f"alpha={alpha}: must not be a floating point number for {dtype} operands")
+    return Mul.apply(b, dtype.type(alpha))
+
+
+def can_cast(source: np.dtype, target: np.dtype) -> bool:
+    """Whether PyTorch writes a ``source`` result into a ``target`` tensor in place: never a
+    float into an integer, nor a number into a bool (a narrower dtype of a kind is fine)."""
+    return _CATEGORY[source.kind] <= _CATEGORY[target.kind]
 
 
 def mul(a, b):
@@ -317,30 +365,35 @@ def div(a, b):
 
 
 def neg(a):
+    require_dtypes("neg (use ~ or logical_not to invert a mask)", a, kinds="uifc")
     return Neg.apply(a)
 
 
 def pow(a, b):  # noqa: A001
-    return Pow.apply(*promote(a, b))
+    a, b = promote(a, b)
+    require_dtypes("pow", a, b, kinds="uifc")
+    return Pow.apply(a, b)
 
 
 def matmul(a, b):
+    require_dtypes("matmul", a, b, kinds="uifc", same=True)
     return MatMul.apply(a, b)
 
 
 def exp(a):
-    return Exp.apply(a)
+    return Exp.apply(*promote(a, floating=True))
 
 
 def log(a):
-    return Log.apply(a)
+    return Log.apply(*promote(a, floating=True))
 
 
 def sqrt(a):
-    return Sqrt.apply(a)
+    return Sqrt.apply(*promote(a, floating=True))
 
 
 def abs(a):  # noqa: A001
+    require_dtypes("abs", a, kinds="uifc")
     return Abs.apply(a)
 
 
@@ -349,10 +402,15 @@ def cast(a, dtype):
 
 
 def sum(a, dim=None, keepdim: bool = False):  # noqa: A001
+    """Sum over ``dim`` (all axes if None); integers and bools sum to int64, as in PyTorch."""
+    if a.dtype.kind in "biu":
+        a = cast_to(a, np.dtype(np.int64))
     return Sum.apply(a, axes=reduction_axes(dim, a.ndim), keepdim=keepdim)
 
 
 def mean(a, dim=None, keepdim: bool = False):
+    """Mean over ``dim``; PyTorch refuses integers (``mean(dtype=...)`` casts them first)."""
+    require_dtypes("mean", a, kinds="fc")
     return Mean.apply(a, axes=reduction_axes(dim, a.ndim), keepdim=keepdim)
 
 
@@ -363,13 +421,13 @@ def clone(a):
 def mm(a, b):
     """The product of two matrices (``a @ b`` for 2-D operands only)."""
     _check_ndim("mm", 2, a, b)
-    return MatMul.apply(a, b)
+    return matmul(a, b)
 
 
 def bmm(a, b):
     """Batched matrix product of two 3-D tensors ``(B, n, m) @ (B, m, p)``."""
     _check_ndim("bmm", 3, a, b)
-    return MatMul.apply(a, b)
+    return matmul(a, b)
 
 
 def _check_ndim(name: str, ndim: int, *operands) -> None:
@@ -380,8 +438,12 @@ def _check_ndim(name: str, ndim: int, *operands) -> None:
 
 # ---- integer-valued results: kernelab gives them no gradient
 def floor_divide(a, b):
+    a, b = promote(a, b)
+    require_dtypes("floor_divide", a, b, kinds="uifc")
     return wrap(np.floor_divide(unwrap(a), unwrap(b)))
 
 
 def remainder(a, b):
+    a, b = promote(a, b)
+    require_dtypes("remainder", a, b, kinds="uifc")
     return wrap(np.remainder(unwrap(a), unwrap(b)))

@@ -11,7 +11,7 @@ import operator
 import numpy as np
 
 from ..autograd import Function, unwrap, wrap
-from .arithmetic import array_of, cast_to, promote, result_type, unbroadcast
+from .arithmetic import array_of, cast_to, promote, require_dtypes, result_type, unbroadcast
 
 
 class Clamp(Function):
@@ -74,7 +74,10 @@ def clamp(a, min=None, max=None):  # noqa: A002
     if getattr(min, "requires_grad", False) or getattr(max, "requires_grad", False):
         raise NotImplementedError("clamp: a min or max that requires grad is not supported")
     bounds = unwrap(min), unwrap(max)
-    dtype = result_type(a, *(bound for bound in bounds if bound is not None))
+    given = [bound for bound in bounds if bound is not None]
+    dtype = result_type(a, *given)
+    if len(given) == 2 or array_of(given[0]) is None:  # bools clamp against one tensor only
+        require_dtypes("clamp", dtype, kinds="uifc")
     return Clamp.apply(cast_to(a, dtype), *bounds)
 
 

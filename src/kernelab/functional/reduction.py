@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import Function, is_tensor, wrap
-from .arithmetic import reduction_axes, sqrt
+from .arithmetic import reduction_axes, require_dtypes, sqrt
 from .comparison import maximum, minimum
 
 # PyTorch's torch.return_types: named tuples, unpacked as ``values, indices = x.max(1)``
@@ -101,6 +101,7 @@ def _correction(dim, unbiased, correction) -> tuple:
 
 def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
     """Variance over ``dim`` (all axes if None), with Bessel's correction by default."""
+    require_dtypes("var", input, kinds="fc")
     dim, correction = _correction(dim, unbiased, correction)
     axes = reduction_axes(dim, input.ndim)
     return Var.apply(input, axes=axes, correction=correction, keepdim=keepdim)

@@ -1,0 +1,345 @@
+"""PyTorch's result dtypes, swept: every op and loss on every pair of dtypes (bool, uint8, int8,
+int32, int64, float32, float64), with operands as n-d tensors, 0-d tensors and Python numbers.
+
+Each case runs in PyTorch and in kernelab on the same values. They must agree on the result's
+dtype and values, or both refuse the combination (with an error of PyTorch's class: a
+RuntimeError where PyTorch raises one). A case PyTorch rejects with a TypeError is a wrong
+argument type (``torch.maximum(x, 2)``), not a dtype question, and is skipped. A test loops over
+the dtype pairs and reports every mismatch at once, which keeps the sweep fast.
+"""
+
+import itertools
+import operator
+
+import numpy as np
+import pytest
+import torch
+
+import kernelab as kl
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+DTYPES = ["bool", "uint8", "int8", "int32", "int64", "float32", "float64"]
+FLOATS = ["float32", "float64"]
+PAIRS = list(itertools.product(DTYPES, DTYPES))
+
+# the left operand mixes values; the right one is never zero, so // and % are defined
+VALUES = {
+    "a": (np.array([[1, 2, 3], [3, 0, 2]]), 3),
+    "b": (np.array([[2, 1, 1], [3, 2, 1]]), 2),
+}
+PYTHON = {"b": True, "u": 2, "i": 2, "f": 2.5}  # a Python number of each dtype's category
+KINDS = [("nd", "nd"), ("nd", "0d"), ("0d", "nd"), ("0d", "0d"), ("nd", "py"), ("py", "nd")]
+KINDS += [("0d", "py"), ("py", "0d")]
+
+
+def array(dtype: str, role: str = "a", kind: str = "nd") -> np.ndarray:
+    values, scalar = VALUES[role]
+    return np.asarray(values if kind == "nd" else scalar).astype(dtype)
+
+
+def operand(lib, dtype: str, kind: str, role: str):
+    """An operand for ``lib`` (torch or kernelab): a tensor (n-d or 0-d) or a Python number."""
+    if kind == "py":
+        return PYTHON[np.dtype(dtype).kind]
+    return tensor(lib, array(dtype, role, kind))
+
+
+def tensor(lib, values: np.ndarray, requires_grad: bool = False):
+    if lib is torch:
+        return torch.from_numpy(values.copy()).requires_grad_(requires_grad)
+    return kl.tensor(values.copy(), requires_grad=requires_grad)
+
+
+def run(fn, *args):
+    """``(result, None)`` or ``(None, error)``."""
+    try:
+        return fn(*args), None
+    except Exception as error:  # noqa: BLE001  (any refusal counts; its class is checked)
+        return None, error
+
+
+def dtype_name(result) -> str:
+    dtypes = [r.dtype for r in result] if isinstance(result, tuple) else [result.dtype]
+    return ", ".join(str(d).removeprefix("torch.") for d in dtypes)
+
+
+def mismatch(case: str, theirs, ours) -> str | None:
+    """How kernelab's outcome differs from PyTorch's, or None if it does not."""
+    (expected, torch_error), (got, error) = theirs, ours
+    if torch_error is not None and error is not None:
+        family = RuntimeError if isinstance(torch_error, RuntimeError) else type(torch_error)
+        if isinstance(error, family):
+            return None
+        return f"{case}: raised {error!r}, torch raised {type(torch_error).__name__}"
+    if torch_error is not None:
+        return f"{case}: gave {dtype_name(got)}, torch raised {torch_error!r}"
+    if error is not None:
+        return f"{case}: raised {error!r}, torch gave {dtype_name(expected)}"
+    if isinstance(expected, tuple):  # a loss and its input's gradient
+        parts = zip(("", " (gradient)"), expected, got, strict=True)
+        found = [mismatch(case + part, (e, None), (g, None)) for part, e, g in parts]
+        return next((f for f in found if f), None)
+    want = str(expected.dtype).removeprefix("torch.")
+    if str(got.dtype) != want:
+        return f"{case}: gave {got.dtype}, torch gives {want}"
+    values = expected.detach().numpy()
+    # float32 tolerance throughout: a float64 result may come from float32 steps (a loss)
+    if not np.allclose(np.asarray(got.array), values, rtol=1e-5, atol=1e-6, equal_nan=True):
+        return f"{case}: values {np.asarray(got.array)} differ from torch's {values}"
+    return None
+
+
+def check(cases, exempt=()) -> None:
+    """Run ``(name, fn, torch_args, kernelab_args)`` cases; fail once, listing every mismatch
+    (but those of the cases named in ``exempt``)."""
+    problems = []
+    for name, fn, torch_args, our_args in cases:
+        if name in exempt:
+            continue
+        theirs = run(fn, torch, *torch_args)
+        if isinstance(theirs[1], TypeError):
+            continue
+        problem = mismatch(name, theirs, run(fn, kl, *our_args))
+        if problem:
+            problems.append(problem)
+    assert not problems, f"{len(problems)} mismatches:\n" + "\n".join(problems[:12])
+
+
+def describe(kind: str, dtype: str) -> str:
+    return (
+        f"Python {type(PYTHON[np.dtype(dtype).kind]).__name__}"
+        if kind == "py"
+        else f"{kind} {dtype}"
+    )
+
+
+def binary_cases(fn, kinds, pairs=PAIRS):
+    for (da, db), (ka, kb) in itertools.product(pairs, [kinds]):
+        name = f"{describe(ka, da)}, {describe(kb, db)}"
+        operands = [(operand(lib, da, ka, "a"), operand(lib, db, kb, "b")) for lib in (torch, kl)]
+        yield name, fn, operands[0], operands[1]
+
+
+def where(lib, a, b):
+    return lib.where(tensor(lib, np.array([[True, False, True], [False, True, True]])), a, b)
+
+
+BINARY = {
+    "add": lambda lib, a, b: a + b,
+    "sub": lambda lib, a, b: a - b,
+    "mul": lambda lib, a, b: a * b,
+    "truediv": lambda lib, a, b: a / b,
+    "floordiv": lambda lib, a, b: a // b,
+    "mod": lambda lib, a, b: a % b,
+    "pow": lambda lib, a, b: a**b,
+    "eq": lambda lib, a, b: a == b,
+    "ne": lambda lib, a, b: a != b,
+    "lt": lambda lib, a, b: a < b,
+    "le": lambda lib, a, b: a <= b,
+    "gt": lambda lib, a, b: a > b,
+    "ge": lambda lib, a, b: a >= b,
+    "where": where,
+    "maximum": lambda lib, a, b: lib.maximum(a, b),
+    "minimum": lambda lib, a, b: lib.minimum(a, b),
+    "clamp_min": lambda lib, a, b: lib.clamp(a, min=b),
+    "clamp_max": lambda lib, a, b: lib.clamp(a, max=b),
+    "clamp_both": lambda lib, a, b: lib.clamp(a, b, b),
+    "add_alpha": lambda lib, a, b: lib.add(a, b, alpha=2),
+}
+
+
+@pytest.mark.parametrize("kinds", KINDS, ids="-".join)
+@pytest.mark.parametrize("op", BINARY)
+def test_binary_ops(op, kinds):
+    # torch.pow(bool_tensor, True) takes PyTorch's exponent-one shortcut (a copy) before its
+    # dtype check, which refuses every other power of bools; kernelab refuses them all
+    exempt = {"nd bool, Python bool", "0d bool, Python bool"} if op == "pow" else ()
+    check(binary_cases(BINARY[op], kinds), exempt)
+
+
+MATRIX = {
+    "matmul": lambda lib, a, b: lib.matmul(a, b),
+    "mm": lambda lib, a, b: lib.mm(a, b),
+    "@": lambda lib, a, b: a @ b.T,
+    "cat": lambda lib, a, b: lib.cat([a, b]),
+    "stack": lambda lib, a, b: lib.stack([a, b], 1),
+}
+
+
+@pytest.mark.parametrize("op", MATRIX)
+def test_matrix_products_and_joins(op):
+    """Products on mixed dtypes raise in PyTorch; joins promote."""
+    fn = MATRIX[op]
+    if op in ("matmul", "mm"):
+        fn = lambda lib, a, b: MATRIX[op](lib, a, b.T)  # noqa: E731
+    check(binary_cases(fn, ("nd", "nd")))
+
+
+UNARY = {
+    "sum": lambda lib, a: a.sum(),
+    "sum_dim": lambda lib, a: lib.sum(a, 1, keepdim=True),
+    "sum_dtype": lambda lib, a: a.sum(dtype=lib.float64),
+    "mean": lambda lib, a: a.mean(),
+    "mean_dim": lambda lib, a: lib.mean(a, 0),
+    "mean_dtype": lambda lib, a: a.mean(dtype=lib.float64),
+    "max": lambda lib, a: a.max(),
+    "amax": lambda lib, a: lib.amax(a, 1),
+    "exp": lambda lib, a: lib.exp(a),
+    "log": lambda lib, a: lib.log(a),
+    "sqrt": lambda lib, a: lib.sqrt(a),
+    "abs": lambda lib, a: lib.abs(a),
+    "neg": lambda lib, a: -a,
+    "sigmoid": lambda lib, a: lib.sigmoid(a),
+    "tanh": lambda lib, a: lib.tanh(a),
+    "relu": lambda lib, a: lib.relu(a),
+    "softmax": lambda lib, a: lib.softmax(a, 1),
+    "log_softmax": lambda lib, a: lib.log_softmax(a, 1),
+    "var": lambda lib, a: lib.var(a),
+    "clone": lambda lib, a: a.clone(),
+}
+
+
+@pytest.mark.parametrize("kind", ["nd", "0d"])
+@pytest.mark.parametrize("op", UNARY)
+def test_unary_ops_and_reductions(op, kind):
+    if kind == "0d" and op in ("softmax", "log_softmax", "amax", "sum_dim", "mean_dim"):
+        pytest.skip("needs an axis")
+    cases = [
+        (
+            dtype,
+            UNARY[op],
+            (tensor(torch, array(dtype, "b", kind)),),
+            (operand(kl, dtype, kind, "b"),),
+        )
+        for dtype in DTYPES
+    ]
+    check(cases)
+
+
+LAYERS = {
+    "linear": (lambda lib, x, w: lib.nn.functional.linear(x, w), (3, 3), (2, 3)),
+    "linear_bias": (
+        lambda lib, x, w: lib.nn.functional.linear(x, w, w[:, 0] * 0),
+        (3, 3),
+        (2, 3),
+    ),
+    "conv2d": (lambda lib, x, w: lib.nn.functional.conv2d(x, w), (1, 2, 4, 4), (3, 2, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("op", LAYERS)
+def test_layers_refuse_mixed_dtypes(op):
+    fn, x_shape, w_shape = LAYERS[op]
+    cases = []
+    for dx, dw in PAIRS:
+        x = np.arange(np.prod(x_shape)).reshape(x_shape).astype(dx)  # x_shape
+        w = np.ones(w_shape, dw)
+        cases.append(
+            (
+                f"input {dx}, weight {dw}",
+                fn,
+                (tensor(torch, x), tensor(torch, w)),
+                (tensor(kl, x), tensor(kl, w)),
+            )
+        )
+    check(cases)
+
+
+def with_gradient(loss):
+    """``loss(lib, x, t)`` and the gradient of its sum with respect to ``x``."""
+
+    def fn(lib, x, t):
+        value = loss(lib, x, t)
+        value.sum().backward()
+        return value, tensor(lib, np.asarray(x.grad))
+
+    return fn
+
+
+LOSSES = {
+    "mse_loss": (lambda lib, x, t: lib.nn.functional.mse_loss(x, t), "values"),
+    "mse_loss_sum": (lambda lib, x, t: lib.nn.functional.mse_loss(x, t, reduction="sum"), "values"),
+    "MSELoss_none": (lambda lib, x, t: lib.nn.MSELoss(reduction="none")(x, t), "values"),
+    "cross_entropy": (lambda lib, x, t: lib.nn.functional.cross_entropy(x, t), "classes"),
+    "CrossEntropyLoss_none": (
+        lambda lib, x, t: lib.nn.CrossEntropyLoss(reduction="none")(x, t),
+        "classes",
+    ),
+    "cross_entropy_smoothed": (
+        lambda lib, x, t: lib.nn.functional.cross_entropy(x, t, label_smoothing=0.1),
+        "classes",
+    ),
+    "nll_loss": (lambda lib, x, t: lib.nn.functional.nll_loss(x, t), "indices"),
+    "NLLLoss_sum": (lambda lib, x, t: lib.nn.NLLLoss(reduction="sum")(x, t), "indices"),
+}
+
+
+def loss_target(dtype: str, target: str) -> np.ndarray:
+    """Targets of the input's shape (2, 3), or class indices (2,) (probabilities for a
+    floating ``dtype`` with "classes", as cross-entropy reads them)."""
+    if target == "values" or (target == "classes" and dtype in FLOATS):
+        return array(dtype, "b") / 6 if dtype in FLOATS else array(dtype, "b")
+    return np.array([2, 0]).astype(dtype)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_losses(loss):
+    """Each loss on a float input against targets of every dtype; the input's gradient keeps
+    the input's dtype."""
+    fn, target = LOSSES[loss]
+    cases = []
+    for dx, dt in itertools.product(FLOATS, DTYPES):
+        x, t = array(dx, "a") / 3, loss_target(dt, target)
+        operands = [(tensor(lib, x, requires_grad=True), tensor(lib, t)) for lib in (torch, kl)]
+        cases.append((f"input {dx}, target {dt}", with_gradient(fn), *operands))
+    check(cases)
+
+
+WEIGHTED = {
+    "cross_entropy": lambda lib, x, w: lib.nn.functional.cross_entropy(
+        x, tensor(lib, np.array([2, 0])), weight=w
+    ),
+    "nll_loss": lambda lib, x, w: lib.nn.functional.nll_loss(
+        x, tensor(lib, np.array([2, 0])), weight=w
+    ),
+}
+
+
+@pytest.mark.parametrize("loss", WEIGHTED)
+def test_class_weights(loss):
+    """A class weight must have the input's dtype in PyTorch."""
+    cases = []
+    for dx, dw in itertools.product(FLOATS, DTYPES):
+        x, w = array(dx, "a") / 3, array(dw, "b")[0]
+        operands = [(tensor(lib, x, requires_grad=True), tensor(lib, w)) for lib in (torch, kl)]
+        cases.append((f"input {dx}, weight {dw}", with_gradient(WEIGHTED[loss]), *operands))
+    check(cases)
+
+
+def in_place(update):
+    def fn(lib, a, b):
+        return update(a, b)
+
+    return fn
+
+
+IN_PLACE = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "add_": lambda a, b: a.add_(b),
+    "sub_": lambda a, b: a.sub_(b),
+    "mul_": lambda a, b: a.mul_(b),
+    "div_": lambda a, b: a.div_(b),
+    "add_alpha_": lambda a, b: a.add_(b, alpha=2),
+}
+
+
+@pytest.mark.parametrize("kind", ["nd", "0d", "py"])
+@pytest.mark.parametrize("op", IN_PLACE)
+def test_in_place_updates(op, kind):
+    """An in-place update keeps the tensor's dtype, and PyTorch refuses it where the result
+    dtype could not be cast back (``int_tensor += float_tensor``)."""
+    check(binary_cases(in_place(IN_PLACE[op]), ("nd", kind)))
