@@ -38,11 +38,11 @@ def array(dtype: str, role: str = "a", kind: str = "nd") -> np.ndarray:
     return np.asarray(values if kind == "nd" else scalar).astype(dtype)
 
 
-def operand(lib, dtype: str, kind: str, role: str):
+def operand(lib, dtype: str, kind: str, role: str, requires_grad: bool = False):
     """An operand for ``lib`` (torch or kernelab): a tensor (n-d or 0-d) or a Python number."""
     if kind == "py":
         return PYTHON[np.dtype(dtype).kind]
-    return tensor(lib, array(dtype, role, kind))
+    return tensor(lib, array(dtype, role, kind), requires_grad)
 
 
 def tensor(lib, values: np.ndarray, requires_grad: bool = False):
@@ -76,9 +76,11 @@ def mismatch(case: str, theirs, ours) -> str | None:
         return f"{case}: gave {dtype_name(got)}, torch raised {torch_error!r}"
     if error is not None:
         return f"{case}: raised {error!r}, torch gave {dtype_name(expected)}"
-    if isinstance(expected, tuple):  # a loss and its input's gradient
-        parts = zip(("", " (gradient)"), expected, got, strict=True)
-        found = [mismatch(case + part, (e, None), (g, None)) for part, e, g in parts]
+    if isinstance(expected, tuple):  # a result and gradients, or values and indices
+        if len(got) != len(expected):
+            return f"{case}: gave {len(got)} results, torch {len(expected)}"
+        parts = enumerate(zip(expected, got, strict=True))
+        found = [mismatch(f"{case} (result {i})", (e, None), (g, None)) for i, (e, g) in parts]
         return next((f for f in found if f), None)
     want = str(expected.dtype).removeprefix("torch.")
     if str(got.dtype) != want:
@@ -114,15 +116,21 @@ def describe(kind: str, dtype: str) -> str:
     )
 
 
-def binary_cases(fn, kinds, pairs=PAIRS):
+def binary_cases(fn, kinds, pairs=PAIRS, requires_grad: bool = False):
     for (da, db), (ka, kb) in itertools.product(pairs, [kinds]):
         name = f"{describe(ka, da)}, {describe(kb, db)}"
-        operands = [(operand(lib, da, ka, "a"), operand(lib, db, kb, "b")) for lib in (torch, kl)]
+        operands = [
+            (operand(lib, da, ka, "a", requires_grad), operand(lib, db, kb, "b", requires_grad))
+            for lib in (torch, kl)
+        ]
         yield name, fn, operands[0], operands[1]
 
 
+MASK = np.array([[True, False, True], [False, True, True]])
+
+
 def where(lib, a, b):
-    return lib.where(tensor(lib, np.array([[True, False, True], [False, True, True]])), a, b)
+    return lib.where(tensor(lib, MASK), a, b)
 
 
 BINARY = {
@@ -146,6 +154,11 @@ BINARY = {
     "clamp_max": lambda lib, a, b: lib.clamp(a, max=b),
     "clamp_both": lambda lib, a, b: lib.clamp(a, b, b),
     "add_alpha": lambda lib, a, b: lib.add(a, b, alpha=2),
+    "sub_alpha": lambda lib, a, b: lib.sub(a, b, alpha=2),
+    "and": lambda lib, a, b: a & b,
+    "or": lambda lib, a, b: a | b,
+    "xor": lambda lib, a, b: a ^ b,
+    "masked_fill": lambda lib, a, b: a.masked_fill(tensor(lib, MASK), b),
 }
 
 
@@ -156,6 +169,36 @@ def test_binary_ops(op, kinds):
     # dtype check, which refuses every other power of bools; kernelab refuses them all
     exempt = {"nd bool, Python bool", "0d bool, Python bool"} if op == "pow" else ()
     check(binary_cases(BINARY[op], kinds), exempt)
+
+
+DIFFERENTIABLE = ["add", "sub", "mul", "truediv", "pow", "where", "maximum", "minimum"]
+DIFFERENTIABLE += ["add_alpha", "masked_fill"]
+
+
+def with_gradients(fn):
+    """``fn(lib, a, b)`` and the gradients of its sum with respect to its tensor operands."""
+
+    def run_backward(lib, a, b):
+        out = fn(lib, a, b)
+        out.sum().backward()
+        grads = [x.grad for x in (a, b) if getattr(x, "requires_grad", False)]
+        return (out, *(tensor(lib, np.asarray(g)) for g in grads if g is not None))
+
+    return run_backward
+
+
+@pytest.mark.parametrize("kinds", [k for k in KINDS if "0d" in k or k == ("nd", "nd")])
+@pytest.mark.parametrize("op", DIFFERENTIABLE)
+def test_gradients_keep_input_dtypes(op, kinds):
+    """A float32 operand's gradient is float32 also where the result is float64."""
+    pairs = list(itertools.product(FLOATS, FLOATS))
+    check(binary_cases(with_gradients(BINARY[op]), kinds, pairs, requires_grad=True))
+
+
+def test_where_of_two_numbers():
+    """``where(c, 2.5, 2)``: a tensor of the numbers' result type (the default float)."""
+    numbers = [True, 2, 2.5]
+    check((f"{a!r}, {b!r}", where, (a, b), (a, b)) for a, b in itertools.product(numbers, numbers))
 
 
 MATRIX = {
@@ -196,14 +239,35 @@ UNARY = {
     "softmax": lambda lib, a: lib.softmax(a, 1),
     "log_softmax": lambda lib, a: lib.log_softmax(a, 1),
     "var": lambda lib, a: lib.var(a),
+    "std_dim": lambda lib, a: a.std(1),
+    "max_dim": lambda lib, a: tuple(a.max(1)),
+    "amin": lambda lib, a: lib.amin(a, 0),
+    "argmax": lambda lib, a: a.argmax(1),
+    "any": lambda lib, a: a.any(),
+    "all_dim": lambda lib, a: a.all(1),
+    "not": lambda lib, a: ~a,
     "clone": lambda lib, a: a.clone(),
+    "softmax_dtype": lambda lib, a: lib.nn.functional.softmax(a, 1, dtype=lib.float64),
+    "log_softmax_dtype": lambda lib, a: a.log_softmax(1, dtype=lib.float32),
+    "leaky_relu": lambda lib, a: lib.nn.functional.leaky_relu(a),
+    "dropout_p0": lambda lib, a: lib.nn.functional.dropout(a, 0.0),
+    "dropout_eval": lambda lib, a: lib.nn.functional.dropout(a, 0.5, training=False),
+    "max_pool2d": lambda lib, a: lib.nn.functional.max_pool2d(a.reshape(1, 1, 2, 3), 2),
+    "avg_pool2d": lambda lib, a: lib.nn.functional.avg_pool2d(a.reshape(1, 1, 2, 3), 2),
+    "adaptive_avg_pool2d": lambda lib, a: lib.nn.functional.adaptive_avg_pool2d(
+        a.reshape(1, 1, 2, 3), 1
+    ),
+    "flatten": lambda lib, a: lib.flatten(a),
 }
+NEEDS_AXES = ["softmax", "log_softmax", "amax", "amin", "sum_dim", "mean_dim", "std_dim"]
+NEEDS_AXES += ["max_dim", "argmax", "all_dim", "softmax_dtype", "log_softmax_dtype"]
+NEEDS_AXES += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
 
 @pytest.mark.parametrize("kind", ["nd", "0d"])
 @pytest.mark.parametrize("op", UNARY)
 def test_unary_ops_and_reductions(op, kind):
-    if kind == "0d" and op in ("softmax", "log_softmax", "amax", "sum_dim", "mean_dim"):
+    if kind == "0d" and op in NEEDS_AXES:
         pytest.skip("needs an axis")
     cases = [
         (
@@ -224,12 +288,28 @@ LAYERS = {
         (3, 3),
         (2, 3),
     ),
+    "linear_bias_float64": (
+        lambda lib, x, w: lib.nn.functional.linear(x, w, (w[:, 0] * 0).to(lib.float64)),
+        (3, 3),
+        (2, 3),
+    ),
     "conv2d": (lambda lib, x, w: lib.nn.functional.conv2d(x, w), (1, 2, 4, 4), (3, 2, 3, 3)),
+    "batch_norm": (
+        lambda lib, x, w: lib.nn.functional.batch_norm(x, None, None, w, w, training=True),
+        (2, 3, 2, 2),
+        (3,),
+    ),
+    "batch_norm_running": (
+        lambda lib, x, w: lib.nn.functional.batch_norm(x, w * 0, w, training=False),
+        (2, 3, 2, 2),
+        (3,),
+    ),
 }
 
 
 @pytest.mark.parametrize("op", LAYERS)
 def test_layers_refuse_mixed_dtypes(op):
+    """A layer's input and parameters must share one dtype in PyTorch."""
     fn, x_shape, w_shape = LAYERS[op]
     cases = []
     for dx, dw in PAIRS:

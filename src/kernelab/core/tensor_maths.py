@@ -121,7 +121,7 @@ class MathsMethods:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is true; the gradient reaches the other positions."""
-        return comparison.where(mask, value, self)
+        return comparison.masked_fill(self, mask, value)
 
     def matmul(self, other):
         return arithmetic.matmul(self, other)
@@ -220,11 +220,20 @@ class MathsMethods:
     def __and__(self, other):
         return comparison.bitwise_and(self, other)
 
+    def __rand__(self, other):
+        return comparison.bitwise_and(other, self)
+
     def __or__(self, other):
         return comparison.bitwise_or(self, other)
 
+    def __ror__(self, other):
+        return comparison.bitwise_or(other, self)
+
     def __xor__(self, other):
         return comparison.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return comparison.bitwise_xor(other, self)
 
     def __invert__(self):
         return comparison.bitwise_not(self)

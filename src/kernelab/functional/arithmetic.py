@@ -104,7 +104,11 @@ class Pow(Function):
     def backward(ctx, g):
         a, b = ctx.a, ctx.b
         ga = unbroadcast(g * b * np.power(a, b - 1), _shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(g * ctx.out * np.log(a), _shape(b)) if ctx.needs_input_grad[1] else None
+        gb = None
+        if ctx.needs_input_grad[1]:  # 0 where a = 0 and b ≥ 0, as PyTorch (not 0 · log 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = np.where((a == 0) & (b >= 0), 0, g * ctx.out * np.log(a)).astype(g.dtype)
+            gb = unbroadcast(gb, _shape(b))
         return ga, gb
 
 

@@ -11,7 +11,15 @@ import operator
 import numpy as np
 
 from ..autograd import Function, unwrap, wrap
-from .arithmetic import array_of, cast_to, promote, require_dtypes, result_type, unbroadcast
+from .arithmetic import (
+    array_of,
+    cast_to,
+    dtype_of,
+    promote,
+    require_dtypes,
+    result_type,
+    unbroadcast,
+)
 
 
 class Clamp(Function):
@@ -90,6 +98,17 @@ def where(condition, a, b):
     return Where.apply(*promote(a, b), condition=condition)
 
 
+def masked_fill(a, mask, value):
+    """``a`` with ``value`` (a number or a 0-d tensor, cast to ``a``'s dtype, as PyTorch)
+    where ``mask`` holds; the gradient reaches ``a`` elsewhere and ``value`` there."""
+    if np.ndim(unwrap(value)) != 0:
+        raise RuntimeError(
+            f"masked_fill: expected a number or a 0-d value tensor, got shape "
+            f"{np.shape(unwrap(value))}"
+        )
+    return where(mask, cast_to(value, dtype_of(a)), a)
+
+
 def maximum(a, b):
     return Maximum.apply(*promote(a, b))
 
@@ -127,20 +146,27 @@ def ge(a, b):
     return _elementwise(operator.ge, a, b)
 
 
+def _bitwise(name: str, fn, *operands):
+    """``fn`` on the operands in their result dtype; PyTorch refuses floats."""
+    operands = promote(*operands)
+    require_dtypes(name, *operands, kinds="biu")
+    return _elementwise(fn, *operands)
+
+
 def bitwise_and(a, b):
-    return _elementwise(np.bitwise_and, a, b)
+    return _bitwise("bitwise_and", np.bitwise_and, a, b)
 
 
 def bitwise_or(a, b):
-    return _elementwise(np.bitwise_or, a, b)
+    return _bitwise("bitwise_or", np.bitwise_or, a, b)
 
 
 def bitwise_xor(a, b):
-    return _elementwise(np.bitwise_xor, a, b)
+    return _bitwise("bitwise_xor", np.bitwise_xor, a, b)
 
 
 def bitwise_not(a):
-    return _elementwise(np.invert, a)
+    return _bitwise("bitwise_not", np.invert, a)
 
 
 def logical_not(a):
