@@ -155,6 +155,8 @@ BINARY = {
     "clamp_both": lambda lib, a, b: lib.clamp(a, b, b),
     "add_alpha": lambda lib, a, b: lib.add(a, b, alpha=2),
     "sub_alpha": lambda lib, a, b: lib.sub(a, b, alpha=2),
+    "torch.mul": lambda lib, a, b: lib.mul(a, b),
+    "torch.div": lambda lib, a, b: lib.div(a, b),
     "and": lambda lib, a, b: a & b,
     "or": lambda lib, a, b: a | b,
     "xor": lambda lib, a, b: a ^ b,
@@ -223,6 +225,9 @@ UNARY = {
     "sum": lambda lib, a: a.sum(),
     "sum_dim": lambda lib, a: lib.sum(a, 1, keepdim=True),
     "sum_dtype": lambda lib, a: a.sum(dtype=lib.float64),
+    "prod": lambda lib, a: a.prod(),
+    "prod_dim": lambda lib, a: lib.prod(a, 1, keepdim=True),
+    "prod_dtype": lambda lib, a: a.prod(dtype=lib.float32),
     "mean": lambda lib, a: a.mean(),
     "mean_dim": lambda lib, a: lib.mean(a, 0),
     "mean_dtype": lambda lib, a: a.mean(dtype=lib.float64),
@@ -259,7 +264,16 @@ UNARY = {
     ),
     "flatten": lambda lib, a: lib.flatten(a),
 }
-NEEDS_AXES = ["softmax", "log_softmax", "amax", "amin", "sum_dim", "mean_dim", "std_dim"]
+NEEDS_AXES = [
+    "prod_dim",
+    "softmax",
+    "log_softmax",
+    "amax",
+    "amin",
+    "sum_dim",
+    "mean_dim",
+    "std_dim",
+]
 NEEDS_AXES += ["max_dim", "argmax", "all_dim", "softmax_dtype", "log_softmax_dtype"]
 NEEDS_AXES += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
@@ -414,6 +428,7 @@ IN_PLACE = {
     "mul_": lambda a, b: a.mul_(b),
     "div_": lambda a, b: a.div_(b),
     "add_alpha_": lambda a, b: a.add_(b, alpha=2),
+    "clamp_": lambda a, b: a.clamp_(min=b),
 }
 
 

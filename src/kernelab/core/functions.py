@@ -56,6 +56,7 @@ __all__ = [
     "numel",
     "permute",
     "pow",
+    "prod",
     "relu",
     "reshape",
     "sigmoid",
@@ -183,6 +184,10 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
     return as_tensor(input).sum(dim, keepdim, dtype=dtype)
 
 
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None):
+    return as_tensor(input).prod(dim, keepdim, dtype=dtype)
+
+
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
     return as_tensor(input).mean(dim, keepdim, dtype=dtype)
 
@@ -261,6 +266,8 @@ def mul(input, other):
 
 
 def div(input, other, rounding_mode=None):
+    if rounding_mode is None:
+        return arithmetic.div(input, other)  # a Python number stays a scalar operand
     return as_tensor(input).div(other, rounding_mode=rounding_mode)
 
 

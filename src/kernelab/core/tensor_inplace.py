@@ -62,12 +62,15 @@ class InPlaceMethods:
         dtype = arithmetic.result_type(self, other)
         if floating and dtype.kind not in "fc":
             dtype = get_default_dtype()
+        self._check_cast(name, dtype)
+        return dtype
+
+    def _check_cast(self, name: str, dtype: np.dtype) -> None:
         if not arithmetic.can_cast(dtype, self.array.dtype):
             raise DTypeError(
                 f"Tensor.{name}: result type {dtype} can't be cast to the tensor's dtype "
                 f"{self.array.dtype}"
             )
-        return dtype
 
     def _update(self, name: str, ufunc, out_of_place, other):
         """``x op= y``: in place where PyTorch would be, else out of place (rebinding x), in
@@ -125,7 +128,9 @@ class InPlaceMethods:
         return self
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        self._assign("clamp_", Ellipsis, clamp(self.array, unwrap(min), unwrap(max)))
+        value = unwrap(clamp(self.array, unwrap(min), unwrap(max)))
+        self._check_cast("clamp_", value.dtype)  # int_tensor.clamp_(min=0.5) raises
+        self._assign("clamp_", Ellipsis, value)
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None):

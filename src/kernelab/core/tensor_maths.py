@@ -152,6 +152,9 @@ class MathsMethods:
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
         return arithmetic.sum(self if dtype is None else self.to(dtype), dim, keepdim)
 
+    def prod(self, dim=None, keepdim: bool = False, *, dtype=None):
+        return arithmetic.prod(self if dtype is None else self.to(dtype), dim, keepdim)
+
     def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
         return arithmetic.mean(self if dtype is None else self.to(dtype), dim, keepdim)
 

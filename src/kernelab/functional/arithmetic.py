@@ -239,6 +239,30 @@ class Mean(Function):
         return np.broadcast_to(g / ctx.count, ctx.shape)
 
 
+class Prod(Function):
+    """Product over one axis (or all elements); each element's gradient is the product of the
+    others, the products before it times those after it, exact where elements are zero."""
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdim):
+        ctx.a, ctx.axis, ctx.keepdim = a, axis, keepdim
+        return np.prod(a, axis=axis, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, axis = (ctx.a.reshape(-1), 0) if ctx.axis is None else (ctx.a, ctx.axis)
+        n = a.shape[axis]
+        ones = np.ones_like(np.take(a, [0], axis=axis))  # a with length 1 along axis
+
+        def exclusive(x):  # the product of the elements before each one
+            return np.concatenate([ones, np.take(np.cumprod(x, axis), range(n - 1), axis)], axis)
+
+        others = exclusive(a) * np.flip(exclusive(np.flip(a, axis)), axis)
+        if ctx.axis is not None and not ctx.keepdim:
+            g = np.expand_dims(g, axis)
+        return (g * others).reshape(ctx.a.shape)
+
+
 # ---- PyTorch's type promotion
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
@@ -410,6 +434,15 @@ def sum(a, dim=None, keepdim: bool = False):  # noqa: A001
     if a.dtype.kind in "biu":
         a = cast_to(a, np.dtype(np.int64))
     return Sum.apply(a, axes=reduction_axes(dim, a.ndim), keepdim=keepdim)
+
+
+def prod(a, dim: int | None = None, keepdim: bool = False):
+    """Product over ``dim`` (one axis, or all elements if None); integers and bools give
+    int64, as in PyTorch."""
+    if a.dtype.kind in "biu":
+        a = cast_to(a, np.dtype(np.int64))
+    axis = None if dim is None else reduction_axes(dim, a.ndim)[0]
+    return Prod.apply(a, axis=axis, keepdim=keepdim)
 
 
 def mean(a, dim=None, keepdim: bool = False):
