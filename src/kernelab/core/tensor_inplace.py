@@ -49,10 +49,14 @@ class InPlaceMethods:
                 f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
                 f"kernelab; write the out-of-place form (x = x + y)"
             )
-        if ufunc is np.subtract:
-            arithmetic.require_dtypes(name, self, other, kinds="uifc")
-        dtype = self._result_dtype(name, other, floating=ufunc is np.true_divide)
-        value = unwrap(arithmetic.scaled(arithmetic.cast_to(unwrap(other), dtype), alpha))
+        value, dtype = unwrap(other), self.array.dtype
+        same = isinstance(value, np.ndarray) and value.dtype == dtype and dtype.kind == "f"
+        if not same:  # (the optimisers' case is the same float dtype: nothing to promote)
+            if ufunc is np.subtract:
+                arithmetic.require_dtypes(name, self, other, kinds="uifc")
+            dtype = self._result_dtype(name, other, floating=ufunc is np.true_divide)
+            value = arithmetic.cast_to(value, dtype)
+        value = value if alpha == 1 else unwrap(arithmetic.scaled(value, alpha))
         ufunc(self.array, value, out=self.array, dtype=dtype, casting="unsafe")
         return self
 

@@ -1,10 +1,14 @@
-"""Element-wise arithmetic, matrix products, sum and mean, each a forward and its backward.
+"""Element-wise arithmetic, matrix products, sum, prod and mean, each a forward and its
+backward; and PyTorch's dtype rules, which every op in this package follows.
 
 Binary operations broadcast as NumPy does; their backward sums the gradient over the axes
 that broadcasting stretched (:func:`unbroadcast`). Their operands are first brought to
 PyTorch's result dtype (:func:`result_type`, :func:`promote`), so ``int_tensor / 2`` is
-float32 and ``float32_tensor * np.float64(2)`` stays float32, as in PyTorch. Comparisons,
-``where`` and ``clamp`` are in ``comparison.py``; the other reductions in ``reduction.py``.
+float32 and ``float32_tensor * np.float64(2)`` stays float32, as in PyTorch; a gradient comes
+back in its input's dtype (:func:`cast`). Where PyTorch refuses a dtype (``bool - bool``,
+``mean`` of integers, ``float32 @ float64``) :func:`require_dtypes` raises its DTypeError.
+Comparisons, ``where`` and ``clamp`` are in ``comparison.py``; other reductions in
+``reduction.py``.
 """
 
 from __future__ import annotations
@@ -265,8 +269,6 @@ class Prod(Function):
 
 # ---- PyTorch's type promotion
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-
-
 _KIND_NAMES = {"b": "bool", "u": "integer", "i": "integer", "f": "floating point"}
 
 
@@ -280,10 +282,11 @@ def array_of(x) -> np.ndarray | None:
 def dtype_of(x) -> np.dtype:
     """The dtype of a tensor or array, or the one PyTorch reads a Python or NumPy scalar as
     (a dtype stands for itself)."""
-    if isinstance(x, np.dtype):
-        return x
-    array = array_of(x)
-    return array.dtype if array is not None else _scalar_dtype(x)
+    if is_tensor(x):
+        return x.array.dtype
+    if isinstance(x, (np.ndarray, np.dtype)):
+        return x if isinstance(x, np.dtype) else x.dtype
+    return _scalar_dtype(x)
 
 
 def _scalar_dtype(x) -> np.dtype:
@@ -307,7 +310,7 @@ def result_type(*operands) -> np.dtype:
     for x in operands:
         array = array_of(x)
         priority = 0 if array is None else 2 if array.ndim else 1
-        dtype = dtype_of(x)
+        dtype = array.dtype if array is not None else _scalar_dtype(x)
         ranked.append((_CATEGORY[dtype.kind], priority, dtype))
     category = max(r[0] for r in ranked)
     priority = max(r[1] for r in ranked if r[0] == category)
@@ -334,12 +337,12 @@ def promote(*operands, floating: bool = False) -> tuple:
 def require_dtypes(name: str, *operands, kinds: str = "biufc", same: bool = False) -> None:
     """Refuse, as PyTorch does, operands whose dtype is not of ``kinds`` (NumPy's letters:
     b bool, u i integer, f floating point) or, with ``same``, that differ in dtype."""
-    dtypes = [dtype_of(x) for x in operands]
-    wrong = [d for d in dtypes if d.kind not in kinds]
-    if wrong:
-        expected = " or ".join(dict.fromkeys(_KIND_NAMES[k] for k in kinds if k in _KIND_NAMES))
-        raise DTypeError(f"{name}: expected {expected} operands, got {wrong[0]}")
-    if same and len(set(dtypes)) > 1:
+    dtypes = tuple(map(dtype_of, operands))
+    for dtype in dtypes:
+        if dtype.kind not in kinds:
+            names = dict.fromkeys(_KIND_NAMES[k] for k in kinds if k in _KIND_NAMES)
+            raise DTypeError(f"{name}: expected {' or '.join(names)} operands, got {dtype}")
+    if same and dtypes.count(dtypes[0]) != len(dtypes):
         got = " and ".join(str(d) for d in dtypes)
         raise DTypeError(f"{name}: expected operands of one dtype, got {got}")
 
