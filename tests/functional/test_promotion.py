@@ -210,12 +210,15 @@ MATRIX = {
     "@": lambda lib, a, b: a @ b.T,
     "cat": lambda lib, a, b: lib.cat([a, b]),
     "stack": lambda lib, a, b: lib.stack([a, b], 1),
+    "allclose": lambda lib, a, b: lib.tensor(lib.allclose(a, b)),
+    "equal": lambda lib, a, b: lib.tensor(lib.equal(a, b)),
 }
 
 
 @pytest.mark.parametrize("op", MATRIX)
-def test_matrix_products_and_joins(op):
-    """Products on mixed dtypes raise in PyTorch; joins promote."""
+def test_matrix_products_joins_and_equality(op):
+    """Products on mixed dtypes raise in PyTorch, joins promote, ``allclose`` takes one dtype
+    and ``equal`` compares values across dtypes."""
     check(binary_cases(MATRIX[op], ("nd", "nd")))
 
 
@@ -411,6 +414,29 @@ IN_PLACE = {
     "add_alpha_": lambda a, b: a.add_(b, alpha=2),
     "clamp_": lambda a, b: a.clamp_(min=b),
 }
+
+
+def put(a, index, b, part):
+    """``a[index] = b`` (or its ``part`` for an n-d ``b``); ``a`` after the write."""
+    a[index] = part(b) if getattr(b, "ndim", 0) else b
+    return a
+
+
+SETITEM = {
+    "x[mask] = v": lambda lib, a, b: put(a, tensor(lib, MASK), b, lambda b: b[tensor(lib, MASK)]),
+    "x[rows] = v": lambda lib, a, b: put(a, tensor(lib, np.array([1, 0])), b, lambda b: b),
+    "x[0] = v": lambda lib, a, b: put(a, 0, b, lambda b: b[1]),
+    "x[:, 1:] = v": lambda lib, a, b: put(a, (slice(None), slice(1, None)), b, lambda b: b[:, 1:]),
+}
+
+
+@pytest.mark.parametrize("kind", ["nd", "0d", "py"])
+@pytest.mark.parametrize("op", SETITEM)
+def test_indexed_writes(op, kind):
+    """Basic indexing casts the value to the tensor's dtype; advanced indexing (a mask or an
+    index tensor) takes a tensor value of its dtype only (PyTorch's ``index_put_``), but a
+    mask with a 0-d value casts (it is ``masked_fill_``)."""
+    check(binary_cases(SETITEM[op], ("nd", kind)))
 
 
 @pytest.mark.parametrize("kind", ["nd", "0d", "py"])

@@ -117,8 +117,9 @@ def equal(input, other) -> bool:
 
 
 def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
-    """``|input − other| ≤ atol + rtol·|other|`` everywhere."""
-    a, b = as_tensor(input).data, as_tensor(other).data
+    """``|input − other| ≤ atol + rtol·|other|`` everywhere; both of one dtype, as PyTorch."""
+    a, b = as_tensor(input).array, as_tensor(other).array
+    arithmetic.require_dtypes("allclose", a, b, same=True)
     return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 

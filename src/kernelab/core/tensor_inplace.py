@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import is_grad_enabled, unwrap
+from ..autograd import is_grad_enabled, is_tensor, unwrap
 from ..functional import arithmetic
 from ..functional.comparison import clamp
 from ..functional.shape import unwrap_index
@@ -117,7 +117,23 @@ class InPlaceMethods:
         self.array[index] = unwrap(value)
 
     def __setitem__(self, index, value) -> None:
-        self._assign("__setitem__", unwrap_index(index), value)
+        """``x[index] = value``; as PyTorch, an index with a mask or an index tensor takes a
+        tensor value of x's dtype only (but a 0-d value behind one mask, a masked fill)."""
+        index = unwrap_index(index)
+        parts = index if isinstance(index, tuple) else (index,)
+        advanced = [p for p in parts if isinstance(p, np.ndarray)]
+        fill = (
+            len(parts) == 1
+            and advanced
+            and advanced[0].dtype == bool
+            and np.ndim(unwrap(value)) == 0
+        )
+        if advanced and is_tensor(value) and value.dtype != self.array.dtype and not fill:
+            raise DTypeError(
+                f"Tensor.__setitem__: an indexed write needs a value of the tensor's dtype "
+                f"{self.array.dtype}, got {value.dtype}"
+            )
+        self._assign("__setitem__", index, value)
 
     def zero_(self):
         self._assign("zero_", Ellipsis, 0)
