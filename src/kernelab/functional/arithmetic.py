@@ -269,6 +269,7 @@ class Prod(Function):
 
 # ---- PyTorch's type promotion
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_NUMBER_CATEGORY = {bool: 0, int: 1, float: 2}
 _KIND_NAMES = {"b": "bool", "u": "integer", "i": "integer", "f": "floating point"}
 
 
@@ -328,10 +329,20 @@ def promote(*operands, floating: bool = False) -> tuple:
     same = first is not None and all(a is not None and a.dtype == first.dtype for a in arrays)
     if same and (not floating or first.dtype.kind in "fc"):
         return operands
-    dtype = result_type(*operands)
+    dtype = _tensor_over_number(operands, arrays) or result_type(*operands)
     if floating and dtype.kind not in "fc":
         dtype = get_default_dtype()
     return tuple(cast_to(x, dtype) for x in operands)
+
+
+def _tensor_over_number(operands, arrays) -> np.dtype | None:
+    """The tensor's dtype for a tensor and a Python number of no higher category (``x * 2``,
+    ``1 - x``), the common case, decided without :func:`result_type`; else None."""
+    if len(operands) != 2 or (arrays[0] is None) == (arrays[1] is None):
+        return None
+    array, number = (arrays[0], operands[1]) if arrays[1] is None else (arrays[1], operands[0])
+    category = _NUMBER_CATEGORY.get(type(number), 3)
+    return array.dtype if category <= _CATEGORY[array.dtype.kind] else None
 
 
 def require_dtypes(name: str, *operands, kinds: str = "biufc", same: bool = False) -> None:
