@@ -204,6 +204,24 @@ def test_where_of_two_numbers():
     check((f"{a!r}, {b!r}", where, (a, b), (a, b)) for a, b in itertools.product(numbers, numbers))
 
 
+CONDITIONS = {
+    "where": lambda lib, a, c: lib.where(c, a, 0.5),
+    "masked_fill": lambda lib, a, c: a.masked_fill(c, 0.5),
+}
+
+
+@pytest.mark.filterwarnings("ignore:where received a uint8 condition")
+@pytest.mark.parametrize("op", CONDITIONS)
+def test_conditions_are_bool(op):
+    """A condition or mask of any dtype but bool is refused, as PyTorch does."""
+    cases = []
+    for dtype in DTYPES:
+        c = MASK.astype(dtype)
+        operands = [(tensor(lib, array("float32")), tensor(lib, c)) for lib in (torch, kl)]
+        cases.append((f"condition {dtype}", CONDITIONS[op], *operands))
+    check(cases)
+
+
 MATRIX = {
     "matmul": lambda lib, a, b: lib.matmul(a, b.T),
     "mm": lambda lib, a, b: lib.mm(a, b.T),

@@ -90,7 +90,9 @@ def clamp(a, min=None, max=None):  # noqa: A002
 
 
 def where(condition, a, b):
-    """``a`` where ``condition`` is true, else ``b``; ``a`` and ``b`` may be scalars."""
+    """``a`` where ``condition`` (bool, or uint8 as PyTorch still takes) is true, else ``b``;
+    ``a`` and ``b`` may be scalars."""
+    require_dtypes("where (condition)", condition, kinds="bu")
     condition = np.asarray(unwrap(condition), dtype=bool)
     if array_of(a) is None and array_of(b) is None:  # two scalars: a tensor of their type
         dtype = result_type(a, b)
@@ -106,6 +108,7 @@ def masked_fill(a, mask, value):
             f"masked_fill: expected a number or a 0-d value tensor, got shape "
             f"{np.shape(unwrap(value))}"
         )
+    require_dtypes("masked_fill (mask)", mask, kinds="b")
     return where(mask, cast_to(value, dtype_of(a)), a)
 
 
