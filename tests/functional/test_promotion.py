@@ -423,25 +423,26 @@ def test_class_weights(loss):
     check(cases)
 
 
-def in_place(update):
-    def fn(lib, a, b):
-        return update(a, b)
-
-    return fn
-
-
 IN_PLACE = {
-    "+=": operator.iadd,
-    "-=": operator.isub,
-    "*=": operator.imul,
-    "/=": operator.itruediv,
-    "add_": lambda a, b: a.add_(b),
-    "sub_": lambda a, b: a.sub_(b),
-    "mul_": lambda a, b: a.mul_(b),
-    "div_": lambda a, b: a.div_(b),
-    "add_alpha_": lambda a, b: a.add_(b, alpha=2),
-    "clamp_": lambda a, b: a.clamp_(min=b),
+    "+=": lambda lib, a, b: operator.iadd(a, b),
+    "-=": lambda lib, a, b: operator.isub(a, b),
+    "*=": lambda lib, a, b: operator.imul(a, b),
+    "/=": lambda lib, a, b: operator.itruediv(a, b),
+    "add_": lambda lib, a, b: a.add_(b),
+    "sub_": lambda lib, a, b: a.sub_(b),
+    "mul_": lambda lib, a, b: a.mul_(b),
+    "div_": lambda lib, a, b: a.div_(b),
+    "add_alpha_": lambda lib, a, b: a.add_(b, alpha=2),
+    "clamp_": lambda lib, a, b: a.clamp_(min=b),
 }
+
+
+@pytest.mark.parametrize("kind", ["nd", "0d", "py"])
+@pytest.mark.parametrize("op", IN_PLACE)
+def test_in_place_updates(op, kind):
+    """An in-place update keeps the tensor's dtype, and PyTorch refuses it where the result
+    dtype could not be cast back (``int_tensor += float_tensor``)."""
+    check(binary_cases(IN_PLACE[op], ("nd", kind)))
 
 
 def put(a, index, b, part):
@@ -465,11 +466,3 @@ def test_indexed_writes(op, kind):
     index tensor) takes a tensor value of its dtype only (PyTorch's ``index_put_``), but a
     mask with a 0-d value casts (it is ``masked_fill_``)."""
     check(binary_cases(SETITEM[op], ("nd", kind)))
-
-
-@pytest.mark.parametrize("kind", ["nd", "0d", "py"])
-@pytest.mark.parametrize("op", IN_PLACE)
-def test_in_place_updates(op, kind):
-    """An in-place update keeps the tensor's dtype, and PyTorch refuses it where the result
-    dtype could not be cast back (``int_tensor += float_tensor``)."""
-    check(binary_cases(in_place(IN_PLACE[op]), ("nd", kind)))
