@@ -200,3 +200,20 @@ def test_python_scalars_keep_the_dtype(dtype):
         y.sum().backward()
         assert x.grad.dtype == dtype
         x.grad = None
+
+
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (0, False), (1, True), (-1, False)])
+def test_prod_gradients(dim, keepdim):
+    x = positive((3, 4), seed=5)
+    check_gradients(lambda t: t.prod(dim, keepdim), [x])
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+def test_prod_with_zeros_matches_pytorch(dim):
+    """One zero in a row: its gradient is the product of the others; two: all zero."""
+    x = np.array([[0.5, 0.0, 2.0, 3.0], [0.0, 1.5, 0.0, 2.0], [1.0, 2.0, 3.0, 0.5]])
+    ours, theirs = kl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    args = () if dim is None else (dim,)
+    ours.prod(*args).sum().backward()
+    theirs.prod(*args).sum().backward()
+    np.testing.assert_allclose(np.asarray(ours.grad), theirs.grad.numpy(), rtol=1e-12)

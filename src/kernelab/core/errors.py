@@ -11,6 +11,14 @@ class ShapeError(ValueError):
     layer: str | None = None
 
 
+class DTypeError(RuntimeError, TypeError):
+    """Operands whose dtypes an operation refuses, where PyTorch refuses them
+    (``float32 @ float64``, ``int_tensor += 0.5``, ``mean`` of integers).
+
+    A RuntimeError, as PyTorch raises, and a TypeError, as Python raises for a bad operand type.
+    """
+
+
 def not_provided(module: str, name: str, torch_module: str) -> AttributeError:
     """The error for a PyTorch name that kernelab does not have, raised where it is used.
 

@@ -56,6 +56,7 @@ __all__ = [
     "numel",
     "permute",
     "pow",
+    "prod",
     "relu",
     "reshape",
     "sigmoid",
@@ -116,8 +117,9 @@ def equal(input, other) -> bool:
 
 
 def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
-    """``|input − other| ≤ atol + rtol·|other|`` everywhere."""
+    """``|input − other| ≤ atol + rtol·|other|`` everywhere; both of one dtype, as PyTorch."""
     a, b = as_tensor(input).array, as_tensor(other).array
+    arithmetic.require_dtypes("allclose", a, b, same=True)
     return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
@@ -181,6 +183,10 @@ def argmin(input, dim=None, keepdim: bool = False):
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
     return as_tensor(input).sum(dim, keepdim, dtype=dtype)
+
+
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None):
+    return as_tensor(input).prod(dim, keepdim, dtype=dtype)
 
 
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
@@ -249,18 +255,20 @@ clip = clamp
 
 
 def add(input, other, alpha=1):
-    return as_tensor(input).add(other, alpha=alpha)
+    return arithmetic.add(input, other, alpha)  # a Python number stays a scalar operand
 
 
 def sub(input, other, alpha=1):
-    return as_tensor(input).sub(other, alpha=alpha)
+    return arithmetic.sub(input, other, alpha)
 
 
 def mul(input, other):
-    return as_tensor(input).mul(other)
+    return arithmetic.mul(input, other)
 
 
 def div(input, other, rounding_mode=None):
+    if rounding_mode is None:
+        return arithmetic.div(input, other)  # a Python number stays a scalar operand
     return as_tensor(input).div(other, rounding_mode=rounding_mode)
 
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import is_grad_enabled, unwrap
+from ..autograd import is_grad_enabled, is_tensor, unwrap
 from ..functional import arithmetic
 from ..functional.comparison import clamp
 from ..functional.shape import unwrap_index
+from .dtypes import get_default_dtype
+from .errors import DTypeError
 from .rng import as_generator
 
 
@@ -40,22 +42,47 @@ class InPlaceMethods:
         return self.requires_grad or any(getattr(o, "requires_grad", False) for o in others)
 
     def _write(self, name: str, ufunc, other, alpha=1):
+        """``self ← ufunc(self, alpha·other)`` computed in PyTorch's result dtype and written
+        back in this tensor's dtype."""
         if self._in_graph(name, other):
             raise NotImplementedError(
                 f"Tensor.{name}: in-place on a tensor in the autograd graph is not supported by "
                 f"kernelab; write the out-of-place form (x = x + y)"
             )
-        value = unwrap(other)
-        ufunc(
-            self.array, value if alpha == 1 else alpha * value, out=self.array, casting="same_kind"
-        )
+        value, dtype = unwrap(other), self.array.dtype
+        same = isinstance(value, np.ndarray) and value.dtype == dtype and dtype.kind == "f"
+        if not same:  # (the optimisers' case is the same float dtype: nothing to promote)
+            if ufunc is np.subtract:
+                arithmetic.require_dtypes(name, self, other, kinds="uifc")
+            dtype = self._result_dtype(name, other, floating=ufunc is np.true_divide)
+            value = arithmetic.cast_to(value, dtype)
+        value = value if alpha == 1 else unwrap(arithmetic.scaled(value, alpha))
+        ufunc(self.array, value, out=self.array, dtype=dtype, casting="unsafe")
         return self
 
+    def _result_dtype(self, name: str, other, floating: bool = False) -> np.dtype:
+        """The dtype PyTorch computes ``self op other`` in; it refuses one it cannot write
+        back into this tensor (``int_tensor += 0.5``, ``int_tensor /= 2``)."""
+        dtype = arithmetic.result_type(self, other)
+        if floating and dtype.kind not in "fc":
+            dtype = get_default_dtype()
+        self._check_cast(name, dtype)
+        return dtype
+
+    def _check_cast(self, name: str, dtype: np.dtype) -> None:
+        if not arithmetic.can_cast(dtype, self.array.dtype):
+            raise DTypeError(
+                f"Tensor.{name}: result type {dtype} can't be cast to the tensor's dtype "
+                f"{self.array.dtype}"
+            )
+
     def _update(self, name: str, ufunc, out_of_place, other):
-        """``x op= y``: in place where PyTorch would be, else out of place (rebinding x)."""
-        if self._in_graph(name, other):
-            return out_of_place(self, other)
-        return self._write(name, ufunc, other)
+        """``x op= y``: in place where PyTorch would be, else out of place (rebinding x), in
+        x's dtype either way."""
+        if not self._in_graph(name, other):
+            return self._write(name, ufunc, other)
+        self._result_dtype(name, other, floating=ufunc is np.true_divide)
+        return arithmetic.cast_to(out_of_place(self, other), self.array.dtype)
 
     def add_(self, other, alpha=1):
         return self._write("add_", np.add, other, alpha)
@@ -90,7 +117,23 @@ class InPlaceMethods:
         self.array[index] = unwrap(value)
 
     def __setitem__(self, index, value) -> None:
-        self._assign("__setitem__", unwrap_index(index), value)
+        """``x[index] = value``; as PyTorch, an index with a mask or an index tensor takes a
+        tensor value of x's dtype only (but a 0-d value behind one mask, a masked fill)."""
+        index = unwrap_index(index)
+        parts = index if isinstance(index, tuple) else (index,)
+        advanced = [p for p in parts if isinstance(p, np.ndarray)]
+        fill = (
+            len(parts) == 1
+            and advanced
+            and advanced[0].dtype == bool
+            and np.ndim(unwrap(value)) == 0
+        )
+        if advanced and is_tensor(value) and value.dtype != self.array.dtype and not fill:
+            raise DTypeError(
+                f"Tensor.__setitem__: an indexed write needs a value of the tensor's dtype "
+                f"{self.array.dtype}, got {value.dtype}"
+            )
+        self._assign("__setitem__", index, value)
 
     def zero_(self):
         self._assign("zero_", Ellipsis, 0)
@@ -105,7 +148,9 @@ class InPlaceMethods:
         return self
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        self._assign("clamp_", Ellipsis, clamp(self.array, unwrap(min), unwrap(max)))
+        value = unwrap(clamp(self.array, unwrap(min), unwrap(max)))
+        self._check_cast("clamp_", value.dtype)  # int_tensor.clamp_(min=0.5) raises
+        self._assign("clamp_", Ellipsis, value)
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator=None):

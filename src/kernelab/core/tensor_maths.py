@@ -45,8 +45,14 @@ class MathsMethods:
     def __floordiv__(self, other):
         return arithmetic.floor_divide(self, other)
 
+    def __rfloordiv__(self, other):
+        return arithmetic.floor_divide(other, self)
+
     def __mod__(self, other):
         return arithmetic.remainder(self, other)
+
+    def __rmod__(self, other):
+        return arithmetic.remainder(other, self)
 
     def __neg__(self):
         return arithmetic.neg(self)
@@ -68,10 +74,10 @@ class MathsMethods:
 
     # ---- element-wise
     def add(self, other, alpha=1):
-        return arithmetic.add(self, other if alpha == 1 else arithmetic.mul(other, alpha))
+        return arithmetic.add(self, other, alpha)
 
     def sub(self, other, alpha=1):
-        return arithmetic.sub(self, other if alpha == 1 else arithmetic.mul(other, alpha))
+        return arithmetic.sub(self, other, alpha)
 
     def mul(self, other):
         return arithmetic.mul(self, other)
@@ -115,7 +121,7 @@ class MathsMethods:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is true; the gradient reaches the other positions."""
-        return comparison.where(mask, value, self)
+        return comparison.masked_fill(self, mask, value)
 
     def matmul(self, other):
         return arithmetic.matmul(self, other)
@@ -145,6 +151,9 @@ class MathsMethods:
     # ---- reductions
     def sum(self, dim=None, keepdim: bool = False, *, dtype=None):
         return arithmetic.sum(self if dtype is None else self.to(dtype), dim, keepdim)
+
+    def prod(self, dim=None, keepdim: bool = False, *, dtype=None):
+        return arithmetic.prod(self if dtype is None else self.to(dtype), dim, keepdim)
 
     def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
         return arithmetic.mean(self if dtype is None else self.to(dtype), dim, keepdim)
@@ -217,11 +226,20 @@ class MathsMethods:
     def __and__(self, other):
         return comparison.bitwise_and(self, other)
 
+    def __rand__(self, other):
+        return comparison.bitwise_and(other, self)
+
     def __or__(self, other):
         return comparison.bitwise_or(self, other)
 
+    def __ror__(self, other):
+        return comparison.bitwise_or(other, self)
+
     def __xor__(self, other):
         return comparison.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return comparison.bitwise_xor(other, self)
 
     def __invert__(self):
         return comparison.bitwise_not(self)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..core import jit
+from .arithmetic import cast_to, promote, require_dtypes
 
 
 def compiled(x: np.ndarray):
@@ -124,25 +125,36 @@ class LogSoftmax(Function):
 
 
 def relu(input, inplace: bool = False):
+    require_dtypes("relu", input, kinds="uifc")
     return ReLU.apply(input)
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+    require_dtypes("leaky_relu", input, kinds="fc")
     return LeakyReLU.apply(input, negative_slope=negative_slope)
 
 
 def sigmoid(input):
-    return Sigmoid.apply(input)
+    """1 / (1 + exp(−x)); integers and bools give the default float dtype, as in PyTorch."""
+    return Sigmoid.apply(*promote(input, floating=True))
 
 
 def tanh(input):
-    return Tanh.apply(input)
+    return Tanh.apply(*promote(input, floating=True))
+
+
+def _softmax_input(name: str, input, dtype):
+    """``input`` in ``dtype`` if given; PyTorch's softmax refuses anything but floats."""
+    if dtype is not None:
+        input = cast_to(input, np.dtype(dtype))
+    require_dtypes(name, input, kinds="fc")
+    return input
 
 
 def softmax(input, dim: int, dtype=None):
     """exp(x) / Σ exp(x) along ``dim``."""
-    return Softmax.apply(input, dim=dim)
+    return Softmax.apply(_softmax_input("softmax", input, dtype), dim=dim)
 
 
 def log_softmax(input, dim: int, dtype=None):
-    return LogSoftmax.apply(input, dim=dim)
+    return LogSoftmax.apply(_softmax_input("log_softmax", input, dtype), dim=dim)

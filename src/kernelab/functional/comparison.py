@@ -11,7 +11,15 @@ import operator
 import numpy as np
 
 from ..autograd import Function, unwrap, wrap
-from .arithmetic import array_of, cast_to, promote, result_type, unbroadcast
+from .arithmetic import (
+    array_of,
+    cast_to,
+    dtype_of,
+    promote,
+    require_dtypes,
+    result_type,
+    unbroadcast,
+)
 
 
 class Clamp(Function):
@@ -74,17 +82,34 @@ def clamp(a, min=None, max=None):  # noqa: A002
     if getattr(min, "requires_grad", False) or getattr(max, "requires_grad", False):
         raise NotImplementedError("clamp: a min or max that requires grad is not supported")
     bounds = unwrap(min), unwrap(max)
-    dtype = result_type(a, *(bound for bound in bounds if bound is not None))
+    given = [bound for bound in bounds if bound is not None]
+    dtype = result_type(a, *given)
+    if len(given) == 2 or array_of(given[0]) is None:  # bools clamp against one tensor only
+        require_dtypes("clamp", dtype, kinds="uifc")
     return Clamp.apply(cast_to(a, dtype), *bounds)
 
 
 def where(condition, a, b):
-    """``a`` where ``condition`` is true, else ``b``; ``a`` and ``b`` may be scalars."""
+    """``a`` where ``condition`` (bool, or uint8 as PyTorch still takes) is true, else ``b``;
+    ``a`` and ``b`` may be scalars."""
+    require_dtypes("where (condition)", condition, kinds="bu")
     condition = np.asarray(unwrap(condition), dtype=bool)
     if array_of(a) is None and array_of(b) is None:  # two scalars: a tensor of their type
         dtype = result_type(a, b)
         a, b = dtype.type(a), dtype.type(b)
     return Where.apply(*promote(a, b), condition=condition)
+
+
+def masked_fill(a, mask, value):
+    """``a`` with ``value`` (a number or a 0-d tensor, cast to ``a``'s dtype, as PyTorch)
+    where ``mask`` holds; the gradient reaches ``a`` elsewhere and ``value`` there."""
+    if np.ndim(unwrap(value)) != 0:
+        raise RuntimeError(
+            f"masked_fill: expected a number or a 0-d value tensor, got shape "
+            f"{np.shape(unwrap(value))}"
+        )
+    require_dtypes("masked_fill (mask)", mask, kinds="b")
+    return where(mask, cast_to(value, dtype_of(a)), a)
 
 
 def maximum(a, b):
@@ -124,20 +149,27 @@ def ge(a, b):
     return _elementwise(operator.ge, a, b)
 
 
+def _bitwise(name: str, fn, *operands):
+    """``fn`` on the operands in their result dtype; PyTorch refuses floats."""
+    operands = promote(*operands)
+    require_dtypes(name, *operands, kinds="biu")
+    return _elementwise(fn, *operands)
+
+
 def bitwise_and(a, b):
-    return _elementwise(np.bitwise_and, a, b)
+    return _bitwise("bitwise_and", np.bitwise_and, a, b)
 
 
 def bitwise_or(a, b):
-    return _elementwise(np.bitwise_or, a, b)
+    return _bitwise("bitwise_or", np.bitwise_or, a, b)
 
 
 def bitwise_xor(a, b):
-    return _elementwise(np.bitwise_xor, a, b)
+    return _bitwise("bitwise_xor", np.bitwise_xor, a, b)
 
 
 def bitwise_not(a):
-    return _elementwise(np.invert, a)
+    return _bitwise("bitwise_not", np.invert, a)
 
 
 def logical_not(a):

@@ -58,7 +58,8 @@ import numpy as np
 
 from ..autograd import Function
 from ..core import jit
-from ..core.errors import ShapeError
+from ..core.errors import DTypeError, ShapeError
+from .arithmetic import require_dtypes
 from .conv_algorithms import choose
 from .geometry import ConvGeometry, Padding, conv_geometry
 
@@ -147,7 +148,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: in
     geometry = conv_geometry(weight.shape[2:], stride, padding, dilation, groups)
     check_conv_input(input.shape, weight.shape, None if bias is None else bias.shape, geometry)
     if input.dtype != weight.dtype:
-        raise TypeError(f"input dtype {input.dtype} differs from kernel dtype {weight.dtype}")
+        raise DTypeError(f"input dtype {input.dtype} differs from kernel dtype {weight.dtype}")
     if bias is not None and bias.dtype != weight.dtype:
-        raise TypeError(f"bias dtype {bias.dtype} differs from kernel dtype {weight.dtype}")
+        raise DTypeError(f"bias dtype {bias.dtype} differs from kernel dtype {weight.dtype}")
+    require_dtypes("conv2d", weight, kinds="uifc")
     return Conv2d.apply(input, weight, bias, geometry=geometry)

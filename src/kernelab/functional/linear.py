@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..autograd import Function
-from ..core.errors import ShapeError
+from ..core.errors import DTypeError, ShapeError
+from .arithmetic import require_dtypes
 
 
 class Linear(Function):
@@ -34,7 +35,8 @@ def linear(input, weight, bias=None):
             f"got shape {tuple(input.shape)}"
         )
     if input.dtype != weight.dtype:
-        raise TypeError(f"input dtype {input.dtype} differs from weight dtype {weight.dtype}")
+        raise DTypeError(f"input dtype {input.dtype} differs from weight dtype {weight.dtype}")
     if bias is not None and bias.dtype != weight.dtype:
-        raise TypeError(f"bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
+        raise DTypeError(f"bias dtype {bias.dtype} differs from weight dtype {weight.dtype}")
+    require_dtypes("linear", weight, kinds="uifc")
     return Linear.apply(input, weight, bias)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, unwrap
+from ..autograd import Function, is_tensor, unwrap
 from ..core import jit
-from ..core.errors import ShapeError
+from ..core.errors import DTypeError, ShapeError
 from .activation import stable_log_softmax
+from .arithmetic import promote, result_type
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -37,7 +38,7 @@ class NLLCoefficients(Function):
         per_position = (coefficients * _classes_last(logp)).sum(axis=1)
         if reduction == "none":
             return per_position.reshape(shape)
-        return np.asarray(per_position.sum(), dtype=logp.dtype)
+        return np.asarray(per_position.sum(), dtype=per_position.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -61,7 +62,8 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         a = NLLCoefficients.backward(ctx, g)  # gradient with respect to log-probabilities
-        return a - ctx.softmax * a.sum(axis=1, keepdims=True)
+        grad = a - ctx.softmax * a.sum(axis=1, keepdims=True)
+        return grad.astype(ctx.softmax.dtype, copy=False)  # the logits' dtype
 
 
 class CrossEntropyIndices(Function):
@@ -86,6 +88,11 @@ def _class_weight(x, weight, reduction, dtype):
     if x.ndim < 2:
         raise ShapeError(f"expected input of shape (N, C, ...), got {x.shape}")
     n_classes = x.shape[1]
+    if is_tensor(weight) and weight.dtype != x.dtype:  # as PyTorch; a list or array is cast
+        raise DTypeError(
+            f"expected a class weight of the input's dtype {x.dtype}, got {weight.dtype}"
+        )
+    weight = unwrap(weight)
     w = np.ones(n_classes, dtype=dtype) if weight is None else np.asarray(weight, dtype)
     if w.shape != (n_classes,):
         raise ShapeError(f"expected a class weight of shape ({n_classes},), got {w.shape}")
@@ -93,6 +100,10 @@ def _class_weight(x, weight, reduction, dtype):
 
 
 def _check_indices(x, target):
+    if target.dtype not in (np.int64, np.uint8):
+        raise DTypeError(
+            f"expected class-index targets of dtype int64 or uint8, got {target.dtype}"
+        )
     if target.shape != _per_position_shape(x.shape):
         raise ShapeError(
             f"expected class-index targets of shape {_per_position_shape(x.shape)} for input "
@@ -107,8 +118,8 @@ def _coefficients(x, target, weight, ignore_index, reduction, label_smoothing):
     if target.dtype.kind == "f":  # class probabilities, same shape as the input
         if target.shape != x.shape:
             raise ShapeError(f"expected probability targets of shape {x.shape}, got {target.shape}")
-        t = _classes_last(target.astype(x.dtype, copy=False))
-        t = t * (1 - label_smoothing) + label_smoothing / n_classes
+        # (smoothed by the caller) the loss is in input and target's result dtype, as PyTorch's
+        t = _classes_last(target.astype(result_type(x, target), copy=False))
         a = -t * w
         return a / len(a) if reduction == "mean" else a
     _check_indices(x, target)
@@ -142,9 +153,11 @@ def cross_entropy(
     """Softmax cross-entropy of logits (N, C, ...) against class indices (N, ...) or
     probabilities (N, C, ...), with PyTorch's weighting and label smoothing."""
     x, t = unwrap(input), unwrap(target)
+    if t.dtype.kind == "f" and label_smoothing:  # probabilities, smoothed in their own dtype
+        t, label_smoothing = t * (1 - label_smoothing) + label_smoothing / x.shape[1], 0.0
     fast = jit.twin(".loss_compiled", __package__)
     if fast is not None and fast.supports(x, t):
-        w = _class_weight(x, unwrap(weight), reduction, np.float64)
+        w = _class_weight(x, weight, reduction, np.float64)
         _check_indices(x, t)
         return CrossEntropyIndices.apply(
             input,
@@ -154,7 +167,7 @@ def cross_entropy(
             reduction=reduction,
             label_smoothing=label_smoothing,
         )
-    a = _coefficients(x, t, unwrap(weight), ignore_index, reduction, label_smoothing)
+    a = _coefficients(x, t, weight, ignore_index, reduction, label_smoothing)
     return CrossEntropy.apply(
         input, coefficients=a, reduction=reduction, shape=_per_position_shape(input.shape)
     )
@@ -162,7 +175,8 @@ def cross_entropy(
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
     """Negative log-likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
-    a = _coefficients(unwrap(input), unwrap(target), unwrap(weight), ignore_index, reduction, 0.0)
+    _check_indices(unwrap(input), unwrap(target))
+    a = _coefficients(unwrap(input), unwrap(target), weight, ignore_index, reduction, 0.0)
     return NLLCoefficients.apply(
         input, coefficients=a, reduction=reduction, shape=_per_position_shape(input.shape)
     )
@@ -193,4 +207,4 @@ def mse_loss(input, target, reduction: str = "mean"):
             f"expected a target of the input's shape {tuple(input.shape)}, "
             f"got {np.shape(unwrap(target))}"
         )
-    return MSE.apply(input, target, reduction=reduction)
+    return MSE.apply(*promote(input, target), reduction=reduction)

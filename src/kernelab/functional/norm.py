@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, unwrap
+from ..autograd import Function, is_tensor, unwrap
 from ..core import jit
-from ..core.errors import ShapeError
+from ..core.errors import DTypeError, ShapeError
+from .arithmetic import require_dtypes
+
+NAMES = ("weight", "bias", "running_mean", "running_var")
 
 
 class BatchNorm(Function):
@@ -86,6 +89,10 @@ def batch_norm(
         )
     if not training and running_mean is None:
         raise ValueError("batch_norm: evaluation needs running_mean and running_var")
+    require_dtypes("batch_norm", input, kinds="f")
+    for name, tensor in zip(NAMES, (weight, bias, running_mean, running_var), strict=True):
+        if is_tensor(tensor) and tensor.dtype != input.dtype:  # PyTorch mixes no dtypes here
+            raise DTypeError(f"batch_norm: {name} is {tensor.dtype}, the input {input.dtype}")
     return BatchNorm.apply(
         input,
         weight,

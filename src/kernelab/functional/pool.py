@@ -17,6 +17,7 @@ import numpy as np
 from ..autograd import Function
 from ..core import jit
 from ..core.errors import ShapeError
+from .arithmetic import cast, require_dtypes
 from .conv import pad, unpad
 from .geometry import ConvGeometry, adaptive_bins, offsets, pool_geometry, window_counts
 
@@ -145,6 +146,7 @@ def max_pool2d(
     """
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
+    require_dtypes("max_pool2d", input, kinds="uif")
     geometry = pool_geometry(
         input.shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
     )
@@ -166,6 +168,10 @@ def avg_pool2d(
     ``count_include_pad`` (never the extra cells ``ceil_mode`` adds), or is
     ``divisor_override``.
     """
+    if input.dtype == np.int64:  # PyTorch's one integer dtype here: the mean, truncated
+        args = kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        return cast(avg_pool2d(cast(input, np.dtype(np.float64)), *args), np.dtype(np.int64))
+    require_dtypes("avg_pool2d", input, kinds="f")
     geometry = pool_geometry(input.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     if divisor_override is not None:
         divisor = divisor_override
@@ -208,6 +214,7 @@ def adaptive_avg_pool2d(input, output_size):
     """Average into a fixed ``output_size`` grid whatever the input size (None keeps an axis)."""
     if len(input.shape) != 4:
         raise ShapeError(f"adaptive_avg_pool2d: expected a 4-D input, got shape {input.shape}")
+    require_dtypes("adaptive_avg_pool2d", input, kinds="f")
     sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     sizes = tuple(input.shape[2 + a] if s is None else int(s) for a, s in enumerate(sizes))
     if min(sizes) < 1:

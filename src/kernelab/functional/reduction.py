@@ -14,8 +14,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..autograd import Function, is_tensor, wrap
-from .arithmetic import reduction_axes, sqrt
+from ..autograd import Function, is_tensor, unwrap, wrap
+from .arithmetic import reduction_axes, require_dtypes, sqrt
 from .comparison import maximum, minimum
 
 # PyTorch's torch.return_types: named tuples, unpacked as ``values, indices = x.max(1)``
@@ -138,6 +138,7 @@ def _correction(dim, unbiased, correction) -> tuple:
 
 def var(input, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
     """Variance over ``dim`` (all axes if None), with Bessel's correction by default."""
+    require_dtypes("var", input, kinds="fc")
     dim, correction = _correction(dim, unbiased, correction)
     axes = reduction_axes(dim, input.ndim)
     return Var.apply(input, axes=axes, correction=correction, keepdim=keepdim)
@@ -225,6 +226,7 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
 
 # ---- results without a gradient
 def _arg_extreme(find, input, dim: int | None, keepdim: bool):
+    require_dtypes(find.__name__, input, kinds="uif")
     data = input.array
     if dim is None:
         out = np.asarray(find(data), dtype=np.int64)
@@ -241,9 +243,15 @@ def argmin(input, dim: int | None = None, keepdim: bool = False):
     return _arg_extreme(np.argmin, input, dim, keepdim)
 
 
+def _logical(fn, input, dim, keepdim: bool):
+    """``fn`` (any or all) over ``dim``: bool, but uint8 for uint8 input, as PyTorch."""
+    out = fn(unwrap(input), axis=dim, keepdims=keepdim)
+    return wrap(out.astype(np.uint8) if input.dtype == np.uint8 else out)
+
+
 def any(input, dim=None, keepdim: bool = False):  # noqa: A001
-    return wrap(np.any(input.array, axis=dim, keepdims=keepdim))
+    return _logical(np.any, input, dim, keepdim)
 
 
 def all(input, dim=None, keepdim: bool = False):  # noqa: A001
-    return wrap(np.all(input.array, axis=dim, keepdims=keepdim))
+    return _logical(np.all, input, dim, keepdim)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd import Function, unwrap
 from ..core.errors import ShapeError
-from .arithmetic import unbroadcast
+from .arithmetic import promote, unbroadcast
 
 
 def shape_arg(shape: Sequence) -> tuple[int, ...]:
@@ -194,8 +194,8 @@ def cat(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    ndim = np.ndim(tensors[0].array if hasattr(tensors[0], "array") else tensors[0])
-    return Cat.apply(*tensors, dim=_dim(dim, max(ndim, 1), "cat"))
+    ndim = np.ndim(unwrap(tensors[0]))
+    return Cat.apply(*promote(*tensors), dim=_dim(dim, max(ndim, 1), "cat"))
 
 
 def stack(tensors, dim: int = 0):
@@ -203,11 +203,11 @@ def stack(tensors, dim: int = 0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    shapes = {tuple(np.shape(t.array if hasattr(t, "array") else t)) for t in tensors}
+    shapes = {tuple(np.shape(unwrap(t))) for t in tensors}
     if len(shapes) != 1:
         raise ShapeError(f"stack: expected tensors of one shape, got shapes {sorted(shapes)}")
     ndim = len(shapes.pop())
-    return Stack.apply(*tensors, dim=_dim(dim, ndim + 1, "stack"))
+    return Stack.apply(*promote(*tensors), dim=_dim(dim, ndim + 1, "stack"))
 
 
 def expand(a, shape):
