@@ -113,3 +113,8 @@ def test_repr_reads_like_pytorch():
     assert repr(x * 2) == "tensor([2.], grad_fn=<MulBackward0>)"
     assert repr(kl.tensor([1, 2])) == "tensor([1, 2])"
     assert repr(torch.tensor([1.0, 2.0])) == repr(kl.tensor([1.0, 2.0]))
+
+
+def test_a_numpy_scalar_keeps_its_dtype_as_in_pytorch():
+    for value in (np.float64(2.0), np.float32(2.0), np.int32(3), 2.0, [1.0], 3):
+        assert str(kl.tensor(value).dtype) == str(torch.tensor(value).dtype).removeprefix("torch.")

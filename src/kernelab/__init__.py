@@ -30,7 +30,7 @@ from .core.dtypes import (
     set_default_dtype,
     uint8,
 )
-from .core.errors import ShapeError
+from .core.errors import DTypeError, ShapeError
 from .core.errors import not_provided as _not_provided
 from .core.printing import set_printoptions
 from .core.rng import Generator, manual_seed

@@ -139,7 +139,11 @@ def tensor(
         check_device(device)
     source = unwrap(data)
     array = np.array(source, dtype=dtype, copy=True)
-    if dtype is None and not isinstance(source, np.ndarray) and array.dtype == np.float64:
+    if (
+        dtype is None
+        and not isinstance(source, np.ndarray | np.generic)
+        and array.dtype == np.float64
+    ):
         array = array.astype(get_default_dtype())
     return Tensor(array, requires_grad=requires_grad)
 
