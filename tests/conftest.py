@@ -10,6 +10,8 @@ import kernelab as kl
 settings.register_profile("kernelab", max_examples=40, deadline=None, derandomize=True)
 # A longer, random search for a bug hunt: pytest --hypothesis-profile=stress
 settings.register_profile("stress", max_examples=400, deadline=None, derandomize=False)
+# The fuzzing suite's long run: pytest tests/fuzz --hypothesis-profile=fuzz-long
+settings.register_profile("fuzz-long", max_examples=4000, deadline=None, derandomize=False)
 settings.load_profile("kernelab")
 
 

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -81,27 +82,49 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     )
 
 
-def _decode(node: Any, archive: zipfile.ZipFile, path: Path) -> Any:
+def _read_array(data: bytes, key: str) -> np.ndarray:
+    """An ``.npy`` member, its header checked against its size before anything is allocated."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+        version, np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read_header(stream)
+    declared, held = math.prod(shape) * dtype.itemsize, len(data) - stream.tell()
+    if declared != held:
+        raise ValueError(f"array {key} declares {declared:,} bytes of values, holds {held:,}")
+    stream.seek(0)
+    return np.load(stream, allow_pickle=False)
+
+
+def _decode(node: Any, archive: zipfile.ZipFile, path: Path, seen: set) -> Any:
+    """The object a JSON node stands for; ``seen`` holds the arrays already read, since
+    :func:`save` refers to each once and a tree repeating one could load as gigabytes."""
     if isinstance(node, list):
-        return [_decode(v, archive, path) for v in node]
+        return [_decode(v, archive, path, seen) for v in node]
     if not isinstance(node, dict):
         return node
     if "__array__" in node:
+        key = node["__array__"]
+        if key in seen:
+            raise CheckpointError(f"{path}: array {brief(ValueError(key))} is referred to twice")
+        seen.add(key)
         try:
-            with archive.open(node["__array__"] + ".npy") as member:
-                array = np.load(io.BytesIO(member.read()), allow_pickle=False)
+            with archive.open(key + ".npy") as member:
+                array = _read_array(member.read(), key)
         except (KeyError, ValueError, zipfile.BadZipFile, OSError) as error:
-            raise CheckpointError(
-                f"{path}: array {node['__array__']} is unreadable ({brief(error)})"
-            ) from None
+            raise CheckpointError(f"{path}: array {key} is unreadable ({brief(error)})") from None
         if _digest(array) != node["sha256"]:
-            raise CheckpointError(f"{path}: array {node['__array__']} fails its checksum")
+            raise CheckpointError(f"{path}: array {key} fails its checksum")
         return Tensor(array) if node["tensor"] else array
     if "__tuple__" in node:
-        return tuple(_decode(v, archive, path) for v in node["__tuple__"])
+        return tuple(_decode(v, archive, path, seen) for v in node["__tuple__"])
     if "__items__" in node:
-        return {_decode(k, archive, path): _decode(v, archive, path) for k, v in node["__items__"]}
-    return {k: _decode(v, archive, path) for k, v in node.items()}
+        return {
+            _decode(k, archive, path, seen): _decode(v, archive, path, seen)
+            for k, v in node["__items__"]
+        }
+    return {k: _decode(v, archive, path, seen) for k, v in node.items()}
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
@@ -163,11 +186,9 @@ def discard_temporaries(path: str | os.PathLike) -> None:
 
 
 _PICKLED = (
-    "{path}: not a kernelab checkpoint but a pickle file (PyTorch's torch.save writes these): "
-    "kernelab does not unpickle, "
-    "since loading a pickle can run any code. Save the weights from PyTorch with "
-    "safetensors.torch.save_file(model.state_dict(), 'model.safetensors') and read them with "
-    "kernelab.load_safetensors, or convert the module with kernelab.from_torch"
+    "{path}: not a kernelab checkpoint but a pickle file (torch.save writes these): kernelab "
+    "does not unpickle, since a pickle can run any code. Save the state_dict with "
+    "safetensors.torch.save_file and read it with kernelab.load_safetensors"
 )
 
 
@@ -196,16 +217,29 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool =
         with zipfile.ZipFile(path) as archive:
             if _TREE not in archive.namelist() and _is_pickle(path, archive):
                 raise CheckpointError(_PICKLED.format(path=path))
+            _check_sizes(archive, path)
             tree = json.loads(archive.read(_TREE))
             if not isinstance(tree, dict) or tree.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a {FORMAT} file")
-            return _decode(tree["content"], archive, path)
+            return _decode(tree["content"], archive, path, set())
     except CheckpointError:
         raise
     except _DAMAGE as error:
         raise CheckpointError(
             f"{path}: not a kernelab checkpoint, or truncated or corrupted ({brief(error)})"
         ) from None
+
+
+def _check_sizes(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a member declaring more bytes than the file holds: :func:`save` stores members
+    uncompressed, so only a crafted file (a zip bomb) declares more."""
+    size = path.stat().st_size
+    for info in archive.infolist():
+        if info.file_size > size:
+            raise CheckpointError(
+                f"{path}: member {brief(ValueError(info.filename))} declares "
+                f"{info.file_size:,} bytes, more than the file's {size:,}"
+            )
 
 
 def brief(error: Exception) -> str:

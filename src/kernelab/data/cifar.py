@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.serialization import brief
 from .download import check_integrity, default_cache_dir
 from .download import download as download_file
 from .splits import DataSplits
@@ -38,6 +39,7 @@ CIFAR10_FOLDER = "cifar-10-batches-bin"  # the archive's top folder
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILES = ("test_batch.bin",)
 _RECORD = 1 + 3 * 32 * 32
+MAX_BATCH_RECORDS = 100_000  # CIFAR-10's batch files hold 10,000 records each
 
 
 def parse_cifar10_records(
@@ -130,6 +132,16 @@ def _bin_folder(path: Path) -> Path | None:
     return None
 
 
+def _check_member_size(archive: Path, member: tarfile.TarInfo) -> None:
+    """Refuse a member larger than any CIFAR-10 batch before reading it into memory."""
+    if member.size > MAX_BATCH_RECORDS * _RECORD:
+        raise ValueError(
+            f"{archive}: member {member.name[-60:]!r} declares {member.size:,} bytes; a batch "
+            f"file holds at most {MAX_BATCH_RECORDS:,} records ({MAX_BATCH_RECORDS * _RECORD:,} "
+            "bytes)"
+        )
+
+
 def _read_archive(archive: Path, names: Sequence[str]) -> dict[str, bytes]:
     """The named regular files of a tar archive, by base name, read without extracting."""
     contents: dict[str, bytes] = {}
@@ -138,9 +150,10 @@ def _read_archive(archive: Path, names: Sequence[str]) -> dict[str, bytes]:
             for member in tar:
                 base = member.name.rsplit("/", 1)[-1]
                 if member.isfile() and base in names and base not in contents:
+                    _check_member_size(archive, member)
                     contents[base] = tar.extractfile(member).read()  # type: ignore[union-attr]
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise ValueError(f"{archive}: not a readable tar archive ({error})") from error
+        raise ValueError(f"{archive}: not a readable tar archive ({brief(error)})") from error
     missing = [name for name in names if name not in contents]
     if missing:
         raise ValueError(

@@ -25,6 +25,7 @@ IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dimensions (n, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dimension (n)
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_DEFLATE_RATIO = 1032  # the most deflate can expand: 258 bytes from 2 bits
 # IDX type byte -> dtype; multi-byte values are big-endian on disk.
 _TYPES = {
     0x08: np.dtype(np.uint8),
@@ -48,6 +49,7 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None, dtype=None) ->
         try:
             shape, file_dtype = _read_header(stream, path)
             _check_expected(path, shape, file_dtype, ndim, dtype)
+            _check_size(path, stream, shape, file_dtype)
             payload = _read_payload(stream, path, shape, file_dtype)
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise ValueError(f"{path}: corrupt or truncated gzip stream ({error})") from error
@@ -115,6 +117,27 @@ def _check_expected(path: Path, shape: tuple[int, ...], found: np.dtype, ndim, d
 def _magic(dtype: np.dtype, ndim: int) -> int:
     code = next(c for c, t in _TYPES.items() if t.newbyteorder("=") == dtype.newbyteorder("="))
     return (code << 8) | ndim
+
+
+def _check_size(path: Path, stream: BinaryIO, shape, dtype: np.dtype) -> None:
+    """Refuse a header announcing more bytes than the file can hold, before allocating them.
+
+    Deflate expands at most 1032-fold, so a gzipped file of n bytes holds at most 1032·n.
+    """
+    expected = math.prod(shape) * dtype.itemsize
+    shape_text = "x".join(map(str, shape))
+    if not isinstance(stream, gzip.GzipFile):
+        room = path.stat().st_size - stream.tell()
+        if expected > room:
+            raise ValueError(
+                f"{path}: truncated: the header announces {shape_text} {dtype.name} values "
+                f"({expected} bytes of data), found only {room}"
+            )
+    elif expected > path.stat().st_size * _MAX_DEFLATE_RATIO:
+        raise ValueError(
+            f"{path}: the header announces {shape_text} {dtype.name} values ({expected:,} "
+            f"bytes), more than a gzipped file of {path.stat().st_size:,} bytes can hold"
+        )
 
 
 def _read_payload(stream: BinaryIO, path: Path, shape, dtype: np.dtype) -> np.ndarray:
