@@ -156,6 +156,8 @@ trees = st.recursive(
 
 
 @given(content=trees, fmt=st.sampled_from([serialization.FORMAT, "other", None]))
+@example(content={"__array__": "\ud7fc"}, fmt=serialization.FORMAT)  # unprintable name
+@example(content={"__array__": "../a0"}, fmt=serialization.FORMAT)
 def test_crafted_trees(where, content, fmt):
     entries = [e for e in members(VALID) if e[0] != "tree.json"]
     entries.append(("tree.json", json.dumps({"format": fmt, "content": content}).encode()))

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ FORMAT = "kernelab-checkpoint/1"
 _TREE = "tree.json"
 # A str-keyed dict that holds one of these keys is stored as items, so it cannot be misread
 _MARKERS = {"__array__", "__tuple__", "__items__"}
+_ARRAY_KEY = re.compile(r"a\d{1,9}")  # the names save gives arrays: a0, a1, ...
 # What a damaged or crafted zip can raise from zipfile, json or np.load: each means "refused"
 _DAMAGE = (
     zipfile.BadZipFile,
@@ -106,8 +108,10 @@ def _decode(node: Any, archive: zipfile.ZipFile, path: Path, seen: set) -> Any:
         return node
     if "__array__" in node:
         key = node["__array__"]
+        if not isinstance(key, str) or not _ARRAY_KEY.fullmatch(key):
+            raise CheckpointError(f"{path}: {brief(ValueError(ascii(key)))} is not an array name")
         if key in seen:
-            raise CheckpointError(f"{path}: array {brief(ValueError(key))} is referred to twice")
+            raise CheckpointError(f"{path}: array {key} is referred to twice")
         seen.add(key)
         try:
             with archive.open(key + ".npy") as member:

@@ -7,7 +7,15 @@ from .datasets import DATASETS, load_dataset
 from .download import DownloadError, check_integrity, default_cache_dir, download
 from .folder import load_image_folder
 from .idx import read_idx, read_idx_images, read_idx_labels
-from .images import centre_like_mnist, model_pixels, normalize_pixels, read_image
+from .images import (
+    MAX_IMAGE_PIXELS,
+    ImageTooLarge,
+    centre_like_mnist,
+    model_pixels,
+    normalize_pixels,
+    open_image,
+    read_image,
+)
 from .loader import DataLoader, Dataset, Subset, TensorDataset, random_split
 from .mnist import (
     DataFallbackWarning,
@@ -34,6 +42,7 @@ __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "DATASETS",
+    "MAX_IMAGE_PIXELS",
     "MNIST_MEAN",
     "MNIST_STD",
     "DataFallbackWarning",
@@ -41,6 +50,7 @@ __all__ = [
     "DataSplits",
     "Dataset",
     "DownloadError",
+    "ImageTooLarge",
     "Subset",
     "TensorDataset",
     "centre_like_mnist",
@@ -60,6 +70,7 @@ __all__ = [
     "model_pixels",
     "normalize",
     "normalize_pixels",
+    "open_image",
     "random_shift",
     "random_split",
     "read_cifar10",

@@ -13,13 +13,27 @@ an image is actually read.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 import numpy as np
 
+from ..core.serialization import brief
 from .transforms import convert_image_dtype, normalize
 
 MNIST_BOX = 20 / 28  # MNIST digits fill a 20x20 box inside the 28x28 frame
+# The most pixels (width x height) an image file may have: 50 MP is past any camera photo a
+# user would classify, and at 4 bytes a pixel still well under a gigabyte decoded.
+MAX_IMAGE_PIXELS = 50_000_000
+# What Pillow raises for a damaged file, from its plugins' decoders and parsers
+_DAMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError)
+
+
+class ImageTooLarge(ValueError):
+    """An image file with more than :data:`MAX_IMAGE_PIXELS` pixels, refused before decoding."""
 
 
 def pillow(caller: str = "read_image"):
@@ -31,6 +45,33 @@ def pillow(caller: str = "read_image"):
             f'{caller} needs Pillow: pip install "kernelab[images]" (or pip install pillow)'
         ) from error
     return Image
+
+
+@contextmanager
+def open_image(path: str | os.PathLike | IO[bytes], caller: str = "read_image") -> Iterator:
+    """Pillow's image of a file, refused before decoding when larger than MAX_IMAGE_PIXELS.
+
+    The size comes from the header, so a decompression bomb (a small file that decodes to
+    gigabytes) is refused unread. Any failure inside the block too (truncated, corrupt, not
+    an image) is a ValueError naming the file, in one line.
+    """
+    image_module = pillow(caller)
+    name = getattr(path, "name", path) if not isinstance(path, (str, os.PathLike)) else path
+    too_large = f"at most {MAX_IMAGE_PIXELS:,} pixels are read (kernelab.data.MAX_IMAGE_PIXELS)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)  # ours is lower
+            with image_module.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageTooLarge(f"{caller}: {name} is {width}x{height} pixels; {too_large}")
+                yield image
+    except ImageTooLarge:
+        raise
+    except image_module.DecompressionBombError:  # Pillow's own, past twice its warning size
+        raise ImageTooLarge(f"{caller}: {name} has too many pixels; {too_large}") from None
+    except _DAMAGE as error:
+        raise ValueError(f"{caller}: cannot read {name}: {brief(error)}") from None
 
 
 def read_image(
@@ -50,16 +91,13 @@ def read_image(
     if channels not in (1, 3):
         raise ValueError(f"read_image: expected channels 1 or 3, received {channels}")
     target = (size, size) if isinstance(size, int) else size
-    try:
-        with image_module.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if like_mnist and channels == 1:
-                return centre_like_mnist(np.asarray(image, np.float32), target or (28, 28))
-            if target is not None and image.size != (target[1], target[0]):
-                image = image.resize((target[1], target[0]), image_module.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except OSError as error:
-        raise ValueError(f"read_image: cannot read {path}: {error}") from error
+    with open_image(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        if like_mnist and channels == 1:
+            return centre_like_mnist(np.asarray(image, np.float32), target or (28, 28))
+        if target is not None and image.size != (target[1], target[0]):
+            image = image.resize((target[1], target[0]), image_module.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
     return array if channels == 1 else array.transpose(2, 0, 1)  # (3, H, W)
 
 

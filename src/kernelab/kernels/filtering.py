@@ -29,6 +29,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import no_grad
 from ..core.tensor import Tensor
+from ..data.images import open_image
 from . import viz
 
 MODES = ("correlate", "convolve")
@@ -86,10 +87,10 @@ def _pil():
 
 def read_image(path: str | Path) -> np.ndarray:
     """A PNG/JPEG as float64 (H, W) for grey images or (H, W, 3) for colour, values 0..255."""
-    image = _pil().open(path)
-    if image.mode not in ("L", "I", "I;16", "F", "1"):
-        return np.asarray(image.convert("RGB"), dtype=np.float64)
-    return np.asarray(image.convert("F") if image.mode == "1" else image, dtype=np.float64)
+    with open_image(path, "filter") as image:
+        if image.mode not in ("L", "I", "I;16", "F", "1"):
+            return np.asarray(image.convert("RGB"), dtype=np.float64)
+        return np.asarray(image.convert("F") if image.mode == "1" else image, dtype=np.float64)
 
 
 def write_image(pixels: np.ndarray, path: str | Path) -> Path:

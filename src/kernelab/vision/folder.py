@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..data.images import pillow
+from ..data.images import open_image
 from .dataset import VisionDataset
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -58,9 +58,8 @@ def make_dataset(
 
 def pil_loader(path: str):
     """The image file as a PIL RGB image."""
-    image_module = pillow("ImageFolder")
-    with open(path, "rb") as stream:
-        return image_module.open(stream).convert("RGB")
+    with open_image(path, "ImageFolder") as image:
+        return image.convert("RGB")
 
 
 default_loader = pil_loader
