@@ -24,8 +24,20 @@ def require_onnx() -> ModuleType:
     return onnx
 
 
-def supported(names) -> str:
-    return ", ".join(sorted(names))
+def supported(names, width: int = 100) -> str:
+    """The sorted names, as many as fit in about ``width`` characters, then how many in all."""
+    names = sorted(names)
+    text = ", ".join(names)
+    if len(text) <= width:
+        return text
+    shown = text[:width].rpartition(", ")[0]
+    return f"{shown}, ... ({len(names)} in all)"
+
+
+def one_line(error: Exception, width: int = 160) -> str:
+    """The onnx package's multi-line messages (checker context, protobuf) as one short line."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def cells_inside(size: int, kernel: int, stride: int, before: int, count: int) -> np.ndarray:

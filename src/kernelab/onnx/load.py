@@ -24,10 +24,13 @@ import numpy as np
 
 from ..core.tensor import as_tensor
 from ..nn import Module, Parameter
-from .common import ONNXError, require_onnx, supported
+from .common import ONNXError, one_line, require_onnx, supported
 from .load_layers import check_node, layer_for
 from .load_ops import OPS
-from .node import Step
+from .node import Step, fail
+
+# What a layer or operation raises for values it cannot take (ShapeError and DTypeError too)
+_REFUSED = (ValueError, TypeError, IndexError, RuntimeError, ArithmeticError)
 
 
 class Namespace(Module):
@@ -60,10 +63,15 @@ class GraphModule(Module):
         env.update({name: _resolve(self, path) for name, path in self.onnx_values.items()})
         for step in self.onnx_steps:
             args = [env[n] if n else None for n in step.inputs]
-            if step.module is not None:
-                result = _resolve(self, step.module)(args[0])
-            else:
-                result = OPS[step.op](step, args, self.onnx_opset)
+            try:
+                if step.module is not None:
+                    result = _resolve(self, step.module)(args[0])
+                else:
+                    result = OPS[step.op](step, args, self.onnx_opset)
+            except ONNXError:
+                raise
+            except _REFUSED as error:  # an input the node cannot take: say which node
+                raise fail(step, one_line(error)) from None
             results = result if isinstance(result, tuple) else (result,)
             env.update((n, v) for n, v in zip(step.outputs, results, strict=False) if n)
         outputs = tuple(env[n] for n in self.onnx_outputs)
@@ -155,7 +163,9 @@ def _read(source: Any) -> Any:
     except FileNotFoundError:
         raise
     except Exception as error:
-        raise ONNXError(f"load: {source!s:.200} is not a readable ONNX model ({error})") from None
+        raise ONNXError(
+            f"load: {source!s:.100} is not a readable ONNX model ({one_line(error)})"
+        ) from None
 
 
 def _opset(model: Any) -> int:
@@ -197,7 +207,7 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     try:
         onnx.checker.check_model(model)
     except Exception as error:
-        raise ONNXError(f"load: the model is not valid ONNX: {error}") from None
+        raise ONNXError(f"load: the model is not valid ONNX: {one_line(error)}") from None
     opset, graph = _opset(model), model.graph
     static = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
     initializers = set(static)
@@ -225,7 +235,7 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
         if step.op == "Identity" and step.inputs[0] in static:
             static[step.outputs[0]] = static[step.inputs[0]]
         steps.append(step)
-    layers = {id(step): layer_for(step, static, shapes, opset) for step in steps}
+    layers = {id(step): _layer(step, static, shapes, opset) for step in steps}
     steps = _live(steps, root.onnx_outputs, layers)
     for step in steps:
         if layers[id(step)] is not None:
@@ -233,6 +243,16 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     _register_weights(root, steps, static, initializers)
     root.onnx_steps = steps
     return root.eval()
+
+
+def _layer(step: Step, static: dict, shapes: dict, opset: int) -> tuple | None:
+    """:func:`layer_for`, a layer's refusal of its arguments reported against the node."""
+    try:
+        return layer_for(step, static, shapes, opset)
+    except ONNXError:
+        raise
+    except _REFUSED as error:
+        raise fail(step, one_line(error)) from None
 
 
 def _live(steps: list[Step], outputs: list[str], layers: dict) -> list[Step]:

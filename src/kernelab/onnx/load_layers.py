@@ -103,6 +103,10 @@ def _copy_into(layer: Any, values: dict[str, np.ndarray]) -> None:
         target.array = np.array(value, dtype=target.dtype, copy=True)
 
 
+def _described(value: np.ndarray | None) -> str:
+    return "none" if value is None else f"{value.dtype}{list(value.shape)}"
+
+
 def _weights(step: Step, names: dict[str, int]) -> dict[str, str]:
     return {a: step.inputs[i] for a, i in names.items() if i < len(step.inputs) and step.inputs[i]}
 
@@ -111,6 +115,8 @@ def _conv(step: Step, static: dict, shapes: dict, opset: int):
     (known_w, w), (known_b, b) = _static(step, static, 1), _static(step, static, 2)
     if not (known_w and known_b) or w is None or w.ndim != 4:
         return None
+    if w.dtype.kind != "f" or b is not None and (b.dtype != w.dtype or b.shape != w.shape[:1]):
+        raise fail(step, f"weight {w.dtype}{list(w.shape)} with bias {_described(b)}")
     if tuple(step.attrs.get("kernel_shape", w.shape[2:])) != w.shape[2:]:
         raise fail(step, f"kernel_shape {step.attrs['kernel_shape']} but weight {w.shape}")
     stride = step.attrs.get("strides", (1, 1))
@@ -131,7 +137,7 @@ def _gemm(step: Step, static: dict, shapes: dict, opset: int):
     (known_w, w), (known_b, b) = _static(step, static, 1), _static(step, static, 2)
     plain = a.get("transA", 0) == 0 and a.get("transB", 0) == 1
     plain = plain and a.get("alpha", 1.0) == 1 and a.get("beta", 1.0) == 1
-    if not (plain and known_w and known_b) or w is None or w.ndim != 2:
+    if not (plain and known_w and known_b) or w is None or w.ndim != 2 or w.dtype.kind != "f":
         return None
     if b is not None and b.shape != (w.shape[0],):
         return None
@@ -151,6 +157,11 @@ def _batch_norm(step: Step, static: dict, shapes: dict, opset: int):
     if any(v is None for v in values):
         return None
     scale, bias, mean, var = values
+    if any(v.ndim != 1 or v.shape != scale.shape or v.dtype.kind != "f" for v in values):
+        shapes_text = ", ".join(f"{v.dtype}{list(v.shape)}" for v in values)
+        raise fail(
+            step, f"scale, B, mean and var must be 1-D floats of one size, got {shapes_text}"
+        )
     rank = len(shapes.get(step.inputs[0], ()))
     kind = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d}.get(rank, BatchNormalization)
     # ONNX's momentum weighs the old running value (0.9 is PyTorch's 0.1)

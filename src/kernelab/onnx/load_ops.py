@@ -121,6 +121,10 @@ def _gemm(step: Step, args: list, opset: int) -> Tensor:
 
 def _batch_normalization(step: Step, args: list, opset: int) -> Tensor:
     x, scale, bias, mean, var = (_tensor(v) for v in args[:5])
+    channels = tuple(x.shape[1:2])
+    if x.ndim < 2 or any(tuple(v.shape) != channels for v in (scale, bias, mean, var)):
+        shapes = ", ".join(str(list(v.shape)) for v in (x, scale, bias, mean, var))
+        raise fail(step, f"expected X (N, C, ...) and four (C,) arrays, got shapes {shapes}")
     eps = step.attrs.get("epsilon", 1e-5)
     return F.batch_norm(x, mean, var, scale, bias, training=False, eps=eps)
 
@@ -176,6 +180,9 @@ def _reduce(method: str, numpy_op: Callable, since: int) -> Run:
             if step.attrs.get("noop_with_empty_axes", 0):
                 return x
             axes = list(range(_array(x).ndim))
+        rank = _array(x).ndim
+        if any(not -rank <= a < rank for a in axes):
+            raise fail(step, f"axes {list(axes)} outside a rank-{rank} input")
         if _is_int(x):
             return numpy_op(_array(x), axis=tuple(axes), keepdims=keep)
         return getattr(_tensor(x), method)(dim=tuple(axes), keepdim=keep)
@@ -216,6 +223,13 @@ def _transpose(step: Step, args: list, opset: int) -> Any:
     return x.permute(*perm) if isinstance(x, Tensor) else np.transpose(_array(x), perm)
 
 
+def _axis(step: Step, axis: int, rank: int) -> int:
+    """``axis`` counted from 0, refused when a rank-``rank`` value has no such axis."""
+    if not -rank <= axis < rank:
+        raise fail(step, f"axis {axis} outside a rank-{rank} input")
+    return axis % rank
+
+
 def _shape(step: Step, args: list, opset: int) -> np.ndarray:
     shape = np.asarray(_array(args[0]).shape, dtype=np.int64)
     return shape[step.attrs.get("start", 0) : step.attrs.get("end", None)]
@@ -226,7 +240,7 @@ def _gather(step: Step, args: list, opset: int) -> Any:
     axis = step.attrs.get("axis", 0)
     if _is_int(data):
         return np.take(_array(data), index, axis=axis)
-    axis %= data.ndim
+    axis = _axis(step, axis, data.ndim)
     key = int(index) if index.ndim == 0 else index
     return data[(slice(None),) * axis + (key,)]
 
@@ -245,7 +259,10 @@ def _squeeze(step: Step, args: list, opset: int) -> Any:
     x = args[0]
     shape = _array(x).shape
     axes = _axes(step, args, opset, 13)
-    drop = {a % len(shape) for a in axes} if axes else {i for i, n in enumerate(shape) if n == 1}
+    if axes:
+        drop = {_axis(step, a, len(shape)) for a in axes}
+    else:
+        drop = {i for i, n in enumerate(shape) if n == 1}
     return _reshape_to(x, tuple(n for i, n in enumerate(shape) if i not in drop))
 
 
@@ -267,7 +284,7 @@ def _slice(step: Step, args: list, opset: int) -> Any:
     rank = _array(x).ndim
     key = [slice(None)] * rank
     for i, axis in enumerate(axes if axes is not None else range(len(starts))):
-        key[axis % rank] = slice(starts[i], ends[i], steps[i] if steps else 1)
+        key[_axis(step, axis, rank)] = slice(starts[i], ends[i], steps[i] if steps else 1)
     return x[tuple(key)] if isinstance(x, (Tensor, np.ndarray)) else _array(x)[tuple(key)]
 
 
