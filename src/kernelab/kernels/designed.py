@@ -277,6 +277,14 @@ def _bounded(value, low, high):
     return value
 
 
+def _listed(names, width: int = 180) -> str:
+    """The names, as many as fit in about ``width`` characters, then how many in all."""
+    text = ", ".join(names)
+    if len(text) <= width:
+        return text
+    return f"{text[:width].rpartition(', ')[0]}, ... ({len(names)} in all)"
+
+
 def spec_usage(name: str, fn: Callable, skip: int = 0) -> str:
     """``gaussian:size[:sigma]``: how a spec for ``fn`` is written, from its signature."""
     text, optional = name, 0
@@ -302,12 +310,12 @@ def parse_spec(spec: str, registry: dict[str, Callable], kind: str, skip: int = 
         (k for k in (key, key.replace("_", "-"), key.replace("-", "_")) if k in registry), ""
     )
     if not key:
-        raise ValueError(f"unknown {kind} {name!r}; expected one of: {', '.join(registry)}")
+        raise ValueError(f"unknown {kind} {name[:40]!r}; expected one of: {_listed(registry)}")
     fn = registry[key]
     params = list(inspect.signature(fn).parameters)[skip:]
     form = spec_usage(key, fn, skip)
     if len(texts) > len(params):
-        raise ValueError(f"{kind} {spec!r}: too many parameters; expected {form}")
+        raise ValueError(f"{kind} {spec[:60]!r}: too many parameters; expected {form}")
     args = []
     for param, text in zip(params, texts, strict=False):
         parse = {"size": _parse_size, "neighbours": _parse_count, "groups": _parse_count}.get(
@@ -321,11 +329,12 @@ def parse_spec(spec: str, registry: dict[str, Callable], kind: str, skip: int = 
                 _parse_count: f"a whole number in 1..{MAX_KERNEL_SIZE}",
             }.get(parse, f"a number within ±{MAX_SPEC_NUMBER:,.0f}")
             raise ValueError(
-                f"{kind} {spec!r}: {param} must be {what}, received {text!r}; expected {form}"
+                f"{kind} {spec[:60]!r}: {param} must be {what}, received {text[:20]!r}; "
+                f"expected {form}"
             ) from None
     rest = list(inspect.signature(fn).parameters.values())[skip + len(args) :]
     if any(p.default is inspect.Parameter.empty for p in rest):
-        raise ValueError(f"{kind} {spec!r}: missing parameters; expected {form}")
+        raise ValueError(f"{kind} {spec[:60]!r}: missing parameters; expected {form}")
     return fn, args
 
 
@@ -338,7 +347,10 @@ def get_kernel(spec: str) -> np.ndarray:
     ``-``. A bad spec is a ``ValueError`` that lists the valid names or the expected form.
     """
     fn, args = parse_spec(spec, _KERNELS, "kernel")
-    return fn(*args)
+    try:
+        return fn(*args)
+    except ValueError as error:  # the parameters do not suit each other (sobel-x:4)
+        raise ValueError(f"kernel {spec[:60]!r}: {error}") from None
 
 
 def kernel_spec_size(spec: str) -> tuple[int, int]:

@@ -132,7 +132,11 @@ def get_initializer(name: str) -> Callable[..., Tensor]:
     fn, params = K.parse_spec(name, _BY_NAME, "initializer", skip=2)
 
     def initialize(weight: Tensor, generator: Generator = None) -> Tensor:
-        return fn(weight, generator, *params)
+        try:
+            return fn(weight, generator, *params)
+        except ValueError as error:  # the parameters do not suit each other or this weight
+            kind = ShapeError if isinstance(error, ShapeError) else ValueError
+            raise kind(f"initializer {name[:60]!r}: {error}") from None
 
     initialize.__name__ = f"initialize[{name}]"
     return initialize
