@@ -46,6 +46,7 @@ ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
+MAX_MESSAGE = 240  # characters of an error message; the value it quotes is cut to fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Nothing from anywhere else: scripts, styles and requests stay on this server.
 HEADERS = {
@@ -111,6 +112,13 @@ def json_depth(value: Any) -> int:
         depth += 1
         level = [i for c in containers for i in (c.values() if isinstance(c, dict) else c)]
     return depth
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """An error message as one line of at most ``limit`` characters: a message may quote a
+    request's value (a field, a name, a header), and those have any length."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def query_int(request: Request, name: str) -> int:
@@ -191,10 +199,10 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         return await call(explainer.test_image, index)
 
     async def refused(request: Request, error: ExplainError):
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return JSONResponse({"error": one_line(str(error))}, status_code=error.status)
 
     async def http_error(request: Request, error: HTTPException):
-        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+        return JSONResponse({"error": one_line(error.detail)}, status_code=error.status_code)
 
     async def crashed(request: Request, error: Exception):
         log.error("explain: %s\n%s", error, traceback.format_exc())
