@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kernelab import data
+from kernelab import cli, data
 from kernelab.kernels import filtering
 from kernelab.vision.folder import pil_loader
 
@@ -127,3 +127,19 @@ def test_16_bit_palette_and_alpha_images_are_read(folder, mode):
     assert data.read_image(path).shape == (20, 30)
     assert data.read_image(path, channels=3).shape == (3, 20, 30)
     assert data.model_pixels(path, (1, 28, 28)).shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize("kind", ["bomb", "truncated", "not an image", "missing"])
+def test_predict_says_one_line_per_bad_image(fuzz_run, folder, capsys, kind):
+    """``kernelab predict`` reads images through the same opener: one line, no traceback."""
+    path = folder / f"predict-{kind.replace(' ', '-')}.png"
+    if kind == "bomb":
+        path.write_bytes(png_declaring(100_000, 100_000))
+    elif kind == "truncated":
+        path.write_bytes(encode("L", (30, 30), "PNG", 0)[:60])
+    elif kind == "not an image":
+        path.write_bytes(b"%PDF-1.4 not a picture")
+    assert cli.main(["predict", str(fuzz_run), str(path)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0]
+    assert_clear(ValueError(lines[0]), str(path))
