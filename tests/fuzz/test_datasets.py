@@ -65,6 +65,7 @@ def test_idx_gzip_stream_truncated(folder, where):
 )
 @example(type_code=0x0E, sizes=[2**32 - 1] * 3, payload=b"", compress=False)
 @example(type_code=0x08, sizes=[60000, 28, 28], payload=b"\0" * 64, compress=True)
+@example(type_code=0x08, sizes=[0, 2325, 2325, 39227, 43496942], payload=b"", compress=False)
 def test_idx_headers_declaring_any_size(folder, type_code, sizes, payload, compress):
     header = bytes([0, 0, type_code, len(sizes)]) + struct.pack(f">{len(sizes)}I", *sizes)
     read_or_refuse(folder, header + payload, compress)

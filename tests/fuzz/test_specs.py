@@ -51,6 +51,7 @@ def token_of(spec: str) -> list[str]:
 @example(spec="conv3x3-p4096,conv3x3-p4096,conv3x3-p4096", shape=(1, 28, 28))
 @example(spec="relu," * 1000, shape=(1, 28, 28))
 @example(spec="\x00relu", shape=(1, 28, 28))
+@example(spec="linear0,linear0", shape=(10,))  # Linear(0, 0): a ZeroDivisionError once
 @example(spec="conv" + "9" * 400 + "x3", shape=(1, 28, 28))
 def test_arch_specs(spec, shape):
     try:

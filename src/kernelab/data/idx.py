@@ -126,6 +126,8 @@ def _check_size(path: Path, stream: BinaryIO, shape, dtype: np.dtype) -> None:
     """
     expected = math.prod(shape) * dtype.itemsize
     shape_text = "x".join(map(str, shape))
+    if math.prod(n for n in shape if n) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{path}: the header announces a shape {shape_text} no array can have")
     if not isinstance(stream, gzip.GzipFile):
         room = path.stat().st_size - stream.tell()
         if expected > room:

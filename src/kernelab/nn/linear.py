@@ -27,7 +27,7 @@ class Linear(Module):
         if device is not None:
             check_device(device)
         self.in_features, self.out_features = in_features, out_features
-        bound = 1 / math.sqrt(in_features)
+        bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0  # PyTorch: zero bias
         self.weight = new_parameter((out_features, in_features), bound, dtype, generator)
         self.bias = new_parameter((out_features,), bound, dtype, generator) if bias else None
 
