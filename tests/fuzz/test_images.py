@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from kernelab import cli, data
 from kernelab.kernels import filtering
+from kernelab.vision import transforms as T
 from kernelab.vision.folder import pil_loader
 
 from .outcome import assert_clear, cut, flip
@@ -143,3 +144,27 @@ def test_predict_says_one_line_per_bad_image(fuzz_run, folder, capsys, kind):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in lines[0]
     assert_clear(ValueError(lines[0]), str(path))
+
+
+TRANSFORMS = {
+    "ToTensor": T.ToTensor(),
+    "PILToTensor": T.PILToTensor(),
+    "Grayscale": T.Grayscale(),
+    "Resize": T.Resize(7),
+    "CenterCrop": T.CenterCrop(5),
+    "pipeline": T.Compose([T.Resize((9, 9)), T.ToTensor(), T.Normalize((0.5,), (0.5,))]),
+}
+
+
+@given(
+    mode=st.sampled_from(MODES + ["YCbCr", "HSV", "LAB"]),
+    size=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    name=st.sampled_from(sorted(TRANSFORMS)),
+)
+def test_vision_transforms_on_pil_images_of_any_mode(mode, size, name):
+    """The PIL path of the vision transforms: a tensor, or one line: a ValueError (a mode
+    Pillow cannot convert) or, as torchvision, a TypeError (Normalize of integer pixels)."""
+    try:
+        TRANSFORMS[name](Image.new(mode, size))
+    except (ValueError, TypeError) as error:
+        assert_clear(error)

@@ -195,10 +195,11 @@ def test_damaged_files(tmp_path_factory, flips, where):
 
 
 @pytest.mark.parametrize("op", ["Erf", "Resize", "HardSwish"])
-def test_an_unknown_operation_is_one_short_line(op):
-    """The supported list is cut to fit (it once made a 390-character message)."""
+@pytest.mark.parametrize("name", ["node", "node" * 200])
+def test_an_unknown_operation_is_one_short_line(op, name):
+    """The supported list and the node's name are cut to fit (they made 390 characters)."""
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"], name="node")],
+        [helper.make_node(op, ["x"], ["y"], name=name)],
         "unknown",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],

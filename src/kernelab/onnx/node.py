@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import ONNXError
+from .common import ONNXError, one_line
 
 
 @dataclass
@@ -26,7 +26,11 @@ class Step:
 
 
 def fail(step: Step, message: str) -> ONNXError:
-    return ONNXError(f"ONNX node '{step.name}' ({step.op}): {message}")
+    """The error naming ``step``, as one line of at most 240 characters (a file's names and
+    shapes can be any length). It names its node, so no module adds its own name in front."""
+    error = ONNXError(one_line(f"ONNX node '{step.name[:60]}' ({step.op}): {message}", 240))
+    error.layer = step.name  # type: ignore[attr-defined]
+    return error
 
 
 def window_settings(step: Step, spatial: tuple, kernel: tuple) -> tuple:
