@@ -218,9 +218,10 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     for index, node in enumerate(graph.node):
         name = node.name or f"{node.op_type}_{index}"
         if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
+            op = f"{node.domain or 'ai.onnx'}.{node.op_type}"[:60]
             raise ONNXError(
-                f"ONNX node '{name}' ({node.domain or 'ai.onnx'}.{node.op_type}): operation "
-                f"not supported by kernelab; supported: {supported(OPS)}"
+                f"ONNX node '{name[:60]}' ({op}): operation not supported by kernelab; "
+                f"supported: {supported(OPS)}"
             )
         step = Step(
             node.op_type, name, list(node.input), list(node.output), _attributes(onnx, node)
