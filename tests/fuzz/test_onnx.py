@@ -125,6 +125,20 @@ def reduce_scalar():
     return model, (2,)
 
 
+def constant_input():
+    """A layer (LeakyRelu) reading an initializer (found by this fuzzer: a KeyError)."""
+    graph = helper.make_graph(
+        [helper.make_node("LeakyRelu", ["w"], ["y"], name="leaky")],
+        "constant",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [numpy_helper.from_array(-np.ones(4, np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)])
+    model.ir_version = 8
+    return model, (4,)
+
+
 def load_and_run(model, shape) -> None:
     try:
         loaded = konnx.load(model)
@@ -143,6 +157,7 @@ def load_and_run(model, shape) -> None:
 
 @given(models())
 @example(reduce_scalar())
+@example(constant_input())
 def test_random_graphs(case):
     load_and_run(*case)
 
@@ -182,6 +197,15 @@ def small_model_bytes() -> bytes:
 
 SMALL = small_model_bytes()
 flips = st.lists(st.tuples(st.integers(0, 10**4), st.integers(1, 255)), min_size=1, max_size=6)
+
+
+def test_an_initializer_short_of_its_shape(tmp_path):
+    """Found by flipping a byte of a dimension: numpy's reshape error escaped."""
+    model = onnx.load_from_string(SMALL)
+    model.graph.initializer[0].dims[2] = 2  # (2, 1, 2, 3) declared, 18 values held
+    with pytest.raises(konnx.ONNXError, match="initializer 'w'") as caught:
+        konnx.load(model)
+    assert_clear(caught.value, "'w'")
 
 
 @given(flips=flips, where=st.integers(-len(SMALL), len(SMALL) + 1))

@@ -168,6 +168,16 @@ def _read(source: Any) -> Any:
         ) from None
 
 
+def _array(onnx: Any, tensor: Any) -> np.ndarray:
+    """An initializer's values, refused by name when they do not fill its declared shape."""
+    try:
+        return onnx.numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as error:
+        raise ONNXError(
+            f"load: initializer '{tensor.name[:60]}' is unreadable ({one_line(error, 100)})"
+        ) from None
+
+
 def _opset(model: Any) -> int:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
@@ -209,7 +219,7 @@ def load(source: str | os.PathLike | bytes | Any) -> GraphModule:
     except Exception as error:
         raise ONNXError(f"load: the model is not valid ONNX: {one_line(error)}") from None
     opset, graph = _opset(model), model.graph
-    static = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    static = {t.name: _array(onnx, t) for t in graph.initializer}
     initializers = set(static)
     inputs = [i.name for i in graph.input if i.name not in initializers]
     root = GraphModule(opset, inputs, [o.name for o in graph.output])
@@ -297,11 +307,10 @@ def _adopt(root: GraphModule, step: Step, layer: Module, weights: dict, initiali
 
 
 def _register_weights(root: GraphModule, steps: list[Step], static, initializers) -> None:
-    """Initializers read by non-layer steps: float ones as Parameters, others as buffers."""
+    """Initializers read by non-layer steps, or fed to a layer as its input: float ones as
+    Parameters, others as buffers."""
     for step in steps:
-        if step.module is not None:
-            continue
-        for name in step.inputs:
+        for name in step.inputs[:1] if step.module is not None else step.inputs:
             if name not in initializers or name in root.onnx_values:
                 continue
             array = np.array(static[name], copy=True)
