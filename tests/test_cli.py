@@ -111,6 +111,13 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
     assert expected <= names
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["config"]["limit"] == 256
+    row = metrics["epochs"][0]  # one line per epoch: the epoch's means and the held-out figures
+    assert (
+        f"epoch 1: train loss {row['train_loss']:.4f}, acc {row['train_acc']:.4f}; "
+        f"held-out loss {row['val_loss']:.4f}, acc {row['val_acc']:.4f}"
+    ) in out
+    last_bar = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"loss={row['train_loss']:.4g}" in last_bar  # the bar ends on the epoch's mean
     assert metrics["config"]["arch"] == TINY and metrics["config"]["classes"] == list("0123456789")
     for picture in ("learning_curves.png", "kernels.png"):
         assert (run_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
