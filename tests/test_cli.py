@@ -341,7 +341,7 @@ def test_evaluate(capsys, mnist, trained_run):
     result = json.loads((trained_run / "evaluation.json").read_text())
     last_epoch = json.loads((trained_run / "metrics.json").read_text())["epochs"][-1]
     assert result["accuracy"] == last_epoch["val_acc"]  # the same test set, the same model
-    assert f"test accuracy {result['accuracy']:.4f} on {TEST_IMAGES} images" in out
+    assert f"test accuracy {result['accuracy']:.4f} on {TEST_IMAGES} test images" in out
     per_class = result["per_class"]
     assert list(per_class) == list("0123456789")
     for digit, value in per_class.items():
