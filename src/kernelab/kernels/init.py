@@ -97,6 +97,8 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator = None) -> Tensor:
     """Fill with U(a, b)."""
+    if not a <= b:
+        raise ValueError(f"uniform_: expected a <= b, got a={a}, b={b}")
     return _fill(tensor, as_generator(generator).uniform(a, b, size=tensor.shape))
 
 
@@ -104,6 +106,8 @@ def normal_(
     tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Generator = None
 ) -> Tensor:
     """Fill with N(mean, std²)."""
+    if not std >= 0:
+        raise ValueError(f"normal_: expected std >= 0, got {std}")
     return _fill(tensor, as_generator(generator).normal(mean, std, size=tensor.shape))
 
 
