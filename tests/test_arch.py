@@ -130,6 +130,9 @@ def test_the_default_generator_follows_manual_seed():
         ("conv3x4,maxpool2,maxpool2,maxpool2", r"layer 4 'maxpool2'"),
         ("conv3x3-g2", r"layer 1 'conv3x3-g2'|divisible"),
         ("conv3x4-same-s2", "same"),
+        ("conv3x4-s0", r"stride must be positive, got \(0, 0\)"),  # 0 is not the default
+        ("conv3x4-d0", r"dilation must be positive, got \(0, 0\)"),
+        ("conv3x4-g0", "groups must be a positive integer, got 0"),
     ],
 )
 def test_bad_specs_name_the_bad_part(spec, message):

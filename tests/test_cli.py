@@ -111,6 +111,13 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
     assert expected <= names
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["config"]["limit"] == 256
+    row = metrics["epochs"][0]  # one line per epoch: the epoch's means and the held-out figures
+    assert (
+        f"epoch 1: train loss {row['train_loss']:.4f}, acc {row['train_acc']:.4f}; "
+        f"held-out loss {row['val_loss']:.4f}, acc {row['val_acc']:.4f}"
+    ) in out
+    last_bar = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"loss={row['train_loss']:.4g}" in last_bar  # the bar ends on the epoch's mean
     assert metrics["config"]["arch"] == TINY and metrics["config"]["classes"] == list("0123456789")
     for picture in ("learning_curves.png", "kernels.png"):
         assert (run_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -334,7 +341,7 @@ def test_evaluate(capsys, mnist, trained_run):
     result = json.loads((trained_run / "evaluation.json").read_text())
     last_epoch = json.loads((trained_run / "metrics.json").read_text())["epochs"][-1]
     assert result["accuracy"] == last_epoch["val_acc"]  # the same test set, the same model
-    assert f"test accuracy {result['accuracy']:.4f} on {TEST_IMAGES} images" in out
+    assert f"test accuracy {result['accuracy']:.4f} on {TEST_IMAGES} test images" in out
     per_class = result["per_class"]
     assert list(per_class) == list("0123456789")
     for digit, value in per_class.items():

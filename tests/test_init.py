@@ -192,6 +192,15 @@ def test_calculate_gain_errors_like_torch(nonlinearity, param):
         init.calculate_gain(nonlinearity, param)
 
 
+def test_normal_and_uniform_refuse_what_torch_refuses():
+    t = Tensor(np.zeros((2, 3), np.float32))
+    for fill, args in ((init.normal_, (0.0, -1.0)), (init.uniform_, (1.0, 0.0))):
+        with pytest.raises(ValueError, match=r"expected (std >= 0|a <= b)"):
+            fill(t, *args)
+        with pytest.raises(RuntimeError):
+            getattr(torch.nn.init, fill.__name__)(torch.zeros(2, 3), *args)
+
+
 def test_kaiming_rejects_unknown_mode():
     with pytest.raises(ValueError, match="'fan_in' or 'fan_out', received 'fan'"):
         ours(init.kaiming_uniform_, 0, "fan")

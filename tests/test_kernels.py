@@ -264,6 +264,8 @@ def test_every_listed_kernel_parses():
         ("gaussian:7x0", "at most 255"),
         ("gaussian:7:nan", "within ±1,000,000, received 'nan'"),
         ("laplacian:1000000", "whole number in 1..255"),
+        ("gaussian:3:1e-300", r"sigma >= 0.001"),  # its square would underflow to a NaN kernel
+        ("gabor:5:0:0", r"sigma >= 0.001"),
     ],
 )
 def test_get_kernel_errors(spec, words):

@@ -282,6 +282,8 @@ def test_conv_errors_at_construction_name_the_layer():
         nn.Conv2d(3, 6, 3, padding=-1)
     with pytest.raises(ValueError, match=r"^Conv2d\(3, 6, kernel_size=0\): kernel_size must be"):
         nn.Conv2d(3, 6, 0)
+    with pytest.raises(ValueError, match="groups must be a positive integer, got 0"):
+        nn.Conv2d(3, 6, 3, groups=0)  # as torch: a ValueError, not a division by zero
 
 
 def test_conv_kernel_larger_than_the_padded_input():

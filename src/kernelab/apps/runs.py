@@ -237,6 +237,7 @@ def train_run(
         patience=config["patience"],
         progress=leader and progress,
         config=config,
+        on_epoch=(lambda row: log(epoch_line(row))) if leader else None,
     )
     if resume:
         trainer.restore(run_dir / CHECKPOINT)
@@ -246,6 +247,14 @@ def train_run(
         world = distributed.get_world_size()
         log(f"run folder: {run_dir}" + (f" ({world} ranks)" if world > 1 else ""))
     return model, trainer.fit(config["epochs"])
+
+
+def epoch_line(row: dict[str, float]) -> str:
+    """One line per epoch: the epoch's mean training loss and accuracy, then held-out ones."""
+    line = f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, acc {row['train_acc']:.4f}"
+    if "val_loss" in row:
+        line += f"; held-out loss {row['val_loss']:.4f}, acc {row['val_acc']:.4f}"
+    return f"{line} ({row['images_per_s']:.0f} images/s)"
 
 
 # ---- a run folder

@@ -137,6 +137,7 @@ class Trainer:
         patience: int | None = None,
         progress: bool = True,
         config: dict | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
     ):
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
@@ -145,7 +146,7 @@ class Trainer:
         self.scheduler, self.scheduler_step = scheduler, scheduler_step
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.checkpoint_every, self.patience, self.progress = checkpoint_every, patience, progress
-        self.config = config or {}
+        self.config, self.on_epoch = config or {}, on_epoch
         self.history = History()
         self.epoch, self.running = 0, Running()
         self.best_val, self.bad_epochs = math.inf, 0
@@ -244,7 +245,8 @@ class Trainer:
         for x, y in itertools.islice(loader, self.running.steps, None):
             loss, correct = self._step(x, y)
             self.running.add(loss, correct, _batch_size((x, y)))
-            bar.update(_batch_size((x, y)), loss=loss, acc=self.running.correct / self.running.seen)
+            mean = self.running.summary("train")  # the epoch's running means, not the batch's
+            bar.update(_batch_size((x, y)), loss=mean["train_loss"], acc=mean["train_acc"])
             if self.checkpoint_every and self.running.steps % self.checkpoint_every == 0:
                 self.save()
         bar.close()
@@ -286,6 +288,8 @@ class Trainer:
             state = self.save()  # the epoch's commit point
             if state is not None:
                 self._finish_epoch(state)
+            if self.on_epoch is not None:
+                self.on_epoch(row)
         return self.history
 
 
@@ -319,7 +323,8 @@ def fit(
     ``options``: ``scheduler``, ``scheduler_step`` ("epoch" or "batch"), ``run_dir`` (where
     checkpoints and metrics.json go), ``checkpoint_every`` (steps), ``patience`` (epochs
     without a better validation loss before stopping early), ``progress`` (show the bar),
-    ``config`` (stored in checkpoints). ``resume``: a checkpoint to continue from.
+    ``config`` (stored in checkpoints), ``on_epoch`` (called with each epoch's metrics).
+    ``resume``: a checkpoint to continue from.
     """
     trainer = Trainer(model, train_loader, optimizer, loss_fn, val_loader, **options)
     if resume is not None:

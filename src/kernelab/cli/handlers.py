@@ -93,7 +93,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         config["data_dir"] = args.data_dir
     matrix, splits = runs.evaluate(model, config)
     result = runs.accuracies(matrix, list(splits.classes))
-    print(f"test accuracy {result['accuracy']:.4f} on {matrix.sum()} images ({splits.source})")
+    print(f"data: {splits.source}")
+    print(f"test accuracy {result['accuracy']:.4f} on {matrix.sum()} test images")
     for name, value in result["per_class"].items():
         print(f"  class {name}: {value:.4f}")
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=1))

@@ -58,8 +58,10 @@ def _derivative(n: int, order: int = 1) -> np.ndarray:
 
 
 def _positive(value: float, what: str, name: str) -> float:
-    if not value > 0:
-        raise ValueError(f"{name}: expected {what} > 0, received {value!r}")
+    """A width in pixels: at least 0.001 (far narrower than a pixel already gives a delta;
+    narrower still, its square underflows and the kernel would be NaN)."""
+    if not value >= 1e-3:
+        raise ValueError(f"{name}: expected {what} >= 0.001, received {value!r}")
     return float(value)
 
 

@@ -98,7 +98,7 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator = None) -> Tensor:
     """Fill with U(a, b)."""
     if not a <= b:
-        raise ValueError(f"uniform_: expected a <= b, received a={a}, b={b}")
+        raise ValueError(f"uniform_: expected a <= b, got a={a}, b={b}")
     return _fill(tensor, as_generator(generator).uniform(a, b, size=tensor.shape))
 
 
@@ -107,7 +107,7 @@ def normal_(
 ) -> Tensor:
     """Fill with N(mean, std²)."""
     if not std >= 0:
-        raise ValueError(f"normal_: expected std >= 0, received {std}")
+        raise ValueError(f"normal_: expected std >= 0, got {std}")
     return _fill(tensor, as_generator(generator).normal(mean, std, size=tensor.shape))
 
 

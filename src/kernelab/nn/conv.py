@@ -57,6 +57,8 @@ class Conv2d(Module):
             check_device(device)
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"{name}: channel counts must be positive")
+        if groups < 1:
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"{name}: in_channels and out_channels must be divisible by groups={groups}"

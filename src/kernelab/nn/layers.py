@@ -83,9 +83,17 @@ def _options(text: str, allowed: set[str], token: str) -> dict[str, int | None]:
     found: dict[str, int | None] = {}
     for name, number in _OPTION.findall(text):
         if name not in allowed:
-            raise SpecError(f"'{token}': unknown option -{name} (allowed: {sorted(allowed)})")
+            allowed_text = ", ".join(f"-{a}" for a in sorted(allowed))
+            raise SpecError(f"'{token}': unknown option -{name} (allowed: {allowed_text})")
         found[name] = int(number) if number else None
     return found
+
+
+def _number(opts: dict[str, int | None], name: str, default: int) -> int:
+    """An option's number; ``default`` when it is absent or written without one (``-s0`` is
+    0, which the layer refuses, never the default)."""
+    value = opts.get(name)
+    return default if value is None else value
 
 
 def _symmetry(text: str, token: str) -> tuple[str | None, str]:
@@ -111,13 +119,13 @@ def _conv_spec(match: re.Match, shape: Shape, generator) -> Conv2d:
     kh, kw, c_out = int(match[1]), int(match[2] or match[1]), int(match[3])
     symmetry, rest = _symmetry(match[4], token)
     opts = _options(rest, {"same", "valid", "p", "s", "d", "g", "dw", "nobias"}, token)
-    padding = "same" if "same" in opts else opts.get("p") or 0
-    groups = channels if "dw" in opts else opts.get("g") or 1
+    padding = "same" if "same" in opts else _number(opts, "p", 0)
+    groups = channels if "dw" in opts else _number(opts, "g", 1)
     if "dw" in opts:
         c_out = channels * (opts["dw"] or max(1, c_out // channels))
     return Conv2d(
-        channels, c_out, (kh, kw), stride=opts.get("s") or 1, padding=padding,
-        dilation=opts.get("d") or 1, groups=groups, bias="nobias" not in opts,
+        channels, c_out, (kh, kw), stride=_number(opts, "s", 1), padding=padding,
+        dilation=_number(opts, "d", 1), groups=groups, bias="nobias" not in opts,
         generator=generator, symmetry=symmetry,
     )  # fmt: skip
 
@@ -125,7 +133,7 @@ def _conv_spec(match: re.Match, shape: Shape, generator) -> Conv2d:
 def _pool_spec(kind: type) -> FromSpec:
     def build(match: re.Match, shape: Shape, generator) -> Module:
         opts = _options(match[2], {"s", "p"}, match[0])
-        return kind(int(match[1]), stride=opts.get("s"), padding=opts.get("p") or 0)
+        return kind(int(match[1]), stride=opts.get("s"), padding=_number(opts, "p", 0))
 
     return build
 
