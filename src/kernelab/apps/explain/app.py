@@ -2,7 +2,8 @@
 
 Every ``/api`` route names its session in the ``X-Kernelab-Session`` header (the page makes a
 random id per tab); a JSON body is limited to :data:`MAX_JSON_BYTES`, an upload to
-``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status.
+``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status; a
+session evicted for newer ones gets 410 with ``"expired": true`` added.
 Static files are the package's asset folder, listed once at import: a request picks one
 by name, so no path can reach anything else.
 The computations live in ``api.py``; this module only speaks HTTP.
@@ -32,7 +33,7 @@ from ...core.threads import set_num_threads
 from . import inputs
 from .api import Explainer
 from .compute import ExplainError
-from .source import load_source
+from .source import SessionExpired, load_source
 
 STATIC = Path(__file__).parent / "static"
 MEDIA_TYPES = {
@@ -191,7 +192,10 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         return await call(explainer.test_image, index)
 
     async def refused(request: Request, error: ExplainError):
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        body: dict[str, Any] = {"error": str(error)}
+        if isinstance(error, SessionExpired):
+            body["expired"] = True
+        return JSONResponse(body, status_code=error.status)
 
     async def http_error(request: Request, error: HTTPException):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
