@@ -1,0 +1,323 @@
+"""Load test of ``kernelab explain``: many tabs at once against a real server process.
+
+``python bench/explain_load.py [--sessions 64] [--duration 60] [--limit 32] [--think 0.1]``
+
+A server process (uvicorn on 127.0.0.1 at a free port, one BLAS thread as ``kernelab explain``
+uses) explains the classic network with random weights (``--arch``), or a run (``--run``),
+keeping ``--limit`` sessions. ``--sessions`` simulated tabs then use it at once for
+``--duration`` seconds, each as a person would: draw a digit stroke by stroke (a forward pass
+per stroke), click pixels of feature maps (their arithmetic), open a layer's kernels and edit
+one (typed values or a hand-designed kernel, then a forward pass), now and then reset them all,
+with ``--think`` seconds between requests. Each tab checks what it is told:
+
+* every forward pass reports as many edited kernels as the tab edited (no edit lost silently);
+* a session the server dropped is answered 410 "session expired ..." with ``"expired": true``;
+  the tab then starts a new session and sends the request again, as the page does.
+
+Anything else (another status, a dropped connection, a miscount) is an error, and the run
+fails unless there are none. Reported: requests, p50 and p99 latency per endpoint, errors,
+expired answers, and the server's resident memory (VmRSS) before and after the load and its
+peak (VmHWM), from ``/proc``. Nothing listens or connects beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT / "src"))
+
+from kernelab.apps import arch  # noqa: E402
+from kernelab.apps.inspection import synthetic_digit  # noqa: E402
+
+SESSION = "X-Kernelab-Session"
+EXPIRED = "session expired (the server keeps {limit} sessions); your kernel edits were lost"
+STROKES = 5  # forward passes per drawing, one per stroke
+
+
+# ---- the server, in a process of its own
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The child: an explain server on 127.0.0.1 at a free port; prints its address."""
+    import uvicorn
+
+    from kernelab import set_num_threads
+    from kernelab.apps.explain.app import create_app, listen, url_of
+    from kernelab.apps.explain.source import Source, load_source
+
+    set_num_threads(1)
+    if args.run:
+        source = load_source(args.run)
+    else:
+        source = Source(
+            model=arch.build(args.arch, (1, 28, 28), generator=0).eval(),
+            config={},
+            path=Path("random-weights"),
+            kind="run",
+            input_shape=(1, 28, 28),
+            mean=0.1307,
+            std=0.3081,
+            classes=[str(d) for d in range(10)],
+        )
+    app = create_app(source, allowed_hosts=["127.0.0.1"], session_limit=args.limit)
+    sock = listen("127.0.0.1", 0)
+    print(url_of(sock), flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on SIGINT, then re-raises it
+        server.run(sockets=[sock])
+    return 0
+
+
+def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--limit", str(args.limit)]
+    command += ["--run", str(args.run)] if args.run else ["--arch", args.arch]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([server.stdout], [], [], 180)
+    url = server.stdout.readline().strip() if ready else ""
+    if not url.startswith("http://127.0.0.1:"):
+        server.kill()
+        raise RuntimeError(f"the explain server did not start (printed {url!r})")
+    return server, url.rstrip("/")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGINT)  # uvicorn's graceful stop
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory now (VmRSS) and at its peak (VmHWM) of a process, in MB."""
+    found = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0]) / 1024
+    return found
+
+
+# ---- the tabs
+
+
+@dataclass
+class Record:
+    """What every tab saw: latencies by endpoint, expired answers, errors."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    expired: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    sessions: int = 0
+
+
+def drawings(rng: np.random.Generator) -> list[str]:
+    """A 7, shifted and noisy, revealed stroke by stroke: base64 pixels per forward pass."""
+    image = np.roll(synthetic_digit(), rng.integers(-3, 4, 2), axis=(0, 1)).astype(np.int16)
+    image = np.clip(image + rng.integers(0, 30, image.shape), 0, 255).astype(np.uint8)
+    rows = np.arange(28)[:, None]
+    return [
+        base64.b64encode(np.where(rows < cut, image, 0).astype(np.uint8).tobytes()).decode()
+        for cut in np.linspace(6, 28, STROKES).astype(int)
+    ]
+
+
+class Tab:
+    """One simulated browser tab: its session id, what it edited, and its requests."""
+
+    def __init__(self, client, record: Record, index: int, args: argparse.Namespace):
+        self.client, self.record, self.args = client, record, args
+        self.rng = np.random.default_rng(index)
+        self.index, self.renewals = index, 0
+        self.expired_text = EXPIRED.format(limit=args.limit)
+        self.renew()
+
+    def renew(self) -> None:
+        """A new session id, with nothing edited (as the page makes one)."""
+        self.id = f"load-tab-{self.index:03d}-{self.renewals:05d}"
+        self.renewals += 1
+        self.edited: set[tuple[int, int]] = set()
+        self.record.sessions += 1
+
+    async def request(self, name: str, method: str, path: str, json=None, again=True):
+        """The answer's JSON, or None (an error is recorded). Waits ``--think`` after."""
+        start = time.perf_counter()
+        try:
+            headers = {SESSION: self.id}
+            response = await self.client.request(method, path, json=json, headers=headers)
+            answer = response.json()
+        except Exception as error:  # a dropped connection, a timeout, a body that is not JSON
+            self.record.errors.append(f"{name}: {type(error).__name__}: {error}")
+            return None
+        ms = (time.perf_counter() - start) * 1e3
+        await asyncio.sleep(self.args.think)
+        if response.status_code == 200:
+            self.record.latencies[name].append(ms)
+            return answer
+        told = str(answer.get("error", ""))
+        if response.status_code == 410 and answer.get("expired") and again:
+            if not told.startswith(self.expired_text):
+                self.record.errors.append(f"{name}: 410 saying {told!r}")
+            self.record.expired.append(ms)
+            self.renew()
+            return await self.request(name, method, path, json, again=False)
+        self.record.errors.append(f"{name}: HTTP {response.status_code}: {told[:200]}")
+        return None
+
+    async def forward(self, pixels: str) -> None:
+        answer = await self.request("forward", "POST", "/api/forward", {"pixels": pixels})
+        if answer is not None and answer["edits"] != len(self.edited):
+            self.record.errors.append(
+                f"forward: {answer['edits']} kernels edited, the tab edited {len(self.edited)}"
+            )
+
+    async def click(self, layers: list[dict], pixels: str) -> None:
+        layer = int(self.rng.integers(len(layers)))
+        shape = layers[layer]["shape"]
+        where = [int(self.rng.integers(n)) for n in shape] + [0, 0]  # channel, y, x
+        payload = {"pixels": pixels, "layer": layer, "channel": where[0]}
+        if len(shape) == 3:
+            payload.update(y=where[1], x=where[2])
+        await self.request("arithmetic", "POST", "/api/arithmetic", payload)
+
+    async def edit(self, conv: dict, pixels: str) -> None:
+        """Open a layer's kernels, replace one (or one slice of it), see the forward pass."""
+        layer = conv["index"]
+        kernels = await self.request("kernels", "GET", f"/api/kernels?layer={layer}")
+        if kernels is None:
+            return
+        count, depth, kh, kw = kernels["shape"]
+        channel = int(self.rng.integers(count))
+        payload = {"layer": layer, "channel": channel}
+        if self.rng.random() < 0.5:
+            payload["spec"] = str(self.rng.choice(kernels["presets"]))
+        else:
+            payload["values"] = np.round(self.rng.normal(0, 0.3, (kh, kw)), 3).tolist()
+            payload["in_channel"] = int(self.rng.integers(depth))
+        if await self.request("edit", "POST", "/api/kernel", payload) is not None:
+            self.edited.add((layer, channel))
+        await self.forward(pixels)
+
+    async def reset(self) -> None:
+        if await self.request("reset", "POST", "/api/kernel/reset", {}) is not None:
+            self.edited.clear()
+
+    async def run(self, until: float) -> None:
+        """Draw, click, edit, sometimes reset, until the time is up."""
+        model = await self.request("model", "GET", "/api/model")
+        if model is None:
+            return
+        layers = model["layers"]
+        convs = [layer for layer in layers if layer["kind"] == "conv"]
+        while True:  # at least once: a warm-up tab runs one round with no time given
+            strokes = drawings(self.rng)
+            for pixels in strokes:
+                await self.forward(pixels)
+            for _ in range(int(self.rng.integers(1, 4))):
+                await self.click(layers, strokes[-1])
+            if convs and self.rng.random() < 0.5:
+                await self.edit(convs[int(self.rng.integers(len(convs)))], strokes[-1])
+            if self.rng.random() < 0.1:
+                await self.reset()
+            if time.monotonic() >= until:
+                return
+
+
+async def load(url: str, args: argparse.Namespace) -> tuple[Record, float]:
+    import httpx
+
+    record = Record()
+    limits = httpx.Limits(max_connections=args.sessions, max_keepalive_connections=args.sessions)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        start = time.monotonic()
+        tabs = [Tab(client, record, k, args) for k in range(args.sessions)]
+        await asyncio.gather(*(tab.run(start + args.duration) for tab in tabs))
+        return record, time.monotonic() - start
+
+
+# ---- the report
+
+
+def report(record: Record, seconds: float, memory: dict, args: argparse.Namespace) -> str:
+    total = sum(len(v) for v in record.latencies.values()) + len(record.expired)
+    lines = [
+        f"kernelab explain under load: {args.sessions} tabs for {seconds:.0f} s, the server "
+        f"keeping {args.limit} sessions, {args.think * 1e3:.0f} ms between a tab's requests",
+        f"model: {args.run or args.arch}; {total:,} requests ({total / seconds:.1f}/s); "
+        f"{record.sessions} sessions started",
+        "",
+        "| endpoint | requests | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    named = dict(sorted(record.latencies.items()))
+    if record.expired:
+        named["410 session expired"] = record.expired
+    for name, times in named.items():
+        p50, p99 = np.percentile(times, [50, 99])
+        lines.append(f"| {name} | {len(times):,} | {p50:.1f} | {p99:.1f} |")
+    before, after = memory["before"], memory["after"]
+    lines += [
+        "",
+        f"errors: {len(record.errors)}",
+        f'expired answers: {len(record.expired)}, each saying "{EXPIRED.format(limit=args.limit)}'
+        ', the model was reloaded" (each tab then carried on with a new session)',
+        f"server memory: VmRSS {before['VmRSS']:.0f} MB before, {after['VmRSS']:.0f} MB after; "
+        f"peak (VmHWM) {after['VmHWM']:.0f} MB",
+    ]
+    lines += [f"  {error}" for error in record.errors[:10]]
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=64, help="tabs at once (default 64)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--limit", type=int, default=32, help="sessions the server keeps")
+    parser.add_argument("--think", type=float, default=0.1, help="seconds between requests")
+    parser.add_argument("--arch", default=arch.CLASSIC, help="the network, random weights")
+    parser.add_argument("--run", help="explain this run folder instead of --arch")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if min(args.sessions, args.limit) < 1 or args.duration <= 0 or args.think < 0:
+        parser.error("--sessions and --limit must be >= 1, --duration > 0, --think >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> tuple[int, str]:
+    """Run the load test; (exit status, the report). The status is 1 when any error occurred."""
+    args = parse(argv)
+    if args.serve:
+        return serve(args), ""
+    server, url = start_server(args)
+    try:
+        asyncio.run(load(url, argparse.Namespace(**{**vars(args), "sessions": 1, "duration": 0})))
+        memory = {"before": memory_mb(server.pid)}  # after one tab compiled and warmed up
+        record, seconds = asyncio.run(load(url, args))
+        memory["after"] = memory_mb(server.pid)
+    finally:
+        stop_server(server)
+    text = report(record, seconds, memory, args)
+    return (1 if record.errors else 0), text
+
+
+if __name__ == "__main__":
+    status, text = main()
+    print(text)
+    sys.exit(status)
