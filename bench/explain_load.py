@@ -120,12 +120,14 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 @dataclass
 class Record:
-    """What every tab saw: latencies by endpoint, expired answers, errors."""
+    """What every tab saw: latencies by endpoint, expired answers, errors (endpoint, what)."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     expired: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
     sessions: int = 0
+    edited_sessions_lost: int = 0  # sessions that expired holding kernel edits
+    kernels_lost: int = 0  # the edited kernels they held
 
 
 def drawings(rng: np.random.Generator) -> list[str]:
@@ -146,6 +148,7 @@ class Tab:
         self.client, self.record, self.args = client, record, args
         self.rng = np.random.default_rng(index)
         self.index, self.renewals = index, 0
+        self.until = float("inf")  # no request is sent after this (time.monotonic())
         self.expired_text = EXPIRED.format(limit=args.limit)
         self.renew()
 
@@ -157,14 +160,19 @@ class Tab:
         self.record.sessions += 1
 
     async def request(self, name: str, method: str, path: str, json=None, again=True):
-        """The answer's JSON, or None (an error is recorded). Waits ``--think`` after."""
+        """The answer's JSON, or None (an error is recorded, or the time is up).
+
+        Waits ``--think`` seconds after the answer, as a person would before the next click.
+        """
+        if again and time.monotonic() >= self.until:
+            return None
         start = time.perf_counter()
         try:
             headers = {SESSION: self.id}
             response = await self.client.request(method, path, json=json, headers=headers)
             answer = response.json()
         except Exception as error:  # a dropped connection, a timeout, a body that is not JSON
-            self.record.errors.append(f"{name}: {type(error).__name__}: {error}")
+            self.record.errors.append((name, f"{type(error).__name__}: {error}"))
             return None
         ms = (time.perf_counter() - start) * 1e3
         await asyncio.sleep(self.args.think)
@@ -174,19 +182,20 @@ class Tab:
         told = str(answer.get("error", ""))
         if response.status_code == 410 and answer.get("expired") and again:
             if not told.startswith(self.expired_text):
-                self.record.errors.append(f"{name}: 410 saying {told!r}")
+                self.record.errors.append((name, f"410 saying {told!r}"))
             self.record.expired.append(ms)
+            self.record.edited_sessions_lost += bool(self.edited)
+            self.record.kernels_lost += len(self.edited)
             self.renew()
             return await self.request(name, method, path, json, again=False)
-        self.record.errors.append(f"{name}: HTTP {response.status_code}: {told[:200]}")
+        self.record.errors.append((name, f"HTTP {response.status_code}: {told[:200]}"))
         return None
 
     async def forward(self, pixels: str) -> None:
         answer = await self.request("forward", "POST", "/api/forward", {"pixels": pixels})
         if answer is not None and answer["edits"] != len(self.edited):
-            self.record.errors.append(
-                f"forward: {answer['edits']} kernels edited, the tab edited {len(self.edited)}"
-            )
+            told = f"{answer['edits']} kernels edited, the tab edited {len(self.edited)}"
+            self.record.errors.append(("forward", told))
 
     async def click(self, layers: list[dict], pixels: str) -> None:
         layer = int(self.rng.integers(len(layers)))
@@ -220,7 +229,7 @@ class Tab:
             self.edited.clear()
 
     async def run(self, until: float) -> None:
-        """Draw, click, edit, sometimes reset, until the time is up."""
+        """Draw, click, edit, sometimes reset, until the time is up (a round at least)."""
         model = await self.request("model", "GET", "/api/model")
         if model is None:
             return
@@ -236,6 +245,7 @@ class Tab:
                 await self.edit(convs[int(self.rng.integers(len(convs)))], strokes[-1])
             if self.rng.random() < 0.1:
                 await self.reset()
+            self.until = until  # from the second round on, no request past it
             if time.monotonic() >= until:
                 return
 
@@ -260,28 +270,33 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
     lines = [
         f"kernelab explain under load: {args.sessions} tabs for {seconds:.0f} s, the server "
         f"keeping {args.limit} sessions, {args.think * 1e3:.0f} ms between a tab's requests",
-        f"model: {args.run or args.arch}; {total:,} requests ({total / seconds:.1f}/s); "
-        f"{record.sessions} sessions started",
+        f"model: {args.run or args.arch}; {total:,} requests ({total / seconds:.1f}/s)",
         "",
-        "| endpoint | requests | p50 ms | p99 ms |",
-        "|---|---|---|---|",
+        "| endpoint | answered | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
     ]
     named = dict(sorted(record.latencies.items()))
-    if record.expired:
-        named["410 session expired"] = record.expired
+    named["410 session expired"] = record.expired
+    failed = defaultdict(int)
+    for name, _ in record.errors:
+        failed[name] += 1
+    for name in sorted(failed.keys() - named.keys()):
+        named[name] = []
     for name, times in named.items():
-        p50, p99 = np.percentile(times, [50, 99])
-        lines.append(f"| {name} | {len(times):,} | {p50:.1f} | {p99:.1f} |")
+        p50, p99 = np.percentile(times, [50, 99]) if times else (np.nan, np.nan)
+        lines.append(f"| {name} | {len(times):,} | {p50:.1f} | {p99:.1f} | {failed[name]} |")
     before, after = memory["before"], memory["after"]
     lines += [
         "",
         f"errors: {len(record.errors)}",
-        f'expired answers: {len(record.expired)}, each saying "{EXPIRED.format(limit=args.limit)}'
-        ', the model was reloaded" (each tab then carried on with a new session)',
+        f"expired answers: {len(record.expired)} ({len(record.expired) / max(total, 1):.0%} of "
+        f'requests), each saying "{EXPIRED.format(limit=args.limit)}, the model was reloaded"; '
+        f"{record.sessions} sessions started in all; {record.edited_sessions_lost} expired "
+        f"holding edits ({record.kernels_lost} edited kernels lost, each loss announced)",
         f"server memory: VmRSS {before['VmRSS']:.0f} MB before, {after['VmRSS']:.0f} MB after; "
         f"peak (VmHWM) {after['VmHWM']:.0f} MB",
     ]
-    lines += [f"  {error}" for error in record.errors[:10]]
+    lines += [f"  {name}: {error}" for name, error in record.errors[:10]]
     return "\n".join(lines)
 
 
