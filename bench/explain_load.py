@@ -170,11 +170,11 @@ class Tab:
         try:
             headers = {SESSION: self.id}
             response = await self.client.request(method, path, json=json, headers=headers)
+            ms = (time.perf_counter() - start) * 1e3  # the whole answer read, not yet parsed
             answer = response.json()
         except Exception as error:  # a dropped connection, a timeout, a body that is not JSON
             self.record.errors.append((name, f"{type(error).__name__}: {error}"))
             return None
-        ms = (time.perf_counter() - start) * 1e3
         await asyncio.sleep(self.args.think)
         if response.status_code == 200:
             self.record.latencies[name].append(ms)

@@ -19,8 +19,9 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+import anyio
+from anyio import to_thread
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -44,6 +45,9 @@ MEDIA_TYPES = {
 # The only files ever served: the names in the asset folder, listed once. A request names one
 # of them or gets a 404; no path from a request ever reaches the file system.
 ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
+# Threads computing answers at once. The work holds the GIL much of the time: more threads
+# than cores only make every answer (and the event loop's quick ones) wait longer.
+WORKERS = 4
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
@@ -132,11 +136,26 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         source = load_source(source)
     explainer = Explainer(source, session_limit)
 
-    def session(request: Request):
-        return explainer.session(request.headers.get(SESSION_HEADER))
+    workers = None
+
+    def limiter() -> anyio.CapacityLimiter:
+        nonlocal workers
+        if workers is None:  # made in the event loop: anyio before 4.5 cannot make one outside
+            workers = anyio.CapacityLimiter(WORKERS)
+        return workers
+
+    async def session(request: Request):
+        # found at once; a new one copies the model and runs it once, so off the event loop
+        session_id = request.headers.get(SESSION_HEADER)
+        found = explainer.sessions.find(session_id)
+        return found or await to_thread.run_sync(explainer.session, session_id, limiter=limiter())
 
     async def call(function, *args: Any) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(function, *args))
+        # computed and serialised by a worker: the event loop keeps answering quick requests
+        def answer() -> JSONResponse:
+            return JSONResponse(function(*args))
+
+        return await to_thread.run_sync(answer, limiter=limiter())
 
     async def static(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
@@ -145,46 +164,46 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         return FileResponse(STATIC / name, media_type=ASSETS[name])
 
     async def model(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.model)
 
     async def forward(request: Request):
-        return await call(explainer.forward, session(request), await read_json(request))
+        return await call(explainer.forward, await session(request), await read_json(request))
 
     async def arithmetic(request: Request):
-        return await call(explainer.arithmetic, session(request), await read_json(request))
+        return await call(explainer.arithmetic, await session(request), await read_json(request))
 
     async def upload(request: Request):
-        session(request)
+        await session(request)
         body = await read_body(request, inputs.MAX_UPLOAD_BYTES)
         return await call(explainer.upload, body)
 
     async def kernels(request: Request):
-        return await call(explainer.kernels, session(request), query_int(request, "layer"))
+        return await call(explainer.kernels, await session(request), query_int(request, "layer"))
 
     async def kernel(request: Request):
-        mine = session(request)
+        mine = await session(request)
         if request.method == "POST":
             return await call(explainer.edit_kernel, mine, await read_json(request))
         layer, channel = query_int(request, "layer"), query_int(request, "channel")
         return await call(explainer.kernel, mine, layer, channel)
 
     async def reset(request: Request):
-        return await call(explainer.reset_kernel, session(request), await read_json(request))
+        return await call(explainer.reset_kernel, await session(request), await read_json(request))
 
     async def save(request: Request):
-        return await call(explainer.save, session(request), await read_json(request))
+        return await call(explainer.save, await session(request), await read_json(request))
 
     async def training(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.training)
 
     async def test_set(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.test_summary)
 
     async def test_image(request: Request):
-        session(request)
+        await session(request)
         try:
             index = int(request.path_params["index"])
         except ValueError:
@@ -234,7 +253,9 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on every connection accepted (it checks
+    # the protocol): without it a response written in two parts waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -176,23 +176,48 @@ class Sessions:
         self._expired: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session_id: str | None) -> Session:
+    def find(self, session_id: str | None) -> Session | None:
+        """The live session of an id, None for an id not seen (or forgotten); quick.
+
+        Raises :class:`SessionExpired` for an evicted id, a 400 for a malformed one.
+        """
         if not session_id or not SESSION_ID.fullmatch(session_id):
             raise ExplainError(
                 "missing or malformed X-Kernelab-Session header: expected an id of 8 to 64 "
                 f"letters, digits, '-' or '_', received {session_id!r}"
             )
         with self._lock:
-            if session_id in self._expired:
-                raise SessionExpired(self.limit)
-            session = self._sessions.pop(session_id, None) or Session(self.source)
-            self._sessions[session_id] = session
-            while len(self._sessions) > self.limit:
-                evicted, _ = self._sessions.popitem(last=False)
-                self._expired[evicted] = None
-            while len(self._expired) > EXPIRED_MEMORY:
-                self._expired.popitem(last=False)
-        session.used = time.monotonic()
+            session = self._find(session_id)
+        if session is not None:
+            session.used = time.monotonic()
+        return session
+
+    def get(self, session_id: str | None) -> Session:
+        """The session of an id, made on its first use (a copy of the model, outside the lock)."""
+        session = self.find(session_id)
+        if session is None:
+            fresh = Session(self.source)
+            with self._lock:  # the same id may have been made meanwhile: that one counts
+                session = self._find(session_id) or self._add(session_id, fresh)
+        return session
+
+    def _find(self, session_id: str) -> Session | None:
+        """The live session of an id, now the most recently used; call with the lock held."""
+        if session_id in self._expired:
+            raise SessionExpired(self.limit)
+        session = self._sessions.get(session_id)
+        if session is not None:
+            self._sessions.move_to_end(session_id)
+        return session
+
+    def _add(self, session_id: str, session: Session) -> Session:
+        """Keep a new session, evicting the least recently used; call with the lock held."""
+        self._sessions[session_id] = session
+        while len(self._sessions) > self.limit:
+            evicted, _ = self._sessions.popitem(last=False)
+            self._expired[evicted] = None
+        while len(self._expired) > EXPIRED_MEMORY:
+            self._expired.popitem(last=False)
         return session
 
     def __len__(self) -> int:
