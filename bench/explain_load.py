@@ -26,8 +26,10 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +49,7 @@ from kernelab.apps.inspection import synthetic_digit  # noqa: E402
 SESSION = "X-Kernelab-Session"
 EXPIRED = "session expired (the server keeps {limit} sessions); your kernel edits were lost"
 STROKES = 5  # forward passes per drawing, one per stroke
+TIMEOUT = 120  # seconds for any one answer; a longer wait is an error
 
 
 # ---- the server, in a process of its own
@@ -57,10 +60,13 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from kernelab import set_num_threads
+    from kernelab.apps.explain import app as explain_app
     from kernelab.apps.explain.app import create_app, listen, url_of
     from kernelab.apps.explain.source import Source, load_source
 
     set_num_threads(1)
+    if args.workers:
+        explain_app.WORKERS = args.workers
     if args.run:
         source = load_source(args.run)
     else:
@@ -86,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--limit", str(args.limit)]
     command += ["--run", str(args.run)] if args.run else ["--arch", args.arch]
+    command += ["--workers", str(args.workers)] if args.workers else []
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     ready, _, _ = select.select([server.stdout], [], [], 180)
     url = server.stdout.readline().strip() if ready else ""
@@ -118,6 +125,46 @@ def memory_mb(pid: int) -> dict[str, float]:
 # ---- the tabs
 
 
+class Connection:
+    """A tab's kept-alive HTTP/1.1 connection, and nothing more than the server's answers need.
+
+    A general client (httpx) costs the load test more CPU than the server spends answering,
+    on the same cores, and its own queue then dominates every latency measured.
+    """
+
+    def __init__(self, url: str):
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes) -> tuple:
+        """(status, body) of one request; the connection is opened again if it was closed."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.get_extra_info("socket").setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+            )
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        try:
+            head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+            fields = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
+            answer = await self.reader.readexactly(int(fields["content-length"]))
+        except BaseException:
+            self.close()
+            raise
+        if fields.get("connection") == "close":
+            self.close()
+        return int(head.split(" ", 2)[1]), answer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 @dataclass
 class Record:
     """What every tab saw: latencies by endpoint, expired answers, errors (endpoint, what)."""
@@ -144,8 +191,8 @@ def drawings(rng: np.random.Generator) -> list[str]:
 class Tab:
     """One simulated browser tab: its session id, what it edited, and its requests."""
 
-    def __init__(self, client, record: Record, index: int, args: argparse.Namespace):
-        self.client, self.record, self.args = client, record, args
+    def __init__(self, url: str, record: Record, index: int, args: argparse.Namespace):
+        self.connection, self.record, self.args = Connection(url), record, args
         self.rng = np.random.default_rng(index)
         self.index, self.renewals = index, 0
         self.until = float("inf")  # no request is sent after this (time.monotonic())
@@ -159,36 +206,41 @@ class Tab:
         self.edited: set[tuple[int, int]] = set()
         self.record.sessions += 1
 
-    async def request(self, name: str, method: str, path: str, json=None, again=True):
+    async def request(self, name: str, method: str, path: str, payload=None, again=True):
         """The answer's JSON, or None (an error is recorded, or the time is up).
 
         Waits ``--think`` seconds after the answer, as a person would before the next click.
         """
         if again and time.monotonic() >= self.until:
             return None
+        headers = {SESSION: self.id}
+        body = b""
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
         start = time.perf_counter()
         try:
-            headers = {SESSION: self.id}
-            response = await self.client.request(method, path, json=json, headers=headers)
+            asked = self.connection.request(method, path, headers, body)
+            status, text = await asyncio.wait_for(asked, TIMEOUT)
             ms = (time.perf_counter() - start) * 1e3  # the whole answer read, not yet parsed
-            answer = response.json()
+            answer = json.loads(text)
         except Exception as error:  # a dropped connection, a timeout, a body that is not JSON
             self.record.errors.append((name, f"{type(error).__name__}: {error}"))
             return None
         await asyncio.sleep(self.args.think)
-        if response.status_code == 200:
+        if status == 200:
             self.record.latencies[name].append(ms)
             return answer
         told = str(answer.get("error", ""))
-        if response.status_code == 410 and answer.get("expired") and again:
+        if status == 410 and answer.get("expired") and again:
             if not told.startswith(self.expired_text):
                 self.record.errors.append((name, f"410 saying {told!r}"))
             self.record.expired.append(ms)
             self.record.edited_sessions_lost += bool(self.edited)
             self.record.kernels_lost += len(self.edited)
             self.renew()
-            return await self.request(name, method, path, json, again=False)
-        self.record.errors.append((name, f"HTTP {response.status_code}: {told[:200]}"))
+            return await self.request(name, method, path, payload, again=False)
+        self.record.errors.append((name, f"HTTP {status}: {told[:200]}"))
         return None
 
     async def forward(self, pixels: str) -> None:
@@ -251,15 +303,15 @@ class Tab:
 
 
 async def load(url: str, args: argparse.Namespace) -> tuple[Record, float]:
-    import httpx
-
     record = Record()
-    limits = httpx.Limits(max_connections=args.sessions, max_keepalive_connections=args.sessions)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-        start = time.monotonic()
-        tabs = [Tab(client, record, k, args) for k in range(args.sessions)]
+    start = time.monotonic()
+    tabs = [Tab(url, record, k, args) for k in range(args.sessions)]
+    try:
         await asyncio.gather(*(tab.run(start + args.duration) for tab in tabs))
-        return record, time.monotonic() - start
+    finally:
+        for tab in tabs:
+            tab.connection.close()
+    return record, time.monotonic() - start
 
 
 # ---- the report
@@ -269,7 +321,8 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
     total = sum(len(v) for v in record.latencies.values()) + len(record.expired)
     lines = [
         f"kernelab explain under load: {args.sessions} tabs for {seconds:.0f} s, the server "
-        f"keeping {args.limit} sessions, {args.think * 1e3:.0f} ms between a tab's requests",
+        f"keeping {args.limit} sessions with {args.workers or 'its'} workers, "
+        f"{args.think * 1e3:.0f} ms between a tab's requests",
         f"model: {args.run or args.arch}; {total:,} requests ({total / seconds:.1f}/s)",
         "",
         "| endpoint | answered | p50 ms | p99 ms | errors |",
@@ -308,6 +361,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=0.1, help="seconds between requests")
     parser.add_argument("--arch", default=arch.CLASSIC, help="the network, random weights")
     parser.add_argument("--run", help="explain this run folder instead of --arch")
+    parser.add_argument("--workers", type=int, help="the server's compute threads (default 4)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.sessions, args.limit) < 1 or args.duration <= 0 or args.think < 0:

@@ -14,7 +14,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: ``bench``
 
 pytest.importorskip("uvicorn")
-pytest.importorskip("httpx")
 pytest.importorskip("PIL")
 
 from bench import explain_load  # noqa: E402
