@@ -60,13 +60,10 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from kernelab import set_num_threads
-    from kernelab.apps.explain import app as explain_app
     from kernelab.apps.explain.app import create_app, listen, url_of
     from kernelab.apps.explain.source import Source, load_source
 
     set_num_threads(1)
-    if args.workers:
-        explain_app.WORKERS = args.workers
     if args.run:
         source = load_source(args.run)
     else:
@@ -92,7 +89,6 @@ def serve(args: argparse.Namespace) -> int:
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--limit", str(args.limit)]
     command += ["--run", str(args.run)] if args.run else ["--arch", args.arch]
-    command += ["--workers", str(args.workers)] if args.workers else []
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     ready, _, _ = select.select([server.stdout], [], [], 180)
     url = server.stdout.readline().strip() if ready else ""
@@ -321,8 +317,7 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
     total = sum(len(v) for v in record.latencies.values()) + len(record.expired)
     lines = [
         f"kernelab explain under load: {args.sessions} tabs for {seconds:.0f} s, the server "
-        f"keeping {args.limit} sessions with {args.workers or 'its'} workers, "
-        f"{args.think * 1e3:.0f} ms between a tab's requests",
+        f"keeping {args.limit} sessions, {args.think * 1e3:.0f} ms between a tab's requests",
         f"model: {args.run or args.arch}; {total:,} requests ({total / seconds:.1f}/s)",
         "",
         "| endpoint | answered | p50 ms | p99 ms | errors |",
@@ -361,7 +356,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--think", type=float, default=0.1, help="seconds between requests")
     parser.add_argument("--arch", default=arch.CLASSIC, help="the network, random weights")
     parser.add_argument("--run", help="explain this run folder instead of --arch")
-    parser.add_argument("--workers", type=int, help="the server's compute threads (default 4)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.sessions, args.limit) < 1 or args.duration <= 0 or args.think < 0:

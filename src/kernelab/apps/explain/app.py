@@ -19,9 +19,8 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
-import anyio
-from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -45,9 +44,6 @@ MEDIA_TYPES = {
 # The only files ever served: the names in the asset folder, listed once. A request names one
 # of them or gets a 404; no path from a request ever reaches the file system.
 ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
-# Threads computing answers at once. The work holds the GIL much of the time: more threads
-# than cores only make every answer (and the event loop's quick ones) wait longer.
-WORKERS = 4
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
@@ -136,26 +132,18 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         source = load_source(source)
     explainer = Explainer(source, session_limit)
 
-    workers = None
-
-    def limiter() -> anyio.CapacityLimiter:
-        nonlocal workers
-        if workers is None:  # made in the event loop: anyio before 4.5 cannot make one outside
-            workers = anyio.CapacityLimiter(WORKERS)
-        return workers
-
     async def session(request: Request):
         # found at once; a new one copies the model and runs it once, so off the event loop
         session_id = request.headers.get(SESSION_HEADER)
         found = explainer.sessions.find(session_id)
-        return found or await to_thread.run_sync(explainer.session, session_id, limiter=limiter())
+        return found or await run_in_threadpool(explainer.session, session_id)
 
     async def call(function, *args: Any) -> JSONResponse:
-        # computed and serialised by a worker: the event loop keeps answering quick requests
+        # computed and serialised in a thread: the event loop keeps answering quick requests
         def answer() -> JSONResponse:
             return JSONResponse(function(*args))
 
-        return await to_thread.run_sync(answer, limiter=limiter())
+        return await run_in_threadpool(answer)
 
     async def static(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
