@@ -32,7 +32,7 @@ from .compute import ExplainError, Step, trace
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # Evicted session ids remembered, oldest forgotten first: a request naming one hears that its
-# session expired instead of silently getting a fresh model. 4096 ids are ~0.5 MB at most.
+# session expired instead of silently getting a fresh model. 4096 ids take under 1 MB.
 EXPIRED_MEMORY = 4096
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 

@@ -70,7 +70,7 @@ export async function api(path, options = {}, again = true) {
   return data;
 }
 
-export function showNotice(text) {
+function showNotice(text) {
   $("notice-text").textContent = text;
   $("notice").hidden = false;
 }
