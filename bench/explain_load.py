@@ -16,8 +16,8 @@ with ``--think`` seconds between requests. Each tab checks what it is told:
 
 Anything else (another status, a dropped connection, a miscount) is an error, and the run
 fails unless there are none. Reported: requests, p50 and p99 latency per endpoint, errors,
-expired answers, and the server's resident memory (VmRSS) before and after the load and its
-peak (VmHWM), from ``/proc``. Nothing listens or connects beyond 127.0.0.1.
+expired answers, and the server's resident memory (VmRSS) before and after the load, every 10 s
+during it, and its peak (VmHWM), from ``/proc``. Nothing listens or connects beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ SESSION = "X-Kernelab-Session"
 EXPIRED = "session expired (the server keeps {limit} sessions); your kernel edits were lost"
 STROKES = 5  # forward passes per drawing, one per stroke
 TIMEOUT = 120  # seconds for any one answer; a longer wait is an error
+SAMPLE = 10  # seconds between readings of the server's memory
 
 
 # ---- the server, in a process of its own
@@ -298,16 +299,25 @@ class Tab:
                 return
 
 
-async def load(url: str, args: argparse.Namespace) -> tuple[Record, float]:
-    record = Record()
+async def load(url: str, args: argparse.Namespace, pid: int | None = None):
+    """(what the tabs saw, seconds taken, the server's VmRSS every ``SAMPLE`` seconds)."""
+    record, rss = Record(), []
     start = time.monotonic()
     tabs = [Tab(url, record, k, args) for k in range(args.sessions)]
+
+    async def sample() -> None:
+        while pid is not None:
+            await asyncio.sleep(SAMPLE)
+            rss.append(memory_mb(pid)["VmRSS"])
+
+    sampler = asyncio.ensure_future(sample())
     try:
         await asyncio.gather(*(tab.run(start + args.duration) for tab in tabs))
     finally:
+        sampler.cancel()
         for tab in tabs:
             tab.connection.close()
-    return record, time.monotonic() - start
+    return record, time.monotonic() - start, rss
 
 
 # ---- the report
@@ -342,7 +352,8 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
         f"{record.sessions} sessions started in all; {record.edited_sessions_lost} expired "
         f"holding edits ({record.kernels_lost} edited kernels lost, each loss announced)",
         f"server memory: VmRSS {before['VmRSS']:.0f} MB before, {after['VmRSS']:.0f} MB after; "
-        f"peak (VmHWM) {after['VmHWM']:.0f} MB",
+        f"peak (VmHWM) {after['VmHWM']:.0f} MB; every {SAMPLE} s: "
+        + (", ".join(f"{mb:.0f}" for mb in memory["during"]) or "-"),
     ]
     lines += [f"  {name}: {error}" for name, error in record.errors[:10]]
     return "\n".join(lines)
@@ -372,7 +383,7 @@ def main(argv: list[str] | None = None) -> tuple[int, str]:
     try:
         asyncio.run(load(url, argparse.Namespace(**{**vars(args), "sessions": 1, "duration": 0})))
         memory = {"before": memory_mb(server.pid)}  # after one tab compiled and warmed up
-        record, seconds = asyncio.run(load(url, args))
+        record, seconds, memory["during"] = asyncio.run(load(url, args, server.pid))
         memory["after"] = memory_mb(server.pid)
     finally:
         stop_server(server)
