@@ -94,7 +94,7 @@ def torch_forward_ms(bodies: list[dict], source: Source) -> float | None:
     ).eval()
     with torch.no_grad():
         for ours, theirs in zip(source.model.parameters(), net.parameters(), strict=True):
-            theirs.copy_(torch.from_numpy(np.array(ours.data)))
+            theirs.copy_(torch.from_numpy(np.array(ours.array)))
 
     def call(body):
         pixels = np.frombuffer(base64.b64decode(body["pixels"]), np.uint8)
@@ -118,9 +118,10 @@ def main() -> int:
     import uvicorn
     from starlette.testclient import TestClient
 
-    from kernelab.apps.explain.app import create_app, listen, set_threads, url_of
+    from kernelab import set_num_threads
+    from kernelab.apps.explain.app import create_app, listen, url_of
 
-    set_threads(args.threads)
+    set_num_threads(args.threads)
 
     source = classic_source()
     explainer = Explainer(source)

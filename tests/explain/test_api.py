@@ -360,3 +360,36 @@ def test_a_test_set_that_is_not_here_hides_itself(run_dir, tmp_path):
         assert summary["reason"].startswith("test set unavailable: KMNIST")
         response = client.get("/api/testset/0", headers=SESSION)
         assert response.status_code == 404 and "unavailable" in response.json()["error"]
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def test_forward_gives_the_trained_models_answer_beside_an_edited_one(client, reference):
+    model, config, outputs = reference
+    session = {"X-Kernelab-Session": "baseline-session"}
+    trained = outputs[-1].astype(np.float64)
+    view = forward(client, session)  # no edits: the baseline is the answer itself
+    assert view["baseline_logits"] == view["logits"]
+    assert view["baseline_prediction"] == view["prediction"] == int(trained.argmax())
+    post(client, "/api/kernel", {"layer": 0, "channel": 2, "spec": "sobel-y"}, session)
+    other = drawn_digit()[:, ::-1].copy()  # an input seen for the first time after the edit
+    for pixels in (drawn_digit(), other):
+        view = forward(client, session, pixels)
+        kept = model[0].weight.array[2].copy()
+        model[0].weight.array[2] = kernels.sobel_y()  # the same edit on our own copy
+        try:
+            edited = layer_outputs(model, config, pixels)[-1].astype(np.float64)
+        finally:
+            model[0].weight.array[2] = kept
+        trained = layer_outputs(model, config, pixels)[-1].astype(np.float64)
+        assert np.abs(edited - trained).max() > 1e-3  # the edit changes the answer
+        np.testing.assert_array_equal(view["logits"], edited)
+        np.testing.assert_array_equal(view["baseline_logits"], trained)
+        np.testing.assert_allclose(view["baseline_probabilities"], softmax(trained), rtol=1e-12)
+        assert view["baseline_prediction"] == int(trained.argmax())
+    post(client, "/api/kernel/reset", {}, session)
+    view = forward(client, session, other)
+    assert view["logits"] == view["baseline_logits"]

@@ -10,6 +10,7 @@ import io
 import os
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,9 @@ def draw_seven(page) -> None:
     page.mouse.up()
 
 
-def test_the_page_end_to_end(browser, url, shots):
+def open_page(browser, url, errors: list):
     page = browser.new_page(viewport={"width": 1360, "height": 860})
     page.set_default_timeout(TIMEOUT)
-    errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
         "console",
@@ -102,14 +102,48 @@ def test_the_page_end_to_end(browser, url, shots):
         ),
     )
     page.goto(url)
-    page.wait_for_selector("#probabilities li.best")
+    return page
 
-    # Drawing a stroke changes the probabilities.
-    before = page.inner_text("#probabilities")
-    draw_seven(page)
-    page.wait_for_function(
-        "b => document.querySelector('#probabilities').innerText !== b", arg=before
+
+def apply_preset(page, prefix: str) -> None:
+    """Replace the kernel open in the editor by the hand-designed kernel named ``prefix...``."""
+    page.wait_for_selector("#kernel-editor select option", state="attached")
+    options = page.eval_on_selector_all(
+        "#kernel-editor select option", "os => os.map(o => o.value)"
     )
+    page.select_option("#kernel-editor select", next(o for o in options if o.startswith(prefix)))
+    page.click("#apply-preset")
+
+
+def prediction_rows(page) -> list[dict]:
+    """Each class's row of the prediction: probability, logit and change as shown."""
+    return page.eval_on_selector_all(
+        "#probabilities li",
+        "rows => rows.map(r => ({best: r.classList.contains('best'),"
+        " probability: r.querySelector('.probability').innerText,"
+        " logit: r.querySelector('.logit').innerText,"
+        " change: r.querySelector('.change').innerText}))",
+    )
+
+
+def test_the_page_end_to_end(browser, url, shots):
+    errors = []
+    page = open_page(browser, url, errors)
+
+    # A blank canvas predicts nothing.
+    page.wait_for_selector("#probabilities[data-state=blank]")
+    assert "no prediction" in page.inner_text("#prediction-note")
+    rows = prediction_rows(page)
+    assert not any(r["best"] or r["probability"] or r["logit"] or r["change"] for r in rows)
+
+    # Drawing a stroke shows the probabilities and logits, the largest logit's class first.
+    draw_seven(page)
+    page.wait_for_selector("#probabilities[data-state=trained] li.best")
+    rows = prediction_rows(page)
+    logits = [float(r["logit"]) for r in rows]
+    assert [r["best"] for r in rows] == [z == max(logits) for z in logits]
+    assert all(r["probability"].endswith("%") and r["change"] == "" for r in rows)
+    assert page.inner_text("#prediction-note") == ""
     shots(page, "1-draw")
 
     # A click on a feature-map pixel shows its arithmetic, equal to the engine's value.
@@ -140,15 +174,10 @@ def test_the_page_end_to_end(browser, url, shots):
 
     # Replacing a first-layer kernel by Sobel changes that layer's feature map, only that one.
     edited, other = canvas_data(page, 1, 0), canvas_data(page, 1, 1)
+    trained = prediction_rows(page)
     page.click("#tabs button[data-tab=kernels]")
     page.locator("#kernel-grid .kernel").first.click()
-    page.wait_for_selector("#kernel-editor select option", state="attached")
-    options = page.eval_on_selector_all(
-        "#kernel-editor select option", "os => os.map(o => o.value)"
-    )
-    sobel = next(o for o in options if o.startswith("sobel-x"))
-    page.select_option("#kernel-editor select", sobel)
-    page.click("#apply-preset")
+    apply_preset(page, "sobel-x")
     page.wait_for_selector("#kernel-editor [role=status]:has-text('done: sobel-x')")
     page.wait_for_function(
         "d => document.querySelectorAll('#network .column')[1].querySelectorAll('canvas')[0]"
@@ -157,6 +186,17 @@ def test_the_page_end_to_end(browser, url, shots):
     )
     assert canvas_data(page, 1, 1) == other
     assert "1 kernel edited" in page.inner_text("#edits")
+
+    # The prediction shows what the edit changed: each logit against the trained model's.
+    page.wait_for_selector("#probabilities[data-state=edited]")
+    assert "trained model" in page.inner_text("#prediction-note")
+    rows = prediction_rows(page)
+    for before, after in zip(trained, rows, strict=True):
+        change = float(after["change"].split()[0].replace("−", "-").replace("±", ""))
+        assert change == pytest.approx(float(after["logit"]) - float(before["logit"]), abs=0.011)
+        assert after["change"].endswith(" pp")
+    assert any(not r["change"].startswith("±0") for r in rows)
+    assert page.locator("#probabilities .bar > i:not([hidden])").count() == len(rows)
     shots(page, "5-kernel-sobel", full_page=True)
     page.click("#kernel-editor button:has-text('Reset this kernel')")
     page.wait_for_function(
@@ -165,14 +205,18 @@ def test_the_page_end_to_end(browser, url, shots):
         arg=edited,
     )
     assert page.locator("#edits").is_hidden()
+    page.wait_for_selector("#probabilities[data-state=trained]")
     page.wait_for_selector("#kernel-editor h3:not(:has-text('edited'))")
-    page.select_option("#kernel-editor select", sobel)  # again, for the pictures below
-    page.click("#apply-preset")
+    apply_preset(page, "sobel-x")  # again, for the pictures below
     page.wait_for_selector("#edits:has-text('1 kernel edited')")
     page.click("#tabs button[data-tab=network]")
     shots(page, "6-network-after-edit")
 
-    # A file that is not an image gets a clear message; a real one a preview.
+    # A file that is not an image gets a clear message; a real one a preview, and the label
+    # of the test image shown before goes.
+    page.wait_for_selector("#test-picker:not([hidden])")
+    page.click("#test-load")
+    page.wait_for_selector("#test-label:has-text('test image 0: label')")
     page.set_input_files(
         "#upload",
         files=[
@@ -194,6 +238,7 @@ def test_the_page_end_to_end(browser, url, shots):
     )
     page.wait_for_selector("#upload-preview:not([hidden])")
     assert page.inner_text("#upload-error") == ""
+    assert page.inner_text("#test-label") == ""
 
     # Training: curves, confusion matrix, and a misclassified image loaded as the input.
     page.click("#tabs button[data-tab=training]")
@@ -206,5 +251,40 @@ def test_the_page_end_to_end(browser, url, shots):
         page.wait_for_function(
             "b => document.querySelector('#probabilities').innerText !== b", arg=before
         )
+    assert errors == []
+    page.close()
+
+
+def test_an_expired_session_is_said_once_and_the_page_carries_on(browser, url, shots):
+    errors = []
+    page = open_page(browser, url, errors)
+    draw_seven(page)
+    page.click("#tabs button[data-tab=kernels]")
+    page.locator("#kernel-grid .kernel").first.click()
+    apply_preset(page, "gaussian")
+    page.wait_for_selector("#edits:has-text('1 kernel edited')")
+    page.wait_for_selector("#kernel-grid .kernel.edited")
+    for k in range(32):  # 32 newer sessions: the page's is the least recently used, evicted
+        request = urllib.request.Request(
+            url + "api/model", headers={"X-Kernelab-Session": f"crowd-{k:04d}"}
+        )
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
+
+    draw_seven(page)  # the next forward pass hears that the session expired
+    page.wait_for_selector("#notice:not([hidden])")
+    notice = page.inner_text("#notice-text")
+    assert notice.startswith("session expired (the server keeps 32 sessions)")
+    assert "your kernel edits were lost, the model was reloaded" in notice
+    page.wait_for_selector("#probabilities[data-state=trained] li.best")
+    assert page.locator("#edits").is_hidden()
+    page.wait_for_function("() => !document.querySelector('#kernel-grid .kernel.edited')")
+    page.wait_for_selector("#kernel-editor h3:not(:has-text('edited'))")
+    shots(page, "9-session-expired")
+    page.click("#notice-close")
+    apply_preset(page, "gaussian")  # the fresh session takes edits, and says nothing again
+    page.wait_for_selector("#edits:has-text('1 kernel edited')")
+    page.wait_for_selector("#probabilities[data-state=edited]")
+    assert page.locator("#notice").is_hidden()
     assert errors == []
     page.close()

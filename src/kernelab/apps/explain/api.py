@@ -8,7 +8,10 @@ touches a session's model holds that session's lock, so one tab's requests never
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -35,6 +38,34 @@ def field(payload: dict, name: str, kind: type | tuple, default: Any = _MISSING)
     return value
 
 
+class Baselines:
+    """The trained model's logits by input, for the last ``size`` inputs.
+
+    After a kernel edit the page asks again for the input it was showing, whose unedited
+    answer was kept when it was computed: the comparison then costs no second pass. The
+    trained model is only read, so passes from several threads may run at once.
+    """
+
+    def __init__(self, source: Source, size: int = 256):
+        self.model, self.size = source.model, size
+        self._logits: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def logits(self, x: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+        """The trained model's logits for x (1, C, H, W); ``known`` when they were just computed."""
+        key = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+        with self._lock:
+            found = self._logits.get(key)
+        if found is None:
+            found = compute.model_logits(self.model, x) if known is None else known
+        with self._lock:
+            self._logits[key] = found
+            self._logits.move_to_end(key)
+            while len(self._logits) > self.size:
+                self._logits.popitem(last=False)
+        return found
+
+
 class Explainer:
     """Everything the page asks for, for one source model shared by many sessions."""
 
@@ -42,6 +73,7 @@ class Explainer:
         self.source = source
         self.sessions = Sessions(source, session_limit)
         self.test_set = TestSet(source)
+        self.baselines = Baselines(source)
         blank = np.zeros((1, *source.input_shape), np.float32)
         self.layers = compute.structure(compute.trace(source.model, blank)[0])
 
@@ -73,14 +105,21 @@ class Explainer:
         return pixels, inputs.model_input(pixels, self.source.mean, self.source.std)
 
     def forward(self, session: Session, payload: dict) -> dict:
-        """Every feature map of the image, the probabilities, and the pixels the model saw."""
+        """Every feature map of the image, the logits and probabilities, and the pixels seen.
+
+        ``baseline_logits``, ``baseline_probabilities`` and ``baseline_prediction`` are the
+        trained model's answer for the same input: what the session's kernel edits changed.
+        """
         start = time.perf_counter()
         pixels, x = self._input(payload)
         with session.lock:
             steps, logits = compute.trace(session.model, x)
             view = compute.forward_view(x, steps, logits)
+            edits = len(session.edits)
+        baseline = self.baselines.logits(x, None if edits else logits)
+        view.update(compute.answer(baseline, "baseline_"))
         view["pixels"] = inputs.encode_pixels(pixels)
-        view["edits"] = len(session.edits)
+        view["edits"] = edits
         view["ms"] = (time.perf_counter() - start) * 1e3
         return view
 

@@ -2,7 +2,8 @@
 
 Every ``/api`` route names its session in the ``X-Kernelab-Session`` header (the page makes a
 random id per tab); a JSON body is limited to :data:`MAX_JSON_BYTES`, an upload to
-``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status.
+``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status; a
+session evicted for newer ones gets 410 with ``"expired": true`` added.
 Static files are the package's asset folder, listed once at import: a request picks one
 by name, so no path can reach anything else.
 The computations live in ``api.py``; this module only speaks HTTP.
@@ -32,7 +33,7 @@ from ...core.threads import set_num_threads
 from . import inputs
 from .api import Explainer
 from .compute import ExplainError
-from .source import load_source
+from .source import SessionExpired, load_source
 
 STATIC = Path(__file__).parent / "static"
 MEDIA_TYPES = {
@@ -139,11 +140,18 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         source = load_source(source)
     explainer = Explainer(source, session_limit)
 
-    def session(request: Request):
-        return explainer.session(request.headers.get(SESSION_HEADER))
+    async def session(request: Request):
+        # found at once; a new one copies the model and runs it once, so off the event loop
+        session_id = request.headers.get(SESSION_HEADER)
+        found = explainer.sessions.find(session_id)
+        return found or await run_in_threadpool(explainer.session, session_id)
 
     async def call(function, *args: Any) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(function, *args))
+        # computed and serialised in a thread: the event loop keeps answering quick requests
+        def answer() -> JSONResponse:
+            return JSONResponse(function(*args))
+
+        return await run_in_threadpool(answer)
 
     async def static(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
@@ -152,46 +160,46 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         return FileResponse(STATIC / name, media_type=ASSETS[name])
 
     async def model(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.model)
 
     async def forward(request: Request):
-        return await call(explainer.forward, session(request), await read_json(request))
+        return await call(explainer.forward, await session(request), await read_json(request))
 
     async def arithmetic(request: Request):
-        return await call(explainer.arithmetic, session(request), await read_json(request))
+        return await call(explainer.arithmetic, await session(request), await read_json(request))
 
     async def upload(request: Request):
-        session(request)
+        await session(request)
         body = await read_body(request, inputs.MAX_UPLOAD_BYTES)
         return await call(explainer.upload, body)
 
     async def kernels(request: Request):
-        return await call(explainer.kernels, session(request), query_int(request, "layer"))
+        return await call(explainer.kernels, await session(request), query_int(request, "layer"))
 
     async def kernel(request: Request):
-        mine = session(request)
+        mine = await session(request)
         if request.method == "POST":
             return await call(explainer.edit_kernel, mine, await read_json(request))
         layer, channel = query_int(request, "layer"), query_int(request, "channel")
         return await call(explainer.kernel, mine, layer, channel)
 
     async def reset(request: Request):
-        return await call(explainer.reset_kernel, session(request), await read_json(request))
+        return await call(explainer.reset_kernel, await session(request), await read_json(request))
 
     async def save(request: Request):
-        return await call(explainer.save, session(request), await read_json(request))
+        return await call(explainer.save, await session(request), await read_json(request))
 
     async def training(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.training)
 
     async def test_set(request: Request):
-        session(request)
+        await session(request)
         return await call(explainer.test_summary)
 
     async def test_image(request: Request):
-        session(request)
+        await session(request)
         try:
             index = int(request.path_params["index"])
         except ValueError:
@@ -199,7 +207,10 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         return await call(explainer.test_image, index)
 
     async def refused(request: Request, error: ExplainError):
-        return JSONResponse({"error": one_line(str(error))}, status_code=error.status)
+        body: dict[str, Any] = {"error": one_line(str(error))}
+        if isinstance(error, SessionExpired):
+            body["expired"] = True
+        return JSONResponse(body, status_code=error.status)
 
     async def http_error(request: Request, error: HTTPException):
         return JSONResponse({"error": one_line(error.detail)}, status_code=error.status_code)
@@ -238,7 +249,9 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on every connection accepted (it checks
+    # the protocol): without it a response written in two parts waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -143,13 +143,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def answer(logits: np.ndarray, prefix: str = "") -> dict:
+    """The logits, their probabilities (softmax) and the class predicted, keys ``prefix``-ed."""
+    probabilities = softmax(logits)
+    return {
+        f"{prefix}logits": logits.astype(np.float64).tolist(),
+        f"{prefix}probabilities": probabilities.tolist(),
+        f"{prefix}prediction": int(probabilities.argmax()),
+    }
+
+
 def forward_view(x: np.ndarray, steps: list[Step], logits: np.ndarray) -> dict:
     """The model input, every layer's feature maps (encoded), the logits and probabilities."""
-    probabilities = softmax(logits)
     return {
         "input": encode(x[0]),
         "layers": [encode(step.y) for step in steps],
-        "logits": logits.astype(np.float64).tolist(),
-        "probabilities": probabilities.tolist(),
-        "prediction": int(probabilities.argmax()),
+        **answer(logits),
     }
+
+
+def model_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's output for one input, nothing kept. Shape: x (1, C, H, W) → (classes,)."""
+    with no_grad():
+        return model(Tensor(x)).array[0]

@@ -31,6 +31,9 @@ from ..train import CHECKPOINT
 from .compute import ExplainError, Step, trace
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# Evicted session ids remembered, oldest forgotten first: a request naming one hears that its
+# session expired instead of silently getting a fresh model. 4096 ids take under 1 MB.
+EXPIRED_MEMORY = 4096
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -148,26 +151,73 @@ class Session:
         self.used = time.monotonic()
 
 
+class SessionExpired(ExplainError):
+    """A request naming a session that was evicted to make room for newer ones (410 Gone)."""
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"session expired (the server keeps {limit} sessions); your kernel edits were "
+            "lost, the model was reloaded",
+            410,
+        )
+
+
 class Sessions:
-    """Sessions by id, created on first use; the least recently used go past ``limit``."""
+    """Sessions by id, created on first use; the least recently used go past ``limit``.
+
+    An evicted id stays refused with :class:`SessionExpired` (until the last
+    :data:`EXPIRED_MEMORY` evictions no longer include it): its edits are gone, and the client
+    is told so rather than handed the trained model under the same name.
+    """
 
     def __init__(self, source: Source, limit: int = 32):
         self.source, self.limit = source, limit
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._expired: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session_id: str | None) -> Session:
+    def find(self, session_id: str | None) -> Session | None:
+        """The live session of an id, None for an id not seen (or forgotten); quick.
+
+        Raises :class:`SessionExpired` for an evicted id, a 400 for a malformed one.
+        """
         if not session_id or not SESSION_ID.fullmatch(session_id):
             raise ExplainError(
                 "missing or malformed X-Kernelab-Session header: expected an id of 8 to 64 "
                 f"letters, digits, '-' or '_', received {session_id!r}"
             )
         with self._lock:
-            session = self._sessions.pop(session_id, None) or Session(self.source)
-            self._sessions[session_id] = session
-            while len(self._sessions) > self.limit:
-                self._sessions.popitem(last=False)
-        session.used = time.monotonic()
+            session = self._find(session_id)
+        if session is not None:
+            session.used = time.monotonic()
+        return session
+
+    def get(self, session_id: str | None) -> Session:
+        """The session of an id, made on its first use (a copy of the model, outside the lock)."""
+        session = self.find(session_id)
+        if session is None:
+            fresh = Session(self.source)
+            with self._lock:  # the same id may have been made meanwhile: that one counts
+                session = self._find(session_id) or self._add(session_id, fresh)
+        return session
+
+    def _find(self, session_id: str) -> Session | None:
+        """The live session of an id, now the most recently used; call with the lock held."""
+        if session_id in self._expired:
+            raise SessionExpired(self.limit)
+        session = self._sessions.get(session_id)
+        if session is not None:
+            self._sessions.move_to_end(session_id)
+        return session
+
+    def _add(self, session_id: str, session: Session) -> Session:
+        """Keep a new session, evicting the least recently used; call with the lock held."""
+        self._sessions[session_id] = session
+        while len(self._sessions) > self.limit:
+            evicted, _ = self._sessions.popitem(last=False)
+            self._expired[evicted] = None
+        while len(self._expired) > EXPIRED_MEMORY:
+            self._expired.popitem(last=False)
         return session
 
     def __len__(self) -> int:

@@ -7,7 +7,7 @@ import { paintDrawing, setupDrawing, setupInputs } from "./input.js";
 import { buildKernelLayerButtons, showKernelLayer } from "./kernels.js";
 import { buildNetwork, buildProbabilities, requestUpdate } from "./network.js";
 import { loadCurves, loadTestSet, setupTestSet } from "./training.js";
-import { $, api, state } from "./util.js";
+import { $, api, onSessionExpired, state } from "./util.js";
 
 // ---- start
 
@@ -35,9 +35,20 @@ async function start() {
   setupTestSet();
   setupSave();
   setupTabs();
+  setupExpiry();
   paintDrawing();
   requestUpdate();
   loadTestSet();
+}
+
+// ---- a fresh session after the server dropped this tab's: show the trained model again
+
+function setupExpiry() {
+  $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
+  onSessionExpired(() => {
+    requestUpdate(0);
+    if (state.kernelLayer !== null) showKernelLayer(state.kernelLayer);
+  });
 }
 
 // ---- saving the edited model as a new run (never over the one being explained)

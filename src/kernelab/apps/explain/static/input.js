@@ -30,6 +30,7 @@ export function setupDrawing() {
   canvas.addEventListener("pointercancel", stop);
   $("clear").addEventListener("click", () => {
     state.ink.fill(0);
+    $("test-label").textContent = "";
     state.centre = $("centre").checked;
     paintDrawing();
     requestUpdate();
@@ -91,6 +92,7 @@ export function setupInputs() {
       $("upload-original").src = URL.createObjectURL(file);
       paintPixels($("upload-converted"), pixels, answer.shape);
       $("upload-preview").hidden = false;
+      $("test-label").textContent = ""; // the label of a test image shown before is not this one's
       loadPixels(pixels);
     } catch (error) {
       $("upload-error").textContent = error.message;

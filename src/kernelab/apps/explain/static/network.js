@@ -2,8 +2,8 @@
 // pass; the forward passes themselves, and the class probabilities.
 import { drawMarks, requestArithmetic, select } from "./arithmetic.js";
 import {
-  $, api, asMaps, decode, el, fmt, fromBase64, paint, paintMap, palette, state, toBase64,
-  valueAt,
+  $, api, asMaps, decode, el, fmt, fromBase64, paint, paintMap, palette, percent, signed, state,
+  toBase64, valueAt,
 } from "./util.js";
 
 // ---- forward passes: debounced, one request in flight, stale answers dropped
@@ -44,27 +44,52 @@ async function runUpdate() {
   }
 }
 
+// One row per class: name, probability bar (a tick marks the trained model's), probability,
+// logit, and the change of both from the trained model's answer once a kernel is edited.
 export function buildProbabilities() {
   const list = $("probabilities");
-  list.replaceChildren(...state.model.classes.map((name) =>
-    el("li", {}, el("span", {}, name), el("div", { class: "bar" }, el("div")), el("span"))));
+  list.replaceChildren(...state.model.classes.map((name) => el("li", {},
+    el("span", {}, name), el("div", { class: "bar" }, el("div"), el("i", { hidden: true })),
+    el("span", { class: "probability" }), el("span", { class: "logit" }),
+    el("span", { class: "change" }))));
 }
 
 function renderForward(view) {
   state.pixels = fromBase64(view.pixels);
   state.maps = [decode(view.input), ...view.layers.map(decode)];
   state.maps.forEach((decoded, column) => paintColumn(column, decoded));
-  const rows = $("probabilities").children;
-  view.probabilities.forEach((p, i) => {
-    rows[i].className = i === view.prediction ? "best" : "";
-    rows[i].children[1].firstChild.style.width = `${(100 * p).toFixed(1)}%`;
-    rows[i].children[2].textContent = `${(100 * p).toFixed(1)}%`;
-  });
-  $("probabilities").dataset.prediction = state.model.classes[view.prediction];
+  renderPrediction(view);
   $("edits").hidden = view.edits === 0;
   $("edits").textContent = `${view.edits} kernel${view.edits === 1 ? "" : "s"} edited`;
   $("edits").title = "in this tab only: the run's files are unchanged (save a copy as a new run)";
   if (state.selection) requestArithmetic();
+}
+
+// Nothing is predicted without ink: a blank input's answer is only the biases talking.
+function renderPrediction(view) {
+  const blank = !state.pixels.some((v) => v > 0), edited = !blank && view.edits > 0;
+  const list = $("probabilities"), classes = state.model.classes;
+  list.dataset.state = blank ? "blank" : edited ? "edited" : "trained";
+  list.dataset.prediction = blank ? "" : classes[view.prediction];
+  Array.from(list.children).forEach((row, i) => {
+    const [, bar, probability, logit, change] = row.children;
+    const p = view.probabilities[i], before = view.baseline_probabilities[i];
+    row.className = !blank && i === view.prediction ? "best" : "";
+    bar.firstChild.style.width = blank ? "0" : `${100 * p}%`;
+    bar.lastChild.hidden = !edited;
+    bar.lastChild.style.left = `calc(${100 * before}% - 1px)`;
+    probability.textContent = blank ? "" : percent(p);
+    logit.textContent = blank ? "" : fmt(view.logits[i], 2);
+    const dz = view.logits[i] - view.baseline_logits[i], dp = 100 * (p - before);
+    change.className = `change${edited && dz !== 0 ? (dz > 0 ? " up" : " down") : ""}`;
+    change.replaceChildren(...(edited ? [signed(dz), el("small", {}, `${signed(dp, 1)} pp`)] : []));
+    change.title = edited ? `the trained model: logit ${fmt(view.baseline_logits[i], 4)}, ` +
+      `probability ${percent(before)}` : "";
+  });
+  $("prediction-note").textContent = blank
+    ? "No ink yet, so no prediction: draw a digit, upload an image or load a test image."
+    : edited ? `Change: from the trained model's answer for this input (it predicts ` +
+      `${classes[view.baseline_prediction]}); the tick on each bar is its probability.` : "";
 }
 
 // ---- the network: one column per layer, one thumbnail per feature map

@@ -1,6 +1,9 @@
 // Shared by every part of the page: the state, talking to the server, and drawing numbers
 // as colours (blue for negative, black for 0, orange to yellow for positive).
-export const SESSION = newSessionId(); // one per tab: the server keeps this tab's kernel edits apart
+// One id per tab: the server keeps this tab's kernel edits apart. A new one when the server
+// says the session expired (it keeps a limited number, the least recently used go first).
+let session = newSessionId();
+const expiredHandlers = [];
 export const $ = (id) => document.getElementById(id);
 export const state = {
   model: null, // GET /api/model
@@ -38,16 +41,38 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-export async function api(path, { method = "GET", json, body, type } = {}) {
-  const headers = { "X-Kernelab-Session": SESSION };
+// Called after this tab's session expired and a fresh one took its place.
+export function onSessionExpired(callback) {
+  expiredHandlers.push(callback);
+}
+
+// A request to the server; an answer that this tab's session expired (410, "expired") starts
+// a fresh session, says so once, and sends the request again in the fresh one.
+export async function api(path, options = {}, again = true) {
+  let { method = "GET", json, body, type } = options;
+  const sent = session;
+  const headers = { "X-Kernelab-Session": sent };
   if (json !== undefined) {
     body = JSON.stringify(json);
     headers["Content-Type"] = "application/json";
   } else if (type) headers["Content-Type"] = type;
   const response = await fetch(path, { method, headers, body });
   const data = await response.json().catch(() => ({}));
+  if (response.status === 410 && data.expired && again) {
+    if (sent === session) { // the first answer to say so: later ones came from the old id too
+      session = newSessionId();
+      showNotice(data.error);
+      expiredHandlers.forEach((callback) => callback());
+    }
+    return api(path, options, false);
+  }
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
+}
+
+function showNotice(text) {
+  $("notice-text").textContent = text;
+  $("notice").hidden = false;
 }
 
 export function fromBase64(text) {
@@ -74,6 +99,20 @@ export function asMaps(shape) {
   if (shape.length === 3) return shape;
   if (shape.length === 2) return [shape[0], 1, shape[1]];
   return [shape.reduce((a, b) => a * b, 1), 1, 1];
+}
+
+// A probability as a percentage; near 0 and 100 % with the digits that still differ.
+export function percent(p) {
+  const v = 100 * p;
+  if (v > 0 && v < 0.05) return v < 1e-3 ? "<0.001%" : `${v.toFixed(3)}%`;
+  if (v < 100 && v >= 99.95) return v > 99.999 ? ">99.999%" : `${v.toFixed(3)}%`;
+  return `${v.toFixed(1)}%`;
+}
+
+// A change with its sign always shown: +1.25, −0.5, ±0.
+export function signed(v, digits = 2) {
+  if (v === 0) return "±0";
+  return (v > 0 ? "+" : "−") + fmt(Math.abs(v), digits);
 }
 
 export function fmt(v, digits = 4) {
