@@ -33,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..core.serialization import sync_folder
 from .porting_scopes import dotted_uses
 
 ROOTS = {"torch": "kernelab", "torchvision": "kernelab.vision"}
@@ -231,20 +232,6 @@ def durable_write(path: Path, data: bytes, exclusive: bool = False) -> None:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-
-
-def sync_folder(folder: Path) -> None:
-    """Flush a folder's entries (the rename) to the disk, where the system allows it."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 # ---- the port

@@ -165,10 +165,10 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Flush a folder's entries (a rename) to the disk, where the system allows it."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
