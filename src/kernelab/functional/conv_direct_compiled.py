@@ -39,7 +39,9 @@ BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
 # 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best). Measured no faster:
 # tiles of 7 (fewer accumulators than FMA latency needs in flight).
 COLUMNS = (8, 14)
-TAPS = 16  # at most CC·kW (input channels × kernel columns) per kernel-gradient block
+# CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
+# (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
+TAPS = 8
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 
 _kernels: dict[str, jit.Kernel] = {}
@@ -56,13 +58,20 @@ class Passes(NamedTuple):
 def passes(geometry: ConvGeometry, w_shape) -> Passes:
     """The passes where the direct convolution measured faster than the GEMM.
 
-    Measured only on layers of 32 input and 64 output channels (``bench/conv_direct.py``):
-    thinner layers keep the GEMM.
+    Measured (``bench/conv_direct.py``, float32, N=64, 32→64 channels, 28x28 and conv2's
+    14x14; one thread, CPU seconds on a shared machine; GFLOP/s direct vs GEMM): forward
+    1.6-1.8x the GEMM's speed for every kernel of 2x2 and more (stride 2 and dilation 2
+    included), 0.75x at 1x1 (whose GEMM needs no im2col); input gradient 1.1x (3x3) to 1.6x
+    (7x7), 1.45x at conv2, but 0.8x at 2x2 and 0.97x with dilation 2; kernel gradient 1.1x
+    (3x3) to 1.5x (7x7, conv2), 1.05x at 2x2 (kept on the GEMM), 0.6x at 1x1. Thinner layers
+    were not measured and keep the GEMM.
     """
     c_out, c_in = w_shape[:2]
+    taps = w_shape[2] * w_shape[3]
     if geometry.groups != 1 or c_in < 16 or c_out < 16:
         return Passes(False, False, False)
-    return Passes(True, geometry.stride == (1, 1), True)
+    plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
+    return Passes(taps >= 4, plain and taps >= 9, taps >= 9)
 
 
 def compiled(name: str, text: str) -> jit.Kernel:
@@ -149,7 +158,7 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = BLOCK_BYTES // xp.itemsize
-    cc = max(1, TAPS // kw)  # fewer channels would be another compiled kernel
+    cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
     blocks = -(-c_out // cb)
     gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)
     gyr[:c_out] = gy
