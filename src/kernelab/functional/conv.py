@@ -35,11 +35,11 @@ offsets, never over pixels:
   so there is no im2col and no col2im.
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
-* **direct** (compiled path only; one group, wide layers): no column matrix at all. Generated
-  micro-kernels (``conv_direct_compiled.py``) hold a block of output channels × output columns
-  in vector registers while they walk the input channels and the kernel; the input gradient
-  is the same correlation of the output gradient with the rotated kernel. Each pass runs
-  there only where it measured faster than the GEMM, the GEMM otherwise.
+* **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column
+  matrix. Generated micro-kernels (``conv_direct_compiled.py``) hold a block of output
+  channels × output columns in vector registers while they walk the input channels and the
+  kernel; the input gradient is the same correlation of the output gradient with the
+  rotated kernel. Each pass runs there only where it measured faster than the GEMM.
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
 products, the batch's sample ranges spread over threads. The depthwise one has a compiled

@@ -58,20 +58,20 @@ class Passes(NamedTuple):
 def passes(geometry: ConvGeometry, w_shape) -> Passes:
     """The passes where the direct convolution measured faster than the GEMM.
 
-    Measured (``bench/conv_direct.py``, float32, N=64, 32→64 channels, 28x28 and conv2's
-    14x14; one thread, CPU seconds on a shared machine; GFLOP/s direct vs GEMM): forward
-    1.6-1.8x the GEMM's speed for every kernel of 2x2 and more (stride 2 and dilation 2
-    included), 0.75x at 1x1 (whose GEMM needs no im2col); input gradient 1.1x (3x3) to 1.6x
-    (7x7), 1.45x at conv2, but 0.8x at 2x2 and 0.97x with dilation 2; kernel gradient 1.1x
-    (3x3) to 1.5x (7x7, conv2), 1.05x at 2x2 (kept on the GEMM), 0.6x at 1x1. Thinner layers
-    were not measured and keep the GEMM.
+    Measured (``bench/CONV_DIRECT.md``: float32, N=64, 32→64 channels, 28x28 and conv2's
+    14x14; speed direct / GEMM, one thread, wall clock): forward 1.35x (2x2) to 1.74x
+    (conv2) for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at
+    1x1 (whose GEMM needs no im2col); input gradient 1.11x (4x4) to 1.46x (7x7), 1.38x at
+    conv2, a tie at 3x3 (0.99x) and with dilation 2, 0.81x at 2x2; kernel gradient 1.07x
+    (4x4) to 1.48x (conv2), a tie at 3x3, 0.57-0.9x below. Ties keep the GEMM, and so do
+    thinner layers, which were not measured.
     """
     c_out, c_in = w_shape[:2]
     taps = w_shape[2] * w_shape[3]
     if geometry.groups != 1 or c_in < 16 or c_out < 16:
         return Passes(False, False, False)
     plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
-    return Passes(taps >= 4, plain and taps >= 9, taps >= 9)
+    return Passes(taps >= 4, plain and taps >= 16, taps >= 16)
 
 
 def compiled(name: str, text: str) -> jit.Kernel:
