@@ -8,12 +8,12 @@ straight-line vectoriser then packs the CB channels of a column into vector regi
 multiply-add becomes one vector FMA: the weights of a kernel offset are one contiguous (CB,)
 load (they are repacked so), each input pixel one broadcast.
 
-Only the column layout is baked in (block sizes and horizontal stride); kernel sizes, rows,
-channels and dilation stay arguments, so one compiled kernel serves every kernel size. Each
-source holds two functions: the block (a plain function, where the accumulators live) and the
-parallel driver that calls it per task. Kept apart, numba's parallel passes see only the
-short driver: on one function they took 3x as long to compile. ``CACHE`` is set by
-``jit.kernel_from_source``.
+Baked in: the block sizes, the kernel width (the kernel row is unrolled) and the horizontal
+stride; the kernel height, vertical stride, dilation, rows and channels stay arguments, so one
+compiled kernel serves all of those. Each source holds two functions: the block (a plain
+function, where the accumulators live) and the parallel driver that calls it per task. Kept
+apart, numba's parallel passes see only the short driver: on one function they took 3x as
+long to compile. ``CACHE`` is set by ``jit.kernel_from_source``.
 ``conv_direct_compiled.py`` compiles and runs these (see it for the layouts and the blocks).
 """
 
