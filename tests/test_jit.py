@@ -152,3 +152,30 @@ def test_a_cold_cache_says_once_that_it_compiles_and_a_warm_one_says_nothing(tmp
     assert cold.stderr.strip().splitlines() == [notice]
     warm = run_python(code, NUMBA_CACHE_DIR=str(tmp_path))
     assert warm.returncode == 0 and warm.stderr == "", warm.stderr
+
+
+GENERATED = """
+    import numpy as np
+    from kernelab.core import jit
+    source = "def twice(x):\\n    for i in range(x.shape[0]):\\n        x[i] *= 2\\n"
+    kernel = jit.kernel_from_source("twice", source)
+    x = np.ones(3)
+    kernel(x)
+    print(x.sum(), sum(kernel.compiled.stats.cache_hits.values()))
+"""
+
+
+def test_generated_kernels_are_cached_on_disk(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    first, second = run_python(GENERATED, **env), run_python(GENERATED, **env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.split() == ["6.0", "0"]  # compiled
+    assert second.stdout.split() == ["6.0", "1"]  # loaded from the cache
+
+
+def test_generated_kernels_run_uncached_without_a_cache_directory(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = run_python(GENERATED, NUMBA_CACHE_DIR="", XDG_CACHE_HOME=str(blocked))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6.0", "0"]

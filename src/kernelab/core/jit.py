@@ -23,7 +23,9 @@ core anyway).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -39,6 +41,7 @@ _lock = threading.RLock()
 _noticed = False
 _first_calls_seconds = 0.0  # time spent in first calls (compiling or loading) so far
 _launch = threading.Lock()  # one parallel kernel at a time: the workqueue layer needs it
+VECTORISED = "compiled with the SLP vectoriser, 512-bit vectors preferred"  # see Kernel
 
 
 def _check(name: str) -> str:
@@ -139,11 +142,58 @@ def kernel(parallel: bool = False, fastmath=False):
     return wrap
 
 
+def kernel_from_source(name: str, source: str, parallel: bool = False, fastmath=False):
+    """A :class:`Kernel` for the function ``name`` defined by generated Python ``source``.
+
+    The source may read the global ``CACHE``: whether its functions can be cached on disk.
+
+    The source is written once to a file of the cache directory named by its hash, and
+    imported from there: numba caches machine code only for functions that have a source
+    file. Where no cache directory can be written it is compiled from the string, uncached.
+    Compiled by :meth:`Kernel.compile_vectorised`: generated kernels hold their accumulators
+    in scalars and need LLVM's straight-line vectoriser to pack them into vector registers.
+    """
+    # the way it is compiled is part of the source: numba's cache knows only the source
+    source = f"# {VECTORISED}\n{source}"
+    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    module_name = f"kernelab_generated_{name}_{digest}"
+    try:
+        path = os.path.join(_generated_directory(), module_name + ".py")
+        if not os.path.exists(path):  # never rewritten: numba's cache checks its time stamp
+            partial = f"{path}.{os.getpid()}.{threading.get_ident()}"
+            with open(partial, "w") as file:
+                file.write(source)
+            os.replace(partial, path)
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        module.CACHE = True
+        sys.modules[module_name] = module  # numba's cache finds the function's globals here
+        spec.loader.exec_module(module)
+        function, cache = getattr(module, name), True
+    except OSError:
+        scope: dict = {"CACHE": False}
+        exec(compile(source, f"<generated {module_name}>", "exec"), scope)
+        function, cache = scope[name], False
+    return Kernel(function, parallel, fastmath, vectorise=True, cache=cache)
+
+
+def _generated_directory() -> str:
+    """Where generated kernels' sources (and so their cached machine code) live."""
+    numba = numba_module()
+    root = (numba.config.CACHE_DIR if numba else "") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kernelab"
+    )
+    directory = os.path.join(root, "generated")
+    os.makedirs(directory, exist_ok=True)
+    return directory
+
+
 class Kernel:
     """A Python function and, after its first call, numba's compiled dispatcher for it."""
 
-    def __init__(self, function, parallel: bool, fastmath):
+    def __init__(self, function, parallel: bool, fastmath, vectorise=False, cache=True):
         self.function, self.parallel, self.fastmath = function, parallel, fastmath
+        self.vectorise, self.cache = vectorise, cache
         self.__doc__, self.__name__ = function.__doc__, function.__name__
         self.compiled = None
 
@@ -153,6 +203,8 @@ class Kernel:
                 if self.compiled is None:
                     self.compiled = self._dispatcher()
                     return self._first_call(args)
+        if self.vectorise:
+            self.compile_vectorised(args)
         if self.parallel:
             with _launch:
                 return self.compiled(*args)
@@ -166,11 +218,48 @@ class Kernel:
         start = time.perf_counter()
         timer.start()
         try:
+            if self.vectorise:
+                self.compile_vectorised(args)
             with _launch if self.parallel else contextlib.nullcontext():
                 return self.compiled(*args)
         finally:
             timer.cancel()
             _first_calls_seconds += time.perf_counter() - start
+
+    def compile_vectorised(self, args) -> None:
+        """Compile (or load) for these arguments' types with LLVM's straight-line (SLP)
+        vectoriser on and full-width vector registers, unless done already: the dispatcher
+        alone would compile a new signature without them.
+
+        numba leaves the SLP vectoriser off, and LLVM's tuning for many AVX-512 machines
+        prefers 256-bit vectors (to keep the clock up in mixed code); a generated block of
+        accumulators measured 1.3-2x faster in 512-bit registers. Both are set only while
+        this compilation holds numba's compiler lock, so other functions compile as before.
+        """
+        numba = numba_module()
+        signature = tuple(numba.typeof(a) for a in args)
+        if signature in self.compiled.overloads:
+            return
+        from numba.core import codegen
+        from numba.core.compiler_lock import global_compiler_lock
+
+        add = codegen.CPUCodeLibrary.add_ir_module
+
+        def add_wide(library, module):
+            for function in module.functions:  # string attributes llvmlite does not list
+                set.add(function.attributes, '"prefer-vector-width"="512"')
+                set.add(function.attributes, '"min-legal-vector-width"="512"')
+            return add(library, module)
+
+        with global_compiler_lock:
+            before = numba.config.SLP_VECTORIZE
+            numba.config.SLP_VECTORIZE = 1
+            codegen.CPUCodeLibrary.add_ir_module = add_wide
+            try:
+                self.compiled.compile(signature)
+            finally:
+                numba.config.SLP_VECTORIZE = before
+                codegen.CPUCodeLibrary.add_ir_module = add
 
     def _dispatcher(self):
         numba = numba_module()
@@ -180,7 +269,7 @@ class Kernel:
             self.function,
             parallel=self.parallel,
             fastmath=self.fastmath,
-            cache=True,
+            cache=self.cache,
             nogil=True,
             error_model="numpy",
         )

@@ -35,15 +35,20 @@ offsets, never over pixels:
   so there is no im2col and no col2im.
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
+* **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column
+  matrix. Generated micro-kernels (``conv_direct_compiled.py``) hold a block of output
+  channels × output columns in vector registers while they walk the input channels and the
+  kernel; the input gradient is the same correlation of the output gradient with the
+  rotated kernel. Each pass runs there only where it measured faster than the GEMM.
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
 products, the batch's sample ranges spread over threads. The depthwise one has a compiled
 twin of its own (``depthwise_compiled.py``): loops over (channel, sample) planes, vectorised
 along the output row.
 
-Measured and not used: a compiled direct convolution for the general case (no column matrix;
-numba keeps the accumulators in memory, not registers, so it reached ~25 GFLOP/s where the
-products reach 40–110: it won only for layers of at most 8 channels); on one NumPy thread, the
+Measured and not used: the direct convolution as a plain numba loop nest (numba keeps an
+array of accumulators in memory, not registers: ~25 GFLOP/s where the products reach 40–110;
+the generated micro-kernels' scalars are what LLVM keeps in registers); on one NumPy thread, the
 input gradient as an im2col of the padded output gradient times the rotated kernel (a bigger
 copy and a slower product than col2im), FFT convolution (the transforms alone cost about what
 the 5x5 products do at these sizes), and, for stride 1, an output grid as wide as the padded

@@ -300,8 +300,13 @@ class Depthwise:
 
 def choose(geometry: ConvGeometry, w_shape) -> type:
     """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
-    their own (compiled on the compiled path), everything else the GEMM."""
+    their own (compiled on the compiled path); on the compiled path, the direct convolution
+    where it measured faster for some pass (``conv_direct_compiled.passes``); everything else
+    the GEMM."""
     if not (w_shape[1] == 1 and geometry.groups > 1):
+        direct = jit.twin(".conv_direct_compiled", __package__)
+        if direct is not None and any(direct.passes(geometry, w_shape)):
+            return direct.DirectCompiled
         return Gemm
     fast = jit.twin(".depthwise_compiled", __package__)
     return Depthwise if fast is None else fast.DepthwiseCompiled

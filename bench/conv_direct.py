@@ -1,0 +1,143 @@
+"""GFLOP/s of each convolution pass: the direct micro-kernels, the im2col GEMM and PyTorch.
+
+``python bench/conv_direct.py [--threads 1 2] [--rounds 7] [--only k5 conv2]``
+
+Every pass alone (forward, input gradient, kernel gradient), the three engines interleaved in
+the same rounds of one process; the median of the rounds. The shapes are ``cases.py``'s conv
+cases (N=64, 32→64 channels, 28x28) and the classic network's conv2 (64, 32→64, 5x5, 14x14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import kernelab as kl  # noqa: E402
+from kernelab.functional import conv_direct_compiled  # noqa: E402
+from kernelab.functional.conv import pad  # noqa: E402
+from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
+from kernelab.functional.geometry import conv_geometry  # noqa: E402
+
+# name: (kernel, stride, padding, dilation, size)
+SHAPES = {
+    "k1": (1, 1, 0, 1, 28),
+    "k2": (2, 1, "same", 1, 28),
+    "k3": (3, 1, 1, 1, 28),
+    "k4": (4, 1, "same", 1, 28),
+    "k5": (5, 1, 2, 1, 28),
+    "k7": (7, 1, 3, 1, 28),
+    "k3_stride2": (3, 2, 1, 1, 28),
+    "k1_stride2": (1, 2, 0, 1, 28),
+    "k3_dilation2": (3, 1, 2, 2, 28),
+    "conv2": (5, 1, 2, 1, 14),
+}
+PASSES = ("forward", "input_gradient", "kernel_gradient")
+NEEDS = {
+    "forward": (True, True, False),
+    "input_gradient": (True, False, False),
+    "kernel_gradient": (False, True, False),
+}
+
+
+def engines(shape, n=64, c_in=32, c_out=64, dtype=np.float32):
+    """{engine: {pass: callable}} for one shape, and the forward's FLOPs."""
+    kernel, stride, padding, dilation, size = shape
+    geometry = conv_geometry((kernel, kernel), stride, padding, dilation, 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, kernel, kernel)).astype(dtype)
+    xp = np.ascontiguousarray(pad(x.transpose(1, 0, 2, 3), geometry.padding))  # (C_in, N, ...)
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)  # (C_out, N, OH, OW)
+
+    def ours(algorithm, name):
+        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
+        algorithm.forward(ctx, xp, w, None, geometry)
+        if name == "forward":
+            return lambda: algorithm.forward(ctx, xp, w, None, geometry)
+        return lambda: algorithm.backward(ctx, gy)
+
+    # PyTorch gets the padded input too (as our passes do), so any padding works unchanged
+    xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
+    wt = torch.tensor(w)
+    gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
+    torch_passes = {
+        "forward": lambda: torch.nn.functional.conv2d(xt, wt, None, stride, 0, dilation),
+        "input_gradient": lambda: torch.nn.grad.conv2d_input(
+            xt.shape, wt, gyt, stride, 0, dilation
+        ),
+        "kernel_gradient": lambda: torch.nn.grad.conv2d_weight(
+            xt, wt.shape, gyt, stride, 0, dilation
+        ),
+    }
+    flops = 2.0 * n * c_out * oh * ow * c_in * kernel * kernel
+    return {
+        "direct": {p: ours(AllDirect, p) for p in PASSES},
+        "gemm": {p: ours(Gemm, p) for p in PASSES},
+        "torch": torch_passes,
+    }, flops
+
+
+class AllDirect(conv_direct_compiled.DirectCompiled):
+    """Every pass direct where it can run (input gradient: stride 1), whatever ``passes`` says."""
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry):
+        y = conv_direct_compiled.DirectCompiled.forward(ctx, xp, w, b, geometry)
+        ctx.passes = conv_direct_compiled.Passes(True, geometry.stride == (1, 1), True)
+        return y
+
+
+def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
+    """{(engine, pass): GFLOP/s}, medians of interleaved rounds timed by ``clock``."""
+    kl.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    table, flops = engines(shape)
+    times = {(e, p): [] for e in table for p in PASSES}
+    for run in table.values():  # warm-up: compiles
+        for call in run.values():
+            call()
+    for _ in range(rounds):
+        for p in PASSES:
+            for e, run in table.items():
+                start = clock()
+                run[p]()
+                times[e, p].append(clock() - start)
+    return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", nargs="+", default=list(SHAPES))
+    parser.add_argument(
+        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
+    )
+    args = parser.parse_args()
+    clock = time.process_time if args.cpu else time.perf_counter
+    print("shape        thr  pass             direct    gemm   torch  direct/gemm  direct/torch")
+    for name in args.only:
+        for threads in args.threads:
+            result = measure(SHAPES[name], threads, args.rounds, clock)
+            for p in PASSES:
+                d, g, t = (result[e, p] for e in ("direct", "gemm", "torch"))
+                print(
+                    f"{name:12s} {threads:3d}  {p:15s} {d:7.1f} {g:7.1f} {t:7.1f}"
+                    f"  {d / g:11.2f}  {d / t:12.2f}"
+                )
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Direct convolution through generated, register-blocked micro-kernels: no column matrix.
+
+The micro-kernels (``conv_direct_source.py``) hold a block of CB output channels × JB output
+columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize is 64 bytes
+(16 float32 or 8 float64 channels: one AVX-512 register, two AVX2 ones), so the kernel offset's
+weights for a block are one contiguous load. Layouts, channel-major as in ``conv_algorithms``:
+
+* forward: the padded input xp (C_in, N, Hp, Wp) as it comes; the kernel repacked
+  (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB.
+* input gradient (stride 1): the *full* correlation of the output gradient, zero-padded by
+  ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
+  the forward's micro-kernel again. Only the unpadded input's pixels are computed (the
+  caller cuts the padding off): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
+* kernel gradient: a sum over N·OH·OW, so each of T tasks sums its range of samples into its
+  own partial kernel (T, C_out/CB, C_in, kH, kW, CB) and NumPy adds the T of them. The output
+  gradient is repacked channels innermost, (C_out/CB, N, OH, OW, CB), for the same
+  contiguous (CB,) loads.
+
+Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
+``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
+for the kernel gradient. A pass the GEMM measured faster at (see :func:`passes`) runs the
+GEMM's (``conv_algorithms.Gemm``).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import NamedTuple
+
+import numpy as np
+
+from ..core import jit
+from . import conv_direct_source as source
+from .conv_algorithms import Gemm
+from .geometry import ConvGeometry
+
+BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
+# JB, output columns per tile: CB·JB accumulators fill at most 14 of the 32 vector registers.
+# 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best). Measured no faster:
+# tiles of 7 (fewer accumulators than FMA latency needs in flight).
+COLUMNS = (8, 14)
+# CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
+# (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
+TAPS = 8
+FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
+
+_kernels: dict[str, jit.Kernel] = {}
+
+
+class Passes(NamedTuple):
+    """Which passes run the direct convolution (the others run the GEMM's)."""
+
+    forward: bool
+    input_gradient: bool
+    kernel_gradient: bool
+
+
+def passes(geometry: ConvGeometry, w_shape) -> Passes:
+    """The passes where the direct convolution measured faster than the GEMM.
+
+    Measured (``bench/CONV_DIRECT.md``: float32, N=64, 32→64 channels, 28x28 and conv2's
+    14x14; speed direct / GEMM, one thread, wall clock): forward 1.35x (2x2) to 1.74x
+    (conv2) for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at
+    1x1 (whose GEMM needs no im2col); input gradient 1.11x (4x4) to 1.46x (7x7), 1.38x at
+    conv2, a tie at 3x3 (0.99x) and with dilation 2, 0.81x at 2x2; kernel gradient 1.07x
+    (4x4) to 1.48x (conv2), a tie at 3x3, 0.57-0.9x below. Ties keep the GEMM, and so do
+    thinner layers, which were not measured.
+    """
+    c_out, c_in = w_shape[:2]
+    taps = w_shape[2] * w_shape[3]
+    if geometry.groups != 1 or c_in < 16 or c_out < 16:
+        return Passes(False, False, False)
+    plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
+    return Passes(taps >= 4, plain and taps >= 16, taps >= 16)
+
+
+def compiled(name: str, text: str) -> jit.Kernel:
+    """The generated kernel ``name`` (compiled on its first call, cached on disk)."""
+    kernel = _kernels.get(name)
+    if kernel is None:
+        kernel = _kernels[name] = jit.kernel_from_source(name, text, True, FLAGS)
+    return kernel
+
+
+def column_tiles(ow: int) -> tuple[int, np.ndarray]:
+    """(JB, starts): tiles of JB in COLUMNS covering OW ≥ min(COLUMNS), the JB that computes
+    the fewest extra columns; the last tile starts at ``OW − JB``, overlapping its neighbour
+    when JB does not divide OW."""
+    fitting = [width for width in COLUMNS if width <= ow]
+    jb = min(fitting, key=lambda width: (-(-ow // width) * width, -width))
+    return jb, np.array([min(t * jb, ow - jb) for t in range(-(-ow // jb))], np.int64)
+
+
+def pack(w: np.ndarray, cb: int) -> np.ndarray:
+    """The kernel (C_out, C_in, kH, kW) as (⌈C_out/CB⌉, C_in, kH, kW, CB), zeros past C_out."""
+    c_out = w.shape[0]
+    blocked = np.zeros((-(-c_out // cb) * cb,) + w.shape[1:], w.dtype)
+    blocked[:c_out] = w
+    blocked = blocked.reshape((-1, cb) + w.shape[1:])  # (C_out/CB, CB, C_in, kH, kW)
+    return np.ascontiguousarray(blocked.transpose(0, 2, 3, 4, 1))
+
+
+def correlate(xp, w, bias, stride, dilation, y) -> None:
+    """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]`` for
+    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW)."""
+    cb = BLOCK_BYTES // xp.itemsize
+    (sh, sw), (dh, dw) = stride, dilation
+    out = y
+    if y.shape[3] < min(COLUMNS):  # zero columns on the right, so that a whole tile fits
+        wide = min(COLUMNS)
+        extra = (wide - 1) * sw + (w.shape[3] - 1) * dw + 1 - xp.shape[3]
+        xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
+        out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out, N, OH, JB)
+    jb, starts = column_tiles(out.shape[3])
+    shape = cb, jb, sw, w.shape[3]
+    kernel = compiled(source.correlation_name(*shape), source.correlation_source(*shape))
+    padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
+    if bias is not None:
+        padded_bias[: w.shape[0]] = bias
+    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, dw, out)
+    if out is not y:
+        y[...] = out[..., : y.shape[3]]
+
+
+def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
+    """gxp (C_in, N, Hp, Wp) for stride 1: the full correlation of gy (C_out, N, OH, OW)
+    with the rotated kernel (see the module), computed only inside the padding, which the
+    caller cuts off (the border stays zero)."""
+    (kh, kw), (dh, dw) = geometry.kernel_size, geometry.dilation
+    (top, bottom), (left, right) = geometry.padding
+    c_out, n, oh, ow = gy.shape
+    h, width = padded_shape[2] - top - bottom, padded_shape[3] - left - right
+    # gy framed so that the correlation's output is the unpadded input: full padding
+    # d·(k − 1) on each side, less the input's own padding (negative: rows of gy cut)
+    ph, pw = (kh - 1) * dh, (kw - 1) * dw
+    frame = np.zeros((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
+    rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
+    frame[:, :, rows[0], cols[0]] = gy[:, :, rows[1], cols[1]]
+    rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
+    gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
+    correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
+    if top == bottom == left == right == 0:
+        return gx
+    gxp = np.zeros(padded_shape, gy.dtype)
+    gxp[:, :, top : top + h, left : left + width] = gx
+    return gxp
+
+
+def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
+    """(into, from): where ``size`` values placed at ``offset`` land in ``length`` cells."""
+    start, stop = max(0, offset), min(length, offset + size)
+    return slice(start, stop), slice(start - offset, stop - offset)
+
+
+def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
+    """gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and xp (C_in, N, Hp, Wp)."""
+    c_out, n, oh, ow = gy.shape
+    c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    cb = BLOCK_BYTES // xp.itemsize
+    cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
+    blocks = -(-c_out // cb)
+    gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)
+    gyr[:c_out] = gy
+    gyr = gyr.reshape(blocks, cb, n, oh, ow).transpose(0, 2, 3, 4, 1)  # (C_out/CB, N, OH, OW, CB)
+    tasks = min(n, jit.get_threads() or 1)
+    bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
+    partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
+    shape = cb, cc, sw, kw
+    kernel = compiled(source.kernel_gradient_name(*shape), source.kernel_gradient_source(*shape))
+    kernel(np.ascontiguousarray(gyr), xp, bounds, sh, dh, dw, partial)
+    gw = partial.sum(axis=0).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
+    return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
+
+
+class DirectCompiled:
+    """The direct convolution for the passes :func:`passes` gives it, the GEMM for the rest
+    (groups of 1 only)."""
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+        ctx.passes = passes(geometry, w.shape)
+        if not ctx.passes.forward:
+            return Gemm.forward(ctx, xp, w, b, geometry)
+        xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
+        oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+        y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
+        correlate(xp, w, b, geometry.stride, geometry.dilation, y)
+        direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)
+        ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, direct  # as Gemm's
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        need_x, need_w, _ = ctx.needs_input_grad
+        xp, w, geometry = np.ascontiguousarray(ctx.xp), ctx.w, ctx.geometry
+        gxp = gw = None
+        if need_x and ctx.passes.input_gradient:
+            gxp = input_gradient(gy, w, geometry, xp.shape)
+        if need_w and ctx.passes.kernel_gradient:
+            gw = kernel_gradient(gy, xp, geometry)
+        rest = (need_x and gxp is None, need_w and gw is None, False)
+        if any(rest):  # the GEMM's backward for the passes left to it
+            gemm = types.SimpleNamespace(
+                xp=ctx.xp, w=w, geometry=geometry, direct=ctx.direct, needs_input_grad=rest
+            )
+            gemm_x, gemm_w = Gemm.backward(gemm, gy)
+            gxp, gw = gxp if gemm_x is None else gemm_x, gw if gemm_w is None else gemm_w
+        return gxp, gw

@@ -1,0 +1,145 @@
+"""The Python source of the direct convolution's micro-kernels, generated per block shape.
+
+numba has no vector types and keeps an array of accumulators in memory, so a loop nest over
+such an array runs at about a quarter of the GEMM's speed. These generators instead write the
+innermost loop body with one *scalar* local per accumulator — ``a{j}_{b}`` for output column j
+of output channel b of the block — and every index into the pixels a constant. LLVM's
+straight-line vectoriser then packs the CB channels of a column into vector registers and each
+multiply-add becomes one vector FMA: the weights of a kernel offset are one contiguous (CB,)
+load (they are repacked so), each input pixel one broadcast.
+
+Baked in: the block sizes, the kernel width (the kernel row is unrolled) and the horizontal
+stride; the kernel height, vertical stride, dilation, rows and channels stay arguments, so one
+compiled kernel serves all of those. Each source holds two functions: the block (a plain
+function, where the accumulators live) and the parallel driver that calls it per task. Kept
+apart, numba's parallel passes see only the short driver: on one function they took 3x as
+long to compile. ``CACHE`` is set by ``jit.kernel_from_source``.
+``conv_direct_compiled.py`` compiles and runs these (see it for the layouts and the blocks).
+"""
+
+from __future__ import annotations
+
+HEADER = """import numpy as np
+from numba import njit, prange
+
+block = njit(cache=CACHE, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+"""
+
+
+def correlation_name(cb: int, jb: int, sw: int, kw: int) -> str:
+    """The driver's name in :func:`correlation_source`."""
+    return f"correlate_c{cb}_j{jb}_s{sw}_k{kw}"
+
+
+def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
+    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, dw, y)`` computing::
+
+        y[o, s, i, j] = bias[o] + Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
+                                            · xp[c, s, i·sh + p·dh, j·sw + q·dw]
+
+    for xp (C, N, Hp, Wp), wpk (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y
+    (C_out, N, OH, OW). A task is one (sample, block of CB output channels); it walks the
+    output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
+    neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
+    row is unrolled, one slice per kernel column: every pixel's index a constant.
+    """
+    body = [
+        "@block",
+        "def tile_sums(xp, wpk, bv, s, ob, row, j0, dh, dw, tile):",
+        "    c_in, kh = xp.shape[0], wpk.shape[2]",
+    ]
+    body += [f"    {_names(f'a{j}_', cb)} = {_names('bv[', cb, ']')}" for j in range(jb)]
+    body += [
+        "    for c in range(c_in):",
+        "        for p in range(kh):",
+        f"            xr, wr = xp[c, s, row + p * dh, j0 * {sw} :], wpk[ob, c, p]",
+    ]
+    for q in range(kw):
+        body.append(f"            {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+        body.append(f"            xq = xr[{q} * dw :]")
+        for j in range(jb):
+            body.append(f"            x = xq[{j * sw}]")
+            body += [f"            a{j}_{b} += x * w{b}" for b in range(cb)]
+    # the tile keeps a column's CB values together: one vector store each
+    body += [f"    {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}" for j in range(jb)]
+    driver = f"""
+def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, y):
+    n, blocks, c_out, oh = xp.shape[1], wpk.shape[0], y.shape[0], y.shape[2]
+    for task in prange(n * blocks):
+        s, ob = task // blocks, task % blocks
+        tile = np.empty(({jb}, {cb}), y.dtype)
+        bv = bias[ob * {cb} : (ob + 1) * {cb}]
+        for i in range(oh):
+            for t in range(starts.shape[0]):
+                j0 = starts[t]
+                tile_sums(xp, wpk, bv, s, ob, i * sh, j0, dh, dw, tile)
+                for b in range(min({cb}, c_out - ob * {cb})):
+                    for j in range({jb}):
+                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b]
+"""
+    return HEADER + "\n".join(body) + "\n\n" + driver
+
+
+def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
+    """The driver's name in :func:`kernel_gradient_source`."""
+    return f"kernel_gradient_c{cb}_i{cc}_s{sw}_k{kw}"
+
+
+def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
+    """A parallel kernel ``(gyr, xp, bounds, sh, dh, dw, partial)`` computing, per task t::
+
+        partial[t, o // CB, c, p, q, o % CB] = Σ_{s in task t, i, j} gyr[o // CB, s, i, j, o % CB]
+                                                · xp[c, s, i·sh + p·dh, j·sw + q·dw]
+
+    for gyr (C_out/CB, N, OH, OW, CB) (the output gradient, channels innermost), xp
+    (C, N, Hp, Wp) and partial (T, C_out/CB, C, kH, kW, CB), zeros; task t sums samples
+    ``bounds[t]:bounds[t + 1]``. Per (block, CC input channels, kernel row) it holds the
+    CB·CC·kW accumulators of the kernel row while it walks the sample's pixels: each (CB,)
+    load of the output gradient feeds CC·kW vector FMAs. Past the last input channel the
+    block repeats it, unstored.
+    """
+    pairs = [(c, q) for c in range(cc) for q in range(kw)]
+    body = [
+        "@block",
+        "def row_sums(gyr, xp, s, ob, cs, c0, p, sh, dh, dw, partial, t):",
+        "    oh, ow, c_in = gyr.shape[2], gyr.shape[3], xp.shape[0]",
+    ]
+    body += [f"    r{c} = partial[t, ob, cs[{c}], p]" for c in range(cc)]  # (kW, CB)
+    body += [f"    {_names(f'a{c}_{q}_', cb)} = {_names(f'r{c}[{q}, ', cb, ']')}" for c, q in pairs]
+    body += [
+        "    for i in range(oh):",
+        "        g, row = gyr[ob, s, i], i * sh + p * dh",
+    ]
+    body += [f"        x{c}_{q} = xp[cs[{c}], s, row, {q} * dw :]" for c, q in pairs]
+    body += [
+        "        for j in range(ow):",
+        f"            {_names('g', cb)} = {_names('g[j, ', cb, ']')}",
+    ]
+    for c, q in pairs:
+        body.append(f"            x = x{c}_{q}[j * {sw}]")
+        body += [f"            a{c}_{q}_{b} += x * g{b}" for b in range(cb)]
+    for c in range(cc):  # only the channels that exist: a repeated one is not stored
+        body.append(f"    if c0 + {c} < c_in:")
+        for q in range(kw):
+            body.append(f"        {_names(f'r{c}[{q}, ', cb, ']')} = {_names(f'a{c}_{q}_', cb)}")
+    driver = f"""
+def {kernel_gradient_name(cb, cc, sw, kw)}(gyr, xp, bounds, sh, dh, dw, partial):
+    blocks, c_in, kh = gyr.shape[0], xp.shape[0], partial.shape[3]
+    for t in prange(partial.shape[0]):
+        cs = np.empty({cc}, np.int64)
+        for s in range(bounds[t], bounds[t + 1]):
+            for ob in range(blocks):
+                for c0 in range(0, c_in, {cc}):
+                    for k in range({cc}):
+                        cs[k] = min(c0 + k, c_in - 1)
+                    for p in range(kh):
+                        row_sums(gyr, xp, s, ob, cs, c0, p, sh, dh, dw, partial, t)
+"""
+    return HEADER + "\n".join(body) + "\n\n" + driver
+
+
+def _names(prefix: str, count: int, suffix: str = "") -> str:
+    """``"a0, a1, a2"`` for ``_names("a", 3)``; ``"v[0], v[1]"`` for ``_names("v[", 2, "]")``."""
+    return ", ".join(f"{prefix}{b}{suffix}" for b in range(count))

@@ -1,0 +1,174 @@
+"""The direct convolution's generated micro-kernels (conv_direct_compiled.py): every pass
+against plain loops, PyTorch and the NumPy GEMM, driven on channel-major arrays as ``conv2d``
+drives them."""
+
+import types
+
+import numpy as np
+import pytest
+import torch
+from gradcheck import assert_rel_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernelab.functional import conv_direct_compiled as direct
+from kernelab.functional import conv_direct_source
+from kernelab.functional.conv import pad, unpad
+from kernelab.functional.conv_algorithms import Gemm, choose
+from kernelab.functional.geometry import conv_geometry
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+class EveryPass(direct.DirectCompiled):
+    """Every pass direct where it can be (the input gradient needs stride 1)."""
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry):
+        y = direct.DirectCompiled.forward(ctx, xp, w, b, geometry)
+        ctx.passes = direct.Passes(True, geometry.stride == (1, 1), True)
+        return y
+
+
+def run(algorithm, x, w, b, geometry, needs=(True, True, True), seed=0):
+    """Forward and backward of ``algorithm`` on (N, C, H, W) arrays, as ``Conv2d`` runs it:
+    y (N, C_out, OH, OW), gx (N, C_in, H, W) or None, gw or None, and the gy used."""
+    ctx = types.SimpleNamespace(needs_input_grad=needs)
+    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
+    y = algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
+    gy = np.random.default_rng(seed).standard_normal(y.shape).astype(x.dtype)
+    gxp, gw = algorithm.backward(ctx, gy)
+    gx = None if gxp is None else unpad(gxp, geometry.padding).transpose(1, 0, 2, 3)
+    return y.transpose(1, 0, 2, 3), gx, gw, gy.transpose(1, 0, 2, 3)
+
+
+def torch_reference(x, w, b, geometry, gy):
+    """y, gx, gw from PyTorch (explicit padding first, so asymmetric padding works)."""
+    (top, bottom), (left, right) = geometry.padding
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b)
+    xpt = torch.nn.functional.pad(xt, (left, right, top, bottom))
+    y = torch.nn.functional.conv2d(xpt, wt, bt, geometry.stride, 0, geometry.dilation)
+    y.backward(torch.tensor(np.ascontiguousarray(gy)))
+    return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+
+def loop_forward(x, w, b, geometry):
+    """The convolution pixel by pixel, in float64."""
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    xp = pad(x.astype(np.float64), geometry.padding)
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for n, o, i, j in np.ndindex(y.shape):
+        window = xp[n, :, i * sh : i * sh + dh * (w.shape[2] - 1) + 1 : dh]
+        window = window[:, :, j * sw : j * sw + dw * (w.shape[3] - 1) + 1 : dw]
+        y[n, o, i, j] = (window * w[o]).sum() + (0 if b is None else b[o])
+    return y
+
+
+@st.composite
+def cases(draw):
+    """A convolution: kernel 1-7 (non-square too), stride, dilation, asymmetric padding,
+    channel counts that are not multiples of the blocks, images narrower than a tile."""
+    kh, kw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    stride = draw(st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]))
+    dilation = draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
+    padding = tuple(tuple(draw(st.integers(0, 3)) for _ in range(2)) for _ in range(2))
+    geometry = conv_geometry((kh, kw), stride, padding, dilation, 1)
+    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 19))
+    eh, ew = geometry.window
+    h = max(1, eh - sum(padding[0])) + draw(st.integers(0, 6))
+    width = max(1, ew - sum(padding[1])) + draw(st.integers(0, 12))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    return (n, c_in, h, width), (c_out, c_in, kh, kw), geometry, dtype
+
+
+# each new (dtype, kernel width, stride) compiles kernels (cached on disk): the first run of
+# this file takes minutes, later ones seconds
+@settings(max_examples=15, deadline=None)
+@given(case=cases(), bias=st.booleans())
+def test_every_pass_matches_torch_and_the_gemm(case, bias):
+    x_shape, w_shape, geometry, dtype = case
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    tol = TOL[dtype]
+    y, gx, gw, gy = run(EveryPass, x, w, b, geometry)
+    assert y.dtype == gx.dtype == gw.dtype == dtype
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    assert_rel_close(y, ty, tol, "forward vs torch")
+    assert_rel_close(gx, tgx, tol, "input gradient vs torch")
+    assert_rel_close(gw, tgw, tol, "kernel gradient vs torch")
+    ry, rgx, rgw, _ = run(Gemm, x, w, b, geometry)
+    assert_rel_close(y, ry, tol, "forward vs GEMM")
+    assert_rel_close(gx, rgx, tol, "input gradient vs GEMM")
+    assert_rel_close(gw, rgw, tol, "kernel gradient vs GEMM")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, width", [((1, 1), 30), ((2, 1), 11), ((1, 3), 23)])
+def test_forward_matches_loops(dtype, stride, width):
+    # widths that take both tile widths, overlapping last tiles and a stride-3 kernel
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 9, width)).astype(dtype)
+    w, b = rng.standard_normal((17, 3, 3, 4)).astype(dtype), rng.standard_normal(17)
+    geometry = conv_geometry((3, 4), stride, ((1, 0), (2, 1)), (1, 2), 1)
+    y, _, _, _ = run(EveryPass, x, w, b.astype(dtype), geometry)
+    assert_rel_close(y, loop_forward(x, w, b, geometry), TOL[dtype], "forward vs loops")
+
+
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, False)])
+def test_computes_only_the_gradients_asked_for(needs):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 8, 9)), rng.standard_normal((5, 3, 3, 2))
+    geometry = conv_geometry((3, 2), 1, ((1, 0), (2, 1)), 1, 1)
+    _, gx, gw, gy = run(EveryPass, x, w, None, geometry, needs)
+    _, tgx, tgw = torch_reference(x, w, None, geometry, gy)
+    assert (gx is None) != needs[0] and (gw is None) != needs[1]
+    if needs[0]:
+        assert_rel_close(gx, tgx, 1e-9, "input gradient")
+    else:
+        assert_rel_close(gw, tgw, 1e-9, "kernel gradient")
+
+
+def test_passes_left_to_the_gemm_match_torch():
+    # stride 2: the input gradient is the GEMM's, the other passes direct
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((3, 4, 11, 10)), rng.standard_normal((6, 4, 3, 3))
+    geometry = conv_geometry(3, 2, 1, 1, 1)
+    y, gx, gw, gy = run(EveryPass, x, w, None, geometry)
+    ty, tgx, tgw = torch_reference(x, w, None, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)
+
+
+def test_column_tiles_cover_the_row():
+    for ow in (8, 9, 14, 18, 28, 30, 31, 56):
+        jb, starts = direct.column_tiles(ow)
+        covered = np.zeros(ow, bool)
+        for start in starts:
+            covered[start : start + jb] = True
+        assert covered.all() and starts[-1] + jb == ow and jb in direct.COLUMNS
+
+
+def test_generated_source_holds_scalar_accumulators():
+    text = conv_direct_source.correlation_source(16, 8, 1, 3)
+    assert "a7_15 += x * w15" in text and "np.zeros" not in text
+    compile(text, "<generated>", "exec")
+
+
+def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(kernel_path):
+    depthwise = conv_geometry(3, 1, 1, 1, 32)
+    assert choose(depthwise, (32, 1, 3, 3)) is not direct.DirectCompiled
+    grouped = conv_geometry(3, 1, 1, 1, 2)
+    assert choose(grouped, (64, 16, 3, 3)) is Gemm
+    conv2 = conv_geometry(5, 1, 2, 1, 1)
+    expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
+    assert choose(conv2, (64, 32, 5, 5)) is expected
+    assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Gemm  # 1x1: the GEMM wins
+    assert choose(conv2, (8, 4, 5, 5)) is Gemm  # thin layers: not measured
+    assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, False)
+    assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
