@@ -159,16 +159,20 @@ def test_generated_source_holds_scalar_accumulators():
     compile(text, "<generated>", "exec")
 
 
-def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(kernel_path):
+def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
+    kernel_path, monkeypatch
+):
+    conv2 = conv_geometry(5, 1, 2, 1, 1)
+    assert choose(conv2, (64, 32, 5, 5)) is Gemm  # opt-in only
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
     depthwise = conv_geometry(3, 1, 1, 1, 32)
     assert choose(depthwise, (32, 1, 3, 3)) is not direct.DirectCompiled
     grouped = conv_geometry(3, 1, 1, 1, 2)
     assert choose(grouped, (64, 16, 3, 3)) is Gemm
-    conv2 = conv_geometry(5, 1, 2, 1, 1)
     expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
     assert choose(conv2, (64, 32, 5, 5)) is expected
     assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Gemm  # 1x1: the GEMM wins
     assert choose(conv2, (8, 4, 5, 5)) is Gemm  # thin layers: not measured
-    assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
+    assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, False)
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, False)
-    assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
+    assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, False)
