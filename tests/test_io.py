@@ -177,6 +177,28 @@ def test_save_writes_through_a_temporary_file_and_rename(tmp_path, monkeypatch):
     assert Path(target) == tmp_path / "c.kl"
 
 
+def test_save_reaches_the_disk_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """fsync sees every byte of the file (flushed from Python's buffer first), the rename
+    comes after it, and the folder holding the new name is synced last."""
+    events = []
+    real_fsync, real_replace = serialization.os.fsync, serialization.os.replace
+
+    def fsync(fd):
+        info = serialization.os.fstat(fd)
+        events.append(("folder", None) if stat.S_ISDIR(info.st_mode) else ("file", info.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(serialization.os, "fsync", fsync)
+    monkeypatch.setattr(
+        serialization.os,
+        "replace",
+        lambda a, b: (events.append(("rename", None)), real_replace(a, b)),
+    )
+    path = tmp_path / "c.kl"
+    serialization.save({"w": np.ones(1000)}, path)
+    assert events == [("file", path.stat().st_size), ("rename", None), ("folder", None)]
+
+
 # ---- damaged or foreign files
 def test_truncated_checkpoints_are_refused(tmp_path):
     path = tmp_path / "c.kl"

@@ -140,6 +140,32 @@ def test_validation_matches_a_plain_loop():
     assert model.training  # evaluation mode was only borrowed
 
 
+def test_each_epoch_trains_in_training_mode(monkeypatch):
+    """A model left in evaluation mode (dropout off) is switched back to training by fit."""
+    modes = []
+    real_step = Trainer._step
+
+    def step(self, x, y):
+        modes.append(self.model.training)
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    trainer = trainer_for(setup(epochs=2))
+    trainer.model.eval()
+    trainer.fit(2)
+    assert modes == [True] * (2 * STEPS_PER_EPOCH)
+
+
+def test_images_per_second_counts_the_epoch_and_every_rank(monkeypatch):
+    """Throughput is the epoch's images over its seconds, times the processes sharing each
+    batch (each rank sees its share of the batch)."""
+    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs
+    assert row["images_per_s"] == pytest.approx(len(TRAIN[0]) / row["seconds"])
+    monkeypatch.setattr(Trainer, "_ranks", lambda self: 2)
+    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs
+    assert row["images_per_s"] == pytest.approx(2 * len(TRAIN[0]) / row["seconds"])
+
+
 def test_progress_bar_is_drawn(capsys):
     trainer_for(setup(), progress=True).fit(1)
     err = capsys.readouterr().err
