@@ -143,3 +143,17 @@ def test_adamw_loading_an_adam_state_still_decouples_its_decay(torch_float64):
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-13)
     assert our_flag == their_flag
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CASES}))
+def test_step_counts_match_torch(name):
+    """Each parameter's step count, which a resumed run continues from, is torch's."""
+    p = Tensor(np.ones(3), requires_grad=True)
+    q = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt, ref = getattr(optim, name)([p]), getattr(torch.optim, name)([q])
+    for _ in range(4):
+        p.grad, q.grad = Tensor(np.full(3, 0.5)), torch.full((3,), 0.5, dtype=torch.float64)
+        opt.step()
+        ref.step()
+    if "step" in ref.state[q]:
+        assert opt.state[p]["step"] == float(ref.state[q]["step"]) == 4
