@@ -211,9 +211,11 @@ def tests_for(rel: str) -> list[str]:
             return ["tests/optim/test_lr_scheduler.py"]
         names = ["test_updates_compiled.py"] if module == "updates_compiled" else []
         return [f"tests/optim/{n}" for n in names + ["test_updates.py", "test_optimizer.py"]]
-    if module in ("arithmetic", "comparison", "reduction"):  # no file of their own
-        return ["tests/functional/test_arithmetic.py", "tests/functional/test_promotion.py",
-                "tests/test_tensor_grad.py"]  # fmt: skip
+    if module in ("arithmetic", "comparison", "reduction"):  # dtypes and graphs tested apart
+        own = [f"tests/functional/test_{module}.py"] if module != "arithmetic" else []
+        shared = ["functional/test_arithmetic.py", "functional/test_promotion.py"]
+        shared = [f"tests/{n}" for n in shared + ["test_tensor_grad.py"]]
+        return [t for t in own if (ROOT / t).exists()] + shared
     base = module.removesuffix("_compiled")
     base = {"conv_algorithms": "conv", "depthwise": "conv", "__init__": "shape"}.get(base, base)
     names = [f"test_{module}.py", f"test_{base}.py"]

@@ -177,7 +177,7 @@ def test_save_writes_through_a_temporary_file_and_rename(tmp_path, monkeypatch):
     assert Path(target) == tmp_path / "c.kl"
 
 
-def test_save_reaches_the_disk_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+def test_writes_reach_the_disk_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
     """fsync sees every byte of the file (flushed from Python's buffer first), the rename
     comes after it, and the folder holding the new name is synced last."""
     events = []
@@ -197,6 +197,10 @@ def test_save_reaches_the_disk_before_the_rename_and_the_folder_after(tmp_path, 
     path = tmp_path / "c.kl"
     serialization.save({"w": np.ones(1000)}, path)
     assert events == [("file", path.stat().st_size), ("rename", None), ("folder", None)]
+    events.clear()
+    with serialization.atomic_writer(path) as file:  # a plain write, no zipfile to flush it
+        file.write(b"0123456789")
+    assert events == [("file", 10), ("rename", None), ("folder", None)]
 
 
 # ---- damaged or foreign files

@@ -92,6 +92,18 @@ def test_matches_torch(scheduler, options, optimizer):
 
 
 @pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+def test_step_counters_match_torch(scheduler, options):
+    """The counters a state_dict saves are torch's, from construction on."""
+    ours, theirs = _pair("SGD", scheduler, options)
+    for _ in range(3):
+        for key in ("last_epoch", "_step_count"):
+            assert ours.state_dict()[key] == theirs.state_dict()[key], key
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
+
+
+@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
 def test_state_dict_resume(scheduler, options, checkpoint):
     def record(scheduler):
         return scheduler.get_last_lr(), _momenta(scheduler.optimizer)
@@ -137,6 +149,7 @@ PLATEAU_CASES = [
     {"mode": "max", "patience": 0, "threshold_mode": "abs", "threshold": 0.01},
     {"patience": 0, "factor": 0.2, "min_lr": [0.01, 0.004], "threshold_mode": "abs"},
     {"patience": 0, "factor": 0.9, "min_lr": 0.05, "eps": 0.008},
+    {"mode": "max", "patience": 1, "threshold": 0.05},
 ]
 
 
@@ -154,6 +167,39 @@ def test_reduce_on_plateau_matches_torch(options, checkpoint):
             ours.optimizer.load_state_dict(saved_optimizer)
             ours.load_state_dict(saved)
     assert theirs.get_last_lr() != [0.1, 0.05]  # the sequence did reduce the rates
+
+
+def test_reduce_on_plateau_counters_match_torch():
+    """The counters a checkpoint saves, from construction on and after each epoch, are torch's
+    (an infinite first metric is no improvement: it counts as a bad epoch)."""
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", {"patience": 2})
+    keys = ("last_epoch", "num_bad_epochs", "best", "cooldown_counter")
+    for metric in [math.inf] + METRICS:
+        assert [getattr(ours, k) for k in keys] == [getattr(theirs, k) for k in keys]
+        ours.step(metric)
+        theirs.step(metric)
+    assert [getattr(ours, k) for k in keys] == [getattr(theirs, k) for k in keys]
+
+
+@pytest.mark.parametrize("pct_start", [0.0, 1.0, -0.1, 1.1])
+def test_one_cycle_takes_pct_start_in_torchs_range(pct_start):
+    """pct_start is a float in [0, 1], both ends included, as in torch."""
+    options = {"max_lr": 0.5, "total_steps": 10, "pct_start": pct_start}
+    if not 0.0 <= pct_start <= 1.0:
+        ours = optim.SGD([Tensor(np.zeros(1))], momentum=0.9)
+        theirs = torch.optim.SGD([torch.zeros(1)], momentum=0.9)
+        with pytest.raises(ValueError, match="pct_start"):
+            lr_scheduler.OneCycleLR(ours, **options)
+        with pytest.raises(ValueError, match="pct_start"):
+            torch.optim.lr_scheduler.OneCycleLR(theirs, **options)
+        return
+    ours, theirs = _pair("SGD", "OneCycleLR", options)
+    for _ in range(9):
+        ours.optimizer.step()
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr() == theirs.get_last_lr()
 
 
 def test_cosine_resumed_with_last_epoch_matches_torch():
