@@ -4,24 +4,13 @@
     python bench/mutation.py --ids ID [ID ...]      # re-run chosen mutants
     python bench/mutation.py --report               # bench/MUTATION.md from the JSON
 
-Mutants come from ``ast``, one change each: comparison swaps (``<`` ↔ ``<=``, ``==`` ↔
-``!=``, ``is`` ↔ ``is not``, ``in`` ↔ ``not in``), arithmetic swaps (``+`` ↔ ``-``, ``*`` ↔
-``/``, ``//`` → ``*``, ``**`` → ``*``, in-place too), integers ±1, floats halved (``0.5`` →
-``0.25``, ``0.0`` → ``1.0``), ``True`` ↔ ``False``, ``and`` ↔ ``or``, ``not x`` → ``x``,
-``return x`` → ``return None``, and a statement replaced by ``pass`` (a call, an in-place
-update, or a store into an attribute or item: deleting a plain local assignment only raises
-NameError, which any test catches).
-
-Not mutated, because the change would be noise rather than a question about the tests:
-docstrings and every string (error messages, f-strings), type annotations (not evaluated),
-``raise`` and ``assert`` statements, ``except`` bodies, and the body of an ``if`` that only
-raises (code reachable only on error paths: its condition is still mutated), and calls that
-only warn or log.
+Mutants come from :mod:`bench.mutants` (its docstring lists the operators, and what is not
+mutated and why).
 
 Each mutant is written into a private copy of ``src`` and ``tests`` (never the working
 files), runs the tests that mirror its module with ``PYTHONPATH=<copy>/src`` under
 ``nice -n 19`` on one thread, stops at the first failure (``-x``), and is restored. A test
-failure, an import error or a timeout (3x the clean run of those tests) kills it. Python's
+failure, an import error, a crash or a timeout (3x the clean run of those tests) kills it. Python's
 bytecode cache is keyed by the source's mtime and size, so each mutant gets its own mtime.
 numba caches compiled kernels on disk keyed by their file's stamp, and a mutant in a
 ``*_compiled.py`` file must compile afresh: such a mutant runs with its own
@@ -34,7 +23,6 @@ cache. ``KERNELAB_KERNELS=numpy`` would not do: the tests under ``tests/function
 from __future__ import annotations
 
 import argparse
-import ast
 import concurrent.futures
 import json
 import math
@@ -49,6 +37,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.mutants import mutants, mutated_source  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "mutation.json"
 REPORT = ROOT / "bench" / "MUTATION.md"
@@ -57,145 +50,6 @@ PYTHON = sys.executable
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 MIN_TIMEOUT_S = 20.0  # a clean run of a few seconds still gets time to import and compile
 SCHEDULERS = {"lr_scheduler", "one_cycle", "plateau", "scheduler"}
-SWAPS = {
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Add: ast.Sub, ast.Sub: ast.Add,
-    ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult, ast.Pow: ast.Mult,
-    ast.And: ast.Or, ast.Or: ast.And,
-}  # fmt: skip
-SYMBOLS = {
-    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
-    ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in", ast.Add: "+",
-    ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**",
-    ast.And: "and", ast.Or: "or",
-}  # fmt: skip
-QUIET_CALLS = {"warn", "warning", "debug", "info", "log", "notice"}
-
-
-# ---- generating mutants
-
-
-def _only_raises(body: list[ast.stmt]) -> bool:
-    return all(isinstance(s, ast.Raise) for s in body)
-
-
-def _is_docstring(stmt: ast.stmt) -> bool:
-    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-
-
-def _is_quiet_call(stmt: ast.stmt) -> bool:
-    call = stmt.value if isinstance(stmt, ast.Expr) else None
-    func = call.func if isinstance(call, ast.Call) else None
-    return isinstance(func, ast.Attribute) and func.attr in QUIET_CALLS
-
-
-def _replace(holder: list, index: int, new):
-    def apply():
-        holder[index] = new
-
-    return apply
-
-
-def _setter(obj, name: str, value):
-    return lambda: setattr(obj, name, value)
-
-
-def _statement_sites(stmt: ast.stmt, holder: list, index: int):
-    """Deletion and ``return None`` sites of one statement."""
-    stored = isinstance(stmt, ast.Assign) and any(
-        isinstance(t, ast.Attribute | ast.Subscript) for t in stmt.targets
-    )
-    if isinstance(stmt, ast.AugAssign) or stored or isinstance(stmt, ast.Expr):
-        yield stmt, "delete", "statement -> pass", _replace(holder, index, ast.Pass())
-    value = stmt.value if isinstance(stmt, ast.Return) else None
-    if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
-        yield stmt, "return", "return x -> return None", _setter(stmt, "value", None)
-
-
-def _expression_sites(node: ast.AST):
-    """Operator and constant sites of one expression node."""
-    if isinstance(node, ast.Compare):
-        for i, op in enumerate(node.ops):
-            if type(op) in SWAPS:
-                new = SWAPS[type(op)]
-                yield (
-                    node,
-                    "compare",
-                    f"{SYMBOLS[type(op)]} -> {SYMBOLS[new]}",
-                    _replace(node.ops, i, new()),
-                )
-    elif isinstance(node, ast.BinOp | ast.AugAssign | ast.BoolOp) and type(node.op) in SWAPS:
-        kind = "boolean" if isinstance(node, ast.BoolOp) else "arithmetic"
-        new = SWAPS[type(node.op)]
-        text = f"{SYMBOLS[type(node.op)]} -> {SYMBOLS[new]}"
-        yield node, kind, text, _setter(node, "op", new())
-    elif isinstance(node, ast.Constant) and type(node.value) in (bool, int, float):
-        value = node.value
-        if isinstance(value, bool):
-            changes = [not value]
-        elif isinstance(value, int):
-            changes = [value + 1, value - 1]
-        else:
-            changes = [value / 2 if value else 1.0]
-        for new in changes:
-            yield node, "constant", f"{value!r} -> {new!r}", _setter(node, "value", new)
-
-
-def sites(tree: ast.AST):
-    """Every mutable site, in a fixed order: (node, operator, description, apply)."""
-
-    def visit(node: ast.AST):
-        if isinstance(node, ast.JoinedStr | ast.Raise | ast.Assert | ast.ExceptHandler):
-            return
-        for field, value in ast.iter_fields(node):
-            if field in ("annotation", "returns", "decorator_list"):
-                continue
-            if isinstance(node, ast.If) and field == "body" and _only_raises(value):
-                continue
-            if isinstance(value, ast.AST):
-                yield from _expression_sites(value) if not isinstance(value, ast.stmt) else ()
-                yield from visit(value)
-            elif isinstance(value, list):
-                yield from visit_list(value)
-
-    def visit_list(items: list):
-        for i, item in enumerate(items):
-            if not isinstance(item, ast.AST):
-                continue
-            if isinstance(item, ast.stmt):
-                if _is_docstring(item) or _is_quiet_call(item):
-                    continue
-                yield from _statement_sites(item, items, i)
-                if isinstance(item, ast.AugAssign):
-                    yield from _expression_sites(item)
-            else:
-                yield from _expression_sites(item)
-            yield from visit(item)
-
-    yield from visit(tree)
-
-
-def mutants(path: Path) -> list[dict]:
-    """The mutants of one source file, each as a record without a result yet."""
-    rel = path.relative_to(ROOT).as_posix()
-    found = []
-    for k, (node, operator, text, _) in enumerate(sites(ast.parse(path.read_text()))):
-        found.append({"id": f"{rel}:{k}", "file": rel, "line": node.lineno,
-                      "operator": operator, "change": text})  # fmt: skip
-    return found
-
-
-def mutated_source(path: Path, k: int) -> str:
-    """The source of ``path`` with its k-th site changed."""
-    tree = ast.parse(path.read_text())
-    for i, (_, _, _, apply) in enumerate(sites(tree)):
-        if i == k:
-            apply()
-            return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
-    raise IndexError(f"{path} has no mutation site {k}")
-
-
 # ---- which tests
 
 
@@ -387,9 +241,16 @@ def report(results: dict, generated: dict[str, int], notes: dict[str, str]) -> s
     rows = defaultdict(lambda: defaultdict(int))
     for r in results.values():
         rows[r["file"]][r["status"]] += 1
-    lines = ["# Mutation testing", "", "Made by `bench/mutation.py` (see its docstring for the",
-             "operators, what is left out and why); each mutant runs the test files that mirror",
-             "its module. Score = (killed + timed out) / run, equivalent mutants left in.", "",
+    lines = ["# Mutation testing", "", "Made by `bench/mutation.py` (its docstring lists the",
+             "operators, and what is not mutated and why: strings, annotations, raise and assert,",
+             "except bodies, an `if` body that only raises, warnings). Each mutant runs the test",
+             "files that mirror its module; a failure, crash or timeout (3x the clean run) kills",
+             "it. Score = (killed + timed out) / run, equivalent mutants counted as survivors.",
+             "A seeded sample was run, weighted towards training, checkpoints and optimisers:", "",
+             "    python bench/mutation.py --sample 220 --seed 0",
+             "    python bench/mutation.py --sample 100 --seed 1 --only apps/train \\",
+             "        --only core/serialization --only optim/",
+             "    python bench/mutation.py --ids ID ...   # survivors again, after new tests", "",
              "| module | generated | run | killed | timeout | survived | score |",
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     totals = defaultdict(int)
@@ -418,7 +279,9 @@ def _row(name: str, c: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="", help="run the mutants whose id contains this")
+    parser.add_argument(
+        "--only", action="append", default=[], help="mutants whose id contains this (repeatable)"
+    )
     parser.add_argument("--sample", type=int, default=0, help="a seeded sample of N mutants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
@@ -429,17 +292,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--notes", type=Path, default=notes, help="id -> verdict on a survivor")
     args = parser.parse_args(argv)
     files = sorted(p for pattern in SCOPE for p in (ROOT / "src" / "kernelab").glob(pattern))
-    records = [m for p in files for m in mutants(p)]
+    records = [m for p in files for m in mutants(p, ROOT)]
     generated = defaultdict(int)
     for r in records:
         generated[r["file"]] += 1
     previous = {r["id"]: r for r in json.loads(OUT.read_text())["mutants"]} if OUT.exists() else {}
     if not args.report:
-        chosen = [r for r in records if args.only in r["id"]]
+        chosen = [r for r in records if any(p in r["id"] for p in args.only or [""])]
         if args.ids:
             chosen = [r for r in records if r["id"] in set(args.ids)]
-        elif args.sample:
-            chosen = sample(chosen, args.sample, args.seed)
+        elif args.sample:  # from the mutants not run yet, so a second sample adds to the first
+            chosen = sample([r for r in chosen if r["id"] not in previous], args.sample, args.seed)
         if args.list:
             for r in chosen:
                 print(f"{r['id']} line {r['line']} {r['operator']}: {r['change']}")
