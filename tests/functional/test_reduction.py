@@ -20,6 +20,7 @@ OPS = {
     "std": lambda lib, a: lib.std(a, 0, keepdim=True),
     "norm": lambda lib, a: a.norm(),
     "norm_inf": lambda lib, a: a.norm(float("inf")),
+    "norm_inf_dim": lambda lib, a: a.norm(float("inf"), dim=1),
     "norm_dim": lambda lib, a: a.norm(2, dim=1, keepdim=True),
     "norm_1": lambda lib, a: a.norm(1, dim=0),
 }
