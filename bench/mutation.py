@@ -217,8 +217,11 @@ def run_all(records: list[dict], jobs: int, previous: dict) -> dict:
 
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             for i, result in enumerate(pool.map(one, records), 1):
-                results[result["id"]] = result
                 r = result
+                earlier = results.get(r["id"])
+                if earlier is not None and earlier["status"] != r["status"]:
+                    r["first"] = earlier.get("first", earlier["status"])  # before new tests
+                results[r["id"]] = r
                 print(f"{i:4d}/{len(records)} {r['status']:8s} {r['seconds']:6.1f}s {r['id']} "
                       f"line {r['line']}: {r['change']}", flush=True)  # fmt: skip
                 save(results)
@@ -268,6 +271,10 @@ def report(results: dict, generated: dict[str, int], notes: dict[str, str]) -> s
         if r["status"] not in ("killed", "timeout"):
             note = notes.get(r["id"], "not yet judged")
             lines.append(f"- `{r['id']}` line {r['line']}, {r['change']} ({r['status']}): {note}")
+    lines += ["", "## Survivors of a first run that tests added since kill", ""]
+    for r in sorted(results.values(), key=lambda r: (r["file"], r["line"])):
+        if r.get("first") == "survived" and r["status"] in ("killed", "timeout"):
+            lines.append(f"- `{r['id']}` line {r['line']}, {r['change']}")
     return "\n".join(lines) + "\n"
 
 

@@ -296,6 +296,20 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
+def test_a_raw_pickle_is_named_as_one(tmp_path):
+    """A file pickle.dump (or an old torch.save) wrote gets the message on converting it."""
+    path = tmp_path / "c.pt"
+    path.write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+    with pytest.raises(CheckpointError, match="but a pickle file .*safetensors"):
+        serialization.load(path)
+
+
+def test_brief_keeps_80_characters_and_cuts_longer_lines():
+    assert serialization.brief(ValueError("x" * 80)) == "x" * 80
+    assert serialization.brief(ValueError("x" * 81)) == "x" * 77 + "..."
+    assert serialization.brief(ValueError("first\nsecond")) == "first"
+
+
 @pytest.mark.parametrize(
     "content",
     [

@@ -159,7 +159,8 @@ def test_each_epoch_trains_in_training_mode(monkeypatch):
 def test_images_per_second_counts_the_epoch_and_every_rank(monkeypatch):
     """Throughput is the epoch's images over its seconds, times the processes sharing each
     batch (each rank sees its share of the batch)."""
-    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs
+    monkeypatch.setattr("kernelab.apps.train.get_world_size", lambda: 2)  # a plain model
+    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs  # ignores the world: its own batch
     assert row["images_per_s"] == pytest.approx(len(TRAIN[0]) / row["seconds"])
     monkeypatch.setattr(Trainer, "_ranks", lambda self: 2)
     (row,) = trainer_for(setup(epochs=1)).fit(1).epochs
@@ -318,6 +319,20 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, epoch, steps):
     history = trainer.fit(3)
     assert_bit_identical(weights(trainer.model), reference)
     assert len(history.epochs) == 3
+
+
+def test_a_resumed_epochs_progress_counts_the_images_seen_before(tmp_path, monkeypatch, capsys):
+    interrupt_after(monkeypatch, 0, 2)
+    with pytest.raises(Interrupt):
+        run(setup(seed=0), run_dir=tmp_path, checkpoint_every=1)
+    monkeypatch.undo()
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # the plain progress line
+    trainer = trainer_for(setup(seed=0), run_dir=tmp_path, progress=True)
+    trainer.restore(tmp_path / CHECKPOINT)
+    capsys.readouterr()
+    trainer.fit(1)
+    err = capsys.readouterr().err
+    assert "epoch 1 32/96" in err and "epoch 1 96/96" in err and "epoch 1 16/96" not in err
 
 
 def test_resume_through_fit_with_checkpoint_every(tmp_path, monkeypatch):

@@ -73,8 +73,9 @@ def _pair(optimizer, scheduler, options):
 
 
 def _momenta(optimizer):
+    """Each group's momentum, or its whole betas pair (OneCycleLR cycles the first only)."""
     key = "betas" if "betas" in optimizer.defaults else "momentum"
-    return [g[key][0] if key == "betas" else g[key] for g in optimizer.param_groups]
+    return [tuple(g[key]) if key == "betas" else g[key] for g in optimizer.param_groups]
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -238,6 +239,7 @@ def test_one_cycle_refuses_too_many_steps():
     [
         ("OneCycleLR", {"max_lr": 0.1}, "give total_steps, or both epochs and steps_per_epoch"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 0}, "positive int total_steps, got 0"),
+        ("OneCycleLR", {"max_lr": 0.1, "epochs": 0, "steps_per_epoch": 5}, "int epochs, got 0"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 9, "pct_start": 1}, "float pct_start"),
         ("OneCycleLR", {"max_lr": [0.1], "total_steps": 9}, "one value per parameter group"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 9, "anneal_strategy": "x"}, "'linear'"),

@@ -27,6 +27,8 @@ CASES = [
     ("RMSprop", {"lr": 0.001, "momentum": 0.5}),
     ("Adadelta", {}),
     ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1, "maximize": True}),
+    ("Adadelta", {"rho": 0.0}),  # both ends of rho's range, as torch takes them
+    ("Adadelta", {"rho": 1.0}),
     ("Adagrad", {}),
     (
         "Adagrad",
@@ -35,6 +37,7 @@ CASES = [
     ("Adagrad", {"eps": 1e-6, "maximize": True}),
     ("NAdam", {}),
     ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 1.0, "decoupled_weight_decay": True}),
     (
         "NAdam",
         {
