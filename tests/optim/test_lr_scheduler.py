@@ -1,5 +1,6 @@
 """Learning-rate schedules against torch.optim.lr_scheduler, step by step, and their state_dict."""
 
+import inspect
 import math
 
 import numpy as np
@@ -92,6 +93,15 @@ def test_matches_torch(scheduler, options, optimizer):
         theirs.step()
 
 
+@pytest.mark.parametrize("scheduler", sorted({n for n, _ in CASES} | {"ReduceLROnPlateau"}))
+def test_default_arguments_match_torch(scheduler):
+    ours = inspect.signature(getattr(lr_scheduler, scheduler)).parameters
+    theirs = inspect.signature(getattr(torch.optim.lr_scheduler, scheduler)).parameters
+    for name, parameter in ours.items():
+        if parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == theirs[name].default, name
+
+
 @pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
 def test_step_counters_match_torch(scheduler, options):
     """The counters a state_dict saves are torch's, from construction on."""
@@ -168,6 +178,32 @@ def test_reduce_on_plateau_matches_torch(options, checkpoint):
             ours.optimizer.load_state_dict(saved_optimizer)
             ours.load_state_dict(saved)
     assert theirs.get_last_lr() != [0.1, 0.05]  # the sequence did reduce the rates
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+def test_reduce_on_plateau_threshold_modes_match_torch(mode, threshold_mode):
+    """An improvement by 0.15 from 2.0 beats an absolute threshold of 0.1 (2.0 - 0.1), not a
+    relative one (2.0 * 0.9)."""
+    options = {"mode": mode, "threshold_mode": threshold_mode, "threshold": 0.1, "patience": 0}
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", options)
+    sign = 1.0 if mode == "min" else -1.0
+    for metric in (2.0, 1.85, 1.7, 1.62, 1.6, 1.5, 1.45):
+        ours.step(sign * metric)
+        theirs.step(sign * metric)
+        assert ours.get_last_lr() == theirs.get_last_lr()
+
+
+def test_reduce_on_plateau_reduces_a_group_added_later():
+    """One min_lr for all groups also bounds a group added after the scheduler was made."""
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", {"patience": 0, "min_lr": 0.02})
+    ours.optimizer.add_param_group({"params": [Tensor(np.zeros(1))], "lr": 0.04})
+    theirs.optimizer.add_param_group({"params": [torch.zeros(1)], "lr": 0.04})
+    for metric in (1.0, 1.0, 1.0, 1.0):
+        ours.step(metric)
+        theirs.step(metric)
+        assert ours.get_last_lr() == theirs.get_last_lr()
+    assert ours.state_dict()["default_min_lr"] == theirs.state_dict()["default_min_lr"]
 
 
 def test_reduce_on_plateau_counters_match_torch():

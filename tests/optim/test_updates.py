@@ -160,3 +160,19 @@ def test_step_counts_match_torch(name):
         ref.step()
     if "step" in ref.state[q]:
         assert opt.state[p]["step"] == float(ref.state[q]["step"]) == 4
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CASES}))
+def test_a_parameter_in_fortran_order_is_updated_as_torch_does(name, torch_float64):
+    """A parameter whose memory is not C-ordered (a transposed weight) still takes each step."""
+    rng = np.random.default_rng(5)
+    a = np.asfortranarray(rng.standard_normal((4, 5)))
+    p, q = Tensor(a.copy(order="K"), requires_grad=True), torch.tensor(a, requires_grad=True)
+    assert not p.array.flags.c_contiguous
+    opt, ref = getattr(optim, name)([p]), getattr(torch.optim, name)([q])
+    for _ in range(3):
+        g = rng.standard_normal(a.shape)
+        p.grad, q.grad = Tensor(g), torch.from_numpy(g.copy())
+        opt.step()
+        ref.step()
+    np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-13)
