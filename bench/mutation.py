@@ -244,14 +244,17 @@ def report(results: dict, generated: dict[str, int], notes: dict[str, str]) -> s
     rows = defaultdict(lambda: defaultdict(int))
     for r in results.values():
         rows[r["file"]][r["status"]] += 1
-    lines = ["# Mutation testing", "", "Made by `bench/mutation.py` (its docstring lists the",
-             "operators, and what is not mutated and why: strings, annotations, raise and assert,",
-             "except bodies, an `if` body that only raises, warnings). Each mutant runs the test",
-             "files that mirror its module; a failure, crash or timeout (3x the clean run) kills",
-             "it. Score = (killed + timed out) / run, equivalent mutants counted as survivors.",
-             "A seeded sample was run, weighted towards training, checkpoints and optimisers:", "",
+    lines = ["# Mutation testing", "",
+             "Made by `bench/mutation.py`; `bench/mutants.py` lists the operators, and what is not",
+             "mutated and why (strings, annotations, raise and assert, except bodies, an `if` body",
+             "that only raises, warnings). Each mutant runs the test files that mirror its module;",
+             "a failure, crash or timeout (3x the clean run) kills it. Score = (killed + timed",
+             "out) / run, equivalent mutants counted as survivors. A seeded sample was run,",
+             "weighted towards training, checkpoints and optimisers:", "",
              "    python bench/mutation.py --sample 220 --seed 0",
              "    python bench/mutation.py --sample 100 --seed 1 --only apps/train \\",
+             "        --only core/serialization --only optim/",
+             "    python bench/mutation.py --sample 50 --seed 2 --only apps/train \\",
              "        --only core/serialization --only optim/",
              "    python bench/mutation.py --ids ID ...   # survivors again, after new tests", "",
              "| module | generated | run | killed | timeout | survived | score |",
@@ -266,6 +269,13 @@ def report(results: dict, generated: dict[str, int], notes: dict[str, str]) -> s
             totals[key] += value
         lines.append(_row(f.removeprefix("src/kernelab/"), counts))
     lines.append(_row("**all**", totals))
+    fixed = sum(
+        r.get("first") == "survived" and r["status"] != "survived" for r in results.values()
+    )
+    before = totals["killed"] + totals["timeout"] - fixed
+    share = before / max(totals["run"], 1)
+    lines += ["", f"Before the tests added with this report: {before} of {totals['run']} killed "
+              f"({share:.0%}); the last list below is what they kill."]  # fmt: skip
     lines += ["", "## Survivors", ""]
     for r in sorted(results.values(), key=lambda r: (r["file"], r["line"])):
         if r["status"] not in ("killed", "timeout"):
