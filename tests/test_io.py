@@ -304,6 +304,13 @@ def test_a_raw_pickle_is_named_as_one(tmp_path):
         serialization.load(path)
 
 
+def test_loading_onto_a_device_kernelab_lacks_is_refused(tmp_path):
+    small_checkpoint(tmp_path / "c.kl")
+    serialization.load(tmp_path / "c.kl", map_location="cpu")
+    with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
+        serialization.load(tmp_path / "c.kl", map_location="cuda")
+
+
 def test_brief_keeps_80_characters_and_cuts_longer_lines():
     assert serialization.brief(ValueError("x" * 80)) == "x" * 80
     assert serialization.brief(ValueError("x" * 81)) == "x" * 77 + "..."

@@ -167,6 +167,19 @@ def test_images_per_second_counts_the_epoch_and_every_rank(monkeypatch):
     assert row["images_per_s"] == pytest.approx(2 * len(TRAIN[0]) / row["seconds"])
 
 
+def test_validation_of_no_batches_is_zero_not_a_division_by_zero():
+    empty = data.DataLoader(data.TensorDataset(VAL[0][:0], VAL[1][:0]), 32)
+    assert evaluate(setup()[0], empty) == {"val_loss": 0.0, "val_acc": 0.0}
+
+
+def test_history_records_the_first_groups_learning_rate():
+    model, loader, _, _ = setup(schedule=False)
+    first, *rest = model.parameters()
+    opt = optim.SGD([{"params": [first]}, {"params": rest, "lr": 0.5}], lr=0.01)
+    (row,) = trainer_for((model, loader, opt, None)).fit(1).epochs
+    assert row["lr"] == 0.01
+
+
 def test_progress_bar_is_drawn(capsys):
     trainer_for(setup(), progress=True).fit(1)
     err = capsys.readouterr().err

@@ -263,3 +263,14 @@ def test_sgd_without_momentum_keeps_no_state():
         opt.step()
         ref.step()
     assert opt.state_dict()["state"] == ref.state_dict()["state"] == {}
+
+
+def test_load_state_dict_restores_lists_as_lists_and_betas_as_a_tuple(checkpoint):
+    layer, module = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    ours = optim.Adam(layer.named_parameters())
+    ours.load_state_dict(checkpoint(optim.Adam(layer.named_parameters(), lr=0.5).state_dict()))
+    theirs = torch.optim.Adam(module.named_parameters())
+    theirs.load_state_dict(torch.optim.Adam(module.named_parameters(), lr=0.5).state_dict())
+    for group in (ours.param_groups[0], theirs.param_groups[0]):
+        assert type(group["param_names"]) is list and type(group["betas"]) is tuple
+        assert group["param_names"] == ["weight", "bias"] and group["lr"] == 0.5

@@ -35,6 +35,7 @@ CASES = [
         {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5},
     ),
     ("Adagrad", {"eps": 1e-6, "maximize": True}),
+    ("Adagrad", {"weight_decay": 1.0}),
     ("NAdam", {}),
     ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
     ("NAdam", {"lr": 0.01, "weight_decay": 1.0, "decoupled_weight_decay": True}),
