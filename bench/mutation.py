@@ -273,6 +273,12 @@ def report(results: dict, generated: dict[str, int], notes: dict[str, str]) -> s
         r.get("first") == "survived" and r["status"] != "survived" for r in results.values()
     )
     before = totals["killed"] + totals["timeout"] - fixed
+    equivalent = sum(notes.get(r["id"], "").startswith("equivalent") for r in results.values()
+                     if r["status"] == "survived")  # fmt: skip
+    caught = totals["killed"] + totals["timeout"]
+    lines += ["", f"Survivors judged equivalent (reasons below): {equivalent} of "
+              f"{totals['survived']}; non-equivalent mutants killed: {caught} of "
+              f"{caught + totals['survived'] - equivalent}."]  # fmt: skip
     share = before / max(totals["run"], 1)
     lines += ["", f"Before the tests added with this report: {before} of {totals['run']} killed "
               f"({share:.0%}); the last list below is what they kill."]  # fmt: skip
