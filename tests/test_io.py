@@ -177,6 +177,32 @@ def test_save_writes_through_a_temporary_file_and_rename(tmp_path, monkeypatch):
     assert Path(target) == tmp_path / "c.kl"
 
 
+def test_writes_reach_the_disk_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """fsync sees every byte of the file (flushed from Python's buffer first), the rename
+    comes after it, and the folder holding the new name is synced last."""
+    events = []
+    real_fsync, real_replace = serialization.os.fsync, serialization.os.replace
+
+    def fsync(fd):
+        info = serialization.os.fstat(fd)
+        events.append(("folder", None) if stat.S_ISDIR(info.st_mode) else ("file", info.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(serialization.os, "fsync", fsync)
+    monkeypatch.setattr(
+        serialization.os,
+        "replace",
+        lambda a, b: (events.append(("rename", None)), real_replace(a, b)),
+    )
+    path = tmp_path / "c.kl"
+    serialization.save({"w": np.ones(1000)}, path)
+    assert events == [("file", path.stat().st_size), ("rename", None), ("folder", None)]
+    events.clear()
+    with serialization.atomic_writer(path) as file:  # a plain write, no zipfile to flush it
+        file.write(b"0123456789")
+    assert events == [("file", 10), ("rename", None), ("folder", None)]
+
+
 # ---- damaged or foreign files
 def test_truncated_checkpoints_are_refused(tmp_path):
     path = tmp_path / "c.kl"
@@ -268,6 +294,27 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     with pytest.raises(CheckpointError, match="array a0 is unreadable"):
         serialization.load(path)
     assert not marker.exists()
+
+
+def test_a_raw_pickle_is_named_as_one(tmp_path):
+    """A file pickle.dump (or an old torch.save) wrote gets the message on converting it."""
+    path = tmp_path / "c.pt"
+    path.write_bytes(pickle.dumps({"w": [1.0]}, protocol=4))
+    with pytest.raises(CheckpointError, match="but a pickle file .*safetensors"):
+        serialization.load(path)
+
+
+def test_loading_onto_a_device_kernelab_lacks_is_refused(tmp_path):
+    small_checkpoint(tmp_path / "c.kl")
+    serialization.load(tmp_path / "c.kl", map_location="cpu")
+    with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
+        serialization.load(tmp_path / "c.kl", map_location="cuda")
+
+
+def test_brief_keeps_80_characters_and_cuts_longer_lines():
+    assert serialization.brief(ValueError("x" * 80)) == "x" * 80
+    assert serialization.brief(ValueError("x" * 81)) == "x" * 77 + "..."
+    assert serialization.brief(ValueError("first\nsecond")) == "first"
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,46 @@ def test_validation_matches_a_plain_loop():
     assert model.training  # evaluation mode was only borrowed
 
 
+def test_each_epoch_trains_in_training_mode(monkeypatch):
+    """A model left in evaluation mode (dropout off) is switched back to training by fit."""
+    modes = []
+    real_step = Trainer._step
+
+    def step(self, x, y):
+        modes.append(self.model.training)
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    trainer = trainer_for(setup(epochs=2))
+    trainer.model.eval()
+    trainer.fit(2)
+    assert modes == [True] * (2 * STEPS_PER_EPOCH)
+
+
+def test_images_per_second_counts_the_epoch_and_every_rank(monkeypatch):
+    """Throughput is the epoch's images over its seconds, times the processes sharing each
+    batch (each rank sees its share of the batch)."""
+    monkeypatch.setattr("kernelab.apps.train.get_world_size", lambda: 2)  # a plain model
+    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs  # ignores the world: its own batch
+    assert row["images_per_s"] == pytest.approx(len(TRAIN[0]) / row["seconds"])
+    monkeypatch.setattr(Trainer, "_ranks", lambda self: 2)
+    (row,) = trainer_for(setup(epochs=1)).fit(1).epochs
+    assert row["images_per_s"] == pytest.approx(2 * len(TRAIN[0]) / row["seconds"])
+
+
+def test_validation_of_no_batches_is_zero_not_a_division_by_zero():
+    empty = data.DataLoader(data.TensorDataset(VAL[0][:0], VAL[1][:0]), 32)
+    assert evaluate(setup()[0], empty) == {"val_loss": 0.0, "val_acc": 0.0}
+
+
+def test_history_records_the_first_groups_learning_rate():
+    model, loader, _, _ = setup(schedule=False)
+    first, *rest = model.parameters()
+    opt = optim.SGD([{"params": [first]}, {"params": rest, "lr": 0.5}], lr=0.01)
+    (row,) = trainer_for((model, loader, opt, None)).fit(1).epochs
+    assert row["lr"] == 0.01
+
+
 def test_progress_bar_is_drawn(capsys):
     trainer_for(setup(), progress=True).fit(1)
     err = capsys.readouterr().err
@@ -292,6 +332,20 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, epoch, steps):
     history = trainer.fit(3)
     assert_bit_identical(weights(trainer.model), reference)
     assert len(history.epochs) == 3
+
+
+def test_a_resumed_epochs_progress_counts_the_images_seen_before(tmp_path, monkeypatch, capsys):
+    interrupt_after(monkeypatch, 0, 2)
+    with pytest.raises(Interrupt):
+        run(setup(seed=0), run_dir=tmp_path, checkpoint_every=1)
+    monkeypatch.undo()
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # the plain progress line
+    trainer = trainer_for(setup(seed=0), run_dir=tmp_path, progress=True)
+    trainer.restore(tmp_path / CHECKPOINT)
+    capsys.readouterr()
+    trainer.fit(1)
+    err = capsys.readouterr().err
+    assert "epoch 1 32/96" in err and "epoch 1 96/96" in err and "epoch 1 16/96" not in err
 
 
 def test_resume_through_fit_with_checkpoint_every(tmp_path, monkeypatch):

@@ -59,6 +59,7 @@ LOOP_CASES = [
     ((2, 4, 8, 6), (6, 2, 3, 2), (1, 2), ((0, 2), (1, 0)), (2, 1), 2),
     ((1, 3, 9, 9), (6, 1, 3, 3), (3, 2), ((1, 1), (1, 1)), (2, 3), 3),
     ((3, 1, 5, 5), (2, 1, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ((2, 3, 4, 5), (2, 3, 1, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),  # 1x2: not a 1x1 shortcut
 ]
 
 
@@ -189,6 +190,17 @@ def test_input_gradient_is_full_convolution_with_rotated_kernel(
                     cols = slice(q * dw, q * dw + (ow - 1) * sw + 1, sw)
                     gw[o, c, p, q] = np.sum(gy[:, o] * xp[:, c, rows, cols])
     assert_rel_close(w.grad, gw, 1e-12, "kernel gradient")
+
+
+def test_bias_gradient_with_a_frozen_kernel():
+    """A bias that learns under a frozen kernel still gets Σ gy over samples and pixels."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    bias = kl.Tensor(rng.standard_normal(4), requires_grad=True)
+    y = F.conv2d(kl.Tensor(x), kl.Tensor(w), bias, 1, 1)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    assert_rel_close(np.asarray(bias.grad), gy.sum(axis=(0, 2, 3)), 1e-12, "bias gradient")
 
 
 @st.composite

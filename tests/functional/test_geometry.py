@@ -33,6 +33,16 @@ def zeros(*shape):
     return torch.zeros(shape, dtype=torch.float64)
 
 
+def test_valid_padding_and_pool_defaults_are_pytorchs():
+    """Padding "valid" is none; a pool's window defaults to nn.MaxPool2d(3)'s: stride 3, no
+    padding, no dilation."""
+    assert normalize_padding("valid", (3, 2), (2, 1), (2, 2)) == ((0, 0), (0, 0))
+    geometry = pool_geometry((1, 1, 9, 9), 3)
+    pool = torch.nn.MaxPool2d(3)
+    assert geometry.stride == (pool.stride,) * 2 and geometry.dilation == (pool.dilation,) * 2
+    assert geometry.padding == ((pool.padding,) * 2,) * 2
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @given(kernel=kernels, dilation=dilations, h=st.integers(1, 9), w=st.integers(1, 9))
 def test_same_padding_is_pytorchs_split(kernel, dilation, h, w):

@@ -13,6 +13,7 @@ from kernelab.core.errors import ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+tF = torch.nn.functional
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 
@@ -162,6 +163,30 @@ def test_adaptive_avg_pool_matches_pytorch(dtype, h, w, output_size, seed):
         x,
         seed,
     )
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda t: F.max_pool2d(t, 2), lambda t: tF.max_pool2d(t, 2)),
+        (lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: tF.max_pool2d(t, 3, 2, 1)),
+        (lambda t: F.avg_pool2d(t, 3, 2, 1), lambda t: tF.avg_pool2d(t, 3, 2, 1)),
+        (lambda t: F.adaptive_avg_pool2d(t, 4), lambda t: tF.adaptive_avg_pool2d(t, 4)),
+    ],
+)
+def test_channel_major_input_matches_pytorch(ours, theirs):
+    """An input in (C, N, H, W) memory, as a convolution returns it, pools as any other."""
+    rng = np.random.default_rng(4)
+    memory = rng.standard_normal((3, 2, 6, 6))  # (C, N, H, W)
+    x = kl.Tensor(memory.transpose(1, 0, 2, 3), requires_grad=True)  # (N, C, H, W) view
+    assert x.array.strides[0] < x.array.strides[1]
+    t = torch.tensor(memory.transpose(1, 0, 2, 3), requires_grad=True)
+    y, ty = ours(x), theirs(t)
+    gy = rng.standard_normal(ty.shape)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    assert_rel_close(y.array, ty.detach().numpy(), 1e-12, "output")
+    assert_rel_close(np.asarray(x.grad), t.grad.numpy(), 1e-12, "input gradient")
 
 
 def test_max_pool_gradient_goes_to_the_first_maximum():

@@ -1,5 +1,5 @@
-"""reshape, flatten, transpose, permute and indexing: gradients against central differences,
-values and gradients against PyTorch."""
+"""reshape, flatten, transpose, permute, squeeze, cat, stack, expand, repeat and indexing:
+gradients against central differences, values and gradients against PyTorch."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,16 @@ SHAPE_OPS = {
     "permute": (lambda t: t.permute(2, 0, 1), lambda t: t.permute(2, 0, 1)),
     "permute_tuple": (lambda t: t.permute((1, -1, 0)), lambda t: t.permute((1, -1, 0))),
     "T": (lambda t: t.reshape(6, 4).T, lambda t: t.reshape(6, 4).T),
+    "squeeze": (
+        lambda t: t.reshape(2, 1, 3, 4).squeeze(1),
+        lambda t: t.reshape(2, 1, 3, 4).squeeze(1),
+    ),
+    "unsqueeze": (lambda t: t.unsqueeze(1), lambda t: t.unsqueeze(1)),
+    "unsqueeze_neg": (lambda t: t.unsqueeze(-1), lambda t: t.unsqueeze(-1)),
+    "cat": (lambda t: kl.cat([t, t * 2], 2), lambda t: torch.cat([t, t * 2], 2)),
+    "stack": (lambda t: kl.stack([t, t * 2], 1), lambda t: torch.stack([t, t * 2], 1)),
+    "expand": (lambda t: t[:, :1].expand(-1, 3, 4), lambda t: t[:, :1].expand(-1, 3, 4)),
+    "repeat": (lambda t: t.repeat(2, 1, 1, 2), lambda t: t.repeat(2, 1, 1, 2)),
 }
 
 # Each index applied to a (2, 3, 4) tensor, the same way in kernelab and PyTorch.

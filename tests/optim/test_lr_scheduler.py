@@ -1,5 +1,6 @@
 """Learning-rate schedules against torch.optim.lr_scheduler, step by step, and their state_dict."""
 
+import inspect
 import math
 
 import numpy as np
@@ -73,8 +74,9 @@ def _pair(optimizer, scheduler, options):
 
 
 def _momenta(optimizer):
+    """Each group's momentum, or its whole betas pair (OneCycleLR cycles the first only)."""
     key = "betas" if "betas" in optimizer.defaults else "momentum"
-    return [g[key][0] if key == "betas" else g[key] for g in optimizer.param_groups]
+    return [tuple(g[key]) if key == "betas" else g[key] for g in optimizer.param_groups]
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -86,6 +88,27 @@ def test_matches_torch(scheduler, options, optimizer):
         assert [g["lr"] for g in ours.optimizer.param_groups] == ours.get_last_lr()
         assert _momenta(ours.optimizer) == _momenta(theirs.optimizer)
         ours.optimizer.step()
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
+
+
+@pytest.mark.parametrize("scheduler", sorted({n for n, _ in CASES} | {"ReduceLROnPlateau"}))
+def test_default_arguments_match_torch(scheduler):
+    ours = inspect.signature(getattr(lr_scheduler, scheduler)).parameters
+    theirs = inspect.signature(getattr(torch.optim.lr_scheduler, scheduler)).parameters
+    for name, parameter in ours.items():
+        if parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == theirs[name].default, name
+
+
+@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+def test_step_counters_match_torch(scheduler, options):
+    """The counters a state_dict saves are torch's, from construction on."""
+    ours, theirs = _pair("SGD", scheduler, options)
+    for _ in range(3):
+        for key in ("last_epoch", "_step_count"):
+            assert ours.state_dict()[key] == theirs.state_dict()[key], key
         theirs.optimizer.step()
         ours.step()
         theirs.step()
@@ -137,6 +160,7 @@ PLATEAU_CASES = [
     {"mode": "max", "patience": 0, "threshold_mode": "abs", "threshold": 0.01},
     {"patience": 0, "factor": 0.2, "min_lr": [0.01, 0.004], "threshold_mode": "abs"},
     {"patience": 0, "factor": 0.9, "min_lr": 0.05, "eps": 0.008},
+    {"mode": "max", "patience": 1, "threshold": 0.05},
 ]
 
 
@@ -154,6 +178,65 @@ def test_reduce_on_plateau_matches_torch(options, checkpoint):
             ours.optimizer.load_state_dict(saved_optimizer)
             ours.load_state_dict(saved)
     assert theirs.get_last_lr() != [0.1, 0.05]  # the sequence did reduce the rates
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+def test_reduce_on_plateau_threshold_modes_match_torch(mode, threshold_mode):
+    """An improvement by 0.15 from 2.0 beats an absolute threshold of 0.1 (2.0 - 0.1), not a
+    relative one (2.0 * 0.9)."""
+    options = {"mode": mode, "threshold_mode": threshold_mode, "threshold": 0.1, "patience": 0}
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", options)
+    sign = 1.0 if mode == "min" else -1.0
+    for metric in (2.0, 1.85, 1.7, 1.62, 1.6, 1.5, 1.45):
+        ours.step(sign * metric)
+        theirs.step(sign * metric)
+        assert ours.get_last_lr() == theirs.get_last_lr()
+
+
+def test_reduce_on_plateau_reduces_a_group_added_later():
+    """One min_lr for all groups also bounds a group added after the scheduler was made."""
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", {"patience": 0, "min_lr": 0.02})
+    ours.optimizer.add_param_group({"params": [Tensor(np.zeros(1))], "lr": 0.04})
+    theirs.optimizer.add_param_group({"params": [torch.zeros(1)], "lr": 0.04})
+    for metric in (1.0, 1.0, 1.0, 1.0):
+        ours.step(metric)
+        theirs.step(metric)
+        assert ours.get_last_lr() == theirs.get_last_lr()
+    assert ours.state_dict()["default_min_lr"] == theirs.state_dict()["default_min_lr"]
+
+
+def test_reduce_on_plateau_counters_match_torch():
+    """The counters a checkpoint saves, from construction on and after each epoch, are torch's
+    (an infinite first metric is no improvement: it counts as a bad epoch)."""
+    ours, theirs = _pair("SGD", "ReduceLROnPlateau", {"patience": 2})
+    keys = ("last_epoch", "num_bad_epochs", "best", "cooldown_counter")
+    for metric in [math.inf] + METRICS:
+        assert [getattr(ours, k) for k in keys] == [getattr(theirs, k) for k in keys]
+        ours.step(metric)
+        theirs.step(metric)
+    assert [getattr(ours, k) for k in keys] == [getattr(theirs, k) for k in keys]
+
+
+@pytest.mark.parametrize("pct_start", [0.0, 1.0, -0.1, 1.1])
+def test_one_cycle_takes_pct_start_in_torchs_range(pct_start):
+    """pct_start is a float in [0, 1], both ends included, as in torch."""
+    options = {"max_lr": 0.5, "total_steps": 10, "pct_start": pct_start}
+    if not 0.0 <= pct_start <= 1.0:
+        ours = optim.SGD([Tensor(np.zeros(1))], momentum=0.9)
+        theirs = torch.optim.SGD([torch.zeros(1)], momentum=0.9)
+        with pytest.raises(ValueError, match="pct_start"):
+            lr_scheduler.OneCycleLR(ours, **options)
+        with pytest.raises(ValueError, match="pct_start"):
+            torch.optim.lr_scheduler.OneCycleLR(theirs, **options)
+        return
+    ours, theirs = _pair("SGD", "OneCycleLR", options)
+    for _ in range(9):
+        ours.optimizer.step()
+        theirs.optimizer.step()
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr() == theirs.get_last_lr()
 
 
 def test_cosine_resumed_with_last_epoch_matches_torch():
@@ -192,6 +275,7 @@ def test_one_cycle_refuses_too_many_steps():
     [
         ("OneCycleLR", {"max_lr": 0.1}, "give total_steps, or both epochs and steps_per_epoch"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 0}, "positive int total_steps, got 0"),
+        ("OneCycleLR", {"max_lr": 0.1, "epochs": 0, "steps_per_epoch": 5}, "int epochs, got 0"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 9, "pct_start": 1}, "float pct_start"),
         ("OneCycleLR", {"max_lr": [0.1], "total_steps": 9}, "one value per parameter group"),
         ("OneCycleLR", {"max_lr": 0.1, "total_steps": 9, "anneal_strategy": "x"}, "'linear'"),

@@ -212,3 +212,65 @@ def test_bad_arguments(make, message):
 def test_single_tensor_is_refused():
     with pytest.raises(TypeError, match="iterable of parameters or dicts"):
         optim.SGD(Tensor(np.zeros(2), requires_grad=True))
+
+
+def _options(text: str) -> dict[str, float | str]:
+    """The ``    key: value`` lines of an optimiser's repr, numbers as floats."""
+    lines = [line.strip().split(": ") for line in text.splitlines() if line.startswith("    ")]
+    pairs = {key: value for key, value in lines}
+    return {k: float(v) if v[0].isdigit() else v for k, v in pairs.items()}
+
+
+def test_repr_lists_each_groups_options_as_torch_does():
+    ours = optim.SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1, momentum=0.9)
+    theirs = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
+    assert (
+        repr(ours).splitlines()[:2]
+        == repr(theirs).splitlines()[:2]
+        == ["SGD (", "Parameter Group 0"]
+    )
+    mine, torchs = _options(repr(ours)), _options(repr(theirs))
+    assert {"lr", "momentum", "nesterov"} <= set(mine)
+    assert mine == {key: torchs[key] for key in mine}
+
+
+def test_load_state_dict_keeps_the_parameter_names_it_was_given():
+    """A state saved without names, loaded by an optimiser built from named parameters."""
+    layer = nn.Linear(3, 2)
+    named = optim.SGD(layer.named_parameters(), lr=0.1)
+    named.load_state_dict(optim.SGD(layer.parameters(), lr=0.2).state_dict())
+    module = torch.nn.Linear(3, 2)
+    theirs = torch.optim.SGD(module.named_parameters(), lr=0.1)
+    theirs.load_state_dict(torch.optim.SGD(module.parameters(), lr=0.2).state_dict())
+    for group in (named.param_groups[0], theirs.param_groups[0]):
+        assert group["param_names"] == ["weight", "bias"] and group["lr"] == 0.2
+
+
+def test_state_dict_turns_numpy_scalars_into_python_numbers(checkpoint):
+    """A rate set from NumPy arithmetic is saved as a plain number."""
+    opt = optim.SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1)
+    opt.param_groups[0]["lr"] = np.float32(0.25)
+    group = checkpoint(opt.state_dict())["param_groups"][0]
+    assert group["lr"] == 0.25 and type(group["lr"]) is float
+
+
+def test_sgd_without_momentum_keeps_no_state():
+    p = Tensor(np.ones(3), requires_grad=True)
+    q = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt, ref = optim.SGD([p], lr=0.1), torch.optim.SGD([q], lr=0.1)
+    for _ in range(2):
+        p.grad, q.grad = Tensor(np.ones(3)), torch.ones(3, dtype=torch.float64)
+        opt.step()
+        ref.step()
+    assert opt.state_dict()["state"] == ref.state_dict()["state"] == {}
+
+
+def test_load_state_dict_restores_lists_as_lists_and_betas_as_a_tuple(checkpoint):
+    layer, module = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    ours = optim.Adam(layer.named_parameters())
+    ours.load_state_dict(checkpoint(optim.Adam(layer.named_parameters(), lr=0.5).state_dict()))
+    theirs = torch.optim.Adam(module.named_parameters())
+    theirs.load_state_dict(torch.optim.Adam(module.named_parameters(), lr=0.5).state_dict())
+    for group in (ours.param_groups[0], theirs.param_groups[0]):
+        assert type(group["param_names"]) is list and type(group["betas"]) is tuple
+        assert group["param_names"] == ["weight", "bias"] and group["lr"] == 0.5

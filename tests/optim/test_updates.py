@@ -27,14 +27,18 @@ CASES = [
     ("RMSprop", {"lr": 0.001, "momentum": 0.5}),
     ("Adadelta", {}),
     ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1, "maximize": True}),
+    ("Adadelta", {"rho": 0.0}),  # both ends of rho's range, as torch takes them
+    ("Adadelta", {"rho": 1.0}),
     ("Adagrad", {}),
     (
         "Adagrad",
         {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5},
     ),
     ("Adagrad", {"eps": 1e-6, "maximize": True}),
+    ("Adagrad", {"weight_decay": 1.0}),
     ("NAdam", {}),
     ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 1.0, "decoupled_weight_decay": True}),
     (
         "NAdam",
         {
@@ -143,3 +147,33 @@ def test_adamw_loading_an_adam_state_still_decouples_its_decay(torch_float64):
     for p, q in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-13)
     assert our_flag == their_flag
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CASES}))
+def test_step_counts_match_torch(name):
+    """Each parameter's step count, which a resumed run continues from, is torch's."""
+    p = Tensor(np.ones(3), requires_grad=True)
+    q = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt, ref = getattr(optim, name)([p]), getattr(torch.optim, name)([q])
+    for _ in range(4):
+        p.grad, q.grad = Tensor(np.full(3, 0.5)), torch.full((3,), 0.5, dtype=torch.float64)
+        opt.step()
+        ref.step()
+    if "step" in ref.state[q]:
+        assert opt.state[p]["step"] == float(ref.state[q]["step"]) == 4
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CASES}))
+def test_a_parameter_in_fortran_order_is_updated_as_torch_does(name, torch_float64):
+    """A parameter whose memory is not C-ordered (a transposed weight) still takes each step."""
+    rng = np.random.default_rng(5)
+    a = np.asfortranarray(rng.standard_normal((4, 5)))
+    p, q = Tensor(a.copy(order="K"), requires_grad=True), torch.tensor(a, requires_grad=True)
+    assert not p.array.flags.c_contiguous
+    opt, ref = getattr(optim, name)([p]), getattr(torch.optim, name)([q])
+    for _ in range(3):
+        g = rng.standard_normal(a.shape)
+        p.grad, q.grad = Tensor(g), torch.from_numpy(g.copy())
+        opt.step()
+        ref.step()
+    np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-13)
