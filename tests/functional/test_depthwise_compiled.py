@@ -1,16 +1,13 @@
 """The compiled depthwise convolution against PyTorch and against the NumPy algorithm it
 stands in for, driven directly on channel-major arrays as ``conv2d`` drives them."""
 
-import types
-
 import numpy as np
 import pytest
-import torch
+from conv_runs import run, torch_reference
 from gradcheck import assert_rel_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernelab.functional.conv import pad, unpad
 from kernelab.functional.conv_algorithms import Depthwise
 from kernelab.functional.depthwise_compiled import DepthwiseCompiled
 from kernelab.functional.geometry import conv_geometry
@@ -18,32 +15,6 @@ from kernelab.functional.geometry import conv_geometry
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
-
-
-def run(algorithm, x, w, b, geometry, needs=(True, True, True), seed=0):
-    """Forward and backward of ``algorithm`` on (N, C, H, W) arrays, as ``Conv2d`` runs it:
-    returns y (N, C_out, OH, OW), gx (N, C_in, H, W) or None, gw or None."""
-    ctx = types.SimpleNamespace(needs_input_grad=needs)
-    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp), a view or a copy
-    y = algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
-    gy = np.random.default_rng(seed).standard_normal(y.shape).astype(x.dtype)
-    gxp, gw = algorithm.backward(ctx, gy)
-    gx = None if gxp is None else unpad(gxp, geometry.padding).transpose(1, 0, 2, 3)
-    return y.transpose(1, 0, 2, 3), gx, gw, gy.transpose(1, 0, 2, 3)
-
-
-def torch_reference(x, w, b, geometry, gy):
-    """y, gx, gw from PyTorch (explicit padding first, so asymmetric padding works)."""
-    (top, bottom), (left, right) = geometry.padding
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(w, requires_grad=True)
-    bt = None if b is None else torch.tensor(b)
-    xpt = torch.nn.functional.pad(xt, (left, right, top, bottom))
-    y = torch.nn.functional.conv2d(
-        xpt, wt, bt, geometry.stride, 0, geometry.dilation, geometry.groups
-    )
-    y.backward(torch.tensor(np.ascontiguousarray(gy)))
-    return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
 
 
 def check(algorithm, reference, x, w, b, geometry):
