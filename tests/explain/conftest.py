@@ -5,6 +5,10 @@ that is right most of the time and wrong on a few images (a confusion matrix wor
 """
 
 import base64
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +68,23 @@ def drawn_digit() -> np.ndarray:
     image[0, 9:24, 15:18] = 200
     image[0, 14, 10:20] = 120
     return image
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread; yields its address."""
+    import uvicorn
+
+    from kernelab.apps.explain.app import listen, url_of
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

@@ -8,8 +8,6 @@ Debian's chromium; ``playwright install`` is never needed). Screenshots of each 
 
 import io
 import os
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,9 +18,11 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
-from kernelab.apps.explain.app import create_app, listen, url_of  # noqa: E402
+from kernelab.apps.explain.app import create_app  # noqa: E402
+
+from .conftest import served  # noqa: E402
 
 ARGS = [
     "--headless",
@@ -41,15 +41,8 @@ TIMEOUT = 15_000  # ms for any one thing to appear
 def url(run_dir):
     app = create_app(os.environ.get("KERNELAB_EXPLAIN_RUN") or run_dir, allowed_hosts=["127.0.0.1"])
     app.state.explainer.test_set.start()  # as `kernelab explain` does
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield url_of(sock)
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served(app) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,13 @@
 """``kernelab explain`` from the shell, and an ONNX file as the source."""
 
 import base64
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -26,8 +28,16 @@ def test_help_names_the_options(capsys):
         cli.main(["explain", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for word in ("--port", "--host", "--open", "127.0.0.1", ".onnx"):
+    for word in ("--port", "--host", "--open", "127.0.0.1", ".onnx", "--sessions", "default 32"):
         assert word in text
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_sessions_must_be_a_count(capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["explain", "RUN", "--sessions", value])
+    assert exit_info.value.code == 2
+    assert "--sessions: expected a whole number" in capsys.readouterr().err
 
 
 def test_a_missing_run_is_one_line_of_error(capsys, tmp_path):
@@ -45,10 +55,12 @@ def test_a_busy_port_is_a_clear_error(capsys, run_dir):
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
 
 
-def test_the_command_prints_its_address_and_serves(run_dir):
+@contextlib.contextmanager
+def command(*args: str):
+    """``kernelab explain ARGS`` in a process of its own; yields the address it prints."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "kernelab.cli", "explain", str(run_dir), "--port", "0"],
+        [sys.executable, "-m", "kernelab.cli", "explain", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -57,15 +69,38 @@ def test_the_command_prints_its_address_and_serves(run_dir):
     try:
         line = process.stdout.readline()
         assert "http://127.0.0.1:" in line, (line, process.stderr.read() if process.poll() else "")
-        url = line.split(" at ")[1].split()[0]
+        yield line.split(" at ")[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def status_of(url: str, tab: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url + "api/model", headers={"X-Kernelab-Session": tab})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_one_session_kept_evicts_the_other_tab(run_dir):
+    with command(str(run_dir), "--sessions", "1") as url:
+        assert status_of(url, "tab-a-0000")[0] == 200
+        assert status_of(url, "tab-b-0000")[0] == 200  # a is evicted to make room
+        status, answer = status_of(url, "tab-a-0000")
+        assert status == 410 and answer["expired"] is True
+        assert answer["error"].startswith("session expired (the server keeps 1 session); your")
+        assert status_of(url, "tab-b-0000")[0] == 200
+
+
+def test_the_command_prints_its_address_and_serves(run_dir):
+    with command(str(run_dir)) as url:
         request = urllib.request.Request(url + "api/model", headers=SESSION)
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["name"] == run_dir.name
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b"kernelab explain" in response.read()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_an_onnx_file_is_explained_like_a_run(run_dir, tmp_path):

@@ -175,7 +175,12 @@ def explain_command(args: argparse.Namespace) -> int:
             f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
         ) from None
     return serve(
-        args.run, host=args.host, port=args.port, open_browser=args.open, threads=args.threads
+        args.run,
+        host=args.host,
+        port=args.port,
+        open_browser=args.open,
+        threads=args.threads,
+        sessions=args.sessions,
     )
 
 

@@ -252,6 +252,13 @@ def explain_parser(sub: Subparsers) -> None:
         default=1,
         help="BLAS threads per forward pass (default 1: fastest for one image)",
     )
+    p.add_argument(
+        "--sessions",
+        type=count,
+        default=32,
+        help="browser tabs whose model copies (and kernel edits) are kept (default 32); "
+        "past it the least recently used tab's edits are dropped and that tab is told so",
+    )
     p.set_defaults(func=handlers.explain_command)
 
 

@@ -3,7 +3,8 @@
 :class:`Explainer` ties the parts together (the source model, one session per browser tab,
 the test set) and validates every field it is given; the web layer (``app.py``) only reads
 bodies and headers and turns :class:`ExplainError` into a 4xx response. Each method that
-touches a session's model holds that session's lock, so one tab's requests never interleave.
+computes first has its cost checked by ``limits.Budget`` (a 413 past the server's limits),
+then holds its session's lock, so one tab's requests never interleave.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import arithmetic, compute, inputs, kernel_view
+from . import arithmetic, compute, inputs, kernel_view, limits
 from .compute import ExplainError
 from .source import Session, Sessions, Source, save_as_new_run
 from .training import TestSet, learning_curves
@@ -67,18 +68,29 @@ class Baselines:
 
 
 class Explainer:
-    """Everything the page asks for, for one source model shared by many sessions."""
+    """Everything the page asks for, for one source model shared by many sessions.
+
+    A model the page cannot serve within ``limits`` (or ``session_limit`` copies of it) is
+    refused here, with a ValueError naming the limit, before anything is served.
+    """
 
     def __init__(self, source: Source, session_limit: int = 32):
         self.source = source
+        blank = np.zeros((1, *source.input_shape), np.float32)
+        steps = compute.trace(source.model, blank)[0]
+        self.budget = limits.Budget(steps, source.model)
+        limits.check_model(self.budget, source.input_shape, session_limit)
         self.sessions = Sessions(source, session_limit)
         self.test_set = TestSet(source)
         self.baselines = Baselines(source)
-        blank = np.zeros((1, *source.input_shape), np.float32)
-        self.layers = compute.structure(compute.trace(source.model, blank)[0])
+        self.layers = compute.structure(steps)
 
     def session(self, session_id: str | None) -> Session:
-        return self.sessions.get(session_id)
+        """The session of an id, made (the model copied and traced) on its first use."""
+        found = self.sessions.find(session_id)
+        if found is None:
+            self.budget.session()
+        return found or self.sessions.get(session_id)
 
     # ---- the model and an input
     def model(self) -> dict:
@@ -111,6 +123,7 @@ class Explainer:
         trained model's answer for the same input: what the session's kernel edits changed.
         """
         start = time.perf_counter()
+        self.budget.forward(passes=2 if session.edits else 1)
         pixels, x = self._input(payload)
         with session.lock:
             steps, logits = compute.trace(session.model, x)
@@ -125,6 +138,7 @@ class Explainer:
 
     def arithmetic(self, session: Session, payload: dict) -> dict:
         """The numbers behind output (channel, y, x) of a layer for the posted image."""
+        self.budget.arithmetic()
         _, x = self._input(payload)
         layer = field(payload, "layer", int)
         channel, y, x_ = (field(payload, k, int, 0) for k in ("channel", "y", "x"))
@@ -139,10 +153,12 @@ class Explainer:
 
     # ---- kernels
     def kernels(self, session: Session, layer: int) -> dict:
+        self.budget.kernels(layer)
         with session.lock:
             return kernel_view.layer_kernels(session.layers, session, layer)
 
     def kernel(self, session: Session, layer: int, channel: int) -> dict:
+        self.budget.kernel(layer)
         with session.lock:
             return kernel_view.kernel_detail(session.layers, self.source, session, layer, channel)
 
@@ -153,6 +169,7 @@ class Explainer:
         spec = field(payload, "spec", str, None)
         in_channel = field(payload, "in_channel", int, None)
         match = field(payload, "match_scale", bool, False)
+        self.budget.kernel(layer, edit=True)
         with session.lock:
             text = kernel_view.edit_kernel(
                 session.layers, session, layer, channel, in_channel, values, spec, match
@@ -166,6 +183,7 @@ class Explainer:
         channel = field(payload, "channel", int, None)
         if channel is not None and layer is None:
             raise ExplainError("resetting one kernel needs its 'layer' too")
+        self.budget.copy_all("resetting kernels")
         with session.lock:
             count = kernel_view.reset_kernels(session.layers, self.source, session, layer, channel)
         return {"reset": count, "edits": len(session.edits)}
@@ -173,6 +191,7 @@ class Explainer:
     def save(self, session: Session, payload: dict) -> dict:
         """The session's model as a new run folder next to the source run."""
         name = field(payload, "name", str, None)
+        self.budget.copy_all("saving a run")
         with session.lock:
             path = save_as_new_run(self.source, session, name or None)
         return {"path": str(path), "name": path.name}

@@ -1,9 +1,11 @@
 """The web layer of ``kernelab explain``: routes, static assets, limits, and the server.
 
 Every ``/api`` route names its session in the ``X-Kernelab-Session`` header (the page makes a
-random id per tab); a JSON body is limited to :data:`MAX_JSON_BYTES`, an upload to
-``inputs.MAX_UPLOAD_BYTES``. Errors are JSON ``{"error": message}`` with a 4xx status; a
-session evicted for newer ones gets 410 with ``"expired": true`` added.
+random id per tab); a JSON body is limited to ``limits.MAX_JSON_BYTES``, an upload to
+``inputs.MAX_UPLOAD_BYTES``, and every computation waits for one of ``limits.Slots``' slots
+(503 with ``Retry-After`` when they and their queue are full). Errors are JSON
+``{"error": message}`` with a 4xx or 503 status; a session evicted for newer ones gets 410
+with ``"expired": true`` added.
 Static files are the package's asset folder, listed once at import: a request picks one
 by name, so no path can reach anything else.
 The computations live in ``api.py``; this module only speaks HTTP.
@@ -30,7 +32,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ...core.threads import set_num_threads
-from . import inputs
+from . import inputs, limits
 from .api import Explainer
 from .compute import ExplainError
 from .source import SessionExpired, load_source
@@ -44,7 +46,6 @@ MEDIA_TYPES = {
 # The only files ever served: the names in the asset folder, listed once. A request names one
 # of them or gets a 404; no path from a request ever reaches the file system.
 ASSETS = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
-MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
 MAX_MESSAGE = 240  # characters of an error message; the value it quotes is cut to fit
@@ -75,24 +76,26 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, name: str = "JSON body") -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (even without Content-Length)."""
     length = request.headers.get("content-length", "")
     if length and (not length.isdigit() or int(length) > limit):
         raise ExplainError(
-            f"the request body is {length} bytes; at most {limit:,} are accepted", 413
+            f"the request body is {length[:20]} bytes; at most {limit:,} are accepted "
+            f"(the {name} limit)",
+            413,
         )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ExplainError(f"the request body is over {limit:,} bytes", 413)
+            raise ExplainError(f"the request body is over {limit:,} bytes, the {name} limit", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def read_json(request: Request) -> dict:
-    body = await read_body(request, MAX_JSON_BYTES)
+    body = await read_body(request, limits.MAX_JSON_BYTES)
     try:
         payload = json.loads(body or b"{}")
     except ValueError:
@@ -134,24 +137,44 @@ def query_int(request: Request, name: str) -> int:
         ) from None
 
 
-def create_app(source, allowed_hosts: list[str] | None = None, session_limit: int = 32):
-    """The Starlette app for a :class:`~.source.Source` (or a path to load one from)."""
+def create_app(
+    source,
+    allowed_hosts: list[str] | None = None,
+    session_limit: int = 32,
+    running: int | None = None,
+    waiting: int | None = None,
+):
+    """The Starlette app for a :class:`~.source.Source` (or a path to load one from).
+
+    ``session_limit`` sessions are kept; ``running`` requests compute at once (default: one
+    per core) and ``waiting`` more queue (default ``limits.WAITING_PER_CORE`` per core).
+    A model the page cannot serve within ``limits`` is refused with a ValueError.
+    """
     if not hasattr(source, "model"):
         source = load_source(source)
     explainer = Explainer(source, session_limit)
+    slots = limits.Slots(running, waiting)
 
     async def session(request: Request):
         # found at once; a new one copies the model and runs it once, so off the event loop
         session_id = request.headers.get(SESSION_HEADER)
         found = explainer.sessions.find(session_id)
-        return found or await run_in_threadpool(explainer.session, session_id)
+        if found is not None:
+            return found
+        async with slots.slot():
+            return await run_in_threadpool(explainer.session, session_id)
 
-    async def call(function, *args: Any) -> JSONResponse:
-        # computed and serialised in a thread: the event loop keeps answering quick requests
+    async def light(function, *args: Any) -> JSONResponse:
+        # serialised in a thread: the event loop keeps answering quick requests
         def answer() -> JSONResponse:
             return JSONResponse(function(*args))
 
         return await run_in_threadpool(answer)
+
+    async def call(function, *args: Any) -> JSONResponse:
+        # a computation: queued for a slot, or refused at once (503) when the queue is full
+        async with slots.slot():
+            return await light(function, *args)
 
     async def static(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
@@ -161,7 +184,7 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 
     async def model(request: Request):
         await session(request)
-        return await call(explainer.model)
+        return await light(explainer.model)
 
     async def forward(request: Request):
         return await call(explainer.forward, await session(request), await read_json(request))
@@ -171,7 +194,7 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 
     async def upload(request: Request):
         await session(request)
-        body = await read_body(request, inputs.MAX_UPLOAD_BYTES)
+        body = await read_body(request, inputs.MAX_UPLOAD_BYTES, "upload")
         return await call(explainer.upload, body)
 
     async def kernels(request: Request):
@@ -192,11 +215,11 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
 
     async def training(request: Request):
         await session(request)
-        return await call(explainer.training)
+        return await light(explainer.training)
 
     async def test_set(request: Request):
         await session(request)
-        return await call(explainer.test_summary)
+        return await light(explainer.test_summary)
 
     async def test_image(request: Request):
         await session(request)
@@ -204,13 +227,14 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
             index = int(request.path_params["index"])
         except ValueError:
             raise ExplainError("a test image index is an integer") from None
-        return await call(explainer.test_image, index)
+        return await light(explainer.test_image, index)
 
     async def refused(request: Request, error: ExplainError):
         body: dict[str, Any] = {"error": one_line(str(error))}
         if isinstance(error, SessionExpired):
             body["expired"] = True
-        return JSONResponse(body, status_code=error.status)
+        headers = getattr(error, "headers", None)  # Retry-After of a 503
+        return JSONResponse(body, status_code=error.status, headers=headers)
 
     async def http_error(request: Request, error: HTTPException):
         return JSONResponse({"error": one_line(error.detail)}, status_code=error.status_code)
@@ -242,7 +266,7 @@ def create_app(source, allowed_hosts: list[str] | None = None, session_limit: in
         middleware=middleware,
         exception_handlers={ExplainError: refused, HTTPException: http_error, Exception: crashed},
     )
-    app.state.explainer = explainer
+    app.state.explainer, app.state.slots = explainer, slots
     return app
 
 
@@ -272,18 +296,25 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(
-    path, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, threads: int = 1
+    path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_browser: bool = False,
+    threads: int = 1,
+    sessions: int = 32,
 ) -> int:
     """Load ``path``, print the page's address, and serve until interrupted.
 
     ``threads`` BLAS threads: one image is too small a product to share between cores, and
-    on a busy machine several threads per product cost 10x in latency.
+    on a busy machine several threads per product cost 10x in latency. ``sessions``: how
+    many tabs' model copies are kept (the least recently used go first).
     """
     import uvicorn
 
     set_num_threads(threads)
     source = load_source(path)
-    app = create_app(source, allowed_hosts=list(LOOPBACK) if host in LOOPBACK else None)
+    allowed = list(LOOPBACK) if host in LOOPBACK else None
+    app = create_app(source, allowed_hosts=allowed, session_limit=sessions)
     app.state.explainer.test_set.start()
     sock = listen(host, port)
     url = url_of(sock)

@@ -156,8 +156,8 @@ class SessionExpired(ExplainError):
 
     def __init__(self, limit: int):
         super().__init__(
-            f"session expired (the server keeps {limit} sessions); your kernel edits were "
-            "lost, the model was reloaded",
+            f"session expired (the server keeps {limit} session{'s' * (limit != 1)}); your "
+            "kernel edits were lost, the model was reloaded",
             410,
         )
 
