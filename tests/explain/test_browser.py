@@ -7,6 +7,7 @@ Debian's chromium; ``playwright install`` is never needed). Screenshots of each 
 """
 
 import io
+import json
 import os
 import urllib.request
 from pathlib import Path
@@ -279,5 +280,32 @@ def test_an_expired_session_is_said_once_and_the_page_carries_on(browser, url, s
     page.wait_for_selector("#edits:has-text('1 kernel edited')")
     page.wait_for_selector("#probabilities[data-state=edited]")
     assert page.locator("#notice").is_hidden()
+    assert errors == []
+    page.close()
+
+
+def test_a_busy_server_is_said_and_the_next_stroke_goes_through(browser, url):
+    errors = []
+    page = open_page(browser, url, errors)
+    busy = "the server is busy: 2 requests computing and 16 waiting, its limit of requests"
+
+    def turn_away(route):  # what the server answers when its slots and queue are full
+        route.fulfill(
+            status=503,
+            headers={"retry-after": "1"},
+            content_type="application/json",
+            body=json.dumps({"error": f"{busy} in flight; try again in 1 s"}),
+        )
+
+    page.route("**/api/forward", turn_away)
+    draw_seven(page)
+    page.wait_for_selector("#notice:not([hidden])")
+    assert page.inner_text("#notice-text").startswith(busy)
+    assert page.inner_text("#forward-error").startswith(busy)
+    page.unroute("**/api/forward")
+    page.click("#notice-close")
+    draw_seven(page)
+    page.wait_for_selector("#probabilities[data-state=trained] li.best")
+    assert page.inner_text("#forward-error") == ""
     assert errors == []
     page.close()

@@ -4,6 +4,7 @@ and a request just inside it answered; a model the page cannot serve refused at 
 import io
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -201,3 +202,18 @@ def test_requests_past_the_slots_and_queue_get_503_and_the_server_stays_responsi
         assert post(url, "/api/forward", DRAWING)[0] == 200  # free again
         assert slots.admitted == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_body_cut_short_by_the_client_leaves_no_error_in_the_log(run_dir, caplog):
+    app = create_app(run_dir)
+    with caplog.at_level(logging.WARNING), served(app) as url:
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            head = f"POST /api/forward HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n"
+            sock.sendall(
+                f"{head}X-Kernelab-Session: {SESSION['X-Kernelab-Session']}\r\n\r\n{{".encode()
+            )
+            sock.shutdown(socket.SHUT_WR)  # 1 byte of the 1,000 announced, then gone
+            sock.recv(1000)
+        assert post(url, "/api/forward", DRAWING)[0] == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

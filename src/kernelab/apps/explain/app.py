@@ -27,7 +27,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -86,11 +86,16 @@ async def read_body(request: Request, limit: int, name: str = "JSON body") -> by
             413,
         )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ExplainError(f"the request body is over {limit:,} bytes, the {name} limit", 413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ExplainError(
+                    f"the request body is over {limit:,} bytes, the {name} limit", 413
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody to answer; a 400 keeps it out of the error log
+        raise ExplainError("the connection closed before the request body was sent") from None
     return b"".join(chunks)
 
 

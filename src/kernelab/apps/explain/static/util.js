@@ -47,7 +47,8 @@ export function onSessionExpired(callback) {
 }
 
 // A request to the server; an answer that this tab's session expired (410, "expired") starts
-// a fresh session, says so once, and sends the request again in the fresh one.
+// a fresh session, says so once, and sends the request again in the fresh one. An answer that
+// the server is busy (503) is shown in the notice too.
 export async function api(path, options = {}, again = true) {
   let { method = "GET", json, body, type } = options;
   const sent = session;
@@ -66,6 +67,8 @@ export async function api(path, options = {}, again = true) {
     }
     return api(path, options, false);
   }
+  // Busy (503): every slot and the queue full. Said in the notice; the next action retries.
+  if (response.status === 503 && data.error) showNotice(data.error);
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
 }
