@@ -12,12 +12,16 @@ with ``--think`` seconds between requests. Each tab checks what it is told:
 
 * every forward pass reports as many edited kernels as the tab edited (no edit lost silently);
 * a session the server dropped is answered 410 "session expired ..." with ``"expired": true``;
-  the tab then starts a new session and sends the request again, as the page does.
+  the tab then starts a new session and sends the request again, as the page does;
+* a request past the server's requests in flight (its computing slots and their queue full) is
+  answered 503 "the server is busy ..." with ``Retry-After``; the tab waits that long and goes
+  on with its next action, as a person told so by the page would.
 
 Anything else (another status, a dropped connection, a miscount) is an error, and the run
 fails unless there are none. Reported: requests, p50 and p99 latency per endpoint, errors,
-expired answers, and the server's resident memory (VmRSS) before and after the load, every 10 s
-during it, and its peak (VmHWM), from ``/proc``. Nothing listens or connects beyond 127.0.0.1.
+expired and busy answers, and the server's resident memory (VmRSS) before and after the load,
+every 10 s during it, and its peak (VmHWM), from ``/proc``. Nothing listens or connects beyond
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from kernelab.apps.inspection import synthetic_digit  # noqa: E402
 
 SESSION = "X-Kernelab-Session"
 EXPIRED = "session expired (the server keeps {limit} sessions); your kernel edits were lost"
+BUSY = "the server is busy: "
 STROKES = 5  # forward passes per drawing, one per stroke
 TIMEOUT = 120  # seconds for any one answer; a longer wait is an error
 SAMPLE = 10  # seconds between readings of the server's memory
@@ -135,7 +140,8 @@ class Connection:
         self.reader = self.writer = None
 
     async def request(self, method: str, path: str, headers: dict, body: bytes) -> tuple:
-        """(status, body) of one request; the connection is opened again if it was closed."""
+        """(status, headers, body) of one request; the connection is opened again if it was
+        closed. Header names are in lower case."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             self.writer.get_extra_info("socket").setsockopt(
@@ -154,7 +160,7 @@ class Connection:
             raise
         if fields.get("connection") == "close":
             self.close()
-        return int(head.split(" ", 2)[1]), answer
+        return int(head.split(" ", 2)[1]), fields, answer
 
     def close(self) -> None:
         if self.writer is not None:
@@ -164,10 +170,12 @@ class Connection:
 
 @dataclass
 class Record:
-    """What every tab saw: latencies by endpoint, expired answers, errors (endpoint, what)."""
+    """What every tab saw: latencies by endpoint, expired and busy answers, errors (endpoint,
+    what)."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     expired: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     sessions: int = 0
     edited_sessions_lost: int = 0  # sessions that expired holding kernel edits
@@ -218,17 +226,21 @@ class Tab:
         start = time.perf_counter()
         try:
             asked = self.connection.request(method, path, headers, body)
-            status, text = await asyncio.wait_for(asked, TIMEOUT)
+            status, fields, text = await asyncio.wait_for(asked, TIMEOUT)
             ms = (time.perf_counter() - start) * 1e3  # the whole answer read, not yet parsed
             answer = json.loads(text)
         except Exception as error:  # a dropped connection, a timeout, a body that is not JSON
             self.record.errors.append((name, f"{type(error).__name__}: {error}"))
             return None
+        told = str(answer.get("error", ""))
+        if status == 503 and told.startswith(BUSY) and fields.get("retry-after", "").isdigit():
+            self.record.busy.append(ms)
+            await asyncio.sleep(int(fields["retry-after"]))
+            return None
         await asyncio.sleep(self.args.think)
         if status == 200:
             self.record.latencies[name].append(ms)
             return answer
-        told = str(answer.get("error", ""))
         if status == 410 and answer.get("expired") and again:
             if not told.startswith(self.expired_text):
                 self.record.errors.append((name, f"410 saying {told!r}"))
@@ -325,6 +337,7 @@ async def load(url: str, args: argparse.Namespace, pid: int | None = None):
 
 def report(record: Record, seconds: float, memory: dict, args: argparse.Namespace) -> str:
     total = sum(len(v) for v in record.latencies.values()) + len(record.expired)
+    total += len(record.busy)
     lines = [
         f"kernelab explain under load: {args.sessions} tabs for {seconds:.0f} s, the server "
         f"keeping {args.limit} sessions, {args.think * 1e3:.0f} ms between a tab's requests",
@@ -335,6 +348,7 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
     ]
     named = dict(sorted(record.latencies.items()))
     named["410 session expired"] = record.expired
+    named["503 busy"] = record.busy
     failed = defaultdict(int)
     for name, _ in record.errors:
         failed[name] += 1
@@ -351,6 +365,8 @@ def report(record: Record, seconds: float, memory: dict, args: argparse.Namespac
         f'requests), each saying "{EXPIRED.format(limit=args.limit)}, the model was reloaded"; '
         f"{record.sessions} sessions started in all; {record.edited_sessions_lost} expired "
         f"holding edits ({record.kernels_lost} edited kernels lost, each loss announced)",
+        f"busy answers: {len(record.busy)} ({len(record.busy) / max(total, 1):.0%} of requests), "
+        f'each a 503 saying "{BUSY}..." with Retry-After, after which the tab went on',
         f"server memory: VmRSS {before['VmRSS']:.0f} MB before, {after['VmRSS']:.0f} MB after; "
         f"peak (VmHWM) {after['VmHWM']:.0f} MB; every {SAMPLE} s: "
         + (", ".join(f"{mb:.0f}" for mb in memory["during"]) or "-"),
