@@ -15,7 +15,8 @@ with ``--think`` seconds between requests. Each tab checks what it is told:
   the tab then starts a new session and sends the request again, as the page does;
 * a request past the server's requests in flight (its computing slots and their queue full) is
   answered 503 "the server is busy ..." with ``Retry-After``; the tab waits that long and goes
-  on with its next action, as a person told so by the page would.
+  on with its next action, as a person told so by the page would (the model's description,
+  without which a tab can do nothing, it asks for again, as the page does).
 
 Anything else (another status, a dropped connection, a miscount) is an error, and the run
 fails unless there are none. Reported: requests, p50 and p99 latency per endpoint, errors,
@@ -200,6 +201,7 @@ class Tab:
         self.connection, self.record, self.args = Connection(url), record, args
         self.rng = np.random.default_rng(index)
         self.index, self.renewals = index, 0
+        self.busy = False  # the last answer was 503 busy
         self.until = float("inf")  # no request is sent after this (time.monotonic())
         self.expired_text = EXPIRED.format(limit=args.limit)
         self.renew()
@@ -233,6 +235,7 @@ class Tab:
             self.record.errors.append((name, f"{type(error).__name__}: {error}"))
             return None
         told = str(answer.get("error", ""))
+        self.busy = status == 503
         if status == 503 and told.startswith(BUSY) and fields.get("retry-after", "").isdigit():
             self.record.busy.append(ms)
             await asyncio.sleep(int(fields["retry-after"]))
@@ -292,6 +295,8 @@ class Tab:
     async def run(self, until: float) -> None:
         """Draw, click, edit, sometimes reset, until the time is up (a round at least)."""
         model = await self.request("model", "GET", "/api/model")
+        while model is None and self.busy and time.monotonic() < until:  # as the page does
+            model = await self.request("model", "GET", "/api/model")
         if model is None:
             return
         layers = model["layers"]

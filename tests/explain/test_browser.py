@@ -307,5 +307,17 @@ def test_a_busy_server_is_said_and_the_next_stroke_goes_through(browser, url):
     draw_seven(page)
     page.wait_for_selector("#probabilities[data-state=trained] li.best")
     assert page.inner_text("#forward-error") == ""
+
+    # A GET (here a layer's kernels) is asked again after Retry-After.
+    asked = []
+
+    def busy_once(route):
+        asked.append(route.request.url)
+        turn_away(route) if len(asked) == 1 else route.continue_()
+
+    page.route("**/api/kernels?*", busy_once)
+    page.click("#tabs button[data-tab=kernels]")
+    page.wait_for_selector("#kernel-grid .kernel")
+    assert len(asked) == 2 and page.inner_text("#notice-text").startswith(busy)
     assert errors == []
     page.close()

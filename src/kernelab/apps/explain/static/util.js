@@ -4,6 +4,7 @@
 // says the session expired (it keeps a limited number, the least recently used go first).
 let session = newSessionId();
 const expiredHandlers = [];
+const BUSY_TRIES = 5; // a GET answered "busy" is asked again this many times
 export const $ = (id) => document.getElementById(id);
 export const state = {
   model: null, // GET /api/model
@@ -49,7 +50,7 @@ export function onSessionExpired(callback) {
 // A request to the server; an answer that this tab's session expired (410, "expired") starts
 // a fresh session, says so once, and sends the request again in the fresh one. An answer that
 // the server is busy (503) is shown in the notice too.
-export async function api(path, options = {}, again = true) {
+export async function api(path, options = {}, again = true, tries = 0) {
   let { method = "GET", json, body, type } = options;
   const sent = session;
   const headers = { "X-Kernelab-Session": sent };
@@ -65,10 +66,19 @@ export async function api(path, options = {}, again = true) {
       showNotice(data.error);
       expiredHandlers.forEach((callback) => callback());
     }
-    return api(path, options, false);
+    return api(path, options, false, tries);
   }
-  // Busy (503): every slot and the queue full. Said in the notice; the next action retries.
-  if (response.status === 503 && data.error) showNotice(data.error);
+  // Busy (503): every slot and its queue full. Said in the notice; a GET (the model, kernels,
+  // the test set) is asked again after Retry-After, a few times; a POST is retried by the next
+  // stroke or click.
+  if (response.status === 503 && data.error) {
+    showNotice(data.error);
+    if (method === "GET" && tries < BUSY_TRIES) {
+      const seconds = Number(response.headers.get("Retry-After")) || 1;
+      await new Promise((done) => setTimeout(done, seconds * 1000));
+      return api(path, options, again, tries + 1);
+    }
+  }
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
 }
