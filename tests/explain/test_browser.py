@@ -3,7 +3,8 @@
 Skipped when the ``playwright`` package or ``/usr/bin/chromium`` is missing (CI installs
 Debian's chromium; ``playwright install`` is never needed). Screenshots of each state go to
 ``$KERNELAB_SCREENSHOTS`` when set (the ones in ``docs/explain/`` were made with it, and with
-``$KERNELAB_EXPLAIN_RUN`` pointing at a trained classic network), else to a temporary folder.
+``$KERNELAB_EXPLAIN_RUN`` pointing at the classic network trained by
+``kernelab train --epochs 3 --run-dir classic``), else to a temporary folder.
 """
 
 import io
@@ -76,6 +77,7 @@ def canvas_data(page, column: int, index: int) -> str:
 
 
 def draw_seven(page) -> None:
+    page.locator("#draw").scroll_into_view_if_needed()  # an editor below may have scrolled it
     box = page.locator("#draw").bounding_box()
     x, y = box["x"], box["y"]
     page.mouse.move(x + 80, y + 60)

@@ -80,7 +80,8 @@ function renderPrediction(view) {
     bar.lastChild.style.left = `calc(${100 * before}% - 1px)`;
     probability.textContent = blank ? "" : percent(p);
     logit.textContent = blank ? "" : fmt(view.logits[i], 2);
-    const dz = view.logits[i] - view.baseline_logits[i], dp = 100 * (p - before);
+    const dz = view.logits[i] - view.baseline_logits[i];
+    const dp = Math.abs(p - before) < 5e-4 ? 0 : 100 * (p - before); // under 0.05 pp: ±0
     change.className = `change${edited && dz !== 0 ? (dz > 0 ? " up" : " down") : ""}`;
     change.replaceChildren(...(edited ? [signed(dz), el("small", {}, `${signed(dp, 1)} pp`)] : []));
     change.title = edited ? `the trained model: logit ${fmt(view.baseline_logits[i], 4)}, ` +
