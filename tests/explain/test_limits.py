@@ -10,14 +10,17 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
 from kernelab import cli
+from kernelab.apps import arch
 from kernelab.apps.explain import compute, inputs, limits
 from kernelab.apps.explain.app import create_app
+from kernelab.apps.explain.source import Source
 
 from .conftest import SESSION, drawn_digit, pixels_b64, served
 
@@ -108,7 +111,7 @@ def test_an_edited_model_needs_two_passes(client):
 
 def test_the_kernels_of_a_larger_layer_are_refused(client):
     budget = client.app.state.explainer.budget
-    small, large = 4 * 1 * (limits.FFT + 9 * 24), 6 * 4 * (limits.FFT + 9 * 24)  # 4x1, 6x4 3x3
+    small, large = 4 * 1 * (limits.fft(3, 3) + 9 * 24), 6 * 4 * (limits.fft(3, 3) + 9 * 24)
     budget.max_work = large - 1
     assert small < large - 1
     assert client.get("/api/kernels?layer=0", headers=SESSION).status_code == 200
@@ -217,3 +220,18 @@ def test_a_body_cut_short_by_the_client_leaves_no_error_in_the_log(run_dir, capl
             sock.recv(1000)
         assert post(url, "/api/forward", DRAWING)[0] == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_kernels_larger_than_the_spectrum_grid_are_shown_on_their_own_size(caplog):
+    model = arch.build("conv33x2-same,relu,flatten,linear10", (1, 28, 28), generator=0).eval()
+    source = Source(model, {}, Path("wide"), "run", (1, 28, 28), 0.13, 0.31, list("0123456789"))
+    with caplog.at_level(logging.WARNING), TestClient(create_app(source)) as client:
+        kernels = client.get("/api/kernels?layer=0", headers=SESSION)
+        assert kernels.status_code == 200, kernels.text
+        assert kernels.json()["spectra"]["shape"] == [2, 33, 33]
+        kernel = client.get("/api/kernel?layer=0&channel=1", headers=SESSION)
+        assert kernel.json()["spectrum"]["shape"] == [1, 33, 33]
+        budget = client.app.state.explainer.budget
+        budget.max_work = 2 * (limits.fft(33, 33) + 33 * 33 * 24) - 1
+        refused(client.get("/api/kernels?layer=0", headers=SESSION), 413, "(2x1x33x33)")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -17,7 +17,7 @@ from ...kernels import designed as kernels
 from .compute import ExplainError, Step, encode
 from .source import Session, Source
 
-SPECTRUM = 32  # the frequency grid of every response shown
+SPECTRUM = 32  # the frequency grid of every response shown (a larger kernel's: its size)
 EXACT = 1e-6  # relative residual below which a kernel counts as having a symmetry
 # Hand-designed kernels offered for every layer; {s} is the layer's size, e.g. 5 or 5x3.
 PRESETS = (
@@ -93,8 +93,13 @@ def symmetry_of(kernel: np.ndarray) -> dict:
     }
 
 
+def grid(kernel: np.ndarray) -> int:
+    """The side of a kernel's frequency grid: :data:`SPECTRUM`, or the kernel's larger side."""
+    return max(SPECTRUM, *np.shape(kernel)[-2:])
+
+
 def _describe(kernel: np.ndarray) -> dict:
-    response = frequency.describe(frequency.frequency_response(kernel, SPECTRUM))
+    response = frequency.describe(frequency.frequency_response(kernel, grid(kernel)))
     return {"class": response.kind, "dc_gain": response.dc_gain, "centroid": response.centroid}
 
 
@@ -131,7 +136,7 @@ def layer_kernels(steps: list[Step], session: Session, layer: int) -> dict:
     """Every kernel of a conv layer: pictures of its slices, depth mean, spectrum and class."""
     conv = conv_step(steps, layer).module
     weight = conv.materialize()  # (C_out, depth, kH, kW)
-    spectra = np.stack([frequency.frequency_response(w, SPECTRUM) for w in weight])
+    spectra = np.stack([frequency.frequency_response(w, grid(w)) for w in weight])
     described = [frequency.describe(m) for m in spectra]
     return {
         "layer": layer,
@@ -169,7 +174,7 @@ def kernel_detail(
     check_kernel(conv, layer, channel)
     kernel = conv.materialize()[channel].astype(np.float64)  # (depth, kH, kW)
     trained = trained_module(source, step).materialize()[channel].astype(np.float64)
-    spectra = np.stack([frequency.frequency_response(s, SPECTRUM) for s in kernel])
+    spectra = np.stack([frequency.frequency_response(s, grid(s)) for s in kernel])
     return {
         "layer": layer,
         "channel": channel,
@@ -181,7 +186,7 @@ def kernel_detail(
         "layer_symmetry": conv.symmetry,
         **_describe(kernel),
         "symmetry": symmetry_of(kernel),
-        "spectrum": encode(frequency.frequency_response(kernel, SPECTRUM)[None]),
+        "spectrum": encode(frequency.frequency_response(kernel, grid(kernel))[None]),
         "slice_spectra": encode(spectra),
         "slices": [dict(_describe(s), symmetry=symmetry_of(s)["exact"]) for s in kernel],
     }

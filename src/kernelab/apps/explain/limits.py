@@ -36,14 +36,19 @@ MAX_MEMORY = 512 * 1024**2  # bytes one request holds at once: feature maps, spe
 MAX_SESSIONS_MEMORY = 2 * 1024**3  # every session's model copy and feature maps together
 WAITING_PER_CORE = 8  # requests queued per request computing; a wait of a few passes each
 RETRY_AFTER = 1  # seconds a client turned away is told to wait
-# One frequency response of a (kH, kW) slice: a SPECTRUM x SPECTRUM FFT, n·log2(n) each.
-FFT = SPECTRUM**2 * math.log2(SPECTRUM**2)
 TOO_LARGE = 413
 
 
 def cores() -> int:
     """The cores this process may run on (2 on a 2-core machine, fewer under taskset)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def fft(kh: int, kw: int) -> float:
+    """Operations of one slice's frequency response: an n-point FFT, n·log2(n), on the grid of
+    ``kernel_view.grid`` (SPECTRUM x SPECTRUM, or the kernel's larger side squared)."""
+    n = max(SPECTRUM, kh, kw) ** 2
+    return n * math.log2(n)
 
 
 def kernel_shape(conv: nn.Conv2d) -> tuple[int, int, int, int]:
@@ -113,8 +118,9 @@ class Budget:
         if conv is None:
             return  # not a conv layer: refused as such, at no cost, by the request itself
         count, depth, kh, kw = shape = kernel_shape(conv)
-        work = count * depth * (FFT + kh * kw * 4 * len(constraints.SYMMETRIES))
-        memory = count * SPECTRUM**2 * 8 + depth * SPECTRUM**2 * 16 + 3 * 8 * math.prod(shape)
+        work = count * depth * (fft(kh, kw) + kh * kw * 4 * len(constraints.SYMMETRIES))
+        side = max(SPECTRUM, kh, kw)
+        memory = count * side**2 * 8 + depth * side**2 * 16 + 3 * 8 * math.prod(shape)
         self.check(f"the kernels of layer {layer} ({count}x{depth}x{kh}x{kw})", work, memory)
 
     def kernel(self, layer, edit: bool = False) -> None:
@@ -125,8 +131,8 @@ class Budget:
             return
         _, depth, kh, kw = shape = kernel_shape(conv)
         weights = math.prod(shape) * (4 if edit else 2)
-        work = 2 * depth * FFT + weights + (255 * 255 if edit else 0)  # a spec's kernel, built
-        memory = 8 * weights + 2 * depth * SPECTRUM**2 * 16
+        work = 2 * depth * fft(kh, kw) + weights + (255 * 255 if edit else 0)  # a spec, built
+        memory = 8 * weights + 2 * depth * max(SPECTRUM, kh, kw) ** 2 * 16
         what = "a kernel edit" if edit else "a kernel"
         self.check(f"{what} of layer {layer} ({depth}x{kh}x{kw} slices)", work, memory)
 
