@@ -198,7 +198,7 @@ def test_requests_past_the_slots_and_queue_get_503_and_the_server_stays_responsi
         for status, headers, answer in turned_away:
             assert status == 503 and headers["retry-after"] == "1"
             message = answer["error"]
-            assert message.startswith("the server is busy: 1 requests computing and 1 waiting")
+            assert message.startswith("the server is busy: 1 request computing and 1 waiting")
             assert "limit of requests in flight" in message and len(message) < 300
         gate.set()
         assert [f.result(timeout=20)[0] for f in admitted] == [200, 200]

@@ -176,8 +176,8 @@ class Busy(ExplainError):
 
     def __init__(self, running: int, waiting: int):
         super().__init__(
-            f"the server is busy: {running} requests computing and {waiting} waiting, its "
-            f"limit of requests in flight; try again in {RETRY_AFTER} s",
+            f"the server is busy: {running} request{'s' * (running != 1)} computing and "
+            f"{waiting} waiting, its limit of requests in flight; try again in {RETRY_AFTER} s",
             503,
         )
         self.headers = {"retry-after": str(RETRY_AFTER)}
@@ -191,13 +191,17 @@ class Slots:
         self.running = cores() if running is None else running
         self.waiting = WAITING_PER_CORE * self.running if waiting is None else waiting
         self.admitted = 0  # computing or queued
-        self._semaphore = asyncio.Semaphore(self.running)  # bound to a loop on first use
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore = asyncio.Semaphore(self.running)
 
     @contextlib.asynccontextmanager
     async def slot(self):
         """Hold one computing slot, after queueing for it; Busy when the queue is full."""
         if self.admitted >= self.running + self.waiting:
             raise Busy(self.running, self.waiting)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop and not self.admitted:  # served again, by another event loop
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.running)
         self.admitted += 1
         try:
             async with self._semaphore:
