@@ -31,7 +31,7 @@ from .compute import ExplainError, Step
 from .kernel_view import SPECTRUM
 
 MAX_JSON_BYTES = 1024 * 1024
-MAX_WORK = 4_000_000_000  # operations per request: about a second of one core
+MAX_WORK = 4_000_000_000  # operations per request: a few seconds of one core at most
 MAX_MEMORY = 512 * 1024**2  # bytes one request holds at once: feature maps, spectra, answer
 MAX_SESSIONS_MEMORY = 2 * 1024**3  # every session's model copy and feature maps together
 WAITING_PER_CORE = 8  # requests queued per request computing; a wait of a few passes each
