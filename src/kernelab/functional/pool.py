@@ -55,10 +55,12 @@ class MaxPool2d(Function):
         covered = disjoint and (sh, sw) == (kh, kw) and shape[2:] == (oh * kh, ow * kw)
         gxp = _new(shape, gy.dtype, ctx.channel_major, zero=not covered)
         for k, (_, _, rows, columns) in enumerate(offsets(geometry, (oh, ow))):
-            if disjoint:  # only the arg-max gets the gradient
-                np.multiply(gy, ctx.index == k, out=gxp[:, :, rows, columns])
+            # only the arg-max gets the gradient; 0, not 0·gy, elsewhere (inf·0 is NaN)
+            share = np.where(ctx.index == k, gy, 0)
+            if disjoint:
+                gxp[:, :, rows, columns] = share
             else:
-                gxp[:, :, rows, columns] += gy * (ctx.index == k)
+                gxp[:, :, rows, columns] += share
         return unpad(gxp, geometry.padding)
 
 
