@@ -1,11 +1,12 @@
 """Where kernelab's time goes in one training (or inference) step of the classic network.
 
     python bench/profile_step.py [--threads 1] [--batch 64] [--mode train|infer] [--steps 20]
-    python bench/profile_step.py --compare [--batch 64] [--steps 20]
+    python bench/profile_step.py --compare [--best] [--batch 64] [--steps 20]
 
 Wraps the ``forward`` and ``backward`` of every operation in ``kernelab.functional`` (and the
 im2col/col2im/pad helpers, when the modules have them) with a timer, runs the step, and prints
-each piece's exclusive time per step (the median over steps) beside PyTorch's whole step.
+each piece's exclusive time per step (the median over steps, or the minimum with ``--best``)
+beside PyTorch's whole step.
 With one thread the clock is the process's CPU time, which other programs on the machine
 cannot inflate; with more threads it is wall time (CPU time would add the threads up).
 
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib
 import inspect
+import os
 import pkgutil
 import statistics
 import sys
@@ -39,33 +42,68 @@ from bench import harness, models  # noqa: E402
 
 HELPERS = ("im2col", "col2im", "pad")  # module-level functions worth timing on their own
 ON_WORKERS = " [on worker threads, summed]"  # the label's suffix for calls off the main thread
+REST = "rest: autograd, modules, optimizer, Python"  # the step's own exclusive time
+
+
+def thread_times() -> dict[int, int]:
+    """CPU nanoseconds of every thread of this process (numba's, BLAS's and pools' included),
+    read from Linux's per-thread CPU clocks; empty elsewhere."""
+    times = {}
+    try:
+        tids = [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return times
+    for tid in tids:
+        with contextlib.suppress(OSError):  # OSError: the thread has ended
+            # the clock id of thread tid's CPU time: MAKE_THREAD_CPUCLOCK(tid, SCHED)
+            times[tid] = time.clock_gettime_ns((~tid << 3) | 6)
+    return times
 
 
 class Timers:
     """Exclusive time per label in the calling thread: a nested call's time is taken out of its
-    caller's. Calls on other threads are totalled apart, under the label with ON_WORKERS."""
+    caller's. Calls on other threads are totalled apart, under the label with ON_WORKERS.
 
-    def __init__(self, clock):
-        self.clock, self.total, self.local = clock, collections.Counter(), threading.local()
+    With ``per_thread``, each call on the main thread also reads every thread's CPU clock:
+    ``cpu`` adds up the CPU time all threads spent in the label (exclusive, per thread), and
+    ``busiest`` the CPU time of the thread that spent most, call by call. Neither counts time
+    the kernel kept a thread off the cores, so on a machine other programs load, ``busiest``
+    still says how long the call would take on idle cores: its critical path.
+    """
+
+    def __init__(self, clock, per_thread: bool = False):
+        self.clock, self.per_thread, self.local = clock, per_thread, threading.local()
+        self.total, self.cpu, self.busiest = (collections.Counter() for _ in range(3))
         self.main = threading.main_thread()
+
+    def clear(self) -> None:
+        for counter in (self.total, self.cpu, self.busiest):
+            counter.clear()
 
     def wrap(self, fn, label):
         def timed(*args, **kwargs):
+            on_main = threading.current_thread() is self.main
             stack = getattr(self.local, "stack", None)
             if stack is None:
                 stack = self.local.stack = []
+            clocks = thread_times() if self.per_thread and on_main else None
             start = self.clock()
-            stack.append(0.0)
+            stack.append([0.0, collections.Counter()])  # nested calls' time, per-thread CPU
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed, inner = self.clock() - start, stack.pop()
-                if threading.current_thread() is self.main:
-                    self.total[label] += elapsed - inner
-                else:
-                    self.total[label + ON_WORKERS] += elapsed - inner
+                elapsed, (inner, inner_cpu) = self.clock() - start, stack.pop()
+                spent = collections.Counter()
+                if clocks is not None:
+                    after = thread_times()
+                    spent = collections.Counter({t: after[t] - clocks.get(t, 0) for t in after})
+                    own = [(spent[t] - inner_cpu[t]) * 1e-9 for t in spent]
+                    self.cpu[label] += sum(own)
+                    self.busiest[label] += max(own, default=0.0)
+                self.total[label if on_main else label + ON_WORKERS] += elapsed - inner
                 if stack:
-                    stack[-1] += elapsed
+                    stack[-1][0] += elapsed
+                    stack[-1][1].update(spent)
 
         return timed
 
@@ -109,55 +147,63 @@ def _wrap_class(timers: Timers, cls, is_function: bool) -> None:
 
 
 class Profile:
-    """Per-step times of the whole step (each engine) and of each piece, for one setting."""
+    """Per-step times of the whole step (each engine) and of each piece, for one setting:
+    ``wall`` (the timers' clock), and with per-thread clocks ``cpu`` and ``busiest``."""
 
-    def __init__(self):
+    def __init__(self, statistic=statistics.median):
+        self.statistic = statistic  # of the per-step times: the median, or min with --best
         self.steps: dict[str, list[float]] = {"kernelab": [], "torch": []}
-        self.pieces: dict[str, list[float]] = collections.defaultdict(list)
+        self.pieces = {m: collections.defaultdict(list) for m in ("wall", "cpu", "busiest")}
 
     def add_step(self, timers: Timers, ours: float, theirs: float) -> None:
         n = len(self.steps["kernelab"])
-        for label, seconds in timers.total.items():
-            self.pieces[label] += [0.0] * (n - len(self.pieces[label])) + [seconds]
+        for metric, counter in zip(
+            self.pieces, (timers.total, timers.cpu, timers.busiest), strict=True
+        ):
+            for label, seconds in counter.items():
+                values = self.pieces[metric][label]
+                values += [0.0] * (n - len(values)) + [seconds]
         self.steps["kernelab"].append(ours)
         self.steps["torch"].append(theirs)
-        timers.total.clear()
+        timers.clear()
 
-    def median(self, label: str) -> float:
-        """The piece's median time per step (0 in steps where it did not run)."""
-        values = self.pieces.get(label, [])
-        return statistics.median(values + [0.0] * (len(self.steps["kernelab"]) - len(values)))
+    def labels(self) -> list[str]:
+        return list(self.pieces["wall"])
+
+    def median(self, label: str, metric: str = "wall") -> float:
+        """The piece's time per step (0 in steps where it did not run)."""
+        values = self.pieces[metric].get(label, [])
+        return self.statistic(values + [0.0] * (len(self.steps["kernelab"]) - len(values)))
 
     def step(self, engine: str) -> float:
-        return statistics.median(self.steps[engine])
-
-    def rest(self) -> float:
-        """The step's time outside every timed piece on the main thread (medians)."""
-        timed = sum(self.median(label) for label in self.pieces if ON_WORKERS not in label)
-        return self.step("kernelab") - timed
+        return self.statistic(self.steps[engine])
 
 
-def run(args, settings: tuple[int, ...], clock) -> dict[int, Profile]:
+def run(args, settings: tuple[int, ...], clock, per_thread=False) -> dict[int, Profile]:
     """Profile the step at each thread count of ``settings``, alternating them step by step."""
     from threadpoolctl import threadpool_limits
 
     batches = models.make_batches(4, args.batch)
     train = args.mode == "train"
-    ours = (models.kernelab_train_step if train else models.kernelab_infer_step)(
-        models.classic_kernelab(), batches
+    timers = Timers(clock, per_thread)
+    ours = timers.wrap(
+        (models.kernelab_train_step if train else models.kernelab_infer_step)(
+            models.classic_kernelab(), batches
+        ),
+        REST,  # the step's exclusive time: all that is not a timed piece
     )
     theirs = (models.torch_train_step if train else models.torch_infer_step)(
         models.classic_torch(), batches
     )
-    timers = Timers(clock)
     instrument(timers)
-    profiles = {threads: Profile() for threads in settings}
+    statistic = min if args.best else statistics.median
+    profiles = {threads: Profile(statistic) for threads in settings}
     for step in range(3 + args.steps):
         for threads in settings:
             harness.use_threads(threads)  # both engines, numba's pool started first
             with threadpool_limits(threads):
                 times = []
-                timers.total.clear()
+                timers.clear()
                 for engine in (ours, theirs):  # PyTorch's step runs untimed by the wrappers
                     time.sleep(0.1)  # let the other engine's spinning threads go idle
                     start = clock()
@@ -175,11 +221,17 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument(
-        "--compare", action="store_true", help="1 and 2 threads, wall time, each piece's gain"
+        "--compare", action="store_true", help="1 and 2 threads: each piece's gain, its serial part"
+    )
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="each time's minimum over the steps, not its median: on a machine other programs "
+        "load, a two-thread op waits whole time slices for a thread the kernel parked",
     )
     args = parser.parse_args(argv)
     if args.compare:
-        compare(args, run(args, (1, 2), time.perf_counter))
+        compare(args, run(args, (1, 2), time.perf_counter, per_thread=True))
         return 0
     clock = time.process_time if args.threads == 1 else time.perf_counter
     profile = run(args, (args.threads,), clock)[args.threads]
@@ -192,7 +244,7 @@ def title(args, profile: Profile, threads: int, clock_name: str) -> str:
     return (
         f"classic network, {args.mode}, batch {args.batch}, {threads} thread(s), {clock_name} "
         f"time: kernelab {1e3 * ours:.1f} ms/step, PyTorch {1e3 * theirs:.1f} ms/step "
-        f"(medians; {ours / theirs:.2f}x)"
+        f"({'best' if args.best else 'median'} of {args.steps} steps; {ours / theirs:.2f}x)"
     )
 
 
@@ -200,33 +252,43 @@ def report(args, profile: Profile, clock_name: str) -> None:
     print(title(args, profile, args.threads, clock_name) + "\n")
     whole = profile.step("kernelab")
     print("| piece | ms/step | share |\n|---|---|---|")
-    for label in sorted(profile.pieces, key=profile.median, reverse=True):
+    for label in sorted(profile.labels(), key=profile.median, reverse=True):
         seconds = profile.median(label)
         print(f"| {label} | {1e3 * seconds:.2f} | {100 * seconds / whole:.1f}% |")
-    rest = profile.rest()
-    print(
-        f"| rest: autograd, modules, optimizer, Python | {1e3 * rest:.2f} | "
-        f"{100 * rest / whole:.1f}% |"
-    )
 
 
 def compare(args, profiles: dict[int, Profile]) -> None:
-    """Each piece's wall time at one and two threads, and the second core's gain on it."""
+    """Each piece at one and two threads: wall time, and from the threads' CPU clocks the
+    critical path (the busiest thread) that says what the second core gains on idle cores."""
     one, two = profiles[1], profiles[2]
     for threads, profile in profiles.items():
         print(title(args, profile, threads, "wall"))
     gains = {e: one.step(e) / two.step(e) for e in ("kernelab", "torch")}
+    labels = [label for label in one.labels() if ON_WORKERS not in label]
+    cpu = sum(one.median(label, "cpu") for label in labels)
+    path = sum(two.median(label, "busiest") for label in labels)
     print(
-        f"gain from the second core: kernelab {gains['kernelab']:.2f}x, "
-        f"PyTorch {gains['torch']:.2f}x\n"
+        f"gain from the second core, wall: kernelab {gains['kernelab']:.2f}x, PyTorch "
+        f"{gains['torch']:.2f}x; kernelab on idle cores (CPU at 1 thread {1e3 * cpu:.1f} ms / "
+        f"critical path at 2 {1e3 * path:.1f} ms): {cpu / path:.2f}x\n"
     )
-    print("| piece | ms at 1 thread | ms at 2 | gain | ms the 2nd core did not save |")
-    print("|---|---|---|---|---|")
-    rows = [(label, one.median(label), two.median(label)) for label in one.pieces]
-    rows.append(("rest: autograd, modules, optimizer, Python", one.rest(), two.rest()))
-    for label, a, b in sorted(rows, key=lambda row: row[2] - row[1] / 2, reverse=True):
-        gain = f"{a / b:.2f}x" if b > 0 else "-"
-        print(f"| {label} | {1e3 * a:.2f} | {1e3 * b:.2f} | {gain} | {1e3 * (b - a / 2):.2f} |")
+    print(
+        "| piece | CPU ms, 1 thread | wall ms, 2 threads | CPU ms, 2 threads (all) | "
+        "busiest thread ms | threads busy | gain on idle cores | ms the 2nd core leaves |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    for label in labels:
+        single, busiest = one.median(label, "cpu"), two.median(label, "busiest")
+        total, wall = two.median(label, "cpu"), two.median(label)
+        rows.append((busiest - single / 2, label, single, wall, total, busiest))
+    for left, label, single, wall, total, busiest in sorted(rows, reverse=True):
+        busy = f"{total / busiest:.2f}" if busiest > 0 else "-"
+        gain = f"{single / busiest:.2f}x" if busiest > 0 else "-"
+        print(
+            f"| {label} | {1e3 * single:.2f} | {1e3 * wall:.2f} | {1e3 * total:.2f} | "
+            f"{1e3 * busiest:.2f} | {busy} | {gain} | {1e3 * left:.2f} |"
+        )
 
 
 if __name__ == "__main__":
