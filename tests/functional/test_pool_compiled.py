@@ -199,3 +199,21 @@ def test_max_pool_non_finite_gradient_stays_at_the_arg_max(path, kwargs):
     theirs = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(theirs, **kwargs).backward(torch.from_numpy(gy))
     np.testing.assert_array_equal(t.grad.array, theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_gradient_read_from_a_padded_view(dtype):
+    """An output gradient as a convolution's input gradient comes: a channel-major view with
+    the padding cut off (gaps between rows and planes), read in place."""
+    rng = np.random.default_rng(10)
+    x = channel_major(rng.standard_normal((2, 3, 8, 6)).astype(dtype))
+    padded = rng.standard_normal((3, 2, 4 + 4, 3 + 4)).astype(dtype)  # (C, N, OH + 4, OW + 4)
+    gy = padded[:, :, 2:-2, 2:-2].transpose(1, 0, 2, 3)  # (N, C, OH, OW) view
+    (_, gx), (_, gx_ref) = (
+        run(lambda t: F.max_pool2d(t, 2), x, gy, "numba"),
+        run(lambda t: F.max_pool2d(t, 2), x, gy, "numpy"),
+    )
+    np.testing.assert_array_equal(gx, gx_ref)
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, 2).backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    np.testing.assert_array_equal(gx, t.grad.numpy())
