@@ -1,7 +1,7 @@
 """Where kernelab's time goes in one training (or inference) step of the classic network.
 
     python bench/profile_step.py [--threads 1] [--batch 64] [--mode train|infer] [--steps 20]
-    python bench/profile_step.py --compare [--best] [--batch 64] [--steps 20]
+    python bench/profile_step.py --compare [--best] [--kernels] [--batch 64] [--steps 20]
 
 Wraps the ``forward`` and ``backward`` of every operation in ``kernelab.functional`` (and the
 im2col/col2im/pad helpers, when the modules have them) with a timer, runs the step, and prints
@@ -16,7 +16,9 @@ core shortens. A timed helper called on another thread (the convolution's sample
 on a pool) is listed apart, as wall time summed over those threads, and not taken out of the
 op that waits for it. ``--compare`` runs the step at one and at two threads in turn, on the
 wall clock both, and prints each piece's gain from the second core: the serial pieces are the
-ones near 1.0x. The wrappers cost about a microsecond each. Only ``bench/`` code: the engine
+ones near 1.0x; ``--kernels`` also times each compiled kernel's call, so a parallel launch
+that leaves a core idle shows up by name. The wrappers cost about a microsecond each (and
+reading the threads' clocks some 20 more). Only ``bench/`` code: the engine
 is patched in this process, never edited.
 """
 
@@ -140,6 +142,18 @@ def instrument(timers: Timers) -> None:
                 setattr(module, name, timed[value])
 
 
+def instrument_kernels(timers: Timers) -> None:
+    """Time every compiled kernel's call on its own, as "numba: <name>" (nested in its op)."""
+    from kernelab.core import jit
+
+    call = jit.Kernel.__call__
+
+    def timed_call(kernel, *args):
+        return timers.wrap(call, f"numba: {kernel.__name__}")(kernel, *args)
+
+    jit.Kernel.__call__ = timed_call
+
+
 def _wrap_class(timers: Timers, cls, is_function: bool) -> None:
     # conv algorithms (Gemm, Depthwise, ...) have Function-like static forward/backward too
     for method in ("forward", "backward"):
@@ -199,6 +213,8 @@ def run(args, settings: tuple[int, ...], clock, per_thread=False) -> dict[int, P
         models.classic_torch(), batches
     )
     instrument(timers)
+    if args.kernels:
+        instrument_kernels(timers)
     statistic = min if args.best else statistics.median
     profiles = {threads: Profile(statistic) for threads in settings}
     for step in range(3 + args.steps):
@@ -225,6 +241,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument(
         "--compare", action="store_true", help="1 and 2 threads: each piece's gain, its serial part"
+    )
+    parser.add_argument(
+        "--kernels", action="store_true", help="also time each compiled kernel's call on its own"
     )
     parser.add_argument(
         "--best",
