@@ -72,7 +72,8 @@ class Timers:
     other thread's (a compiled kernel runs on numba's workers while the caller sleeps; where
     the caller works beside them, as in a BLAS product, this is an upper bound). Neither
     counts time the kernel kept a thread off the cores, so on a machine other programs load,
-    ``path`` still says how long the call would take on idle cores.
+    ``path`` still says how long the call would take on idle cores. Only threads alive at the
+    call's start and end are seen (pools' threads are; one started and ended inside is not).
     """
 
     def __init__(self, clock, per_thread: bool = False):
