@@ -29,13 +29,15 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
         out_size = geometry.output_size(*x.shape[2:])
-        track = ctx.needs_input_grad[0]  # inference needs no arg-max: NumPy's maxima are faster
-        ctx.fast, ctx.geometry, ctx.size = compiled(x) if track else None, geometry, x.shape[2:]
-        if ctx.fast is not None:
+        track = ctx.needs_input_grad[0]
+        ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
+        # inference needs no arg-max: NumPy's maxima beat the general compiled loop, not the 2x2
+        if ctx.fast is not None and (track or ctx.fast.halving(geometry, ctx.size, out_size)):
             y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size)
             return y
+        ctx.fast = None
         xp = pad(x, geometry.padding, value=-np.inf)
-        if not ctx.needs_input_grad[0]:  # inference: the maxima only, no arg-max
+        if not track:  # inference: the maxima only, no arg-max
             return _max_and_offset(xp, geometry, out_size, nan_rule=False, track=False)[0]
         best, index = _max_and_offset(xp, geometry, out_size, nan_rule=False)
         if np.isnan(best).any():  # rare: redo the arg-max with PyTorch's rule for NaN

@@ -65,7 +65,8 @@ def settings(geometry: ConvGeometry) -> tuple[int, ...]:
 def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size):
     """Window maxima (N, C, OH, OW) in x's layout, the arg-max offset p·kW + q per output, and
     whether the planes are channel-major. (Inference, which needs no arg-max, stays on NumPy's
-    strided maxima: measured faster than a compiled loop.)"""
+    strided maxima unless the windows are 2x2 at stride 2: they beat the general loop here, but
+    not the 2x2 kernel, arg-max and all: 4.7 against 6.8 ms on 256x32x28x28, one thread.)"""
     xs, channel_major = planes(x)
     kh, kw = geometry.kernel_size
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
