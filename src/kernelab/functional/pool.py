@@ -36,7 +36,8 @@ class MaxPool2d(Function):
             y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size)
             return y
         ctx.fast = None
-        xp = pad(x, geometry.padding, value=-np.inf)
+        lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min  # integers: no -inf
+        xp = pad(x, geometry.padding, value=lowest)
         if not track:  # inference: the maxima only, no arg-max
             return _max_and_offset(xp, geometry, out_size, nan_rule=False, track=False)[0]
         best, index = _max_and_offset(xp, geometry, out_size, nan_rule=False)
