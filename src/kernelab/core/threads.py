@@ -9,7 +9,7 @@ training step makes: without it, glibc hands an array past its (adaptive) thresh
 the kernel when it is freed, and the next one faults its pages in again, zeroed: 6,500 page
 faults and 11-17 ms of kernel time in an 80 ms step of the classic network at batch 64, the
 single largest serial piece besides the products. Kept in the process, freed memory is
-reused at once; the peak footprint is the same.
+reused at once (the peak footprint of a training epoch measured within the runs' noise).
 """
 
 from __future__ import annotations
