@@ -1,11 +1,13 @@
 """The benchmark code runs: each kind of case once, tiny, and the report renders.
 
-No timing is asserted; this only keeps ``bench/`` from rotting as the engine changes.
+No timing is asserted (beyond the profile timers' own arithmetic); this only keeps ``bench/``
+from rotting as the engine changes.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +142,46 @@ def test_profile_timers_take_nested_time_out_of_the_caller():
     inner = timers.wrap(lambda: time.sleep(0.01), "inner")
     timers.wrap(lambda: inner(), "outer")()
     assert timers.total["inner"] >= 0.01 > timers.total["outer"]
+
+
+def test_profile_timers_list_calls_on_other_threads_apart():
+    timers = profile_step.Timers(time.perf_counter)
+    work = timers.wrap(lambda: time.sleep(0.01), "work")
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert "work" not in timers.total
+    assert timers.total["work" + profile_step.ON_WORKERS] >= 0.01
+
+
+def burn(seconds: float) -> None:
+    start = time.thread_time()
+    while time.thread_time() - start < seconds:
+        pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's per-thread clocks")
+def test_profile_critical_path_counts_the_busiest_other_thread():
+    """Two pool threads burning 30 ms of CPU each while the caller waits: 60 ms of CPU, a 30 ms
+    critical path (the GIL makes them take turns; their clocks count only their own turns)."""
+    timers = profile_step.Timers(time.perf_counter, per_thread=True)
+    go, finish = threading.Barrier(3), threading.Event()
+
+    def pool_thread():  # alive before and after the timed call, as numba's workers are
+        go.wait()
+        burn(0.03)
+        go.wait()
+        finish.wait()
+
+    workers = [threading.Thread(target=pool_thread) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    timers.wrap(lambda: (go.wait(), go.wait()), "fan out")()
+    finish.set()
+    for worker in workers:
+        worker.join()
+    assert 0.055 < timers.cpu["fan out"] < 0.09
+    assert 0.028 < timers.path["fan out"] < 0.045
 
 
 def test_every_standard_case_builds_a_name(capsys):

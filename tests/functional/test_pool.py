@@ -250,6 +250,17 @@ def test_max_pool_without_a_graph_matches_pytorch(kwargs):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
+def test_integer_max_pool_with_padding_matches_pytorch(dtype):
+    """Padding holds the dtype's lowest value (integers have no -inf), never a window's max."""
+    x = np.random.default_rng(11).integers(0, 100, (2, 3, 5, 6)).astype(dtype)
+    ours = kl.Tensor(x.copy(), requires_grad=False)
+    y = F.max_pool2d(ours, 3, 2, 1)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, 2, 1)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y.array, expected.numpy())
+
+
 def test_pool_rejects_bad_input():
     x = kl.Tensor(np.zeros((1, 1, 4, 4)))
     with pytest.raises(ShapeError, match=r"max_pool2d: expected a 4-D input.*got shape \(4, 4\)"):

@@ -159,3 +159,61 @@ def test_adaptive_avg_pool(data, output_size, seed):
         seed,
         exact=False,
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
+def test_max_pool_2x2_stride_2(dtype, values, layout, size):
+    """The 2x2, stride 2 kernels (written out cell by cell): ties go to the first cell, NaN to
+    the last NaN, and an odd last row and column (in no window) get no gradient."""
+    rng = np.random.default_rng(7)
+    shape = (2, 3) + size
+    x = rng.integers(0, 2, shape) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    x = x.astype(dtype)
+    x = channel_major(x) if layout == "channel-major" else x
+    check(
+        lambda t: F.max_pool2d(t, 2),
+        lambda t: torch.nn.functional.max_pool2d(t, 2),
+        x,
+        seed=8,
+        exact=True,
+    )
+
+
+@pytest.mark.parametrize("path", ["numba", "numpy"])
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 3}])
+def test_max_pool_non_finite_gradient_stays_at_the_arg_max(path, kwargs):
+    """An inf or NaN output gradient reaches its window's arg-max only; the other pixels get
+    0, as in PyTorch (not inf·0 = NaN)."""
+    x = np.random.default_rng(9).standard_normal((1, 2, 6, 6))
+    expected = torch.nn.functional.max_pool2d(torch.tensor(x, requires_grad=True), **kwargs)
+    gy = np.ones(expected.shape)
+    gy[0, 0, 0, 0], gy[0, 1, 1, 1] = np.inf, np.nan
+    with kernels.using(path):
+        t = kl.Tensor(x, requires_grad=True)
+        F.max_pool2d(t, **kwargs).backward(gy)
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(theirs, **kwargs).backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(t.grad.array, theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_gradient_read_from_a_padded_view(dtype):
+    """An output gradient as a convolution's input gradient comes: a channel-major view with
+    the padding cut off (gaps between rows and planes), read in place."""
+    rng = np.random.default_rng(10)
+    x = channel_major(rng.standard_normal((2, 3, 8, 6)).astype(dtype))
+    padded = rng.standard_normal((3, 2, 4 + 4, 3 + 4)).astype(dtype)  # (C, N, OH + 4, OW + 4)
+    gy = padded[:, :, 2:-2, 2:-2].transpose(1, 0, 2, 3)  # (N, C, OH, OW) view
+    (_, gx), (_, gx_ref) = (
+        run(lambda t: F.max_pool2d(t, 2), x, gy, "numba"),
+        run(lambda t: F.max_pool2d(t, 2), x, gy, "numpy"),
+    )
+    np.testing.assert_array_equal(gx, gx_ref)
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, 2).backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    np.testing.assert_array_equal(gx, t.grad.numpy())

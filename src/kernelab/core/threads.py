@@ -3,9 +3,20 @@
 Two pools do the work: NumPy's BLAS for the matrix products (limited at run time through
 threadpoolctl) and numba's for the compiled kernels. One call sets both, so they never
 oversubscribe the cores together.
+
+Importing this module also tunes the C allocator (glibc's) for the big, short-lived arrays a
+training step makes: without it, glibc hands an array past its (adaptive) threshold back to
+the kernel when it is freed, and the next one faults its pages in again, zeroed: 6,500 page
+faults and 11-17 ms of kernel time in an 80 ms step of the classic network at batch 64, the
+single largest serial piece besides the products. Kept in the process, freed memory is
+reused at once (the peak footprint of a training epoch measured within the runs' noise).
 """
 
 from __future__ import annotations
+
+import ctypes
+import os
+import sys
 
 import threadpoolctl
 
@@ -28,3 +39,25 @@ def get_num_threads() -> int:
     info = threadpoolctl.threadpool_info()
     blas = [pool["num_threads"] for pool in info if pool.get("user_api") == "blas"]
     return max(blas) if blas else jit.get_threads() or 1
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # arrays up to 32 MiB come from the heap (glibc's largest choice)
+TRIM_THRESHOLD = 128 << 20  # free memory the heap keeps before giving any back
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc keep freed arrays up to 32 MiB for reuse, unless the environment tunes
+    malloc already (``MALLOC_*``); True when applied. Elsewhere (macOS, musl) nothing."""
+    if not sys.platform.startswith("linux") or any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
+keep_freed_memory()

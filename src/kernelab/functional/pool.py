@@ -29,13 +29,16 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry: ConvGeometry):
         out_size = geometry.output_size(*x.shape[2:])
-        track = ctx.needs_input_grad[0]  # inference needs no arg-max: NumPy's maxima are faster
-        ctx.fast, ctx.geometry, ctx.size = compiled(x) if track else None, geometry, x.shape[2:]
-        if ctx.fast is not None:
+        track = ctx.needs_input_grad[0]
+        ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
+        # inference needs no arg-max: NumPy's maxima beat the general compiled loop, not the 2x2
+        if ctx.fast is not None and (track or ctx.fast.halving(geometry, ctx.size, out_size)):
             y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size)
             return y
-        xp = pad(x, geometry.padding, value=-np.inf)
-        if not ctx.needs_input_grad[0]:  # inference: the maxima only, no arg-max
+        ctx.fast = None
+        lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min  # integers: no -inf
+        xp = pad(x, geometry.padding, value=lowest)
+        if not track:  # inference: the maxima only, no arg-max
             return _max_and_offset(xp, geometry, out_size, nan_rule=False, track=False)[0]
         best, index = _max_and_offset(xp, geometry, out_size, nan_rule=False)
         if np.isnan(best).any():  # rare: redo the arg-max with PyTorch's rule for NaN
@@ -55,10 +58,12 @@ class MaxPool2d(Function):
         covered = disjoint and (sh, sw) == (kh, kw) and shape[2:] == (oh * kh, ow * kw)
         gxp = _new(shape, gy.dtype, ctx.channel_major, zero=not covered)
         for k, (_, _, rows, columns) in enumerate(offsets(geometry, (oh, ow))):
-            if disjoint:  # only the arg-max gets the gradient
-                np.multiply(gy, ctx.index == k, out=gxp[:, :, rows, columns])
+            # only the arg-max gets the gradient; 0, not 0·gy, elsewhere (inf·0 is NaN)
+            share = np.where(ctx.index == k, gy, 0)
+            if disjoint:
+                gxp[:, :, rows, columns] = share
             else:
-                gxp[:, :, rows, columns] += gy * (ctx.index == k)
+                gxp[:, :, rows, columns] += share
         return unpad(gxp, geometry.padding)
 
 
