@@ -29,6 +29,7 @@ import types
 import numpy as np
 
 from ..core import jit
+from . import conv_compiled
 from . import conv_thin_source as source
 from .conv_algorithms import Gemm
 from .geometry import ConvGeometry
@@ -54,7 +55,7 @@ def compiled(name: str, text, *shape) -> jit.Kernel:
     call, cached on disk); the source is generated only then."""
     kernel = _kernels.get(name)
     if kernel is None:
-        kernel = _kernels[name] = jit.kernel_from_source(name, text(*shape), True, FLAGS)
+        kernel = _kernels[name] = jit.kernel_from_source(name, text(*shape), False, FLAGS)
     return kernel
 
 
@@ -118,7 +119,12 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray:
     phase, shift = column_taps(geometry)
     kernel = compiled(source.correlation_name(ob, jb), source.correlation_source, ob, jb)
     (sh, _), (dh, _) = geometry.stride, geometry.dilation
-    kernel(xph, wpk, padded_bias, tiles(wide, jb), sh, dh, phase, shift, y)
+    starts = tiles(wide, jb)
+
+    def tasks(first, last):  # (sample, block of output channels) first:last, in that order
+        kernel(xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, first, last)
+
+    in_parallel(tasks, n * blocks)
     if wide != ow:
         return np.ascontiguousarray(y[:c_out, :, :, :ow])
     return y[:c_out]  # a contiguous view
@@ -134,15 +140,28 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     per_task = max(1, min(TASK_TERMS // (oh * ow), -(-n // (jit.get_threads() or 1))))
     bounds = np.array(list(range(0, n, per_task)) + [n], np.int64)
     blocks, groups = -(-c_out // ob), table.shape[1] // tq
-    partial = np.empty((len(bounds) - 1, blocks, groups, ob, tq), xp.dtype)
+    partial = np.zeros((len(bounds) - 1, blocks, groups, ob, tq), xp.dtype)
     jb = LANE_BYTES // xp.itemsize
     name = source.kernel_gradient_name(ob, tq, jb)
     kernel = compiled(name, source.kernel_gradient_source, ob, tq, jb)
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
-    kernel(gy3, xp, bounds, table, *geometry_arguments(geometry, c_in, ow), partial)
+    arguments = geometry_arguments(geometry, c_in, ow)
+    in_parallel(
+        lambda first, last: kernel(gy3, xp, bounds, table, *arguments, partial, first, last),
+        len(bounds) - 1,
+    )
     total = pairwise_sum(partial).transpose(0, 2, 1, 3)  # (C_out/OB, OB, K/TQ, TQ)
     total = total.reshape(blocks * ob, groups * tq)  # (C_out', K)
     return total[:c_out, : c_in * kh * kw].reshape(c_out, c_in, kh, kw)
+
+
+def in_parallel(tasks, count: int) -> None:
+    """``tasks(first, last)`` for ranges covering ``0:count``, one per thread (the GEMM's
+    workers, ``conv_compiled.run``). The kernels are plain, not ``prange`` loops: numba's
+    parallel passes doubled their compile time."""
+    threads = min(count, conv_compiled.threads())
+    bounds = [count * i // threads for i in range(threads + 1)]
+    conv_compiled.run(tasks, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ are arguments, so one forward and one kernel gradient per dtype serve every thin
 from __future__ import annotations
 
 BLOCK_HEADER = """import numpy as np
-from numba import njit, prange
+from numba import njit
 
 block = njit(cache=CACHE, nogil=True, error_model="numpy", fastmath={"contract"})
 
@@ -85,7 +85,8 @@ def correlation_name(ob: int, jb: int) -> str:
 
 
 def correlation_source(ob: int, jb: int) -> str:
-    """A parallel kernel ``(xph, wpk, bias, starts, sh, dh, phase, shift, y)`` computing::
+    """A kernel ``(xph, wpk, bias, starts, sh, dh, phase, shift, y, first, last)`` computing,
+    for the tasks ``first:last``::
 
         y[o, s, i, j] = bias[o] + Σ_{c,p,q} wpk[o // OB, c, p, q, o % OB]
                                             · xph[c, s, i·sh + p·dh, phase[q], j + shift[q]]
@@ -119,9 +120,9 @@ def correlation_source(ob: int, jb: int) -> str:
         body.append(f"    r = y[ob * {ob} + {o}, s, i, j0:]")
         body.append(f"    {_names('r[', jb, ']')} = {_names(f'a{o}_', jb)}")
     driver = f"""
-def {correlation_name(ob, jb)}(xph, wpk, bias, starts, sh, dh, phase, shift, y):
-    n, blocks, oh = xph.shape[1], wpk.shape[0], y.shape[2]
-    for task in prange(n * blocks):
+def {correlation_name(ob, jb)}(xph, wpk, bias, starts, sh, dh, phase, shift, y, first, last):
+    blocks, oh = wpk.shape[0], y.shape[2]
+    for task in range(first, last):
         s, ob = task // blocks, task % blocks
         bv = bias[ob * {ob} : (ob + 1) * {ob}]
         for i in range(oh):
@@ -137,14 +138,14 @@ def kernel_gradient_name(ob: int, tq: int, jb: int) -> str:
 
 
 def kernel_gradient_source(ob: int, tq: int, jb: int) -> str:
-    """A parallel kernel ``(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial)`` computing,
-    per task t::
+    """A kernel ``(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last)``
+    computing, for the tasks t in ``first:last``::
 
         partial[t, o // OB, k // TQ, o % OB, k % TQ] = Σ_{s in task t, i, j} gy[o, s, i·OW + j]
                                           · xp[c_k, s, i·sh + p_k·dh, j·sw + q_k·dw]
 
     for gy (C_out, N, OH·OW), the padded input xp (C, N, Hp, Wp), taps (2, K) and partial
-    (T, ⌈C_out/OB⌉, K/TQ, OB, TQ); task t sums samples ``bounds[t]:bounds[t + 1]``.
+    (T, ⌈C_out/OB⌉, K/TQ, OB, TQ), zeros; task t sums samples ``bounds[t]:bounds[t + 1]``.
 
     The planes: plane (c, q, a) holds rows a, a + sh, ... of channel c from column q·dw on,
     OW pixels each (every sw-th). What tap (c, p, q) meets at output pixel (i, j) is row
@@ -168,12 +169,14 @@ def kernel_gradient_source(ob: int, tq: int, jb: int) -> str:
     body += [f"    am[{o}, {k}] = a{o}_{k}" for o, k in pairs]
     driver = f"""
 
-def {kernel_gradient_name(ob, tq, jb)}(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial):
+def {kernel_gradient_name(ob, tq, jb)}(
+    gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last
+):
     blocks, groups, hr = partial.shape[1], partial.shape[2], -(-xp.shape[2] // sh)
-    for t in prange(partial.shape[0]):
-        xq = np.zeros((planes, hr * ow), gy.dtype)
+    for t in range(first, last):
+        # every row a tap's run reaches is filled: no zeros needed
+        xq = np.empty((planes, hr * ow), gy.dtype)
         out = partial[t]
-        out[...] = 0
         for s in range(bounds[t], bounds[t + 1]):
             fill(xp, s, sh, sw, dw, ow, xq)
             for ob in range(blocks):
