@@ -119,7 +119,7 @@ def test_tap_table_finds_each_tap_in_the_planes():
 
 def test_generated_source_compiles():
     for text in (
-        conv_thin_source.correlation_source(16, 16),
+        conv_thin_source.correlation_source(8, 16),
         conv_thin_source.kernel_gradient_source(4, 5, 16),
     ):
         compile(text, "<generated>", "exec")

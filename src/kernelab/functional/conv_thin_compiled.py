@@ -36,7 +36,7 @@ from .geometry import ConvGeometry
 
 MAX_CHANNELS = 4  # input channels; wider layers run the GEMM or the direct convolution
 LANE_BYTES = 64  # JB·itemsize: the output columns of one 512-bit vector
-OUT_BLOCK = 16  # forward: output channels per task, OB vectors of accumulators
+OUT_BLOCK = 8  # forward: output channels per task (16 ran 15% faster, compiled 2.3x as long)
 BLOCK = 4, 5  # kernel gradient: OB output channels × TQ taps per pass over a sample
 TASK_TERMS = 4096  # kernel gradient: about this many pixels summed per task and accumulator
 FLAGS = {"contract"}  # fused multiply-adds; each output still sums in a fixed order
