@@ -1,7 +1,7 @@
 """Time of each pass of a thin first layer: the thin direct kernels, the im2col GEMM (compiled
 and NumPy) and PyTorch.
 
-``python bench/conv_thin.py [--threads 1 2] [--rounds 9] [--only classic cifar]``
+``python bench/conv_thin.py [--threads 1 2] [--rounds 9] [--only classic cifar] [--cpu]``
 
 Every pass alone (forward, kernel gradient), the engines interleaved in the same rounds of
 one process; the median of the rounds, and the medians of the per-round ratios to PyTorch and
@@ -76,7 +76,7 @@ def engines(shape, dtype=np.float32):
     }, flops
 
 
-def measure(shape, threads: int, rounds: int) -> dict:
+def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
     """{(engine, pass): list of seconds} over interleaved rounds, and the forward's FLOPs."""
     kl.set_num_threads(threads)
     torch.set_num_threads(threads)
@@ -88,9 +88,9 @@ def measure(shape, threads: int, rounds: int) -> dict:
     for _ in range(rounds):
         for p in PASSES:
             for e, run in table.items():
-                start = time.perf_counter()
+                start = clock()
                 run[p]()
-                times[e, p].append(time.perf_counter() - start)
+                times[e, p].append(clock() - start)
     return times, flops
 
 
@@ -104,14 +104,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--only", nargs="+", default=list(SHAPES))
+    parser.add_argument(
+        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
+    )
     args = parser.parse_args()
+    clock = time.process_time if args.cpu else time.perf_counter
     print(
         "shape     thr  pass             thin GF/s  gemm  numpy torch"
         "  thin/torch  thin/gemm  gemm/torch  numpy/torch"
     )
     for name in args.only:
         for threads in args.threads:
-            times, flops = measure(SHAPES[name], threads, args.rounds)
+            times, flops = measure(SHAPES[name], threads, args.rounds, clock)
             for p in PASSES:
                 speed = [flops / statistics.median(times[e, p]) / 1e9 for e in ENGINES]
                 print(
