@@ -124,3 +124,10 @@ def test_generated_source_compiles():
     ):
         compile(text, "<generated>", "exec")
     assert "a3_4 += g3u * x" in conv_thin_source.kernel_gradient_source(4, 5, 16)
+
+
+def test_an_empty_batch():
+    x, w = np.zeros((0, 2, 8, 8), np.float32), np.ones((4, 2, 3, 3), np.float32)
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    y, _, gw, _ = run(thin.ThinCompiled, x, w, None, geometry, (False, True, False))
+    assert y.shape == (0, 4, 8, 8) and gw.shape == w.shape and not gw.any()

@@ -71,7 +71,7 @@ def taps(geometry: ConvGeometry, c_in: int, ow: int) -> np.ndarray:
 
 def geometry_arguments(geometry: ConvGeometry, c_in: int, ow: int) -> tuple:
     """(sh, sw, dw, planes, OW): the kernels' arguments after the tap table."""
-    (kw, (sh, sw), dw) = geometry.kernel_size[1], geometry.stride, geometry.dilation[1]
+    kw, (sh, sw), dw = geometry.kernel_size[1], geometry.stride, geometry.dilation[1]
     return sh, sw, dw, c_in * kw * sh, ow
 
 
@@ -145,6 +145,7 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     name = source.kernel_gradient_name(ob, tq, jb)
     kernel = compiled(name, source.kernel_gradient_source, ob, tq, jb)
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
+    xp = np.ascontiguousarray(xp)  # one compiled signature
     arguments = geometry_arguments(geometry, c_in, ow)
     in_parallel(
         lambda first, last: kernel(gy3, xp, bounds, table, *arguments, partial, first, last),
@@ -160,6 +161,8 @@ def in_parallel(tasks, count: int) -> None:
     workers, ``conv_compiled.run``). The kernels are plain, not ``prange`` loops: numba's
     parallel passes doubled their compile time."""
     threads = min(count, conv_compiled.threads())
+    if threads == 0:  # an empty batch
+        return
     bounds = [count * i // threads for i in range(threads + 1)]
     conv_compiled.run(tasks, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
