@@ -120,10 +120,10 @@ def test_tap_table_finds_each_tap_in_the_planes():
 def test_generated_source_compiles():
     for text in (
         conv_thin_source.correlation_source(8, 16),
-        conv_thin_source.kernel_gradient_source(4, 5, 16),
+        conv_thin_source.kernel_gradient_source(4, 5),
     ):
         compile(text, "<generated>", "exec")
-    assert "a3_4 += g3u * x" in conv_thin_source.kernel_gradient_source(4, 5, 16)
+    assert "a3_4 += g3u * x" in conv_thin_source.kernel_gradient_source(4, 5)
 
 
 def test_an_empty_batch():

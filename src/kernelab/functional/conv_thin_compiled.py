@@ -141,9 +141,8 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     bounds = np.array(list(range(0, n, per_task)) + [n], np.int64)
     blocks, groups = -(-c_out // ob), table.shape[1] // tq
     partial = np.zeros((len(bounds) - 1, blocks, groups, ob, tq), xp.dtype)
-    jb = LANE_BYTES // xp.itemsize
-    name = source.kernel_gradient_name(ob, tq, jb)
-    kernel = compiled(name, source.kernel_gradient_source, ob, tq, jb)
+    name = source.kernel_gradient_name(ob, tq)
+    kernel = compiled(name, source.kernel_gradient_source, ob, tq)
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
     xp = np.ascontiguousarray(xp)  # one compiled signature
     arguments = geometry_arguments(geometry, c_in, ow)

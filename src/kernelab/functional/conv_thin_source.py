@@ -50,33 +50,16 @@ def fill(xp, s, sh, sw, dw, ow, xq):
                 plane = xq[(c * kw + q) * sh + a]
                 for h in range((hp - a + sh - 1) // sh):
                     src = xp[c, s, h * sh + a, q * dw :]
-                    if sw == 1:
-                        copy(src, plane[h * ow :], ow)
+                    if sw == 1:  # indexed by the loop counter: no negative-index checks
+                        run, src = plane[h * ow : (h + 1) * ow], src[:ow]
+                        for j in range(ow):
+                            run[j] = src[j]
                     else:
                         strided, run = src[::sw], plane[h * ow : (h + 1) * ow]
                         for j in range(ow):
                             run[j] = strided[j]
 """
 )
-
-
-def copy_source(jb: int) -> str:
-    """``copy(src, dst, count)``: ``dst[:count] = src[:count]`` in runs of JB, the last one
-    overlapping its neighbour, each run written out so that it is one vector load and store (a
-    loop would leave the 28 pixels of a row to scalar code after its first 16)."""
-    return f"""
-
-@block
-def copy(src, dst, count):
-    if count < {jb}:
-        for j in range(count):
-            dst[j] = src[j]
-        return
-    for j in range(0, count, {jb}):
-        start = min(j, count - {jb})
-        a, b = src[start:], dst[start:]
-        {_names("b[", jb, "]")} = {_names("a[", jb, "]")}
-"""
 
 
 def correlation_name(ob: int, jb: int) -> str:
@@ -132,12 +115,12 @@ def {correlation_name(ob, jb)}(xph, wpk, bias, starts, sh, dh, phase, shift, y, 
     return BLOCK_HEADER + "\n".join(body) + "\n\n" + driver
 
 
-def kernel_gradient_name(ob: int, tq: int, jb: int) -> str:
+def kernel_gradient_name(ob: int, tq: int) -> str:
     """The driver's name in :func:`kernel_gradient_source`."""
-    return f"thin_kernel_gradient_o{ob}_t{tq}_j{jb}"
+    return f"thin_kernel_gradient_o{ob}_t{tq}"
 
 
-def kernel_gradient_source(ob: int, tq: int, jb: int) -> str:
+def kernel_gradient_source(ob: int, tq: int) -> str:
     """A kernel ``(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last)``
     computing, for the tasks t in ``first:last``::
 
@@ -169,7 +152,7 @@ def kernel_gradient_source(ob: int, tq: int, jb: int) -> str:
     body += [f"    am[{o}, {k}] = a{o}_{k}" for o, k in pairs]
     driver = f"""
 
-def {kernel_gradient_name(ob, tq, jb)}(
+def {kernel_gradient_name(ob, tq)}(
     gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last
 ):
     blocks, groups, hr = partial.shape[1], partial.shape[2], -(-xp.shape[2] // sh)
@@ -183,7 +166,7 @@ def {kernel_gradient_name(ob, tq, jb)}(
                 for kg in range(groups):
                     tap_sums(gy, s, xq, taps, ob, kg, out[ob, kg])
 """
-    return HEADER + copy_source(jb) + "\n\n" + "\n".join(body) + "\n" + driver
+    return HEADER + "\n\n" + "\n".join(body) + "\n" + driver
 
 
 def _names(prefix: str, count: int, suffix: str = "") -> str:
