@@ -1,0 +1,133 @@
+"""Time of each pass of a thin first layer: the thin direct kernels, the im2col GEMM (compiled
+and NumPy) and PyTorch.
+
+``python bench/conv_thin.py [--threads 1 2] [--rounds 9] [--only classic cifar] [--cpu]``
+
+Every pass alone (forward, kernel gradient), the engines interleaved in the same rounds of
+one process; the median of the rounds, and the medians of the per-round ratios to PyTorch and
+to the compiled GEMM. The shapes are the first layers of the classic MNIST network, the
+tutorial CNN and the CIFAR networks (ResNet-8's stem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import types
+
+import numpy as np
+import torch
+
+import kernelab as kl
+from kernelab.functional import conv_thin_compiled
+from kernelab.functional.conv import pad
+from kernelab.functional.conv_algorithms import Gemm
+from kernelab.functional.geometry import conv_geometry
+
+# name: (batch, C_in, C_out, kernel, padding, size)
+SHAPES = {
+    "classic": (64, 1, 32, 5, 2, 28),
+    "tutorial": (100, 1, 16, 5, 2, 28),
+    "cifar": (64, 3, 16, 3, 1, 32),
+}
+PASSES = ("forward", "kernel_gradient")
+NEEDS = {"forward": (False, True, False), "kernel_gradient": (False, True, False)}
+ENGINES = ("thin", "gemm", "numpy", "torch")
+
+
+def engines(shape, dtype=np.float32):
+    """{engine: {pass: callable}} for one shape, and the forward's FLOPs."""
+    n, c_in, c_out, kernel, padding, size = shape
+    geometry = conv_geometry(kernel, 1, padding, 1, 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, kernel, kernel)).astype(dtype)
+    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp), as conv2d's
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)  # (C_out, N, OH, OW)
+
+    def ours(algorithm, name, path="numba"):
+        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
+        with kl.backends.kernels.using(path):
+            algorithm.forward(ctx, xp, w, None, geometry)
+
+        def call():
+            with kl.backends.kernels.using(path):
+                if name == "forward":
+                    return algorithm.forward(ctx, xp, w, None, geometry)
+                return algorithm.backward(ctx, gy)
+
+        return call
+
+    xt, wt = torch.tensor(x), torch.tensor(w)
+    gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
+    torch_passes = {
+        "forward": lambda: torch.nn.functional.conv2d(xt, wt, None, 1, padding),
+        "kernel_gradient": lambda: torch.nn.grad.conv2d_weight(xt, wt.shape, gyt, 1, padding),
+    }
+    flops = 2.0 * n * c_out * oh * ow * c_in * kernel * kernel
+    return {
+        "thin": {p: ours(conv_thin_compiled.ThinCompiled, p) for p in PASSES},
+        "gemm": {p: ours(Gemm, p) for p in PASSES},
+        "numpy": {p: ours(Gemm, p, "numpy") for p in PASSES},
+        "torch": torch_passes,
+    }, flops
+
+
+def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
+    """{(engine, pass): list of seconds} over interleaved rounds, and the forward's FLOPs."""
+    kl.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    table, flops = engines(shape)
+    times = {(e, p): [] for e in table for p in PASSES}
+    for run in table.values():  # warm-up: compiles
+        for call in run.values():
+            call()
+    for _ in range(rounds):
+        for p in PASSES:
+            for e, run in table.items():
+                start = clock()
+                run[p]()
+                times[e, p].append(clock() - start)
+    return times, flops
+
+
+def ratio(times, a, b, p) -> float:
+    """Median over rounds of engine a's time / engine b's time for pass p."""
+    return statistics.median(x / y for x, y in zip(times[a, p], times[b, p], strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--only", nargs="+", default=list(SHAPES))
+    parser.add_argument(
+        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
+    )
+    args = parser.parse_args()
+    clock = time.process_time if args.cpu else time.perf_counter
+    print(
+        "shape     thr  pass             thin GF/s  gemm  numpy torch"
+        "  thin/torch  thin/gemm  gemm/torch  numpy/torch"
+    )
+    for name in args.only:
+        for threads in args.threads:
+            times, flops = measure(SHAPES[name], threads, args.rounds, clock)
+            for p in PASSES:
+                speed = [flops / statistics.median(times[e, p]) / 1e9 for e in ENGINES]
+                print(
+                    f"{name:9s} {threads:3d}  {p:15s}"
+                    + "".join(f" {s:6.1f}" for s in speed)
+                    + f"  {ratio(times, 'thin', 'torch', p):10.2f}"
+                    + f"  {ratio(times, 'thin', 'gemm', p):9.2f}"
+                    + f"  {ratio(times, 'gemm', 'torch', p):10.2f}"
+                    + f"  {ratio(times, 'numpy', 'torch', p):11.2f}"
+                )
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
