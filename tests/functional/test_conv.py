@@ -409,3 +409,19 @@ def test_rejects_bad_settings(kwargs, message):
     x, w = conv_args()
     with pytest.raises(ValueError, match=message):
         F.conv2d(x, w, **kwargs)
+
+
+@pytest.mark.parametrize("w_shape", [(8, 6, 3, 3), (8, 6, 1, 1), (6, 1, 3, 3), (8, 2, 5, 5)])
+def test_an_empty_batch_gives_empty_outputs_and_zero_kernel_gradients_as_pytorch(w_shape):
+    groups = 6 if w_shape[1] == 1 else 1
+    x_np = np.zeros((0, 6 if groups > 1 else w_shape[1], 7, 7), np.float32)
+    w_np = np.random.default_rng(0).standard_normal(w_shape).astype(np.float32)
+    x, w = kl.tensor(x_np, requires_grad=True), kl.tensor(w_np, requires_grad=True)
+    tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    y = F.conv2d(x, w, padding=1, groups=groups)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1, groups=groups)
+    assert tuple(y.shape) == tuple(ty.shape)
+    y.sum().backward()
+    ty.sum().backward()
+    assert x.grad.shape == tx.grad.shape
+    np.testing.assert_array_equal(w.grad.array, tw.grad.numpy())

@@ -198,7 +198,7 @@ def _add_columns(gcols, geometry: ConvGeometry, start, stop, out_size, gxp, fast
     samples ``start:stop`` of gxp (C_in, N, Hp, Wp)."""
     kh, kw = geometry.kernel_size
     gcols = gcols.reshape(
-        (-1, kh, kw, stop - start) + tuple(out_size)
+        (gxp.shape[0], kh, kw, stop - start) + tuple(out_size)
     )  # (C_in, kH, kW, chunk, OH, OW)
     if fast is not None:
         fast.add_columns(gcols, start, geometry, gxp)
@@ -215,13 +215,13 @@ def _run(task, xp, geometry: ConvGeometry, direct: bool, fast) -> list:
     c_in, n = xp.shape[:2]
     threads = 1 if fast is None else fast.threads()
     if direct:
-        step = -(-n // threads)
+        step = max(1, -(-n // threads))
     else:
         (kh, kw), (oh, ow) = geometry.kernel_size, geometry.output_size(*xp.shape[2:], True)
         step = max(1, CHUNK_BYTES // threads // (c_in * kh * kw * oh * ow * xp.itemsize))
     # a multiple of the threads, of sizes that differ by at most one: they finish together
     chunks = -(-n // step)
-    count = min(n, -(-chunks // threads) * threads)
+    count = max(1, min(n, -(-chunks // threads) * threads))  # an empty batch: one empty range
     bounds = [n * i // count for i in range(count + 1)]
     ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
     if fast is None:

@@ -222,16 +222,18 @@ class DepthwiseCompiled:
         )
         xc = np.ascontiguousarray(xp)
         if geometry.stride == (1, 1):
+            planes, samples, rows, columns = gxp.shape  # xp's, or (1, 1, 1, 1) when unused
+            gx_flat = gxp.reshape(planes, samples, rows * columns)  # (C_in, N, Hp·Wp)
             depthwise_backward_wide(
                 xc.reshape(c_in, n, hp * wp),  # (C_in, N, Hp·Wp)
                 taps,
                 np.ascontiguousarray(taps[:, :, ::-1, ::-1]),
-                gy5.reshape(c_in, mult, n, -1),  # (C_in, M, N, OH·OW)
+                gy5.reshape(c_in, mult, n, gy.shape[2] * gy.shape[3]),  # (C_in, M, N, OH·OW)
                 geometry.dilation,
                 wp,
                 need_x,
                 need_w,
-                gxp.reshape(gxp.shape[0], gxp.shape[1], -1),  # (C_in, N, Hp·Wp)
+                gx_flat,
                 partial,
             )
         else:
