@@ -1,0 +1,157 @@
+"""Winograd F(2x2, 3x3) against the im2col GEMM, the direct micro-kernels and PyTorch.
+
+``python bench/conv_winograd.py [--threads 1 2] [--rounds 7] [--only k3 r32]``
+
+The forward and the input gradient alone (the kernel gradient is the GEMM's in both), the
+four engines interleaved in the same rounds of one process; the median of the rounds, as
+GFLOP/s of the direct convolution's arithmetic (2·N·C_out·OH·OW·C_in·9). ``--error`` prints
+the float32 forward's relative error against a float64 reference instead, at 16-256 channels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+os.environ["KERNELAB_DIRECT_CONV"] = "1"  # the direct engine's forward, opt-in for now
+import kernelab as kl  # noqa: E402
+from kernelab.functional import conv_direct_compiled  # noqa: E402
+from kernelab.functional.conv import pad  # noqa: E402
+from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
+from kernelab.functional.conv_winograd import Winograd  # noqa: E402
+from kernelab.functional.geometry import conv_geometry  # noqa: E402
+
+# name: (N, C_in, C_out, size): cases.py's conv/k3 and ResNet-8's stride-1 3x3 layers
+SHAPES = {
+    "k3": (64, 32, 64, 28),
+    "r_stem": (64, 3, 16, 32),
+    "r16": (64, 16, 16, 32),
+    "r32": (64, 32, 32, 16),
+    "r64": (64, 64, 64, 8),
+    "c128": (64, 128, 128, 8),
+}
+PASSES = ("forward", "input_gradient")
+NEEDS = {"forward": (True, True, False), "input_gradient": (True, False, False)}
+
+
+class Direct(conv_direct_compiled.DirectCompiled):
+    """The direct forward and input gradient, whatever ``passes`` says."""
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry):
+        y = conv_direct_compiled.DirectCompiled.forward(ctx, xp, w, b, geometry)
+        ctx.passes = conv_direct_compiled.Passes(True, True, False)
+        return y
+
+
+def engines(shape, dtype=np.float32):
+    """{engine: {pass: callable}} for one shape, and the forward's FLOPs."""
+    n, c_in, c_out, size = shape
+    geometry = conv_geometry((3, 3), 1, 1, 1, 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, 3, 3)).astype(dtype)
+    xp = np.ascontiguousarray(pad(x.transpose(1, 0, 2, 3), geometry.padding))  # (C_in, N, ...)
+    gy = rng.standard_normal((c_out, n, size, size)).astype(dtype)  # (C_out, N, OH, OW)
+
+    def ours(algorithm, name):
+        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
+        algorithm.forward(ctx, xp, w, None, geometry)
+        if name == "forward":
+            return lambda: algorithm.forward(ctx, xp, w, None, geometry)
+        return lambda: algorithm.backward(ctx, gy)
+
+    xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
+    wt = torch.tensor(w)
+    gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
+    torch_passes = {
+        "forward": lambda: torch.nn.functional.conv2d(xt, wt),
+        "input_gradient": lambda: torch.nn.grad.conv2d_input(xt.shape, wt, gyt),
+    }
+    flops = 2.0 * n * c_out * size * size * c_in * 9
+    table = {name: {p: ours(a, p) for p in PASSES} for name, a in ALGORITHMS.items()}
+    return table | {"torch": torch_passes}, flops
+
+
+ALGORITHMS = {"winograd": Winograd, "gemm": Gemm, "direct": Direct}
+
+
+def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
+    """{(engine, pass): GFLOP/s}, medians of interleaved rounds."""
+    kl.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    table, flops = engines(shape)
+    times = {(e, p): [] for e in table for p in PASSES}
+    for run in table.values():  # warm-up: compiles
+        for call in run.values():
+            call()
+    for _ in range(rounds):
+        for p in PASSES:
+            for e, run in table.items():
+                start = clock()
+                run[p]()
+                times[e, p].append(clock() - start)
+    return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
+
+
+def float32_error(channels: int, size: int = 16, n: int = 8) -> tuple[float, float, float]:
+    """Relative error (max |error| / max |reference|) of the float32 forward of Winograd, the
+    GEMM and PyTorch against Winograd in float64, C_in = C_out = ``channels``."""
+    geometry = conv_geometry((3, 3), 1, 1, 1, 1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, channels, size, size))
+    w = rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(9 * channels)
+    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
+    ctx = types.SimpleNamespace(needs_input_grad=(False, False, False))
+    exact = Winograd.forward(ctx, xp, w, None, geometry)
+    x32, w32 = xp.astype(np.float32), w.astype(np.float32)
+    t = torch.nn.functional.conv2d(torch.tensor(x32.transpose(1, 0, 2, 3)), torch.tensor(w32))
+    results = [a.forward(ctx, x32, w32, None, geometry) for a in (Winograd, Gemm)]
+    results.append(t.numpy().transpose(1, 0, 2, 3))
+    scale = np.abs(exact).max()
+    return tuple(float(np.abs(r - exact).max() / scale) for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", nargs="+", default=list(SHAPES))
+    parser.add_argument(
+        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
+    )
+    parser.add_argument("--error", action="store_true", help="float32 error, not speed")
+    args = parser.parse_args()
+    if args.error:
+        print("channels  winograd      gemm     torch  (float32 forward, relative error)")
+        for channels in (16, 32, 64, 128, 256):
+            errors = float32_error(channels)
+            print(f"{channels:8d}  " + "  ".join(f"{e:8.1e}" for e in errors))
+        return
+    print("shape   thr  pass              wino    gemm  direct   torch  w/gemm  w/direct  w/torch")
+    for name in args.only:
+        for threads in args.threads:
+            clock = time.process_time if args.cpu else time.perf_counter
+            result = measure(SHAPES[name], threads, args.rounds, clock)
+            for p in PASSES:
+                w, g, d, t = (result[e, p] for e in ("winograd", "gemm", "direct", "torch"))
+                print(
+                    f"{name:7s} {threads:3d}  {p:15s} {w:7.1f} {g:7.1f} {d:7.1f} {t:7.1f}"
+                    f"  {w / g:6.2f}  {w / d:8.2f}  {w / t:7.2f}"
+                )
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
