@@ -84,7 +84,19 @@ def engines(shape, dtype=np.float32):
     return table | {"torch": torch_passes}, flops
 
 
-ALGORITHMS = {"winograd": Winograd, "gemm": Gemm, "direct": Direct}
+class Winograd2(Winograd):
+    """F(2x2, 3x3)."""
+
+    tile = 2
+
+
+class Winograd4(Winograd):
+    """F(4x4, 3x3)."""
+
+    tile = 4
+
+
+ALGORITHMS = {"f2": Winograd2, "f4": Winograd4, "gemm": Gemm, "direct": Direct}
 
 
 def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
@@ -105,19 +117,20 @@ def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
     return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
 
 
-def float32_error(channels: int, size: int = 16, n: int = 8) -> tuple[float, float, float]:
-    """Relative error (max |error| / max |reference|) of the float32 forward of Winograd, the
-    GEMM and PyTorch against Winograd in float64, C_in = C_out = ``channels``."""
+def float32_error(channels: int, size: int = 16, n: int = 8) -> tuple[float, ...]:
+    """Relative error (max |error| / max |reference|) of the float32 forward of F(2x2, 3x3),
+    F(4x4, 3x3), the GEMM and PyTorch against PyTorch in float64, C_in = C_out = ``channels``."""
     geometry = conv_geometry((3, 3), 1, 1, 1, 1)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((n, channels, size, size))
     w = rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(9 * channels)
     xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
     ctx = types.SimpleNamespace(needs_input_grad=(False, False, False))
-    exact = Winograd.forward(ctx, xp, w, None, geometry)
+    exact = torch.nn.functional.conv2d(torch.tensor(xp.transpose(1, 0, 2, 3)), torch.tensor(w))
+    exact = exact.numpy().transpose(1, 0, 2, 3)
     x32, w32 = xp.astype(np.float32), w.astype(np.float32)
     t = torch.nn.functional.conv2d(torch.tensor(x32.transpose(1, 0, 2, 3)), torch.tensor(w32))
-    results = [a.forward(ctx, x32, w32, None, geometry) for a in (Winograd, Gemm)]
+    results = [a.forward(ctx, x32, w32, None, geometry) for a in (Winograd2, Winograd4, Gemm)]
     results.append(t.numpy().transpose(1, 0, 2, 3))
     scale = np.abs(exact).max()
     return tuple(float(np.abs(r - exact).max() / scale) for r in results)
@@ -134,21 +147,24 @@ def main() -> None:
     parser.add_argument("--error", action="store_true", help="float32 error, not speed")
     args = parser.parse_args()
     if args.error:
-        print("channels  winograd      gemm     torch  (float32 forward, relative error)")
+        print("channels   F(2x2)    F(4x4)      gemm     torch  (float32 forward, relative error)")
         for channels in (16, 32, 64, 128, 256):
             errors = float32_error(channels)
             print(f"{channels:8d}  " + "  ".join(f"{e:8.1e}" for e in errors))
         return
-    print("shape   thr  pass              wino    gemm  direct   torch  w/gemm  w/direct  w/torch")
+    engines_ = ("f2", "f4", "gemm", "direct", "torch")
+    print("shape   thr  pass            " + "".join(f"{e:>8s}" for e in engines_), end="")
+    print("  f4/gemm  f4/direct  f4/torch  f2/torch")
     for name in args.only:
         for threads in args.threads:
             clock = time.process_time if args.cpu else time.perf_counter
             result = measure(SHAPES[name], threads, args.rounds, clock)
             for p in PASSES:
-                w, g, d, t = (result[e, p] for e in ("winograd", "gemm", "direct", "torch"))
+                f2, f4, g, d, t = (result[e, p] for e in engines_)
                 print(
-                    f"{name:7s} {threads:3d}  {p:15s} {w:7.1f} {g:7.1f} {d:7.1f} {t:7.1f}"
-                    f"  {w / g:6.2f}  {w / d:8.2f}  {w / t:7.2f}"
+                    f"{name:7s} {threads:3d}  {p:15s}"
+                    + "".join(f"{result[e, p]:8.1f}" for e in engines_)
+                    + f"  {f4 / g:7.2f}  {f4 / d:9.2f}  {f4 / t:8.2f}  {f2 / t:8.2f}"
                 )
             sys.stdout.flush()
 

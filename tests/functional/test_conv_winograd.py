@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3) convolution (conv_winograd.py): its passes against PyTorch on random
-shapes, its gradients against finite differences, and where ``conv2d`` routes to it."""
+"""Winograd convolution (conv_winograd.py), F(2x2, 3x3) and F(4x4, 3x3): its passes against
+PyTorch on random shapes, its gradients against finite differences, and where ``conv2d``
+routes to it."""
 
 import numpy as np
 import pytest
@@ -19,6 +20,21 @@ from kernelab.functional.geometry import conv_geometry
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+class TwoByTwo(Winograd):
+    """F(2x2, 3x3)."""
+
+    tile = 2
+
+
+class FourByFour(Winograd):
+    """F(4x4, 3x3)."""
+
+    tile = 4
+
+
+TILES = [TwoByTwo, FourByFour]
 
 
 @pytest.fixture
@@ -42,14 +58,15 @@ def cases(draw):
 
 
 @pytest.mark.usefixtures("compiled_only")
-@settings(max_examples=25, deadline=None)
+@pytest.mark.parametrize("algorithm", TILES)
+@settings(max_examples=20, deadline=None)
 @given(case=cases(), bias=st.booleans())
-def test_every_pass_matches_torch(case, bias):
+def test_every_pass_matches_torch(algorithm, case, bias):
     x_shape, w_shape, geometry, dtype = case
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
-    y, gx, gw, gy = run(Winograd, x, w, b, geometry)
+    y, gx, gw, gy = run(algorithm, x, w, b, geometry)
     assert y.dtype == gx.dtype == gw.dtype == dtype
     ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
     assert_rel_close(y, ty, TOL[dtype], "forward")
@@ -58,13 +75,14 @@ def test_every_pass_matches_torch(case, bias):
 
 
 @pytest.mark.usefixtures("compiled_only")
-def test_float32_error_at_128_channels():
+@pytest.mark.parametrize("algorithm", TILES)
+def test_float32_error_at_128_channels(algorithm):
     # the transforms' rounding adds up over C_in: the widest layers part furthest from PyTorch
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 128, 8, 9)).astype(np.float32)
     w = (rng.standard_normal((128, 128, 3, 3)) / np.sqrt(9 * 128)).astype(np.float32)
     geometry = conv_geometry(3, 1, 1, 1, 1)
-    y, gx, _, gy = run(Winograd, x, w, None, geometry, needs=(True, False, False))
+    y, gx, _, gy = run(algorithm, x, w, None, geometry, needs=(True, False, False))
     ty, tgx, _ = torch_reference(x, w, None, geometry, gy)
     assert_rel_close(y, ty, 2e-4, "forward")
     assert_rel_close(gx, tgx, 2e-4, "input gradient")

@@ -1,20 +1,25 @@
-"""Winograd convolution F(2x2, 3x3): 3x3 kernels at stride 1, on the compiled path.
+"""Winograd convolution F(4x4, 3x3) (or F(2x2, 3x3)): 3x3 kernels at stride 1, compiled path.
 
-A 2x2 block of outputs of a 3x3 correlation reads a 4x4 patch d of the input. Winograd's
-minimal filtering algorithm computes it with 16 multiplications instead of 36::
+An m x m block of outputs of a 3x3 correlation reads an α x α patch d of the input
+(α = m + 2). Winograd's minimal filtering algorithm computes it with α² multiplications
+instead of 9·m²::
 
     y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A
 
-with G (4x3), B (4x4) and A (4x2) the fixed matrices below (Lavin & Gray, "Fast Algorithms
-for Convolutional Neural Networks", 2015). Summed over input channels, the ⊙ of each of the
-16 transform elements ξ becomes a matrix product over channels::
+with G (α x 3), B (α x α) and A (α x m) fixed matrices (Lavin & Gray, "Fast Algorithms for
+Convolutional Neural Networks", 2015). Summed over input channels, the ⊙ of each of the α²
+transform elements ξ becomes a matrix product over channels::
 
-    M[ξ] = U[ξ] · V[ξ],  U = G g Gᵀ (16, C_out, C_in),  V = Bᵀ d B (16, C_in, tiles)
+    M[ξ] = U[ξ] · V[ξ],  U = G g Gᵀ (α², C_out, C_in),  V = Bᵀ d B (α², C_in, tiles)
 
-so a layer is: the input tiles transformed (compiled, ``conv_winograd_compiled.py``), 16 BLAS
+so a layer is: the input tiles transformed (compiled, ``conv_winograd_compiled.py``), α² BLAS
 products with K = C_in, the output tiles transformed back (with the bias). The GEMM's
-product for the same layer has K = 9·C_in and 4 output columns per tile: 2.25x the
-multiplications.
+product for the same layer does 9·m²/α² times the multiplications: 2.25x for F(2x2, 3x3)
+(α = 4), 4x for F(4x4, 3x3) (α = 6). The larger tile also moves less: α²/m² transformed
+values per output pixel and channel, 2.25 against 4. It rounds more in float32 (its
+transforms hold 4, 5, 8 and sixths): ~1e-5 relative at 128 channels against ~5e-7, still
+well inside float32 parity (2e-4); it measured 1.1-1.5x faster than F(2x2, 3x3), so it is
+the default (``Winograd.tile``).
 
 The input gradient of a stride-1 3x3 convolution is the full correlation of the output
 gradient with the 180°-rotated, transposed kernel (see ``conv.py``): the same three steps,
@@ -37,13 +42,29 @@ from . import conv_winograd_compiled as tiles
 from .conv_algorithms import Gemm, workspace
 from .geometry import ConvGeometry
 
-# the kernel transform of F(2x2, 3x3); the input's Bᵀ and the output's Aᵀ are written out
-# in conv_winograd_compiled.py (additions only)
-# A thread's V and M of one chunk: they stay in its core's cache between the transforms and
-# the products (1-2 MB measured 5-10% faster than 4-16 MB; the products of one sample's
-# tiles run faster than those of many)
-CHUNK_BYTES = 2 << 20
-G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# A thread's chunk of samples: at least MIN_TILES tiles (the products of fewer ran at half
+# BLAS's speed at 8x8 maps), else one sample, and V and M within CHUNK_BYTES, so that they
+# stay in the core's cache between the transforms and the products (chunks of 1-4 MB measured
+# up to 1.5x faster than of 16-64 MB)
+MIN_TILES = 64
+CHUNK_BYTES = 4 << 20
+# The kernel transforms G of F(2x2, 3x3) and F(4x4, 3x3); the input's Bᵀ and the output's Aᵀ
+# are written out in conv_winograd_compiled.py
+G = {
+    2: np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]),
+    4: np.array(
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+    ),
+}
+TILES = {2: (tiles.input_tiles, tiles.output_tiles), 4: (tiles.input_tiles_4, tiles.output_tiles_4)}
+TILE = 4  # outputs per tile side
 
 
 # Layers thinner than this keep the GEMM: ResNet-8's stem (3→16) ran at 0.6x the GEMM's
@@ -58,34 +79,37 @@ def suits(geometry: ConvGeometry, w_shape) -> bool:
     return plain and tuple(w_shape[2:]) == (3, 3) and min(w_shape[:2]) >= MIN_CHANNELS
 
 
-def transformed_kernel(w: np.ndarray) -> np.ndarray:
-    """U = G g Gᵀ of every (C_out, C_in) kernel g (3x3) of w: (16, C_out, C_in)."""
-    g = G.astype(w.dtype)
-    u = np.einsum("ap,ocpq,bq->aboc", g, w, g)  # (4, 4, C_out, C_in)
-    return np.ascontiguousarray(u.reshape((16,) + w.shape[:2]))  # (16, C_out, C_in)
+def transformed_kernel(w: np.ndarray, tile: int) -> np.ndarray:
+    """U = G g Gᵀ of every (C_out, C_in) kernel g (3x3) of w: (α², C_out, C_in), α = tile + 2.
+    Computed in float64: G of F(4x4, 3x3) holds sixths."""
+    u = G[tile] @ w.astype(np.float64) @ G[tile].T  # (C_out, C_in, α, α)
+    u = u.reshape(w.shape[:2] + (-1,)).transpose(2, 0, 1)  # (α², C_out, C_in)
+    return np.ascontiguousarray(u, w.dtype)
 
 
 def correlate(src, origin, u, bias, dst, target, out_size) -> None:
-    """3x3 correlation of src (C_in, N, H, W) with the transformed kernels u (16, C_out, C_in),
+    """3x3 correlation of src (C_in, N, H, W) with the transformed kernels u (α², C_out, C_in),
     plus ``bias`` (C_out,) or None: output pixel (i, j) reads the window at row
     ``origin[0] + i``, column ``origin[1] + j`` of src framed by zeros, and is written to
     ``dst[:, :, target[0] + i, target[1] + j]`` for (i, j) within ``out_size``."""
     src = np.ascontiguousarray(src)  # one compiled signature per dtype
     c_in, n = src.shape[:2]
-    c_out, (oh, ow) = u.shape[1], out_size
-    tiles_h, tiles_w = (oh + 1) // 2, (ow + 1) // 2
+    points, c_out, (oh, ow) = u.shape[0], u.shape[1], out_size
+    tile = round(points**0.5) - 2
+    input_tiles, output_tiles = TILES[tile]
+    tiles_h, tiles_w = -(-oh // tile), -(-ow // tile)
     threads = conv_compiled.threads()
-    per_sample = 16 * (c_in + c_out) * tiles_h * tiles_w * src.itemsize
-    step = max(1, CHUNK_BYTES // per_sample)
+    per_sample = points * (c_in + c_out) * tiles_h * tiles_w * src.itemsize
+    step = max(1, min(-(-MIN_TILES // (tiles_h * tiles_w)), CHUNK_BYTES // per_sample))
     bias = np.zeros(c_out, src.dtype) if bias is None else np.ascontiguousarray(bias)
 
     def chunk(start, stop):
         count = (stop - start) * tiles_h * tiles_w
-        v = workspace((16, c_in, count), src.dtype, "winograd input")
-        m = workspace((16, c_out, count), src.dtype, "winograd products")
-        tiles.input_tiles(src, start, origin[0], origin[1], tiles_h, tiles_w, v)
-        np.matmul(u, v, out=m)  # 16 products (C_out, C_in)·(C_in, tiles)
-        tiles.output_tiles(m, bias, start, target[0], target[1], oh, ow, tiles_w, dst)
+        v = workspace((points, c_in, count), src.dtype, "winograd input")
+        m = workspace((points, c_out, count), src.dtype, "winograd products")
+        input_tiles(src, start, origin[0], origin[1], tiles_h, tiles_w, v)
+        np.matmul(u, v, out=m)  # α² products (C_out, C_in)·(C_in, tiles)
+        output_tiles(m, bias, start, target[0], target[1], oh, ow, tiles_w, dst)
 
     conv_compiled.run(chunk, sample_ranges(n, step, threads))
 
@@ -100,19 +124,21 @@ def sample_ranges(n: int, step: int, threads: int) -> list[tuple[int, int]]:
 
 
 class Winograd:
-    """Forward and input gradient by F(2x2, 3x3); the kernel gradient by the GEMM."""
+    """Forward and input gradient by F(tile x tile, 3x3); the kernel gradient by the GEMM."""
 
-    @staticmethod
-    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+    tile = TILE
+
+    @classmethod
+    def forward(cls, ctx, xp, w, b, geometry: ConvGeometry):
         xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
         oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
         y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
-        correlate(xp, (0, 0), transformed_kernel(w), b, y, (0, 0), (oh, ow))
+        correlate(xp, (0, 0), transformed_kernel(w, cls.tile), b, y, (0, 0), (oh, ow))
         ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, False  # as Gemm's
         return y
 
-    @staticmethod
-    def backward(ctx, gy):
+    @classmethod
+    def backward(cls, ctx, gy):
         xp, w, geometry = ctx.xp, ctx.w, ctx.geometry
         need_x, need_w, _ = ctx.needs_input_grad
         gxp = gw = None
@@ -124,7 +150,8 @@ class Winograd:
             # cuts the padding off
             gxp = np.empty(xp.shape, xp.dtype)
             origin = top - 2, left - 2  # gy framed by 2 − padding zeros
-            correlate(gy, origin, transformed_kernel(rotated), None, gxp, (top, left), size)
+            u = transformed_kernel(rotated, cls.tile)
+            correlate(gy, origin, u, None, gxp, (top, left), size)
         if need_w:
             gemm = types.SimpleNamespace(
                 xp=xp, w=w, geometry=geometry, direct=False, needs_input_grad=(False, True, False)

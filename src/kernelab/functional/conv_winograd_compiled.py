@@ -1,19 +1,22 @@
-"""Compiled tile transforms of the Winograd convolution F(2x2, 3x3) (``conv_winograd.py``).
+"""Compiled tile transforms of the Winograd convolution (``conv_winograd.py``): F(2x2, 3x3)
+(:func:`input_tiles`, :func:`output_tiles`) and F(4x4, 3x3) (the ``_4`` twins).
 
-Both run on the calling thread, one chunk of samples per call: the threads of a convolution
-each take their own chunk (``conv_compiled.run``). Every tile of 2x2 outputs reads a 4x4
-patch of the input, starting at even rows and columns; neighbouring patches overlap by two.
+All run on the calling thread, one chunk of samples per call: the threads of a convolution
+each take their own chunk (``conv_compiled.run``). Every tile of m x m outputs reads an α x α
+patch of the input (α = m + 2) starting at rows and columns that are multiples of m;
+neighbouring patches overlap by two.
 
-* :func:`input_tiles`: ``v[ξ, c, t] = (Bᵀ d B)[ξ]`` for the patch d of tile t of channel c,
-  ξ = 4·row + column of the 4x4 transform. The source is read as if framed by zeros: tile
-  (i, j) starts at row ``row0 + 2i`` and column ``col0 + 2j`` (negative, or past the edge,
-  read as zeros), so the input gradient's framed output gradient needs no padded copy.
-* :func:`output_tiles`: ``y = Aᵀ m A`` (+ bias) for each tile, written to the rows
-  ``row0 + 2i`` and columns ``col0 + 2j`` of the destination, only those within (OH, OW):
-  the last tile of an odd size computes a row or column that is dropped.
+* input: ``v[ξ, c, t] = (Bᵀ d B)[ξ]`` for the patch d of tile t of channel c, ξ = α·row +
+  column of the α x α transform. The source is read as if framed by zeros: tile (i, j) starts
+  at row ``row0 + m·i`` and column ``col0 + m·j`` (negative, or past the edge, read as zeros),
+  so the input gradient's framed output gradient needs no padded copy.
+* output: ``y = Aᵀ M A`` (+ bias) for each tile, written to the rows ``row0 + m·i`` and
+  columns ``col0 + m·j`` of the destination, only those within (OH, OW): the last tiles of a
+  size that m does not divide compute rows or columns that are dropped.
 
-Each runs in two passes per tile row, as the matrices separate: along the rows for whole
-image rows at once (contiguous, so it vectorises), then along the columns tile by tile.
+Each runs in two passes, as the matrices separate: along the rows for whole image rows (the
+input) or a whole sample's tiles (the output) at once, contiguous so that it vectorises; then
+along the columns tile by tile.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import jit
+from .conv_compiled import plane_kernel
 
 
 @jit.kernel()
@@ -94,5 +98,107 @@ def output_tiles(m, bias, start, row0, col0, out_h, out_w, tiles_w, dst):
                         pairs[j, 0] = t0[j] + t1[j] + t2[j] + bias[o]
                         pairs[j, 1] = t1[j] - t2[j] - t3[j] + bias[o]
                     y = dst[o, start + s, row0 + 2 * i + a, col0 : col0 + out_w]
+                    for j in range(out_w):
+                        y[j] = row[j]
+
+
+@plane_kernel
+def constants(like):
+    """2, 4, 5 and 8 in the dtype of the array ``like``: with literals, numba would compute
+    float32 tiles in float64."""
+    values = np.empty(4, like.dtype)
+    values[0], values[1], values[2], values[3] = 2, 4, 5, 8
+    return values[0], values[1], values[2], values[3]
+
+
+@jit.kernel()
+def input_tiles_4(src, start, row0, col0, tiles_h, tiles_w, v):
+    """:func:`input_tiles` for F(4x4, 3x3): 6x6 patches every 4 pixels, v (36, C, tiles).
+    Bᵀ = [[4, 0, −5, 0, 1, 0], [0, −4, −4, 1, 1, 0], [0, 4, −4, −1, 1, 0],
+    [0, −2, −1, 2, 1, 0], [0, 2, −1, −2, 1, 0], [0, 4, 0, −5, 0, 1]]."""
+    c_in, _, h, w = src.shape
+    chunk = v.shape[2] // (tiles_h * tiles_w)
+    width = 4 * tiles_w + 2
+    # Bᵀ d along the rows, one tile row; its columns outside [lo, hi) stay zero
+    rows = np.zeros((6, width), src.dtype)
+    lo, hi = max(0, -col0), min(width, w - col0)  # the columns that lie in the source
+    zero = np.zeros(w, src.dtype)
+    two, four, five, _ = constants(src)
+    for c in range(c_in):
+        for s in range(chunk):
+            plane = src[c, start + s]
+            for i in range(tiles_h):
+                top = row0 + 4 * i
+                d0 = plane[top, col0 + lo :] if 0 <= top < h else zero
+                d1 = plane[top + 1, col0 + lo :] if 0 <= top + 1 < h else zero
+                d2 = plane[top + 2, col0 + lo :] if 0 <= top + 2 < h else zero
+                d3 = plane[top + 3, col0 + lo :] if 0 <= top + 3 < h else zero
+                d4 = plane[top + 4, col0 + lo :] if 0 <= top + 4 < h else zero
+                d5 = plane[top + 5, col0 + lo :] if 0 <= top + 5 < h else zero
+                b0, b1, b2 = rows[0, lo:], rows[1, lo:], rows[2, lo:]
+                b3, b4, b5 = rows[3, lo:], rows[4, lo:], rows[5, lo:]
+                for k in range(hi - lo):
+                    b0[k] = four * d0[k] - five * d2[k] + d4[k]
+                    b1[k] = d3[k] + d4[k] - four * (d1[k] + d2[k])
+                    b2[k] = d4[k] - d3[k] + four * (d1[k] - d2[k])
+                    b3[k] = d4[k] - d2[k] + two * (d3[k] - d1[k])
+                    b4[k] = d4[k] - d2[k] - two * (d3[k] - d1[k])
+                    b5[k] = four * d1[k] - five * d3[k] + d5[k]
+                base = (s * tiles_h + i) * tiles_w
+                for r in range(6):
+                    t = rows[r]
+                    out0, out1 = v[6 * r, c, base:], v[6 * r + 1, c, base:]
+                    out2, out3 = v[6 * r + 2, c, base:], v[6 * r + 3, c, base:]
+                    out4, out5 = v[6 * r + 4, c, base:], v[6 * r + 5, c, base:]
+                    for j in range(tiles_w):
+                        k = 4 * j
+                        e1, e2, e3, e4 = t[k + 1], t[k + 2], t[k + 3], t[k + 4]
+                        out0[j] = four * t[k] - five * e2 + e4
+                        out1[j] = e3 + e4 - four * (e1 + e2)
+                        out2[j] = e4 - e3 + four * (e1 - e2)
+                        out3[j] = e4 - e2 + two * (e3 - e1)
+                        out4[j] = e4 - e2 - two * (e3 - e1)
+                        out5[j] = four * e1 - five * e3 + t[k + 5]
+
+
+@jit.kernel()
+def output_tiles_4(m, bias, start, row0, col0, out_h, out_w, tiles_w, dst):
+    """:func:`output_tiles` for F(4x4, 3x3), m (36, C, tiles).
+    Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]]."""
+    tiles_h = (out_h + 3) // 4
+    per = tiles_h * tiles_w  # tiles of one sample
+    rows = np.empty((4, 6, per), m.dtype)  # Aᵀ m along the rows, one sample
+    quads = np.empty((tiles_w, 4), m.dtype)  # one output row, as in output_tiles
+    row = quads.reshape(4 * tiles_w)
+    two, four, _, eight = constants(m)
+    for o in range(m.shape[1]):
+        for s in range(m.shape[2] // per):
+            base = s * per
+            for b in range(6):
+                m0, m1 = m[b, o, base : base + per], m[6 + b, o, base : base + per]
+                m2, m3 = m[12 + b, o, base : base + per], m[18 + b, o, base : base + per]
+                m4, m5 = m[24 + b, o, base : base + per], m[30 + b, o, base : base + per]
+                r0, r1, r2, r3 = rows[0, b], rows[1, b], rows[2, b], rows[3, b]
+                for t in range(per):
+                    plus, minus = m1[t] + m2[t], m1[t] - m2[t]
+                    plus3, minus3 = m3[t] + m4[t], m3[t] - m4[t]
+                    r0[t] = m0[t] + plus + plus3
+                    r1[t] = minus + two * minus3
+                    r2[t] = plus + four * plus3
+                    r3[t] = minus + eight * minus3 + m5[t]
+            for i in range(tiles_h):
+                for a in range(min(4, out_h - 4 * i)):
+                    lo = i * tiles_w
+                    t0, t1 = rows[a, 0, lo : lo + tiles_w], rows[a, 1, lo : lo + tiles_w]
+                    t2, t3 = rows[a, 2, lo : lo + tiles_w], rows[a, 3, lo : lo + tiles_w]
+                    t4, t5 = rows[a, 4, lo : lo + tiles_w], rows[a, 5, lo : lo + tiles_w]
+                    for j in range(tiles_w):
+                        plus, minus = t1[j] + t2[j], t1[j] - t2[j]
+                        plus3, minus3 = t3[j] + t4[j], t3[j] - t4[j]
+                        quads[j, 0] = t0[j] + plus + plus3 + bias[o]
+                        quads[j, 1] = minus + two * minus3 + bias[o]
+                        quads[j, 2] = plus + four * plus3 + bias[o]
+                        quads[j, 3] = minus + eight * minus3 + t5[j] + bias[o]
+                    y = dst[o, start + s, row0 + 4 * i + a, col0 : col0 + out_w]
                     for j in range(out_w):
                         y[j] = row[j]
