@@ -1,11 +1,16 @@
 """Winograd F(2x2, 3x3) against the im2col GEMM, the direct micro-kernels and PyTorch.
 
-``python bench/conv_winograd.py [--threads 1 2] [--rounds 7] [--only k3 r32]``
+``python bench/conv_winograd.py [--threads 1 2] [--rounds 7] [--only k3 r32] [--cpu]``
+``python bench/conv_winograd.py --cases [--threads 1 2] [--cpu]``
 
 The forward and the input gradient alone (the kernel gradient is the GEMM's in both), the
 four engines interleaved in the same rounds of one process; the median of the rounds, as
 GFLOP/s of the direct convolution's arithmetic (2·N·C_out·OH·OW·C_in·9). ``--error`` prints
 the float32 forward's relative error against a float64 reference instead, at 16-256 channels.
+``--cases`` times ``cases.py``'s conv/k3 and ResNet-8 and MobileNet-like steps with Winograd
+(the default routing), with those layers on the GEMM (as before it), on the direct
+convolution (its opt-in routing), and PyTorch's, interleaved in one process: a
+before-and-after that a busy machine disturbs alike.
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 os.environ["KERNELAB_DIRECT_CONV"] = "1"  # the direct engine's forward, opt-in for now
 import kernelab as kl  # noqa: E402
-from kernelab.functional import conv_direct_compiled  # noqa: E402
+from bench import cases  # noqa: E402
+from kernelab.functional import (
+    conv_direct_compiled,  # noqa: E402
+    conv_winograd,  # noqa: E402
+)
 from kernelab.functional.conv import pad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
 from kernelab.functional.conv_winograd import Winograd  # noqa: E402
@@ -136,6 +145,50 @@ def float32_error(channels: int, size: int = 16, n: int = 8) -> tuple[float, ...
     return tuple(float(np.abs(r - exact).max() / scale) for r in results)
 
 
+CASES = ("conv/k3", "nets/resnet8_train_b64", "nets/resnet8_infer_b64", "nets/mobile_train_b64")
+# routings of kernelab's convolutions: (conv_winograd.MIN_CHANNELS, KERNELAB_DIRECT_CONV)
+ROUTINGS = {"winograd": (conv_winograd.MIN_CHANNELS, "0"), "gemm": (1 << 30, "0")}
+ROUTINGS["direct"] = (1 << 30, "1")
+
+
+def routed(step, routing):
+    """``step`` with kernelab's convolutions routed as ``ROUTINGS[routing]`` says."""
+    channels, direct = ROUTINGS[routing]
+
+    def call():
+        before = conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"]
+        conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"] = channels, direct
+        try:
+            step()
+        finally:
+            conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"] = before
+
+    return call
+
+
+def measure_cases(threads: int, rounds: int, clock) -> dict:
+    """{case: {routing: time / PyTorch's time}}, medians of the per-round ratios."""
+    kl.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    table = {}
+    for case in (c for c in cases.all_cases() if c.name in CASES):
+        work = case.build()
+        calls = {r: routed(work.kernelab, r) for r in ROUTINGS} | {"torch": work.torch}
+        for call in calls.values():  # warm-up: compiles
+            call()
+        ratios = {r: [] for r in ROUTINGS}
+        for _ in range(rounds):
+            times = {}
+            for name, call in calls.items():
+                start = clock()
+                call()
+                times[name] = clock() - start
+            for r in ROUTINGS:
+                ratios[r].append(times[r] / times["torch"])
+        table[case.name] = {r: statistics.median(v) for r, v in ratios.items()}
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -144,6 +197,7 @@ def main() -> None:
     parser.add_argument(
         "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
     )
+    parser.add_argument("--cases", action="store_true", help="conv/k3 and the nets' steps")
     parser.add_argument("--error", action="store_true", help="float32 error, not speed")
     args = parser.parse_args()
     if args.error:
@@ -151,6 +205,15 @@ def main() -> None:
         for channels in (16, 32, 64, 128, 256):
             errors = float32_error(channels)
             print(f"{channels:8d}  " + "  ".join(f"{e:8.1e}" for e in errors))
+        return
+    if args.cases:
+        clock = time.process_time if args.cpu else time.perf_counter
+        print("case                      thr  time / PyTorch's: " + "  ".join(ROUTINGS))
+        for threads in args.threads:
+            for name, ratios in measure_cases(threads, args.rounds, clock).items():
+                cells = "".join(f"{ratios[r]:10.2f}" for r in ROUTINGS)
+                gain = ratios["winograd"] / ratios["gemm"]
+                print(f"{name:25s} {threads:3d}  {cells}  winograd/gemm {gain:.2f}")
         return
     engines_ = ("f2", "f4", "gemm", "direct", "torch")
     print("shape   thr  pass            " + "".join(f"{e:>8s}" for e in engines_), end="")
