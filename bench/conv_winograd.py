@@ -8,8 +8,8 @@ four engines interleaved in the same rounds of one process; the median of the ro
 GFLOP/s of the direct convolution's arithmetic (2·N·C_out·OH·OW·C_in·9). ``--error`` prints
 the float32 forward's relative error against a float64 reference instead, at 16-256 channels.
 ``--cases`` times ``cases.py``'s conv/k3 and ResNet-8 and MobileNet-like steps with Winograd
-(the default routing), with those layers on the GEMM (as before it), on the direct
-convolution (its opt-in routing), and PyTorch's, interleaved in one process: a
+F(2x2, 3x3) (the default routing), F(4x4, 3x3), those layers on the GEMM (as before), on the
+direct convolution (its opt-in routing), and PyTorch's, interleaved in one process: a
 before-and-after that a busy machine disturbs alike.
 """
 
@@ -146,22 +146,34 @@ def float32_error(channels: int, size: int = 16, n: int = 8) -> tuple[float, ...
 
 
 CASES = ("conv/k3", "nets/resnet8_train_b64", "nets/resnet8_infer_b64", "nets/mobile_train_b64")
-# routings of kernelab's convolutions: (conv_winograd.MIN_CHANNELS, KERNELAB_DIRECT_CONV)
-ROUTINGS = {"winograd": (conv_winograd.MIN_CHANNELS, "0"), "gemm": (1 << 30, "0")}
-ROUTINGS["direct"] = (1 << 30, "1")
+# routings of kernelab's convolutions:
+# (conv_winograd.MIN_CHANNELS, KERNELAB_DIRECT_CONV, KERNELAB_WINOGRAD_TILE)
+ROUTINGS = {
+    "f2": (conv_winograd.MIN_CHANNELS, "0", "2"),
+    "f4": (conv_winograd.MIN_CHANNELS, "0", "4"),
+    "gemm": (1 << 30, "0", "2"),
+    "direct": (1 << 30, "1", "2"),
+}
+ENVIRONMENT = ("KERNELAB_DIRECT_CONV", "KERNELAB_WINOGRAD_TILE")
 
 
 def routed(step, routing):
     """``step`` with kernelab's convolutions routed as ``ROUTINGS[routing]`` says."""
-    channels, direct = ROUTINGS[routing]
+    channels, *settings = ROUTINGS[routing]
 
     def call():
-        before = conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"]
-        conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"] = channels, direct
+        before = conv_winograd.MIN_CHANNELS, [os.environ.get(name) for name in ENVIRONMENT]
+        conv_winograd.MIN_CHANNELS = channels
+        os.environ.update(zip(ENVIRONMENT, settings, strict=True))
         try:
             step()
         finally:
-            conv_winograd.MIN_CHANNELS, os.environ["KERNELAB_DIRECT_CONV"] = before
+            conv_winograd.MIN_CHANNELS = before[0]
+            for name, value in zip(ENVIRONMENT, before[1], strict=True):
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     return call
 
@@ -212,8 +224,10 @@ def main() -> None:
         for threads in args.threads:
             for name, ratios in measure_cases(threads, args.rounds, clock).items():
                 cells = "".join(f"{ratios[r]:10.2f}" for r in ROUTINGS)
-                gain = ratios["winograd"] / ratios["gemm"]
-                print(f"{name:25s} {threads:3d}  {cells}  winograd/gemm {gain:.2f}")
+                gains = ratios["f2"] / ratios["gemm"], ratios["f4"] / ratios["gemm"]
+                print(
+                    f"{name:25s} {threads:3d}  {cells}  f2, f4 / gemm {gains[0]:.2f} {gains[1]:.2f}"
+                )
         return
     engines_ = ("f2", "f4", "gemm", "direct", "torch")
     print("shape   thr  pass            " + "".join(f"{e:>8s}" for e in engines_), end="")

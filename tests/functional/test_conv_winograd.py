@@ -110,6 +110,13 @@ def test_gradients_match_finite_differences(kernel_path, monkeypatch, padding):
     check_gradients(lambda x, w, b: F.conv2d(x, w, b, padding=padding), [x, w, b])
 
 
+def test_the_larger_tile_is_opt_in(monkeypatch):
+    monkeypatch.delenv("KERNELAB_WINOGRAD_TILE", raising=False)
+    assert conv_winograd.default_tile() == 2
+    monkeypatch.setenv("KERNELAB_WINOGRAD_TILE", "4")
+    assert conv_winograd.default_tile() == 4
+
+
 def test_choose_routes_plain_3x3_layers_on_the_compiled_path(kernel_path):
     winograd = Winograd if kernel_path == "numba" else Gemm
     plain = conv_geometry(3, 1, 1, 1, 1)
