@@ -117,11 +117,14 @@ def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
     for run in table.values():  # warm-up: compiles
         for call in run.values():
             call()
+    order = list(table)
     for _ in range(rounds):
+        # rotated each round: an engine timed right after PyTorch's meets its spinning threads
+        order = order[1:] + order[:1]
         for p in PASSES:
-            for e, run in table.items():
+            for e in order:
                 start = clock()
-                run[p]()
+                table[e][p]()
                 times[e, p].append(clock() - start)
     return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
 
