@@ -100,9 +100,11 @@ def test_computes_only_the_gradients_asked_for(needs):
     assert_rel_close(gx if needs[0] else gw, tgx if needs[0] else tgw, 1e-9, "gradient")
 
 
+@pytest.mark.parametrize("tile", ["2", "4"])
 @pytest.mark.parametrize("padding", [1, ((0, 2), (1, 0))])
-def test_gradients_match_finite_differences(kernel_path, monkeypatch, padding):
+def test_gradients_match_finite_differences(kernel_path, monkeypatch, padding, tile):
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)  # route this small layer to it
+    monkeypatch.setenv("KERNELAB_WINOGRAD_TILE", tile)  # 4: the kernel gradient's too
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal((1, 2, 5, 4)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
     expected = Winograd if kernel_path == "numba" else Gemm
