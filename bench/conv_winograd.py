@@ -192,11 +192,13 @@ def measure_cases(threads: int, rounds: int, clock) -> dict:
         for call in calls.values():  # warm-up: compiles
             call()
         ratios = {r: [] for r in ROUTINGS}
+        order = list(calls)
         for _ in range(rounds):
+            order = order[1:] + order[:1]  # rotated: no routing always first or last
             times = {}
-            for name, call in calls.items():
+            for name in order:
                 start = clock()
-                call()
+                calls[name]()
                 times[name] = clock() - start
             for r in ROUTINGS:
                 ratios[r].append(times[r] / times["torch"])
