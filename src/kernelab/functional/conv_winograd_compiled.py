@@ -215,26 +215,23 @@ def gradient_tiles(gy, start, tiles_h, tiles_w, u):
     measured 2x faster."""
     c_out, _, oh, ow = gy.shape
     chunk = u.shape[1] // (tiles_h * tiles_w * c_out)
+    zero = np.zeros(1, gy.dtype)[0]
     t = 0
     for s in range(chunk):
         for i in range(tiles_h):
             for j in range(tiles_w):
-                if 2 * i + 1 < oh and 2 * j + 1 < ow:  # inside: no checks, so it vectorises
-                    for o in range(c_out):  # contiguous writes; reads stay in cache across j
-                        g00, g01 = (
-                            gy[o, start + s, 2 * i, 2 * j],
-                            gy[o, start + s, 2 * i, 2 * j + 1],
-                        )
-                        g10 = gy[o, start + s, 2 * i + 1, 2 * j]
-                        g11 = gy[o, start + s, 2 * i + 1, 2 * j + 1]
-                        gradient_tile(g00, g01, g10, g11, u, t + o)
-                else:
-                    for o in range(c_out):
-                        plane = gy[o, start + s]
-                        g00, g01 = plane[2 * i, 2 * j], zero_past(plane, 2 * i, 2 * j + 1, oh, ow)
-                        g10 = zero_past(plane, 2 * i + 1, 2 * j, oh, ow)
-                        g11 = zero_past(plane, 2 * i + 1, 2 * j + 1, oh, ow)
-                        gradient_tile(g00, g01, g10, g11, u, t + o)
+                inside = 2 * i + 1 < oh and 2 * j + 1 < ow
+                for o in range(c_out):  # contiguous writes; the reads stay in cache across j
+                    plane = gy[o, start + s]
+                    if inside:
+                        g00, g01 = plane[2 * i, 2 * j], plane[2 * i, 2 * j + 1]
+                        g10, g11 = plane[2 * i + 1, 2 * j], plane[2 * i + 1, 2 * j + 1]
+                    else:  # the last row or column of an odd size: zeros past it
+                        g00 = plane[2 * i, 2 * j]
+                        g01 = plane[2 * i, 2 * j + 1] if 2 * j + 1 < ow else zero
+                        g10 = plane[2 * i + 1, 2 * j] if 2 * i + 1 < oh else zero
+                        g11 = plane[2 * i + 1, 2 * j + 1] if inside else zero
+                    gradient_tile(g00, g01, g10, g11, u, t + o)
                 t += c_out
 
 
@@ -254,9 +251,3 @@ def gradient_tile(g00, g01, g10, g11, u, index):
         u[4 * a + 1, index] = h0 + h1
         u[4 * a + 2, index] = h0 - h1
         u[4 * a + 3, index] = h1
-
-
-@plane_kernel
-def zero_past(plane, row, column, height, width):
-    """plane[row, column], or zero past the (height, width) edge."""
-    return plane[row, column] if row < height and column < width else plane[0, 0] * 0
