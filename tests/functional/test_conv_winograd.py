@@ -2,6 +2,8 @@
 PyTorch on random shapes, its gradients against finite differences, and where ``conv2d``
 routes to it."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -35,6 +37,14 @@ class FourByFour(Winograd):
 
 
 TILES = [TwoByTwo, FourByFour]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tiny_layers_too():
+    """The tests' small convolutions would run the GEMM's passes (MIN_FLOPS)."""
+    before, conv_winograd.MIN_FLOPS = conv_winograd.MIN_FLOPS, 0
+    yield
+    conv_winograd.MIN_FLOPS = before
 
 
 @pytest.fixture
@@ -110,6 +120,21 @@ def test_gradients_match_finite_differences(kernel_path, monkeypatch, padding, t
     expected = Winograd if kernel_path == "numba" else Gemm
     assert choose(conv_geometry(3, 1, padding, 1, 1), w.shape) is expected
     check_gradients(lambda x, w, b: F.conv2d(x, w, b, padding=padding), [x, w, b])
+
+
+@pytest.mark.usefixtures("compiled_only")
+def test_small_convolutions_run_the_gemm(monkeypatch):
+    monkeypatch.setattr(conv_winograd, "MIN_FLOPS", 5e7)
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((1, 16, 8, 8)), rng.standard_normal((16, 16, 3, 3))
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    ctx = types.SimpleNamespace(needs_input_grad=(True, True, False))
+    Winograd.forward(ctx, x.transpose(1, 0, 2, 3), w, None, geometry)
+    assert ctx.small and hasattr(ctx, "direct")  # the GEMM's context
+    y, gx, gw, gy = run(Winograd, x, w, None, geometry)
+    ty, tgx, tgw = torch_reference(x, w, None, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)
 
 
 def test_the_larger_tile_is_opt_in(monkeypatch):

@@ -82,6 +82,11 @@ def default_tile() -> int:
     return 4 if os.environ.get("KERNELAB_WINOGRAD_TILE") == "4" else 2
 
 
+# Convolutions of fewer FLOPs (the GEMM's count) run the GEMM's passes: a call costs ~0.1 ms
+# more than the GEMM's (the kernel transform, two more compiled calls), which decides at
+# batch 1: 1.15-2x the GEMM's time at 5-30 MFLOP, 0.6x at 300 MFLOP (batch 1, 128 channels
+# at 32x32), 0.8x at 120 MFLOP (batch 4, conv/k3's layer).
+MIN_FLOPS = 5e7
 # Layers thinner than this keep the GEMM: ResNet-8's stem (3→16) ran at 0.6x the GEMM's
 # speed, its transforms outweighing products with K = 3; 16-128 channels measured faster.
 MIN_CHANNELS = 16
@@ -96,10 +101,13 @@ def suits(geometry: ConvGeometry, w_shape) -> bool:
 
 def transformed_kernel(w: np.ndarray, tile: int) -> np.ndarray:
     """U = G g Gᵀ of every (C_out, C_in) kernel g (3x3) of w: (α², C_out, C_in), α = tile + 2.
-    Computed in float64: G of F(4x4, 3x3) holds sixths."""
-    u = G[tile] @ w.astype(np.float64) @ G[tile].T  # (C_out, C_in, α, α)
-    u = u.reshape(w.shape[:2] + (-1,)).transpose(2, 0, 1)  # (α², C_out, C_in)
-    return np.ascontiguousarray(u, w.dtype)
+
+    One product with G ⊗ G, (G g Gᵀ)[a, b] = Σ G[a, p]·G[b, q]·g[p, q]: NumPy's matmul of
+    many 3x3 matrices took 1 ms at 64x64 channels, as long as a batch-1 layer's work. In
+    float64: G of F(4x4, 3x3) holds sixths."""
+    kron = np.kron(G[tile], G[tile])  # (α², 9)
+    u = kron @ w.reshape(-1, 9).T.astype(np.float64)  # (α², C_out·C_in)
+    return np.ascontiguousarray(u.reshape((-1,) + w.shape[:2]), w.dtype)  # (α², C_out, C_in)
 
 
 def correlate(src, origin, u, bias, dst, target, out_size) -> None:
@@ -184,14 +192,17 @@ def sample_ranges(n: int, step: int, threads: int) -> list[tuple[int, int]]:
 
 class Winograd:
     """Forward and input gradient by F(tile x tile, 3x3); the kernel gradient by the GEMM, or
-    with the larger tile by F(3x3, 2x2)."""
+    with the larger tile by F(3x3, 2x2). Convolutions of fewer than MIN_FLOPS: the GEMM."""
 
     tile = None  # outputs per tile side; None: default_tile()
 
     @classmethod
     def forward(cls, ctx, xp, w, b, geometry: ConvGeometry):
-        xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
         oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+        ctx.small = 2 * w.size * xp.shape[1] * oh * ow < MIN_FLOPS
+        if ctx.small:  # the whole layer on the GEMM, both ways
+            return Gemm.forward(ctx, xp, w, b, geometry)
+        xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
         y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
         ctx.tile = cls.tile or default_tile()
         correlate(xp, (0, 0), transformed_kernel(w, ctx.tile), b, y, (0, 0), (oh, ow))
@@ -200,6 +211,8 @@ class Winograd:
 
     @staticmethod
     def backward(ctx, gy):
+        if ctx.small:
+            return Gemm.backward(ctx, gy)
         xp, w, geometry = ctx.xp, ctx.w, ctx.geometry
         need_x, need_w, _ = ctx.needs_input_grad
         gxp = gw = None
