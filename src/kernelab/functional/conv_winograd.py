@@ -16,7 +16,7 @@ so a layer is: the input tiles transformed (compiled, ``conv_winograd_compiled.p
 products with K = C_in, the output tiles transformed back (with the bias). The GEMM's
 product for the same layer does 9·m²/α² times the multiplications: 2.25x for F(2x2, 3x3)
 (α = 4), 4x for F(4x4, 3x3) (α = 6). The larger tile also moves less: α²/m² transformed
-values per output pixel and channel, 2.25 against 4. It measured 1.1-1.5x faster than
+values per output pixel and channel, 2.25 against 4. It measured 1.2-1.5x faster than
 F(2x2, 3x3), but rounds more in float32 (its transforms hold 4, 5, 8 and sixths): ~1e-5
 relative at 128 channels against ~5e-7 (the GEMM's and PyTorch's: 3-7e-7). That is inside
 one layer's parity (2e-4), yet PyTorch's MNIST example trained in tests/compat then ends
@@ -56,8 +56,8 @@ from .geometry import ConvGeometry
 # cache between the transforms and the products (0.5-4 MB measured within 5% of each other,
 # 16-64 MB up to 1.5x slower)
 MIN_TILES = 64
-PLANE_GAP = 16  # elements between the planes of the kernel gradient's tiles
 CHUNK_BYTES = 2 << 20
+PLANE_GAP = 16  # elements between the planes of the kernel gradient's tiles
 # The kernel transforms G of F(2x2, 3x3) and F(4x4, 3x3); the input's Bᵀ and the output's Aᵀ
 # are written out in conv_winograd_compiled.py
 G = {
