@@ -73,6 +73,7 @@ G = {
         ]
     ),
 }
+KRON = {tile: np.kron(g, g) for tile, g in G.items()}  # (α², 9)
 TILES = {2: (tiles.input_tiles, tiles.output_tiles), 4: (tiles.input_tiles_4, tiles.output_tiles_4)}
 
 
@@ -102,12 +103,13 @@ def suits(geometry: ConvGeometry, w_shape) -> bool:
 def transformed_kernel(w: np.ndarray, tile: int) -> np.ndarray:
     """U = G g Gᵀ of every (C_out, C_in) kernel g (3x3) of w: (α², C_out, C_in), α = tile + 2.
 
-    One product with G ⊗ G, (G g Gᵀ)[a, b] = Σ G[a, p]·G[b, q]·g[p, q]: NumPy's matmul of
-    many 3x3 matrices took 1 ms at 64x64 channels, as long as a batch-1 layer's work. In
-    float64: G of F(4x4, 3x3) holds sixths."""
-    kron = np.kron(G[tile], G[tile])  # (α², 9)
-    u = kron @ w.reshape(-1, 9).T.astype(np.float64)  # (α², C_out·C_in)
-    return np.ascontiguousarray(u.reshape((-1,) + w.shape[:2]), w.dtype)  # (α², C_out, C_in)
+    One product with G ⊗ G, (G g Gᵀ)[a, b] = Σ G[a, p]·G[b, q]·g[p, q] (compiled: NumPy's
+    matmul of many 3x3 matrices took 1 ms at 64x64 channels, as long as a batch-1 layer's
+    work). In float64: G of F(4x4, 3x3) holds sixths."""
+    taps = np.ascontiguousarray(w.reshape(-1, 9).T, np.float64)  # (9, C_out·C_in)
+    u = np.empty(((tile + 2) ** 2, taps.shape[1]))  # (α², C_out·C_in)
+    tiles.kernel_tiles(taps, KRON[tile], u)
+    return u.reshape((-1,) + w.shape[:2]).astype(w.dtype)  # (α², C_out, C_in)
 
 
 def correlate(src, origin, u, bias, dst, target, out_size) -> None:
