@@ -301,13 +301,17 @@ class Depthwise:
 def choose(geometry: ConvGeometry, w_shape) -> type:
     """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
     their own (compiled on the compiled path); on the compiled path, thin inputs (at most 4
-    channels) the thin direct convolution (``conv_thin_compiled``), the direct convolution
+    channels) the thin direct convolution (``conv_thin_compiled``), Winograd's for the
+    stride-1 3x3 ones it measured faster at (``conv_winograd.suits``), the direct convolution
     where it measured faster for some pass (``conv_direct_compiled.passes``); everything else
     the GEMM."""
     if not (w_shape[1] == 1 and geometry.groups > 1):
         thin = jit.twin(".conv_thin_compiled", __package__)
         if thin is not None and thin.fits(geometry, w_shape):
             return thin.ThinCompiled
+        winograd = jit.twin(".conv_winograd", __package__)
+        if winograd is not None and winograd.suits(geometry, w_shape):
+            return winograd.Winograd
         direct = jit.twin(".conv_direct_compiled", __package__)
         if direct is not None and any(direct.passes(geometry, w_shape)):
             return direct.DirectCompiled
