@@ -195,8 +195,11 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert choose(conv2, (8, 4, 5, 5)) is Gemm  # thin layers: not measured
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
-    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, False)
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, False)
     assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
+    every = direct.Passes(True, True, True)
+    assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")
     with pytest.raises(ValueError, match="expected 0, 1 or auto, got 'yes'"):
         direct.passes(conv2, (64, 32, 5, 5))

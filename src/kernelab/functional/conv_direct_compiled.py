@@ -11,10 +11,10 @@ weights for a block are one contiguous load. Layouts, channel-major as in ``conv
   ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
   the forward's micro-kernel again. Only the unpadded input's pixels are computed (the
   caller cuts the padding off): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
-* kernel gradient: a sum over N·OH·OW, so each of T tasks sums its range of samples into its
-  own partial kernel (T, C_out/CB, C_in, kH, kW, CB) and NumPy adds the T of them. The output
-  gradient is repacked channels innermost, (C_out/CB, N, OH, OW, CB), for the same
-  contiguous (CB,) loads.
+* kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each sample's OH·OW
+  terms from zero in the accumulators, added into its task's partial kernel (T, C_out/CB,
+  C_in, kH, kW, CB), the T partials added pairwise. The output gradient is repacked channels
+  innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
 
 Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
 ``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
@@ -84,12 +84,14 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     """The passes where the direct convolution measured faster than the GEMM.
 
     Measured (``bench/CONV_DIRECT.md``: float32, N=64, 32→64 channels, 28x28 and conv2's
-    14x14; speed direct / GEMM, one thread, wall clock): forward 1.35x (2x2) to 1.74x
-    (conv2) for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at
-    1x1 (whose GEMM needs no im2col); input gradient 1.11x (4x4) to 1.46x (7x7), 1.38x at
-    conv2, a tie at 3x3 (0.99x) and with dilation 2, 0.81x at 2x2; kernel gradient 1.07x
-    (4x4) to 1.48x (conv2), a tie at 3x3, 0.57-0.9x below. Ties keep the GEMM, and so do
-    thinner layers, which were not measured. None with ``KERNELAB_DIRECT_CONV=0``.
+    14x14; speed direct / GEMM, one thread, CPU time): forward 1.45x (2x2) to 1.71x (3x3)
+    for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at 1x1
+    (whose GEMM needs no im2col); input gradient 1.19x (4x4) to 1.47x (7x7), 1.36x at conv2,
+    a tie at 3x3 (1.06x; 0.99x by wall clock) and with dilation 2, 0.94x at 2x2; kernel
+    gradient 1.14x (3x3; 1.32x at stride 2) to 1.44x (conv2), a tie at 2x2, 0.57x at 1x1.
+    Ties keep the GEMM, and so do thinner layers, which were not measured. The kernel
+    gradient's blocked sums (``conv_direct_source``) measured as fast as the single running
+    sum they replaced (0.99-1.05x). None with ``KERNELAB_DIRECT_CONV=0``.
 
     Whether a pass's kernel is compiled yet is :func:`usable`'s question, not this one's.
     """
@@ -98,11 +100,15 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     if mode() == "off" or geometry.groups != 1 or c_in < 16 or c_out < 16:
         return Passes(False, False, False)
     plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
-    return Passes(taps >= 4, plain and taps >= 16, taps >= 16)
+    return Passes(taps >= 4, plain and taps >= 16, taps >= 9)
 
 
 def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
-    """The ``wanted`` passes whose kernels are :func:`ready` for xp (C_in, N, Hp, Wp)."""
+    """The ``wanted`` passes whose kernels are :func:`ready` for xp (C_in, N, Hp, Wp); none
+    for dtypes other than float32 and float64 (never measured, and an int8 block would hold
+    64 channels)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        return Passes(False, False, False)
     (_, kw), (_, sw) = geometry.kernel_size, geometry.stride
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
