@@ -200,8 +200,8 @@ def compile_in_background(kernel: Kernel, args) -> bool:
     ``_STALE_LOCK_SECONDS``. The child runs only on cycles nothing else wants (``SCHED_IDLE``,
     else the lowest priority), in this process's session: under Linux's autogroup scheduling
     a new session would be a group of its own, which the scheduler shares the cores with as
-    an equal whatever its priority (measured: a cold first training step 5-8 s slower). It
-    has a process group of its own, so a Ctrl-C meant for this process does not stop it.
+    an equal whatever its priority. It has a process group of its own, so a Ctrl-C meant for
+    this process does not stop it.
     Children compile one at a time (a lock on the directory), each after the one before.
     Nothing is started for a kernel without a source file (no cache directory was writable).
     """
@@ -273,9 +273,9 @@ def _compile_job(job: dict) -> None:
 
     function = _load_generated(job["name"], job["path"])
     kernel = Kernel(function, job["parallel"], set(job["fastmath"]) or False, vectorise=True)
-    kernel.compiled = kernel._dispatcher()
     args = [1 if s[0] == "int" else np.zeros((1,) * s[2], s[1]) for s in job["args"]]
-    kernel.compile_vectorised(args)
+    if not kernel.load_cached(args):  # else another process compiled it meanwhile
+        kernel.compile_vectorised(args)
 
 
 def _generated_directory() -> str:
