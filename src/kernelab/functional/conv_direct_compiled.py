@@ -85,7 +85,7 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
 
     Measured (``bench/CONV_DIRECT.md``: float32, N=64, 32→64 channels, 28x28 and conv2's
     14x14; speed direct / GEMM, one thread, CPU time): forward 1.45x (2x2) to 1.71x (3x3)
-    for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at 1x1
+    for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.61x at 1x1
     (whose GEMM needs no im2col); input gradient 1.19x (4x4) to 1.47x (7x7), 1.36x at conv2,
     a tie at 3x3 (1.06x; 0.99x by wall clock) and with dilation 2, 0.94x at 2x2; kernel
     gradient 1.14x (3x3; 1.32x at stride 2) to 1.44x (conv2), a tie at 2x2, 0.57x at 1x1.
