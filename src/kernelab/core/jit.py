@@ -11,7 +11,10 @@ Nothing is compiled at import: :func:`kernel` wraps a function so that numba (it
 only then) compiles it on its first call, with an on-disk cache so a later process loads the
 machine code instead of compiling again. Once first calls have taken more than a second in
 all (compilations: loads from the cache take milliseconds), one line says so, once per
-process.
+process. A kernel too slow to compile in the middle of a run (the generated direct
+convolutions, 5-17 s each) can be asked whether it is cached (:meth:`Kernel.load_cached`, which
+never compiles) and else compiled by a background process for the next run
+(:func:`compile_in_background`), while this one takes another path.
 
 numba runs ``prange`` loops on its "workqueue" threading layer (unless
 ``NUMBA_THREADING_LAYER`` says otherwise): its idle threads sleep instead of spinning, so they
@@ -200,10 +203,10 @@ def compile_in_background(kernel: Kernel, args) -> bool:
     ``_STALE_LOCK_SECONDS``. The child runs only on cycles nothing else wants (``SCHED_IDLE``,
     else the lowest priority), in this process's session: under Linux's autogroup scheduling
     a new session would be a group of its own, which the scheduler shares the cores with as
-    an equal whatever its priority. It has a process group of its own, so a Ctrl-C meant for
-    this process does not stop it.
-    Children compile one at a time (a lock on the directory), each after the one before.
-    Nothing is started for a kernel without a source file (no cache directory was writable).
+    an equal whatever its priority. From Python 3.11 it has a process group of its own, so a
+    Ctrl-C meant for this process does not stop it. Children compile one at a time (a lock
+    on the directory). Nothing is started for a kernel without a source file (no cache
+    directory was writable), nor where no process can be started.
     """
     if kernel.path is None:
         return False
@@ -224,14 +227,19 @@ def compile_in_background(kernel: Kernel, args) -> bool:
     job = {"path": kernel.path, "name": kernel.__name__, "args": types, "lock": lock}
     job.update(parallel=kernel.parallel, fastmath=sorted(kernel.fastmath or ()))
     code = "import sys; from kernelab.core import jit; jit.compile_job(sys.argv[1])"
-    subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(job)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        process_group=0,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+    try:
+        subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(job)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            **group,
+        )
+    except OSError:
+        os.remove(lock)
+        return False
     _notice()
     return True
 
@@ -269,6 +277,7 @@ def compile_job(job_json: str) -> None:
 
 
 def _compile_job(job: dict) -> None:
+    """Compile the job's kernel for its argument types, unless it is cached by now."""
     import numpy as np
 
     function = _load_generated(job["name"], job["path"])

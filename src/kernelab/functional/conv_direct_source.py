@@ -36,8 +36,8 @@ def correlation_name(cb: int, jb: int, sw: int, kw: int) -> str:
 def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
     """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, dw, y)`` computing::
 
-        y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB] · xp[c, s, i·sh + p·dh, j·sw + q·dw]
-                        + bias[o]
+        y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
+                                  · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
 
     for xp (C, N, Hp, Wp), wpk (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y
     (C_out, N, OH, OW). A task is one (sample, block of CB output channels); it walks the
