@@ -230,7 +230,9 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
     if top == bottom == left == right == 0:
         return gx
-    gxp = np.zeros(padded_shape, gy.dtype)
+    gxp = np.empty(padded_shape, gy.dtype)  # (C_in, N, Hp, Wp): the border zeroed, once
+    gxp[:, :, :top], gxp[:, :, top + h :] = 0, 0
+    gxp[:, :, top : top + h, :left], gxp[:, :, top : top + h, left + width :] = 0, 0
     gxp[:, :, top : top + h, left : left + width] = gx
     return gxp
 
@@ -248,8 +250,10 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = BLOCK_BYTES // xp.itemsize
     blocks = -(-c_out // cb)
-    gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)
-    gyr[:c_out] = gy
+    gyr = gy
+    if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
+        gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
+        gyr[:c_out] = gy
     gyr = gyr.reshape(blocks, cb, n, oh, ow).transpose(0, 2, 3, 4, 1)  # (C_out/CB, N, OH, OW, CB)
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
