@@ -30,7 +30,9 @@ cache (``jit.compile_in_background``), for the next process. So the first traini
 waits for these compilations, and within one process a layer always takes the same path: its
 numbers are reproducible run to run *given the cache's state*, but a process started with an
 empty cache computes with the GEMM where a later one computes direct. The two agree to
-float32 rounding (a 3x3 forward to the bit), not bit for bit. ``KERNELAB_DIRECT_CONV``:
+float32 rounding (a 3x3 forward to the bit), not bit for bit; processes that must compute
+alike (the ranks of one distributed run, a rerun compared bit for bit) should set the mode
+explicitly. ``KERNELAB_DIRECT_CONV``:
 unset (or ``auto``) is that default; ``1`` always runs the direct passes, compiling on first
 call in the process if needed (the same path whatever the cache holds); ``0`` never does (the
 GEMM's numbers, as before the direct convolution).
