@@ -47,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import jit
+from . import conv_compiled
 from . import conv_direct_source as source
 from .conv_algorithms import Gemm
 from .geometry import ConvGeometry
@@ -226,17 +227,35 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     ph, pw = (kh - 1) * dh, (kw - 1) * dw
     frame = np.zeros((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
     rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
-    frame[:, :, rows[0], cols[0]] = gy[:, :, rows[1], cols[1]]
+
+    def fill(start, stop):
+        frame[:, start:stop, rows[0], cols[0]] = gy[:, start:stop, rows[1], cols[1]]
+
+    by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
     gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
     correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
     if top == bottom == left == right == 0:
         return gx
-    gxp = np.empty(padded_shape, gy.dtype)  # (C_in, N, Hp, Wp): the border zeroed, once
-    gxp[:, :, :top], gxp[:, :, top + h :] = 0, 0
-    gxp[:, :, top : top + h, :left], gxp[:, :, top : top + h, left + width :] = 0, 0
-    gxp[:, :, top : top + h, left : left + width] = gx
+    gxp = np.empty(padded_shape, gy.dtype)  # (C_in, N, Hp, Wp)
+
+    def pad_samples(start, stop):  # the border zeroed, the inside gx's
+        part = gxp[:, start:stop]  # (C_in, chunk, Hp, Wp)
+        part[:, :, :top], part[:, :, top + h :] = 0, 0
+        part[:, :, top : top + h, :left], part[:, :, top : top + h, left + width :] = 0, 0
+        part[:, :, top : top + h, left : left + width] = gx[:, start:stop]
+
+    by_samples(pad_samples, n)
     return gxp
+
+
+def by_samples(copy, n: int) -> None:
+    """``copy(start, stop)`` for ranges of samples that cover ``n``, one per worker of the
+    convolution's pool (``conv_compiled.run``): NumPy's copies release the GIL, so they run
+    side by side, where one thread had left the second core idle between the kernels."""
+    count = min(n, conv_compiled.threads())
+    bounds = [n * i // count for i in range(count + 1)]
+    conv_compiled.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
@@ -252,16 +271,22 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = BLOCK_BYTES // xp.itemsize
     blocks = -(-c_out // cb)
-    gyr = gy
+    blocked = gy
     if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
-        gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
-        gyr[:c_out] = gy
-    gyr = gyr.reshape(blocks, cb, n, oh, ow).transpose(0, 2, 3, 4, 1)  # (C_out/CB, N, OH, OW, CB)
+        blocked = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
+        blocked[:c_out] = gy
+    blocked = blocked.reshape(blocks, cb, n, oh, ow)  # (C_out/CB, CB, N, OH, OW)
+    gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
+
+    def repack(start, stop):
+        gyr[:, start:stop] = blocked[:, :, start:stop].transpose(0, 2, 3, 4, 1)
+
+    by_samples(repack, n)
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(xp.dtype, sw, kw)
-    kernel(np.ascontiguousarray(gyr), xp, bounds, sh, dh, dw, partial)
+    kernel(gyr, xp, bounds, sh, dh, dw, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
 
