@@ -5,11 +5,14 @@
 Every pass alone (forward, input gradient, kernel gradient), the three engines interleaved in
 the same rounds of one process; the median of the rounds. The shapes are ``cases.py``'s conv
 cases (N=64, 32→64 channels, 28x28) and the classic network's conv2 (64, 32→64, 5x5, 14x14).
+The direct kernels compile in this process if they are not cached (``KERNELAB_DIRECT_CONV=1``).
+With 1 and 2 threads, the last lines give each engine's gain from the second thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,6 +45,7 @@ SHAPES = {
     "conv2": (5, 1, 2, 1, 14),
 }
 PASSES = ("forward", "input_gradient", "kernel_gradient")
+ENGINES = ("direct", "gemm", "torch")
 NEEDS = {
     "forward": (True, True, False),
     "input_gradient": (True, False, False),
@@ -93,9 +97,8 @@ class AllDirect(conv_direct_compiled.DirectCompiled):
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry):
-        y = conv_direct_compiled.DirectCompiled.forward(ctx, xp, w, b, geometry)
         ctx.passes = conv_direct_compiled.Passes(True, geometry.stride == (1, 1), True)
-        return y
+        return conv_direct_compiled.DirectCompiled.run_forward(ctx, xp, w, b, geometry)
 
 
 def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
@@ -126,17 +129,30 @@ def main() -> None:
     )
     args = parser.parse_args()
     clock = time.process_time if args.cpu else time.perf_counter
+    os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever AllDirect asks, cached or not
     print("shape        thr  pass             direct    gemm   torch  direct/gemm  direct/torch")
+    results = {}
     for name in args.only:
         for threads in args.threads:
-            result = measure(SHAPES[name], threads, args.rounds, clock)
+            result = results[name, threads] = measure(SHAPES[name], threads, args.rounds, clock)
             for p in PASSES:
-                d, g, t = (result[e, p] for e in ("direct", "gemm", "torch"))
+                d, g, t = (result[e, p] for e in ENGINES)
                 print(
                     f"{name:12s} {threads:3d}  {p:15s} {d:7.1f} {g:7.1f} {t:7.1f}"
                     f"  {d / g:11.2f}  {d / t:12.2f}"
                 )
             sys.stdout.flush()
+    if {1, 2} <= set(args.threads):
+        print_gains(results, args.only)
+
+
+def print_gains(results: dict, names: list[str]) -> None:
+    """Each engine's speed at 2 threads / at 1, per shape and pass."""
+    print("shape        pass             gain from the 2nd thread: direct    gemm   torch")
+    for name in names:
+        for p in PASSES:
+            gains = [results[name, 2][e, p] / results[name, 1][e, p] for e in ENGINES]
+            print(f"{name:12s} {p:15s} {'':26s}" + "".join(f"{g:8.2f}" for g in gains))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -179,3 +180,50 @@ def test_generated_kernels_run_uncached_without_a_cache_directory(tmp_path):
     done = run_python(GENERATED, NUMBA_CACHE_DIR="", XDG_CACHE_HOME=str(blocked))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6.0", "0"]
+
+
+LOAD_ONLY = """
+    import numpy as np
+    from kernelab.core import jit
+    source = "def twice(x):\\n    for i in range(x.shape[0]):\\n        x[i] *= 2\\n"
+    kernel = jit.kernel_from_source("twice", source)
+    x = np.ones(3)
+    print(kernel.load_cached((x,)), len(kernel.compiled.overloads))
+    kernel(x)
+"""
+
+
+def test_load_cached_loads_a_cached_kernel_and_never_compiles(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    cold, warm = run_python(LOAD_ONLY, **env), run_python(LOAD_ONLY, **env)
+    assert cold.returncode == 0 and warm.returncode == 0, cold.stderr + warm.stderr
+    assert cold.stdout.split() == ["False", "0"]  # not compiled by the question
+    assert warm.stdout.split() == ["True", "1"]  # compiled by the call, loaded here
+
+
+BACKGROUND = """
+    import numpy as np
+    from kernelab.core import jit
+    source = "def twice(x):\\n    for i in range(x.shape[0]):\\n        x[i] *= 2\\n"
+    kernel = jit.kernel_from_source("twice", source)
+    x = np.ones(3)
+    if kernel.load_cached((x,)):
+        print("cached", len(kernel.compiled.overloads))
+    else:
+        print(jit.compile_in_background(kernel, (x,)), jit.compile_in_background(kernel, (x,)))
+        print(len(kernel.compiled.overloads))
+"""
+
+
+def test_compile_in_background_fills_the_cache_once(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    done = run_python(BACKGROUND, **env)
+    assert done.returncode == 0, done.stderr
+    # started once (the second call finds its lock), nothing compiled in this process
+    assert done.stdout.split() == ["True", "False", "0"]
+    for _ in range(600):
+        if not list(tmp_path.rglob("*.compiling")):
+            break
+        time.sleep(0.1)
+    again = run_python(BACKGROUND, **env)
+    assert again.stdout.split() == ["cached", "1"], again.stderr

@@ -1,6 +1,17 @@
 """The direct convolution's generated micro-kernels (conv_direct_compiled.py): every pass
 against plain loops, PyTorch and the NumPy GEMM, driven on channel-major arrays as ``conv2d``
-drives them."""
+drives them; its sums' order; when a process may use them (compiled or not).
+
+Each generated kernel (dtype, kernel width, horizontal stride, tile width) compiles for 5-17 s
+on an empty cache, so these tests share a few: kernel width 3 (the height varies), strides 1
+and 2, tiles of 8 (outputs narrower than 14) and of 14 in one test: 10 kernels in all, and
+one more compiled in the background for the default mode's test.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -20,14 +31,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
 
 
+@pytest.fixture(autouse=True)
+def _direct_on(monkeypatch):
+    """The direct passes whether or not their kernels are cached: compiled here if need be."""
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
+
+
 class EveryPass(direct.DirectCompiled):
     """Every pass direct where it can be (the input gradient needs stride 1)."""
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry):
-        y = direct.DirectCompiled.forward(ctx, xp, w, b, geometry)
         ctx.passes = direct.Passes(True, geometry.stride == (1, 1), True)
-        return y
+        return direct.DirectCompiled.run_forward(ctx, xp, w, b, geometry)
 
 
 def loop_forward(x, w, b, geometry):
@@ -45,9 +61,10 @@ def loop_forward(x, w, b, geometry):
 
 @st.composite
 def cases(draw):
-    """A convolution: kernel 1-7 (non-square too), stride, dilation, asymmetric padding,
-    channel counts that are not multiples of the blocks, images narrower than a tile."""
-    kh, kw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    """A convolution: kernel 1-7 x 3, stride, dilation, asymmetric padding, channel counts
+    that are not multiples of the blocks, images narrower than a tile (all narrower than 14:
+    tiles of 8)."""
+    kh, kw = draw(st.integers(1, 7)), 3
     stride = draw(st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]))
     dilation = draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
     padding = tuple(tuple(draw(st.integers(0, 3)) for _ in range(2)) for _ in range(2))
@@ -55,13 +72,12 @@ def cases(draw):
     n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 19))
     eh, ew = geometry.window
     h = max(1, eh - sum(padding[0])) + draw(st.integers(0, 6))
-    width = max(1, ew - sum(padding[1])) + draw(st.integers(0, 12))
+    base = max(1, ew - sum(padding[1]))
+    width = base + draw(st.integers(0, 13 - base - sum(padding[1])))  # padded: at most 13
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     return (n, c_in, h, width), (c_out, c_in, kh, kw), geometry, dtype
 
 
-# each new (dtype, kernel width, stride) compiles kernels (cached on disk): the first run of
-# this file takes minutes, later ones seconds
 @settings(max_examples=15, deadline=None)
 @given(case=cases(), bias=st.booleans())
 def test_every_pass_matches_torch_and_the_gemm(case, bias):
@@ -83,13 +99,13 @@ def test_every_pass_matches_torch_and_the_gemm(case, bias):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("stride, width", [((1, 1), 30), ((2, 1), 11), ((1, 3), 23)])
+@pytest.mark.parametrize("stride, width", [((1, 1), 26), ((2, 1), 11), ((1, 2), 23)])
 def test_forward_matches_loops(dtype, stride, width):
-    # widths that take both tile widths, overlapping last tiles and a stride-3 kernel
+    # outputs 25 wide (tiles of 14, the last overlapping), 10 and 11 (tiles of 8), stride 2
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 9, width)).astype(dtype)
-    w, b = rng.standard_normal((17, 3, 3, 4)).astype(dtype), rng.standard_normal(17)
-    geometry = conv_geometry((3, 4), stride, ((1, 0), (2, 1)), (1, 2), 1)
+    w, b = rng.standard_normal((17, 3, 4, 3)).astype(dtype), rng.standard_normal(17)
+    geometry = conv_geometry((4, 3), stride, ((1, 0), (2, 1)), (1, 2), 1)
     y, _, _, _ = run(EveryPass, x, w, b.astype(dtype), geometry)
     assert_rel_close(y, loop_forward(x, w, b, geometry), TOL[dtype], "forward vs loops")
 
@@ -97,8 +113,8 @@ def test_forward_matches_loops(dtype, stride, width):
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, False)])
 def test_computes_only_the_gradients_asked_for(needs):
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((2, 3, 8, 9)), rng.standard_normal((5, 3, 3, 2))
-    geometry = conv_geometry((3, 2), 1, ((1, 0), (2, 1)), 1, 1)
+    x, w = rng.standard_normal((2, 3, 8, 9)), rng.standard_normal((5, 3, 2, 3))
+    geometry = conv_geometry((2, 3), 1, ((1, 0), (2, 1)), 1, 1)
     _, gx, gw, gy = run(EveryPass, x, w, None, geometry, needs)
     _, tgx, tgw = torch_reference(x, w, None, geometry, gy)
     assert (gx is None) != needs[0] and (gw is None) != needs[1]
@@ -130,16 +146,44 @@ def test_column_tiles_cover_the_row():
 
 def test_generated_source_holds_scalar_accumulators():
     text = conv_direct_source.correlation_source(16, 8, 1, 3)
-    assert "a7_15 += x * w15" in text and "np.zeros" not in text
+    block = text.split("def correlate")[0]  # the block function, without the driver
+    assert "a7_15 += x * w15" in block and "np.zeros" not in block and "np.empty" not in block
     compile(text, "<generated>", "exec")
+
+
+def test_the_forward_adds_the_bias_after_the_sum():
+    # float32 holds 1e8 to 8: 1e8 + 1 rounds back to 1e8, 1e8 + 72 is exact. A sum that
+    # started from the bias would lose every term; from zero it is exact, as the GEMM's is.
+    x, w = np.ones((1, 8, 5, 5), np.float32), np.ones((16, 8, 3, 3), np.float32)
+    b = np.full(16, 1e8, np.float32)
+    y, _, _, _ = run(EveryPass, x, w, b, conv_geometry(3, 1, 0, 1, 1), (False, False, False))
+    assert np.all(y == np.float32(1e8 + 72))
+
+
+def test_the_kernel_gradient_sums_each_sample_apart():
+    # float32 holds 2**24 to 2: 2**24 + 1 rounds back to 2**24. Sample 0 sums to 2**24, the
+    # others to 36 each; one running sum over the samples would drop the others' ones.
+    gy = np.ones((16, 4, 6, 6), np.float32)  # (C_out, N, OH, OW)
+    gy[:, 0] = 0
+    gy[:, 0, 0, 0] = 2**24
+    xp = np.ones((5, 4, 8, 8), np.float32)  # (C_in, N, Hp, Wp)
+    gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
+    assert gw.shape == (16, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
+
+
+def test_partial_kernels_combine_pairwise():
+    parts = np.array([2**24, 1, 1, 1, 1], np.float32).reshape(5, 1)
+    assert direct.pairwise_sum(parts)[0] == 2**24 + 4  # one after the other: 2**24
+    assert direct.pairwise_sum(parts[:1])[0] == 2**24
 
 
 def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     kernel_path, monkeypatch
 ):
     conv2 = conv_geometry(5, 1, 2, 1, 1)
-    assert choose(conv2, (64, 32, 5, 5)) is Gemm  # opt-in only
-    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "0")
+    assert choose(conv2, (64, 32, 5, 5)) is Gemm  # the off switch
+    monkeypatch.delenv("KERNELAB_DIRECT_CONV")
     depthwise = conv_geometry(3, 1, 1, 1, 32)
     assert choose(depthwise, (32, 1, 3, 3)) is not direct.DirectCompiled
     grouped = conv_geometry(3, 1, 1, 1, 2)
@@ -147,7 +191,65 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
     assert choose(conv2, (64, 32, 5, 5)) is expected
     assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Gemm  # 1x1: the GEMM wins
-    assert choose(conv2, (8, 4, 5, 5)) is not direct.DirectCompiled  # thin: not measured
-    assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, False)
-    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, False)
-    assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, False)
+    assert choose(conv2, (8, 4, 5, 5)) is not direct.DirectCompiled  # thin layers: their own
+    assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
+    assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, False)
+    assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
+    every = direct.Passes(True, True, True)
+    assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")
+    with pytest.raises(ValueError, match="expected 0, 1 or auto, got 'yes'"):
+        direct.passes(conv2, (64, 32, 5, 5))
+
+
+# A layer whose forward alone is direct (4x1: 4 taps), float64 (its kernel compiles fastest).
+# Its forward runs, waits for any background compilation to end, and runs again.
+AUTO = """
+    import glob, os, time, types
+    import numpy as np
+    from kernelab.functional import conv_direct_compiled as direct
+    from kernelab.functional.geometry import conv_geometry
+    geometry = conv_geometry((4, 1), 1, 0, 1, 1)
+    xp, w = np.ones((16, 2, 6, 8)), np.ones((16, 16, 4, 1))
+    ctx = types.SimpleNamespace(needs_input_grad=(True, True, False))
+    y = direct.DirectCompiled.forward(ctx, xp, w, None, geometry)
+    first = tuple(ctx.passes)
+    pending = os.path.join(os.environ["NUMBA_CACHE_DIR"], "generated", "*.compiling")
+    started = bool(glob.glob(pending))
+    for _ in range(600):  # a few seconds
+        if not glob.glob(pending):
+            break
+        time.sleep(0.1)
+    direct.DirectCompiled.forward(ctx, xp, w, None, geometry)
+    print(first, tuple(ctx.passes), started, float(y.min()), float(y.max()), sep="|")
+"""
+
+
+def run_auto(cache) -> list[str]:
+    """The AUTO program's printed values, run with this numba cache and the default mode."""
+    environment = {k: v for k, v in os.environ.items() if k != "KERNELAB_DIRECT_CONV"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(AUTO)],
+        capture_output=True,
+        text=True,
+        env={**environment, "NUMBA_CACHE_DIR": str(cache), "KERNELAB_KERNELS": "numba"},
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split("|")
+
+
+def test_by_default_a_process_runs_direct_only_what_an_earlier_one_compiled(tmp_path, kernel_path):
+    if kernel_path == "numpy":
+        pytest.skip("a process of its own on the compiled path: once is enough")
+    # empty cache: the GEMM, compiled in the background meanwhile, and still the GEMM after
+    # that, for the whole process
+    first, again, started, low, high = run_auto(tmp_path)
+    assert first == again == "(False, False, False)" and started == "True"
+    assert low == high == "64.0"
+    assert not list(tmp_path.rglob("*.compiling"))
+    first, again, started, low, high = run_auto(tmp_path)  # the next process: direct
+    assert first == again == "(True, False, False)" and started == "False"
+    assert low == high == "64.0"

@@ -11,7 +11,10 @@ Nothing is compiled at import: :func:`kernel` wraps a function so that numba (it
 only then) compiles it on its first call, with an on-disk cache so a later process loads the
 machine code instead of compiling again. Once first calls have taken more than a second in
 all (compilations: loads from the cache take milliseconds), one line says so, once per
-process.
+process. A kernel too slow to compile in the middle of a run (the generated direct
+convolutions, 5-17 s each) can be asked whether it is cached (:meth:`Kernel.load_cached`, which
+never compiles) and else compiled by a background process for the next run
+(:func:`compile_in_background`), while this one takes another path.
 
 numba runs ``prange`` loops on its "workqueue" threading layer (unless
 ``NUMBA_THREADING_LAYER`` says otherwise): its idle threads sleep instead of spinning, so they
@@ -26,13 +29,17 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
 
 PATHS = ("numba", "numpy")
 _COMPILE_NOTICE_AFTER = 1.0  # seconds of first calls in all; cache loads take far less
+# a background compilation's lock file older than this is taken to be left by a killed one
+_STALE_LOCK_SECONDS = 600
 
 _numba = None  # the module, once imported; False when it cannot be
 _choice = None
@@ -164,17 +171,120 @@ def kernel_from_source(name: str, source: str, parallel: bool = False, fastmath=
             with open(partial, "w") as file:
                 file.write(source)
             os.replace(partial, path)
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        module.CACHE = True
-        sys.modules[module_name] = module  # numba's cache finds the function's globals here
-        spec.loader.exec_module(module)
-        function, cache = getattr(module, name), True
+        function = _load_generated(name, path)
     except OSError:
         scope: dict = {"CACHE": False}
         exec(compile(source, f"<generated {module_name}>", "exec"), scope)
-        function, cache = scope[name], False
-    return Kernel(function, parallel, fastmath, vectorise=True, cache=cache)
+        return Kernel(scope[name], parallel, fastmath, vectorise=True, cache=False)
+    kernel = Kernel(function, parallel, fastmath, vectorise=True)
+    kernel.path = path
+    return kernel
+
+
+def _load_generated(name: str, path: str):
+    """The function ``name`` of the generated module in ``path``, imported with CACHE on."""
+    module_name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.CACHE = True
+    sys.modules[module_name] = module  # numba's cache finds the function's globals here
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def compile_in_background(kernel: Kernel, args) -> bool:
+    """Start a process that compiles the generated ``kernel`` for these arguments' types into
+    numba's on-disk cache, and return at once: True if one was started.
+
+    For kernels whose cold compilation takes long: this process goes on without them (see
+    :meth:`Kernel.load_cached`), the next one loads them. One compilation per kernel and
+    signature at a time, across processes: a lock file beside the source, which the child
+    removes when done (or when it fails); one left by a killed child counts after
+    ``_STALE_LOCK_SECONDS``. The child runs only on cycles nothing else wants (``SCHED_IDLE``,
+    else the lowest priority), in this process's session: under Linux's autogroup scheduling
+    a new session would be a group of its own, which the scheduler shares the cores with as
+    an equal whatever its priority. From Python 3.11 it has a process group of its own, so a
+    Ctrl-C meant for this process does not stop it. Children compile one at a time (a lock
+    on the directory). Nothing is started for a kernel without a source file (no cache
+    directory was writable), nor where no process can be started.
+    """
+    if kernel.path is None:
+        return False
+    numba = numba_module()
+    types = [_argument_spec(numba, a) for a in args]
+    digest = hashlib.sha1(json.dumps(types).encode()).hexdigest()[:12]
+    lock = f"{kernel.path}.{digest}.compiling"
+    try:
+        if time.time() - os.path.getmtime(lock) < _STALE_LOCK_SECONDS:
+            return False
+        os.remove(lock)
+    except OSError:
+        pass  # no lock, or another process removed the stale one first
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return False  # another process took it, or the directory is read-only
+    job = {"path": kernel.path, "name": kernel.__name__, "args": types, "lock": lock}
+    job.update(parallel=kernel.parallel, fastmath=sorted(kernel.fastmath or ()))
+    code = "import sys; from kernelab.core import jit; jit.compile_job(sys.argv[1])"
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {}
+    try:
+        subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps(job)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            **group,
+        )
+    except OSError:
+        os.remove(lock)
+        return False
+    _notice()
+    return True
+
+
+def _argument_spec(numba, value) -> list:
+    """An argument's type as JSON: ["array", dtype, ndim] (C-contiguous, writeable) or
+    ["int"]."""
+    kind = numba.typeof(value)
+    if isinstance(value, int):
+        return ["int"]
+    if not (kind.layout == "C" and kind.mutable):
+        raise ValueError(f"only C-contiguous, writeable arrays and ints, got {kind}")
+    return ["array", str(value.dtype), value.ndim]
+
+
+def compile_job(job_json: str) -> None:
+    """The background process of :func:`compile_in_background`: compile one generated kernel
+    for one signature into the on-disk cache, then remove the lock."""
+    job = json.loads(job_json)
+    try:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # not Linux
+            os.nice(19)
+        queue = os.path.join(os.path.dirname(job["path"]), "compiling.queue")
+        with open(queue, "w") as turn:
+            with contextlib.suppress(ImportError):  # not on Windows: children may overlap there
+                import fcntl
+
+                fcntl.flock(turn, fcntl.LOCK_EX)  # released when the file closes
+            _compile_job(job)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(job["lock"])
+
+
+def _compile_job(job: dict) -> None:
+    """Compile the job's kernel for its argument types, unless it is cached by now."""
+    import numpy as np
+
+    function = _load_generated(job["name"], job["path"])
+    kernel = Kernel(function, job["parallel"], set(job["fastmath"]) or False, vectorise=True)
+    args = [1 if s[0] == "int" else np.zeros((1,) * s[2], s[1]) for s in job["args"]]
+    if not kernel.load_cached(args):  # else another process compiled it meanwhile
+        kernel.compile_vectorised(args)
 
 
 def _generated_directory() -> str:
@@ -196,6 +306,7 @@ class Kernel:
         self.vectorise, self.cache = vectorise, cache
         self.__doc__, self.__name__ = function.__doc__, function.__name__
         self.compiled = None
+        self.path = None  # a generated kernel's source file (see kernel_from_source)
 
     def __call__(self, *args):
         if self.compiled is None:
@@ -209,6 +320,32 @@ class Kernel:
             with _launch:
                 return self.compiled(*args)
         return self.compiled(*args)
+
+    def load_cached(self, args) -> bool:
+        """True when machine code for these arguments' types is in this process or in
+        numba's on-disk cache (then loaded, in milliseconds); never compiles."""
+        numba = numba_module()
+        if self.compiled is None:
+            with _lock:
+                if self.compiled is None:
+                    self.compiled = self._dispatcher()
+        signature = tuple(numba.typeof(a) for a in args)
+        if signature in self.compiled.overloads:
+            return True
+        if not self.cache:
+            return False
+        from numba.core.compiler_lock import global_compiler_lock
+
+        dispatcher = self.compiled
+        with global_compiler_lock:  # as the dispatcher's own compile() loads a cached one
+            result = dispatcher._cache.load_overload(signature, dispatcher.targetctx)
+            if result is None:
+                return False
+            dispatcher.targetctx.insert_user_function(
+                result.entry_point, result.fndesc, [result.library]
+            )
+            dispatcher.add_overload(result)
+        return True
 
     def _first_call(self, args):
         """Compile (or load from the cache) and run; say so once first calls take long."""

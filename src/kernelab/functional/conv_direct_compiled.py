@@ -11,15 +11,31 @@ weights for a block are one contiguous load. Layouts, channel-major as in ``conv
   ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
   the forward's micro-kernel again. Only the unpadded input's pixels are computed (the
   caller cuts the padding off): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
-* kernel gradient: a sum over N·OH·OW, so each of T tasks sums its range of samples into its
-  own partial kernel (T, C_out/CB, C_in, kH, kW, CB) and NumPy adds the T of them. The output
-  gradient is repacked channels innermost, (C_out/CB, N, OH, OW, CB), for the same
-  contiguous (CB,) loads.
+* kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each sample's OH·OW
+  terms from zero in the accumulators, added into its task's partial kernel (T, C_out/CB,
+  C_in, kH, kW, CB), the T partials added pairwise. The output gradient is repacked channels
+  innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
 
 Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
 ``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
 for the kernel gradient. A pass the GEMM measured faster at (see :func:`passes`) runs the
 GEMM's (``conv_algorithms.Gemm``).
+
+Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
+width, horizontal stride and tile width) takes 5-17 s to compile cold, where the GEMM needs
+none, so by default a process runs a pass direct only if the pass's kernel is already in
+numba's on-disk cache when the layer first runs (:func:`ready`). If it is not, the pass runs
+the GEMM's for the rest of the process and a background process compiles the kernel into the
+cache (``jit.compile_in_background``), for the next process. So the first training step never
+waits for these compilations, and within one process a layer always takes the same path: its
+numbers are reproducible run to run *given the cache's state*, but a process started with an
+empty cache computes with the GEMM where a later one computes direct. The two agree to
+float32 rounding (a 3x3 forward to the bit), not bit for bit; processes that must compute
+alike (the ranks of one distributed run, a rerun compared bit for bit) should set the mode
+explicitly. ``KERNELAB_DIRECT_CONV``:
+unset (or ``auto``) is that default; ``1`` always runs the direct passes, compiling on first
+call in the process if needed (the same path whatever the cache holds); ``0`` never does (the
+GEMM's numbers, as before the direct convolution).
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import jit
+from . import conv_compiled
 from . import conv_direct_source as source
 from .conv_algorithms import Gemm
 from .geometry import ConvGeometry
@@ -46,6 +63,8 @@ TAPS = 8
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 
 _kernels: dict[str, jit.Kernel] = {}
+_ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
+MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 
 
 class Passes(NamedTuple):
@@ -56,31 +75,81 @@ class Passes(NamedTuple):
     kernel_gradient: bool
 
 
+def mode() -> str:
+    """The mode, from ``KERNELAB_DIRECT_CONV`` ("0": off, "1": on, unset: auto; see the module)."""
+    value = os.environ.get("KERNELAB_DIRECT_CONV", "").strip().lower()
+    if value not in MODES:
+        raise ValueError(f"KERNELAB_DIRECT_CONV: expected 0, 1 or auto, got {value!r}")
+    return MODES[value]
+
+
 def passes(geometry: ConvGeometry, w_shape) -> Passes:
     """The passes where the direct convolution measured faster than the GEMM.
 
     Measured (``bench/CONV_DIRECT.md``: float32, N=64, 32→64 channels, 28x28 and conv2's
-    14x14; speed direct / GEMM, one thread, wall clock): forward 1.35x (2x2) to 1.74x
-    (conv2) for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.94x at
-    1x1 (whose GEMM needs no im2col); input gradient 1.11x (4x4) to 1.46x (7x7), 1.38x at
-    conv2, a tie at 3x3 (0.99x) and with dilation 2, 0.81x at 2x2; kernel gradient 1.07x
-    (4x4) to 1.48x (conv2), a tie at 3x3, 0.57-0.9x below. Ties keep the GEMM, and so do
-    thinner layers, which were not measured.
+    14x14; speed direct / GEMM, one thread, CPU time): forward 1.45x (2x2) to 1.71x (3x3)
+    for every kernel of 2x2 and more, stride 2 and dilation 2 included, but 0.61x at 1x1
+    (whose GEMM needs no im2col); input gradient 1.19x (4x4) to 1.47x (7x7), 1.36x at conv2,
+    a tie at 3x3 (1.06x; 0.99x by wall clock) and with dilation 2, 0.94x at 2x2; kernel
+    gradient 1.14x (3x3; 1.32x at stride 2) to 1.44x (conv2), a tie at 2x2, 0.57x at 1x1.
+    Ties keep the GEMM, and so do thinner layers, which were not measured. The kernel
+    gradient's blocked sums (``conv_direct_source``) measured as fast as the single running
+    sum they replaced (0.99-1.05x). None with ``KERNELAB_DIRECT_CONV=0``.
 
-    Only with ``KERNELAB_DIRECT_CONV=1``, for now: each kernel shape compiles for 11-17 s the
-    first time on a machine (the GEMM needs none), and the kernel gradient's float32 sum over
-    N·OH·OW (36,864 terms at conv2) drifts from PyTorch's past float32 parity, so it stays
-    with the GEMM; a training run can still part from PyTorch's where a max pool or a ReLU
-    meets a near tie (PyTorch's MNIST example, 8 steps: 4e-4 relative in one weight).
+    Whether a pass's kernel is compiled yet is :func:`usable`'s question, not this one's.
     """
-    if os.environ.get("KERNELAB_DIRECT_CONV") != "1":
-        return Passes(False, False, False)
     c_out, c_in = w_shape[:2]
     taps = w_shape[2] * w_shape[3]
-    if geometry.groups != 1 or c_in < 16 or c_out < 16:
+    if mode() == "off" or geometry.groups != 1 or c_in < 16 or c_out < 16:
         return Passes(False, False, False)
     plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
-    return Passes(taps >= 4, plain and taps >= 16, False)
+    return Passes(taps >= 4, plain and taps >= 16, taps >= 9)
+
+
+def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
+    """The ``wanted`` passes whose kernels are :func:`ready` for xp (C_in, N, Hp, Wp); none
+    for dtypes other than float32 and float64 (never measured, and an int8 block would hold
+    64 channels)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        return Passes(False, False, False)
+    (_, kw), (_, sw) = geometry.kernel_size, geometry.stride
+    ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
+    width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
+    correlation, gradient = _examples(dtype)
+    return Passes(
+        wanted.forward and ready(correlation_kernel(dtype, ow, sw, kw), correlation),
+        wanted.input_gradient and ready(correlation_kernel(dtype, width, 1, kw), correlation),
+        wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw), gradient),
+    )
+
+
+def ready(kernel: jit.Kernel, args) -> bool:
+    """Whether a pass may run ``kernel`` (for ``args``' types) in this process.
+
+    With ``KERNELAB_DIRECT_CONV=1`` always (it compiles on its first call if need be). By
+    default only if its machine code is in this process or numba's on-disk cache at the first
+    question; if not, never in this process (the answer is kept), and a background process
+    compiles it for the next one.
+    """
+    if mode() == "on":
+        return True
+    key = kernel.__name__, str(args[-1].dtype)
+    if key not in _ready:
+        _ready[key] = kernel.load_cached(args)
+        if not _ready[key]:
+            jit.compile_in_background(kernel, args)
+    return _ready[key]
+
+
+def _examples(dtype) -> tuple[tuple, tuple]:
+    """Arguments of the types the correlation and the kernel gradient are called with."""
+
+    def array(ndim, kind=dtype):
+        return np.zeros((1,) * ndim, kind)
+
+    index = array(1, np.int64)
+    correlation = array(4), array(5), array(1), index, 1, 1, 1, array(4)
+    return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
 
 
 def compiled(name: str, text: str) -> jit.Kernel:
@@ -89,6 +158,21 @@ def compiled(name: str, text: str) -> jit.Kernel:
     if kernel is None:
         kernel = _kernels[name] = jit.kernel_from_source(name, text, True, FLAGS)
     return kernel
+
+
+def correlation_kernel(dtype, ow: int, sw: int, kw: int) -> jit.Kernel:
+    """The correlation's kernel for an output ``ow`` wide (see :func:`correlate`)."""
+    cb = BLOCK_BYTES // np.dtype(dtype).itemsize
+    shape = cb, column_tiles(max(ow, min(COLUMNS)))[0], sw, kw
+    return compiled(source.correlation_name(*shape), source.correlation_source(*shape))
+
+
+def gradient_kernel(dtype, sw: int, kw: int) -> jit.Kernel:
+    """The kernel gradient's kernel (see :func:`kernel_gradient`)."""
+    cb = BLOCK_BYTES // np.dtype(dtype).itemsize
+    cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
+    shape = cb, cc, sw, kw
+    return compiled(source.kernel_gradient_name(*shape), source.kernel_gradient_source(*shape))
 
 
 def column_tiles(ow: int) -> tuple[int, np.ndarray]:
@@ -120,9 +204,8 @@ def correlate(xp, w, bias, stride, dilation, y) -> None:
         extra = (wide - 1) * sw + (w.shape[3] - 1) * dw + 1 - xp.shape[3]
         xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
         out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out, N, OH, JB)
-    jb, starts = column_tiles(out.shape[3])
-    shape = cb, jb, sw, w.shape[3]
-    kernel = compiled(source.correlation_name(*shape), source.correlation_source(*shape))
+    starts = column_tiles(out.shape[3])[1]
+    kernel = correlation_kernel(xp.dtype, out.shape[3], sw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
@@ -144,15 +227,35 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     ph, pw = (kh - 1) * dh, (kw - 1) * dw
     frame = np.zeros((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
     rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
-    frame[:, :, rows[0], cols[0]] = gy[:, :, rows[1], cols[1]]
+
+    def fill(start, stop):
+        frame[:, start:stop, rows[0], cols[0]] = gy[:, start:stop, rows[1], cols[1]]
+
+    by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
     gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
     correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
     if top == bottom == left == right == 0:
         return gx
-    gxp = np.zeros(padded_shape, gy.dtype)
-    gxp[:, :, top : top + h, left : left + width] = gx
+    gxp = np.empty(padded_shape, gy.dtype)  # (C_in, N, Hp, Wp)
+
+    def pad_samples(start, stop):  # the border zeroed, the inside gx's
+        part = gxp[:, start:stop]  # (C_in, chunk, Hp, Wp)
+        part[:, :, :top], part[:, :, top + h :] = 0, 0
+        part[:, :, top : top + h, :left], part[:, :, top : top + h, left + width :] = 0, 0
+        part[:, :, top : top + h, left : left + width] = gx[:, start:stop]
+
+    by_samples(pad_samples, n)
     return gxp
+
+
+def by_samples(copy, n: int) -> None:
+    """``copy(start, stop)`` for ranges of samples that cover ``n``, one per worker of the
+    convolution's pool (``conv_compiled.run``): NumPy's copies release the GIL, so they run
+    side by side, where one thread had left the second core idle between the kernels."""
+    count = min(n, conv_compiled.threads())
+    bounds = [n * i // count for i in range(count + 1)]
+    conv_compiled.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
@@ -167,19 +270,34 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = BLOCK_BYTES // xp.itemsize
-    cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
     blocks = -(-c_out // cb)
-    gyr = np.zeros((blocks * cb, n, oh, ow), gy.dtype)
-    gyr[:c_out] = gy
-    gyr = gyr.reshape(blocks, cb, n, oh, ow).transpose(0, 2, 3, 4, 1)  # (C_out/CB, N, OH, OW, CB)
+    blocked = gy
+    if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
+        blocked = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
+        blocked[:c_out] = gy
+    blocked = blocked.reshape(blocks, cb, n, oh, ow)  # (C_out/CB, CB, N, OH, OW)
+    gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
+
+    def repack(start, stop):
+        gyr[:, start:stop] = blocked[:, :, start:stop].transpose(0, 2, 3, 4, 1)
+
+    by_samples(repack, n)
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
-    shape = cb, cc, sw, kw
-    kernel = compiled(source.kernel_gradient_name(*shape), source.kernel_gradient_source(*shape))
-    kernel(np.ascontiguousarray(gyr), xp, bounds, sh, dh, dw, partial)
-    gw = partial.sum(axis=0).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
+    kernel = gradient_kernel(xp.dtype, sw, kw)
+    kernel(gyr, xp, bounds, sh, dh, dw, partial)
+    gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
+
+
+def pairwise_sum(parts: np.ndarray) -> np.ndarray:
+    """``parts.sum(axis=0)`` by halves, so the error grows with log(T), not T."""
+    while parts.shape[0] > 1:
+        half = parts.shape[0] // 2
+        paired = parts[:half] + parts[half : 2 * half]
+        parts = np.concatenate([paired, parts[2 * half :]]) if parts.shape[0] % 2 else paired
+    return parts[0]
 
 
 class DirectCompiled:
@@ -188,7 +306,15 @@ class DirectCompiled:
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
-        ctx.passes = passes(geometry, w.shape)
+        if not xp.flags.writeable:  # a read-only array would be another compiled signature
+            xp = xp.copy()
+        ctx.passes = usable(passes(geometry, w.shape), xp.shape, xp.dtype, geometry)
+        return DirectCompiled.run_forward(ctx, xp, w, b, geometry)
+
+    @staticmethod
+    def run_forward(ctx, xp, w, b, geometry: ConvGeometry):
+        """The forward for the passes already in ``ctx.passes`` (tests and benchmarks set
+        them to run every pass direct)."""
         if not ctx.passes.forward:
             return Gemm.forward(ctx, xp, w, b, geometry)
         xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)

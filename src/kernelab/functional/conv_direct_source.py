@@ -36,21 +36,24 @@ def correlation_name(cb: int, jb: int, sw: int, kw: int) -> str:
 def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
     """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, dw, y)`` computing::
 
-        y[o, s, i, j] = bias[o] + Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
-                                            · xp[c, s, i·sh + p·dh, j·sw + q·dw]
+        y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
+                                  · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
 
     for xp (C, N, Hp, Wp), wpk (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y
     (C_out, N, OH, OW). A task is one (sample, block of CB output channels); it walks the
     output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
     neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
-    row is unrolled, one slice per kernel column: every pixel's index a constant.
+    row is unrolled, one slice per kernel column: every pixel's index a constant. Each sum
+    runs over (c, p, q) in that order from zero and takes the bias last, as the GEMM's product
+    and its bias do: a 3x3 layer's output is then the GEMM's to the bit (OpenBLAS), and a
+    bias added first had rounded the sums differently enough to flip a ReLU in a training run.
     """
     body = [
         "@block",
-        "def tile_sums(xp, wpk, bv, s, ob, row, j0, dh, dw, tile):",
+        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, dw, tile):",
         "    c_in, kh = xp.shape[0], wpk.shape[2]",
     ]
-    body += [f"    {_names(f'a{j}_', cb)} = {_names('bv[', cb, ']')}" for j in range(jb)]
+    body += [f"    {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
     body += [
         "    for c in range(c_in):",
         "        for p in range(kh):",
@@ -70,14 +73,14 @@ def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, y):
     for task in prange(n * blocks):
         s, ob = task // blocks, task % blocks
         tile = np.empty(({jb}, {cb}), y.dtype)
-        bv = bias[ob * {cb} : (ob + 1) * {cb}]
+        zero, bv = np.zeros({cb}, y.dtype), bias[ob * {cb} : (ob + 1) * {cb}]
         for i in range(oh):
             for t in range(starts.shape[0]):
                 j0 = starts[t]
-                tile_sums(xp, wpk, bv, s, ob, i * sh, j0, dh, dw, tile)
+                tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, dw, tile)
                 for b in range(min({cb}, c_out - ob * {cb})):
                     for j in range({jb}):
-                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b]
+                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     return HEADER + "\n".join(body) + "\n\n" + driver
 
@@ -99,15 +102,20 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     CB·CC·kW accumulators of the kernel row while it walks the sample's pixels: each (CB,)
     load of the output gradient feeds CC·kW vector FMAs. Past the last input channel the
     block repeats it, unstored.
+
+    The sum is taken in blocks, as BLAS takes it: the accumulators start from zero for each
+    sample's OH·OW terms and that sum is then added into the task's partial, so a rounding
+    error grows with OH·OW plus the samples per task, not with their product (one running sum
+    of N·OH·OW terms, 36,864 at the classic network's conv2, drifted).
     """
     pairs = [(c, q) for c in range(cc) for q in range(kw)]
     body = [
         "@block",
-        "def row_sums(gyr, xp, s, ob, cs, c0, p, sh, dh, dw, partial, t):",
+        "def row_sums(gyr, xp, zero, s, ob, cs, c0, p, sh, dh, dw, partial, t):",
         "    oh, ow, c_in = gyr.shape[2], gyr.shape[3], xp.shape[0]",
     ]
     body += [f"    r{c} = partial[t, ob, cs[{c}], p]" for c in range(cc)]  # (kW, CB)
-    body += [f"    {_names(f'a{c}_{q}_', cb)} = {_names(f'r{c}[{q}, ', cb, ']')}" for c, q in pairs]
+    body += [f"    {_names(f'a{c}_{q}_', cb)} = {_names('zero[', cb, ']')}" for c, q in pairs]
     body += [
         "    for i in range(oh):",
         "        g, row = gyr[ob, s, i], i * sh + p * dh",
@@ -123,19 +131,20 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     for c in range(cc):  # only the channels that exist: a repeated one is not stored
         body.append(f"    if c0 + {c} < c_in:")
         for q in range(kw):
-            body.append(f"        {_names(f'r{c}[{q}, ', cb, ']')} = {_names(f'a{c}_{q}_', cb)}")
+            adds = ", ".join(f"r{c}[{q}, {b}] + a{c}_{q}_{b}" for b in range(cb))
+            body.append(f"        {_names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
 def {kernel_gradient_name(cb, cc, sw, kw)}(gyr, xp, bounds, sh, dh, dw, partial):
     blocks, c_in, kh = gyr.shape[0], xp.shape[0], partial.shape[3]
     for t in prange(partial.shape[0]):
-        cs = np.empty({cc}, np.int64)
+        cs, zero = np.empty({cc}, np.int64), np.zeros({cb}, partial.dtype)
         for s in range(bounds[t], bounds[t + 1]):
             for ob in range(blocks):
                 for c0 in range(0, c_in, {cc}):
                     for k in range({cc}):
                         cs[k] = min(c0 + k, c_in - 1)
                     for p in range(kh):
-                        row_sums(gyr, xp, s, ob, cs, c0, p, sh, dh, dw, partial, t)
+                        row_sums(gyr, xp, zero, s, ob, cs, c0, p, sh, dh, dw, partial, t)
 """
     return HEADER + "\n".join(body) + "\n\n" + driver
 
