@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import kernelab as kl  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
 from kernelab.functional import conv_direct_compiled  # noqa: E402
 from kernelab.functional.conv import pad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
@@ -46,11 +45,6 @@ SHAPES = {
 }
 PASSES = ("forward", "input_gradient", "kernel_gradient")
 ENGINES = ("direct", "gemm", "torch")
-NEEDS = {
-    "forward": (True, True, False),
-    "input_gradient": (True, False, False),
-    "kernel_gradient": (False, True, False),
-}
 
 
 def engines(shape, n=64, c_in=32, c_out=64, dtype=np.float32):
@@ -65,11 +59,7 @@ def engines(shape, n=64, c_in=32, c_out=64, dtype=np.float32):
     gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)  # (C_out, N, OH, OW)
 
     def ours(algorithm, name):
-        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
-        algorithm.forward(ctx, xp, w, None, geometry)
-        if name == "forward":
-            return lambda: algorithm.forward(ctx, xp, w, None, geometry)
-        return lambda: algorithm.backward(ctx, gy)
+        return pass_call(algorithm, name, xp, w, gy, geometry)
 
     # PyTorch gets the padded input too (as our passes do), so any padding works unchanged
     xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
@@ -103,19 +93,8 @@ class AllDirect(conv_direct_compiled.DirectCompiled):
 
 def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
     """{(engine, pass): GFLOP/s}, medians of interleaved rounds timed by ``clock``."""
-    kl.set_num_threads(threads)
-    torch.set_num_threads(threads)
     table, flops = engines(shape)
-    times = {(e, p): [] for e in table for p in PASSES}
-    for run in table.values():  # warm-up: compiles
-        for call in run.values():
-            call()
-    for _ in range(rounds):
-        for p in PASSES:
-            for e, run in table.items():
-                start = clock()
-                run[p]()
-                times[e, p].append(clock() - start)
+    times = interleaved_times(table, PASSES, threads, rounds, clock)
     return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
 
 

@@ -15,16 +15,19 @@ import argparse
 import statistics
 import sys
 import time
-import types
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import kernelab as kl
-from kernelab.functional import conv_thin_compiled
-from kernelab.functional.conv import pad
-from kernelab.functional.conv_algorithms import Gemm
-from kernelab.functional.geometry import conv_geometry
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
+from kernelab.functional import conv_thin_compiled  # noqa: E402
+from kernelab.functional.conv import pad  # noqa: E402
+from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
+from kernelab.functional.geometry import conv_geometry  # noqa: E402
 
 # name: (batch, C_in, C_out, kernel, padding, size)
 SHAPES = {
@@ -33,7 +36,6 @@ SHAPES = {
     "cifar": (64, 3, 16, 3, 1, 32),
 }
 PASSES = ("forward", "kernel_gradient")
-NEEDS = {"forward": (False, True, False), "kernel_gradient": (False, True, False)}
 ENGINES = ("thin", "gemm", "numpy", "torch")
 
 
@@ -49,17 +51,7 @@ def engines(shape, dtype=np.float32):
     gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)  # (C_out, N, OH, OW)
 
     def ours(algorithm, name, path="numba"):
-        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
-        with kl.backends.kernels.using(path):
-            algorithm.forward(ctx, xp, w, None, geometry)
-
-        def call():
-            with kl.backends.kernels.using(path):
-                if name == "forward":
-                    return algorithm.forward(ctx, xp, w, None, geometry)
-                return algorithm.backward(ctx, gy)
-
-        return call
+        return pass_call(algorithm, name, xp, w, gy, geometry, path)
 
     xt, wt = torch.tensor(x), torch.tensor(w)
     gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
@@ -78,20 +70,8 @@ def engines(shape, dtype=np.float32):
 
 def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
     """{(engine, pass): list of seconds} over interleaved rounds, and the forward's FLOPs."""
-    kl.set_num_threads(threads)
-    torch.set_num_threads(threads)
     table, flops = engines(shape)
-    times = {(e, p): [] for e in table for p in PASSES}
-    for run in table.values():  # warm-up: compiles
-        for call in run.values():
-            call()
-    for _ in range(rounds):
-        for p in PASSES:
-            for e, run in table.items():
-                start = clock()
-                run[p]()
-                times[e, p].append(clock() - start)
-    return times, flops
+    return interleaved_times(table, PASSES, threads, rounds, clock), flops
 
 
 def ratio(times, a, b, p) -> float:

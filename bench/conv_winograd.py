@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 os.environ["KERNELAB_DIRECT_CONV"] = "1"  # the direct engine's forward, opt-in for now
 import kernelab as kl  # noqa: E402
 from bench import cases  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
 from kernelab.functional import (
     conv_direct_compiled,  # noqa: E402
     conv_winograd,  # noqa: E402
@@ -51,7 +52,6 @@ SHAPES = {
     "c128": (64, 128, 128, 8),
 }
 PASSES = ("forward", "input_gradient")
-NEEDS = {"forward": (True, True, False), "input_gradient": (True, False, False)}
 
 
 class Direct(conv_direct_compiled.DirectCompiled):
@@ -75,11 +75,7 @@ def engines(shape, dtype=np.float32):
     gy = rng.standard_normal((c_out, n, size, size)).astype(dtype)  # (C_out, N, OH, OW)
 
     def ours(algorithm, name):
-        ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
-        algorithm.forward(ctx, xp, w, None, geometry)
-        if name == "forward":
-            return lambda: algorithm.forward(ctx, xp, w, None, geometry)
-        return lambda: algorithm.backward(ctx, gy)
+        return pass_call(algorithm, name, xp, w, gy, geometry)
 
     xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
     wt = torch.tensor(w)
@@ -109,23 +105,9 @@ ALGORITHMS = {"f2": Winograd2, "f4": Winograd4, "gemm": Gemm, "direct": Direct}
 
 
 def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
-    """{(engine, pass): GFLOP/s}, medians of interleaved rounds."""
-    kl.set_num_threads(threads)
-    torch.set_num_threads(threads)
+    """{(engine, pass): GFLOP/s}, medians of interleaved rounds (engines rotated)."""
     table, flops = engines(shape)
-    times = {(e, p): [] for e in table for p in PASSES}
-    for run in table.values():  # warm-up: compiles
-        for call in run.values():
-            call()
-    order = list(table)
-    for _ in range(rounds):
-        # rotated each round: an engine timed right after PyTorch's meets its spinning threads
-        order = order[1:] + order[:1]
-        for p in PASSES:
-            for e in order:
-                start = clock()
-                table[e][p]()
-                times[e, p].append(clock() - start)
+    times = interleaved_times(table, PASSES, threads, rounds, clock, rotate=True)
     return {key: flops / statistics.median(ts) / 1e9 for key, ts in times.items()}
 
 
