@@ -338,7 +338,10 @@ class Kernel:
 
         dispatcher = self.compiled
         with global_compiler_lock:  # as the dispatcher's own compile() loads a cached one
-            result = dispatcher._cache.load_overload(signature, dispatcher.targetctx)
+            try:
+                result = dispatcher._cache.load_overload(signature, dispatcher.targetctx)
+            except AttributeError:  # a numba whose cache is laid out otherwise: not cached
+                return False
             if result is None:
                 return False
             dispatcher.targetctx.insert_user_function(
