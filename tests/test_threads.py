@@ -1,10 +1,17 @@
-"""The allocator tuning ``core/threads.py`` applies on import, in fresh processes."""
+"""``core/threads.py``: the allocator tuning it applies on import (in fresh processes), and
+BLAS on one thread where the products are small."""
 
+import contextlib
+import importlib
 import os
 import subprocess
 import sys
 
 import pytest
+import threadpoolctl
+
+import kernelab as kl
+from kernelab.core.threads import one_blas_thread
 
 # As a training step does: makes eight arrays of 6 MiB (a layer's output each), frees them all,
 # and again; prints the page faults of the third round: none when freed memory is kept,
@@ -45,3 +52,36 @@ def test_freed_arrays_are_reused_without_page_faults():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_malloc_settings_in_the_environment_win():
     assert second_allocation_faults("kernelab", MALLOC_ARENA_MAX="4") > 3000
+
+
+def blas_threads() -> set[int]:
+    return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+
+def test_one_blas_thread_limits_blas_inside_the_block_only():
+    before = max(blas_threads())
+    kl.set_num_threads(2)
+    try:
+        with one_blas_thread():
+            inside = blas_threads()
+        after = blas_threads()
+    finally:
+        kl.set_num_threads(before)
+    assert inside == {1}
+    assert after == {2}
+
+
+@pytest.mark.parametrize("rows, small", [(64, True), (2048, False)])
+def test_a_small_dense_layer_multiplies_on_one_blas_thread(monkeypatch, rows, small):
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    linear_module = importlib.import_module("kernelab.functional.linear")
+    monkeypatch.setattr(linear_module, "one_blas_thread", recording)
+    layer = kl.nn.Linear(1024, 10)  # rows · 1024 · 10 multiply-adds: 655,360 or 21 million
+    layer(kl.randn(rows, 1024)).sum().backward()
+    assert len(entered) == (2 if small else 0)  # the forward's block and the backward's

@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-import threadpoolctl
 from numba import prange
 
 from ..core import jit
+from ..core.threads import one_blas_thread
 from .geometry import ConvGeometry
 
 
@@ -140,7 +140,6 @@ def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.nd
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
-_blas = []  # threadpoolctl's controller of the loaded BLAS, made on first need
 
 
 # True in the pool's workers, which call the one-thread kernels: parallel kernels are launched
@@ -171,10 +170,8 @@ def run(task, ranges: list[tuple[int, int]]) -> list:
     workers = min(threads(), len(ranges))
     if workers == 1 or _worker.active:  # a task waiting on its own pool would never end
         return [task(start, stop) for start, stop in ranges]
-    if not _blas:
-        _blas.append(threadpoolctl.ThreadpoolController().select(user_api="blas"))
     pool = _pools.get(workers)
     if pool is None:
         pool = _pools[workers] = ThreadPoolExecutor(workers, initializer=_start_worker)
-    with _blas[0].limit(limits=1):
+    with one_blas_thread():
         return list(pool.map(lambda bounds: task(*bounds), ranges))
