@@ -21,7 +21,6 @@ import base64
 import json
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -115,11 +114,10 @@ def main() -> int:
         help="BLAS threads (default 1, as `kernelab explain` uses)",
     )
     args = parser.parse_args()
-    import uvicorn
     from starlette.testclient import TestClient
 
     from kernelab import set_num_threads
-    from kernelab.apps.explain.app import create_app, listen, url_of
+    from kernelab.apps.explain.app import create_app, served_in_thread
 
     set_num_threads(args.threads)
 
@@ -136,22 +134,15 @@ def main() -> int:
             lambda b: client.post("/api/forward", json=b, headers=HEADERS), bodies
         )
 
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    url = url_of(sock) + "api/forward"
+    with served_in_thread(app) as address:
+        url = address + "api/forward"
 
-    def over_http(body):
-        request = urllib.request.Request(url, json.dumps(body).encode(), HEADERS)
-        with urllib.request.urlopen(request) as response:
-            response.read()
+        def over_http(body):
+            request = urllib.request.Request(url, json.dumps(body).encode(), HEADERS)
+            with urllib.request.urlopen(request) as response:
+                response.read()
 
-    results["http"] = timed(over_http, bodies)
-    server.should_exit = True
-    thread.join()
+        results["http"] = timed(over_http, bodies)
 
     torch_ms = torch_forward_ms(bodies, source)
     print(f"kernelab explain: one full update of the classic network ({arch.CLASSIC})")

@@ -5,9 +5,6 @@ that is right most of the time and wrong on a few images (a confusion matrix wor
 """
 
 import base64
-import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,21 +67,8 @@ def drawn_digit() -> np.ndarray:
     return image
 
 
-@contextlib.contextmanager
 def served(app) -> Iterator[str]:
-    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread; yields its address."""
-    import uvicorn
+    """``app`` served on 127.0.0.1 at a free port, in a thread; yields its address."""
+    from kernelab.apps.explain.app import served_in_thread
 
-    from kernelab.apps.explain.app import listen, url_of
-
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    return served_in_thread(app)

@@ -13,11 +13,15 @@ The computations live in ``api.py``; this module only speaks HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
+import threading
+import time
 import traceback
 import webbrowser
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +302,25 @@ def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     host = f"[{host}]" if ":" in host else host
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+
+
+@contextlib.contextmanager
+def served_in_thread(app) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1 at a free port, in a thread of this process
+    (tests and benchmarks); yields its address and stops it on leaving."""
+    import uvicorn
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
 
 
 def serve(
