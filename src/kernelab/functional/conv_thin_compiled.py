@@ -17,8 +17,9 @@ The kernels here (generated: ``conv_thin_source.py``) need no column matrix:
   terms in a row, as BLAS's blocked sums do, and stays within PyTorch's rounding.
 
 Layouts are channel-major as in ``conv_algorithms``: the padded input xp (C_in, N, Hp, Wp),
-the output and its gradient (C_out, N, OH, OW). Tasks run on numba's ``prange`` (the
-workqueue layer: ``core/jit.py``). The input gradient runs the GEMM's
+the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the convolution's
+worker threads (``conv_compiled.run``): plain loops compile in half the time ``prange``
+loops take. The input gradient runs the GEMM's
 (``conv_algorithms.Gemm``): a first layer's input needs none.
 """
 
