@@ -5,6 +5,7 @@ import types
 
 import numpy as np
 import torch
+from gradcheck import assert_rel_close
 
 from kernelab.functional.conv import pad, unpad
 
@@ -33,3 +34,15 @@ def torch_reference(x, w, b, geometry, gy):
     )
     y.backward(torch.tensor(np.ascontiguousarray(gy)))
     return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+
+def check_only_asked_gradients(algorithm, x, w, geometry, needs) -> None:
+    """``needs`` asks for the input or the kernel gradient alone: only that one comes back,
+    and it matches PyTorch's (float64 inputs)."""
+    _, gx, gw, gy = run(algorithm, x, w, None, geometry, needs)
+    _, tgx, tgw = torch_reference(x, w, None, geometry, gy)
+    assert (gx is None) != needs[0] and (gw is None) != needs[1]
+    if needs[0]:
+        assert_rel_close(gx, tgx, 1e-9, "input gradient")
+    else:
+        assert_rel_close(gw, tgw, 1e-9, "kernel gradient")
