@@ -24,9 +24,8 @@ import torch
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call, pass_inputs  # noqa: E402
 from kernelab.functional import conv_direct_compiled  # noqa: E402
-from kernelab.functional.conv import pad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
 
@@ -51,20 +50,12 @@ def engines(shape, n=64, c_in=32, c_out=64, dtype=np.float32):
     """{engine: {pass: callable}} for one shape, and the forward's FLOPs."""
     kernel, stride, padding, dilation, size = shape
     geometry = conv_geometry((kernel, kernel), stride, padding, dilation, 1)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
-    w = rng.standard_normal((c_out, c_in, kernel, kernel)).astype(dtype)
-    xp = np.ascontiguousarray(pad(x.transpose(1, 0, 2, 3), geometry.padding))  # (C_in, N, ...)
-    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
-    gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)  # (C_out, N, OH, OW)
+    (xp, w, gy), (xt, wt, gyt) = pass_inputs(geometry, n, c_in, c_out, size, dtype)
+    oh, ow = gy.shape[2:]
 
     def ours(algorithm, name):
         return pass_call(algorithm, name, xp, w, gy, geometry)
 
-    # PyTorch gets the padded input too (as our passes do), so any padding works unchanged
-    xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
-    wt = torch.tensor(w)
-    gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
     torch_passes = {
         "forward": lambda: torch.nn.functional.conv2d(xt, wt, None, stride, 0, dilation),
         "input_gradient": lambda: torch.nn.grad.conv2d_input(

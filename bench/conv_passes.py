@@ -1,20 +1,38 @@
 """What the convolution pass benchmarks (``conv_direct.py``, ``conv_thin.py``,
-``conv_winograd.py``) share: one algorithm's pass as a callable, and engines timed in
-interleaved rounds of one process."""
+``conv_winograd.py``) share: a layer's random inputs, one algorithm's pass as a callable,
+and engines timed in interleaved rounds of one process."""
 
 from __future__ import annotations
 
 import types
 
+import numpy as np
 import torch
 
 import kernelab as kl
+from kernelab.functional.conv import pad
 
 NEEDS = {  # needs_input_grad of (input, kernel, bias) that asks for each pass alone
     "forward": (True, True, False),
     "input_gradient": (True, False, False),
     "kernel_gradient": (False, True, False),
 }
+
+
+def pass_inputs(geometry, n: int, c_in: int, c_out: int, size: int, dtype=np.float32):
+    """Random inputs for one layer's passes, channel-major as the algorithms take them: the
+    padded input xp (C_in, N, Hp, Wp), the kernel w, the output gradient gy (C_out, N, OH,
+    OW); and the same three as PyTorch tensors, batch first (PyTorch gets the padded input,
+    so any padding works unchanged)."""
+    kh, kw = geometry.kernel_size
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
+    xp = np.ascontiguousarray(pad(x.transpose(1, 0, 2, 3), geometry.padding))
+    oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+    gy = rng.standard_normal((c_out, n, oh, ow)).astype(dtype)
+    tensors = [torch.tensor(np.ascontiguousarray(a.transpose(1, 0, 2, 3))) for a in (xp, gy)]
+    return (xp, w, gy), (tensors[0], torch.tensor(w), tensors[1])
 
 
 def pass_call(algorithm, name: str, xp, w, gy, geometry, path: str = "numba"):

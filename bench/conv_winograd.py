@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 os.environ["KERNELAB_DIRECT_CONV"] = "1"  # the direct engine's forward, opt-in for now
 import kernelab as kl  # noqa: E402
 from bench import cases  # noqa: E402
-from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call, pass_inputs  # noqa: E402
 from kernelab.functional import (
     conv_direct_compiled,  # noqa: E402
     conv_winograd,  # noqa: E402
@@ -68,18 +68,11 @@ def engines(shape, dtype=np.float32):
     """{engine: {pass: callable}} for one shape, and the forward's FLOPs."""
     n, c_in, c_out, size = shape
     geometry = conv_geometry((3, 3), 1, 1, 1, 1)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c_in, size, size)).astype(dtype)
-    w = rng.standard_normal((c_out, c_in, 3, 3)).astype(dtype)
-    xp = np.ascontiguousarray(pad(x.transpose(1, 0, 2, 3), geometry.padding))  # (C_in, N, ...)
-    gy = rng.standard_normal((c_out, n, size, size)).astype(dtype)  # (C_out, N, OH, OW)
+    (xp, w, gy), (xt, wt, gyt) = pass_inputs(geometry, n, c_in, c_out, size, dtype)
 
     def ours(algorithm, name):
         return pass_call(algorithm, name, xp, w, gy, geometry)
 
-    xt = torch.tensor(np.ascontiguousarray(xp.transpose(1, 0, 2, 3)))  # (N, C_in, Hp, Wp)
-    wt = torch.tensor(w)
-    gyt = torch.tensor(np.ascontiguousarray(gy.transpose(1, 0, 2, 3)))  # (N, C_out, OH, OW)
     torch_passes = {
         "forward": lambda: torch.nn.functional.conv2d(xt, wt),
         "input_gradient": lambda: torch.nn.grad.conv2d_input(xt.shape, wt, gyt),
