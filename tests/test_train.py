@@ -508,3 +508,22 @@ def test_a_kill_at_any_write_resumes_to_the_files_of_an_uninterrupted_run(
 
 def test_history_best_without_rows():
     assert History().best() is None
+
+
+def test_on_step_counts_steps_over_epochs_and_across_a_resume(tmp_path, monkeypatch):
+    """96 images in batches of 16: 6 steps an epoch, counted on from the checkpoint."""
+    rows = []
+    run(setup(seed=0), epochs=2, on_step=rows.append)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert [r["epoch"] for r in rows] == [1] * 6 + [2] * 6
+    assert all(0 <= r["acc"] <= 1 and math.isfinite(r["loss"]) and r["lr"] > 0 for r in rows)
+    interrupt_after(monkeypatch, 1, 2)
+    with pytest.raises(Interrupt):
+        run(setup(seed=0), epochs=2, run_dir=tmp_path, checkpoint_every=1)
+    monkeypatch.undo()
+    resumed = []
+    trainer = trainer_for(setup(seed=0), run_dir=tmp_path, on_step=resumed.append)
+    trainer.restore(tmp_path / CHECKPOINT)
+    trainer.fit(2)
+    assert [r["step"] for r in resumed] == list(range(9, 13))
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in rows[8:]]

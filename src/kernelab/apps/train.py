@@ -138,6 +138,7 @@ class Trainer:
         progress: bool = True,
         config: dict | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        on_step: Callable[[dict[str, float]], None] | None = None,
     ):
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
@@ -146,9 +147,10 @@ class Trainer:
         self.scheduler, self.scheduler_step = scheduler, scheduler_step
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.checkpoint_every, self.patience, self.progress = checkpoint_every, patience, progress
-        self.config, self.on_epoch = config or {}, on_epoch
+        self.config, self.on_epoch, self.on_step = config or {}, on_epoch, on_step
         self.history = History()
         self.epoch, self.running = 0, Running()
+        self.step = 0  # optimiser steps since the run began, over all epochs
         self.best_val, self.bad_epochs = math.inf, 0
 
     # ---- checkpoints
@@ -159,6 +161,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
+            "step": self.step,
             "running": vars(self.running).copy(),
             "rng": rng.default_generator().bit_generator.state,
             "history": self.history.epochs,
@@ -208,6 +211,7 @@ class Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.running = state["epoch"], Running(**state["running"])
+        self.step = state.get("step", 0)  # older checkpoints did not count steps
         rng.default_generator().bit_generator.state = state["rng"]
         self.history.epochs = list(state["history"])
         self.best_val, self.bad_epochs = state["best_val"], state["bad_epochs"]
@@ -244,11 +248,23 @@ class Trainer:
         self.model.train()
         for x, y in itertools.islice(loader, self.running.steps, None):
             loss, correct = self._step(x, y)
+            self.step += 1
             self.running.add(loss, correct, _batch_size((x, y)))
             mean = self.running.summary("train")  # the epoch's running means, not the batch's
             bar.update(_batch_size((x, y)), loss=mean["train_loss"], acc=mean["train_acc"])
             if self.checkpoint_every and self.running.steps % self.checkpoint_every == 0:
                 self.save()
+            if self.on_step is not None:
+                batch = _batch_size((x, y))
+                self.on_step(
+                    {
+                        "step": self.step,
+                        "epoch": self.epoch + 1,
+                        "loss": loss,
+                        "acc": correct / max(batch, 1),
+                        "lr": _lr(self.optimizer),
+                    }
+                )
         bar.close()
         seconds = time.perf_counter() - start
         row = self.running.summary("train")
@@ -323,7 +339,9 @@ def fit(
     ``options``: ``scheduler``, ``scheduler_step`` ("epoch" or "batch"), ``run_dir`` (where
     checkpoints and metrics.json go), ``checkpoint_every`` (steps), ``patience`` (epochs
     without a better validation loss before stopping early), ``progress`` (show the bar),
-    ``config`` (stored in checkpoints), ``on_epoch`` (called with each epoch's metrics).
+    ``config`` (stored in checkpoints), ``on_epoch`` (called with each epoch's metrics),
+    ``on_step`` (called after each optimiser step with its ``step`` count over the whole
+    run, ``epoch``, the batch's ``loss`` and ``acc``, and ``lr``).
     ``resume``: a checkpoint to continue from.
     """
     trainer = Trainer(model, train_loader, optimizer, loss_fn, val_loader, **options)
