@@ -64,7 +64,7 @@ def test_conv_part_runs_to_the_last_convolution():
 
 
 def test_a_model_without_convolution_or_a_tiny_budget_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="Conv2d"):
+    with pytest.raises(ValueError, match="no Conv2d"):
         TimelineRecorder(tmp_path, arch.build("flatten,linear2", (1, 4, 4), generator=0), 10)
     model = arch.build(runs.classic_spec(5), (1, 28, 28), generator=0)
     with pytest.raises(ValueError, match="2 snapshots"):
@@ -123,11 +123,13 @@ def test_the_classic_network_over_five_mnist_epochs_fits_the_default_budget(tmp_
 def test_finish_records_the_last_step_of_a_run_stopped_early(tmp_path):
     model = setup(seed=0)[0]
     recorder = TimelineRecorder(tmp_path, model, 1000, budget=8 * 2**10)
-    assert not recorder.record(999)
-    recorder.finish(999, loss=0.5, epoch=2)
+    recorder.on_step({"step": 999, "epoch": 2, "loss": 0.5, "acc": 1.0, "lr": 0.1})
+    assert not (tmp_path / FOLDER).exists()  # off the schedule
+    recorder.finish(999)
     recorder.finish(1000)
     timeline = load_timeline(tmp_path)
     assert timeline.steps == [999, 1000] and timeline.loss(999) == 0.5
+    assert timeline.epoch(999) == 2 and timeline.loss(1000) is None
 
 
 # ---- resuming

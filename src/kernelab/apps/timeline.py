@@ -124,7 +124,7 @@ class TimelineRecorder:
         self.run_dir, self.model = Path(run_dir), getattr(model, "module", model)
         self.names = conv_part(self.model)
         if not self.names:
-            raise ValueError("a kernel timeline needs a model with a Conv2d; this one has none")
+            raise ValueError("the model has no Conv2d whose kernels it could record")
         self.snapshot_bytes = snapshot_bytes(self.model)
         count = budget // self.snapshot_bytes
         if count < 2:
@@ -135,6 +135,7 @@ class TimelineRecorder:
         self.total_steps = total_steps
         self.steps = schedule(total_steps, count)
         self._wanted = frozenset(self.steps)
+        self.last: dict[str, float] | None = None  # the last on_step row
         for leftover in (self.run_dir / FOLDER).glob(".step-*.tmp"):  # what a kill left
             leftover.unlink(missing_ok=True)
 
@@ -147,12 +148,16 @@ class TimelineRecorder:
 
     def on_step(self, row: dict[str, float]) -> None:
         """The ``Trainer(on_step=...)`` hook: records the row's step with its batch loss."""
+        self.last = row
         self.record(row["step"], row["loss"], row["epoch"])
 
-    def finish(self, step: int, loss: float | None = None, epoch: int | None = None) -> None:
-        """Record the run's last step, unless it is already in the timeline."""
-        if not snapshot_path(self.run_dir, step).exists():
-            self.write(step, loss, epoch)
+    def finish(self, step: int) -> None:
+        """Record the run's last step ``step``, unless it is already in the timeline (with
+        the loss of the last step seen, when that was ``step``)."""
+        if snapshot_path(self.run_dir, step).exists():
+            return
+        last = self.last if self.last is not None and self.last["step"] == step else {}
+        self.write(step, last.get("loss"), last.get("epoch"))
 
     def write(self, step: int, loss: float | None = None, epoch: int | None = None) -> None:
         """Write the snapshot of ``step`` now, replacing any earlier one atomically."""
