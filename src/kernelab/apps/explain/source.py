@@ -148,6 +148,7 @@ class Session:
         ]
         self.lock = threading.Lock()  # the web layer computes on this copy one at a time
         self.edits: dict[tuple[int, int], str] = {}
+        self.step: int | None = None  # the timeline step its convolutions are at; None: trained
         self.used = time.monotonic()
 
 

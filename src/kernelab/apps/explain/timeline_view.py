@@ -1,0 +1,113 @@
+"""The kernel timeline on the explain page: a tab's model taken to a recorded step of training.
+
+A run trained with ``kernelab train`` keeps snapshots of its convolutional part
+(:mod:`kernelab.apps.timeline`). Scrubbing to step k copies that snapshot into the tab's
+session model, so its kernels, their frequency responses and the feature maps of every layer
+up to the last convolution are those of step k, exactly. The layers after it keep their
+trained weights (they are not recorded), which the page says beside the prediction.
+Step ``None`` brings the trained values back. The trained model itself is never touched.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ...core.serialization import CheckpointError
+from ..timeline import Timeline, load_timeline
+from .compute import ExplainError
+from .source import Session, Source
+
+NOTE = (
+    "Layers after the last convolution keep their trained weights: the prediction mixes "
+    "step {step}'s kernels with the trained classifier."
+)
+
+
+class RunTimeline:
+    """The source run's timeline, read once (on first use) and checked against its model."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self._timeline: Timeline | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Timeline:
+        """The timeline; a 404 ExplainError saying why when there is none to show."""
+        run_dir = self.source.run_dir
+        if run_dir is None:
+            raise ExplainError("this model is an ONNX file: only a run folder has a timeline", 404)
+        with self._lock:
+            if self._timeline is None:
+                try:
+                    timeline = load_timeline(run_dir)
+                except FileNotFoundError as error:
+                    raise ExplainError(str(error), 404) from None
+                except CheckpointError as error:
+                    raise ExplainError(f"the kernel timeline is unreadable: {error}", 500) from None
+                check_matches(timeline, self.source)
+                self._timeline = timeline
+        return self._timeline
+
+    def describe(self, session: Session) -> dict:
+        """The recorded steps with their epoch and loss, and the step the tab shows (None:
+        the trained model); ``available`` False, with the reason, for a run without one."""
+        try:
+            timeline = self.get()
+        except ExplainError as error:
+            if error.status != 404:
+                raise
+            return {"available": False, "message": str(error), "steps": []}
+        return {
+            "available": True,
+            "steps": timeline.steps,
+            "epochs": [timeline.epoch(step) for step in timeline.steps],
+            "losses": timeline.losses,
+            "current": session.step,
+            "layers": list(timeline.snapshot(timeline.steps[0])),
+        }
+
+    def show(self, session: Session, step: int | None) -> dict:
+        """Copy the snapshot of ``step`` (or the trained values) into the session's model.
+
+        The tab's kernel edits are dropped: they were made on the kernels being replaced.
+        Call with the session's lock held.
+        """
+        timeline = self.get()
+        if step is None:
+            trained = self.source.model.state_dict()
+            values = {name: trained[name] for name in timeline.snapshot(timeline.steps[0])}
+        elif step not in timeline.steps:
+            nearest = min(timeline.steps, key=lambda s: (abs(s - step), s))
+            raise ExplainError(
+                f"step {step} was not recorded: the timeline has {len(timeline)} steps "
+                f"from {timeline.steps[0]} to {timeline.steps[-1]} (the nearest is {nearest})"
+            )
+        else:
+            values = timeline.snapshot(step)
+        session.model.load_state_dict(values, strict=False)
+        session.edits.clear()
+        session.step = step
+        if step is None:
+            return {"step": None, "edits": 0}
+        return {
+            "step": step,
+            "epoch": timeline.epoch(step),
+            "loss": timeline.loss(step),
+            "edits": 0,
+            "note": NOTE.format(step=step),
+        }
+
+
+def check_matches(timeline: Timeline, source: Source) -> None:
+    """Refuse (409) a timeline whose arrays do not fit the run's model (another architecture)."""
+    own = source.model.state_dict()
+    for name, values in timeline.snapshot(timeline.steps[0]).items():
+        if name not in own or tuple(own[name].shape) != np.shape(values):
+            raise ExplainError(
+                f"the kernel timeline does not match this run's model: {name!r} is "
+                f"{np.shape(values)} in the timeline, "
+                f"{tuple(own[name].shape) if name in own else 'absent'} in the model",
+                409,
+            )
