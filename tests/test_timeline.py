@@ -84,7 +84,7 @@ def train_recording(run_dir, epochs=EPOCHS, **options):
         seen[row["step"]] = (weights, row["loss"])
 
     trainer = trainer_for(parts, run_dir=run_dir, on_step=on_step, **options)
-    recorder.record(0)
+    recorder.start()
     trainer.fit(epochs)
     return seen, recorder
 
@@ -132,6 +132,15 @@ def test_finish_records_the_last_step_of_a_run_stopped_early(tmp_path):
     assert timeline.epoch(999) == 2 and timeline.loss(1000) is None
 
 
+def test_a_new_run_removes_the_snapshots_of_an_earlier_one_in_its_folder(tmp_path):
+    model = setup(seed=0)[0]
+    earlier = TimelineRecorder(tmp_path, model, 1000, budget=BUDGET)
+    earlier.start()
+    earlier.finish(777)
+    TimelineRecorder(tmp_path, model, 10, budget=BUDGET).start()
+    assert load_timeline(tmp_path).steps == [0]
+
+
 # ---- resuming
 def assert_same_timeline(a, b) -> None:
     assert a.steps == b.steps and a.losses == b.losses
@@ -161,7 +170,7 @@ def test_a_run_killed_and_resumed_ends_with_the_timeline_of_one_never_killed(
     if resume:
         trainer.restore(killed / CHECKPOINT)
     if trainer.step == 0:
-        recorder.record(0)
+        recorder.start()
     trainer.fit(EPOCHS)
     recorder.finish(trainer.step)
     assert_same_timeline(load_timeline(killed), load_timeline(reference))
