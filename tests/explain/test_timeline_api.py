@@ -104,6 +104,38 @@ def test_scrubbing_drops_the_tabs_kernel_edits(client, timeline):
     assert np.array_equal(kernel(client, 0, 0)["values"], recorded.astype(np.float64))
 
 
+def test_a_reset_at_a_step_returns_to_that_steps_kernels(client, run_dir, timeline):
+    step = timeline.steps[5]
+    snapshot = timeline.snapshot(step)
+    assert show(client, step).status_code == 200
+    for channel in (0, 1):
+        edit = {"layer": 0, "channel": channel, "spec": "sobel-x"}
+        assert post(client, "/api/kernel", edit).status_code == 200
+    edit = {"layer": 3, "channel": 0, "spec": "box:3"}
+    assert post(client, "/api/kernel", edit).status_code == 200
+    assert post(client, "/api/kernel/reset", {"layer": 0, "channel": 0}).json()["edits"] == 2
+    assert np.array_equal(kernel(client, 0, 0)["values"], snapshot["0.weight"][0])
+    assert not np.array_equal(kernel(client, 0, 1)["values"], snapshot["0.weight"][1])
+    assert post(client, "/api/kernel/reset", {}).json()["edits"] == 0
+    assert np.array_equal(kernel(client, 0, 1)["values"], snapshot["0.weight"][1])
+    reference = model_at(run_dir, snapshot)[0][3].weight.array[0]  # symmetric: weight_free
+    assert np.array_equal(kernel(client, 3, 0)["values"], reference.astype(np.float64))
+
+
+def test_a_tab_at_a_step_saves_a_run_that_says_so(client, run_dir, timeline):
+    step = timeline.steps[6]
+    assert show(client, step).status_code == 200
+    answer = post(client, "/api/save", {"name": "tiny-at-a-step"})
+    saved = run_dir.parent / "tiny-at-a-step"
+    try:
+        assert answer.status_code == 200, answer.text
+        model, config, _ = runs.load_run(saved)
+        assert config["timeline_step"] == step
+        assert np.array_equal(model[0].weight.array, timeline.snapshot(step)["0.weight"])
+    finally:
+        shutil.rmtree(saved, ignore_errors=True)
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [

@@ -189,6 +189,8 @@ class Explainer:
         self.budget.copy_all("resetting kernels")
         with session.lock:
             count = kernel_view.reset_kernels(session.layers, self.source, session, layer, channel)
+            if session.step is not None:  # the tab's unedited kernels are that step's
+                self.run_timeline.restore_kernels(session, layer, channel)
         return {"reset": count, "edits": len(session.edits)}
 
     def save(self, session: Session, payload: dict) -> dict:

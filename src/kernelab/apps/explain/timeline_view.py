@@ -6,6 +6,8 @@ session model, so its kernels, their frequency responses and the feature maps of
 up to the last convolution are those of step k, exactly. The layers after it keep their
 trained weights (they are not recorded), which the page says beside the prediction.
 Step ``None`` brings the trained values back. The trained model itself is never touched.
+Kernels edited at a step and reset return to that step's values; a tab at a step saved as a
+new run says so in its config (``timeline_step``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 
 import numpy as np
 
+from ... import nn
 from ...core.serialization import CheckpointError
 from ..timeline import Timeline, load_timeline
 from .compute import ExplainError
@@ -98,6 +101,22 @@ class RunTimeline:
             "edits": 0,
             "note": NOTE.format(step=step),
         }
+
+    def restore_kernels(self, session: Session, layer: int | None, channel: int | None) -> None:
+        """Copy the kernels of the step the session shows back into conv ``layer`` (every
+        conv when None; one kernel with ``channel``): a reset in a tab at a timeline step
+        returns to that step's kernels, not the trained ones. Call with the session's lock."""
+        snapshot = self.get().snapshot(session.step)
+        params = dict(session.model.named_parameters())
+        convs = [s for s in session.layers if isinstance(s.module, nn.Conv2d)]
+        for conv in (s for s in convs if layer in (None, s.index)):
+            for key in (f"{conv.name}.weight", f"{conv.name}.weight_free"):
+                if key not in snapshot or key not in params:
+                    continue
+                if channel is None:
+                    np.copyto(params[key].array, snapshot[key])
+                else:
+                    params[key].array[channel] = snapshot[key][channel]
 
 
 def check_matches(timeline: Timeline, source: Source) -> None:
