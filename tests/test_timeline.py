@@ -11,6 +11,7 @@ from kernelab.apps import arch, runs
 from kernelab.apps.timeline import (
     DEFAULT_BUDGET,
     FOLDER,
+    FORMAT,
     TimelineRecorder,
     conv_part,
     has_timeline,
@@ -187,6 +188,26 @@ def test_a_run_without_timeline_or_with_a_foreign_file_is_refused(tmp_path):
     serialization.save({"weights": np.zeros(3)}, snapshot_path(tmp_path, 5))
     assert has_timeline(tmp_path)
     with pytest.raises(serialization.CheckpointError, match="not a kernel timeline snapshot"):
+        load_timeline(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"step": "3"}, {"state": "x"}, {"state": {"w": [1.0]}}, {"loss": "low"}, {"epoch": 1.5}],
+)
+def test_a_snapshot_with_bad_fields_is_refused(tmp_path, change):
+    content = {"format": FORMAT, "step": 3, "epoch": 1, "loss": 0.5, "total_steps": 10}
+    content["state"] = {"0.weight": np.zeros((2, 1, 3, 3), np.float32)}
+    serialization.save(dict(content, **change), snapshot_path(tmp_path, 3))
+    with pytest.raises(serialization.CheckpointError, match="bad fields"):
+        load_timeline(tmp_path)
+
+
+def test_a_damaged_snapshot_is_refused(tmp_path):
+    TimelineRecorder(tmp_path, setup(seed=0)[0], 10).write(3)
+    path = snapshot_path(tmp_path, 3)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(serialization.CheckpointError):
         load_timeline(tmp_path)
 
 

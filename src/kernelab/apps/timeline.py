@@ -241,9 +241,7 @@ def load_timeline(run_dir: str | Path) -> Timeline:
         match = _NAME.fullmatch(path.name)
         if match is None:
             continue
-        content = serialization.load(path)
-        if not isinstance(content, dict) or content.get("format") != FORMAT:
-            raise serialization.CheckpointError(f"{path}: not a kernel timeline snapshot")
+        content = _checked(serialization.load(path), path)
         if content["step"] != int(match.group(1)):
             raise serialization.CheckpointError(
                 f"{path}: holds step {content['step']}, its name says {int(match.group(1))}"
@@ -252,3 +250,19 @@ def load_timeline(run_dir: str | Path) -> Timeline:
             array.flags.writeable = False
         records[content["step"]] = content
     return Timeline(run_dir, records)
+
+
+def _checked(content: Any, path: Path) -> dict[str, Any]:
+    """A loaded snapshot whose fields have the types :meth:`TimelineRecorder.write` gives."""
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise serialization.CheckpointError(f"{path}: not a kernel timeline snapshot")
+    state, loss, epoch = content.get("state"), content.get("loss"), content.get("epoch")
+    if not (
+        type(content.get("step")) is int
+        and isinstance(state, dict)
+        and all(isinstance(v, np.ndarray) for v in state.values())
+        and (loss is None or type(loss) in (int, float))
+        and (epoch is None or type(epoch) is int)
+    ):
+        raise serialization.CheckpointError(f"{path}: a kernel timeline snapshot with bad fields")
+    return content
