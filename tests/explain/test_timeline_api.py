@@ -152,6 +152,20 @@ def test_a_bad_step_is_refused_with_a_clear_message(client, payload, message):
     assert message in answer.json()["error"]
 
 
+def test_snapshots_written_while_the_page_is_open_are_shown(bare_run, tmp_path):
+    growing = tmp_path / "growing"
+    shutil.copytree(bare_run, growing)
+    model = runs.load_run(growing)[0]
+    recorder = TimelineRecorder(growing, model, 100)
+    recorder.start()
+    with TestClient(create_app(growing)) as client:
+        assert client.get("/api/timeline", headers=SESSION).json()["steps"] == [0]
+        recorder.write(5, loss=0.25, epoch=1)
+        answer = client.get("/api/timeline", headers=SESSION).json()
+        assert answer["steps"] == [0, 5] and answer["losses"] == [None, 0.25]
+        assert show(client, 5).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def bare_run(run_dir, tmp_path_factory):
     """The run folder without its timeline, as runs trained before timelines existed."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ... import nn
 from ...core.serialization import CheckpointError
-from ..timeline import Timeline, load_timeline
+from ..timeline import FOLDER, Timeline, load_timeline
 from .compute import ExplainError
 from .source import Session, Source
 
@@ -29,11 +29,13 @@ NOTE = (
 
 
 class RunTimeline:
-    """The source run's timeline, read once (on first use) and checked against its model."""
+    """The source run's timeline, checked against its model, read on first use and again
+    when its folder holds other snapshots (a run still training adds them)."""
 
     def __init__(self, source: Source):
         self.source = source
         self._timeline: Timeline | None = None
+        self._files: list[str] = []  # the snapshot files ``_timeline`` was read from
         self._lock = threading.Lock()
 
     def get(self) -> Timeline:
@@ -42,7 +44,8 @@ class RunTimeline:
         if run_dir is None:
             raise ExplainError("this model is an ONNX file: only a run folder has a timeline", 404)
         with self._lock:
-            if self._timeline is None:
+            files = sorted(p.name for p in (run_dir / FOLDER).glob("step-*.kl"))
+            if self._timeline is None or files != self._files:
                 try:
                     timeline = load_timeline(run_dir)
                 except FileNotFoundError as error:
@@ -50,7 +53,7 @@ class RunTimeline:
                 except CheckpointError as error:
                     raise ExplainError(f"the kernel timeline is unreadable: {error}", 500) from None
                 check_matches(timeline, self.source)
-                self._timeline = timeline
+                self._timeline, self._files = timeline, files
         return self._timeline
 
     def describe(self, session: Session) -> dict:
