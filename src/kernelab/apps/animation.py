@@ -114,16 +114,15 @@ def animate_run(run: str | Path, path: str | Path | None = None) -> list[Path]:
     gif = Path(path) if path else run_dir / "timeline.gif"
     if gif.suffix.lower() != ".gif":
         raise ValueError(f"the animation is a GIF: its path must end in .gif, got {gif}")
-    gif.parent.mkdir(parents=True, exist_ok=True)
+    animation = kernel_animation(model, timeline)  # says so when matplotlib is missing
+    import matplotlib
     from matplotlib.animation import FFMpegWriter, PillowWriter
 
-    animation = kernel_animation(model, timeline)
+    gif.parent.mkdir(parents=True, exist_ok=True)
     animation.save(gif, writer=PillowWriter(fps=FPS))
     written = [gif]
     ffmpeg = find_ffmpeg()
     if ffmpeg is not None:
-        import matplotlib
-
         mp4 = gif.with_suffix(".mp4")
         with matplotlib.rc_context({"animation.ffmpeg_path": ffmpeg}):
             animation.save(mp4, writer=FFMpegWriter(fps=FPS))
