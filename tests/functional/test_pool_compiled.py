@@ -184,6 +184,25 @@ def test_max_pool_2x2_stride_2(dtype, values, layout, size):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
+@pytest.mark.parametrize("divisor_override", [None, 3])
+def test_avg_pool_2x2_stride_2(dtype, layout, size, divisor_override):
+    """The 2x2, stride 2 kernels: sums in the reference's order (so equal to it), and an odd
+    last row and column (in no window) get no gradient."""
+    x = np.random.default_rng(11).standard_normal((2, 3) + size).astype(dtype)
+    x = channel_major(x) if layout == "channel-major" else x
+    kwargs = {"kernel_size": 2, "divisor_override": divisor_override}
+    check(
+        lambda t: F.avg_pool2d(t, **kwargs),
+        lambda t: torch.nn.functional.avg_pool2d(t, **kwargs),
+        x,
+        seed=12,
+        exact=True,
+    )
+
+
 @pytest.mark.parametrize("path", ["numba", "numpy"])
 @pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 3}])
 def test_max_pool_non_finite_gradient_stays_at_the_arg_max(path, kwargs):
