@@ -141,3 +141,11 @@ def test_exp_nonpositive_matches_numpy(dtype):
     expected = np.exp(v.astype(np.float64))
     np.testing.assert_allclose(out[:-4], expected[:-4], rtol=2 * np.finfo(dtype).eps, atol=0)
     assert (out[-4:-1] == 0).all() and np.isnan(out[-1])
+
+
+def test_rejects_a_target_out_of_range_on_the_thread_pool(threads):
+    """The first bad row is named whichever thread found it."""
+    target = np.zeros(70, np.int64)
+    target[[9, 40]] = 1000, -3
+    with kl.backends.kernels.using("numba"), pytest.raises(IndexError, match=r"target 1000 "):
+        F.cross_entropy(kl.Tensor(np.zeros((70, 1000), np.float32)), target)
