@@ -187,8 +187,8 @@ def test_max_pool_2x2_stride_2(dtype, values, layout, size):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("values", ["normal", "ties", "nan"])
 @pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
-@pytest.mark.parametrize(("size", "padding"), [((9, 8), 1), ((8, 11), 1), ((7, 6), 0), ((3, 3), 1)])
-def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding):
+@pytest.mark.parametrize(("size", "padding", "ceil_mode"), [((9, 8), 1, False), ((8, 11), 0, True)])
+def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding, ceil_mode):
     """The 3x3, stride 2 kernel (nine cells written out, the borders by the general loop):
     ties go to the first cell, NaN to the last NaN, as in the reference, bit for bit."""
     rng = np.random.default_rng(13)
@@ -198,7 +198,7 @@ def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding):
         x[rng.random(shape) < 0.2] = np.nan
     x = x.astype(dtype)
     x = channel_major(x) if layout == "channel-major" else x
-    kwargs = {"kernel_size": 3, "stride": 2, "padding": padding}
+    kwargs = {"kernel_size": 3, "stride": 2, "padding": padding, "ceil_mode": ceil_mode}
     check(
         lambda t: F.max_pool2d(t, **kwargs),
         lambda t: torch.nn.functional.max_pool2d(t, **kwargs),
@@ -210,8 +210,7 @@ def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
-@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
-@pytest.mark.parametrize("divisor_override", [None, 3])
+@pytest.mark.parametrize(("size", "divisor_override"), [((6, 8), None), ((7, 9), 3)])
 def test_avg_pool_2x2_stride_2(dtype, layout, size, divisor_override):
     """The 2x2, stride 2 kernels: sums in the reference's order (so equal to it), and an odd
     last row and column (in no window) get no gradient."""
