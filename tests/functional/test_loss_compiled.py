@@ -104,9 +104,10 @@ def threads(request):
     "options",
     [{}, {"reduction": "none", "label_smoothing": 0.2, "ignore_index": 3}, {"weight": True}],
 )
-def test_many_classes_match_numpy_and_pytorch(threads, dtype, options):
-    """A thousand classes and more: the rows' own exponential, on the thread pool when there
-    are enough logits (odd sizes, a transposed input, logits far apart)."""
+def test_many_classes_match_numpy_and_pytorch(threads, dtype, options, monkeypatch):
+    """A thousand classes and more: the rows' own exponential, forward and backward on the
+    thread pool on two threads (odd sizes, a transposed input, logits far apart)."""
+    monkeypatch.setattr(loss_compiled, "PARALLEL_SIZE", {"forward": 1 << 12, "backward": 1 << 12})
     rng = np.random.default_rng(7)
     logits = (rng.standard_normal((1003, 67)) * 20).astype(dtype).T  # (67, 1003), F-order
     logits[5, 7], logits[6] = 200.0, -800.0  # one far above its row, a row far below zero
@@ -145,6 +146,7 @@ def test_exp_nonpositive_matches_numpy(dtype):
 
 def test_rejects_a_target_out_of_range_on_the_thread_pool(threads):
     """The first bad row is named whichever thread found it."""
+    assert loss_compiled.PARALLEL_SIZE["forward"] <= 70 * 1000
     target = np.zeros(70, np.int64)
     target[[9, 40]] = 1000, -3
     with kl.backends.kernels.using("numba"), pytest.raises(IndexError, match=r"target 1000 "):

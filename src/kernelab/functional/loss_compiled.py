@@ -43,7 +43,9 @@ EXP_CONSTANTS = {
     np.dtype(np.float64): (1.4426950408889634, 0.6931471803691238, 1.9082149292705877e-10, -708.0),
 }
 TAYLOR = tuple(1 / np.prod(np.arange(1.0, j + 1)) for j in range(12, -1, -1))  # 1/12!, ..., 1
-PARALLEL_SIZE = 1 << 16  # logits from which the rows are shared out among the threads
+# Logits from which the rows are shared out among the threads: a parallel launch costs 25-50 us
+# (bench/PROFILE.md), a forward row pass about 1 ns a logit, the backward's a third of that.
+PARALLEL_SIZE = {"forward": 1 << 16, "backward": 1 << 18}
 
 
 @functools.cache
@@ -235,10 +237,10 @@ def supports(x: np.ndarray, target: np.ndarray) -> bool:
     return x.ndim == 2 and x.dtype in (np.float32, np.float64) and target.dtype.kind in "iu"
 
 
-def shared_out(logits: np.ndarray) -> bool:
-    """Whether the rows go to the thread pool: for PARALLEL_SIZE logits or more, and more than
-    one thread (a parallel launch costs tens of microseconds, on one thread for nothing)."""
-    return logits.size >= PARALLEL_SIZE and (jit.get_threads() or 1) > 1
+def shared_out(logits: np.ndarray, step: str) -> bool:
+    """Whether the rows of ``step`` ("forward" or "backward") go to the thread pool: from its
+    PARALLEL_SIZE logits, on more than one thread (on one a launch only costs)."""
+    return logits.size >= PARALLEL_SIZE[step] and (jit.get_threads() or 1) > 1
 
 
 def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing):
@@ -249,7 +251,7 @@ def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothin
     smoothing = float(label_smoothing)
     softmax, loss = np.empty_like(logits), np.empty(len(logits))
     args = logits, target, weight, ignore_index, smoothing, exp_constants(dtype), softmax, loss
-    if not shared_out(logits):
+    if not shared_out(logits, "forward"):
         kept, bad = forward_rows(*args)
     else:
         kept_rows, bad_rows = np.empty(len(logits)), np.empty(len(logits), np.bool_)
@@ -275,6 +277,6 @@ def backward(ctx, g):
     else:
         scale = np.full(len(target), float(g) * scale)
     out = np.empty_like(softmax)
-    rows = backward_rows_parallel if shared_out(softmax) else backward_rows
+    rows = backward_rows_parallel if shared_out(softmax, "backward") else backward_rows
     rows(softmax, target, weight, ignore_index, smoothing, scale, out)
     return out
