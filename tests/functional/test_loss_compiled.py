@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import kernelab as kl
 import kernelab.functional as F
+from kernelab.functional import loss_compiled
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -87,3 +88,66 @@ def test_extreme_logits_follow_the_reference():
 def test_rejects_a_target_out_of_range():
     with kl.backends.kernels.using("numba"), pytest.raises(IndexError, match=r"target 5"):
         F.cross_entropy(kl.Tensor(np.zeros((3, 4))), np.array([0, 5, -100]))
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """kernelab on one thread, then two: rows run in turn, then on the thread pool."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"reduction": "none", "label_smoothing": 0.2, "ignore_index": 3}, {"weight": True}],
+)
+def test_many_classes_match_numpy_and_pytorch(threads, dtype, options, monkeypatch):
+    """A thousand classes and more: the rows' own exponential, forward and backward on the
+    thread pool on two threads (odd sizes, a transposed input, logits far apart)."""
+    monkeypatch.setattr(loss_compiled, "PARALLEL_SIZE", {"forward": 1 << 12, "backward": 1 << 12})
+    rng = np.random.default_rng(7)
+    logits = (rng.standard_normal((1003, 67)) * 20).astype(dtype).T  # (67, 1003), F-order
+    logits[5, 7], logits[6] = 200.0, -800.0  # one far above its row, a row far below zero
+    target = rng.integers(0, 1003, 67)
+    target[::5] = 3
+    if options.get("weight"):
+        options = {"weight": rng.uniform(0.2, 2.0, 1003).astype(dtype)}
+    compiled = run_ours("numba", logits, target, options)
+    reference = run_ours("numpy", logits, target, options)
+    for name, other in (("numpy", reference), ("torch", run_torch(logits, target, options))):
+        for what, a, b in zip(("loss", "grad"), compiled, other, strict=True):
+            assert a.dtype == dtype and a.shape == b.shape
+            assert_rel_close(a, b, TOL[dtype], f"{what} vs {name}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_nonpositive_matches_numpy(dtype):
+    """The rows' exponential against NumPy's: within two units in the last place, 0 below
+    the dtype's cut-off (where exp is subnormal or underflows), NaN for NaN."""
+    from numba import njit
+
+    @njit
+    def exps(v, constants, out):
+        for i in range(v.size):
+            out[i] = loss_compiled.exp_nonpositive(v[i], loss_compiled.unpack(constants))
+
+    lowest = loss_compiled.EXP_CONSTANTS[np.dtype(dtype)][3]
+    v = -np.concatenate([np.linspace(0, -lowest, 30001), [-lowest + 0.5, 1e4, np.inf, np.nan]])
+    v = v.astype(dtype)
+    out = np.empty_like(v)
+    exps(v, loss_compiled.exp_constants(dtype), out)
+    expected = np.exp(v.astype(np.float64))
+    np.testing.assert_allclose(out[:-4], expected[:-4], rtol=2 * np.finfo(dtype).eps, atol=0)
+    assert (out[-4:-1] == 0).all() and np.isnan(out[-1])
+
+
+def test_rejects_a_target_out_of_range_on_the_thread_pool(threads):
+    """The first bad row is named whichever thread found it."""
+    assert loss_compiled.PARALLEL_SIZE["forward"] <= 70 * 1000
+    target = np.zeros(70, np.int64)
+    target[[9, 40]] = 1000, -3
+    with kl.backends.kernels.using("numba"), pytest.raises(IndexError, match=r"target 1000 "):
+        F.cross_entropy(kl.Tensor(np.zeros((70, 1000), np.float32)), target)

@@ -184,6 +184,48 @@ def test_max_pool_2x2_stride_2(dtype, values, layout, size):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+@pytest.mark.parametrize(("size", "padding", "ceil_mode"), [((9, 8), 1, False), ((8, 11), 0, True)])
+def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding, ceil_mode):
+    """The 3x3, stride 2 kernel (nine cells written out, the borders by the general loop):
+    ties go to the first cell, NaN to the last NaN, as in the reference, bit for bit."""
+    rng = np.random.default_rng(13)
+    shape = (2, 3) + size
+    x = rng.integers(0, 2, shape) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    x = x.astype(dtype)
+    x = channel_major(x) if layout == "channel-major" else x
+    kwargs = {"kernel_size": 3, "stride": 2, "padding": padding, "ceil_mode": ceil_mode}
+    check(
+        lambda t: F.max_pool2d(t, **kwargs),
+        lambda t: torch.nn.functional.max_pool2d(t, **kwargs),
+        x,
+        seed=14,
+        exact=False,  # overlapping windows add gradients in another order
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+@pytest.mark.parametrize(("size", "divisor_override"), [((6, 8), None), ((7, 9), 3)])
+def test_avg_pool_2x2_stride_2(dtype, layout, size, divisor_override):
+    """The 2x2, stride 2 kernels: sums in the reference's order (so equal to it), and an odd
+    last row and column (in no window) get no gradient."""
+    x = np.random.default_rng(11).standard_normal((2, 3) + size).astype(dtype)
+    x = channel_major(x) if layout == "channel-major" else x
+    kwargs = {"kernel_size": 2, "divisor_override": divisor_override}
+    check(
+        lambda t: F.avg_pool2d(t, **kwargs),
+        lambda t: torch.nn.functional.avg_pool2d(t, **kwargs),
+        x,
+        seed=12,
+        exact=True,
+    )
+
+
 @pytest.mark.parametrize("path", ["numba", "numpy"])
 @pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 3}])
 def test_max_pool_non_finite_gradient_stays_at_the_arg_max(path, kwargs):

@@ -94,16 +94,22 @@ class Tanh(Function):
         return g * (1 - ctx.out * ctx.out)
 
 
-def stable_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """log(softmax(x)) computed as ``x − max − log Σ exp(x − max)``: no overflow, no log 0."""
+def log_softmax_and_softmax(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """log(softmax(x)) computed as ``x − max − log Σ exp(x − max)`` (no overflow, no log 0),
+    and softmax(x) from the same exponentials, ``exp(x − max) / Σ``: one exp over x, where
+    taking exp of the first for the second would be two."""
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    e = np.exp(shifted)
+    total = e.sum(axis=axis, keepdims=True)
+    shifted -= np.log(total)
+    e /= total
+    return shifted, e
 
 
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        ctx.out, ctx.dim = np.exp(stable_log_softmax(x, dim)), dim
+        ctx.out, ctx.dim = log_softmax_and_softmax(x, dim)[1], dim
         return ctx.out
 
     @staticmethod
@@ -115,8 +121,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        out = stable_log_softmax(x, dim)
-        ctx.softmax, ctx.dim = np.exp(out), dim
+        out, ctx.softmax = log_softmax_and_softmax(x, dim)
+        ctx.dim = dim
         return out
 
     @staticmethod

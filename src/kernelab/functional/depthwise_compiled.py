@@ -93,41 +93,50 @@ def depthwise_backward(xp, taps, gy, stride, dilation, need_x, need_w, gxp, part
 def correlate_run(dst, src, taps, dh, dw, wp):
     """dst[k] += Σ_{p,q} taps[p, q] · src[p·dh·Wp + q·dw + k] for every k of dst.
 
-    Three kernel columns per pass over dst: three products per load and store of dst.
+    Three kernel columns per pass over dst: three products per load and store of dst. Each
+    shifted run of src is a slice indexed from 0: an index ``base + k`` would carry numba's
+    negative-index wraparound into the loop, which LLVM then does not vectorise (4x slower).
     """
     kh, kw, run = taps.shape[0], taps.shape[1], dst.shape[0]
     for p in range(kh):
         q = 0
         while q + 3 <= kw:
             base, t0, t1, t2 = p * dh * wp + q * dw, taps[p, q], taps[p, q + 1], taps[p, q + 2]
+            a, b = src[base : base + run], src[base + dw : base + dw + run]
+            c = src[base + 2 * dw : base + 2 * dw + run]
             for k in range(run):
-                dst[k] += t0 * src[base + k] + t1 * src[base + dw + k] + t2 * src[base + 2 * dw + k]
+                dst[k] += t0 * a[k] + t1 * b[k] + t2 * c[k]
             q += 3
         for r in range(q, kw):
             base, t = p * dh * wp + r * dw, taps[p, r]
+            a = src[base : base + run]
             for k in range(run):
-                dst[k] += t * src[base + k]
+                dst[k] += t * a[k]
 
 
 @inner
 def correlate_sums(out, g, src, dh, dw, wp):
-    """out[p, q] = Σ_k g[k] · src[p·dh·Wp + q·dw + k] (three kernel columns per pass)."""
+    """out[p, q] = Σ_k g[k] · src[p·dh·Wp + q·dw + k] (three kernel columns per pass; the
+    shifted runs are slices, as in correlate_run)."""
     kh, kw, run = out.shape[0], out.shape[1], g.shape[0]
     zero = g[:1].sum() * 0  # 0 in the arrays' dtype, so float32 sums stay float32
     for p in range(kh):
         q = 0
         while q + 3 <= kw:
             base, s0, s1, s2 = p * dh * wp + q * dw, zero, zero, zero
+            a, b = src[base : base + run], src[base + dw : base + dw + run]
+            c = src[base + 2 * dw : base + 2 * dw + run]
             for k in range(run):
-                s0 += g[k] * src[base + k]
-                s1 += g[k] * src[base + dw + k]
-                s2 += g[k] * src[base + 2 * dw + k]
+                s0 += g[k] * a[k]
+                s1 += g[k] * b[k]
+                s2 += g[k] * c[k]
             out[p, q], out[p, q + 1], out[p, q + 2] = s0, s1, s2
             q += 3
         for r in range(q, kw):
             base, s0 = p * dh * wp + r * dw, zero
+            a = src[base : base + run]
             for k in range(run):
-                s0 += g[k] * src[base + k]
+                s0 += g[k] * a[k]
             out[p, r] = s0
 
 

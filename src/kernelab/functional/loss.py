@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd import Function, is_tensor, unwrap
 from ..core import jit
 from ..core.errors import DTypeError, ShapeError
-from .activation import stable_log_softmax
+from .activation import log_softmax_and_softmax
 from .arithmetic import promote, result_type
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -55,8 +55,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, coefficients, reduction, shape):
-        logp = stable_log_softmax(logits, axis=1)
-        ctx.softmax = np.exp(logp)
+        logp, ctx.softmax = log_softmax_and_softmax(logits, axis=1)
         return NLLCoefficients.forward(ctx, logp, coefficients, reduction, shape)
 
     @staticmethod
