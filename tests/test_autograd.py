@@ -204,3 +204,87 @@ def test_without_detect_anomaly_nan_flows_silently():
             kl.tensor([np.inf]) * 2
     finally:
         kl.set_detect_anomaly(False)
+
+
+# ---- a leaf keeps a gradient nothing else holds, and copies every other
+def test_leaves_fed_one_array_get_gradients_of_their_own():
+    """c = a + b passes one array to both leaves: each .grad must be its own."""
+    a, b = kl.randn(3, 4, requires_grad=True), kl.randn(3, 4, requires_grad=True)
+    c = a + b
+    (c * c).sum().backward()
+    assert not np.shares_memory(a.grad.array, b.grad.array)
+    expected = 2 * (a.array + b.array)
+    a.grad.array[...] = 7
+    np.testing.assert_allclose(b.grad.array, expected, rtol=1e-6)
+
+
+def test_a_gradient_passed_straight_from_the_seed_is_copied():
+    x = kl.randn(5, requires_grad=True)
+    seed = kl.ones(5)
+    (x + 1).backward(seed)
+    seed.array[...] = 3
+    np.testing.assert_array_equal(x.grad.array, np.ones(5, np.float32))
+
+
+def test_a_gradient_a_hook_was_handed_is_copied():
+    x = kl.randn(2, 3, requires_grad=True)
+    seen = []
+    x.register_hook(seen.append)
+    F.relu(x * 3).sum().backward()
+    x.grad.array[...] = -1
+    assert not np.shares_memory(seen[0].array, x.grad.array)
+    np.testing.assert_array_equal(seen[0].array, np.where(x.array * 3 > 0, 3, 0))
+
+
+def test_an_array_a_users_function_returns_is_copied():
+    kept = []
+
+    class Kept(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            kept.append(np.full_like(g, 2.0))
+            return kept[-1]
+
+    x = kl.randn(4, requires_grad=True)
+    Kept.apply(x).sum().backward()
+    assert not np.shares_memory(kept[0], x.grad.array)
+
+
+def test_owned_gradients_equal_pytorchs_over_repeated_steps():
+    """A small network's leaves, their .grad set to None between steps, against PyTorch."""
+    torch_model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3)
+    ).double()
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)).double()
+    model.load_state_dict({k: kl.tensor(v.numpy()) for k, v in torch_model.state_dict().items()})
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.standard_normal((5, 2, 6, 6))
+        xk, xt = kl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        model.zero_grad()
+        torch_model.zero_grad()
+        (model(xk) ** 2).sum().backward()
+        (torch_model(xt) ** 2).sum().backward()
+        np.testing.assert_allclose(xk.grad.array, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+        for (_, p), q in zip(model.named_parameters(), torch_model.parameters(), strict=True):
+            np.testing.assert_allclose(p.grad.array, q.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_one_new_array_returned_for_two_inputs_is_no_ones_own():
+    """The guard itself: a built-in backward's array counts as new for one input only."""
+    from types import SimpleNamespace
+
+    from kernelab.autograd import fresh
+    from kernelab.functional.arithmetic import Add
+
+    g, made = np.ones(3), np.zeros(3)
+    node = SimpleNamespace(function=Add, ctx=SimpleNamespace(kept=np.ones(2)))
+    assert fresh(node, g, made, (made, None))
+    assert not fresh(node, g, made, (made, made))
+    assert not fresh(node, g, g, (g, None))
+    assert not fresh(node, g, made[1:], (made[1:], None))
+    assert not fresh(node, g, node.ctx.kept, (node.ctx.kept,))

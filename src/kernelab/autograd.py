@@ -33,6 +33,7 @@ class _Mode(threading.local):
 
 
 _mode = _Mode()
+BUILT_IN = __name__.split(".")[0] + "."  # the package's own operations' modules
 
 
 def is_grad_enabled() -> bool:
@@ -325,13 +326,13 @@ def backward(
         inputs = [inputs]
     chosen = None if inputs is None else {id(t) for t in inputs}
 
-    def accumulate(tensor: Any, grad: np.ndarray) -> None:
+    def accumulate(tensor: Any, grad: np.ndarray, owned: bool) -> None:
         if chosen is None:
             wanted = tensor.node is None or tensor.retains_grad
         else:
             wanted = id(tensor) in chosen
         if wanted:
-            tensor.accumulate_grad(grad)
+            tensor.accumulate_grad(grad, owned)
 
     _mode.after_backward = []
     try:
@@ -365,7 +366,7 @@ def grad(
     wanted = {id(x) for x in inputs}
     found: dict[int, np.ndarray] = {}
 
-    def collect(tensor: Any, g: np.ndarray) -> None:
+    def collect(tensor: Any, g: np.ndarray, owned: bool) -> None:
         if id(tensor) in wanted:
             key = id(tensor)
             found[key] = g if key not in found else found[key] + g
@@ -388,26 +389,35 @@ def grad(
 
 
 def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) -> None:
-    """Walk the graph back from the seeds; ``sink(tensor, grad)`` receives each inner tensor's
-    gradient once it is complete, then each leaf's, summed over every path to it. A tensor's
-    ``register_hook`` hooks see (and may replace) its gradient first."""
+    """Walk the graph back from the seeds; ``sink(tensor, grad, owned)`` receives each inner
+    tensor's gradient once it is complete, then each leaf's, summed over every path to it. A
+    tensor's ``register_hook`` hooks see (and may replace) its gradient first.
+
+    ``owned`` says that nothing but this walk holds the array, so a leaf may keep it as its
+    ``.grad`` without a copy (as PyTorch's AccumulateGrad steals a gradient no one else
+    references): a sum the walk made, or a new array a built-in operation's backward returned.
+    """
     grads: dict[int, np.ndarray] = {}
+    owned: dict[int, bool] = {}
     leaves: dict[int, Any] = {}
 
-    def add(tensor: Any, g: np.ndarray) -> None:
+    def add(tensor: Any, g: np.ndarray, fresh: bool) -> None:
         key = id(tensor)
-        grads[key] = g if key not in grads else grads[key] + g
+        if key in grads:
+            grads[key], owned[key] = grads[key] + g, True
+        else:
+            grads[key], owned[key] = g, fresh
         if tensor.node is None:
             leaves[key] = tensor
 
     for root, g in seeds:
-        add(root, g)
+        add(root, g, False)
     for tensor in _graph_order([root for root, _ in seeds if root.node is not None]):
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
         g = _hooked(tensor, g)
-        sink(tensor, g)
+        sink(tensor, g, False)  # g goes on to the backward, which may pass it through
         node = tensor.node
         if node.ctx is None:
             raise RuntimeError(
@@ -427,11 +437,26 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
                     f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
                     f"for an input of shape {inp.array.shape}"
                 )
-            add(inp, ig)
+            add(inp, ig, fresh(node, g, ig, in_grads))
         if not retain_graph:
             node.ctx = None
     for key, leaf in leaves.items():
-        sink(leaf, _hooked(leaf, grads.pop(key)))
+        # a hook is handed the array and may keep it
+        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] and not leaf.grad_hooks)
+
+
+def fresh(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> bool:
+    """Whether the backward of ``node`` made ``ig`` for this input alone: a built-in
+    operation's (a user's Function may return an array it keeps), an array owning its memory
+    (not a view of ``g`` or of anything else), neither ``g`` itself, nor the gradient of
+    another input, nor anything the forward saved."""
+    return (
+        node.function.__module__.startswith(BUILT_IN)
+        and ig.base is None
+        and ig is not g
+        and sum(other is ig for other in in_grads) == 1
+        and not any(saved is ig for saved in vars(node.ctx).values())
+    )
 
 
 def _hooked(tensor: Any, grad: np.ndarray) -> np.ndarray:

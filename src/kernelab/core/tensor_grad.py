@@ -96,11 +96,13 @@ class GradMethods:
             )
         autograd.backward(self, gradient, retain_graph=retain_graph, inputs=inputs)
 
-    def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``.grad`` (a copy the first time, in place after); backward calls
-        it, then the hooks."""
+    def accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
+        """Add ``grad`` into ``.grad`` (in place after the first time); backward calls it, then
+        the hooks. The first gradient is copied unless ``owned`` (nothing else holds it) and
+        already of this tensor's dtype."""
         if self._grad is None:
-            self._grad = wrap(np.array(grad, dtype=self.array.dtype, copy=True))
+            keep = owned and grad.dtype == self.array.dtype and grad.flags.writeable
+            self._grad = wrap(grad if keep else np.array(grad, dtype=self.array.dtype))
         else:
             np.add(self._grad.array, grad, out=self._grad.array, casting="same_kind")
         for hook in self._post_accumulate_hooks:
