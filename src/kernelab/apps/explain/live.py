@@ -28,7 +28,7 @@ from ..train import CHECKPOINT, Trainer
 from . import inputs, live_config
 from .api import field
 from .compute import ExplainError
-from .live_run import Loaded, Page, StoppableLoader
+from .live_run import Loaded, Page, StoppableLoader, log
 from .source import SESSION_ID, Source
 
 STOP_WAIT = 5.0  # seconds a control waits for a stopping run to save and end
@@ -40,7 +40,8 @@ CONFLICT = 409
 class LiveTraining:
     """Every tab's training. ``runs_dir``: where runs go (made on the first Start);
     ``data_dir``: where data sets are read from (else the cache, else MNIST's offline subset);
-    ``max_steps`` and ``max_memory``: a run's caps; ``max_jobs``: tabs training at once."""
+    ``max_steps`` and ``max_memory``: a run's caps; ``max_jobs``: tabs training at once;
+    ``threads``: the threads a run computes with (1 keeps the other core for the page)."""
 
     def __init__(
         self,
@@ -50,9 +51,11 @@ class LiveTraining:
         max_memory: int = live_config.MAX_MEMORY,
         max_jobs: int = 1,
         defaults: dict[str, Any] | None = None,
+        threads: int = 1,
     ):
         self.runs_dir, self.data_dir = Path(runs_dir), data_dir
         self.max_steps, self.max_memory, self.max_jobs = max_steps, max_memory, max_jobs
+        self.threads = threads
         self.defaults = dict(live_config.DEFAULTS, **(defaults or {}))
         self.pages: OrderedDict[str, Page] = OrderedDict()
         self._lock = threading.Lock()
@@ -143,7 +146,10 @@ class LiveTraining:
             trainer.restore(run_dir / CHECKPOINT)
         else:
             page.rows, page.epochs, page.confusion = [], [], None
-        page.begin(picked, config, loaded, trainer, run_dir)
+        planned = config["epochs"] * len(trainer.train_loader)
+        recorder = runs.start_timeline(model, run_dir, planned, log.info)
+        page.begin(picked, config, loaded, trainer, run_dir, recorder)
+        page.threads = self.threads
 
     def dataset(self, config: dict[str, Any]) -> Loaded:
         """The config's data, read once and kept for the next run on the same data."""

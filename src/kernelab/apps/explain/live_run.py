@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ... import data
+from ...core.threads import set_num_threads
 from .. import runs
+from ..timeline import TimelineRecorder
 from ..train import Trainer, TrainingDiverged
 from . import inputs, live_view
 from .compute import ExplainError
@@ -91,6 +93,7 @@ class Page:
         self.config: dict[str, Any] | None = None
         self.run_dir: Path | None = None
         self.trainer: Trainer | None = None
+        self.recorder: TimelineRecorder | None = None
         self.loaded: Loaded | None = None
         self.paused = self.stop_requested = False
         self.steps_allowed = 0  # steps to take while paused (Step)
@@ -102,9 +105,12 @@ class Page:
         self.epochs: list[dict] = []
         self.confusion: list[list[int]] | None = None
         self.streams = 0
-        self.version, self.text = 0, json.dumps({"status": "idle"})
+        self.version, self.text = 0, ""
         self.published_at = 0.0
+        self.shown = -1  # the step of the state last published
+        self.threads = 1  # threads the run computes with
         self._text_lock = threading.Lock()
+        self.text = json.dumps(self.summary())
 
     # ---- called by the web layer's threads
     def alive(self) -> bool:
@@ -116,11 +122,12 @@ class Page:
             self.stop_requested, self.paused = True, False
             self.cond.notify_all()
 
-    def begin(self, picked: dict, config: dict, loaded: Loaded, trainer: Trainer, run_dir: Path):
-        """Take a new (or resumed) run; its thread starts next."""
+    def begin(self, picked, config, loaded: Loaded, trainer: Trainer, run_dir: Path, recorder):
+        """Take a new (or resumed) run and its timeline recorder (or None); its thread
+        starts next."""
         with self.cond:
             self.picked, self.config, self.loaded = picked, config, loaded
-            self.trainer, self.run_dir = trainer, run_dir
+            self.trainer, self.run_dir, self.recorder = trainer, run_dir, recorder
             self.paused = self.stop_requested = False
             self.steps_allowed, self.pending_lr = 0, None
             self.status, self.message = "starting", ""
@@ -129,6 +136,7 @@ class Page:
         """Forget the run (Reset): the next Start makes a new one."""
         with self.cond:
             self.picked = self.config = self.loaded = self.trainer = self.run_dir = None
+            self.recorder = None
             self.rows, self.epochs, self.confusion = [], [], None
             self.status, self.message = "idle", ""
         self.publish()
@@ -184,6 +192,7 @@ class Page:
                 test_index=None if self.pixels is not None else self.test_index,
             )
         text = json.dumps(state)
+        self.shown = state["step"]
         with self._text_lock:
             self.version, self.text = self.version + 1, text
         self.published_at = time.monotonic()
@@ -204,12 +213,14 @@ class Page:
 
     def on_step(self, row: dict[str, float]) -> None:
         self.rows.append((row["step"], row["loss"], row["acc"]))
+        if self.recorder is not None:
+            self.recorder.on_step(row)
         with self.cond:
             if self.pending_lr is not None:
                 self.set_rate(self.pending_lr)
                 self.pending_lr = None
             while self.paused and not self.stop_requested and not self.steps_allowed:
-                if self.status != "paused" or self.input_changed:
+                if self.status != "paused" or self.input_changed or self.shown != row["step"]:
                     self.status, self.input_changed = "paused", False
                     self.cond.release()  # the page may send controls while this is built
                     try:
@@ -250,9 +261,14 @@ class Page:
 
     def work(self) -> None:
         """The training thread: fit until the planned epochs end, a Stop, or an error."""
+        set_num_threads(self.threads)  # numba's count is per thread: this one's too
         try:
+            if self.recorder is not None and self.trainer.step == 0:
+                self.recorder.record(0)  # the initial kernels
             self.publish()
             self.trainer.fit(self.config["epochs"])
+            if self.recorder is not None:
+                self.recorder.finish(self.trainer.step)
             self.status, self.message = "finished", f"trained {self.config['epochs']} epochs"
         except Stopped:
             self.status, self.message = "stopped", f"stopped at step {self.trainer.step}"
