@@ -376,6 +376,8 @@ def serve(
         data_dir=data_dir,
     )
     app.state.explainer.test_set.start()
+    if train:
+        app.state.live.threads = threads
     sock = listen(host, port)
     url = url_of(sock)
     print(f"kernelab explain: {source.path} at {url}  (Ctrl+C to stop)", flush=True)
