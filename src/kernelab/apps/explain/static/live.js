@@ -80,8 +80,10 @@ function render() {
     (s.message ? ` · ${s.message}` : "");
   $("live-status").dataset.status = s.status;
   $("live-status").dataset.step = s.step;
+  const data = (s.data || "").split(";").pop().trim(); // the data used, past why (a fallback)
   $("live-run").textContent = s.run_dir ? `run folder: ${s.run_dir}` +
-    (s.data ? ` · data: ${s.data}` : "") : "";
+    (data ? ` · data: ${data.slice(0, 90)}` : "") : "";
+  $("live-run").title = s.data || "";
   $("live-pause").disabled = !running;
   $("live-step").disabled = s.status !== "paused";
   $("live-resume").disabled = s.status !== "paused";
@@ -104,8 +106,8 @@ function svg(tag, attrs = {}, text = null) {
 function chart(title, steps, values, held, perEpoch) {
   const W = 360, H = 170, L = 42, R = 10, T = 18, B = 22;
   const all = values.concat(held.filter((v) => v !== undefined));
-  let lo = Math.min(...all), hi = Math.max(...all);
-  if (!(hi > lo)) { hi = lo + 1; }
+  let lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
+  if (!(hi > lo)) hi = lo + 1;
   const last = Math.max(1, steps[steps.length - 1] || 1);
   const X = (step) => L + (step * (W - L - R)) / last;
   const Y = (v) => T + ((hi - v) * (H - T - B)) / (hi - lo);
@@ -140,7 +142,7 @@ export function kernelValues(layer) {
 }
 
 function renderKernels(layers, step) {
-  const box = $("live-kernels");
+  const box = $("live-kernel-view");
   box.dataset.step = step;
   live.kernels = layers.map(kernelValues);
   while (box.children.length > layers.length) box.lastChild.remove();
@@ -153,7 +155,9 @@ function renderKernels(layers, step) {
     const [out, depth, kh, kw] = layer.shape;
     const values = live.kernels[n];
     const single = depth === 1;
-    const cols = single ? Math.min(out, 16) : depth, rows = single ? Math.ceil(layer.shown / cols) : layer.shown;
+    // one input channel: the kernels in rows of 16; else a column per kernel, a row per input
+    const cols = single ? Math.min(out, 16) : layer.shown;
+    const rows = single ? Math.ceil(layer.shown / cols) : depth;
     const canvas = figure.firstChild;
     canvas.width = cols * (kw + 1) + 1;
     canvas.height = rows * (kh + 1) + 1;
@@ -164,7 +168,7 @@ function renderKernels(layers, step) {
     image.data.fill(40);
     for (let o = 0; o < layer.shown; o++) {
       for (let i = 0; i < depth; i++) {
-        const r = single ? Math.floor(o / cols) : o, c = single ? o % cols : i;
+        const r = single ? Math.floor(o / cols) : i, c = single ? o % cols : o;
         for (let y = 0; y < kh; y++) {
           for (let x = 0; x < kw; x++) {
             const rgb = signedRGB(values[((o * depth + i) * kh + y) * kw + x] / (max || 1));
@@ -176,10 +180,13 @@ function renderKernels(layers, step) {
       }
     }
     context.putImageData(image, 0, 0);
-    const zoom = Math.max(1, Math.min(4, Math.floor(560 / canvas.width)));
+    const fit = Math.min(Math.floor(800 / canvas.width), Math.floor(420 / canvas.height));
+    const zoom = Math.max(1, Math.min(4, fit));
     canvas.style.width = `${canvas.width * zoom}px`;
     figure.lastChild.textContent = `layer ${layer.name}: ${out} kernels of ${depth}×${kh}×${kw}` +
-      (layer.shown < out ? ` (first ${layer.shown} shown)` : "") + ` · scale ±${max.toPrecision(3)}`;
+      (layer.shown < out ? ` (first ${layer.shown} shown)` : "") +
+      (single ? "" : " (a column per kernel, a row per input channel)") +
+      ` · colours ±${max.toPrecision(3)}`;
   });
 }
 
