@@ -191,6 +191,15 @@ def inspect_parser(sub: Subparsers) -> None:
         help="compute the confusion matrix on the test set (loads the dataset)",
     )
     p.add_argument("--data-dir", help="with --evaluate: folder holding the dataset files")
+    p.add_argument(
+        "--animate",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="instead of the pictures, an animated GIF of the first two layers' kernels "
+        "over the run's kernel timeline (default PATH: RUN/timeline.gif), and an MP4 "
+        "beside it when ffmpeg is found",
+    )
     p.set_defaults(func=handlers.inspect_command)
 
 

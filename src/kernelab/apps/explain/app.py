@@ -235,6 +235,12 @@ def create_app(
     async def save(request: Request):
         return await call(explainer.save, await session(request), await read_json(request))
 
+    async def timeline(request: Request):
+        mine = await session(request)
+        if request.method == "POST":
+            return await call(explainer.show_step, mine, await read_json(request))
+        return await light(explainer.timeline, mine)
+
     async def training(request: Request):
         await session(request)
         return await light(explainer.training)
@@ -276,6 +282,7 @@ def create_app(
         Route("/api/kernel", kernel, methods=["GET", "POST"]),
         Route("/api/kernel/reset", reset, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
+        Route("/api/timeline", timeline, methods=["GET", "POST"]),
         Route("/api/training", training),
         Route("/api/testset", test_set),
         Route("/api/testset/{index}", test_image),
