@@ -1,6 +1,7 @@
 """The Train view in a real browser (Chromium through Playwright): start a run from the page,
-see the loss curve and the kernels change, pause, step, check the kernels shown against the
-run's kernel timeline, stop, and continue the stopped run.
+see the loss curve and the kernels change, pause, step, scrub the run's kernel timeline and
+check the kernels shown at step k against the ones recorded at step k, stop, and continue the
+stopped run.
 
 Skipped like ``test_browser.py`` without playwright or /usr/bin/chromium. Screenshots go to
 ``$KERNELAB_SCREENSHOTS`` when set; with ``KERNELAB_LIVE_CLASSIC=1`` the page trains the
@@ -114,7 +115,34 @@ def test_train_from_the_page(browser, live_app, shots):  # noqa: F811
         np.testing.assert_array_equal(
             shown_kernels[1], snapshot["3.weight"][: len(shown_kernels[1])]
         )
-    assert "live-status" in page.content() and "paused" in page.inner_text("#live-status")
+    assert "paused" in page.inner_text("#live-status")
+
+    # Scrub the timeline: the kernels shown at step k are those the run recorded at step k
+    page.wait_for_selector("#live-timeline:not([hidden])")
+    steps = page.evaluate(
+        "() => Array.from({length: Number(document.querySelector("
+        "'#live-timeline-slider').max) + 1}, (_, i) => i)"
+    )
+    recorded = timeline.load_timeline(run_dir)
+    for index in (1, len(steps) // 2):
+        k = recorded.steps[index]
+        page.eval_on_selector(
+            "#live-timeline-slider",
+            "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }",
+            index,
+        )
+        wait_until(page, "k => document.querySelector('#live-kernel-view').dataset.step == k", k)
+        scrubbed = page.evaluate("() => window.kernelabLive.kernels.map(k => Array.from(k))")
+        snapshot = recorded.snapshot(k)
+        for values, name in zip(scrubbed, ("0.weight", "3.weight"), strict=True):
+            expected = snapshot[name]
+            np.testing.assert_array_equal(np.reshape(values, expected.shape), expected)
+    if CLASSIC:
+        shots(page, "10-train-timeline")
+    page.click("#live-timeline-now")
+    wait_until(
+        page, "k => document.querySelector('#live-kernel-view').dataset.step == k", stepped["step"]
+    )
 
     # Stop: a resumable run folder; Start again continues it
     start = time.perf_counter()

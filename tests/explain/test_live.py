@@ -312,3 +312,21 @@ def test_studio_command_trains_and_leaves_a_resumable_run_when_stopped(tmp_path,
     saved = serialization.load(run_dir / "checkpoint.kl")
     assert 0 < saved["step"] < 20 * 25
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page-runs"]  # nothing else written
+
+
+def test_timeline_of_a_paused_run(app, client):
+    post(client, "history", "start", SMALL)
+    wait_for(app, "history", lambda s: s["step"] >= 4)
+    assert "paused" in post(client, "history", "timeline", {"step": 0}, status=409)["error"]
+    post(client, "history", "pause")
+    paused = wait_for(app, "history", lambda s: s["status"] == "paused")
+    steps = post(client, "history", "timeline")["steps"]
+    assert steps == list(range(paused["step"] + 1))  # every step of a run this small
+    run_dir = app.state.live.page("live-test-history").run_dir
+    recorded = timeline.load_timeline(run_dir)
+    answer = post(client, "history", "timeline", {"step": 2})
+    for layer, name in zip(answer["kernels"], ("0.weight", "3.weight"), strict=True):
+        np.testing.assert_array_equal(live_view.decode_kernels(layer), recorded.snapshot(2)[name])
+    bad = post(client, "history", "timeline", {"step": 10**6}, status=400)
+    assert "'step'" in bad["error"]
+    assert state(app, "history")["step"] == paused["step"]  # the run itself did not move

@@ -43,6 +43,7 @@ export async function setupLive() {
   $("live-resume").addEventListener("click", () => post("resume"));
   $("live-lr").addEventListener("change", () => post("lr", { lr: Number($("live-lr").value) }));
   document.addEventListener("kernelab:input", (event) => post("input", { pixels: event.detail }));
+  setupTimeline();
   $("tab-button-train").hidden = false;
   const stream = new EventSource(`/api/live/stream?session=${id}`);
   stream.onmessage = (event) => {
@@ -63,6 +64,62 @@ function choices() {
     picked[name] = NUMBERS.has(name) ? Number(value) : value;
   }
   return picked;
+}
+
+// ---- the run's kernel timeline, while it is paused or over: the kernels and feature maps
+// at a recorded step, computed on the server from the snapshot the run wrote at that step
+
+const history = { steps: [], shown: null, status: null, busy: false, wanted: null };
+
+function setupTimeline() {
+  $("live-timeline-slider").addEventListener("input", () => {
+    history.wanted = history.steps[Number($("live-timeline-slider").value)];
+    scrub();
+  });
+  $("live-timeline-now").addEventListener("click", () => {
+    history.wanted = history.shown = null;
+    renderedVersion = null;
+    render();
+  });
+}
+
+async function scrub() {
+  if (history.busy) return;
+  history.busy = true;
+  try {
+    while (history.wanted !== null && history.wanted !== history.shown) {
+      const step = history.wanted;
+      const answer = await post("timeline", { step });
+      if (!answer) break;
+      history.shown = step;
+      live.scrubbed = answer;
+      $("live-timeline-label").textContent = `step ${step} as recorded ` +
+        `(${history.steps.length} steps recorded, 0 to ${history.steps[history.steps.length - 1]})`;
+      renderKernels(answer.kernels, step);
+      renderInput(answer.input, live.state.classes);
+    }
+  } finally {
+    history.busy = false;
+  }
+}
+
+// On pausing or ending, the steps recorded so far; on resuming, the slider goes away.
+async function followTimeline(status) {
+  if (status === history.status) return;
+  history.status = status;
+  const still = ["paused", "stopped", "finished"].includes(status);
+  history.shown = history.wanted = null;
+  $("live-timeline").hidden = true;
+  if (!still) return;
+  const answer = await post("timeline");
+  if (!answer || !answer.steps.length || history.status !== status) return;
+  history.steps = answer.steps;
+  const slider = $("live-timeline-slider");
+  slider.max = String(answer.steps.length - 1);
+  slider.value = slider.max;
+  $("live-timeline-label").textContent = `${answer.steps.length} steps recorded, 0 to ` +
+    `${answer.steps[answer.steps.length - 1]}: move the slider to see the kernels then`;
+  $("live-timeline").hidden = false;
 }
 
 // ---- drawing a state (at most once a frame)
@@ -87,11 +144,13 @@ function render() {
   $("live-pause").disabled = !running;
   $("live-step").disabled = s.status !== "paused";
   $("live-resume").disabled = s.status !== "paused";
+  followTimeline(s.status);
   if (!s.curves) return;
   renderCurves(s.curves);
+  renderConfusion(s.confusion, s.classes);
+  if (history.shown !== null) return; // the timeline's step is shown
   renderKernels(s.kernels, s.step);
   renderInput(s.input, s.classes);
-  renderConfusion(s.confusion, s.classes);
 }
 
 // ---- curves: the batch loss and accuracy by step, the held-out ones at each validation
