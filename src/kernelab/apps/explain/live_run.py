@@ -89,6 +89,8 @@ class Page:
     def __init__(self):
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.controls = threading.Lock()  # held by a Start, Stop or Reset of this tab
+        self.reserved = False  # counted among the tabs training while its run is prepared
         self.status, self.message = "idle", ""
         self.picked: dict[str, Any] | None = None
         self.config: dict[str, Any] | None = None
