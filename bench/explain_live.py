@@ -112,6 +112,21 @@ def report(watched: dict, idle: dict, busy: dict) -> None:
         print(f"{name:8s} training  {summary(busy[name])}  ({len(busy[name])} requests)")
 
 
+def closing(url: str, stream) -> float:
+    """Seconds from closing the training tab's stream (its run running) to the run stopped."""
+    request(url, "api/live/start", {}, TRAINER)  # continues the stopped run
+    time.sleep(2.0)
+    stream.close()
+    start = time.perf_counter()
+    while time.perf_counter() - start < 10:
+        page = urllib.request.Request(url + "api/live", headers=TRAINER)
+        with urllib.request.urlopen(page, timeout=30) as answer:
+            if json.loads(answer.read())["state"]["status"] == "stopped":
+                break
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
 def browser_rate(url: str, seconds: float) -> None:
     """The rate the page itself reaches: Chromium (Playwright) starts the classic network from
     the Train view and counts the states it receives and draws for ``seconds``."""
@@ -175,7 +190,9 @@ def main() -> int:
                 busy.setdefault(name, []).extend(times)
         watcher.join()
         report(watched, idle, busy)
-        request(url, "api/live/stop", {}, TRAINER)
+        stop = request(url, "api/live/stop", {}, TRAINER)
+        print(f"stop answered (checkpoint saved) in {stop * 1e3:.0f} ms")
+        print(f"tab closed: the run stopped {closing(url, watched['stream']) * 1e3:.0f} ms later")
         if args.browser:
             browser_rate(url, args.window * 2)
     finally:
