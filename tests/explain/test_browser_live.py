@@ -98,8 +98,9 @@ def test_train_from_the_page(browser, live_app, shots):  # noqa: F811
     paused = shown(page)
     # Step: one step at a time, up to the next step the timeline records (the tiny run
     # records every step; the classic network's schedule thins out after its first steps)
-    (run,) = [p for p in app.state.live.pages.values() if p.recorder is not None]
-    target = min(s for s in run.recorder.steps if s > paused["step"])
+    session = page.evaluate("() => window.kernelabLive.id")
+    planned = app.state.live.timeline(session, {})["planned"]
+    target = min(s for s in planned if s > paused["step"])
     for step in range(paused["step"] + 1, target + 1):
         page.click("#live-step")
         wait_until(page, "k => window.kernelabLive.state.step === k", step)

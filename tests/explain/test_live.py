@@ -42,7 +42,9 @@ def headers(name: str) -> dict:
 
 @pytest.fixture
 def app(tmp_path, mnist_dir):
-    app = create_app(None, train=True, runs_dir=tmp_path / "runs", data_dir=str(mnist_dir))
+    app = create_app(
+        None, train=True, runs_dir=tmp_path / "runs", data_dir=str(mnist_dir), train_process=False
+    )
     yield app
     app.state.live.stop_all()
 
@@ -335,7 +337,13 @@ def test_timeline_of_a_paused_run(app, client):
 def test_a_run_given_with_train_sets_the_first_choices(run_dir, tmp_path, mnist_dir):
     from .conftest import TINY
 
-    app = create_app(run_dir, train=True, runs_dir=tmp_path / "runs", data_dir=str(mnist_dir))
+    app = create_app(
+        run_dir,
+        train=True,
+        runs_dir=tmp_path / "runs",
+        data_dir=str(mnist_dir),
+        train_process=False,
+    )
     with TestClient(app) as client:
         answer = client.get("/api/live", headers=headers("given")).json()
         assert answer["options"]["defaults"]["arch"] == TINY
@@ -344,3 +352,29 @@ def test_a_run_given_with_train_sets_the_first_choices(run_dir, tmp_path, mnist_
         assert done["step"] == 10 and done["arch"] == TINY
         assert Path(started["run_dir"]).parent == tmp_path / "runs"
         assert not list(run_dir.parent.glob("live-*"))  # nothing next to the explained run
+
+
+def test_runs_in_a_process_of_their_own_answer_alike(tmp_path, mnist_dir):
+    """The server's default: the runs train in a child process; calls and errors cross it."""
+    app = create_app(None, train=True, runs_dir=tmp_path / "runs", data_dir=str(mnist_dir))
+    try:
+        with TestClient(app) as client:
+            assert (
+                "'kernels'" in post(client, "child", "start", {"kernels": 0}, status=400)["error"]
+            )
+            post(client, "child", "start", dict(SMALL, epochs=100, batch_size=1), status=413)
+            post(client, "child", "step", status=409)
+            run_dir = Path(post(client, "child", "start", dict(SMALL, epochs=20))["run_dir"])
+            post(client, "child", "pause")
+            deadline = time.monotonic() + 60
+            while app.state.live.check("live-test-child")["status"] != "paused":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            version, text = app.state.live.latest("live-test-child", -1)
+            assert json.loads(text)["status"] == "paused"
+            assert app.state.live.latest("live-test-child", version) == (version, None)
+            stopped = post(client, "child", "stop")
+            assert stopped["status"] == "stopped"
+            assert serialization.load(run_dir / "checkpoint.kl")["step"] == stopped["step"]
+    finally:
+        app.state.live.stop_all()

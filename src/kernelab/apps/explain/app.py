@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -41,6 +40,7 @@ from . import inputs, limits, live_config
 from .api import Explainer
 from .compute import ExplainError
 from .live import LiveTraining, new_source
+from .live_process import LiveProcess
 from .live_web import live_routes
 from .source import SessionExpired, load_source
 
@@ -57,9 +57,6 @@ MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
 MAX_MESSAGE = 240  # characters of an error message; the value it quotes is cut to fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-# Seconds a thread holds the interpreter before another may take it (Python's default: 5 ms).
-# A training thread would make each of a request's many short steps wait up to that long.
-SWITCH_INTERVAL = 0.0005
 # Nothing from anywhere else: scripts, styles and requests stay on this server.
 HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data: blob:; "
@@ -161,6 +158,8 @@ def create_app(
     train: bool = False,
     runs_dir: str | Path = "runs",
     data_dir: str | None = None,
+    train_threads: int = 1,
+    train_process: bool = True,
 ):
     """The Starlette app for a :class:`~.source.Source` (or a path to load one from).
 
@@ -168,7 +167,9 @@ def create_app(
     per core) and ``waiting`` more queue (default ``limits.WAITING_PER_CORE`` per core).
     A model the page cannot serve within ``limits`` is refused with a ValueError.
     ``train``: the Train view too (``live.py``), its runs written under ``runs_dir``, its
-    data read from ``data_dir`` (else the cache); a ``source`` of None is a new model.
+    data read from ``data_dir`` (else the cache), trained with ``train_threads`` threads in
+    a process of their own (``live_process.py``; in threads of this one without
+    ``train_process``); a ``source`` of None is a new model.
     """
     if train and source is None:
         source = new_source()
@@ -289,7 +290,13 @@ def create_app(
     ]
     live = None
     if train:  # the Train view: its routes, and its runs stopped (saved) when the server stops
-        live = LiveTraining(runs_dir, data_dir, defaults=live_config.page_defaults(source))
+        settings = dict(
+            runs_dir=str(runs_dir),
+            data_dir=data_dir,
+            defaults=live_config.page_defaults(source),
+            threads=train_threads,
+        )
+        live = LiveProcess(**settings) if train_process else LiveTraining(**settings)
         routes += live_routes(live, read_json)
     middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts is not None:  # refuses other Host headers (DNS rebinding)
@@ -385,11 +392,9 @@ def serve(
         train=train,
         runs_dir=runs_dir,
         data_dir=data_dir,
+        train_threads=threads,
     )
     app.state.explainer.test_set.start()
-    if train:
-        app.state.live.threads = threads
-        sys.setswitchinterval(SWITCH_INTERVAL)
     sock = listen(host, port)
     url = url_of(sock)
     print(f"kernelab explain: {source.path} at {url}  (Ctrl+C to stop)", flush=True)

@@ -82,16 +82,27 @@ class LiveTraining:
     def options(self) -> dict:
         return dict(live_config.options(), defaults=self.defaults, max_steps=self.max_steps)
 
-    def attach(self, page: Page) -> None:
+    def check(self, session_id: str) -> dict:
+        """The tab's run status (a 400 for a malformed id)."""
+        return self.page(session_id).summary()
+
+    def attach(self, session_id: str) -> None:
+        page = self.page(session_id)
         with page.cond:
             page.streams += 1
 
-    def detach(self, page: Page) -> None:
+    def detach(self, session_id: str) -> None:
         """A stream closed; the last one closing (the tab gone) stops the run."""
+        page = self.page(session_id)
         with page.cond:
             page.streams -= 1
             if page.streams <= 0:
                 page.request_stop()
+
+    def latest(self, session_id: str, seen: int) -> tuple[int, str | None]:
+        """The tab's latest state as JSON, None when it is still version ``seen``."""
+        version, text = self.page(session_id).latest()
+        return version, (None if version == seen else text)
 
     # ---- start
     def start(self, session_id: str, payload: dict) -> dict:
@@ -271,10 +282,12 @@ class LiveTraining:
         return page.summary()
 
     def timeline(self, session_id: str, payload: dict) -> dict:
-        """The tab's run at a recorded step (``step``), or its recorded steps (no field)."""
+        """The tab's run at a recorded step (``step``), or the steps recorded so far and
+        those its timeline will record (no field)."""
         page = self.page(session_id)
         if "step" not in payload:
-            return {"steps": page.recorded_steps()}
+            planned = page.recorder.steps if page.recorder is not None else []
+            return {"steps": page.recorded_steps(), "planned": planned}
         return page.at_step(payload["step"])
 
     def stop_all(self) -> None:

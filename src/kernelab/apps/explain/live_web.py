@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -27,16 +28,18 @@ SESSION_HEADER = "x-kernelab-session"
 
 
 def live_routes(live: LiveTraining, read_json: Callable[[Request], Awaitable[dict]]) -> list:
-    """The Train view's routes for ``live``; ``read_json`` reads a request body within the
-    server's limits."""
+    """The Train view's routes for ``live`` (a LiveTraining, or a ``live_process.LiveProcess``
+    with its calls); ``read_json`` reads a request body within the server's limits."""
 
     async def answer(function, *args) -> JSONResponse:
         # a start loads data and builds the model; a stop waits for a step: off the event loop
         return JSONResponse(await run_in_threadpool(function, *args))
 
     async def state(request: Request):
-        page = live.page(request.headers.get(SESSION_HEADER))
-        return JSONResponse({"options": live.options(), "state": page.summary()})
+        session_id = request.headers.get(SESSION_HEADER)
+        summary = await run_in_threadpool(live.check, session_id)
+        options = await run_in_threadpool(live.options)
+        return JSONResponse({"options": options, "state": summary})
 
     async def action(request: Request):
         session_id = request.headers.get(SESSION_HEADER)
@@ -53,26 +56,28 @@ def live_routes(live: LiveTraining, read_json: Callable[[Request], Awaitable[dic
         return await answer(live.control, session_id, name)
 
     async def stream(request: Request):
-        page = live.page(request.query_params.get("session"))
+        session_id = request.query_params.get("session")
+        await run_in_threadpool(live.check, session_id)  # a 400 for a malformed id
         return StreamingResponse(
-            events(request, page),
+            events(request, session_id),
             media_type="text/event-stream",
             headers={"x-accel-buffering": "no"},
         )
 
-    async def events(request: Request, page) -> AsyncIterator[str]:
-        live.attach(page)
+    async def events(request: Request, session_id: str) -> AsyncIterator[str]:
+        await run_in_threadpool(live.attach, session_id)
         try:
             yield "retry: 1000\n\n"
             seen = -1
             while not await request.is_disconnected():
-                version, text = page.latest()
-                if version != seen:
+                version, text = await run_in_threadpool(live.latest, session_id, seen)
+                if text is not None:
                     seen = version
                     yield f"data: {text}\n\n"
                 await asyncio.sleep(POLL)
-        finally:
-            live.detach(page)
+        finally:  # shielded: the response's cancellation (the tab gone) must not skip it
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(live.detach, session_id)
 
     return [
         Route("/api/live", state),

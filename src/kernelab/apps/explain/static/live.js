@@ -11,7 +11,7 @@ const FIELDS = ["data", "arch", "kernel_size", "kernels", "kernels2", "symmetry"
   "optimizer", "lr", "batch_size", "epochs"];
 const NUMBERS = new Set(["kernel_size", "kernels", "kernels2", "lr", "batch_size", "epochs"]);
 // What a test (or a curious reader) can look at: the last state drawn, and the states received.
-const live = { state: null, received: 0, drawn: 0, kernels: [] };
+const live = { id, state: null, received: 0, drawn: 0, kernels: [] };
 window.kernelabLive = live;
 
 async function post(action, json = {}) {
@@ -251,22 +251,23 @@ function renderKernels(layers, step) {
 
 // ---- the current input: its feature maps by layer, and the prediction
 
+// The layers' pictures are made once per architecture and repainted in place afterwards.
 function renderInput(view, classes) {
-  const columns = $("live-maps");
+  const box = $("live-maps");
   const layers = view.structure.map((l, i) => [l, view.layers[i]])
     .filter(([l, m]) => m.shape.length === 3 && l.kind !== "activation");
-  columns.replaceChildren(...layers.map(([l, maps]) => {
-    const decoded = decode(maps);
-    const count = Math.min(maps.shape[0], 64);
-    const canvases = Array.from({ length: count }, (_, c) => {
-      const canvas = el("canvas");
-      paintMap(canvas, decoded, c);
-      return canvas;
-    });
-    return el("div", { class: "live-layer" },
+  const layout = layers.map(([l, m]) => `${l.name}:${m.shape.join("x")}`).join(",");
+  if (box.dataset.layout !== layout) {
+    box.dataset.layout = layout;
+    box.replaceChildren(...layers.map(([l, maps]) => el("div", { class: "live-layer" },
       el("div", { class: "hint" }, `${l.name} ${l.type} ${maps.shape.join("×")}`),
-      el("div", { class: "live-grid" }, ...canvases));
-  }));
+      el("div", { class: "live-grid" },
+        ...Array.from({ length: Math.min(maps.shape[0], 64) }, () => el("canvas"))))));
+  }
+  layers.forEach(([, maps], n) => {
+    const decoded = decode(maps);
+    box.children[n].lastChild.childNodes.forEach((canvas, c) => paintMap(canvas, decoded, c));
+  });
   const best = view.prediction;
   $("live-prediction").replaceChildren(...view.probabilities.map((p, k) => el("li",
     { class: k === best ? "best" : "" }, el("span", {}, classes[k]),
