@@ -9,7 +9,9 @@ caps on steps and memory; the training itself runs in the page's worker thread
 field) and answers at once; nothing is written outside the runs directory.
 
 One run per tab, and at most ``max_jobs`` tabs training at once (409 past it): the others'
-requests keep a core. A tab's last stream closing (the tab closed) stops its run.
+requests keep a core. A tab's last stream closing (the tab closed) stops its run. The server
+runs its LiveTraining in a child process (``live_process.py``), so training never holds the
+interpreter lock its requests need.
 """
 
 from __future__ import annotations
