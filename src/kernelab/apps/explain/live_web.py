@@ -13,6 +13,7 @@ stops the tab's run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from .compute import ExplainError
 from .live import LiveTraining
 
 POLL = 0.05  # seconds between two looks for a newer state (the training publishes at 4 Hz)
@@ -76,8 +78,8 @@ def live_routes(live: LiveTraining, read_json: Callable[[Request], Awaitable[dic
                     yield f"data: {text}\n\n"
                 await asyncio.sleep(POLL)
         finally:  # shielded: the response's cancellation (the tab gone) must not skip it
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(live.detach, session_id)
+            with anyio.CancelScope(shield=True), contextlib.suppress(ExplainError):
+                await run_in_threadpool(live.detach, session_id)  # (none left at shutdown)
 
     return [
         Route("/api/live", state),
