@@ -179,6 +179,8 @@ def explain_command(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
         ) from None
+    if args.run is None and not args.train:
+        raise ValueError("give a run folder, checkpoint or .onnx file (or --train for a new model)")
     return serve(
         args.run,
         host=args.host,
@@ -186,6 +188,9 @@ def explain_command(args: argparse.Namespace) -> int:
         open_browser=args.open,
         threads=args.threads,
         sessions=args.sessions,
+        train=args.train,
+        runs_dir=args.runs_dir,
+        data_dir=args.data_dir,
     )
 
 

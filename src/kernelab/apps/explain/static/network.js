@@ -35,6 +35,7 @@ async function runUpdate() {
       json: { pixels: toBase64(drawingPixels()), centre: state.centre },
     });
     if (mine === latest) renderForward(view);
+    document.dispatchEvent(new CustomEvent("kernelab:input", { detail: view.pixels })); // Train view
     $("forward-error").textContent = "";
   } catch (error) {
     $("forward-error").textContent = error.message;
