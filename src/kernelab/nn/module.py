@@ -261,6 +261,17 @@ class Module:
         body = "\n".join("  " + line for text in children for line in text.splitlines())
         return f"{type(self).__name__}(\n{body}\n)"
 
+    def _repr_html_(self) -> str | None:
+        """The model's summary as an HTML table: what a notebook shows for a model.
+
+        The input shape is guessed from the first layer (see
+        :func:`kernelab.kernels.summary.guess_input_shape`); ``kl.summary(model, shape)``
+        shows the table for any other. None (the text form is shown) when the guess fails.
+        """
+        from ..kernels.summary import html_summary  # kernels.summary imports nn
+
+        return html_summary(self)
+
 
 def new_parameter(shape: tuple[int, ...], bound: float, dtype, generator) -> Parameter:
     """A parameter drawn from U(−bound, bound): PyTorch's default for conv and dense layers."""
