@@ -69,7 +69,7 @@ from .core.functions import *  # noqa: F403  (torch.cat, torch.max, torch.where,
 from .core.serialization import load, save
 from .core.threads import get_num_threads, set_num_threads
 from .interop import from_torch, load_safetensors, save_safetensors
-from .kernels import init
+from .kernels import init, viz  # viz imports matplotlib only when it draws
 from .kernels.summary import Summary, summary
 
 
