@@ -73,6 +73,15 @@ from .kernels import init, viz  # viz imports matplotlib only when it draws
 from .kernels.summary import Summary, summary
 
 
+def explain(model_or_run, port: int = 0, **options):
+    """Open the explain page for a model (or a run folder, checkpoint, ONNX file) in a
+    notebook: see :func:`kernelab.apps.explain.notebook.explain`. Imported on first call, so
+    ``import kernelab`` needs neither the web server nor the ``explain`` extra."""
+    from .apps.explain.notebook import explain as serve_in_notebook
+
+    return serve_in_notebook(model_or_run, port, **options)
+
+
 def __getattr__(name: str):
     """kernelab's own submodules on first use (``kernelab.data``); for any other name, the
     error that says PyTorch's ``torch.<name>`` is not part of kernelab."""
