@@ -18,6 +18,7 @@ from mnist_files import write_bar_mnist
 from kernelab import cli
 from kernelab.apps import runs
 from kernelab.apps.arch import SpecError
+from kernelab.apps.timeline import load_timeline
 from kernelab.cli import handlers
 from kernelab.core import serialization
 from kernelab.core.tensor import Tensor
@@ -108,7 +109,10 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
     assert "epoch 1" in err and "256/256" in err  # the live progress bar
     names = {p.name for p in run_dir.iterdir()}
     expected = {"checkpoint.kl", "best.kl", "metrics.json", "learning_curves.png", "kernels.png"}
-    assert expected <= names
+    assert expected | {"timeline"} <= names
+    timeline = load_timeline(run_dir)  # 256 images in batches of 64: every step fits
+    assert timeline.steps == [0, 1, 2, 3, 4] and "kernel timeline: 5 steps" in out
+    assert np.array_equal(timeline.snapshot(4)["0.weight"], model_of(run_dir)["0.weight"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and metrics["config"]["limit"] == 256
     row = metrics["epochs"][0]  # one line per epoch: the epoch's means and the held-out figures
@@ -238,6 +242,8 @@ def test_a_spec_without_convolutions_trains(capsys, mnist_dir, tmp_path, with_pi
     code, out, err = kernelab(capsys, *args)
     assert code == 0, err
     assert (tmp_path / "learning_curves.png").exists() and not (tmp_path / "kernels.png").exists()
+    assert "no kernel timeline: the model has no Conv2d" in out
+    assert not (tmp_path / "timeline").exists()
 
 
 @pytest.mark.parametrize(
@@ -556,6 +562,12 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     for row, want in zip(*rows, strict=True):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
             assert row[key] == want[key], key
+    timeline, expected_timeline = load_timeline(run_dir), load_timeline(reference)
+    assert timeline.steps == expected_timeline.steps
+    assert timeline.losses == expected_timeline.losses
+    for step in timeline.steps:
+        for name, values in expected_timeline.snapshot(step).items():
+            assert np.array_equal(timeline.snapshot(step)[name], values), (step, name)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from ..interop import save_safetensors
 from ..kernels import initializers, viz
 from ..nn import Conv2d, Module
 from . import arch
+from .timeline import FOLDER, TimelineRecorder
 from .train import BEST, CHECKPOINT, History, Trainer
 from .transfer import read_weights, transfer
 
@@ -225,6 +226,9 @@ def train_run(
         train_loader = ShiftedLoader(loader, config["augment"], config["seed"], background)
     optimizer = make_optimizer(model, config)
     scheduler, when = make_scheduler(optimizer, config, len(loader))
+    recorder = (
+        start_timeline(model, run_dir, config["epochs"] * len(loader), log) if leader else None
+    )
     trainer = Trainer(
         model,
         train_loader,
@@ -238,6 +242,7 @@ def train_run(
         progress=leader and progress,
         config=config,
         on_epoch=(lambda row: log(epoch_line(row))) if leader else None,
+        on_step=None if recorder is None else recorder.on_step,
     )
     if resume:
         trainer.restore(run_dir / CHECKPOINT)
@@ -246,7 +251,27 @@ def train_run(
     if leader:
         world = distributed.get_world_size()
         log(f"run folder: {run_dir}" + (f" ({world} ranks)" if world > 1 else ""))
-    return model, trainer.fit(config["epochs"])
+    if recorder is not None and trainer.step == 0:
+        recorder.record(0)  # the initial kernels
+    history = trainer.fit(config["epochs"])
+    if recorder is not None:
+        recorder.finish(trainer.step)  # a run stopped early ends before its planned last step
+    return model, history
+
+
+def start_timeline(
+    model: Module, run_dir: Path, total_steps: int, log: Callable[[str], None] = print
+) -> TimelineRecorder | None:
+    """The recorder of the run's kernel timeline (``run_dir/timeline/``), or None, said in
+    the log, when the model has no convolution or its snapshots overflow the budget."""
+    try:
+        recorder = TimelineRecorder(run_dir, model, total_steps)
+    except ValueError as error:
+        log(f"no kernel timeline: {error}")
+        return None
+    size = len(recorder.steps) * recorder.snapshot_bytes / 2**20
+    log(f"kernel timeline: {len(recorder.steps)} steps (at most {size:.1f} MB) in {FOLDER}/")
+    return recorder
 
 
 def epoch_line(row: dict[str, float]) -> str:

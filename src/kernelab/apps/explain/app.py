@@ -36,9 +36,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ...core.threads import set_num_threads
-from . import inputs, limits
+from . import inputs, limits, live_config
 from .api import Explainer
 from .compute import ExplainError
+from .live import LiveTraining, new_source
+from .live_web import live_routes
 from .source import SessionExpired, load_source
 
 STATIC = Path(__file__).parent / "static"
@@ -164,6 +166,9 @@ def create_app(
     session_limit: int = 32,
     running: int | None = None,
     waiting: int | None = None,
+    train: bool = False,
+    runs_dir: str | Path = "runs",
+    data_dir: str | None = None,
     frame_ancestors: str = "'none'",
 ):
     """The Starlette app for a :class:`~.source.Source` (or a path to load one from).
@@ -173,7 +178,11 @@ def create_app(
     ``frame_ancestors``: the pages that may show this one in a frame (CSP sources, e.g.
     :data:`LOCAL_FRAMERS`); none by default.
     A model the page cannot serve within ``limits`` is refused with a ValueError.
+    ``train``: the Train view too (``live.py``), its runs written under ``runs_dir``, its
+    data read from ``data_dir`` (else the cache); a ``source`` of None is a new model.
     """
+    if train and source is None:
+        source = new_source()
     if not hasattr(source, "model"):
         source = load_source(source)
     explainer = Explainer(source, session_limit)
@@ -208,7 +217,7 @@ def create_app(
 
     async def model(request: Request):
         await session(request)
-        return await light(explainer.model)
+        return await light(lambda: dict(explainer.model(), train=train))
 
     async def forward(request: Request):
         return await call(explainer.forward, await session(request), await read_json(request))
@@ -282,15 +291,27 @@ def create_app(
         Route("/api/testset", test_set),
         Route("/api/testset/{index}", test_image),
     ]
+    live = None
+    if train:  # the Train view: its routes, and its runs stopped (saved) when the server stops
+        live = LiveTraining(runs_dir, data_dir, defaults=live_config.page_defaults(source))
+        routes += live_routes(live, read_json)
     middleware = [Middleware(SecurityHeaders, headers=security_headers(frame_ancestors))]
     if allowed_hosts is not None:  # refuses other Host headers (DNS rebinding)
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if live is not None:
+            await run_in_threadpool(live.stop_all)
+
     app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ExplainError: refused, HTTPException: http_error, Exception: crashed},
+        lifespan=lifespan,
     )
-    app.state.explainer, app.state.slots = explainer, slots
+    app.state.explainer, app.state.slots, app.state.live = explainer, slots, live
     return app
 
 
@@ -345,23 +366,36 @@ def serve(
     open_browser: bool = False,
     threads: int = 1,
     sessions: int = 32,
+    train: bool = False,
+    runs_dir: str | Path = "runs",
+    data_dir: str | None = None,
 ) -> int:
     """Load ``path``, print the page's address, and serve until interrupted.
 
     ``threads`` BLAS threads: one image is too small a product to share between cores, and
     on a busy machine several threads per product cost 10x in latency. ``sessions``: how
-    many tabs' model copies are kept (the least recently used go first).
+    many tabs' model copies are kept (the least recently used go first). ``train``: the
+    Train view too, its runs under ``runs_dir``; ``path`` None is a new classic network.
     """
     import uvicorn
 
     set_num_threads(threads)
-    source = load_source(path)
+    source = new_source() if path is None else load_source(path)
     allowed = list(LOOPBACK) if host in LOOPBACK else None
-    app = create_app(source, allowed_hosts=allowed, session_limit=sessions)
+    app = create_app(
+        source,
+        allowed_hosts=allowed,
+        session_limit=sessions,
+        train=train,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+    )
     app.state.explainer.test_set.start()
     sock = listen(host, port)
     url = url_of(sock)
     print(f"kernelab explain: {source.path} at {url}  (Ctrl+C to stop)", flush=True)
+    if train:
+        print(f"training from the page into {Path(runs_dir).resolve()}", flush=True)
     if host not in LOOPBACK:
         print("warning: the page is reachable from other machines on this network", flush=True)
     if open_browser:
