@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ import kernelab as kl
 from kernelab.apps import arch
 from kernelab.apps.explain.app import create_app, served_in_thread
 from kernelab.apps.explain.source import load_source, model_source
+from kernelab.core import serialization
 
 from .conftest import SESSION
 
@@ -26,6 +28,14 @@ def get(url: str, path: str):
     request = urllib.request.Request(url + path, headers=SESSION)
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.headers, json.loads(response.read())
+
+
+def post(url: str, path: str, payload: dict) -> dict:
+    body = json.dumps(payload).encode()
+    headers = dict(SESSION, **{"Content-Type": "application/json"})
+    request = urllib.request.Request(url + path, body, headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def csp_frame_ancestors(headers) -> str:
@@ -128,3 +138,40 @@ def test_import_kernelab_starts_no_web_server_and_the_server_ends_with_the_proce
     url = done.stdout.strip()
     with pytest.raises(urllib.error.URLError):
         get(url, "api/model")
+
+
+def test_train_opens_the_train_view_and_stop_saves_its_run(tmp_path, mnist_dir):
+    runs_dir = tmp_path / "runs"
+    page = kl.explain(train=True, runs_dir=runs_dir, data_dir=str(mnist_dir))
+    try:
+        headers, answer = get(page.url, "api/model")
+        assert answer["train"] is True and answer["kind"] == "new"
+        assert csp_frame_ancestors(headers).startswith("http://localhost:*")
+        assert get(page.url, "api/live")[1]["state"]["status"] == "idle"
+        small = {"kernel_size": 3, "kernels": 4, "kernels2": 8, "batch_size": 16, "epochs": 2}
+        run_dir = Path(post(page.url, "api/live/start", small)["run_dir"])
+        assert run_dir.parent == runs_dir
+        deadline = time.monotonic() + 30
+        while get(page.url, "api/live")[1]["state"]["step"] < 2:
+            assert time.monotonic() < deadline, "the run made no steps"
+            time.sleep(0.05)
+    finally:
+        page.stop(timeout=10)
+    assert not page.running
+    saved = serialization.load(run_dir / "checkpoint.kl")  # saved as the server stopped
+    assert saved["step"] >= 2
+
+
+def test_train_beside_a_model_in_memory(tmp_path, model):
+    page = kl.explain(model, train=True, runs_dir=tmp_path / "runs")
+    try:
+        _, answer = get(page.url, "api/model")
+        assert answer["train"] is True and answer["kind"] == "model"
+        assert 'height="980"' in page._repr_html_()
+    finally:
+        page.stop()
+
+
+def test_nothing_to_explain():
+    with pytest.raises(ValueError, match="train=True"):
+        kl.explain()

@@ -62,20 +62,26 @@ class Explanation:
 
 
 def explain(
-    model_or_run: Module | Source | str | Path,
+    model_or_run: Module | Source | str | Path | None = None,
+    train: bool = False,
     port: int = 0,
     *,
+    runs_dir: str | Path = "runs",
+    data_dir: str | None = None,
     input_shape: tuple[int, int, int] | None = None,
     classes: list[str] | None = None,
-    height: int = 760,
+    height: int | None = None,
 ) -> Explanation:
     """Serve the explain page for a model in memory, a run folder, a checkpoint or an ONNX
     file, on 127.0.0.1 at ``port`` (0: any free one), from a thread of this process.
 
     A model is copied first (see :func:`.source.model_source` for ``input_shape`` and
-    ``classes``): the page shows it as it is now. The result, a cell's value, shows the page;
-    ``.url`` is its address, ``.stop()`` ends the server. Raises ImportError without the
-    ``explain`` extra.
+    ``classes``): the page shows it as it is now. ``train=True`` adds the Train view, whose
+    runs go under ``runs_dir`` (data from ``data_dir``, else the cache); with no model it
+    opens on a new classic network, as ``kernelab studio`` does. Stopping the server stops
+    and saves a run in progress. The result, a cell's value, shows the page (``height``
+    pixels high); ``.url`` is its address, ``.stop()`` ends the server. Raises ImportError
+    without the ``explain`` extra.
     """
     try:
         import uvicorn
@@ -85,12 +91,22 @@ def explain(
         raise ImportError(f"{INSTALL_HINT} ({error})") from None
     if isinstance(model_or_run, Module):
         source = model_source(model_or_run, input_shape, classes)
-    elif isinstance(model_or_run, Source):
-        source = model_or_run
+    elif isinstance(model_or_run, Source) or (model_or_run is None and train):
+        source = model_or_run  # None: create_app makes the new network
+    elif model_or_run is None:
+        raise ValueError(
+            "kl.explain: expected a model, a run folder or a checkpoint to explain "
+            "(or train=True to start from a new network)"
+        )
     else:
         source = load_source(model_or_run)
     served = app.create_app(
-        source, allowed_hosts=list(app.LOOPBACK), frame_ancestors=app.LOCAL_FRAMERS
+        source,
+        allowed_hosts=list(app.LOOPBACK),
+        train=train,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        frame_ancestors=app.LOCAL_FRAMERS,
     )
     sock = app.listen("127.0.0.1", port)
     # no logging set-up (the notebook's stays), no signal handlers (not the main thread)
@@ -103,7 +119,7 @@ def explain(
     )
     thread.start()
     _wait_for(server, thread, sock)
-    return Explanation(server, thread, app.url_of(sock), height)
+    return Explanation(server, thread, app.url_of(sock), height or (980 if train else 760))
 
 
 def _wait_for(server: Any, thread: threading.Thread, sock) -> None:
