@@ -78,6 +78,7 @@ def test_classic_network_table():
     assert column["Receptive field"][:4] == ["5", "5", "6", "14"]
     s = summary(model, (1, 28, 28))
     assert f"Params: {s.params:,}" in text
+    assert s._repr_html_() in text  # kl.summary(model, shape) shows the same table
 
 
 def test_batch_norm_and_residual_block():

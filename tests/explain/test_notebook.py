@@ -129,6 +129,7 @@ def test_import_kernelab_starts_no_web_server_and_the_server_ends_with_the_proce
         import sys
         import kernelab as kl
         assert "starlette" not in sys.modules and "uvicorn" not in sys.modules
+        assert "matplotlib" not in sys.modules  # kl.viz imports it when it draws
         from kernelab.apps import arch
         page = kl.explain(arch.build(arch.CLASSIC))
         print(page.url, flush=True)

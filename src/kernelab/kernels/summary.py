@@ -154,6 +154,9 @@ def html_summary(model: Module, input_shape: tuple[int, ...] | None = None) -> s
     return f"<p><b>{html.escape(title)}</b></p>{render_html(table)}"
 
 
+Module.notebook_view = html_summary  # a model in a notebook shows this (see Module._repr_html_)
+
+
 def _record_calls(module: Module, calls: list) -> None:
     """Shadow ``module.forward`` with one that notes (module, input, output); removed after."""
     original = module.forward

@@ -9,6 +9,7 @@ and see every downstream map and the prediction change. The parts:
   computed with the engine, as plain dicts;
 * ``limits.py``: what a request may cost (work, memory, requests in flight), checked first;
 * ``api.py``: the JSON API as methods; ``app.py``: the web layer (Starlette) and the server;
+* ``notebook.py``: ``kl.explain``, the page served from a notebook's kernel, in an IFrame;
 * ``static/``: the page (HTML, one script, one style sheet; nothing from the internet).
 
 ``kernelab explain`` calls :func:`app.serve`. Only this package's web layer needs the
