@@ -11,6 +11,7 @@ from kernelab.apps import arch, runs
 from kernelab.apps.timeline import (
     DEFAULT_BUDGET,
     FOLDER,
+    FORMAT,
     TimelineRecorder,
     conv_part,
     has_timeline,
@@ -84,7 +85,7 @@ def train_recording(run_dir, epochs=EPOCHS, **options):
         seen[row["step"]] = (weights, row["loss"])
 
     trainer = trainer_for(parts, run_dir=run_dir, on_step=on_step, **options)
-    recorder.record(0)
+    recorder.start()
     trainer.fit(epochs)
     return seen, recorder
 
@@ -132,6 +133,15 @@ def test_finish_records_the_last_step_of_a_run_stopped_early(tmp_path):
     assert timeline.epoch(999) == 2 and timeline.loss(1000) is None
 
 
+def test_a_new_run_removes_the_snapshots_of_an_earlier_one_in_its_folder(tmp_path):
+    model = setup(seed=0)[0]
+    earlier = TimelineRecorder(tmp_path, model, 1000, budget=BUDGET)
+    earlier.start()
+    earlier.finish(777)
+    TimelineRecorder(tmp_path, model, 10, budget=BUDGET).start()
+    assert load_timeline(tmp_path).steps == [0]
+
+
 # ---- resuming
 def assert_same_timeline(a, b) -> None:
     assert a.steps == b.steps and a.losses == b.losses
@@ -161,7 +171,7 @@ def test_a_run_killed_and_resumed_ends_with_the_timeline_of_one_never_killed(
     if resume:
         trainer.restore(killed / CHECKPOINT)
     if trainer.step == 0:
-        recorder.record(0)
+        recorder.start()
     trainer.fit(EPOCHS)
     recorder.finish(trainer.step)
     assert_same_timeline(load_timeline(killed), load_timeline(reference))
@@ -178,6 +188,26 @@ def test_a_run_without_timeline_or_with_a_foreign_file_is_refused(tmp_path):
     serialization.save({"weights": np.zeros(3)}, snapshot_path(tmp_path, 5))
     assert has_timeline(tmp_path)
     with pytest.raises(serialization.CheckpointError, match="not a kernel timeline snapshot"):
+        load_timeline(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"step": "3"}, {"state": "x"}, {"state": {"w": [1.0]}}, {"loss": "low"}, {"epoch": 1.5}],
+)
+def test_a_snapshot_with_bad_fields_is_refused(tmp_path, change):
+    content = {"format": FORMAT, "step": 3, "epoch": 1, "loss": 0.5, "total_steps": 10}
+    content["state"] = {"0.weight": np.zeros((2, 1, 3, 3), np.float32)}
+    serialization.save(dict(content, **change), snapshot_path(tmp_path, 3))
+    with pytest.raises(serialization.CheckpointError, match="bad fields"):
+        load_timeline(tmp_path)
+
+
+def test_a_damaged_snapshot_is_refused(tmp_path):
+    TimelineRecorder(tmp_path, setup(seed=0)[0], 10).write(3)
+    path = snapshot_path(tmp_path, 3)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(serialization.CheckpointError):
         load_timeline(tmp_path)
 
 

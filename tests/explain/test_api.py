@@ -308,9 +308,10 @@ def test_symmetric_layer_keeps_its_symmetry_when_edited(client):
 
 def test_save_as_new_run_leaves_the_run_untouched(client, run_dir):
     def fingerprint():
-        files = sorted(p for p in run_dir.rglob("*") if p.is_file())  # the timeline's too
-        return {
-            str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+        return {  # every file, the timeline's included
+            str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*"))
+            if p.is_file()
         }
 
     before = fingerprint()

@@ -8,7 +8,12 @@ batches of 16: 25 steps an epoch) so each takes a second or two.
 import base64
 import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +21,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from kernelab import cli
 from kernelab.apps import runs, timeline
 from kernelab.apps.explain import live_view
 from kernelab.apps.explain.app import create_app
@@ -254,3 +260,73 @@ def test_requests_stay_quick_while_a_tab_trains(app, client):
         time.sleep(0.02)
     assert np.median(times) < 0.5  # generous: measured ~ms on 2 cores (see the bench script)
     post(client, "busy", "stop")
+
+
+def test_explain_needs_a_run_unless_it_trains(capsys):
+    assert cli.main(["explain"]) == 1
+    assert "--train" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["studio", "--help"])
+    text = capsys.readouterr().out
+    assert "--runs-dir" in text and "explain --train" in text
+
+
+def test_studio_command_trains_and_leaves_a_resumable_run_when_stopped(tmp_path, mnist_dir):
+    """`kernelab studio` in a process of its own; its run saved when the server stops."""
+    runs_dir = tmp_path / "page-runs"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kernelab.cli",
+            "studio",
+            "--port",
+            "0",
+            "--runs-dir",
+            str(runs_dir),
+            "--data-dir",
+            str(mnist_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        cwd=tmp_path,
+    )
+    try:
+        line = process.stdout.readline()
+        assert "http://127.0.0.1:" in line, (line, process.stderr.read() if process.poll() else "")
+        url = line.split(" at ")[1].split()[0]
+        request = urllib.request.Request(url + "api/model", headers=headers("cli"))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["train"] is True
+        body = json.dumps(dict(SMALL, epochs=20)).encode()
+        request = urllib.request.Request(url + "api/live/start", body, headers("cli"))
+        with urllib.request.urlopen(request, timeout=60) as response:
+            run_dir = Path(json.loads(response.read())["run_dir"])
+        time.sleep(1.0)
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl+C
+        process.wait(timeout=20)
+    assert run_dir.parent == runs_dir
+    saved = serialization.load(run_dir / "checkpoint.kl")
+    assert 0 < saved["step"] < 20 * 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page-runs"]  # nothing else written
+
+
+def test_timeline_of_a_paused_run(app, client):
+    post(client, "history", "start", SMALL)
+    wait_for(app, "history", lambda s: s["step"] >= 4)
+    assert "paused" in post(client, "history", "timeline", {"step": 0}, status=409)["error"]
+    post(client, "history", "pause")
+    paused = wait_for(app, "history", lambda s: s["status"] == "paused")
+    steps = post(client, "history", "timeline")["steps"]
+    assert steps == list(range(paused["step"] + 1))  # every step of a run this small
+    run_dir = app.state.live.page("live-test-history").run_dir
+    recorded = timeline.load_timeline(run_dir)
+    answer = post(client, "history", "timeline", {"step": 2})
+    for layer, name in zip(answer["kernels"], ("0.weight", "3.weight"), strict=True):
+        np.testing.assert_array_equal(live_view.decode_kernels(layer), recorded.snapshot(2)[name])
+    bad = post(client, "history", "timeline", {"step": 10**6}, status=400)
+    assert "'step'" in bad["error"]
+    assert state(app, "history")["step"] == paused["step"]  # the run itself did not move

@@ -22,7 +22,7 @@ from .outcome import assert_clear, cut, flip  # noqa: E402
 
 SESSION = {"X-Kernelab-Session": "fuzz-session-1"}
 FIELDS = ["pixels", "centre", "layer", "channel", "in_channel", "y", "x", "values", "spec",
-          "match_scale", "name"]  # fmt: skip
+          "match_scale", "name", "step"]  # fmt: skip
 GOOD_PIXELS = base64.b64encode(bytes(784)).decode()
 scalars = st.one_of(
     st.none(),
@@ -42,8 +42,10 @@ values = st.recursive(
     max_leaves=30,
 )
 payloads = st.dictionaries(st.sampled_from(FIELDS), values, max_size=6)
-POSTS = ["/api/forward", "/api/arithmetic", "/api/kernel", "/api/kernel/reset", "/api/save"]
-GETS = ["/api/model", "/api/kernels", "/api/kernel", "/api/training", "/api/testset"]
+POSTS = ["/api/forward", "/api/arithmetic", "/api/kernel", "/api/kernel/reset", "/api/save",
+         "/api/timeline"]  # fmt: skip
+GETS = ["/api/model", "/api/kernels", "/api/kernel", "/api/training", "/api/testset",
+        "/api/timeline"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

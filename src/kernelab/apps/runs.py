@@ -252,7 +252,7 @@ def train_run(
         world = distributed.get_world_size()
         log(f"run folder: {run_dir}" + (f" ({world} ranks)" if world > 1 else ""))
     if recorder is not None and trainer.step == 0:
-        recorder.record(0)  # the initial kernels
+        recorder.start()  # the initial kernels
     history = trainer.fit(config["epochs"])
     if recorder is not None:
         recorder.finish(trainer.step)  # a run stopped early ends before its planned last step
@@ -269,7 +269,7 @@ def start_timeline(
     except ValueError as error:
         log(f"no kernel timeline: {error}")
         return None
-    size = len(recorder.steps) * recorder.snapshot_bytes / 2**20
+    size = len(recorder.steps) * recorder.snapshot_bytes / 1e6
     log(f"kernel timeline: {len(recorder.steps)} steps (at most {size:.1f} MB) in {FOLDER}/")
     return recorder
 

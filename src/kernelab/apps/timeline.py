@@ -7,7 +7,7 @@ atomically, so a kill leaves whole snapshots only and a resumed run just writes 
 
 What is recorded: the parameters and buffers of every module up to and including the last
 ``Conv2d`` (in ``state_dict`` order), enough to recompute the feature maps of those layers.
-The classic network's are 52,096 float32 values, about 205 KB a snapshot.
+The classic network's are 52,096 float32 values, about 208 KB a snapshot.
 
 When: the kernels move fastest at the start, so the schedule is dense there (every step)
 and geometric after (each step about ``ratio`` times the previous one), with step 0 (the
@@ -93,7 +93,7 @@ def _geometric(total_steps: int, ratio: float) -> list[int]:
     steps = [0, 1]
     while (step := max(steps[-1] + 1, math.floor(steps[-1] * ratio))) < total_steps:
         steps.append(step)
-    return [*steps, total_steps] if total_steps > 1 else steps[: total_steps + 1]
+    return [*steps, total_steps]
 
 
 def snapshot_bytes(model: Module) -> int:
@@ -109,8 +109,10 @@ class TimelineRecorder:
 
     ``total_steps`` is the planned number of optimiser steps (epochs x batches per epoch);
     ``budget`` the bytes the timeline may take. Pass :meth:`on_step` to
-    ``Trainer(on_step=...)``, call ``record(0)`` before a new run's first step and
-    :meth:`finish` after training (a run stopped early ends before its planned last step).
+    ``Trainer(on_step=...)``, call :meth:`start` before a new run's first step (not when
+    resuming) and :meth:`finish` after training (a run stopped early ends before its planned
+    last step). A run continued past its plan (``--resume --epochs``) plans anew: the
+    snapshots already written stay, later steps follow the new schedule.
     Checking a step costs one set lookup: the steps off the schedule cost nothing else.
     """
 
@@ -138,6 +140,13 @@ class TimelineRecorder:
         self.last: dict[str, float] | None = None  # the last on_step row
         for leftover in (self.run_dir / FOLDER).glob(".step-*.tmp"):  # what a kill left
             leftover.unlink(missing_ok=True)
+
+    def start(self) -> None:
+        """Begin a new run's timeline: remove the snapshots of any earlier run in the folder
+        and record the initial parameters as step 0."""
+        for path in (self.run_dir / FOLDER).glob("step-*.kl"):
+            path.unlink()
+        self.write(0)
 
     def record(self, step: int, loss: float | None = None, epoch: int | None = None) -> bool:
         """Write the snapshot of ``step`` if the schedule has it; whether it was written."""
@@ -232,9 +241,7 @@ def load_timeline(run_dir: str | Path) -> Timeline:
         match = _NAME.fullmatch(path.name)
         if match is None:
             continue
-        content = serialization.load(path)
-        if not isinstance(content, dict) or content.get("format") != FORMAT:
-            raise serialization.CheckpointError(f"{path}: not a kernel timeline snapshot")
+        content = _checked(serialization.load(path), path)
         if content["step"] != int(match.group(1)):
             raise serialization.CheckpointError(
                 f"{path}: holds step {content['step']}, its name says {int(match.group(1))}"
@@ -243,3 +250,19 @@ def load_timeline(run_dir: str | Path) -> Timeline:
             array.flags.writeable = False
         records[content["step"]] = content
     return Timeline(run_dir, records)
+
+
+def _checked(content: Any, path: Path) -> dict[str, Any]:
+    """A loaded snapshot whose fields have the types :meth:`TimelineRecorder.write` gives."""
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise serialization.CheckpointError(f"{path}: not a kernel timeline snapshot")
+    state, loss, epoch = content.get("state"), content.get("loss"), content.get("epoch")
+    if not (
+        type(content.get("step")) is int
+        and isinstance(state, dict)
+        and all(isinstance(v, np.ndarray) for v in state.values())
+        and (loss is None or type(loss) in (int, float))
+        and (epoch is None or type(epoch) is int)
+    ):
+        raise serialization.CheckpointError(f"{path}: a kernel timeline snapshot with bad fields")
+    return content

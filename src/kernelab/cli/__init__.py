@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     parsers.inspect_parser,
     parsers.filter_parser,
     parsers.explain_parser,
+    parsers.studio_parser,
     parsers.study_parser,
     parsers.port_parser,
 )

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .. import distributed
-from ..apps import arch, inspection, porting, runs, studies
+from ..apps import animation, arch, inspection, porting, runs, studies
 from ..core.threads import set_num_threads
 from ..kernels import filtering, get_kernel, viz
 from ..kernels.summary import summary
@@ -161,6 +161,11 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def inspect_command(args: argparse.Namespace) -> int:
+    if args.animate is not None:
+        written = animation.animate_run(args.run, args.animate or None)
+        ffmpeg = "" if len(written) > 1 else " (no ffmpeg found: no MP4)"
+        print(f"animate: wrote {', '.join(map(str, written))}{ffmpeg}")
+        return 0
     index = inspection.inspect_run(args.run, args.image, args.out, args.evaluate, args.data_dir)
     pictures = len(list(index.parent.glob("*.png")))
     print(f"inspect: {pictures} pictures in {index.parent}; open {index}")
@@ -174,6 +179,8 @@ def explain_command(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f'kernelab explain needs the web extra: pip install "kernelab[explain]" ({error})'
         ) from None
+    if args.run is None and not args.train:
+        raise ValueError("give a run folder, checkpoint or .onnx file (or --train for a new model)")
     return serve(
         args.run,
         host=args.host,
@@ -181,6 +188,9 @@ def explain_command(args: argparse.Namespace) -> int:
         open_browser=args.open,
         threads=args.threads,
         sessions=args.sessions,
+        train=args.train,
+        runs_dir=args.runs_dir,
+        data_dir=args.data_dir,
     )
 
 

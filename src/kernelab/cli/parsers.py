@@ -191,6 +191,15 @@ def inspect_parser(sub: Subparsers) -> None:
         help="compute the confusion matrix on the test set (loads the dataset)",
     )
     p.add_argument("--data-dir", help="with --evaluate: folder holding the dataset files")
+    p.add_argument(
+        "--animate",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="instead of the pictures, an animated GIF of the first two layers' kernels "
+        "over the run's kernel timeline (default PATH: RUN/timeline.gif), and an MP4 "
+        "beside it when ffmpeg is found",
+    )
     p.set_defaults(func=handlers.inspect_command)
 
 
@@ -231,9 +240,34 @@ def explain_parser(sub: Subparsers) -> None:
         description="Serve a local web page showing a run's network at work: "
         "draw or upload a digit, see every feature map, click a pixel for its "
         "arithmetic, edit kernels and watch the prediction change. Edits stay "
-        "in the page unless saved as a new run; the run folder is only read.",
+        "in the page unless saved as a new run; the run folder is only read. "
+        "With --train, the page also trains a CNN live (a new model when no run is given).",
     )
-    p.add_argument("run", help="run folder, checkpoint file or .onnx file")
+    p.add_argument("run", nargs="?", help="run folder, checkpoint file or .onnx file")
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="add the Train view: train a CNN in the page and watch its kernels learn",
+    )
+    _page_options(p)
+    p.set_defaults(func=handlers.explain_command)
+
+
+def studio_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "studio",
+        help="train a CNN in the browser and watch it learn (explain --train)",
+        description="kernelab explain --train: pick an architecture, kernels, symmetry and "
+        "initialisation, press Start and watch every kernel, feature map and the confusion "
+        "matrix change as the network learns. Runs are written under --runs-dir.",
+    )
+    p.add_argument("run", nargs="?", help="a run to start from (default: a new classic network)")
+    _page_options(p)
+    p.set_defaults(func=handlers.explain_command, train=True)
+
+
+def _page_options(p: argparse.ArgumentParser) -> None:
+    """The options of the explain page's server (explain and studio)."""
     p.add_argument(
         "--port",
         type=int,
@@ -250,7 +284,8 @@ def explain_parser(sub: Subparsers) -> None:
         "--threads",
         type=count,
         default=1,
-        help="BLAS threads per forward pass (default 1: fastest for one image)",
+        help="BLAS threads per forward pass and per training run (default 1: the page's "
+        "requests keep the other cores)",
     )
     p.add_argument(
         "--sessions",
@@ -259,7 +294,14 @@ def explain_parser(sub: Subparsers) -> None:
         help="browser tabs whose model copies (and kernel edits) are kept (default 32); "
         "past it the least recently used tab's edits are dropped and that tab is told so",
     )
-    p.set_defaults(func=handlers.explain_command)
+    p.add_argument(
+        "--runs-dir",
+        default="runs",
+        help="with --train: where the page's runs are written (default runs/)",
+    )
+    p.add_argument(
+        "--data-dir", help="with --train: folder holding the dataset files (else the cache)"
+    )
 
 
 def study_parser(sub: Subparsers) -> None:

@@ -6,7 +6,8 @@ and see every downstream map and the prediction change. The parts:
 
 * ``source.py``: the run (or ONNX file) loaded once, read-only; one model copy per tab;
 * ``compute.py``, ``kernel_view.py``, ``inputs.py``, ``training.py``: what the page shows,
-  computed with the engine, as plain dicts;
+  computed with the engine, as plain dicts; ``timeline_view.py``: a tab's model taken to a
+  recorded step of the run's kernel timeline;
 * ``limits.py``: what a request may cost (work, memory, requests in flight), checked first;
 * ``api.py``: the JSON API as methods; ``app.py``: the web layer (Starlette) and the server;
 * ``notebook.py``: ``kl.explain``, the page served from a notebook's kernel, in an IFrame;

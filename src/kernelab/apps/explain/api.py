@@ -20,6 +20,7 @@ import numpy as np
 from . import arithmetic, compute, inputs, kernel_view, limits
 from .compute import ExplainError
 from .source import Session, Sessions, Source, save_as_new_run
+from .timeline_view import RunTimeline
 from .training import TestSet, learning_curves
 
 _MISSING = object()
@@ -84,6 +85,7 @@ class Explainer:
         self.test_set = TestSet(source)
         self.baselines = Baselines(source)
         self.layers = compute.structure(steps)
+        self.run_timeline = RunTimeline(source)
 
     def session(self, session_id: str | None) -> Session:
         """The session of an id, made (the model copied and traced) on its first use."""
@@ -123,16 +125,17 @@ class Explainer:
         trained model's answer for the same input: what the session's kernel edits changed.
         """
         start = time.perf_counter()
-        self.budget.forward(passes=2 if session.edits else 1)
+        self.budget.forward(passes=2 if session.edits or session.step is not None else 1)
         pixels, x = self._input(payload)
         with session.lock:
             steps, logits = compute.trace(session.model, x)
             view = compute.forward_view(x, steps, logits)
-            edits = len(session.edits)
-        baseline = self.baselines.logits(x, None if edits else logits)
+            edits, step = len(session.edits), session.step
+        baseline = self.baselines.logits(x, None if edits or step is not None else logits)
         view.update(compute.answer(baseline, "baseline_"))
         view["pixels"] = inputs.encode_pixels(pixels)
         view["edits"] = edits
+        view["step"] = step  # the timeline step the convolutions are at (None: trained)
         view["ms"] = (time.perf_counter() - start) * 1e3
         return view
 
@@ -186,6 +189,8 @@ class Explainer:
         self.budget.copy_all("resetting kernels")
         with session.lock:
             count = kernel_view.reset_kernels(session.layers, self.source, session, layer, channel)
+            if session.step is not None:  # the tab's unedited kernels are that step's
+                self.run_timeline.restore_kernels(session, layer, channel)
         return {"reset": count, "edits": len(session.edits)}
 
     def save(self, session: Session, payload: dict) -> dict:
@@ -195,6 +200,18 @@ class Explainer:
         with session.lock:
             path = save_as_new_run(self.source, session, name or None)
         return {"path": str(path), "name": path.name}
+
+    # ---- the kernel timeline
+    def timeline(self, session: Session) -> dict:
+        """The run's recorded steps (``available`` False, with the reason, without any)."""
+        return self.run_timeline.describe(session)
+
+    def show_step(self, session: Session, payload: dict) -> dict:
+        """Take the session's convolutions to a recorded ``step`` (null: the trained ones)."""
+        step = field(payload, "step", int, None)
+        self.budget.copy_all("loading a timeline step")
+        with session.lock:
+            return self.run_timeline.show(session, step)
 
     # ---- training
     def training(self) -> dict:

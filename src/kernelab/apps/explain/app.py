@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -56,6 +57,9 @@ MAX_JSON_DEPTH = 8  # the deepest request, a kernel's rows of values, is 3
 SESSION_HEADER = "x-kernelab-session"
 MAX_MESSAGE = 240  # characters of an error message; the value it quotes is cut to fit
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Seconds a thread holds the interpreter before another may take it (Python's default: 5 ms).
+# A training thread would make each of a request's many short steps wait up to that long.
+SWITCH_INTERVAL = 0.0005
 # Nothing from anywhere else: scripts, styles and requests stay on this server.
 HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data: blob:; "
@@ -246,6 +250,12 @@ def create_app(
     async def save(request: Request):
         return await call(explainer.save, await session(request), await read_json(request))
 
+    async def timeline(request: Request):
+        mine = await session(request)
+        if request.method == "POST":
+            return await call(explainer.show_step, mine, await read_json(request))
+        return await light(explainer.timeline, mine)
+
     async def training(request: Request):
         await session(request)
         return await light(explainer.training)
@@ -287,6 +297,7 @@ def create_app(
         Route("/api/kernel", kernel, methods=["GET", "POST"]),
         Route("/api/kernel/reset", reset, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
+        Route("/api/timeline", timeline, methods=["GET", "POST"]),
         Route("/api/training", training),
         Route("/api/testset", test_set),
         Route("/api/testset/{index}", test_image),
@@ -391,6 +402,9 @@ def serve(
         data_dir=data_dir,
     )
     app.state.explainer.test_set.start()
+    if train:
+        app.state.live.threads = threads
+        sys.setswitchinterval(SWITCH_INTERVAL)
     sock = listen(host, port)
     url = url_of(sock)
     print(f"kernelab explain: {source.path} at {url}  (Ctrl+C to stop)", flush=True)
@@ -400,6 +414,7 @@ def serve(
         print("warning: the page is reachable from other machines on this network", flush=True)
     if open_browser:
         webbrowser.open(url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
+    # an open stream (the Train view's) never ends by itself: Ctrl+C cuts it after a second
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -256,6 +256,13 @@ class LiveTraining:
         page.show_input(pixels, index or 0)
         return page.summary()
 
+    def timeline(self, session_id: str, payload: dict) -> dict:
+        """The tab's run at a recorded step (``step``), or its recorded steps (no field)."""
+        page = self.page(session_id)
+        if "step" not in payload:
+            return {"steps": page.recorded_steps()}
+        return page.at_step(payload["step"])
+
     def stop_all(self) -> None:
         """Stop every tab's run (the server is shutting down): each leaves a resumable folder."""
         for page in list(self.pages.values()):

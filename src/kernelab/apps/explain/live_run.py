@@ -13,6 +13,7 @@ on training.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -26,7 +27,7 @@ import numpy as np
 from ... import data
 from ...core.threads import set_num_threads
 from .. import runs
-from ..timeline import TimelineRecorder
+from ..timeline import TimelineRecorder, has_timeline, load_timeline
 from ..train import Trainer, TrainingDiverged
 from . import inputs, live_view
 from .compute import ExplainError
@@ -152,6 +153,38 @@ class Page:
                 return
             self.input_changed = False
             self.publish()
+
+    def at_step(self, step) -> dict:
+        """The run's kernels, and the feature maps and prediction of the current input, with
+        the convolutional part as its timeline recorded it at ``step`` (the layers after the
+        last convolution as they are now). Only while the run is paused or over: a copy of
+        the model is taken to that step; the run itself is not touched."""
+        with self.cond:
+            if self.trainer is None or self.alive() and self.status != "paused":
+                raise ExplainError("the timeline is shown while the run is paused or over", 409)
+            model = copy.deepcopy(self.trainer.model)
+        try:
+            recorded = load_timeline(self.run_dir)
+        except FileNotFoundError as error:
+            raise ExplainError(str(error), 404) from None
+        if not isinstance(step, int) or isinstance(step, bool) or step not in recorded.steps:
+            raise ExplainError(
+                f"field 'step' must be a recorded step ({len(recorded.steps)} from "
+                f"{recorded.steps[0]} to {recorded.steps[-1]}), received {step!r}"
+            )
+        model.load_state_dict(recorded.snapshot(step), strict=False)
+        return {
+            "step": step,
+            "steps": recorded.steps,
+            "kernels": live_view.kernels(model),
+            "input": live_view.input_view(model, self.input_array()),
+        }
+
+    def recorded_steps(self) -> list[int]:
+        """The steps the run's timeline holds so far (none before a run)."""
+        if self.run_dir is None or not has_timeline(self.run_dir):
+            return []
+        return load_timeline(self.run_dir).steps
 
     # ---- what the page is shown
     def latest(self) -> tuple[int, str]:

@@ -2,11 +2,12 @@
 
 ``GET /api/live`` gives the page's menus and its tab's status; ``POST /api/live/start``,
 ``/api/live/{pause,resume,step,stop,reset}``, ``/api/live/lr`` and ``/api/live/input`` drive
-the tab's run (``live.LiveTraining``); ``GET /api/live/stream?session=ID`` streams the tab's
-state as ``text/event-stream`` (an EventSource cannot send the session header, so the id is
-a query parameter). The stream sends the latest published state when it changed, checked
-every :data:`POLL` seconds: updates are coalesced, never queued; closing the stream's last
-connection (the tab closed) stops the tab's run.
+the tab's run (``live.LiveTraining``), ``/api/live/timeline`` shows it at a recorded step;
+``GET /api/live/stream?session=ID`` streams the tab's state as ``text/event-stream`` (an
+EventSource cannot send the session header, so the id is a query parameter). The stream
+sends the latest published state when it changed, checked every :data:`POLL` seconds:
+updates are coalesced, never queued; closing the stream's last connection (the tab closed)
+stops the tab's run.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def live_routes(live: LiveTraining, read_json: Callable[[Request], Awaitable[dic
             return await answer(live.set_lr, session_id, payload)
         if name == "input":
             return await answer(live.set_input, session_id, payload)
+        if name == "timeline":
+            return await answer(live.timeline, session_id, payload)
         return await answer(live.control, session_id, name)
 
     async def stream(request: Request):

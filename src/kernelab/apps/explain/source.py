@@ -182,6 +182,7 @@ class Session:
         ]
         self.lock = threading.Lock()  # the web layer computes on this copy one at a time
         self.edits: dict[tuple[int, int], str] = {}
+        self.step: int | None = None  # the timeline step its convolutions are at; None: trained
         self.used = time.monotonic()
 
 
@@ -290,8 +291,9 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
         for (layer, kernel), text in sorted(session.edits.items())
     ]
     config = dict(source.config, edited_from=str(source.path), edits=edits)
+    record = {"from": str(source.path), "edits": edits}
+    if session.step is not None:  # the convolutions are those of a step of the timeline
+        config["timeline_step"] = record["timeline_step"] = session.step
     serialization.save({"model": session.model.state_dict(), "config": config}, target / CHECKPOINT)
-    (target / "edits.json").write_text(
-        json.dumps({"from": str(source.path), "edits": edits}, indent=1)
-    )
+    (target / "edits.json").write_text(json.dumps(record, indent=1))
     return target

@@ -3,8 +3,10 @@
 //   util.js: state, requests, colours · input.js: drawing and uploads
 //   network.js: forward passes and feature maps · arithmetic.js: one value's arithmetic
 //   kernels.js: kernels and their editor · training.js: curves, test set, mistakes
+//   live.js: the Train view (kernelab explain --train)
 import { paintDrawing, setupDrawing, setupInputs } from "./input.js";
 import { buildKernelLayerButtons, showKernelLayer } from "./kernels.js";
+import { setupLive } from "./live.js";
 import { buildNetwork, buildProbabilities, requestUpdate } from "./network.js";
 import { loadCurves, loadTestSet, setupTestSet } from "./training.js";
 import { $, api, onSessionExpired, state } from "./util.js";
@@ -39,6 +41,7 @@ async function start() {
   paintDrawing();
   requestUpdate();
   loadTestSet();
+  if (m.train) setupLive().then(() => showTab("train")); // kernelab explain --train
 }
 
 // ---- a fresh session after the server dropped this tab's: show the trained model again

@@ -35,6 +35,7 @@ async function runUpdate() {
       json: { pixels: toBase64(drawingPixels()), centre: state.centre },
     });
     if (mine === latest) renderForward(view);
+    document.dispatchEvent(new CustomEvent("kernelab:input", { detail: view.pixels })); // Train view
     $("forward-error").textContent = "";
   } catch (error) {
     $("forward-error").textContent = error.message;
@@ -67,7 +68,9 @@ function renderForward(view) {
 
 // Nothing is predicted without ink: a blank input's answer is only the biases talking.
 function renderPrediction(view) {
-  const blank = !state.pixels.some((v) => v > 0), edited = !blank && view.edits > 0;
+  // edited kernels, or a timeline step's: the change is from the trained model's answer
+  const blank = !state.pixels.some((v) => v > 0);
+  const edited = !blank && (view.edits > 0 || (view.step ?? null) !== null);
   const list = $("probabilities"), classes = state.model.classes;
   list.dataset.state = blank ? "blank" : edited ? "edited" : "trained";
   list.dataset.prediction = blank ? "" : classes[view.prediction];
