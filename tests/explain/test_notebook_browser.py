@@ -79,3 +79,32 @@ def test_no_page_may_frame_kernelab_explain(browser):
             tab.close()
         finally:
             notebook.shutdown()
+
+
+def test_the_train_view_trains_inside_the_notebook_frame(browser, tmp_path, mnist_dir):
+    runs_dir = tmp_path / "runs"
+    model = arch.build(arch.CLASSIC, generator=0)
+    page_server = kl.explain(model, train=True, runs_dir=runs_dir, data_dir=str(mnist_dir))
+    notebook, address = notebook_like(page_server._repr_html_())
+    try:
+        tab = browser.new_page()
+        tab.set_default_timeout(TIMEOUT)
+        tab.goto(address)
+        frame = tab.frame_locator("iframe")
+        frame.locator("#tab-button-train:not([hidden])").click()
+        for name, value in (("kernel-size", "3"), ("kernels", "4"), ("kernels2", "8")):
+            frame.locator(f"#live-{name}").fill(value)
+        frame.locator("#live-start").click()
+        # the stream reaches the framed page: the run's steps count up there
+        framed = next(f for f in tab.frames if f.url.startswith(page_server.url))
+        framed.wait_for_function(
+            "() => Number(document.querySelector('#live-status').dataset.step) >= 3",
+            timeout=TIMEOUT * 2,
+        )
+        tab.close()
+    finally:
+        notebook.shutdown()
+        page_server.stop(timeout=10)
+    assert [p.name for p in runs_dir.iterdir()] and all(
+        (p / "checkpoint.kl").exists() for p in runs_dir.iterdir()
+    )
