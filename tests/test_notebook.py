@@ -65,6 +65,8 @@ def test_why_3x3(executed):
 
 def test_symmetry_and_initialisation(executed):
     _, text = executed
+    # 16 kernels of 9 free parameters (xy-symmetric 5x5) and 16 biases, against 16·25 + 16
+    assert f"first layer: {16 * 9 + 16} parameters stored, {16 * 25 + 16} with full" in text
     assert "horizontal axis exact: True" in text and "vertical axis exact:   True" in text
     stds = re.findall(r"std ([\d.]+) \(formula ([\d.]+)\)", text)
     assert len(stds) == 4
