@@ -10,7 +10,8 @@ a drawn digit, a layer's kernels, one after another with 50 ms between them. The
 paused and resumed in turn (``--rounds`` of ``--window`` seconds each), so the requests timed
 while it trains and while it is paused share the machine's load. Reported: the stream's
 updates per second and training steps per second, and p50 / p95 / max latency of each request
-paused and while training. Nothing listens or connects beyond 127.0.0.1.
+paused and while training; with ``--browser``, the rate the page itself receives and draws
+in Chromium. Nothing listens or connects beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -111,9 +112,51 @@ def report(watched: dict, idle: dict, busy: dict) -> None:
         print(f"{name:8s} training  {summary(busy[name])}  ({len(busy[name])} requests)")
 
 
+def closing(url: str, stream) -> float:
+    """Seconds from closing the training tab's stream (its run running) to the run stopped."""
+    request(url, "api/live/start", {}, TRAINER)  # continues the stopped run
+    time.sleep(2.0)
+    stream.close()
+    start = time.perf_counter()
+    while time.perf_counter() - start < 10:
+        page = urllib.request.Request(url + "api/live", headers=TRAINER)
+        with urllib.request.urlopen(page, timeout=30) as answer:
+            if json.loads(answer.read())["state"]["status"] == "stopped":
+                break
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def browser_rate(url: str, seconds: float) -> None:
+    """The rate the page itself reaches: Chromium (Playwright) starts the classic network from
+    the Train view and counts the states it receives and draws for ``seconds``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1360, "height": 860})
+        page.goto(url)
+        page.wait_for_selector("#tab-train:not([hidden])")
+        page.click("#live-start")
+        page.wait_for_function("() => (window.kernelabLive.state || {}).step >= 5", timeout=60_000)
+        count = "() => [window.kernelabLive.received, window.kernelabLive.drawn, performance.now()]"
+        (r0, d0, t0), _ = page.evaluate(count), time.sleep(seconds)
+        r1, d1, t1 = page.evaluate(count)
+        page.click("#live-stop")
+        browser.close()
+    elapsed = (t1 - t0) / 1e3
+    print(
+        f"page: {(r1 - r0) / elapsed:.1f} states/s received, {(d1 - d0) / elapsed:.1f} drawn "
+        f"over {elapsed:.0f} s of training"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="paused / training rounds")
+    parser.add_argument("--browser", action="store_true", help="also the rate in Chromium")
     parser.add_argument("--window", type=float, default=6.0, help="seconds of each phase")
     parser.add_argument("--runs-dir", default="/tmp/explain-live-runs")
     args = parser.parse_args()
@@ -147,7 +190,11 @@ def main() -> int:
                 busy.setdefault(name, []).extend(times)
         watcher.join()
         report(watched, idle, busy)
-        request(url, "api/live/stop", {}, TRAINER)
+        stop = request(url, "api/live/stop", {}, TRAINER)
+        print(f"stop answered (checkpoint saved) in {stop * 1e3:.0f} ms")
+        print(f"tab closed: the run stopped {closing(url, watched['stream']) * 1e3:.0f} ms later")
+        if args.browser:
+            browser_rate(url, args.window * 2)
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl+C: the run is saved, the server ends
         server.wait(timeout=20)

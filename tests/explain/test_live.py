@@ -330,3 +330,17 @@ def test_timeline_of_a_paused_run(app, client):
     bad = post(client, "history", "timeline", {"step": 10**6}, status=400)
     assert "'step'" in bad["error"]
     assert state(app, "history")["step"] == paused["step"]  # the run itself did not move
+
+
+def test_a_run_given_with_train_sets_the_first_choices(run_dir, tmp_path, mnist_dir):
+    from .conftest import TINY
+
+    app = create_app(run_dir, train=True, runs_dir=tmp_path / "runs", data_dir=str(mnist_dir))
+    with TestClient(app) as client:
+        answer = client.get("/api/live", headers=headers("given")).json()
+        assert answer["options"]["defaults"]["arch"] == TINY
+        started = post(client, "given", "start", {"arch": TINY, "epochs": 1, "batch_size": 40})
+        done = wait_for(app, "given", lambda s: s["status"] == "finished")
+        assert done["step"] == 10 and done["arch"] == TINY
+        assert Path(started["run_dir"]).parent == tmp_path / "runs"
+        assert not list(run_dir.parent.glob("live-*"))  # nothing next to the explained run

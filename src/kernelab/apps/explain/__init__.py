@@ -10,6 +10,10 @@ and see every downstream map and the prediction change. The parts:
   recorded step of the run's kernel timeline;
 * ``limits.py``: what a request may cost (work, memory, requests in flight), checked first;
 * ``api.py``: the JSON API as methods; ``app.py``: the web layer (Starlette) and the server;
+* ``live.py`` (``kernelab explain --train``, ``kernelab studio``): the Train view's runs, one
+  per tab, trained in a worker thread (``live_run.py``) from the page's choices
+  (``live_config.py``), streamed to the page (``live_view.py``, ``live_web.py``: Server-Sent
+  Events);
 * ``notebook.py``: ``kl.explain``, the page served from a notebook's kernel, in an IFrame;
 * ``static/``: the page (HTML, one script, one style sheet; nothing from the internet).
 

@@ -14,6 +14,7 @@ requests keep a core. A tab's last stream closing (the tab closed) stops its run
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -95,33 +96,42 @@ class LiveTraining:
     # ---- start
     def start(self, session_id: str, payload: dict) -> dict:
         """Start a run with the page's choices, or continue the tab's run: a paused one
-        (with a new learning rate or number of epochs), or a stopped one from its folder.
-        Any other change starts a new run."""
+        (with a new learning rate), or a stopped one from its folder (with a new learning
+        rate or number of epochs). Any other change starts a new run."""
         page = self.page(session_id)
         picked = live_config.choices(dict(payload))
-        with page.cond:
-            same = page.picked is not None and all(
-                page.picked[k] == picked[k] for k in picked if k not in live_config.RESUMABLE
-            )
-            if page.alive() and same and picked["epochs"] == page.picked["epochs"]:
-                page.picked, page.paused, page.steps_allowed = picked, False, 0
-                page.pending_lr = picked["lr"]
-                page.cond.notify_all()
-                return page.summary()
-        self.end(page)
-        resume = same and page.status == "stopped" and (page.run_dir / CHECKPOINT).exists()
+        with page.controls:  # one Start or Stop of a tab at a time
+            with page.cond:
+                same = page.picked is not None and all(
+                    page.picked[k] == picked[k] for k in picked if k not in live_config.RESUMABLE
+                )
+                if page.alive() and same and picked["epochs"] == page.picked["epochs"]:
+                    page.picked, page.paused, page.steps_allowed = picked, False, 0
+                    page.pending_lr = picked["lr"]
+                    page.cond.notify_all()
+                    return page.summary()
+            self.end(page)
+            resume = same and page.status == "stopped" and (page.run_dir / CHECKPOINT).exists()
+            self.reserve(page)
+            try:
+                self.prepare(page, picked, resume)
+                page.thread = threading.Thread(target=page.work, daemon=True, name="explain-train")
+                page.thread.start()
+            finally:
+                page.reserved = False
+        return page.summary()
+
+    def reserve(self, page: Page) -> None:
+        """Count the tab among those training, or refuse (409) past ``max_jobs``."""
         with self._lock:
-            busy = sum(p.alive() for p in self.pages.values() if p is not page)
+            busy = sum(p.alive() or p.reserved for p in self.pages.values() if p is not page)
             if busy >= self.max_jobs:
                 raise ExplainError(
                     f"another tab is training; this server trains {self.max_jobs} run"
                     f"{'s' * (self.max_jobs != 1)} at once: stop it first",
                     CONFLICT,
                 )
-        self.prepare(page, picked, resume)
-        page.thread = threading.Thread(target=page.work, daemon=True, name="explain-train")
-        page.thread.start()
-        return page.summary()
+            page.reserved = True
 
     def prepare(self, page: Page, picked: dict[str, Any], resume: bool) -> None:
         """The run's config, data, model and Trainer, checked against the caps; then its
@@ -201,9 +211,10 @@ class LiveTraining:
             raise ExplainError(f"unknown control {action[:40]!r}; known: {', '.join(CONTROLS)}")
         page = self.page(session_id)
         if action in ("stop", "reset"):
-            self.end(page)
-            if action == "reset":
-                page.clear()
+            with page.controls:
+                self.end(page)
+                if action == "reset":
+                    page.clear()
             return page.summary()
         with page.cond:
             if not page.alive():
@@ -245,7 +256,10 @@ class LiveTraining:
         shape = tuple(page.config["input_shape"]) if page.config else (1, 28, 28)
         pixels = None
         if index is None:
-            pixels = inputs.decode_pixels(field(payload, "pixels", str), shape)
+            text = field(payload, "pixels", str)
+            if page.config and len(text) != 4 * math.ceil(math.prod(shape) / 3):
+                return dict(page.summary(), message=f"a drawing is not a {shape} input")
+            pixels = inputs.decode_pixels(text, shape)
             if field(payload, "centre", bool, False):
                 pixels = inputs.centre_like_mnist(pixels)
         elif page.loaded is not None and not 0 <= index < len(page.loaded.test):

@@ -89,6 +89,8 @@ class Page:
     def __init__(self):
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.controls = threading.Lock()  # held by a Start, Stop or Reset of this tab
+        self.reserved = False  # counted among the tabs training while its run is prepared
         self.status, self.message = "idle", ""
         self.picked: dict[str, Any] | None = None
         self.config: dict[str, Any] | None = None
@@ -107,7 +109,8 @@ class Page:
         self.confusion: list[list[int]] | None = None
         self.streams = 0
         self.version, self.text = 0, ""
-        self.published_at = 0.0
+        self.published_at = self.stepped_at = 0.0
+        self.step_time = 0.0  # seconds a step takes, averaged over the last few
         self.shown = -1  # the step of the state last published
         self.threads = 1  # threads the run computes with
         self._text_lock = threading.Lock()
@@ -267,7 +270,12 @@ class Page:
             elif not self.paused:
                 self.status = "running"
         self.check_stop()
-        if time.monotonic() - self.published_at >= PUBLISH_EVERY or self.input_changed:
+        now = time.monotonic()
+        self.step_time = 0.8 * self.step_time + 0.2 * (now - self.stepped_at)
+        self.stepped_at = now
+        # the step boundary nearest to a PUBLISH_EVERY after the last: not the first past it
+        due = self.published_at + PUBLISH_EVERY - self.step_time / 2
+        if now >= due or self.input_changed:
             self.input_changed = False
             self.publish()
 
