@@ -68,3 +68,51 @@ def test_frequency_tiles_are_titled_with_their_class(tmp_path):
     figure = viz.plot_frequency_responses(np.stack([K.box(3), K.laplacian()])[:, None])
     assert [text.get_text() for text in figure.axes[0].texts] == ["0 low-pass", "1 high-pass"]
     saved(figure, tmp_path / "frequency.png")
+
+
+def test_figures_are_kept_by_nobody_but_the_caller():
+    """No pyplot registry holds them: many figures, none left once the caller drops them."""
+    import gc
+    import weakref
+
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    refs = [weakref.ref(PICTURES[name]()) for name in PICTURES for _ in range(3)]
+    assert plt.get_fignums() == before
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+
+
+def test_a_figure_has_a_png_form_for_notebooks():
+    png = viz.plot_kernels(RNG.normal(size=(4, 1, 3, 3)))._repr_png_()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_kernelab_viz_is_this_module():
+    import kernelab as kl
+
+    assert kl.viz is viz
+
+
+def test_a_notebook_shows_each_figure_once(tmp_path):
+    """In a kernel: a returned figure shows once, figures not returned do not show at all,
+    with and without pyplot imported (the inline backend then shows what pyplot made)."""
+    from notebook_kernel import execute, from_cells, outputs_of
+
+    make = "viz.plot_kernels(np.ones((4, 1, 3, 3)))"
+    notebook = execute(
+        from_cells(
+            "import numpy as np\nimport kernelab as kl\nviz = kl.viz",
+            make,
+            f"figures = [{make} for _ in range(20)]\nfigure = {make}",
+            "figure",
+            f"import matplotlib.pyplot as plt\n{make}",
+            "plt.plot([0, 1])\nfigure",
+            "len(plt.get_fignums())",
+        ),
+        tmp_path,
+    )
+    cells = notebook.cells
+    assert [len(outputs_of(c, "image/png")) for c in cells] == [0, 1, 0, 1, 1, 2, 0]
+    assert outputs_of(cells[-1], "text/plain") == ["0"]  # the inline backend closed its own

@@ -69,8 +69,18 @@ from .core.functions import *  # noqa: F403  (torch.cat, torch.max, torch.where,
 from .core.serialization import load, save
 from .core.threads import get_num_threads, set_num_threads
 from .interop import from_torch, load_safetensors, save_safetensors
-from .kernels import init
+from .kernels import init, viz  # viz imports matplotlib only when it draws
 from .kernels.summary import Summary, summary
+
+
+def explain(model_or_run=None, train: bool = False, port: int = 0, **options):
+    """Open the explain page for a model (or a run folder, checkpoint, ONNX file) in a
+    notebook, with the Train view when ``train``: see
+    :func:`kernelab.apps.explain.notebook.explain`. Imported on first call, so
+    ``import kernelab`` needs neither the web server nor the ``explain`` extra."""
+    from .apps.explain.notebook import explain as serve_in_notebook
+
+    return serve_in_notebook(model_or_run, train, port, **options)
 
 
 def __getattr__(name: str):

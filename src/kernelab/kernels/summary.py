@@ -19,7 +19,9 @@ Each layer's window and MACs come from its entry in :mod:`kernelab.nn.layers`.
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +43,14 @@ class LayerSummary:
     ``params`` counts the parameters the layer stores (for a symmetric convolution, its free
     parameters); ``full_params`` counts them as if every kernel were unconstrained.
     ``receptive_field``, ``jump`` and ``start`` are (h, w) pairs, None once not spatial.
+    ``kind`` is the layer's kind in :mod:`kernelab.nn.layers` ("conv", "maxpool", ...);
+    ``kernel_shape`` is a convolution's weight shape or a pooling window (kH, kW), else None.
     """
 
     name: str
     layer: str
+    kind: str
+    kernel_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...]
     params: int
     trainable: int
@@ -73,6 +79,10 @@ class Summary:
         return _render(self)
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        """The table as HTML: what a notebook shows for a summary."""
+        return render_html(self)
 
 
 def summary(model: Module, input_shape: tuple[int, ...]) -> Summary:
@@ -109,6 +119,42 @@ def summary(model: Module, input_shape: tuple[int, ...]) -> Summary:
         full_params=total + sum(_extra_kernel_params(m) for m in model.modules()),
         macs=sum(row.macs for row in rows),
     )
+
+
+def guess_input_shape(model: Module) -> tuple[int, ...] | None:
+    """The input a model most likely takes, from its first convolution or dense layer.
+
+    A convolution with one input channel gets MNIST's 28x28, any other CIFAR's 32x32 (the
+    sizes kernelab's datasets have); a dense layer its features. None without either.
+    """
+    for module in model.modules():
+        kind = entry(module).kind
+        if kind == "conv":
+            channels = module.in_channels
+            return (channels, 28, 28) if channels == 1 else (channels, 32, 32)
+        if kind == "linear":
+            return (module.in_features,)
+    return None
+
+
+def html_summary(model: Module, input_shape: tuple[int, ...] | None = None) -> str | None:
+    """:func:`summary` as HTML, for ``input_shape`` or the guessed one, headed by the shape.
+
+    None when no input shape fits: a notebook then shows the model's text form instead (a
+    display method that raised would print a traceback in place of the model).
+    """
+    input_shape = input_shape or guess_input_shape(model)
+    if input_shape is None:
+        return None
+    try:
+        table = summary(model, input_shape)
+    except Exception:  # any failure of the forward pass means only "no table for this shape"
+        return None
+    title = f"{type(model).__name__} for inputs of shape {tuple(input_shape)}"
+    return f"<p><b>{html.escape(title)}</b></p>{render_html(table)}"
+
+
+Module.notebook_view = html_summary  # a model in a notebook shows this (see Module._repr_html_)
 
 
 def _record_calls(module: Module, calls: list) -> None:
@@ -152,6 +198,8 @@ def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
     return LayerSummary(
         name=name,
         layer=type(module).__name__,
+        kind=entry(module).kind,
+        kernel_shape=_kernel_shape(module, x_shape, y_shape),
         output_shape=y_shape[1:],
         params=total,
         trainable=trainable,
@@ -162,6 +210,17 @@ def _row(module: Module, name: str, x, y, fields: dict) -> LayerSummary:
         jump=jump,
         start=start,
     )
+
+
+def _kernel_shape(module: Module, x_shape, y_shape) -> tuple[int, ...] | None:
+    """A convolution's weight shape (C_out, C_in/groups, kH, kW); a pooling window (kH, kW)."""
+    kind = entry(module).kind
+    if kind == "conv":
+        return tuple(module.weight.shape)
+    if kind in ("maxpool", "avgpool", "adaptivepool") and len(x_shape) == len(y_shape) == 4:
+        window = entry(module).window(module, x_shape, y_shape)
+        return tuple(k for k, _, _, _ in window) if isinstance(window, tuple) else None
+    return None
 
 
 def _next_field(field: Field, window) -> Field | None:
@@ -188,18 +247,45 @@ def _axes(value) -> str:
     return h if h == w else f"{h}x{w}"
 
 
-def _render(s: Summary) -> str:
+def _columns(s: Summary) -> list[tuple[str, Callable[[LayerSummary], str]]]:
+    """(header, row → cell text) of the table's number columns, the optional ones only when
+    some layer needs them."""
     symmetric = any(r.full_params != r.params for r in s.rows)
     frozen = any(r.frozen for r in s.rows)
-    header = ["Layer", "Output shape", "Params"]
-    header += ["Full kernels"] * symmetric + ["Frozen"] * frozen
-    header += ["MACs", "Receptive field", "Jump", "Start"]
+    columns = [("Output shape", lambda r: str(r.output_shape)), ("Params", _count("params"))]
+    columns += [("Full kernels", _count("full_params"))] * symmetric
+    columns += [("Frozen", _count("frozen"))] * frozen
+    columns += [("MACs", _count("macs"))]
+    columns += [
+        ("Receptive field", lambda r: _axes(r.receptive_field)),
+        ("Jump", lambda r: _axes(r.jump)),
+        ("Start", lambda r: _axes(r.start)),
+    ]
+    return columns
+
+
+def _count(name: str) -> Callable[[LayerSummary], str]:
+    return lambda row: f"{getattr(row, name):,}"
+
+
+def _totals(s: Summary) -> list[str]:
+    lines = [f"Params: {s.params:,} (trainable {s.trainable:,}, frozen {s.frozen:,})"]
+    if s.full_params != s.params:
+        lines.append(
+            f"Params with full kernels: {s.full_params:,} (symmetry saves "
+            f"{s.full_params - s.params:,})"
+        )
+    lines.append(f"MACs per image: {s.macs:,}")
+    lines.append(f"Input shape: {s.input_shape} -> output shape: {s.output_shape}")
+    return lines
+
+
+def _render(s: Summary) -> str:
+    columns = _columns(s)
+    header = ["Layer"] + [name for name, _ in columns]
     table = [header]
     for r in s.rows:
-        cells = [f"{r.name} {r.layer}".strip(), str(r.output_shape), f"{r.params:,}"]
-        cells += [f"{r.full_params:,}"] * symmetric + [f"{r.frozen:,}"] * frozen
-        cells += [f"{r.macs:,}", _axes(r.receptive_field), _axes(r.jump), _axes(r.start)]
-        table.append(cells)
+        table.append([f"{r.name} {r.layer}".strip()] + [cell(r) for _, cell in columns])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
 
     def line(cells):
@@ -208,12 +294,30 @@ def _render(s: Summary) -> str:
 
     rule = "-" * len(line(header))
     lines = [line(header), rule] + [line(cells) for cells in table[1:]] + [rule]
-    lines.append(f"Params: {s.params:,} (trainable {s.trainable:,}, frozen {s.frozen:,})")
-    if s.full_params != s.params:
-        lines.append(
-            f"Params with full kernels: {s.full_params:,} (symmetry saves "
-            f"{s.full_params - s.params:,})"
-        )
-    lines.append(f"MACs per image: {s.macs:,}")
-    lines.append(f"Input shape: {s.input_shape} -> output shape: {s.output_shape}")
-    return "\n".join(lines)
+    return "\n".join(lines + _totals(s))
+
+
+def render_html(s: Summary) -> str:
+    """The summary as an HTML table (every name escaped), the totals below it.
+
+    Beside the text table's columns it names each layer's kind and its kernel shape (a
+    convolution's weight, a pooling window); MACs are per image (one MAC is two FLOPs).
+    """
+    columns = [("Kernel", lambda r: "-" if r.kernel_shape is None else str(r.kernel_shape))]
+    columns += _columns(s)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in ["Layer", "Kind"])
+    head += "".join(f'<th style="text-align:right">{html.escape(n)}</th>' for n, _ in columns)
+    body = []
+    for r in s.rows:
+        cells = [f"<td><code>{html.escape(r.name)}</code> {html.escape(r.layer)}</td>"]
+        cells.append(f"<td>{html.escape(r.kind)}</td>")
+        cells += [
+            f'<td style="text-align:right">{html.escape(cell(r))}</td>' for _, cell in columns
+        ]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    totals = "<br>".join(html.escape(line) for line in _totals(s))
+    return (
+        '<div class="kernelab-summary"><table>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"<p>{totals}</p></div>"
+    )

@@ -1,9 +1,14 @@
-"""Pictures of kernels and training: each function returns a matplotlib Figure (Agg).
+"""Pictures of kernels and training: each function returns a matplotlib Figure.
 
 Kernels and signed feature maps use a diverging colour map centred on 0 (red excites, blue
 inhibits); non-negative maps and spectra use sequential ones. Save any figure with
 :func:`save`. Big layers are capped (the first kernels or channels are shown) and the title
 says so.
+
+The figures are made without pyplot: nothing keeps them but the caller (no figure registry
+to close, so making many leaks nothing), no window ever opens, and a notebook shows a figure
+once, as a PNG, when a cell returns it (pyplot's inline backend would also show every figure
+made in the cell, a second time). ``figure.savefig`` works as usual (Agg).
 
 matplotlib is an optional extra (``pip install "kernelab[train]"``); it is imported on first
 use, so the core engine does not need it.
@@ -11,7 +16,10 @@ use, so the core engine does not need it.
 
 from __future__ import annotations
 
+import functools
+import io
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,23 +29,49 @@ import numpy as np
 from .frequency import describe, frequency_response
 
 
-def _pyplot():
+@functools.cache
+def _figure_class() -> type:
+    """matplotlib's Figure with a PNG form for notebooks; matplotlib imported on first use."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError('pictures need matplotlib: pip install "kernelab[train]"') from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+    class KernelabFigure(Figure):
+        """A Figure a notebook shows as a PNG, whatever the matplotlib backend."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", bbox_inches="tight")
+            return buffer.getvalue()
+
+    return KernelabFigure
+
+
+def new_figure(figsize: tuple[float, float]):
+    """An empty Figure drawn by Agg and kept by no registry (see the module docstring)."""
+    figure = _figure_class()(figsize=figsize)  # first: it says how to install matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)  # the canvas attaches itself to the figure
+    return figure
+
+
+def _cmap(name: str, bad: str | None = None):
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name]
+    return cmap if bad is None else cmap.with_extremes(bad=bad)
 
 
 def save(figure: Any, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG and release it."""
+    """Write ``figure`` as a PNG; one made with pyplot is also closed (released)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # pyplot keeps its figures until closed; ours it never had
+        pyplot.close(figure)
     return path
 
 
@@ -66,17 +100,15 @@ def _tile_figure(
     label_size: float = 7,
 ):
     """One axis showing every tile with its label above it, and a colour bar."""
-    plt = _pyplot()
     n, h, w = tiles.shape
     columns = max(1, min(columns, n))
     gap = max(1, round(0.08 * max(h, w)))
     label_rows = max(1, math.ceil(0.3 * h)) if labels else 0
     mosaic = _mosaic(tiles, columns, gap, label_rows)
     width = inches * columns  # of the tiles; the height follows the mosaic's aspect
-    figure, ax = plt.subplots(
-        figsize=(width + 1.2, width * mosaic.shape[0] / mosaic.shape[1] + 0.7)
-    )
-    options = dict(colour, cmap=plt.get_cmap(colour["cmap"]).with_extremes(bad="white"))
+    figure = new_figure((width + 1.2, width * mosaic.shape[0] / mosaic.shape[1] + 0.7))
+    ax = figure.subplots()
+    options = dict(colour, cmap=_cmap(colour["cmap"], bad="white"))
     image = ax.imshow(mosaic, interpolation="nearest", **options)
     ax.axis("off")
     for index, label in enumerate(labels):
@@ -123,17 +155,15 @@ def plot_kernel_depth(
     columns are drawn (the title says when the layer is bigger). One colour scale, centred
     on 0, for all slices.
     """
-    plt = _pyplot()
     w = np.asarray(weight)
     c_out, depth, kh, kw = w.shape
     shown = w[:max_out, :max_in]  # (rows, columns, kH, kW)
     rows, columns = shown.shape[:2]
     limit = float(np.abs(shown).max()) or 1.0
     mosaic = _mosaic(shown.reshape(rows * columns, kh, kw), columns)
-    figure, ax = plt.subplots(
-        figsize=(0.5 * columns * (kw + 1) / 4 + 1.6, 0.5 * rows * (kh + 1) / 4 + 1.2)
-    )
-    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")
+    figure = new_figure((0.5 * columns * (kw + 1) / 4 + 1.6, 0.5 * rows * (kh + 1) / 4 + 1.2))
+    ax = figure.subplots()
+    cmap = _cmap("RdBu_r", bad="white")
     image = ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
     ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(columns)], range(columns))
     ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], range(rows))
@@ -153,8 +183,8 @@ def plot_kernel_depth(
 
 def plot_learning_curves(epochs: Sequence[dict[str, float]]):
     """Loss and accuracy per epoch, training beside validation."""
-    plt = _pyplot()
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    figure = new_figure((9, 3.5))
+    loss_ax, acc_ax = figure.subplots(1, 2)
     x = [row["epoch"] for row in epochs]
     for split in ("train", "val"):
         if epochs and f"{split}_loss" in epochs[0]:
@@ -170,10 +200,10 @@ def plot_learning_curves(epochs: Sequence[dict[str, float]]):
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str] | None = None):
     """Counts of (true class, predicted class); the diagonal holds the right answers."""
-    plt = _pyplot()
     n = len(matrix)
     labels = list(labels or range(n))
-    figure, ax = plt.subplots(figsize=(0.55 * n + 2, 0.55 * n + 1.5))
+    figure = new_figure((0.55 * n + 2, 0.55 * n + 1.5))
+    ax = figure.subplots()
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         colour = "white" if value > matrix.max() / 2 else "black"
@@ -244,8 +274,8 @@ def plot_frequency_responses(
 
 def plot_images(pictures: Sequence[tuple[str, np.ndarray]], title: str = ""):
     """Images side by side, each with its caption: (H, W) grey or (H, W, 3) colour, uint8."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(pictures), figsize=(3.2 * len(pictures), 3.6), squeeze=False)
+    figure = new_figure((3.2 * len(pictures), 3.6))
+    axes = figure.subplots(1, len(pictures), squeeze=False)
     for ax, (caption, pixels) in zip(axes[0], pictures, strict=True):
         ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
         ax.set_title(caption, fontsize=9)
@@ -258,10 +288,10 @@ def plot_probabilities(
     probabilities: np.ndarray, labels: Sequence[str] | None = None, title: str = "prediction"
 ):
     """The model's class probabilities for one image, as bars."""
-    plt = _pyplot()
     p = np.asarray(probabilities)
     labels = [str(label) for label in (labels or range(len(p)))]
-    figure, ax = plt.subplots(figsize=(0.45 * len(p) + 2, 2.8))
+    figure = new_figure((0.45 * len(p) + 2, 2.8))
+    ax = figure.subplots()
     colours = ["tab:orange" if i == p.argmax() else "tab:blue" for i in range(len(p))]
     ax.bar(range(len(p)), p, color=colours)
     ax.set(xticks=range(len(p)), ylim=(0, 1), ylabel="probability", title=title)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,10 @@ class Module:
     Assigning a :class:`Parameter` or a ``Module`` to an attribute registers it, so
     ``parameters()``, ``state_dict()`` and ``train()``/``eval()`` reach it.
     """
+
+    # The HTML a notebook shows for a model, or None: set by kernelab.kernels.summary (its
+    # summary table), which builds on this module and so cannot be imported by it.
+    notebook_view: ClassVar[Callable[[Module], str | None] | None] = None
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -260,6 +264,13 @@ class Module:
             return self._short_repr()
         body = "\n".join("  " + line for text in children for line in text.splitlines())
         return f"{type(self).__name__}(\n{body}\n)"
+
+    def _repr_html_(self) -> str | None:
+        """What a notebook shows for a model: :attr:`notebook_view` of it, the summary table
+        (``kl.summary(model, shape)`` shows it for another input shape). None leaves the
+        text form."""
+        view = Module.notebook_view
+        return None if view is None else view(self)
 
 
 def new_parameter(shape: tuple[int, ...], bound: float, dtype, generator) -> Parameter:

@@ -14,6 +14,7 @@ and see every downstream map and the prediction change. The parts:
   per tab, trained in a worker thread (``live_run.py``) of a child process
   (``live_process.py``) from the page's choices (``live_config.py``), streamed to the page
   (``live_view.py``, ``live_web.py``: Server-Sent Events);
+* ``notebook.py``: ``kl.explain``, the page served from a notebook's kernel, in an IFrame;
 * ``static/``: the page (HTML, one script, one style sheet; nothing from the internet).
 
 ``kernelab explain`` calls :func:`app.serve`. Only this package's web layer needs the

@@ -65,19 +65,31 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+# Pages on this machine (a notebook's, at any port) that may show the page in a frame, for a
+# server that asks for it (``kl.explain``); ``kernelab explain`` lets no page frame it.
+LOCAL_FRAMERS = "http://localhost:* http://127.0.0.1:* http://[::1]:*"
+
+
+def security_headers(frame_ancestors: str = "'none'") -> dict[str, str]:
+    """:data:`HEADERS` with the pages allowed to frame this one (CSP ``frame-ancestors``)."""
+    policy = HEADERS["content-security-policy"]
+    policy = policy.replace("frame-ancestors 'none'", f"frame-ancestors {frame_ancestors}")
+    return dict(HEADERS, **{"content-security-policy": policy})
+
+
 log = logging.getLogger("kernelab.explain")
 
 
 class SecurityHeaders:
-    """ASGI middleware adding :data:`HEADERS` to every response."""
+    """ASGI middleware adding ``headers`` (by default :data:`HEADERS`) to every response."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, headers: dict[str, str] | None = None):
+        self.app, self.headers = app, headers or HEADERS
 
     async def __call__(self, scope, receive, send):
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(HEADERS)
+                MutableHeaders(scope=message).update(self.headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
@@ -160,11 +172,14 @@ def create_app(
     data_dir: str | None = None,
     train_threads: int = 1,
     train_process: bool = True,
+    frame_ancestors: str = "'none'",
 ):
     """The Starlette app for a :class:`~.source.Source` (or a path to load one from).
 
     ``session_limit`` sessions are kept; ``running`` requests compute at once (default: one
     per core) and ``waiting`` more queue (default ``limits.WAITING_PER_CORE`` per core).
+    ``frame_ancestors``: the pages that may show this one in a frame (CSP sources, e.g.
+    :data:`LOCAL_FRAMERS`); none by default.
     A model the page cannot serve within ``limits`` is refused with a ValueError.
     ``train``: the Train view too (``live.py``), its runs written under ``runs_dir``, its
     data read from ``data_dir`` (else the cache), trained with ``train_threads`` threads in
@@ -298,7 +313,7 @@ def create_app(
         )
         live = LiveProcess(**settings) if train_process else LiveTraining(**settings)
         routes += live_routes(live, read_json)
-    middleware = [Middleware(SecurityHeaders)]
+    middleware = [Middleware(SecurityHeaders, headers=security_headers(frame_ancestors))]
     if allowed_hosts is not None:  # refuses other Host headers (DNS rebinding)
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
 

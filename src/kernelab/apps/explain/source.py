@@ -25,6 +25,7 @@ from ...autograd import no_grad
 from ...core import serialization
 from ...core.tensor import Tensor
 from ...data import MNIST_MEAN, MNIST_STD
+from ...kernels.summary import guess_input_shape
 from ...nn import Module
 from .. import runs
 from ..train import CHECKPOINT
@@ -43,8 +44,8 @@ class Source:
 
     model: Module
     config: dict[str, Any]
-    path: Path  # the run folder, or the .onnx file
-    kind: str  # "run" or "onnx"
+    path: Path  # the run folder, the .onnx file, or a model's class name (kind "model")
+    kind: str  # "run", "onnx", or "model" (a model in memory)
     input_shape: tuple[int, int, int]  # (C, H, W)
     mean: float
     std: float
@@ -77,6 +78,39 @@ def load_source(path: str | Path) -> Source:
         std=float(config.get("std", MNIST_STD if shape[0] == 1 else 1.0)),
         classes=[str(c) for c in config.get("classes", range(_outputs(model, shape)))],
         checkpoint=checkpoint,
+    )
+
+
+def model_source(
+    model: Module,
+    input_shape: tuple[int, int, int] | None = None,
+    classes: list[str] | None = None,
+) -> Source:
+    """A model in memory (a notebook's), copied now: later training of ``model`` does not
+    change what the page shows, and the page's edits never reach ``model``.
+
+    ``input_shape`` (C, H, W) defaults to the one its first convolution suggests (28x28 for
+    one channel, 32x32 otherwise); pixels are normalised as kernelab's datasets are (MNIST's
+    mean and std for one channel, none for colour).
+    """
+    shape = input_shape or guess_input_shape(model)
+    if shape is None or len(shape) != 3:
+        raise ValueError(
+            f"{type(model).__name__}: expected a model that takes images (C, H, W), "
+            f"got input shape {shape}; pass input_shape=(C, H, W)"
+        )
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    copied = copy.deepcopy(model).eval()
+    mean, std = (MNIST_MEAN, MNIST_STD) if shape[0] == 1 else (0.0, 1.0)
+    return Source(
+        model=copied,
+        config={"input_shape": list(shape)},
+        path=Path(type(model).__name__),
+        kind="model",
+        input_shape=shape,
+        mean=float(mean),
+        std=float(std),
+        classes=[str(c) for c in (classes or range(_outputs(copied, shape)))],
     )
 
 
@@ -232,7 +266,8 @@ def save_as_new_run(source: Source, session: Session, name: str | None = None) -
     ``config``) and ``edits.json`` listing what was changed. Returns the new folder.
     """
     if source.kind != "run":
-        raise ExplainError("only a run folder can be saved as a new run (this is an ONNX file)")
+        what = "an ONNX file" if source.kind == "onnx" else "a model in memory"
+        raise ExplainError(f"only a run folder can be saved as a new run (this is {what})")
     parent = source.path.parent
     if name is None:
         stem = f"{source.path.name}-edited"
