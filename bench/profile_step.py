@@ -1,7 +1,9 @@
-"""Where kernelab's time goes in one training (or inference) step of the classic network.
+"""Where kernelab's time goes in one training (or inference) step of the classic network
+(or, with ``--net``, of the tutorial CNN, ResNet-8 or the MobileNet-like network of nets.py).
 
     python bench/profile_step.py [--threads 1] [--batch 64] [--mode train|infer] [--steps 20]
     python bench/profile_step.py --compare [--best] [--kernels] [--batch 64] [--steps 20]
+    python bench/profile_step.py --net resnet8 --compare [--mode infer]
 
 Wraps the ``forward`` and ``backward`` of every operation in ``kernelab.functional`` (and the
 im2col/col2im/pad helpers, when the modules have them) with a timer, runs the step, and prints
@@ -159,9 +161,13 @@ def _wrap_class(timers: Timers, cls, is_function: bool) -> None:
     # conv algorithms (Gemm, Depthwise, ...) have Function-like static forward/backward too
     for method in ("forward", "backward"):
         raw = inspect.getattr_static(cls, method, None)
-        if isinstance(raw, staticmethod) and (is_function or method in vars(cls)):
-            label = f"{cls.__name__}.{method}"
+        if not (is_function or method in vars(cls)):
+            continue
+        label = f"{cls.__name__}.{method}"
+        if isinstance(raw, staticmethod):
             setattr(cls, method, staticmethod(timers.wrap(raw.__func__, label)))
+        elif isinstance(raw, classmethod):  # Winograd's forward reads its class's tile
+            setattr(cls, method, classmethod(timers.wrap(raw.__func__, label)))
 
 
 class Profile:
@@ -197,22 +203,39 @@ class Profile:
         return self.statistic(self.steps[engine])
 
 
+def networks(net: str, batch: int):
+    """kernelab's network, PyTorch's with the same weights, and 4 batches: the classic
+    network on 1x28x28, or one of ``cases.NETS`` on its image shape (SGD momentum for all:
+    the tutorial's Adam is not applied here)."""
+    if net == "classic":
+        ours = models.classic_kernelab()
+        theirs = models.classic_torch()
+        models.copy_weights(ours, theirs)
+        return ours, theirs, models.make_batches(4, batch)
+    import torch
+
+    import kernelab as kl
+    from bench import cases
+
+    build, image = cases.NETS[net][:2]
+    kl.manual_seed(cases.SEED)
+    ours, theirs = build(kl.nn), build(torch.nn)
+    models.copy_weights(ours, theirs)
+    return ours, theirs, models.make_batches(4, batch, image[-1], cases.SEED, channels=image[0])
+
+
 def run(args, settings: tuple[int, ...], clock, per_thread=False) -> dict[int, Profile]:
     """Profile the step at each thread count of ``settings``, alternating them step by step."""
     from threadpoolctl import threadpool_limits
 
-    batches = models.make_batches(4, args.batch)
     train = args.mode == "train"
+    ours_model, their_model, batches = networks(args.net, args.batch)
     timers = Timers(clock, per_thread)
     ours = timers.wrap(
-        (models.kernelab_train_step if train else models.kernelab_infer_step)(
-            models.classic_kernelab(), batches
-        ),
+        (models.kernelab_train_step if train else models.kernelab_infer_step)(ours_model, batches),
         REST,  # the step's exclusive time: all that is not a timed piece
     )
-    theirs = (models.torch_train_step if train else models.torch_infer_step)(
-        models.classic_torch(), batches
-    )
+    theirs = (models.torch_train_step if train else models.torch_infer_step)(their_model, batches)
     instrument(timers)
     if args.kernels:
         instrument_kernels(timers)
@@ -239,6 +262,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
+    parser.add_argument(
+        "--net", choices=("classic", "tutorial", "resnet8", "mobile"), default="classic"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument(
         "--compare", action="store_true", help="1 and 2 threads: each piece's gain, its serial part"
@@ -265,7 +291,7 @@ def main(argv=None) -> int:
 def title(args, profile: Profile, threads: int, clock_name: str) -> str:
     ours, theirs = profile.step("kernelab"), profile.step("torch")
     return (
-        f"classic network, {args.mode}, batch {args.batch}, {threads} thread(s), {clock_name} "
+        f"{args.net} network, {args.mode}, batch {args.batch}, {threads} thread(s), {clock_name} "
         f"time: kernelab {1e3 * ours:.1f} ms/step, PyTorch {1e3 * theirs:.1f} ms/step "
         f"({'best' if args.best else 'median'} of {args.steps} steps; {ours / theirs:.2f}x)"
     )
