@@ -116,13 +116,14 @@ DIRECT_CHANNELS = 64
 DIRECT_GRADIENT_CHANNELS = 16
 
 
-def direct_passes(geometry: ConvGeometry, w_shape, xp) -> direct.Passes:
-    """The passes of this F(2x2, 3x3) layer that run direct (see DIRECT_CHANNELS): none when
+def direct_passes(geometry: ConvGeometry, w_shape, xp, needs=(True, True)) -> direct.Passes:
+    """The passes of this F(2x2, 3x3) layer that run direct (see DIRECT_CHANNELS), of those
+    ``needs`` asks for besides the forward (input gradient, kernel gradient): none when
     ``KERNELAB_DIRECT_CONV=0``, or until their kernels are compiled."""
     widest = max(w_shape[:2])
     if direct.mode() == "off" or widest > DIRECT_CHANNELS:
         return direct.Passes(False, False, False)
-    wanted = direct.Passes(True, widest <= DIRECT_GRADIENT_CHANNELS, True)
+    wanted = direct.Passes(True, needs[0] and widest <= DIRECT_GRADIENT_CHANNELS, needs[1])
     return direct.usable(wanted, xp.shape, xp.dtype, geometry)
 
 
@@ -247,7 +248,7 @@ class Winograd:
         ctx.xp, ctx.w, ctx.geometry = xp, w, geometry
         ctx.passes = direct.Passes(False, False, False)
         if cls.direct and ctx.tile == 2:
-            ctx.passes = direct_passes(geometry, w.shape, xp)
+            ctx.passes = direct_passes(geometry, w.shape, xp, ctx.needs_input_grad[:2])
         y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
         if ctx.passes.forward:
             direct.correlate(xp, w, b, geometry.stride, geometry.dilation, y)
