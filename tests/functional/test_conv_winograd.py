@@ -198,10 +198,11 @@ def test_passes_measured_faster_direct_run_there(monkeypatch, dtype, channels, e
 
 
 @pytest.mark.usefixtures("compiled_only")
-def test_no_pass_runs_direct_when_it_is_off_or_the_layer_is_wide(monkeypatch):
+def test_no_pass_runs_direct_when_it_is_off_or_the_layer_too_wide_or_thin(monkeypatch):
     geometry = conv_geometry(3, 1, 1, 1, 1)
     xp = np.zeros((16, 1, 6, 6), np.float32)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "0")
     assert not any(conv_winograd.direct_passes(geometry, (16, 16, 3, 3), xp))
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
     assert not any(conv_winograd.direct_passes(geometry, (128, 16, 3, 3), xp))
+    assert not any(conv_winograd.direct_passes(geometry, (16, 8, 3, 3), xp))

@@ -120,10 +120,11 @@ DIRECT_GRADIENT_CHANNELS = 16
 def direct_passes(geometry: ConvGeometry, w_shape, xp, needs=(True, True)) -> direct.Passes:
     """The passes of this F(2x2, 3x3) layer that run direct (see DIRECT_CHANNELS), of those
     ``needs`` asks for besides the forward (input gradient, kernel gradient): none when
-    ``KERNELAB_DIRECT_CONV=0``, or until their kernels are compiled."""
+    ``KERNELAB_DIRECT_CONV=0``, for layers thinner than MIN_CHANNELS (which only tests route
+    here), or until their kernels are compiled."""
     widest = max(w_shape[:2])
-    if direct.mode() == "off" or widest > DIRECT_CHANNELS:
-        return direct.Passes(False, False, False)
+    if direct.mode() == "off" or widest > DIRECT_CHANNELS or min(w_shape[:2]) < MIN_CHANNELS:
+        return direct.Passes(False, False, False)  # thinner layers: never measured
     wanted = direct.Passes(True, needs[0] and widest <= DIRECT_GRADIENT_CHANNELS, needs[1])
     return _usable(wanted, xp.shape, xp.dtype, geometry, direct.mode())
 
