@@ -6,6 +6,11 @@ contiguous input) or, when ``channel_major``, ``(C, N, S)`` — the memory behin
 contiguous row of S values, so a channel-major input is never transposed, and every result
 comes back in the input's layout.
 
+In training on a channel-major input, each pass that needs per-channel sums first (the
+forward's normalisation, the backward's input gradient) runs a channel per task, both of its
+passes over the channel back to back (:func:`normalise_channels`, :func:`channel_gradients`):
+the second reads the channel from the core's cache, not from memory.
+
 Sums are accumulated in float64 whatever the data's dtype. The batch statistics come from one
 pass of shifted sums (``Σ(x − k)`` and ``Σ(x − k)²`` with ``k`` the channel's first value), which
 keeps the variance exact to float64 rounding unless the mean is vastly larger than the spread.
