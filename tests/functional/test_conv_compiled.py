@@ -1,6 +1,9 @@
 """The compiled passes of the GEMM convolution (conv_compiled.py): im2col and col2im against
 plain loops and the NumPy reference, the threaded sample ranges against PyTorch."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -91,17 +94,42 @@ def test_channel_sums():
     assert_rel_close(sums, y.sum(axis=(1, 2)), 1e-12, "channel sums")
 
 
-def test_run_covers_every_range_in_order():
-    ranges = [(0, 3), (3, 5), (5, 6), (6, 9)]
-    assert conv_compiled.run(lambda start, stop: (start, stop), ranges) == ranges
-
-
 @pytest.fixture(params=[1, 2])
 def threads(request):
     previous = kl.get_num_threads()
     kl.set_num_threads(request.param)
     yield request.param
     kl.set_num_threads(previous)
+
+
+def test_run_covers_every_range_in_order(threads):
+    ranges = [(0, 3), (3, 5), (5, 6), (6, 9), (9, 10)]
+    seen = []
+
+    def task(start, stop):
+        seen.append(threading.get_ident())
+        # a task runs its passes on one thread: a nested run does not use the pool
+        assert conv_compiled.run(lambda a, b: b - a, [(0, 1), (1, 3)]) == [1, 2]
+        return start, stop
+
+    assert conv_compiled.run(task, ranges) == ranges
+    assert threading.get_ident() in seen  # the caller takes ranges too
+    assert len(set(seen)) <= threads
+
+
+def test_run_raises_a_task_error_once_no_range_runs(threads):
+    started, ended = [], []
+
+    def task(start, stop):
+        if start == 0:
+            raise ValueError("range 0")
+        started.append(start)
+        time.sleep(0.01)
+        ended.append(start)
+
+    with pytest.raises(ValueError, match="range 0"):
+        conv_compiled.run(task, [(0, 1), (1, 2), (2, 3), (3, 4)])
+    assert sorted(ended) == sorted(started)
 
 
 # x shape, w shape, stride, padding, dilation, groups: the GEMM path with im2col, its 1x1

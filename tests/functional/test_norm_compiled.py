@@ -115,3 +115,32 @@ def test_nan_propagates_like_the_reference():
     reference = run_ours("numpy", x, [], stats, gy, settings)
     for a, b in zip([compiled[0], *compiled[1]], [reference[0], *reference[1]], strict=True):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("affine", ["weight", "bias"])
+def test_a_channel_per_task_with_weight_or_bias_alone(dtype, affine):
+    # the channel-major training passes (normalise_channels, channel_gradients) on a CIFAR
+    # layer's shape, with only one of the affine parameters, against PyTorch
+    rng = np.random.default_rng(4)
+    x = make_input(rng, (8, 16, 6, 7), "channel_major", dtype)
+    param = rng.standard_normal(16).astype(dtype)
+    stats = [np.zeros(16, dtype), np.ones(16, dtype)]
+    gy = np.swapaxes(rng.standard_normal((16, 8, 6, 7)).astype(dtype), 0, 1)
+    settings = {"training": True, "momentum": 0.1, "eps": 1e-5}
+    ours = kl.Tensor(x, requires_grad=True), kl.Tensor(param, requires_grad=True)
+    y = F.batch_norm(
+        ours[0], *stats, *((ours[1], None) if affine == "weight" else (None, ours[1])), **settings
+    )
+    y.backward(gy)
+    theirs = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    tparam = torch.tensor(param, requires_grad=True)
+    tstats = [torch.tensor(s) for s in (np.zeros(16, dtype), np.ones(16, dtype))]
+    args = (tparam, None) if affine == "weight" else (None, tparam)
+    ty = torch.nn.functional.batch_norm(theirs, *tstats, *args, **settings)
+    ty.backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
+    assert_rel_close(ours[0].grad.array, theirs.grad.numpy(), TOL[dtype], "input gradient")
+    assert_rel_close(ours[1].grad.array, tparam.grad.numpy(), TOL[dtype], "parameter gradient")
+    for a, b in zip(stats, tstats, strict=True):
+        assert_rel_close(a, b.numpy(), TOL[dtype], "running statistics")

@@ -12,6 +12,7 @@ the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -161,17 +162,38 @@ def threads() -> int:
 
 
 def run(task, ranges: list[tuple[int, int]]) -> list:
-    """``task(start, stop)`` for every range, on :func:`threads` workers; the results.
+    """``task(start, stop)`` for every range, on :func:`threads` threads; the results.
 
-    Each worker runs its whole range — im2col, products at one BLAS thread, col2im — so
+    Each thread runs whole ranges — im2col, products at one BLAS thread, col2im — so
     the two kinds of threads never compete: BLAS's own threads, spinning after a product,
-    would take the cores the compiled passes want.
+    would take the cores the compiled passes want. The calling thread is one of them: it
+    takes ranges in turn with the pool's threads (the next one free takes the next range),
+    so a call wakes one thread fewer, and the caller's core, already running, starts at once.
     """
     workers = min(threads(), len(ranges))
     if workers == 1 or _worker.active:  # a task waiting on its own pool would never end
         return [task(start, stop) for start, stop in ranges]
-    pool = _pools.get(workers)
+    pool = _pools.get(workers - 1)
     if pool is None:
-        pool = _pools[workers] = ThreadPoolExecutor(workers, initializer=_start_worker)
+        pool = _pools[workers - 1] = ThreadPoolExecutor(workers - 1, initializer=_start_worker)
+    results = [None] * len(ranges)
+    turns = itertools.count()  # next() on it is atomic: each range is taken once
+
+    def take_turns() -> None:
+        for index in turns:
+            if index >= len(ranges):
+                return
+            results[index] = task(*ranges[index])
+
     with one_blas_thread():
-        return list(pool.map(lambda bounds: task(*bounds), ranges))
+        helpers = [pool.submit(take_turns) for _ in range(workers - 1)]
+        _worker.active = True
+        try:
+            take_turns()
+        finally:
+            _worker.active = False
+            for helper in helpers:  # done before the caller's buffers go, even on an error
+                helper.exception()
+        for helper in helpers:
+            helper.result()  # a helper's error raised here
+    return results
