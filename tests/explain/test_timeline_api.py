@@ -193,3 +193,14 @@ def test_a_timeline_of_another_model_is_refused(bare_run, tmp_path):
         answer = client.get("/api/timeline", headers=SESSION)
         assert answer.status_code == 409
         assert "does not match this run's model: '0.weight'" in answer.json()["error"]
+
+
+def test_a_model_in_memory_says_it_has_no_timeline():
+    from kernelab.apps.explain.source import model_source
+
+    model = arch.build("conv5x4-same,relu,flatten,linear10", (1, 28, 28), generator=0)
+    with TestClient(create_app(model_source(model, (1, 28, 28)))) as client:
+        assert client.get("/api/timeline", headers=SESSION).json()["available"] is False
+        refused = show(client, 0)
+        assert refused.status_code == 404
+        assert "this is a model in memory: only a run folder" in refused.json()["error"]

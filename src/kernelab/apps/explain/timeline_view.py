@@ -42,7 +42,8 @@ class RunTimeline:
         """The timeline; a 404 ExplainError saying why when there is none to show."""
         run_dir = self.source.run_dir
         if run_dir is None:
-            raise ExplainError("this model is an ONNX file: only a run folder has a timeline", 404)
+            what = "an ONNX file" if self.source.kind == "onnx" else "a model in memory"
+            raise ExplainError(f"this is {what}: only a run folder has a timeline", 404)
         with self._lock:
             files = sorted(p.name for p in (run_dir / FOLDER).glob("step-*.kl"))
             if self._timeline is None or files != self._files:
