@@ -288,3 +288,22 @@ def test_one_new_array_returned_for_two_inputs_is_no_ones_own():
     assert not fresh(node, g, g, (g, None))
     assert not fresh(node, g, made[1:], (made[1:], None))
     assert not fresh(node, g, node.ctx.kept, (node.ctx.kept,))
+
+
+def test_views_count_by_the_memory_they_show():
+    """A reshaped new array is new; a slice, a transpose, or two views of one are not."""
+    from types import SimpleNamespace
+
+    from kernelab.autograd import fresh
+    from kernelab.functional.arithmetic import Add
+
+    g, made = np.ones(6), np.zeros(6)
+    node = SimpleNamespace(function=Add, ctx=SimpleNamespace(kept=made[:2]))
+    flat = np.arange(6.0)
+    assert fresh(node, g, flat.reshape(2, 3), (flat.reshape(2, 3),))
+    assert not fresh(node, g, flat[:3], (flat[:3],))
+    assert not fresh(node, g, flat.reshape(2, 3).T, (flat.reshape(2, 3).T,))  # kept C-ordered
+    assert not fresh(node, g, g.reshape(3, 2), (g.reshape(3, 2),))
+    first, second = flat[:3].reshape(3), flat.reshape(2, 3)
+    assert not fresh(node, g, second, (first, second))
+    assert not fresh(node, g, made.reshape(2, 3), (made.reshape(2, 3),))

@@ -447,16 +447,24 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
 
 def fresh(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> bool:
     """Whether the backward of ``node`` made ``ig`` for this input alone: a built-in
-    operation's (a user's Function may return an array it keeps), an array owning its memory
-    (not a view of ``g`` or of anything else), neither ``g`` itself, nor the gradient of
-    another input, nor anything the forward saved."""
-    return (
-        node.function.__module__.startswith(BUILT_IN)
-        and ig.base is None
-        and ig is not g
-        and sum(other is ig for other in in_grads) == 1
-        and not any(saved is ig for saved in vars(node.ctx).values())
-    )
+    operation's (a user's Function may return an array it keeps) whole new array, or a
+    reshaped view of one, whose memory is neither ``g``'s, nor another input's gradient's,
+    nor that of anything the forward saved."""
+    if not node.function.__module__.startswith(BUILT_IN) or not ig.flags.c_contiguous:
+        return False
+    memory = _memory(ig)
+    if memory is None or memory.size != ig.size or memory is _memory(g):
+        return False
+    grads = [_memory(x) for x in in_grads if isinstance(x, np.ndarray)]
+    saved = [_memory(x) for x in vars(node.ctx).values() if isinstance(x, np.ndarray)]
+    return sum(m is memory for m in grads) == 1 and not any(m is memory for m in saved)
+
+
+def _memory(array: np.ndarray) -> np.ndarray | None:
+    """The array that owns ``array``'s memory; None when that is not an array (a buffer)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array if array.base is None else None
 
 
 def _hooked(tensor: Any, grad: np.ndarray) -> np.ndarray:
