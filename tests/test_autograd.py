@@ -307,3 +307,13 @@ def test_views_count_by_the_memory_they_show():
     first, second = flat[:3].reshape(3), flat.reshape(2, 3)
     assert not fresh(node, g, second, (first, second))
     assert not fresh(node, g, made.reshape(2, 3), (made.reshape(2, 3),))
+
+
+def test_a_leaf_used_by_many_operations_sums_their_gradients_like_pytorch():
+    rng = np.random.default_rng(3)
+    x, a, b = (rng.standard_normal((4, 5)) for _ in range(3))
+    xk, xt = kl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    for v, lib in ((xk, kl), (xt, torch)):
+        h = v * lib.tensor(a) + lib.tanh(v) * lib.tensor(b) + v.exp() + v * v
+        (h * h).sum().backward()
+    np.testing.assert_allclose(xk.grad.array, xt.grad.numpy(), rtol=1e-12)

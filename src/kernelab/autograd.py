@@ -403,7 +403,9 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
 
     def add(tensor: Any, g: np.ndarray, fresh: bool) -> None:
         key = id(tensor)
-        if key in grads:
+        if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
+            np.add(grads[key], g, out=grads[key])  # the walk's own array: summed in place
+        elif key in grads:
             grads[key], owned[key] = grads[key] + g, True
         else:
             grads[key], owned[key] = g, fresh
