@@ -69,6 +69,7 @@ def test_train_from_the_page(browser, live_app, shots):  # noqa: F811
     errors = []
     page = open_page(browser, url, errors)
     page.wait_for_selector("#tab-train:not([hidden])")
+    assert page.is_hidden("#side-prediction")  # the opened model's: the Train view has its own
     if not CLASSIC:  # a tiny network on the synthetic digits: two epochs of 25 steps
         for name, value in (
             ("kernel-size", "3"),
@@ -157,4 +158,6 @@ def test_train_from_the_page(browser, live_app, shots):  # noqa: F811
     assert shown(page)["run_dir"] == str(run_dir)
     page.click("#live-stop")
     wait_until(page, "() => window.kernelabLive.state.status === 'stopped'")
+    page.click("#tabs button[data-tab=network]")
+    assert page.is_visible("#side-prediction")
     assert not errors, errors

@@ -83,6 +83,8 @@ function showTab(name) {
     button.classList.toggle("active", button.dataset.tab === name);
   }
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== `tab-${name}`;
+  // the Train view shows its own run's prediction; the side one is the opened model's
+  $("side-prediction").hidden = name === "train";
   if (name === "kernels" && state.kernelLayer === null) {
     const first = state.model.layers.find((l) => l.kind === "conv");
     buildKernelLayerButtons();
