@@ -20,18 +20,10 @@ from kernelab.apps import timeline
 from kernelab.apps.explain.app import create_app
 
 from .conftest import served
-from .test_browser import ARGS, CHROMIUM, TIMEOUT, draw_seven, open_page, shots  # noqa: F401
+from .test_browser import TIMEOUT, browser, draw_seven, open_page, shots  # noqa: F401
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
+pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 CLASSIC = os.environ.get("KERNELAB_LIVE_CLASSIC") == "1"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

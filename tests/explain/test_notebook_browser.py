@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
+pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 if not Path("/usr/bin/chromium").exists():
     pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 pytest.importorskip("uvicorn")
@@ -18,7 +18,7 @@ from kernelab.apps import arch  # noqa: E402
 from kernelab.apps.explain.app import create_app, served_in_thread  # noqa: E402
 from kernelab.apps.explain.source import model_source  # noqa: E402
 
-from .test_browser import ARGS, CHROMIUM, TIMEOUT  # noqa: E402
+from .test_browser import TIMEOUT, browser  # noqa: E402, F401
 
 
 def notebook_like(frame_html: str):
@@ -41,15 +41,7 @@ def notebook_like(frame_html: str):
     return server, f"http://localhost:{server.server_address[1]}/"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def test_a_local_notebook_shows_the_page_kl_explain_serves(browser):
+def test_a_local_notebook_shows_the_page_kl_explain_serves(browser):  # noqa: F811
     page_server = kl.explain(arch.build(arch.CLASSIC, generator=0))
     notebook, address = notebook_like(page_server._repr_html_())
     try:
@@ -65,7 +57,7 @@ def test_a_local_notebook_shows_the_page_kl_explain_serves(browser):
         page_server.stop()
 
 
-def test_no_page_may_frame_kernelab_explain(browser):
+def test_no_page_may_frame_kernelab_explain(browser):  # noqa: F811
     app = create_app(model_source(arch.build(arch.CLASSIC, generator=0)))
     with served_in_thread(app) as url:
         notebook, address = notebook_like(f'<iframe src="{url}"></iframe>')
@@ -81,7 +73,7 @@ def test_no_page_may_frame_kernelab_explain(browser):
             notebook.shutdown()
 
 
-def test_the_train_view_trains_inside_the_notebook_frame(browser, tmp_path, mnist_dir):
+def test_the_train_view_trains_inside_the_notebook_frame(browser, tmp_path, mnist_dir):  # noqa: F811
     runs_dir = tmp_path / "runs"
     model = arch.build(arch.CLASSIC, generator=0)
     page_server = kl.explain(model, train=True, runs_dir=runs_dir, data_dir=str(mnist_dir))
