@@ -243,6 +243,15 @@ def supports(x: np.ndarray) -> bool:
     return x.dtype in (np.float32, np.float64) and x.size > 0
 
 
+def update_running(running_mean, running_var, mean, var, momentum: float, count: int) -> None:
+    """The running statistics moved ``momentum`` towards the batch's, in place; the variance
+    unbiased over the ``count`` values per channel, as PyTorch keeps it."""
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (count / max(count - 1, 1))
+
+
 def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
     """:class:`norm.BatchNorm`'s forward: same results, running statistics updated alike."""
     dtype, channels = x.dtype, x.shape[1]
@@ -256,11 +265,7 @@ def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum,
         mean64, var64 = moments(rows, channel_major)
         mean, var = mean64.astype(dtype), var64.astype(dtype)
         if running_mean is not None:
-            count = x.size // channels
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += momentum * var * (count / max(count - 1, 1))
+            update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
     else:
         mean, var = np.array(running_mean, dtype), np.array(running_var, dtype)
     inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
@@ -284,11 +289,7 @@ def _forward_by_channels(ctx, x, rows, weight, bias, running_mean, running_var, 
     normalise_channels(rows, ones, zeros, np.array([eps], dtype), out, stats)
     mean, var = stats[0].astype(dtype), stats[1].astype(dtype)
     if running_mean is not None:
-        count = x.size // channels
-        running_mean *= 1 - momentum
-        running_mean += momentum * mean
-        running_var *= 1 - momentum
-        running_var += momentum * var * (count / max(count - 1, 1))
+        update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
     if any(ctx.needs_input_grad):
         inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
         ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
