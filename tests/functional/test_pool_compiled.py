@@ -31,6 +31,16 @@ def channel_major(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
 
 
+def max_pool_input(shape, values: str, dtype, layout: str, seed: int) -> np.ndarray:
+    """Normal values, 0/1 ties, or normal values with 20% NaN, in either layout."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, shape) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    x = x.astype(dtype)
+    return channel_major(x) if layout == "channel-major" else x
+
+
 def is_channel_major(a: np.ndarray) -> bool:
     return a.strides[0] < a.strides[1]
 
@@ -168,13 +178,7 @@ def test_adaptive_avg_pool(data, output_size, seed):
 def test_max_pool_2x2_stride_2(dtype, values, layout, size):
     """The 2x2, stride 2 kernels (written out cell by cell): ties go to the first cell, NaN to
     the last NaN, and an odd last row and column (in no window) get no gradient."""
-    rng = np.random.default_rng(7)
-    shape = (2, 3) + size
-    x = rng.integers(0, 2, shape) if values == "ties" else rng.standard_normal(shape)
-    if values == "nan":
-        x[rng.random(shape) < 0.2] = np.nan
-    x = x.astype(dtype)
-    x = channel_major(x) if layout == "channel-major" else x
+    x = max_pool_input((2, 3) + size, values, dtype, layout, seed=7)
     check(
         lambda t: F.max_pool2d(t, 2),
         lambda t: torch.nn.functional.max_pool2d(t, 2),
@@ -191,13 +195,7 @@ def test_max_pool_2x2_stride_2(dtype, values, layout, size):
 def test_max_pool_3x3_stride_2(dtype, values, layout, size, padding, ceil_mode):
     """The 3x3, stride 2 kernel (nine cells written out, the borders by the general loop):
     ties go to the first cell, NaN to the last NaN, as in the reference, bit for bit."""
-    rng = np.random.default_rng(13)
-    shape = (2, 3) + size
-    x = rng.integers(0, 2, shape) if values == "ties" else rng.standard_normal(shape)
-    if values == "nan":
-        x[rng.random(shape) < 0.2] = np.nan
-    x = x.astype(dtype)
-    x = channel_major(x) if layout == "channel-major" else x
+    x = max_pool_input((2, 3) + size, values, dtype, layout, seed=13)
     kwargs = {"kernel_size": 3, "stride": 2, "padding": padding, "ceil_mode": ceil_mode}
     check(
         lambda t: F.max_pool2d(t, **kwargs),
