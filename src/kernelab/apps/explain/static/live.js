@@ -3,7 +3,9 @@
 // a few times a second, the latest state only): curves, every first- and second-layer kernel,
 // the feature maps and prediction for the current input, the confusion matrix.
 // This tab's runs have their own id: closing the tab closes the stream, which stops its run.
-import { $, css, decode, el, fromBase64, paintMap, percent, signedRGB } from "./util.js";
+import {
+  $, chartFrame, css, decode, el, fromBase64, paintMap, percent, signedRGB, svg,
+} from "./util.js";
 
 const id = Array.from(crypto.getRandomValues(new Uint8Array(12)),
   (b) => b.toString(16).padStart(2, "0")).join("");
@@ -155,28 +157,15 @@ function render() {
 
 // ---- curves: the batch loss and accuracy by step, the held-out ones at each validation
 
-function svg(tag, attrs = {}, text = null) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== null) node.textContent = text;
-  return node;
-}
-
 function chart(title, steps, values, held, perEpoch) {
-  const W = 360, H = 170, L = 42, R = 10, T = 18, B = 22;
+  const size = { W: 360, H: 170, L: 42, R: 10, T: 18, B: 22 };
+  const { W, L, R } = size;
   const all = values.concat(held.filter((v) => v !== undefined));
   let lo = all.length ? Math.min(...all) : 0, hi = all.length ? Math.max(...all) : 1;
   if (!(hi > lo)) hi = lo + 1;
   const last = Math.max(1, steps[steps.length - 1] || 1);
   const X = (step) => L + (step * (W - L - R)) / last;
-  const Y = (v) => T + ((hi - v) * (H - T - B)) / (hi - lo);
-  const root = svg("svg", { class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
-  root.append(svg("text", { x: L, y: 12 }, title),
-    svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
-    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
-    svg("text", { x: 2, y: Y(hi) + 4 }, hi.toPrecision(3)),
-    svg("text", { x: 2, y: Y(lo) + 4 }, lo.toPrecision(3)),
-    svg("text", { x: W - R - 60, y: H - 5 }, `step ${last}`));
+  const { root, Y } = chartFrame(title, size, lo, hi, `step ${last}`);
   const points = values.map((v, i) => `${X(steps[i]).toFixed(1)},${Y(v).toFixed(1)}`).join(" ");
   root.append(svg("polyline", { points, fill: "none", stroke: "#5ea2ff", "stroke-width": 1.5 }));
   held.forEach((v, i) => {

@@ -1,7 +1,7 @@
 // Training: learning curves, the test set with the trained model's confusion matrix and
 // mistakes, and test images as inputs.
 import { loadPixels } from "./input.js";
-import { $, api, el, fromBase64, paintPixels, state } from "./util.js";
+import { $, api, chartFrame, el, fromBase64, paintPixels, state, svg } from "./util.js";
 
 async function loadTestImage(index) {
   try {
@@ -59,28 +59,15 @@ export async function loadCurves() {
     chart("accuracy", [["train", series("train_acc"), "#5ea2ff"], ["test", series("val_acc"), "#ffb454"]]));
 }
 
-function svg(tag, attrs = {}, text = null) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== null) node.textContent = text;
-  return node;
-}
-
 function chart(title, lines) {
-  const W = 320, H = 180, L = 40, R = 10, T = 20, B = 24;
+  const size = { W: 320, H: 180, L: 40, R: 10, T: 20, B: 24 };
+  const { W, L, R } = size;
   const values = lines.flatMap(([, v]) => v);
   const n = Math.max(...lines.map(([, v]) => v.length));
   let lo = Math.min(...values), hi = Math.max(...values);
   if (hi === lo) { hi += 0.5; lo -= 0.5; }
   const X = (i) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2);
-  const Y = (v) => T + ((hi - v) * (H - T - B)) / (hi - lo);
-  const root = svg("svg", { class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
-  root.append(svg("text", { x: L, y: 13 }, title),
-    svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
-    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
-    svg("text", { x: 2, y: Y(hi) + 4 }, hi.toPrecision(3)),
-    svg("text", { x: 2, y: Y(lo) + 4 }, lo.toPrecision(3)),
-    svg("text", { x: W - R - 40, y: H - 6 }, `epoch ${n}`));
+  const { root, Y } = chartFrame(title, size, lo, hi, `epoch ${n}`);
   lines.forEach(([name, v, colour], k) => {
     if (!v.length) return;
     const points = v.map((value, i) => `${X(i)},${Y(value)}`).join(" ");

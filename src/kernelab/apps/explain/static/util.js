@@ -203,3 +203,25 @@ export function paintPixels(canvas, pixels, shape, offset = 0) {
   }
   context.putImageData(image, 0, 0);
 }
+
+export function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+// A chart's frame: its title, axes, the values lo..hi on the left and the x axis's last
+// label; returns the SVG root and Y, a value's height. size: width W, height H, margins L R T B.
+export function chartFrame(title, size, lo, hi, xLabel) {
+  const { W, H, L, R, T, B } = size;
+  const Y = (v) => T + ((hi - v) * (H - T - B)) / (hi - lo);
+  const root = svg("svg", { class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
+  root.append(svg("text", { x: L, y: T - 6 }, title),
+    svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
+    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
+    svg("text", { x: 2, y: Y(hi) + 4 }, hi.toPrecision(3)),
+    svg("text", { x: 2, y: Y(lo) + 4 }, lo.toPrecision(3)),
+    svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, xLabel));
+  return { root, Y };
+}
