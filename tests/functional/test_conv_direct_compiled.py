@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernelab.functional import conv_direct_compiled as direct
-from kernelab.functional import conv_direct_source
+from kernelab.functional import conv_direct_source, conv_winograd
 from kernelab.functional.conv import pad
 from kernelab.functional.conv_algorithms import Gemm, choose
 from kernelab.functional.geometry import conv_geometry
@@ -129,6 +129,39 @@ def test_passes_left_to_the_gemm_match_torch():
         assert_rel_close(ours, theirs, 1e-9, what)
 
 
+@pytest.mark.parametrize("direct_forward", [True, False])
+def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, direct_forward):
+    # stride-1 3x3: the input gradient by Winograd; the forward direct, or by Winograd when
+    # its kernel is not compiled; the kernel gradient direct
+    monkeypatch.setattr(conv_winograd, "MIN_FLOPS", 0)
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((2, 16, 6, 9)), rng.standard_normal((16, 16, 3, 3)), None
+    geometry = conv_geometry(3, 1, ((1, 0), (2, 1)), 1, 1)
+    assert direct.passes(geometry, w.shape) == (True, False, True)
+    calls = []
+    for module, name in ((direct, "correlate"), (conv_winograd, "correlate")):
+        original = getattr(module, name)
+
+        def spy(*args, original=original, module=module):
+            calls.append(module.__name__.rsplit("_", 1)[1])
+            return original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+
+    class Routed(direct.DirectCompiled):
+        @staticmethod
+        def forward(ctx, xp, w, b, geometry):
+            ctx.passes = direct.Passes(direct_forward, False, True)
+            return direct.DirectCompiled.run_forward(ctx, xp, w, b, geometry)
+
+    y, gx, gw, gy = run(Routed, x, w, b, geometry)
+    first = "compiled" if direct_forward else "winograd"
+    assert calls == [first, "winograd"]
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)
+
+
 def test_column_tiles_cover_the_row():
     for ow in (8, 9, 14, 18, 28, 30, 31, 56):
         jb, starts = direct.column_tiles(ow)
@@ -189,7 +222,7 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
-    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, False)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, True)
     assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
@@ -198,8 +231,8 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
         direct.passes(conv2, (64, 32, 5, 5))
 
 
-# A layer whose forward alone is direct (4x1: 4 taps), float64 (its kernel compiles fastest).
-# Its forward runs, waits for any background compilation to end, and runs again.
+# A layer's forward (4x1: 4 taps, direct), not differentiated, float64 (its kernel compiles
+# fastest). Its forward runs, waits for any background compilation to end, and runs again.
 AUTO = """
     import glob, os, time, types
     import numpy as np
@@ -207,7 +240,7 @@ AUTO = """
     from kernelab.functional.geometry import conv_geometry
     geometry = conv_geometry((4, 1), 1, 0, 1, 1)
     xp, w = np.ones((16, 2, 6, 8)), np.ones((16, 16, 4, 1))
-    ctx = types.SimpleNamespace(needs_input_grad=(True, True, False))
+    ctx = types.SimpleNamespace(needs_input_grad=(False, False, False))
     y = direct.DirectCompiled.forward(ctx, xp, w, None, geometry)
     first = tuple(ctx.passes)
     pending = os.path.join(os.environ["NUMBA_CACHE_DIR"], "generated", "*.compiling")

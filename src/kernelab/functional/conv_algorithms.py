@@ -301,20 +301,20 @@ class Depthwise:
 def choose(geometry: ConvGeometry, w_shape) -> type:
     """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
     their own (compiled on the compiled path); on the compiled path, thin inputs (at most 4
-    channels) the thin direct convolution (``conv_thin_compiled``), Winograd's for the
-    stride-1 3x3 ones it measured faster at (``conv_winograd.suits``), the direct convolution
-    where it measured faster for some pass (``conv_direct_compiled.passes``); everything else
-    the GEMM."""
+    channels) the thin direct convolution (``conv_thin_compiled``); layers where the direct
+    convolution or Winograd's measured faster for some pass the algorithm that picks one
+    per pass (``conv_direct_compiled.DirectCompiled``: ``passes`` and ``winograd_route``),
+    or Winograd's alone when the direct convolution is off; everything else the GEMM."""
     if not (w_shape[1] == 1 and geometry.groups > 1):
         thin = jit.twin(".conv_thin_compiled", __package__)
         if thin is not None and thin.fits(geometry, w_shape):
             return thin.ThinCompiled
-        winograd = jit.twin(".conv_winograd", __package__)
-        if winograd is not None and winograd.suits(geometry, w_shape):
-            return winograd.Winograd
         direct = jit.twin(".conv_direct_compiled", __package__)
         if direct is not None and any(direct.passes(geometry, w_shape)):
             return direct.DirectCompiled
+        winograd = jit.twin(".conv_winograd", __package__)
+        if winograd is not None and winograd.suits(geometry, w_shape):
+            return winograd.Winograd
         return Gemm
     fast = jit.twin(".depthwise_compiled", __package__)
     return Depthwise if fast is None else fast.DepthwiseCompiled
