@@ -9,8 +9,9 @@ weights for a block are one contiguous load. Layouts, channel-major as in ``conv
   (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB.
 * input gradient (stride 1): the *full* correlation of the output gradient, zero-padded by
   ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
-  the forward's micro-kernel again. Only the unpadded input's pixels are computed (the
-  caller cuts the padding off): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
+  the forward's micro-kernel again. Only the unpadded input's pixels are computed, and
+  returned without the padding (``Conv2d`` takes it so): at 14x14 with a 5x5 kernel the
+  padded plane is 1.7x larger.
 * kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each sample's OH·OW
   terms from zero in the accumulators, added into its task's partial kernel (T, C_out/CB,
   C_in, kH, kW, CB), the T partials added pairwise. The output gradient is repacked channels
@@ -49,7 +50,7 @@ import numpy as np
 from ..core import jit
 from . import conv_compiled, conv_winograd
 from . import conv_direct_source as source
-from .conv_algorithms import Gemm
+from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
 
 BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
@@ -221,9 +222,9 @@ def correlate(xp, w, bias, stride, dilation, y) -> None:
 
 
 def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
-    """gxp (C_in, N, Hp, Wp) for stride 1: the full correlation of gy (C_out, N, OH, OW)
-    with the rotated kernel (see the module), computed only inside the padding, which the
-    caller cuts off (the border stays zero)."""
+    """gx (C_in, N, H, W), the input gradient without the padding (``Conv2d`` takes it so),
+    for stride 1: the full correlation of gy (C_out, N, OH, OW) with the rotated kernel (see
+    the module), computed only inside the padding."""
     (kh, kw), (dh, dw) = geometry.kernel_size, geometry.dilation
     (top, bottom), (left, right) = geometry.padding
     c_out, n, oh, ow = gy.shape
@@ -241,18 +242,7 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
     gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
     correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
-    if top == bottom == left == right == 0:
-        return gx
-    gxp = np.empty(padded_shape, gy.dtype)  # (C_in, N, Hp, Wp)
-
-    def pad_samples(start, stop):  # the border zeroed, the inside gx's
-        part = gxp[:, start:stop]  # (C_in, chunk, Hp, Wp)
-        part[:, :, :top], part[:, :, top + h :] = 0, 0
-        part[:, :, top : top + h, :left], part[:, :, top : top + h, left + width :] = 0, 0
-        part[:, :, top : top + h, left : left + width] = gx[:, start:stop]
-
-    by_samples(pad_samples, n)
-    return gxp
+    return gx
 
 
 def by_samples(copy, n: int) -> None:
@@ -333,7 +323,7 @@ class DirectCompiled:
         if not ctx.passes.forward:
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
             return algorithm.forward(ctx, xp, w, b, geometry)
-        xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
+        xp = contiguous(xp)  # (C_in, N, Hp, Wp)
         oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
         y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
         correlate(xp, w, b, geometry.stride, geometry.dilation, y)
@@ -345,7 +335,7 @@ class DirectCompiled:
     @staticmethod
     def backward(ctx, gy):
         need_x, need_w, _ = ctx.needs_input_grad
-        xp, w, geometry = np.ascontiguousarray(ctx.xp), ctx.w, ctx.geometry
+        xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
         gxp = gw = None
         if need_x and ctx.passes.input_gradient:
             gxp = input_gradient(gy, w, geometry, xp.shape)
