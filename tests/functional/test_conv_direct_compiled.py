@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from kernelab.functional import conv_direct_compiled as direct
 from kernelab.functional import conv_direct_source, conv_winograd
 from kernelab.functional.conv import pad
-from kernelab.functional.conv_algorithms import Gemm, choose
+from kernelab.functional.conv_algorithms import Gemm, Pointwise, choose
 from kernelab.functional.geometry import conv_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -217,7 +217,7 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert choose(grouped, (64, 16, 3, 3)) is Gemm
     expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
     assert choose(conv2, (64, 32, 5, 5)) is expected
-    assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Gemm  # 1x1: the GEMM wins
+    assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Pointwise  # 1x1: its own
     assert choose(conv2, (8, 4, 5, 5)) is not direct.DirectCompiled  # thin layers: their own
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)

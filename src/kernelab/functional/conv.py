@@ -143,7 +143,9 @@ class Conv2d(Function):
     def backward(ctx, gy):
         # (C_out, N, OH, OW): free when gy is channel-major (it is when the next layer was a
         # conv, a ReLU or a pool), else one copy that makes every product below faster
-        gy_c = contiguous(gy.transpose(1, 0, 2, 3))
+        gy_c = gy.transpose(1, 0, 2, 3)
+        if not getattr(ctx.algorithm, "any_layout", False):
+            gy_c = contiguous(gy_c)
         gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp or H, Wp or W)
         gx = None if gxp is None else input_gradient(gxp, ctx.geometry, ctx.input_size)
         gb = bias_gradient(gy_c) if ctx.needs_input_grad[2] else None
@@ -162,6 +164,10 @@ def input_gradient(gxp: np.ndarray, geometry: ConvGeometry, size) -> np.ndarray:
 def bias_gradient(gy: np.ndarray) -> np.ndarray:
     """Σ of the channel-major output gradient gy (C_out, N, OH, OW) over all but channels."""
     fast = jit.twin(".conv_compiled", __package__)
+    if not gy.flags.c_contiguous:  # a channel-major view of batch-first memory (Pointwise)
+        batch = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
+        wide = np.float64 if gy.dtype == np.float32 else gy.dtype  # as channel_sums does
+        return batch.sum(axis=(2, 3), dtype=wide).sum(axis=0).astype(gy.dtype)
     if fast is None:
         return gy.sum(axis=(1, 2, 3))
     gb = np.empty(gy.shape[0], gy.dtype)
