@@ -232,11 +232,15 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     # gy framed so that the correlation's output is the unpadded input: full padding
     # d·(k − 1) on each side, less the input's own padding (negative: rows of gy cut)
     ph, pw = (kh - 1) * dh, (kw - 1) * dw
-    frame = np.zeros((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
+    frame = np.empty((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
     rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
 
-    def fill(start, stop):
-        frame[:, start:stop, rows[0], cols[0]] = gy[:, start:stop, rows[1], cols[1]]
+    def fill(start, stop):  # the border zeroed, the inside gy's: each cell written once
+        part = frame[:, start:stop]  # (C_out, chunk, H + ph, W + pw)
+        part[:, :, : rows[0].start], part[:, :, rows[0].stop :] = 0, 0
+        inside = part[:, :, rows[0]]  # (C_out, chunk, rows, W + pw)
+        inside[..., : cols[0].start], inside[..., cols[0].stop :] = 0, 0
+        inside[..., cols[0]] = gy[:, start:stop, rows[1], cols[1]]
 
     by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
