@@ -18,6 +18,7 @@ reference for both.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -40,7 +41,7 @@ def workspace(shape: tuple[int, ...], dtype, slot: str = "columns") -> np.ndarra
     nor keeps one after it returns. Slots: "columns" (the GEMM's operand), "strip" (inside
     :func:`im2col` and :func:`col2im`).
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # np.prod of a tuple took 15 us: 3 ms a call of Winograd's
     buffers = _scratch.__dict__.setdefault("buffers", {})
     key = slot, np.dtype(dtype)
     buffer = buffers.get(key)
