@@ -148,7 +148,9 @@ class Conv2d(Function):
             gy_c = contiguous(gy_c)
         gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp or H, Wp or W)
         gx = None if gxp is None else input_gradient(gxp, ctx.geometry, ctx.input_size)
-        gb = bias_gradient(gy_c) if ctx.needs_input_grad[2] else None
+        gb = getattr(ctx, "bias_gradient", None)  # an algorithm's own, else summed here
+        if gb is None and ctx.needs_input_grad[2]:
+            gb = bias_gradient(gy_c)
         return gx, gw, gb
 
 
