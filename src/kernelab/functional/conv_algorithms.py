@@ -336,8 +336,9 @@ class Pointwise:
         gy = contiguous(gy.transpose(1, 0, 2, 3)).reshape(n, c_out, area)  # (N, C_out, OH·OW)
         kernel_t = w.reshape(c_out, c_in).T  # (C_in, C_out)
         strided = (sh, sw) != (1, 1)
-        # (N, C_in, H, W): at a stride, zero but at the pixels the outputs read
-        gx = (np.zeros if strided else np.empty)((n, c_in, h, width), x.dtype) if need_x else None
+        # (N, C_in, H, W): at a stride, zero but at the pixels the outputs read (zeroed by
+        # the workers, range by range)
+        gx = np.empty((n, c_in, h, width), x.dtype) if need_x else None
 
         need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
         wide = np.float64 if x.dtype == np.float32 else x.dtype  # as channel_sums sums
@@ -348,6 +349,7 @@ class Pointwise:
             sums = gy[start:stop].sum(axis=2, dtype=wide).sum(axis=0) if need_b else None
             if need_x and strided:
                 gx_part = np.matmul(kernel_t, gy[start:stop])  # (chunk, C_in, OH·OW)
+                gx[start:stop] = 0
                 out_size = gx_part.shape[:2] + (-(-h // sh), -(-width // sw))
                 gx[start:stop, :, ::sh, ::sw] = gx_part.reshape(out_size)
             elif need_x:
