@@ -2,6 +2,8 @@
 direct micro-kernels, Winograd F(2x2, 3x3) and F(4x4, 3x3), against PyTorch's same pass.
 
 ``python bench/conv_routing.py [--threads 1 2] [--rounds 7] [--only k3 k5] [--cpu]``
+``python bench/conv_routing.py --error``: the float32 error of the routing ``conv2d`` takes
+and of the GEMM, each pass against PyTorch's in float64.
 
 Every pass alone (forward, input gradient, kernel gradient), every engine that can run it
 interleaved in the same rounds of one process (the order rotated each round); the median
@@ -30,7 +32,8 @@ from bench.conv_direct import SHAPES  # noqa: E402
 from bench.conv_passes import interleaved_times, pass_inputs  # noqa: E402
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
 from kernelab.functional import conv_winograd  # noqa: E402
-from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
+from kernelab.functional.conv import pad, unpad  # noqa: E402
+from kernelab.functional.conv_algorithms import Gemm, choose  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
 
 PASSES = ("forward", "input_gradient", "kernel_gradient")
@@ -107,13 +110,55 @@ def measure(shape, threads: int, rounds: int, clock) -> dict:
     return {key: statistics.median(ts) for key, ts in times.items() if key[1] in table[key[0]]}
 
 
+def float32_errors(shape, n=16, c_in=32, c_out=64) -> dict:
+    """{(algorithm, pass): max |error| / max |reference|} of the float32 passes against
+    PyTorch's in float64: the routing ``conv2d`` takes (``choose``) and the GEMM."""
+    kernel, stride, padding, dilation, size = shape
+    geometry = conv_geometry((kernel, kernel), stride, padding, dilation, 1)
+    (xp, w, gy), (xt, wt, gyt) = pass_inputs(geometry, n, c_in, c_out, size, np.float64)
+    w = w / np.sqrt(c_in * kernel * kernel)  # unit-scale outputs
+    wt = torch.tensor(w)
+    reference = {
+        "forward": torch.nn.functional.conv2d(xt, wt, None, stride, 0, dilation),
+        "input_gradient": torch.nn.grad.conv2d_input(xt.shape, wt, gyt, stride, 0, dilation),
+        "kernel_gradient": torch.nn.grad.conv2d_weight(xt, wt.shape, gyt, stride, 0, dilation),
+    }
+    reference = {p: r.numpy() for p, r in reference.items()}
+    # the input gradient of the unpadded input's pixels
+    reference["input_gradient"] = unpad(reference["input_gradient"], geometry.padding)
+    errors = {}
+    for name, algorithm in (("routed", choose(geometry, w.shape)), ("gemm", Gemm)):
+        ctx = types.SimpleNamespace(needs_input_grad=(True, True, False))
+        # the padded input as Conv2d hands it over: batch-first memory when unpadded
+        x32 = np.ascontiguousarray(xp.transpose(1, 0, 2, 3), np.float32).transpose(1, 0, 2, 3)
+        w32, gy32 = w.astype(np.float32), gy.astype(np.float32)
+        y = algorithm.forward(ctx, pad(x32, ((0, 0), (0, 0))), w32, None, geometry)
+        gxp, gw = algorithm.backward(ctx, gy32)
+        if gxp.shape[2:] == xp.shape[2:]:  # else returned without the padding
+            gxp = unpad(gxp, geometry.padding)
+        ours = {"forward": y, "input_gradient": gxp, "kernel_gradient": gw}
+        for p in PASSES:
+            batch_first = ours[p] if p == "kernel_gradient" else ours[p].transpose(1, 0, 2, 3)
+            scale = np.abs(reference[p]).max()
+            errors[name, p] = np.abs(batch_first - reference[p]).max() / scale
+    return errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", nargs="+", default=[s for s in SHAPES if s != "conv2"])
     parser.add_argument("--cpu", action="store_true", help="time by CPU seconds (1 thread)")
+    parser.add_argument("--error", action="store_true", help="float32 error, not time")
     args = parser.parse_args()
+    if args.error:
+        print("shape        pass             routed error  GEMM error")
+        for name in args.only:
+            errors = float32_errors(SHAPES[name])
+            for p in PASSES:
+                print(f"{name:12s} {p:15s} {errors['routed', p]:13.2e} {errors['gemm', p]:11.2e}")
+        return
     clock = time.process_time if args.cpu else time.perf_counter
     engines_order = ("gemm", "direct", "wino2", "wino4")
     names = "".join(f"{e:>8s}" for e in engines_order)

@@ -198,6 +198,25 @@ def test_the_kernel_gradient_sums_each_sample_apart():
     assert gw.shape == (16, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
 
 
+def test_the_forward_sums_blocks_of_input_channels_apart():
+    # float32 holds 2**24 to 2: one running sum of 2**24 and 575 ones stays 2**24. The first
+    # block of 32 channels (K_BLOCK = 288 terms of a 3x3 kernel) does; the second block's
+    # 288 ones are summed from zero, exactly, and then added.
+    x, w = np.ones((1, 64, 3, 16), np.float32), np.ones((16, 64, 3, 3), np.float32)
+    w[:, 0, 0, 0] = 2**24
+    y, _, _, _ = run(EveryPass, x, w, None, conv_geometry(3, 1, 0, 1, 1), (False, False, False))
+    assert conv_direct_source.K_BLOCK == 288 and np.all(y == 2**24 + 288)
+
+
+def test_the_kernel_gradient_sums_blocks_of_rows_apart():
+    # as above: rows 0-17 of the 16-wide output gradient (288 terms) are one block
+    gy = np.ones((16, 1, 36, 16), np.float32)  # (C_out, N, OH, OW)
+    gy[:, 0, 0, 0] = 2**24
+    xp = np.ones((3, 1, 38, 18), np.float32)  # (C_in, N, Hp, Wp)
+    gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
+    assert np.all(gw == 2**24 + 288)
+
+
 def test_partial_kernels_combine_pairwise():
     parts = np.array([2**24, 1, 1, 1, 1], np.float32).reshape(5, 1)
     assert direct.pairwise_sum(parts)[0] == 2**24 + 4  # one after the other: 2**24

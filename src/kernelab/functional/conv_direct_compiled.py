@@ -6,21 +6,24 @@ columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize
 weights for a block are one contiguous load. Layouts, channel-major as in ``conv_algorithms``:
 
 * forward: the padded input xp (C_in, N, Hp, Wp) as it comes; the kernel repacked
-  (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB.
+  (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB. Each sum
+  over K = C_in·kH·kW is taken in blocks of about ``conv_direct_source.K_BLOCK`` terms
+  (whole input channels), each from zero, as BLAS takes its products' sums.
 * input gradient (stride 1): the *full* correlation of the output gradient, zero-padded by
   ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
   the forward's micro-kernel again. Only the unpadded input's pixels are computed, and
   returned without the padding (``Conv2d`` takes it so): at 14x14 with a 5x5 kernel the
   padded plane is 1.7x larger.
-* kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each sample's OH·OW
-  terms from zero in the accumulators, added into its task's partial kernel (T, C_out/CB,
+* kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each run of about
+  K_BLOCK of a sample's terms (whole output rows) from zero in the accumulators, added into
+  its task's partial kernel (T, C_out/CB,
   C_in, kH, kW, CB), the T partials added pairwise. The output gradient is repacked channels
   innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
 
 Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
 ``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
-for the kernel gradient. A pass the GEMM measured faster at (see :func:`passes`) runs the
-GEMM's (``conv_algorithms.Gemm``).
+for the kernel gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
+Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
 width, horizontal stride and tile width) takes 5-17 s to compile cold, where the GEMM needs
@@ -152,7 +155,7 @@ def _examples(dtype) -> tuple[tuple, tuple]:
         return np.zeros((1,) * ndim, kind)
 
     index = array(1, np.int64)
-    correlation = array(4), array(5), array(1), index, 1, 1, 1, array(4)
+    correlation = array(4), array(5), array(1), index, 1, 1, 1, 1, array(4)
     return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
 
 
@@ -200,9 +203,10 @@ def pack(w: np.ndarray, cb: int) -> np.ndarray:
     return np.ascontiguousarray(blocked.transpose(0, 2, 3, 4, 1))
 
 
-def correlate(xp, w, bias, stride, dilation, y) -> None:
+def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> None:
     """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]`` for
-    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW)."""
+    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW); the sums over
+    (c, p, q) in runs of about ``block`` terms (whole channels), each from zero."""
     cb = BLOCK_BYTES // xp.itemsize
     (sh, sw), (dh, dw) = stride, dilation
     out = y
@@ -216,7 +220,8 @@ def correlate(xp, w, bias, stride, dilation, y) -> None:
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
-    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, dw, out)
+    channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
+    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, dw, channels, out)
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
@@ -245,7 +250,9 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
     gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
-    correlate(frame, rotated, None, (1, 1), (dh, dw), gx)
+    # blocks of K_BLOCK would hold 4-8x the terms the GEMM's column gradients sum (C_out
+    # each, kH·kW of them then added up): their float32 error was 1.7x the GEMM's at 5x5
+    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, block=c_out)
     return gx
 
 
