@@ -33,13 +33,18 @@ offsets, never over pixels:
   kept: that costs one copy, saves storing kH·kW copies of the input, and keeps them in cache.
 * **direct GEMM** (1x1 kernel, stride 1): the channel-major input is its own column matrix,
   so there is no im2col and no col2im.
+* **pointwise** (1x1 kernel, no padding, any stride): a batch-first input is not transposed
+  at all: one product per sample in its own layout (``conv_algorithms.Pointwise``); a
+  channel-major one runs the direct GEMM.
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 * **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column
   matrix. Generated micro-kernels (``conv_direct_compiled.py``) hold a block of output
   channels × output columns in vector registers while they walk the input channels and the
   kernel; the input gradient is the same correlation of the output gradient with the
-  rotated kernel. Each pass runs there only where it measured faster than the GEMM.
+  rotated kernel. Each pass runs there only where it measured fastest; the stride-1 3x3
+  layers' input gradient runs Winograd's F(2x2, 3x3) (``conv_winograd.py``), the rest the
+  GEMM's (the routing per pass: ``conv_direct_compiled.DirectCompiled``).
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
 products, the batch's sample ranges spread over threads. The depthwise one has a compiled
