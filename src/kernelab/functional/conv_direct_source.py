@@ -58,29 +58,30 @@ def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
     """
     body = [
         "@block",
-        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, dw, tile, c0, c1, first):",
-        "    kh = wpk.shape[2]",
+        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, dw, tile, cc):",
+        "    c_in, kh = xp.shape[0], wpk.shape[2]",
+        "    for c0 in range(0, c_in, cc):",
     ]
-    body += [f"    {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
+    body += [f"        {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
     body += [
-        "    for c in range(c0, c1):",
-        "        for p in range(kh):",
-        f"            xr, wr = xp[c, s, row + p * dh, j0 * {sw} :], wpk[ob, c, p]",
+        "        for c in range(c0, min(c0 + cc, c_in)):",
+        "            for p in range(kh):",
+        f"                xr, wr = xp[c, s, row + p * dh, j0 * {sw} :], wpk[ob, c, p]",
     ]
     for q in range(kw):
-        body.append(f"            {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
-        body.append(f"            xq = xr[{q} * dw :]")
+        body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+        body.append(f"                xq = xr[{q} * dw :]")
         for j in range(jb):
-            body.append(f"            x = xq[{j * sw}]")
-            body += [f"            a{j}_{b} += x * w{b}" for b in range(cb)]
+            body.append(f"                x = xq[{j * sw}]")
+            body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
     # the tile keeps a column's CB values together: one vector store each
-    body.append("    if first:")
+    body.append("        if c0 == 0:")
     for j in range(jb):
-        body.append(f"        {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}")
-    body.append("    else:")
+        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}")
+    body.append("        else:")
     for j in range(jb):
         adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
-        body.append(f"        {_names(f'tile[{j}, ', cb, ']')} = {adds}")
+        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {adds}")
     driver = f"""
 def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, cc, y):
     n, blocks, c_out, oh, c_in = xp.shape[1], wpk.shape[0], y.shape[0], y.shape[2], xp.shape[0]
@@ -91,9 +92,7 @@ def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, cc, y)
         for i in range(oh):
             for t in range(starts.shape[0]):
                 j0 = starts[t]
-                for c0 in range(0, c_in, cc):
-                    c1 = min(c0 + cc, c_in)
-                    tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, dw, tile, c0, c1, c0 == 0)
+                tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, dw, tile, cc)
                 for b in range(min({cb}, c_out - ob * {cb})):
                     for j in range({jb}):
                         y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
