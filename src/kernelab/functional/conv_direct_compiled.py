@@ -69,6 +69,7 @@ FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fi
 _kernels: dict[str, jit.Kernel] = {}
 _ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
+WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
 
 
 class Passes(NamedTuple):
@@ -93,8 +94,9 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     thread, CPU time; the GEMM's and Winograd's beside it):
 
     * forward from 2x2 kernels, stride 2 and dilation 2 included: 1.02-1.17x PyTorch's time
-      where the GEMM took 1.6-1.85x and Winograd F(2x2, 3x3) 1.23x; at 1x1 the GEMM, whose
-      product needs no im2col (0.71x against 1.30x);
+      where the GEMM took 1.6-1.85x and Winograd F(2x2, 3x3) 1.23x; but Winograd's at
+      stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
+      im2col (0.71x against 1.30x);
     * input gradient at stride 1, no dilation, from 4x4: 1.10-1.43x (GEMM 1.5-1.8x); at 2x2
       the GEMM (1.27x against 1.83x), at 3x3 Winograd (1.04x against 1.30x,
       :func:`winograd_route`), with dilation 2 the GEMM (1.37x against 1.52x);
@@ -110,7 +112,10 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     if mode() == "off" or geometry.groups != 1 or c_in < 16 or c_out < 16:
         return Passes(False, False, False)
     plain = geometry.stride == (1, 1) and geometry.dilation == (1, 1)
-    return Passes(taps >= 4, plain and taps >= 16, taps >= 4)
+    # Winograd's forward measured 1.25x the direct one's speed at 128 channels (8x8), 0.92-0.94x
+    # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
+    winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
+    return Passes(taps >= 4 and not winograd_forward, plain and taps >= 16, taps >= 4)
 
 
 def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
