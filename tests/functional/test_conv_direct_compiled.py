@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernelab.functional import conv_direct_compiled as direct
-from kernelab.functional import conv_direct_source
+from kernelab.functional import conv_direct_source, conv_winograd
 from kernelab.functional.conv import pad
-from kernelab.functional.conv_algorithms import Gemm, choose
+from kernelab.functional.conv_algorithms import Gemm, Pointwise, choose
 from kernelab.functional.geometry import conv_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -129,6 +129,39 @@ def test_passes_left_to_the_gemm_match_torch():
         assert_rel_close(ours, theirs, 1e-9, what)
 
 
+@pytest.mark.parametrize("direct_forward", [True, False])
+def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, direct_forward):
+    # stride-1 3x3: the input gradient by Winograd; the forward direct, or by Winograd when
+    # its kernel is not compiled; the kernel gradient direct
+    monkeypatch.setattr(conv_winograd, "MIN_FLOPS", 0)
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((2, 16, 6, 9)), rng.standard_normal((16, 16, 3, 3)), None
+    geometry = conv_geometry(3, 1, ((1, 0), (2, 1)), 1, 1)
+    assert direct.passes(geometry, w.shape) == (True, False, True)
+    calls = []
+    for module, name in ((direct, "correlate"), (conv_winograd, "correlate")):
+        original = getattr(module, name)
+
+        def spy(*args, original=original, module=module):
+            calls.append(module.__name__.rsplit("_", 1)[1])
+            return original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+
+    class Routed(direct.DirectCompiled):
+        @staticmethod
+        def forward(ctx, xp, w, b, geometry):
+            ctx.passes = direct.Passes(direct_forward, False, True)
+            return direct.DirectCompiled.run_forward(ctx, xp, w, b, geometry)
+
+    y, gx, gw, gy = run(Routed, x, w, b, geometry)
+    first = "compiled" if direct_forward else "winograd"
+    assert calls == [first, "winograd"]
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)
+
+
 def test_column_tiles_cover_the_row():
     for ow in (8, 9, 14, 18, 28, 30, 31, 56):
         jb, starts = direct.column_tiles(ow)
@@ -165,6 +198,25 @@ def test_the_kernel_gradient_sums_each_sample_apart():
     assert gw.shape == (16, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
 
 
+def test_the_forward_sums_blocks_of_input_channels_apart():
+    # float32 holds 2**24 to 2: one running sum of 2**24 and 575 ones stays 2**24. The first
+    # block of 32 channels (K_BLOCK = 288 terms of a 3x3 kernel) does; the second block's
+    # 288 ones are summed from zero, exactly, and then added.
+    x, w = np.ones((1, 64, 3, 16), np.float32), np.ones((16, 64, 3, 3), np.float32)
+    w[:, 0, 0, 0] = 2**24
+    y, _, _, _ = run(EveryPass, x, w, None, conv_geometry(3, 1, 0, 1, 1), (False, False, False))
+    assert conv_direct_source.K_BLOCK == 288 and np.all(y == 2**24 + 288)
+
+
+def test_the_kernel_gradient_sums_blocks_of_rows_apart():
+    # as above: rows 0-17 of the 16-wide output gradient (288 terms) are one block
+    gy = np.ones((16, 1, 36, 16), np.float32)  # (C_out, N, OH, OW)
+    gy[:, 0, 0, 0] = 2**24
+    xp = np.ones((3, 1, 38, 18), np.float32)  # (C_in, N, Hp, Wp)
+    gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
+    assert np.all(gw == 2**24 + 288)
+
+
 def test_partial_kernels_combine_pairwise():
     parts = np.array([2**24, 1, 1, 1, 1], np.float32).reshape(5, 1)
     assert direct.pairwise_sum(parts)[0] == 2**24 + 4  # one after the other: 2**24
@@ -184,12 +236,15 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert choose(grouped, (64, 16, 3, 3)) is Gemm
     expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
     assert choose(conv2, (64, 32, 5, 5)) is expected
-    assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Gemm  # 1x1: the GEMM wins
+    assert choose(conv_geometry(1, 1, 0, 1, 1), (64, 32, 1, 1)) is Pointwise  # 1x1: its own
     assert choose(conv2, (8, 4, 5, 5)) is not direct.DirectCompiled  # thin layers: their own
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
-    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, False)
+    wide = (128, 128, 3, 3)  # Winograd's forward from 128 channels
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), wide) == (False, False, True)
+    assert direct.passes(conv_geometry(3, 2, 1, 1, 1), wide) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, True)
     assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
@@ -198,8 +253,8 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
         direct.passes(conv2, (64, 32, 5, 5))
 
 
-# A layer whose forward alone is direct (4x1: 4 taps), float64 (its kernel compiles fastest).
-# Its forward runs, waits for any background compilation to end, and runs again.
+# A layer's forward (4x1: 4 taps, direct), not differentiated, float64 (its kernel compiles
+# fastest). Its forward runs, waits for any background compilation to end, and runs again.
 AUTO = """
     import glob, os, time, types
     import numpy as np
@@ -207,7 +262,7 @@ AUTO = """
     from kernelab.functional.geometry import conv_geometry
     geometry = conv_geometry((4, 1), 1, 0, 1, 1)
     xp, w = np.ones((16, 2, 6, 8)), np.ones((16, 16, 4, 1))
-    ctx = types.SimpleNamespace(needs_input_grad=(True, True, False))
+    ctx = types.SimpleNamespace(needs_input_grad=(False, False, False))
     y = direct.DirectCompiled.forward(ctx, xp, w, None, geometry)
     first = tuple(ctx.passes)
     pending = os.path.join(os.environ["NUMBA_CACHE_DIR"], "generated", "*.compiling")

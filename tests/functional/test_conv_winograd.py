@@ -16,6 +16,7 @@ import kernelab as kl
 import kernelab.functional as F
 from kernelab.functional import conv_winograd
 from kernelab.functional.conv_algorithms import Gemm, choose
+from kernelab.functional.conv_direct_compiled import DirectCompiled
 from kernelab.functional.conv_winograd import Winograd
 from kernelab.functional.geometry import conv_geometry
 
@@ -142,8 +143,11 @@ def test_the_larger_tile_is_opt_in(monkeypatch):
     assert conv_winograd.default_tile() == 4
 
 
-def test_choose_routes_plain_3x3_layers_on_the_compiled_path(kernel_path):
+def test_choose_routes_plain_3x3_layers_on_the_compiled_path(kernel_path, monkeypatch):
     plain = conv_geometry(3, 1, 1, 1, 1)
+    # the direct convolution's per-pass routing, which gives Winograd the input gradient
+    assert (choose(plain, (64, 32, 3, 3)) is DirectCompiled) == (kernel_path == "numba")
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "0")  # without it, Winograd alone
     assert (choose(plain, (64, 32, 3, 3)) is Winograd) == (kernel_path == "numba")
     others = [
         (plain, (16, 8, 3, 3)),  # too few input channels

@@ -33,13 +33,18 @@ offsets, never over pixels:
   kept: that costs one copy, saves storing kH·kW copies of the input, and keeps them in cache.
 * **direct GEMM** (1x1 kernel, stride 1): the channel-major input is its own column matrix,
   so there is no im2col and no col2im.
+* **pointwise** (1x1 kernel, no padding, any stride): a batch-first input is not transposed
+  at all: one product per sample in its own layout (``conv_algorithms.Pointwise``); a
+  channel-major one runs the direct GEMM.
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 * **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column
   matrix. Generated micro-kernels (``conv_direct_compiled.py``) hold a block of output
   channels × output columns in vector registers while they walk the input channels and the
   kernel; the input gradient is the same correlation of the output gradient with the
-  rotated kernel. Each pass runs there only where it measured faster than the GEMM.
+  rotated kernel. Each pass runs there only where it measured fastest; the stride-1 3x3
+  layers' input gradient runs Winograd's F(2x2, 3x3) (``conv_winograd.py``), the rest the
+  GEMM's (the routing per pass: ``conv_direct_compiled.DirectCompiled``).
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
 products, the batch's sample ranges spread over threads. The depthwise one has a compiled
@@ -65,7 +70,7 @@ from ..autograd import Function
 from ..core import jit
 from ..core.errors import DTypeError, ShapeError
 from .arithmetic import require_dtypes
-from .conv_algorithms import choose
+from .conv_algorithms import choose, contiguous, split_copy
 from .geometry import ConvGeometry, Padding, conv_geometry
 
 
@@ -75,17 +80,23 @@ def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
     The border strips are filled and the input copied inside, each cell written once (what
     ``np.pad`` does, without its per-axis passes: 20% faster at conv2's 32x64x14x14). The
     result is C-contiguous whatever x's layout: a convolution pads its input as (C, N, H, W),
-    so the padded copy is channel-major memory.
+    so the padded copy is channel-major memory. A large copy is split along the second axis
+    between the threads (:func:`split_copy`).
     """
     (top, bottom), (left, right) = padding
     if top == bottom == left == right == 0:
         return x
-    n, c, h, w = x.shape
-    xp = np.empty((n, c, top + h + bottom, left + w + right), x.dtype)
-    xp[:, :, :top], xp[:, :, top + h :] = value, value
-    inside = xp[:, :, top : top + h]  # (N, C, H, Wp): the rows that hold the input
-    inside[..., :left], inside[..., left + w :] = value, value
-    inside[..., left : left + w] = x
+    a, b, h, w = x.shape
+    xp = np.empty((a, b, top + h + bottom, left + w + right), x.dtype)
+
+    def fill(start, stop):
+        part = xp[:, start:stop]  # (A, chunk, Hp, Wp)
+        part[:, :, :top], part[:, :, top + h :] = value, value
+        inside = part[:, :, top : top + h]  # (A, chunk, H, Wp): the rows that hold the input
+        inside[..., :left], inside[..., left + w :] = value, value
+        inside[..., left : left + w] = x[:, start:stop]
+
+    split_copy(fill, b, xp.nbytes)
     return xp
 
 
@@ -128,7 +139,7 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, geometry: ConvGeometry):
-        ctx.algorithm = choose(geometry, w.shape)
+        ctx.algorithm, ctx.input_size = choose(geometry, w.shape), x.shape[2:]
         xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
         y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
         return y.transpose(1, 0, 2, 3)
@@ -137,16 +148,33 @@ class Conv2d(Function):
     def backward(ctx, gy):
         # (C_out, N, OH, OW): free when gy is channel-major (it is when the next layer was a
         # conv, a ReLU or a pool), else one copy that makes every product below faster
-        gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))
-        gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp, Wp)
-        gx = None if gxp is None else unpad(gxp, ctx.geometry.padding).transpose(1, 0, 2, 3)
-        gb = bias_gradient(gy_c) if ctx.needs_input_grad[2] else None
+        gy_c = gy.transpose(1, 0, 2, 3)
+        if not getattr(ctx.algorithm, "any_layout", False):
+            gy_c = contiguous(gy_c)
+        gxp, gw = ctx.algorithm.backward(ctx, gy_c)  # gxp: (C_in, N, Hp or H, Wp or W)
+        gx = None if gxp is None else input_gradient(gxp, ctx.geometry, ctx.input_size)
+        gb = getattr(ctx, "bias_gradient", None)  # an algorithm's own, else summed here
+        if gb is None and ctx.needs_input_grad[2]:
+            gb = bias_gradient(gy_c)
         return gx, gw, gb
+
+
+def input_gradient(gxp: np.ndarray, geometry: ConvGeometry, size) -> np.ndarray:
+    """The input gradient (N, C_in, H, W) from an algorithm's gxp (C_in, N, Hp, Wp), or
+    (C_in, N, H, W) when the algorithm computed the input's pixels alone (H, W = ``size``),
+    which saves a copy into a zero-framed array."""
+    if tuple(gxp.shape[2:]) != tuple(size):
+        gxp = unpad(gxp, geometry.padding)
+    return gxp.transpose(1, 0, 2, 3)
 
 
 def bias_gradient(gy: np.ndarray) -> np.ndarray:
     """Σ of the channel-major output gradient gy (C_out, N, OH, OW) over all but channels."""
     fast = jit.twin(".conv_compiled", __package__)
+    if not gy.flags.c_contiguous:  # a channel-major view of batch-first memory (Pointwise)
+        batch = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
+        wide = np.float64 if gy.dtype == np.float32 else gy.dtype  # as channel_sums does
+        return batch.sum(axis=(2, 3), dtype=wide).sum(axis=0).astype(gy.dtype)
     if fast is None:
         return gy.sum(axis=(1, 2, 3))
     gb = np.empty(gy.shape[0], gy.dtype)

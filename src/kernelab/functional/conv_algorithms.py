@@ -18,6 +18,7 @@ reference for both.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -40,13 +41,55 @@ def workspace(shape: tuple[int, ...], dtype, slot: str = "columns") -> np.ndarra
     nor keeps one after it returns. Slots: "columns" (the GEMM's operand), "strip" (inside
     :func:`im2col` and :func:`col2im`).
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # np.prod of a tuple took 15 us: 3 ms a call of Winograd's
     buffers = _scratch.__dict__.setdefault("buffers", {})
     key = slot, np.dtype(dtype)
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
         buffer = buffers[key] = np.empty(size, dtype)
     return buffer[:size].reshape(shape)
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """x (A, B, ...) as a C-contiguous array: x itself if it is one, else a copy split along B
+    (:func:`split_copy`): a batch-first array seen channel-major is a transposing copy,
+    2-3 ms at 64x64x28x28 on one thread."""
+    if x.flags.c_contiguous:
+        return x
+    out = np.empty(x.shape, x.dtype)
+
+    def fill(start, stop):
+        out[:, start:stop] = x[:, start:stop]
+
+    split_copy(fill, x.shape[1], out.nbytes)
+    return out
+
+
+# Copies of fewer bytes stay on the calling thread: handing ranges to the workers costs
+# about 0.1 ms
+SPLIT_BYTES = 1 << 20
+
+
+def split_copy(copy, count: int, nbytes: int) -> None:
+    """``copy(start, stop)`` for ranges covering ``count``: on the compiled path one range per
+    thread of the convolution's pool (NumPy's copies release the GIL, so they run side by
+    side), else one range."""
+    fast = jit.twin(".conv_compiled", __package__)
+    threads = 1 if fast is None or nbytes < SPLIT_BYTES else min(count, pool_threads(fast))
+    if threads <= 1:
+        copy(0, count)
+        return
+    bounds = [count * i // threads for i in range(threads + 1)]
+    fast.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
+
+
+def pool_threads(fast) -> int:
+    """The convolution pool's thread count (``fast`` is ``conv_compiled``). numba is made
+    known to ``core/jit`` first: until it is, its count reads as 1 whatever
+    ``kl.set_num_threads`` asked, and a layer that had run no compiled kernel yet (a 1x1
+    one, all products) ran its ranges one after the other on the calling thread."""
+    jit.numba_module()
+    return fast.threads()
 
 
 def im2col(xp: np.ndarray, geometry: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
@@ -136,7 +179,7 @@ class Gemm:
         n, area = xp.shape[1], oh * ow
         direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)
         if direct:
-            xp = np.ascontiguousarray(xp)  # so that its sample ranges are column ranges
+            xp = contiguous(xp)  # so that its sample ranges are column ranges
         kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
         y = np.empty((c_out, n, oh, ow), dtype=xp.dtype)
         y_groups = y.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW)
@@ -250,6 +293,99 @@ def _columns(xp, geometry: ConvGeometry, direct: bool, start, stop, fill=True, f
     return cols.reshape(g, c_in * kh * kw // g, -1)  # (G, C_in/G·kH·kW, chunk·OH·OW)
 
 
+class Pointwise:
+    """1x1 kernels, one group, no padding: one product per sample (C_out, C_in)·(C_in, OH·OW)
+    in the batch-first layout the input came in, so neither the input nor the output gradient
+    is transposed to channel-major (two copies that took as long as the products: 2.5 ms of
+    the 10 a 64x32x28x28 layer's forward and backward took). A stride takes every sh-th row
+    and sw-th column first (a quarter of the input at stride 2). An input that is channel-major
+    memory already (a convolution's output) runs the GEMM's passes, whose products read it in
+    place at stride 1.
+
+    ``any_layout``: ``Conv2d`` hands the backward the output gradient as it comes, channel-major
+    view or not; the backward then leaves the bias gradient in ``ctx.bias_gradient`` too.
+    """
+
+    any_layout = True
+
+    @staticmethod
+    def suits(geometry: ConvGeometry, w_shape) -> bool:
+        """A 1x1 kernel, one group, no padding (dilation is moot)."""
+        unpadded = geometry.padding == ((0, 0), (0, 0))
+        return tuple(w_shape[2:]) == (1, 1) and geometry.groups == 1 and unpadded
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+        ctx.batch_first = not xp.flags.c_contiguous
+        if not ctx.batch_first:
+            return Gemm.forward(ctx, xp, w, b, geometry)
+        (sh, sw), c_out = geometry.stride, w.shape[0]
+        x = xp.transpose(1, 0, 2, 3)[:, :, ::sh, ::sw]  # (N, C_in, OH, OW)
+        n, c_in, oh, ow = x.shape
+        x = contiguous(x).reshape(n, c_in, oh * ow)  # (N, C_in, OH·OW)
+        kernel = w.reshape(c_out, c_in)  # (C_out, C_in)
+        y = np.empty((n, c_out, oh * ow), x.dtype)  # (N, C_out, OH·OW)
+
+        def product(start, stop):
+            np.matmul(kernel, x[start:stop], out=y[start:stop])
+            if b is not None:
+                y[start:stop] += b.reshape(c_out, 1)  # (C_out, 1)
+
+        _by_threads(product, n)
+        ctx.x, ctx.w, ctx.geometry, ctx.in_size = x, w, geometry, xp.shape[2:]
+        return y.reshape(n, c_out, oh, ow).transpose(1, 0, 2, 3)  # (C_out, N, OH, OW) view
+
+    @staticmethod
+    def backward(ctx, gy):
+        if not ctx.batch_first:
+            return Gemm.backward(ctx, contiguous(gy))
+        need_x, need_w, _ = ctx.needs_input_grad
+        x, w, (sh, sw), (h, width) = ctx.x, ctx.w, ctx.geometry.stride, ctx.in_size
+        (n, c_in, area), c_out = x.shape, w.shape[0]
+        gy = contiguous(gy.transpose(1, 0, 2, 3)).reshape(n, c_out, area)  # (N, C_out, OH·OW)
+        kernel_t = w.reshape(c_out, c_in).T  # (C_in, C_out)
+        strided = (sh, sw) != (1, 1)
+        # (N, C_in, H, W): at a stride, zero but at the pixels the outputs read (zeroed by
+        # the workers, range by range)
+        gx = np.empty((n, c_in, h, width), x.dtype) if need_x else None
+
+        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
+        wide = np.float64 if x.dtype == np.float32 else x.dtype  # as channel_sums sums
+
+        def gradients(start, stop):
+            """The samples' input gradient into gx; their shares of the kernel gradient and
+            of the bias gradient (on the workers too: serial, it took 1.5 ms of 8)."""
+            sums = gy[start:stop].sum(axis=2, dtype=wide).sum(axis=0) if need_b else None
+            if need_x and strided:
+                gx_part = np.matmul(kernel_t, gy[start:stop])  # (chunk, C_in, OH·OW)
+                gx[start:stop] = 0
+                out_size = gx_part.shape[:2] + (-(-h // sh), -(-width // sw))
+                gx[start:stop, :, ::sh, ::sw] = gx_part.reshape(out_size)
+            elif need_x:
+                np.matmul(kernel_t, gy[start:stop], out=gx.reshape(n, c_in, area)[start:stop])
+            if not need_w:
+                return None, sums
+            # Σ over the chunk's samples of gy·xᵀ: (C_out, C_in)
+            return np.matmul(gy[start:stop], x[start:stop].transpose(0, 2, 1)).sum(axis=0), sums
+
+        parts = _by_threads(gradients, n)
+        gw = sum(p[0] for p in parts).reshape(w.shape) if need_w else None
+        if need_b:  # for Conv2d, which would otherwise sum gy again
+            ctx.bias_gradient = sum(p[1] for p in parts).astype(x.dtype)
+        return None if gx is None else gx.transpose(1, 0, 2, 3), gw
+
+
+def _by_threads(task, n: int) -> list:
+    """``task(start, stop)`` for one range of samples per thread of the convolution's pool
+    (``conv_compiled.run``: BLAS on one thread in each), or for all of them on the NumPy
+    path; the results."""
+    fast = jit.twin(".conv_compiled", __package__)
+    count = 1 if fast is None else max(1, min(n, pool_threads(fast)))
+    bounds = [n * i // count for i in range(count + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
+    return [task(*ranges[0])] if fast is None else fast.run(task, ranges)
+
+
 class Depthwise:
     """One input channel per group (depth 1): for each kernel offset, a broadcast multiply-add
     of a strided slice by a per-channel tap, instead of G matrix products of one row each.
@@ -301,20 +437,22 @@ class Depthwise:
 def choose(geometry: ConvGeometry, w_shape) -> type:
     """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
     their own (compiled on the compiled path); on the compiled path, thin inputs (at most 4
-    channels) the thin direct convolution (``conv_thin_compiled``), Winograd's for the
-    stride-1 3x3 ones it measured faster at (``conv_winograd.suits``), the direct convolution
-    where it measured faster for some pass (``conv_direct_compiled.passes``); everything else
-    the GEMM."""
+    channels) the thin direct convolution (``conv_thin_compiled``); layers where the direct
+    convolution or Winograd's measured faster for some pass the algorithm that picks one
+    per pass (``conv_direct_compiled.DirectCompiled``: ``passes`` and ``winograd_route``),
+    or Winograd's alone when the direct convolution is off; everything else the GEMM."""
     if not (w_shape[1] == 1 and geometry.groups > 1):
+        if Pointwise.suits(geometry, w_shape):
+            return Pointwise
         thin = jit.twin(".conv_thin_compiled", __package__)
         if thin is not None and thin.fits(geometry, w_shape):
             return thin.ThinCompiled
-        winograd = jit.twin(".conv_winograd", __package__)
-        if winograd is not None and winograd.suits(geometry, w_shape):
-            return winograd.Winograd
         direct = jit.twin(".conv_direct_compiled", __package__)
         if direct is not None and any(direct.passes(geometry, w_shape)):
             return direct.DirectCompiled
+        winograd = jit.twin(".conv_winograd", __package__)
+        if winograd is not None and winograd.suits(geometry, w_shape):
+            return winograd.Winograd
         return Gemm
     fast = jit.twin(".depthwise_compiled", __package__)
     return Depthwise if fast is None else fast.DepthwiseCompiled

@@ -19,6 +19,10 @@ long to compile. ``CACHE`` is set by ``jit.kernel_from_source``.
 
 from __future__ import annotations
 
+# Terms per block of a sum (see the sources): about what OpenBLAS's float32 product takes in
+# one run of its accumulators, and 32 input channels of a 3x3 kernel in one block
+K_BLOCK = 288
+
 HEADER = """import numpy as np
 from numba import njit, prange
 
@@ -34,7 +38,7 @@ def correlation_name(cb: int, jb: int, sw: int, kw: int) -> str:
 
 
 def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
-    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, dw, y)`` computing::
+    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, dw, cc, y)`` computing::
 
         y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
                                   · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
@@ -44,32 +48,43 @@ def correlation_source(cb: int, jb: int, sw: int, kw: int) -> str:
     output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
     neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
     row is unrolled, one slice per kernel column: every pixel's index a constant. Each sum
-    runs over (c, p, q) in that order from zero and takes the bias last, as the GEMM's product
-    and its bias do: a 3x3 layer's output is then the GEMM's to the bit (OpenBLAS), and a
-    bias added first had rounded the sums differently enough to flip a ReLU in a training run.
+    runs over (c, p, q) in that order and takes the bias last, as the GEMM's product and its
+    bias do, in blocks as BLAS takes it: the accumulators start from zero for each block of
+    ``cc`` input channels, and the block's sums are added into the tile. A 3x3 layer of 32
+    input channels (one block of K_BLOCK) is then the GEMM's to the bit (OpenBLAS), a bias
+    added first had rounded the sums differently enough to flip a ReLU in a training run, and
+    one running sum over all K = C·kH·kW terms had 1.8x the GEMM's float32 error at 5x5
+    (forward) and 6x (input gradient, K = 1600).
     """
     body = [
         "@block",
-        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, dw, tile):",
+        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, dw, tile, cc):",
         "    c_in, kh = xp.shape[0], wpk.shape[2]",
+        "    for c0 in range(0, c_in, cc):",
     ]
-    body += [f"    {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
+    body += [f"        {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
     body += [
-        "    for c in range(c_in):",
-        "        for p in range(kh):",
-        f"            xr, wr = xp[c, s, row + p * dh, j0 * {sw} :], wpk[ob, c, p]",
+        "        for c in range(c0, min(c0 + cc, c_in)):",
+        "            for p in range(kh):",
+        f"                xr, wr = xp[c, s, row + p * dh, j0 * {sw} :], wpk[ob, c, p]",
     ]
     for q in range(kw):
-        body.append(f"            {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
-        body.append(f"            xq = xr[{q} * dw :]")
+        body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+        body.append(f"                xq = xr[{q} * dw :]")
         for j in range(jb):
-            body.append(f"            x = xq[{j * sw}]")
-            body += [f"            a{j}_{b} += x * w{b}" for b in range(cb)]
+            body.append(f"                x = xq[{j * sw}]")
+            body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
     # the tile keeps a column's CB values together: one vector store each
-    body += [f"    {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}" for j in range(jb)]
+    body.append("        if c0 == 0:")
+    for j in range(jb):
+        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}")
+    body.append("        else:")
+    for j in range(jb):
+        adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
+        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {adds}")
     driver = f"""
-def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, y):
-    n, blocks, c_out, oh = xp.shape[1], wpk.shape[0], y.shape[0], y.shape[2]
+def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, cc, y):
+    n, blocks, c_out, oh, c_in = xp.shape[1], wpk.shape[0], y.shape[0], y.shape[2], xp.shape[0]
     for task in prange(n * blocks):
         s, ob = task // blocks, task % blocks
         tile = np.empty(({jb}, {cb}), y.dtype)
@@ -77,7 +92,7 @@ def {correlation_name(cb, jb, sw, kw)}(xp, wpk, bias, starts, sh, dh, dw, y):
         for i in range(oh):
             for t in range(starts.shape[0]):
                 j0 = starts[t]
-                tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, dw, tile)
+                tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, dw, tile, cc)
                 for b in range(min({cb}, c_out - ob * {cb})):
                     for j in range({jb}):
                         y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
@@ -104,9 +119,10 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     block repeats it, unstored.
 
     The sum is taken in blocks, as BLAS takes it: the accumulators start from zero for each
-    sample's OH·OW terms and that sum is then added into the task's partial, so a rounding
-    error grows with OH·OW plus the samples per task, not with their product (one running sum
-    of N·OH·OW terms, 36,864 at the classic network's conv2, drifted).
+    run of about K_BLOCK of a sample's OH·OW terms (whole output rows) and that sum is then
+    added into the task's partial, so a rounding error grows with K_BLOCK plus the blocks per
+    task, not with their product (one running sum of N·OH·OW terms, 36,864 at the classic
+    network's conv2, drifted; one per sample's 784 had 1.5x the GEMM's float32 error).
     """
     pairs = [(c, q) for c in range(cc) for q in range(kw)]
     body = [
@@ -115,24 +131,28 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
         "    oh, ow, c_in = gyr.shape[2], gyr.shape[3], xp.shape[0]",
     ]
     body += [f"    r{c} = partial[t, ob, cs[{c}], p]" for c in range(cc)]  # (kW, CB)
-    body += [f"    {_names(f'a{c}_{q}_', cb)} = {_names('zero[', cb, ']')}" for c, q in pairs]
     body += [
-        "    for i in range(oh):",
-        "        g, row = gyr[ob, s, i], i * sh + p * dh",
+        f"    rows = max(1, {K_BLOCK} // ow)",
+        "    for i0 in range(0, oh, rows):",
     ]
-    body += [f"        x{c}_{q} = xp[cs[{c}], s, row, {q} * dw :]" for c, q in pairs]
+    body += [f"        {_names(f'a{c}_{q}_', cb)} = {_names('zero[', cb, ']')}" for c, q in pairs]
     body += [
-        "        for j in range(ow):",
-        f"            {_names('g', cb)} = {_names('g[j, ', cb, ']')}",
+        "        for i in range(i0, min(i0 + rows, oh)):",
+        "            g, row = gyr[ob, s, i], i * sh + p * dh",
+    ]
+    body += [f"            x{c}_{q} = xp[cs[{c}], s, row, {q} * dw :]" for c, q in pairs]
+    body += [
+        "            for j in range(ow):",
+        f"                {_names('g', cb)} = {_names('g[j, ', cb, ']')}",
     ]
     for c, q in pairs:
-        body.append(f"            x = x{c}_{q}[j * {sw}]")
-        body += [f"            a{c}_{q}_{b} += x * g{b}" for b in range(cb)]
+        body.append(f"                x = x{c}_{q}[j * {sw}]")
+        body += [f"                a{c}_{q}_{b} += x * g{b}" for b in range(cb)]
     for c in range(cc):  # only the channels that exist: a repeated one is not stored
-        body.append(f"    if c0 + {c} < c_in:")
+        body.append(f"        if c0 + {c} < c_in:")
         for q in range(kw):
             adds = ", ".join(f"r{c}[{q}, {b}] + a{c}_{q}_{b}" for b in range(cb))
-            body.append(f"        {_names(f'r{c}[{q}, ', cb, ']')} = {adds}")
+            body.append(f"            {_names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
 def {kernel_gradient_name(cb, cc, sw, kw)}(gyr, xp, bounds, sh, dh, dw, partial):
     blocks, c_in, kh = gyr.shape[0], xp.shape[0], partial.shape[3]
