@@ -135,7 +135,7 @@ def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, dire
     # its kernel is not compiled; the kernel gradient direct
     monkeypatch.setattr(conv_winograd, "MIN_FLOPS", 0)
     rng = np.random.default_rng(8)
-    x, w, b = rng.standard_normal((2, 16, 6, 9)), rng.standard_normal((16, 16, 3, 3)), None
+    x, w, b = rng.standard_normal((2, 32, 6, 9)), rng.standard_normal((32, 32, 3, 3)), None
     geometry = conv_geometry(3, 1, ((1, 0), (2, 1)), 1, 1)
     assert direct.passes(geometry, w.shape) == (True, False, True)
     calls = []
@@ -241,6 +241,7 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (16, 16, 3, 3)) == (True, True, True)
     wide = (128, 128, 3, 3)  # Winograd's forward from 128 channels
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), wide) == (False, False, True)
     assert direct.passes(conv_geometry(3, 2, 1, 1, 1), wide) == (True, False, True)

@@ -26,15 +26,15 @@ TOL = {np.float64: 1e-9, np.float32: 2e-4}
 
 
 class TwoByTwo(Winograd):
-    """F(2x2, 3x3), no pass direct."""
+    """F(2x2, 3x3)."""
 
-    tile, direct = 2, False
+    tile = 2
 
 
 class FourByFour(Winograd):
     """F(4x4, 3x3)."""
 
-    tile, direct = 4, False
+    tile = 4
 
 
 TILES = [TwoByTwo, FourByFour]
@@ -175,38 +175,3 @@ def test_a_layer_through_the_api_matches_torch(kernel_path):
     expected.sum().backward()
     assert_rel_close(out.array, expected.detach().numpy(), 2e-4, "forward")
     assert_rel_close(layer.weight.grad.array, reference.weight.grad.numpy(), 2e-4, "kernel")
-
-
-@pytest.mark.usefixtures("compiled_only")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(
-    "channels, expected", [(16, (True, True, True)), (32, (True, False, True))]
-)
-def test_passes_measured_faster_direct_run_there(monkeypatch, dtype, channels, expected):
-    # outputs narrower than 14: the direct kernels conv_direct_compiled's tests compile too
-    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
-    monkeypatch.setattr(conv_winograd, "default_tile", lambda: 2)
-    rng = np.random.default_rng(13)
-    x = rng.standard_normal((2, channels, 9, 10)).astype(dtype)
-    w = rng.standard_normal((channels, channels, 3, 3)).astype(dtype)
-    b = rng.standard_normal(channels).astype(dtype)
-    geometry = conv_geometry(3, 1, ((1, 0), (1, 2)), 1, 1)
-    ctx = types.SimpleNamespace(needs_input_grad=(True, True, True))
-    Winograd.forward(ctx, x.transpose(1, 0, 2, 3), w, b, geometry)
-    assert tuple(ctx.passes) == expected
-    y, gx, gw, gy = run(Winograd, x, w, b, geometry)
-    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
-    assert_rel_close(y, ty, TOL[dtype], "forward")
-    assert_rel_close(gx, tgx, TOL[dtype], "input gradient")
-    assert_rel_close(gw, tgw, TOL[dtype], "kernel gradient")
-
-
-@pytest.mark.usefixtures("compiled_only")
-def test_no_pass_runs_direct_when_it_is_off_or_the_layer_too_wide_or_thin(monkeypatch):
-    geometry = conv_geometry(3, 1, 1, 1, 1)
-    xp = np.zeros((16, 1, 6, 6), np.float32)
-    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "0")
-    assert not any(conv_winograd.direct_passes(geometry, (16, 16, 3, 3), xp))
-    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
-    assert not any(conv_winograd.direct_passes(geometry, (128, 16, 3, 3), xp))
-    assert not any(conv_winograd.direct_passes(geometry, (16, 8, 3, 3), xp))

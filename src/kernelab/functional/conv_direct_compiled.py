@@ -70,6 +70,7 @@ _kernels: dict[str, jit.Kernel] = {}
 _ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
+THIN_3X3_CHANNELS = 16  # up to this many channels in and out, see passes
 
 
 class Passes(NamedTuple):
@@ -99,7 +100,9 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       im2col (0.71x against 1.30x);
     * input gradient at stride 1, no dilation, from 4x4: 1.10-1.43x (GEMM 1.5-1.8x); at 2x2
       the GEMM (1.27x against 1.83x), at 3x3 Winograd (1.04x against 1.30x,
-      :func:`winograd_route`), with dilation 2 the GEMM (1.37x against 1.52x);
+      :func:`winograd_route`) but for layers of at most 16 channels, where Winograd's tiles
+      are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms direct, 8.07 Winograd),
+      with dilation 2 the GEMM (1.37x against 1.52x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -115,7 +118,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # Winograd's forward measured 1.25x the direct one's speed at 128 channels (8x8), 0.92-0.94x
     # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
     winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
-    return Passes(taps >= 4 and not winograd_forward, plain and taps >= 16, taps >= 4)
+    thin_3x3 = plain and taps == 9 and max(c_in, c_out) <= THIN_3X3_CHANNELS
+    return Passes(taps >= 4 and not winograd_forward, plain and (taps >= 16 or thin_3x3), taps >= 4)
 
 
 def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:

@@ -34,13 +34,6 @@ products (C_in, tiles)·(tiles, C_out) sum over every tile of every sample
 (:func:`kernel_gradient`). It measured 1.0-1.2x the GEMM's speed, but it too decides
 the compat test's near tie the other way (above), so only F(4x4, 3x3)'s opt-in uses it.
 
-At the small channel counts of CIFAR networks F(2x2, 3x3) is bound by memory, not
-arithmetic: its transformed tiles hold 4x the layer's input and output. There the direct
-convolution's micro-kernels (``conv_direct_compiled.py``) ran the forward and the kernel
-gradient faster, and at 16 channels the input gradient too (:data:`DIRECT_CHANNELS`), so
-:class:`Winograd` hands those passes to them once their kernels are compiled. The direct
-forward of a 3x3 layer equals the GEMM's to the bit.
-
 Arrays are channel-major as in ``conv_algorithms``: xp (C_in, N, Hp, Wp), y (C_out, N, OH, OW).
 Like the GEMM's training passes, each thread takes its own ranges of samples, with BLAS on
 one thread inside it (``conv_compiled.run``).
@@ -48,14 +41,12 @@ one thread inside it (``conv_compiled.run``).
 
 from __future__ import annotations
 
-import functools
 import os
 import types
 
 import numpy as np
 
 from . import conv_compiled
-from . import conv_direct_compiled as direct
 from . import conv_winograd_compiled as tiles
 from .conv_algorithms import Gemm, workspace
 from .geometry import ConvGeometry
@@ -100,41 +91,6 @@ MIN_FLOPS = 5e7
 # Layers thinner than this keep the GEMM: ResNet-8's stem (3→16) ran at 0.6x the GEMM's
 # speed, its transforms outweighing products with K = 3; 16-128 channels measured faster.
 MIN_CHANNELS = 16
-
-
-# Passes of F(2x2, 3x3) layers that the direct convolution (conv_direct_compiled) ran faster,
-# float32, batch 64, CPU time at one thread (ms; F(2x2, 3x3) / direct / GEMM):
-#   forward          16 ch. 32x32: 7.96 / 4.51 / 12.6; 32 at 16x16: 5.36 / 4.28; 64 at 8x8:
-#                    4.47 / 4.27; 32→64 at 28x28: 20.1 / 19.4; 128 at 8x8: 11.9 / 14.4
-#   input gradient   16: 8.07 / 6.97; 32: 5.34 / 5.61; 64: 4.50 / 4.88
-#   kernel gradient  (GEMM / direct) 16: 8.87 / 5.68; 32: 5.76 / 3.98; 64: 4.96 / 4.16;
-#                    32→64: 27.3 / 22.0; 128: 13.3 / 14.2
-# The direct passes are compute-bound where F(2x2, 3x3)'s transforms move 4x the layer's data
-# through memory, so they also gain more from a second core. Up to DIRECT_CHANNELS channels
-# in and out the forward and kernel gradient run direct, up to DIRECT_GRADIENT_CHANNELS the
-# input gradient too; each only once its kernel is compiled (conv_direct_compiled.usable).
-DIRECT_CHANNELS = 64
-DIRECT_GRADIENT_CHANNELS = 16
-
-
-def direct_passes(geometry: ConvGeometry, w_shape, xp, needs=(True, True)) -> direct.Passes:
-    """The passes of this F(2x2, 3x3) layer that run direct (see DIRECT_CHANNELS), of those
-    ``needs`` asks for besides the forward (input gradient, kernel gradient): none when
-    ``KERNELAB_DIRECT_CONV=0``, for layers thinner than MIN_CHANNELS (which only tests route
-    here), or until their kernels are compiled."""
-    widest = max(w_shape[:2])
-    if direct.mode() == "off" or widest > DIRECT_CHANNELS or min(w_shape[:2]) < MIN_CHANNELS:
-        return direct.Passes(False, False, False)  # thinner layers: never measured
-    wanted = direct.Passes(True, needs[0] and widest <= DIRECT_GRADIENT_CHANNELS, needs[1])
-    return _usable(wanted, xp.shape, xp.dtype, geometry, direct.mode())
-
-
-@functools.lru_cache(maxsize=256)
-def _usable(wanted, shape, dtype, geometry, mode) -> direct.Passes:
-    """``direct.usable``, asked once per layer shape and mode: its answer holds for the
-    process (see ``conv_direct_compiled.ready``), and asking costs 0.2-0.4 ms a pass (the
-    kernels' sources are generated to name them)."""
-    return direct.usable(wanted, shape, dtype, geometry)
 
 
 def suits(geometry: ConvGeometry, w_shape) -> bool:
@@ -238,12 +194,9 @@ def sample_ranges(n: int, step: int, threads: int) -> list[tuple[int, int]]:
 
 class Winograd:
     """Forward and input gradient by F(tile x tile, 3x3); the kernel gradient by the GEMM, or
-    with the larger tile by F(3x3, 2x2). Convolutions of fewer than MIN_FLOPS: the GEMM.
-    With the default tile, the passes the direct convolution runs faster go there
-    (:func:`direct_passes`) unless ``direct`` is False."""
+    with the larger tile by F(3x3, 2x2). Convolutions of fewer than MIN_FLOPS: the GEMM."""
 
     tile = None  # outputs per tile side; None: default_tile()
-    direct = True
 
     @classmethod
     def forward(cls, ctx, xp, w, b, geometry: ConvGeometry):
@@ -252,18 +205,10 @@ class Winograd:
         if ctx.small:  # the whole layer on the GEMM, both ways
             return Gemm.forward(ctx, xp, w, b, geometry)
         xp = np.ascontiguousarray(xp)  # (C_in, N, Hp, Wp)
-        if not xp.flags.writeable:  # a read-only array would be another compiled signature
-            xp = xp.copy()
-        ctx.tile = cls.tile or default_tile()
-        ctx.xp, ctx.w, ctx.geometry = xp, w, geometry
-        ctx.passes = direct.Passes(False, False, False)
-        if cls.direct and ctx.tile == 2:
-            ctx.passes = direct_passes(geometry, w.shape, xp, ctx.needs_input_grad[:2])
         y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
-        if ctx.passes.forward:
-            direct.correlate(xp, w, b, geometry.stride, geometry.dilation, y)
-        else:
-            correlate(xp, (0, 0), transformed_kernel(w, ctx.tile), b, y, (0, 0), (oh, ow))
+        ctx.tile = cls.tile or default_tile()
+        correlate(xp, (0, 0), transformed_kernel(w, ctx.tile), b, y, (0, 0), (oh, ow))
+        ctx.xp, ctx.w, ctx.geometry = xp, w, geometry
         return y
 
     @staticmethod
@@ -273,9 +218,7 @@ class Winograd:
         xp, w, geometry = ctx.xp, ctx.w, ctx.geometry
         need_x, need_w, _ = ctx.needs_input_grad
         gxp = gw = None
-        if need_x and ctx.passes.input_gradient:
-            gxp = direct.input_gradient(gy, w, geometry, xp.shape)
-        elif need_x:
+        if need_x:
             (top, bottom), (left, right) = geometry.padding
             size = xp.shape[2] - top - bottom, xp.shape[3] - left - right
             rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, 3, 3)
@@ -285,9 +228,7 @@ class Winograd:
             origin = top - 2, left - 2  # gy framed by 2 − padding zeros
             u = transformed_kernel(rotated, ctx.tile)
             correlate(gy, origin, u, None, gxp, (top, left), size)
-        if need_w and ctx.passes.kernel_gradient:
-            gw = direct.kernel_gradient(gy, xp, geometry)
-        elif need_w and ctx.tile == 4:
+        if need_w and ctx.tile == 4:
             gw = kernel_gradient(gy, xp)
         elif need_w:
             gemm = types.SimpleNamespace(
