@@ -85,3 +85,16 @@ def test_a_small_dense_layer_multiplies_on_one_blas_thread(monkeypatch, rows, sm
     layer = kl.nn.Linear(1024, 10)  # rows · 1024 · 10 multiply-adds: 655,360 or 21 million
     layer(kl.randn(rows, 1024)).sum().backward()
     assert len(entered) == (2 if small else 0)  # the forward's block and the backward's
+
+
+def test_the_convolution_pool_has_the_asked_threads_before_any_compiled_kernel_ran():
+    """A fresh process whose first layers run products only (no compiled kernel loads numba)
+    still shares them between the threads asked for."""
+    code = (
+        "import kernelab as kl; kl.set_num_threads(2)\n"
+        "from kernelab.functional import conv_compiled\n"
+        "print(conv_compiled.threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "2", out.stderr

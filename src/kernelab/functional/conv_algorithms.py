@@ -75,21 +75,12 @@ def split_copy(copy, count: int, nbytes: int) -> None:
     thread of the convolution's pool (NumPy's copies release the GIL, so they run side by
     side), else one range."""
     fast = jit.twin(".conv_compiled", __package__)
-    threads = 1 if fast is None or nbytes < SPLIT_BYTES else min(count, pool_threads(fast))
+    threads = 1 if fast is None or nbytes < SPLIT_BYTES else min(count, fast.threads())
     if threads <= 1:
         copy(0, count)
         return
     bounds = [count * i // threads for i in range(threads + 1)]
     fast.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
-
-
-def pool_threads(fast) -> int:
-    """The convolution pool's thread count (``fast`` is ``conv_compiled``). numba is made
-    known to ``core/jit`` first: until it is, its count reads as 1 whatever
-    ``kl.set_num_threads`` asked, and a layer that had run no compiled kernel yet (a 1x1
-    one, all products) ran its ranges one after the other on the calling thread."""
-    jit.numba_module()
-    return fast.threads()
 
 
 def im2col(xp: np.ndarray, geometry: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
@@ -380,7 +371,7 @@ def _by_threads(task, n: int) -> list:
     (``conv_compiled.run``: BLAS on one thread in each), or for all of them on the NumPy
     path; the results."""
     fast = jit.twin(".conv_compiled", __package__)
-    count = 1 if fast is None else max(1, min(n, pool_threads(fast)))
+    count = 1 if fast is None else max(1, min(n, fast.threads()))
     bounds = [n * i // count for i in range(count + 1)]
     ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
     return [task(*ranges[0])] if fast is None else fast.run(task, ranges)

@@ -157,7 +157,10 @@ def _start_worker() -> None:
 
 
 def threads() -> int:
-    """The threads to share a convolution between: ``kl.set_num_threads``'s count."""
+    """The threads to share a convolution between: ``kl.set_num_threads``'s count. numba is
+    loaded first: until it is, its count reads as 1 whatever was asked, and a layer that runs
+    no compiled kernel (a 1x1 one: products only) would run its ranges one after another."""
+    jit.numba_module()
     return jit.get_threads() or 1
 
 
