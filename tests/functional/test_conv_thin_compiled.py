@@ -19,6 +19,17 @@ from kernelab.functional.geometry import conv_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def thin_kernels_run():
+    """The thin kernels run, compiled if need be: on an empty cache they would otherwise leave
+    their passes to the GEMM (see the module)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KERNELAB_DIRECT_CONV", "1")
+    yield
+    patch.undo()
+
+
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
 
 
@@ -131,3 +142,39 @@ def test_an_empty_batch():
     geometry = conv_geometry(3, 1, 1, 1, 1)
     y, _, gw, _ = run(thin.ThinCompiled, x, w, None, geometry, (False, True, False))
     assert y.shape == (0, 4, 8, 8) and gw.shape == w.shape and not gw.any()
+
+
+def test_kernels_not_ready_leave_their_passes_to_the_gemm(monkeypatch):
+    """Without the kernels in the cache (auto mode) a layer runs the GEMM, bit for bit."""
+    monkeypatch.setattr(thin.conv_direct_compiled, "ready", lambda kernel, args: False)
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 1, 9, 11)), rng.standard_normal((6, 1, 3, 3))
+    b = rng.standard_normal(6)
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    y, gx, gw, gy = run(thin.ThinCompiled, x, w, b, geometry)
+    gemm_y, gemm_gx, gemm_gw, _ = run(Gemm, x, w, b, geometry)
+    for ours, gemm in ((y, gemm_y), (gx, gemm_gx), (gw, gemm_gw)):
+        np.testing.assert_array_equal(ours, gemm)
+
+
+def test_in_auto_mode_a_layer_asks_whether_its_kernels_are_cached(monkeypatch):
+    """Auto mode asks numba's cache for both kernels, with the arguments they are run with;
+    cached or not, the layer's results are right."""
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "auto")
+    asked = []
+    ready = thin.conv_direct_compiled.ready
+
+    def spy(kernel, args):
+        asked.append(kernel.__name__)
+        return ready(kernel, args)
+
+    monkeypatch.setattr(thin.conv_direct_compiled, "ready", spy)
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 1, 9, 11)), rng.standard_normal((6, 1, 3, 3))
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    y, _, gw, gy = run(thin.ThinCompiled, x, w, None, geometry)
+    ty, _, tgw = torch_reference(x, w, None, geometry, gy)
+    assert_rel_close(y, ty, TOL[np.float64], "forward")
+    assert_rel_close(gw, tgw, TOL[np.float64], "kernel gradient")
+    assert any(name.startswith("thin_correlate") for name in asked)
+    assert any(name.startswith("thin_kernel_gradient") for name in asked)

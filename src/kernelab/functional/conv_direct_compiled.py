@@ -149,7 +149,7 @@ def ready(kernel: jit.Kernel, args) -> bool:
     """
     if mode() == "on":
         return True
-    key = kernel.__name__, str(args[-1].dtype)
+    key = kernel.__name__, str(next(a.dtype for a in args if isinstance(a, np.ndarray)))
     if key not in _ready:
         _ready[key] = kernel.load_cached(args)
         if not _ready[key]:

@@ -16,6 +16,12 @@ The kernels here (generated: ``conv_thin_source.py``) need no column matrix:
   partial kernel, and the partials are added pairwise: a float32 sum runs over a few hundred
   terms in a row, as BLAS's blocked sums do, and stays within PyTorch's rounding.
 
+As with the direct convolution (``conv_direct_compiled.ready``), a kernel runs only if its
+machine code is in numba's cache when a layer first asks (or ``KERNELAB_DIRECT_CONV=1``);
+otherwise the process keeps the GEMM for that pass and a background process compiles the
+kernel for the next run, so a first step on an empty cache does not wait for them (3.6 s of
+the classic network's cold first step).
+
 Layouts are channel-major as in ``conv_algorithms``: the padded input xp (C_in, N, Hp, Wp),
 the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the convolution's
 worker threads (``conv_compiled.run``): plain loops compile in half the time ``prange``
@@ -30,7 +36,7 @@ import types
 import numpy as np
 
 from ..core import jit
-from . import conv_compiled
+from . import conv_compiled, conv_direct_compiled
 from . import conv_thin_source as source
 from .conv_algorithms import Gemm
 from .geometry import ConvGeometry
@@ -102,9 +108,9 @@ def column_taps(geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
     return offsets % sw, offsets // sw
 
 
-def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray:
+def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray | None:
     """y (C_out, N, OH, OW) = bias + the correlation of the phased input with w (C_out, C_in,
-    kH, kW)."""
+    kH, kW); None when its kernel is not ready (see the module)."""
     c_out, n = w.shape[0], xph.shape[1]
     (oh, ow), jb, ob = out_size, LANE_BYTES // xph.itemsize, OUT_BLOCK
     blocks = -(-c_out // ob)
@@ -121,6 +127,10 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray:
     kernel = compiled(source.correlation_name(ob, jb), source.correlation_source, ob, jb)
     (sh, _), (dh, _) = geometry.stride, geometry.dilation
     starts = tiles(wide, jb)
+    if not conv_direct_compiled.ready(
+        kernel, (xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, 0, 0)
+    ):
+        return None
 
     def tasks(first, last):  # (sample, block of output channels) first:last, in that order
         kernel(xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, first, last)
@@ -131,8 +141,9 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray:
     return y[:c_out]  # a contiguous view
 
 
-def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
-    """gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and xp (C_in, N, Hp, Wp)."""
+def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
+    """gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and xp (C_in, N, Hp, Wp); None
+    when its kernel is not ready (see the module)."""
     c_out, n, oh, ow = gy.shape
     c_in, (kh, kw), (ob, tq) = xp.shape[0], geometry.kernel_size, BLOCK
     if n == 0:
@@ -147,6 +158,8 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
     xp = np.ascontiguousarray(xp)  # one compiled signature
     arguments = geometry_arguments(geometry, c_in, ow)
+    if not conv_direct_compiled.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
+        return None
     in_parallel(
         lambda first, last: kernel(gy3, xp, bounds, table, *arguments, partial, first, last),
         len(bounds) - 1,
@@ -180,7 +193,8 @@ def pairwise_sum(parts: np.ndarray) -> np.ndarray:
 
 class ThinCompiled:
     """The direct forward and kernel gradient for thin inputs of float32 or float64; the
-    GEMM's input gradient, and the GEMM's passes for other dtypes."""
+    GEMM's input gradient, and the GEMM's passes for other dtypes or while a kernel is not
+    ready (see the module)."""
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
@@ -192,7 +206,8 @@ class ThinCompiled:
         oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
         shift = column_taps(geometry)[1][-1]
         xph = phased(xp, geometry, max(ow, LANE_BYTES // xp.itemsize) + shift)
-        return correlate(xph, w, b, geometry, (oh, ow))  # (C_out, N, OH, OW)
+        y = correlate(xph, w, b, geometry, (oh, ow))  # (C_out, N, OH, OW)
+        return Gemm.forward(ctx, xp, w, b, geometry) if y is None else y
 
     @staticmethod
     def backward(ctx, gy):
