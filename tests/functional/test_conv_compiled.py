@@ -105,9 +105,14 @@ def threads(request):
 def test_run_covers_every_range_in_order(threads):
     ranges = [(0, 3), (3, 5), (5, 6), (6, 9), (9, 10)]
     seen = []
+    caller, caller_took_one = threading.get_ident(), threading.Event()
 
     def task(start, stop):
         seen.append(threading.get_ident())
+        if seen[-1] == caller:
+            caller_took_one.set()
+        else:  # the pool's threads leave ranges for the caller however fast they start
+            caller_took_one.wait(timeout=5)
         # a task runs its passes on one thread: a nested run does not use the pool
         assert conv_compiled.run(lambda a, b: b - a, [(0, 1), (1, 3)]) == [1, 2]
         return start, stop
