@@ -11,7 +11,6 @@ With 1 and 2 threads, the last lines give each engine's gain from the second thr
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -24,7 +23,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.conv_passes import interleaved_times, pass_call, pass_inputs  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import conv_direct_compiled  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
@@ -90,13 +89,7 @@ def measure(shape, threads: int, rounds: int, clock=time.perf_counter) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", nargs="+", default=list(SHAPES))
-    parser.add_argument(
-        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
-    )
+    parser = pass_parser(__doc__.splitlines()[0], SHAPES)
     args = parser.parse_args()
     clock = time.process_time if args.cpu else time.perf_counter
     os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever AllDirect asks, cached or not

@@ -1,9 +1,11 @@
 """What the convolution pass benchmarks (``conv_direct.py``, ``conv_thin.py``,
-``conv_winograd.py``) share: a layer's random inputs, one algorithm's pass as a callable,
-and engines timed in interleaved rounds of one process."""
+``conv_winograd.py``, ``conv_routing.py``) share: their command line, a layer's random
+inputs, one algorithm's pass as a callable, and engines timed in interleaved rounds of one
+process."""
 
 from __future__ import annotations
 
+import argparse
 import types
 
 import numpy as np
@@ -17,6 +19,19 @@ NEEDS = {  # needs_input_grad of (input, kernel, bias) that asks for each pass a
     "input_gradient": (True, False, False),
     "kernel_gradient": (False, True, False),
 }
+
+
+def pass_parser(description: str, shapes, rounds: int = 7) -> argparse.ArgumentParser:
+    """The options every pass benchmark takes: thread counts, rounds, the shapes to time
+    (``shapes``) and the clock."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--only", nargs="+", default=list(shapes))
+    parser.add_argument(
+        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
+    )
+    return parser
 
 
 def pass_inputs(geometry, n: int, c_in: int, c_out: int, size: int, dtype=np.float32):

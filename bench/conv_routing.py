@@ -13,7 +13,6 @@ direct kernels compile in this process if they are not cached (``KERNELAB_DIRECT
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -29,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever asked, cached or not
 from bench.conv_direct import SHAPES  # noqa: E402
-from bench.conv_passes import interleaved_times, pass_inputs  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
 from kernelab.functional import conv_winograd  # noqa: E402
 from kernelab.functional.conv import pad, unpad  # noqa: E402
@@ -145,11 +144,7 @@ def float32_errors(shape, n=16, c_in=32, c_out=64) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", nargs="+", default=[s for s in SHAPES if s != "conv2"])
-    parser.add_argument("--cpu", action="store_true", help="time by CPU seconds (1 thread)")
+    parser = pass_parser(__doc__.splitlines()[0], [s for s in SHAPES if s != "conv2"])
     parser.add_argument("--error", action="store_true", help="float32 error, not time")
     args = parser.parse_args()
     if args.error:

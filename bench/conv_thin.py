@@ -11,7 +11,6 @@ tutorial CNN and the CIFAR networks (ResNet-8's stem).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.conv_passes import interleaved_times, pass_call  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call, pass_parser  # noqa: E402
 from kernelab.functional import conv_thin_compiled  # noqa: E402
 from kernelab.functional.conv import pad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm  # noqa: E402
@@ -80,13 +79,7 @@ def ratio(times, a, b, p) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", nargs="+", default=list(SHAPES))
-    parser.add_argument(
-        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
-    )
+    parser = pass_parser(__doc__.splitlines()[0], SHAPES, rounds=9)
     args = parser.parse_args()
     clock = time.process_time if args.cpu else time.perf_counter
     print(

@@ -15,7 +15,6 @@ before-and-after that a busy machine disturbs alike.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 os.environ["KERNELAB_DIRECT_CONV"] = "1"  # the direct engine's forward, opt-in for now
 import kernelab as kl  # noqa: E402
 from bench import cases  # noqa: E402
-from bench.conv_passes import interleaved_times, pass_call, pass_inputs  # noqa: E402
+from bench.conv_passes import interleaved_times, pass_call, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import (
     conv_direct_compiled,  # noqa: E402
     conv_winograd,  # noqa: E402
@@ -183,13 +182,7 @@ def measure_cases(threads: int, rounds: int, clock) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", nargs="+", default=list(SHAPES))
-    parser.add_argument(
-        "--cpu", action="store_true", help="time by CPU seconds (a busy machine, 1 thread)"
-    )
+    parser = pass_parser(__doc__.splitlines()[0], SHAPES)
     parser.add_argument("--cases", action="store_true", help="conv/k3 and the nets' steps")
     parser.add_argument("--error", action="store_true", help="float32 error, not speed")
     args = parser.parse_args()
