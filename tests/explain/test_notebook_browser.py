@@ -2,6 +2,7 @@
 Jupyter is) shows the page of ``kl.explain``, and cannot frame the page ``kernelab explain``
 serves."""
 
+import contextlib
 import http.server
 import threading
 from pathlib import Path
@@ -41,19 +42,28 @@ def notebook_like(frame_html: str):
     return server, f"http://localhost:{server.server_address[1]}/"
 
 
-def test_a_local_notebook_shows_the_page_kl_explain_serves(browser):  # noqa: F811
-    page_server = kl.explain(arch.build(arch.CLASSIC, generator=0))
+@contextlib.contextmanager
+def framed(chromium, page_server):
+    """A tab on a notebook-like localhost page holding ``page_server``'s IFrame: yields the
+    tab and the frame; closes the tab and that page's server after."""
     notebook, address = notebook_like(page_server._repr_html_())
+    tab = chromium.new_page()
     try:
-        tab = browser.new_page()
         tab.set_default_timeout(TIMEOUT)
         tab.goto(address)
-        frame = tab.frame_locator("iframe")
-        frame.locator("#draw").wait_for()  # the page's drawing canvas, inside the frame
-        assert frame.locator("#network").count() == 1
-        tab.close()
+        yield tab, tab.frame_locator("iframe")
     finally:
+        tab.close()
         notebook.shutdown()
+
+
+def test_a_local_notebook_shows_the_page_kl_explain_serves(browser):  # noqa: F811
+    page_server = kl.explain(arch.build(arch.CLASSIC, generator=0))
+    try:
+        with framed(browser, page_server) as (_, frame):
+            frame.locator("#draw").wait_for()  # the page's drawing canvas, inside the frame
+            assert frame.locator("#network").count() == 1
+    finally:
         page_server.stop()
 
 
@@ -77,25 +87,19 @@ def test_the_train_view_trains_inside_the_notebook_frame(browser, tmp_path, mnis
     runs_dir = tmp_path / "runs"
     model = arch.build(arch.CLASSIC, generator=0)
     page_server = kl.explain(model, train=True, runs_dir=runs_dir, data_dir=str(mnist_dir))
-    notebook, address = notebook_like(page_server._repr_html_())
     try:
-        tab = browser.new_page()
-        tab.set_default_timeout(TIMEOUT)
-        tab.goto(address)
-        frame = tab.frame_locator("iframe")
-        frame.locator("#tab-button-train:not([hidden])").click()
-        for name, value in (("kernel-size", "3"), ("kernels", "4"), ("kernels2", "8")):
-            frame.locator(f"#live-{name}").fill(value)
-        frame.locator("#live-start").click()
-        # the stream reaches the framed page: the run's steps count up there
-        framed = next(f for f in tab.frames if f.url.startswith(page_server.url))
-        framed.wait_for_function(
-            "() => Number(document.querySelector('#live-status').dataset.step) >= 3",
-            timeout=TIMEOUT * 2,
-        )
-        tab.close()
+        with framed(browser, page_server) as (tab, frame):
+            frame.locator("#tab-button-train:not([hidden])").click()
+            for name, value in (("kernel-size", "3"), ("kernels", "4"), ("kernels2", "8")):
+                frame.locator(f"#live-{name}").fill(value)
+            frame.locator("#live-start").click()
+            # the stream reaches the framed page: the run's steps count up there
+            page = next(f for f in tab.frames if f.url.startswith(page_server.url))
+            page.wait_for_function(
+                "() => Number(document.querySelector('#live-status').dataset.step) >= 3",
+                timeout=TIMEOUT * 2,
+            )
     finally:
-        notebook.shutdown()
         page_server.stop(timeout=10)
     assert [p.name for p in runs_dir.iterdir()] and all(
         (p / "checkpoint.kl").exists() for p in runs_dir.iterdir()
