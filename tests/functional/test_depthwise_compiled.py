@@ -1,6 +1,8 @@
 """The compiled depthwise convolution against PyTorch and against the NumPy algorithm it
 stands in for, driven directly on channel-major arrays as ``conv2d`` drives them."""
 
+import types
+
 import numpy as np
 import pytest
 from conv_runs import check_only_asked_gradients, run, torch_reference
@@ -8,6 +10,8 @@ from gradcheck import assert_rel_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernelab.core import jit
+from kernelab.functional.conv import input_gradient, pad
 from kernelab.functional.conv_algorithms import Depthwise
 from kernelab.functional.depthwise_compiled import DepthwiseCompiled
 from kernelab.functional.geometry import conv_geometry
@@ -71,3 +75,51 @@ def test_depthwise_compiled_reads_channel_major_views():
     x = rng.standard_normal((3, 4, 10, 9)).astype(np.float32)
     w = rng.standard_normal((4, 1, 3, 2)).astype(np.float32)
     check(DepthwiseCompiled, Depthwise, x, w, None, conv_geometry((3, 2), 1, 0, 1, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mult, padding", [(1, "same"), (2, ((0, 2), (1, 0)))])
+def test_depthwise_compiled_reads_a_batch_first_gradient(dtype, mult, padding):
+    """Through ``conv2d`` with a batch-first output gradient (read in place, not copied):
+    input, kernel and bias gradients against PyTorch; the input's gradient is batch-first
+    memory on the compiled path, which the input keeps as its ``.grad`` without a copy."""
+    import torch
+
+    import kernelab as kl
+    import kernelab.nn.functional as F
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 9, 11)).astype(dtype)
+    w = rng.standard_normal((4 * mult, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4 * mult).astype(dtype)
+    geometry = conv_geometry((3, 3), 1, padding, 1, 4)
+    (top, bottom), (left, right) = geometry.padding
+    gy = rng.standard_normal((3, 4 * mult, 9 + top + bottom - 2, 11 + left + right - 2))
+    gy = gy.astype(dtype)
+    tensors = [kl.tensor(a, requires_grad=True) for a in (x, w, b)]
+    F.conv2d(*tensors, padding=padding, groups=4).backward(gy)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    xpt = torch.nn.functional.pad(xt, (left, right, top, bottom))
+    torch.nn.functional.conv2d(xpt, wt, bt, groups=4).backward(torch.tensor(gy))
+    for ours, theirs, what in zip(tensors, (xt, wt, bt), ("input", "kernel", "bias"), strict=True):
+        assert_rel_close(ours.grad.array, theirs.grad.numpy(), TOL[dtype], what + " gradient")
+    assert tensors[0].grad.array.flags.c_contiguous or not jit.active()
+
+
+def test_depthwise_compiled_keeps_nan_and_inf_where_pytorch_does():
+    """A NaN and an inf in the output gradient land in the input, kernel and bias gradients
+    where PyTorch's land (a sum starts from its first term, never from a product with 0)."""
+    x = np.ones((2, 2, 5, 5), np.float32)
+    w = np.ones((2, 1, 3, 3), np.float32)
+    b = np.ones(2, np.float32)
+    geometry = conv_geometry((3, 3), 1, 1, 1, 2)
+    ctx = types.SimpleNamespace(needs_input_grad=(True, True, True))
+    DepthwiseCompiled.forward(ctx, pad(x.transpose(1, 0, 2, 3), geometry.padding), w, b, geometry)
+    gy = np.ones((2, 2, 5, 5), np.float32)  # (C_out, N, OH, OW)
+    gy[0, 1, 0, 0], gy[1, 0, 4, 4] = np.nan, np.inf
+    gxp, gw = DepthwiseCompiled.backward(ctx, gy)
+    _, tgx, tgw = torch_reference(x, w, b, geometry, gy.transpose(1, 0, 2, 3))
+    gx = input_gradient(gxp, geometry, x.shape[2:])
+    for ours, theirs in ((gx, tgx), (gw, tgw), (ctx.bias_gradient, gy.sum(axis=(1, 2, 3)))):
+        assert (np.isnan(ours) == np.isnan(theirs)).all()
+        assert (np.isposinf(ours) == np.isposinf(theirs)).all()
