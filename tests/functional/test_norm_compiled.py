@@ -119,14 +119,15 @@ def test_nan_propagates_like_the_reference():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("affine", ["weight", "bias"])
-def test_a_channel_per_task_with_weight_or_bias_alone(dtype, affine):
-    # the channel-major training passes (normalise_channels, channel_gradients) on a CIFAR
-    # layer's shape, with only one of the affine parameters, against PyTorch
+@pytest.mark.parametrize("layout", ["channel_major", "contiguous"])
+def test_a_channel_per_task_with_weight_or_bias_alone(dtype, affine, layout):
+    # the training passes a channel per task (normalise_channels, channel_gradients), in
+    # either layout, with only one of the affine parameters, against PyTorch
     rng = np.random.default_rng(4)
-    x = make_input(rng, (8, 16, 6, 7), "channel_major", dtype)
+    x = make_input(rng, (8, 16, 6, 7), layout, dtype)
     param = rng.standard_normal(16).astype(dtype)
     stats = [np.zeros(16, dtype), np.ones(16, dtype)]
-    gy = np.swapaxes(rng.standard_normal((16, 8, 6, 7)).astype(dtype), 0, 1)
+    gy = make_input(rng, (8, 16, 6, 7), layout, dtype)
     settings = {"training": True, "momentum": 0.1, "eps": 1e-5}
     ours = kl.Tensor(x, requires_grad=True), kl.Tensor(param, requires_grad=True)
     y = F.batch_norm(

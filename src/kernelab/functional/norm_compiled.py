@@ -6,10 +6,11 @@ contiguous input) or, when ``channel_major``, ``(C, N, S)`` — the memory behin
 contiguous row of S values, so a channel-major input is never transposed, and every result
 comes back in the input's layout.
 
-In training on a channel-major input, each pass that needs per-channel sums first (the
-forward's normalisation, the backward's input gradient) runs a channel per task, both of its
-passes over the channel back to back (:func:`normalise_channels`, :func:`channel_gradients`):
-the second reads the channel from the core's cache, not from memory.
+In training, each pass that needs per-channel sums first (the forward's normalisation, the
+backward's input gradient) runs a channel per task in either layout, both of its passes over
+the channel back to back (:func:`normalise_channels`, :func:`channel_gradients`): the second
+reads the channel from the core's cache, not from memory, and the pass is one parallel
+launch, not two.
 
 Sums are accumulated in float64 whatever the data's dtype. The batch statistics come from one
 pass of shifted sums (``Σ(x − k)`` and ``Σ(x − k)²`` with ``k`` the channel's first value), which
@@ -170,25 +171,28 @@ def grad_input(g, x, mean, p, k, q, channel_major, out):
 
 
 @jit.kernel(parallel=True, fastmath=SUMS)
-def normalise_channels(x, weight, bias, eps, out, stats):
-    """Training forward of channel-major rows x (C, N, S), a channel per task: its moments
-    (as :func:`moments` sums them, into ``stats`` (2, C): mean, biased variance), then
+def normalise_channels(x, weight, bias, eps, channel_major, out, stats):
+    """Training forward of rows x in either layout, a channel per task: its moments (as
+    :func:`moments` sums them, into ``stats`` (2, C): mean, biased variance), then
     ``out = x · scale + shift`` while the channel is still in the core's cache.
 
-    A channel of a CIFAR layer (64 samples of 32x32 float32: 256 KB) fits the core's cache
-    where the whole layer (4 MB) does not: the second pass reads it there rather than from
-    memory, whose bandwidth the second core does not double (measured: 25 GB/s on one,
-    27 on two). ``eps`` is one value of the data's dtype; the scale and shift are computed in
-    that dtype as :func:`forward` computes them for :func:`scale_shift`.
+    A channel (64 samples of 28x28 float32: 200 KB; of a CIFAR layer's 32x32: 256 KB) fits
+    the core's cache where the whole layer (6.4 MB) does not: the second pass reads it there
+    rather than from memory, and each core streams only its own channels. ``eps`` is one
+    value of the data's dtype; the scale and shift are computed in that dtype as
+    :func:`forward` computes them for :func:`scale_shift`.
     """
-    count = x.shape[1] * x.shape[2]
-    for c in prange(x.shape[0]):
-        k = np.float64(x[c, 0, 0])
+    channels = x.shape[0] if channel_major else x.shape[1]
+    samples = x.shape[1] if channel_major else x.shape[0]
+    count = samples * x.shape[2]
+    for c in prange(channels):
+        k = np.float64(x[c, 0, 0] if channel_major else x[0, c, 0])
         total, squares = 0.0, 0.0
-        for b in range(x.shape[1]):
+        for b in range(samples):
+            row = x[c, b] if channel_major else x[b, c]
             s, ss = 0.0, 0.0
-            for i in range(x.shape[2]):
-                d = np.float64(x[c, b, i]) - k
+            for i in range(row.shape[0]):
+                d = np.float64(row[i]) - k
                 s += d
                 ss += d * d
             total += s
@@ -204,27 +208,33 @@ def normalise_channels(x, weight, bias, eps, out, stats):
         values[2] = values[2] / np.sqrt(values[1] + eps[0]) * weight[c]
         p = values[2]
         q = bias[c] - values[0] * p
-        for b in range(x.shape[1]):
-            for i in range(x.shape[2]):
-                out[c, b, i] = x[c, b, i] * p + q
+        for b in range(samples):
+            row = x[c, b] if channel_major else x[b, c]
+            dst = out[c, b] if channel_major else out[b, c]
+            for i in range(row.shape[0]):
+                dst[i] = row[i] * p + q
 
 
 @jit.kernel(parallel=True, fastmath=SUMS)
-def channel_gradients(g, x, mean, a, inv_std, out, sums):
-    """Training input gradient of channel-major rows (C, N, S), a channel per task: the sums
-    of :func:`grad_sums` (into ``sums`` (2, C)), then :func:`grad_input`'s
+def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums):
+    """Training input gradient of rows in either layout, a channel per task: the sums of
+    :func:`grad_sums` (into ``sums`` (2, C)), then :func:`grad_input`'s
     ``out = a·g + k·(x − mean) + d`` while the channel is in cache (see
     :func:`normalise_channels`); k and d from the sums as :func:`backward` takes them."""
-    count = x.shape[1] * x.shape[2]
-    for c in prange(x.shape[0]):
+    channels = x.shape[0] if channel_major else x.shape[1]
+    samples = x.shape[1] if channel_major else x.shape[0]
+    count = samples * x.shape[2]
+    for c in prange(channels):
         m64 = np.float64(mean[c])
         sum_g, sum_gx = 0.0, 0.0
-        for b in range(x.shape[1]):
+        for b in range(samples):
+            g_row = g[c, b] if channel_major else g[b, c]
+            x_row = x[c, b] if channel_major else x[b, c]
             s, t = 0.0, 0.0
-            for i in range(x.shape[2]):
-                gi = np.float64(g[c, b, i])
+            for i in range(x_row.shape[0]):
+                gi = np.float64(g_row[i])
                 s += gi
-                t += gi * (np.float64(x[c, b, i]) - m64)
+                t += gi * (np.float64(x_row[i]) - m64)
             sum_g += s
             sum_gx += t
         sums[0, c], sums[1, c] = sum_g, sum_gx
@@ -233,9 +243,20 @@ def channel_gradients(g, x, mean, a, inv_std, out, sums):
         values[0] = -a64 * s64 * s64 * sum_gx / count
         values[1] = -a64 * sum_g / count
         ac, m, kc, dc = a[c], mean[c], values[0], values[1]
-        for b in range(x.shape[1]):
-            for i in range(x.shape[2]):
-                out[c, b, i] = ac * g[c, b, i] + kc * (x[c, b, i] - m) + dc
+        for b in range(samples):
+            g_row = g[c, b] if channel_major else g[b, c]
+            x_row = x[c, b] if channel_major else x[b, c]
+            dst = out[c, b] if channel_major else out[b, c]
+            for i in range(x_row.shape[0]):
+                dst[i] = ac * g_row[i] + kc * (x_row[i] - m) + dc
+
+
+def by_channels(rows: np.ndarray) -> bool:
+    """Whether the training passes run a channel per task (:func:`normalise_channels`,
+    :func:`channel_gradients`): rows of more than one value each. An (N, C) input's channel
+    is a column, read an element per row: the blocked passes, vectorised across channels,
+    read it in memory order."""
+    return rows.shape[2] > 1
 
 
 def supports(x: np.ndarray) -> bool:
@@ -257,9 +278,9 @@ def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum,
     dtype, channels = x.dtype, x.shape[1]
     channel_major = bool(layout(x))
     rows = as_rows(x, channel_major)
-    if training and channel_major:
+    if training and by_channels(rows):
         return _forward_by_channels(
-            ctx, x, rows, weight, bias, running_mean, running_var, momentum, eps
+            ctx, x, rows, weight, bias, running_mean, running_var, momentum, eps, channel_major
         )
     if training:
         mean64, var64 = moments(rows, channel_major)
@@ -279,22 +300,24 @@ def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum,
     return from_rows(out, x.shape, channel_major)
 
 
-def _forward_by_channels(ctx, x, rows, weight, bias, running_mean, running_var, momentum, eps):
-    """The training forward of channel-major rows (C, N, S), one pass per channel
+def _forward_by_channels(
+    ctx, x, rows, weight, bias, running_mean, running_var, momentum, eps, channel_major
+):
+    """The training forward of rows in either layout, one pass per channel
     (:func:`normalise_channels`): the same statistics and results as the two passes."""
     dtype, channels = x.dtype, x.shape[1]
     ones = np.ones(channels, dtype) if weight is None else np.ascontiguousarray(weight, dtype)
     zeros = np.zeros(channels, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     out, stats = np.empty_like(rows), np.empty((2, channels))
-    normalise_channels(rows, ones, zeros, np.array([eps], dtype), out, stats)
+    normalise_channels(rows, ones, zeros, np.array([eps], dtype), channel_major, out, stats)
     mean, var = stats[0].astype(dtype), stats[1].astype(dtype)
     if running_mean is not None:
         update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
     if any(ctx.needs_input_grad):
         inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
         ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
-        ctx.channel_major, ctx.training = True, True
-    return from_rows(out, x.shape, True)
+        ctx.channel_major, ctx.training = channel_major, True
+    return from_rows(out, x.shape, channel_major)
 
 
 def backward(ctx, g):
@@ -306,12 +329,12 @@ def backward(ctx, g):
     weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
     a = (weight * inv_std).astype(dtype, copy=False)
     gw = gb = gx = None
-    if need_x and ctx.training and channel_major:  # sums and input gradient per channel
+    if need_x and ctx.training and by_channels(rows):  # sums and input gradient per channel
         out, sums = np.empty_like(rows), np.empty((2, len(mean)))
-        channel_gradients(g_rows, rows, mean, a, inv_std, out, sums)
+        channel_gradients(g_rows, rows, mean, a, inv_std, channel_major, out, sums)
         gw = (sums[1] * inv_std).astype(dtype) if need_w else None
         gb = sums[0].astype(dtype) if need_b else None
-        return from_rows(out, g.shape, True), gw, gb
+        return from_rows(out, g.shape, channel_major), gw, gb
     if need_w or need_b or (need_x and ctx.training):
         sum_g, sum_gx = grad_sums(g_rows, rows, mean.astype(np.float64), channel_major)
         gw = (sum_gx * inv_std).astype(dtype) if need_w else None
