@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import jit
-from . import conv_compiled, conv_winograd
+from . import conv_compiled, conv_phases, conv_winograd
 from . import conv_direct_source as source
 from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
@@ -119,7 +119,10 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
     winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
     thin_3x3 = plain and taps == 9 and max(c_in, c_out) <= THIN_3X3_CHANNELS
-    return Passes(taps >= 4 and not winograd_forward, plain and (taps >= 16 or thin_3x3), taps >= 4)
+    # strided: by phases (conv_phases.suits); dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's
+    # time (bench/CONV_DIRECT.md, "Phases")
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or thin_3x3 or conv_phases.suits(geometry)
+    return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
 def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
@@ -132,9 +135,12 @@ def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
     correlation, gradient = _examples(dtype)
+    phases = geometry.stride != (1, 1)  # conv_phases' correlations, else one
+    inputs = [correlation_kernel(dtype, width, 1, kw)]
+    inputs = conv_phases.kernels(geometry, xp_shape, dtype) if phases else inputs
     return Passes(
         wanted.forward and ready(correlation_kernel(dtype, ow, sw, kw), correlation),
-        wanted.input_gradient and ready(correlation_kernel(dtype, width, 1, kw), correlation),
+        wanted.input_gradient and all([ready(kernel, correlation) for kernel in inputs]),
         wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw), gradient),
     )
 
@@ -358,7 +364,10 @@ class DirectCompiled:
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
         gxp = gw = None
         if need_x and ctx.passes.input_gradient:
-            gxp = input_gradient(gy, w, geometry, xp.shape)
+            phases = geometry.stride != (1, 1)
+            gxp = (conv_phases.input_gradient if phases else input_gradient)(
+                gy, w, geometry, xp.shape
+            )
         if need_w and ctx.passes.kernel_gradient:
             gw = kernel_gradient(gy, xp, geometry)
         rest = (need_x and gxp is None, need_w and gw is None, False)
