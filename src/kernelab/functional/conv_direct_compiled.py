@@ -98,11 +98,14 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       where the GEMM took 1.6-1.85x and Winograd F(2x2, 3x3) 1.23x; but Winograd's at
       stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
       im2col (0.71x against 1.30x);
-    * input gradient at stride 1, no dilation, from 4x4: 1.10-1.43x (GEMM 1.5-1.8x); at 2x2
-      the GEMM (1.27x against 1.83x), at 3x3 Winograd (1.04x against 1.30x,
-      :func:`winograd_route`) but for layers of at most 16 channels, where Winograd's tiles
-      are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms direct, 8.07 Winograd),
-      with dilation 2 the GEMM (1.37x against 1.52x);
+    * input gradient at stride 1 from 4x4: 1.10-1.43x (GEMM 1.5-1.8x; dilation 2 from 4x4:
+      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 Winograd
+      (1.04x against 1.30x, :func:`winograd_route`) but for layers of at most 16 channels,
+      where Winograd's tiles are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms
+      direct, 8.07 Winograd), with dilation 2 the GEMM (1.37x against 1.52x); strided, by
+      phases (``conv_phases``) where every sub-kernel is 3x3 or larger (7x7 of stride 2:
+      1.32-1.41x, GEMM 1.45-1.59x), else the GEMM (3x3 of stride 2: 0.82-1.03x, by phases
+      1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -135,9 +138,11 @@ def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
     correlation, gradient = _examples(dtype)
-    phases = geometry.stride != (1, 1)  # conv_phases' correlations, else one
-    inputs = [correlation_kernel(dtype, width, 1, kw)]
-    inputs = conv_phases.kernels(geometry, xp_shape, dtype) if phases else inputs
+    inputs = []  # the input gradient's correlations: conv_phases' when strided
+    if wanted.input_gradient and geometry.stride != (1, 1):
+        inputs = conv_phases.kernels(geometry, xp_shape, dtype)
+    elif wanted.input_gradient:
+        inputs = [correlation_kernel(dtype, width, 1, kw)]
     return Passes(
         wanted.forward and ready(correlation_kernel(dtype, ow, sw, kw), correlation),
         wanted.input_gradient and all([ready(kernel, correlation) for kernel in inputs]),
