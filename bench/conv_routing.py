@@ -31,8 +31,7 @@ os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever asked, cached or not
 from bench.conv_direct import SHAPES  # noqa: E402
 from bench.conv_passes import interleaved_times, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
-from kernelab.functional import conv_phases  # noqa: E402
-from kernelab.functional import conv_winograd  # noqa: E402
+from kernelab.functional import conv_phases, conv_winograd  # noqa: E402
 from kernelab.functional.conv import pad, unpad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm, choose  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
