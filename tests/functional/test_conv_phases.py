@@ -170,6 +170,10 @@ def test_conv2d_routes_large_strided_kernels_here(kernel_path):
     assert not direct.passes(conv_geometry(3, 2, 1, 1, 1), (16, 16, 3, 3)).input_gradient
     expected = direct.DirectCompiled if kernel_path == "numba" else Gemm
     assert choose(geometry, (16, 16, 6, 3)) is expected
+    kernels = conv_phases.kernels(geometry, (16, 2, 23, 16), np.float64)  # one width: 3
+    assert [k.__name__ for k in kernels] == ["correlate_c8_j8_s1_k3"]
+    wanted = direct.Passes(False, True, False)
+    assert direct.usable(wanted, (16, 2, 23, 16), np.float64, geometry) == wanted
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((2, 16, 19, 12)), rng.standard_normal((16, 16, 6, 3))
     _, gx, gw, gy = run(PhasesOnly, x, w, None, geometry)

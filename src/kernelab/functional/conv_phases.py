@@ -24,6 +24,12 @@ written into every L-th pixel of the input gradient (L = g·s'·d', the lcm of s
 classes that read one sub-grid share its frame; a class may compute a few rows before its
 first one (its ``lead``) so that they can. The arrays are channel-major, as in
 ``conv_algorithms``: gy (C_out, N, OH, OW), the result (C_in, N, H, W) without the padding.
+
+Where it runs (:func:`suits`, ``conv_direct_compiled.passes``): strided layers whose every
+sub-kernel is 3x3 or larger. The micro-kernels slow down with fewer kernel columns to unroll
+(90 GFLOP/s at 3x3, 31 at 1x1), so at 3x3 of stride 2 the GEMM's input gradient is faster,
+and at dilation 2 the copies into and out of the sub-grids cost what their 3x3 correlations
+save on the dilated one (``bench/CONV_DIRECT.md``, "Phases"). Compiled path only.
 """
 
 from __future__ import annotations
@@ -121,7 +127,7 @@ def layout(geometry: ConvGeometry, padded_shape, out_size) -> tuple:
 def kernels(geometry: ConvGeometry, padded_shape, dtype) -> list:
     """The direct correlations :func:`input_gradient` runs for xp (C_in, N, Hp, Wp)."""
     out_size = geometry.output_size(*padded_shape[2:], padded=True)
-    ((_, rows, _), (_, cols, _)), (_, width) = layout(geometry, padded_shape, out_size)
+    ((_, rows, _), (_, cols, _)), _ = layout(geometry, padded_shape, out_size)
     found = {}
     for col in cols:
         if col.taps is not None and any(row.taps is not None for row in rows):
