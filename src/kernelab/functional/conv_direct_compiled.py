@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import jit
-from . import conv_compiled, conv_winograd
+from . import conv_compiled, conv_phases, conv_winograd
 from . import conv_direct_source as source
 from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
@@ -98,11 +98,14 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       where the GEMM took 1.6-1.85x and Winograd F(2x2, 3x3) 1.23x; but Winograd's at
       stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
       im2col (0.71x against 1.30x);
-    * input gradient at stride 1, no dilation, from 4x4: 1.10-1.43x (GEMM 1.5-1.8x); at 2x2
-      the GEMM (1.27x against 1.83x), at 3x3 Winograd (1.04x against 1.30x,
-      :func:`winograd_route`) but for layers of at most 16 channels, where Winograd's tiles
-      are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms direct, 8.07 Winograd),
-      with dilation 2 the GEMM (1.37x against 1.52x);
+    * input gradient at stride 1 from 4x4: 1.10-1.43x (GEMM 1.5-1.8x; dilation 2 from 4x4:
+      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 Winograd
+      (1.04x against 1.30x, :func:`winograd_route`) but for layers of at most 16 channels,
+      where Winograd's tiles are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms
+      direct, 8.07 Winograd), with dilation 2 the GEMM (1.37x against 1.52x); strided, by
+      phases (``conv_phases``) where every sub-kernel is 3x3 or larger (7x7 of stride 2:
+      1.32-1.41x, GEMM 1.45-1.59x), else the GEMM (3x3 of stride 2: 0.82-1.03x, by phases
+      1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -119,7 +122,10 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
     winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
     thin_3x3 = plain and taps == 9 and max(c_in, c_out) <= THIN_3X3_CHANNELS
-    return Passes(taps >= 4 and not winograd_forward, plain and (taps >= 16 or thin_3x3), taps >= 4)
+    # strided: by phases (conv_phases.suits); dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's
+    # time (bench/CONV_DIRECT.md, "Phases")
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or thin_3x3 or conv_phases.suits(geometry)
+    return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
 def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
@@ -132,9 +138,14 @@ def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
     correlation, gradient = _examples(dtype)
+    inputs = []  # the input gradient's correlations: conv_phases' when strided
+    if wanted.input_gradient and geometry.stride != (1, 1):
+        inputs = conv_phases.kernels(geometry, xp_shape, dtype)
+    elif wanted.input_gradient:
+        inputs = [correlation_kernel(dtype, width, 1, kw)]
     return Passes(
         wanted.forward and ready(correlation_kernel(dtype, ow, sw, kw), correlation),
-        wanted.input_gradient and ready(correlation_kernel(dtype, width, 1, kw), correlation),
+        wanted.input_gradient and all([ready(kernel, correlation) for kernel in inputs]),
         wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw), gradient),
     )
 
@@ -358,7 +369,10 @@ class DirectCompiled:
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
         gxp = gw = None
         if need_x and ctx.passes.input_gradient:
-            gxp = input_gradient(gy, w, geometry, xp.shape)
+            phases = geometry.stride != (1, 1)
+            gxp = (conv_phases.input_gradient if phases else input_gradient)(
+                gy, w, geometry, xp.shape
+            )
         if need_w and ctx.passes.kernel_gradient:
             gw = kernel_gradient(gy, xp, geometry)
         rest = (need_x and gxp is None, need_w and gw is None, False)
