@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import ShapeError
 from ..core.tensor import Tensor
 from ..functional.fused import batch_norm_relu, relu_max_pool2d
 from .activation import ReLU
@@ -132,8 +133,11 @@ def fusable(x: Any, layers: tuple) -> bool:
 
 
 def fused_relu_max_pool(x: Tensor, relu: ReLU, pool: MaxPool2d) -> Tensor:
-    """``pool(relu(x))`` in one pass."""
-    return relu_max_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode)
+    """``pool(relu(x))`` in one pass (or the layers' own, which name themselves in an error)."""
+    try:
+        return relu_max_pool2d(x, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode)
+    except (ShapeError, ValueError):  # nothing ran yet: the layers say what is wrong
+        return pool(relu(x))
 
 
 def fused_batch_norm_relu(x: Tensor, norm: BatchNorm2d, relu: ReLU) -> Tensor:
