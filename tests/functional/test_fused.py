@@ -26,6 +26,15 @@ def channel_major(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
 
 
+def padding_cut_off(x: np.ndarray) -> np.ndarray:
+    """The same values as a view into channel-major memory with a border of 1 around each
+    plane (a convolution's input gradient with its padding cut off)."""
+    n, c, h, w = x.shape
+    padded = np.zeros((c, n, h + 2, w + 2), x.dtype)
+    padded[:, :, 1:-1, 1:-1] = x.transpose(1, 0, 2, 3)
+    return padded.transpose(1, 0, 2, 3)[:, :, 1:-1, 1:-1]
+
+
 @st.composite
 def inputs(draw, least=2):
     """(N, C, H, W) values of a dtype and layout: normal, 0/1/2 ties, with NaN, or negative
@@ -67,7 +76,7 @@ def torch_forward_backward(fn, x: np.ndarray, gy: np.ndarray, extra=()):
 def compare(ours, reference, dtype, what: str) -> None:
     assert len(ours) == len(reference), what
     names = ["output", "input gradient", "weight gradient", "bias gradient"]
-    for a, b, name in zip(ours, reference, names):
+    for a, b, name in zip(ours, reference, names[: len(ours)], strict=True):
         assert a.dtype == dtype, f"{what}: {name} dtype"
         assert_rel_close(a, b, TOL[np.dtype(dtype).type], f"{name} against {what}")
 
@@ -165,7 +174,7 @@ def test_batch_norm_relu_matches_unfused_and_pytorch(x, training, affine, moment
         x = np.concatenate([x, x + 1])  # training needs two values per channel
     (mean, var), params = batch_norm_args(x.shape[1], x.dtype, affine, seed)
     gy = np.random.default_rng(seed + 1).standard_normal(x.shape).astype(x.dtype)
-    gy = channel_major(gy) if seed % 2 else gy
+    gy = [gy, channel_major(gy), padding_cut_off(gy)][seed % 3]
     runs = []
     for fn in (fused.batch_norm_relu, lambda *a, **k: F.relu(F.batch_norm(*a, **k))):
         stats = [mean.copy(), var.copy()]
@@ -221,3 +230,29 @@ def test_fused_kernels_run_on_the_compiled_path(monkeypatch, kernel_path):
     y = fused.batch_norm_relu(kl.Tensor(x, requires_grad=True), mean, var, training=True)
     fused.relu_max_pool2d(y, 2).sum().backward()
     assert set(called) == (set() if kernel_path == "numpy" else names)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_norm_relu_passes_no_gradient_at_zero(dtype):
+    """Each channel's values are symmetric about their mean, which normalises to exactly 0:
+    relu'(0) = 0 there, as in PyTorch."""
+    base = np.array([-1.5, -0.5, 0.0, 0.5, 1.5, 0.0])
+    x = channel_major(np.stack([base, 2 * base]).T.reshape(3, 2, 1, 2).astype(dtype))
+    gy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
+    (mean, var), params = batch_norm_args(2, dtype, True, 0)
+    params[1][:] = 0  # no shift: the mean's output is 0
+
+    def fn(t, w, b):
+        return fused.batch_norm_relu(t, mean.copy(), var.copy(), w, b, training=True)
+
+    ours = forward_backward(fn, x, gy, params)
+    assert (ours[0] == 0).sum() >= 4
+    reference = torch_forward_backward(
+        lambda t, w, b: torch.relu(
+            torch.nn.functional.batch_norm(t, None, None, w, b, training=True)
+        ),
+        x,
+        gy,
+        params,
+    )
+    compare(ours, reference, x.dtype, "PyTorch")

@@ -20,7 +20,7 @@ TOL = {np.float64: 1e-9, np.float32: 2e-4}
 
 def tutorial_like(engine, momentum=0.1, affine=True, track=True):
     """Conv → BN → ReLU → MaxPool, Conv → ReLU → MaxPool(3, 2, padding 1, ceil), Conv → BN →
-    ReLU: every pattern Sequential fuses, odd sizes after the first pooling. (A bias before
+    ReLU → Conv: every pattern Sequential fuses, odd sizes after the first pooling. (A bias before
     batch norm would get a gradient of rounding errors only.)"""
     bn = {"momentum": momentum, "affine": affine, "track_running_stats": track}
     return engine.Sequential(
@@ -34,6 +34,7 @@ def tutorial_like(engine, momentum=0.1, affine=True, track=True):
         engine.Conv2d(5, 3, 1, bias=False),
         engine.BatchNorm2d(3, **bn),
         engine.ReLU(),
+        engine.Conv2d(3, 2, 3, padding=1),
     )
 
 
@@ -159,7 +160,7 @@ def test_feature_maps_see_every_layer():
     model = tutorial_like(nn)
     x = np.random.default_rng(0).standard_normal((1, 2, 8, 8)).astype(np.float32)
     recorded, out = inspection.feature_maps(model, x)
-    assert [name for name, _, _ in recorded] == [str(i) for i in range(10)]
+    assert [name for name, _, _ in recorded] == [str(i) for i in range(11)]
     model.eval()
     with kl.no_grad():
         expected = model(kl.Tensor(x)).array[0]

@@ -10,7 +10,8 @@ gradient) disappear.
   maximum is ≤ 0 sends nothing, which is what ReLU's mask would have made of it. Arg-max ties
   (the first maximum), NaN (the last NaN) and padding are the pooling's own.
 - **Batch normalisation → ReLU.** Normalised and clamped in one pass; the backward masks the
-  output gradient by the output (``not y ≤ 0``) and takes batch norm's gradient of that.
+  output gradient by the output (``not y ≤ 0``; the compiled twin recomputes y from x) and
+  takes batch norm's gradient of that.
   Running statistics move exactly as batch norm's.
 
 The NumPy reference below runs the unfused ops' own forward and backward (``pool.py``,
@@ -87,20 +88,19 @@ class BatchNormReLU(Function):
         twin = compiled(x)
         ctx.twin = twin if twin is not None and twin.normalises(x, training) else None
         if ctx.twin is not None:
-            y = ctx.twin.batch_norm_relu(
+            return ctx.twin.batch_norm_relu(
                 ctx, x, weight, bias, running_mean, running_var, momentum, eps
             )
-        else:  # batch norm's output is new unless it has neither weight nor bias: copy then
-            y = BatchNorm.forward(
-                ctx, x, weight, bias, running_mean, running_var, training, momentum, eps
-            )
-            y = clamp(y if weight is not None or bias is not None else y.copy(order="K"))
-        ctx.out = y
-        return y
+        y = BatchNorm.forward(
+            ctx, x, weight, bias, running_mean, running_var, training, momentum, eps
+        )
+        # batch norm's output is new unless it has neither weight nor bias: copy it then
+        ctx.out = clamp(y if weight is not None or bias is not None else y.copy(order="K"))
+        return ctx.out
 
     @staticmethod
     def backward(ctx, g):
-        if ctx.twin is not None and ctx.needs_input_grad[0]:
+        if ctx.twin is not None:
             return ctx.twin.batch_norm_relu_grad(ctx, g)
         return BatchNorm.backward(ctx, passing(g, ctx.out))
 

@@ -6,8 +6,8 @@ kernel, for the layouts and windows the benchmark networks run.
   gradient to the arg-max only where the pooled output is not ≤ 0.
 - Batch norm in training → ReLU on channel-major memory (:func:`batch_norm_relu`):
   :func:`norm_compiled.normalise_channels`' pass, a channel per task, clamping as it writes;
-  its backward (:func:`relu_channel_gradients`) masks the output gradient by the output
-  inside batch norm's sums and input gradient.
+  its backward (:func:`relu_channel_gradients`) masks the output gradient inside batch
+  norm's sums and input gradient, the mask recomputed from x, which batch norm keeps anyway.
 
 Planes, rows and layouts are those of ``pool_compiled.py`` and ``norm_compiled.py``, whose
 helpers this module uses; every result comes back in the input's layout.
@@ -19,9 +19,13 @@ import numpy as np
 from numba import prange
 
 from ..core import jit
-from . import norm_compiled, pool_compiled
-from .norm_compiled import SUMS, as_rows, from_rows, layout, supports, update_running
+from . import pool_compiled
+from .norm_compiled import as_rows, from_rows, layout, supports, update_running
 from .pool_compiled import flat, planes, view
+
+# sums may be reordered (vectorised), but no multiply and add fused: the forward's and the
+# backward's ``x · scale + shift`` must round alike, bit for bit (ReLU's mask)
+REORDER = {"reassoc"}
 
 # ---- ReLU → max pooling
 
@@ -100,30 +104,32 @@ def normalises(x: np.ndarray, training: bool) -> bool:
 
 
 def batch_norm_relu(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
-    """relu(batch norm in training) of channel-major x, one pass per channel: the statistics,
-    running ones and saved values of :func:`norm_compiled.forward`, so that its backward can
-    also serve this op's (``ctx.fast``)."""
+    """relu(batch norm in training) of channel-major x, one pass per channel, with the
+    statistics and running ones of :func:`norm_compiled.forward`. What the backward keeps is
+    x (as batch norm's) and per-channel numbers: it recomputes ReLU's mask from x."""
     dtype, channels = x.dtype, x.shape[1]
     rows = as_rows(x, True)  # (C, N, S), x's memory
     ones = np.ones(channels, dtype) if weight is None else np.ascontiguousarray(weight, dtype)
     zeros = np.zeros(channels, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     out, stats = np.empty_like(rows), np.empty((2, channels))
-    normalise_relu_channels(rows, ones, zeros, np.array([eps], dtype), out, stats)
+    affine = np.empty((2, channels), dtype)
+    normalise_relu_channels(rows, ones, zeros, np.array([eps], dtype), out, stats, affine)
     mean, var = stats[0].astype(dtype), stats[1].astype(dtype)
     if running_mean is not None:
         update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
-    ctx.fast = norm_compiled
     if any(ctx.needs_input_grad):
         inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
         ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
-        ctx.channel_major, ctx.training = True, True
+        ctx.affine = affine
     return from_rows(out, x.shape, True)
 
 
-@jit.kernel(parallel=True, fastmath=SUMS)
-def normalise_relu_channels(x, weight, bias, eps, out, stats):
+@jit.kernel(parallel=True, fastmath=REORDER)
+def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
     """:func:`norm_compiled.normalise_channels` with ``out = max(x · scale + shift, 0)``
-    (NaN stays NaN): the same moments, scale and shift, computed alike."""
+    (NaN stays NaN): the same moments, scale and shift (into ``affine`` (2, C)), computed
+    alike. ``x · scale + shift`` is rounded twice, never fused into one multiply-add, so
+    that :func:`relu_channel_gradients` computes the same value from x for ReLU's mask."""
     count = x.shape[1] * x.shape[2]
     for c in prange(x.shape[0]):
         k = np.float64(x[c, 0, 0])
@@ -148,6 +154,7 @@ def normalise_relu_channels(x, weight, bias, eps, out, stats):
         values[3] = 0
         p, zero = values[2], values[3]
         q = bias[c] - values[0] * p
+        affine[0, c], affine[1, c] = p, q
         for b in range(x.shape[1]):
             for i in range(x.shape[2]):
                 y = x[c, b, i] * p + q
@@ -156,35 +163,62 @@ def normalise_relu_channels(x, weight, bias, eps, out, stats):
 
 def batch_norm_relu_grad(ctx, g):
     """Gradients (x, weight, bias) of relu(batch norm in training) on channel-major rows:
-    the output gradient masked by the output inside one pass per channel."""
+    the output gradient masked inside one pass per channel, the mask recomputed from x."""
     rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
     _, need_w, need_b = ctx.needs_input_grad
     dtype = rows.dtype
-    g_rows = as_rows(g.astype(dtype, copy=False), True)  # (C, N, S)
-    y_rows = as_rows(ctx.out, True)  # (C, N, S), the output's memory
+    g_run, g_steps = run_of(g.astype(dtype, copy=False).transpose(1, 0, 2, 3))
     weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
     a = (weight * inv_std).astype(dtype, copy=False)
     out, sums = np.empty_like(rows), np.empty((2, len(mean)))
-    relu_channel_gradients(g_rows, y_rows, rows, mean, a, inv_std, out, sums)
+    width = g.shape[3] if g_steps[2] != g.shape[3] else g.shape[2] * g.shape[3]  # rows merge
+    relu_channel_gradients(g_run, g_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums)
     gw = (sums[1] * inv_std).astype(dtype) if need_w else None
     gb = sums[0].astype(dtype) if need_b else None
     return from_rows(out, g.shape, True), gw, gb
 
 
-@jit.kernel(parallel=True, fastmath=SUMS)
-def relu_channel_gradients(g, y, x, mean, a, inv_std, out, sums):
-    """:func:`norm_compiled.channel_gradients` of ``g`` where the output y is not ≤ 0 and
-    0 elsewhere (ReLU's gradient, never 0·g), the mask read inside both passes."""
+def run_of(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, N, H, W) planes as one run of memory (1-D) and the element steps of C, N and H in
+    it: read in place when its rows are unit-stride runs (a convolution's input gradient
+    with its padding cut off is), else copied first. Copying it into x's layout, as batch
+    norm's backward does, took 40% of this op's time in the MobileNet-like net's step."""
+    item = planes.itemsize
+    steps = np.array(planes.strides) // item
+    if (
+        planes.strides[3] != item
+        or min(planes.strides) < 0
+        or (steps * item != planes.strides).any()
+    ):
+        planes = np.ascontiguousarray(planes)
+        steps = np.array(planes.strides) // item
+    span = 1 + int(np.dot(np.array(planes.shape) - 1, steps))  # from the first element to the last
+    run = np.lib.stride_tricks.as_strided(planes, shape=(span,), strides=(item,), writeable=False)
+    return run, steps[:3].astype(np.int64)
+
+
+@jit.kernel(parallel=True, fastmath=REORDER)
+def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, sums):
+    """:func:`norm_compiled.channel_gradients` of ``g`` where the forward's output
+    ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient, never 0·g); the
+    output recomputed from x as :func:`normalise_relu_channels` computed it. g is a run of
+    memory whose row (c, n, h) of ``width`` values starts at c·steps[0] + n·steps[1] +
+    h·steps[2] (a plane is one row where its rows are contiguous)."""
     count = x.shape[1] * x.shape[2]
+    height = x.shape[2] // width
     for c in prange(x.shape[0]):
-        m64 = np.float64(mean[c])
+        m64, p, q = np.float64(mean[c]), affine[0, c], affine[1, c]
         sum_g, sum_gx = 0.0, 0.0
         for b in range(x.shape[1]):
             s, t = 0.0, 0.0
-            for i in range(x.shape[2]):
-                gi = 0.0 if y[c, b, i] <= 0 else np.float64(g[c, b, i])
-                s += gi
-                t += gi * (np.float64(x[c, b, i]) - m64)
+            for h in range(height):
+                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                x_row = x[c, b, h * width :]
+                for i in range(width):
+                    xi = x_row[i]
+                    gi = 0.0 if xi * p + q <= 0 else np.float64(g_row[i])
+                    s += gi
+                    t += gi * (np.float64(xi) - m64)
             sum_g += s
             sum_gx += t
         sums[0, c], sums[1, c] = sum_g, sum_gx
@@ -195,6 +229,10 @@ def relu_channel_gradients(g, y, x, mean, a, inv_std, out, sums):
         values[2] = 0
         ac, m, kc, dc, zero = a[c], mean[c], values[0], values[1], values[2]
         for b in range(x.shape[1]):
-            for i in range(x.shape[2]):
-                gi = zero if y[c, b, i] <= 0 else g[c, b, i]
-                out[c, b, i] = ac * gi + kc * (x[c, b, i] - m) + dc
+            for h in range(height):
+                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
+                for i in range(width):
+                    xi = x_row[i]
+                    gi = zero if xi * p + q <= 0 else g_row[i]
+                    out_row[i] = ac * gi + kc * (xi - m) + dc
