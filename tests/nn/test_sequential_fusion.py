@@ -174,6 +174,7 @@ def test_feature_maps_see_every_layer():
     [
         ((nn.BatchNorm2d(3), nn.ReLU()), (2, 4, 3, 3), r"BatchNorm2d\(3"),
         ((nn.BatchNorm2d(3), nn.ReLU()), (1, 3, 1, 1), r"BatchNorm2d\(3"),
+        ((nn.BatchNorm2d(3, track_running_stats=False).eval(), nn.ReLU()), (1, 3, 1, 1), "Ba"),
         ((nn.ReLU(), nn.MaxPool2d(5)), (1, 3, 4, 4), r"MaxPool2d\(kernel_size=5"),
     ],
 )

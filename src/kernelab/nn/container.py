@@ -128,7 +128,8 @@ def fusable(x: Any, layers: tuple) -> bool:
         if any(t is not None and t.dtype != x.dtype for t in tensors):
             return False
         batch = x.shape[0] * x.shape[2] * x.shape[3]
-        return x.shape[1] == first.num_features and (batch > 1 or not first.training)
+        training = first.training or first.running_mean is None  # batch statistics
+        return x.shape[1] == first.num_features and (batch > 1 or not training)
     return layers[1].dilation in (1, (1, 1))
 
 
