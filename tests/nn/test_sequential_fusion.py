@@ -90,7 +90,9 @@ def test_fused_equals_layers_one_by_one_and_pytorch(dtype, batch, bn):
             assert_rel_close(a, b, TOL[dtype], f"{mode}: fused against one by one")
             assert_rel_close(a, c, TOL[dtype], f"{mode}: fused against PyTorch")
         for a, b, c in zip(buffers(fused), buffers(plain), buffers(reference), strict=True):
-            np.testing.assert_array_equal(a, b)
+            # not bit for bit: a convolution may change algorithm between the two runs once
+            # its kernels, compiled in the background on a cold cache, are ready
+            assert_rel_close(a, b, TOL[dtype], "running statistics against one by one")
             assert_rel_close(a, c, TOL[dtype], "running statistics against PyTorch")
 
 
