@@ -1,0 +1,238 @@
+"""Compiled twins of the fused activations in ``fused.py``: the ReLU inside the neighbour's
+kernel, for the layouts and windows the benchmark networks run.
+
+- ReLU → 2x2 max pooling at stride 2 (:func:`relu_max_pool`): :func:`pool_compiled.max_pool_halve`'s
+  pass with the maximum clamped before it is written; its backward scatters a window's
+  gradient to the arg-max only where the pooled output is not ≤ 0.
+- Batch norm in training → ReLU on channel-major memory (:func:`batch_norm_relu`):
+  :func:`norm_compiled.normalise_channels`' pass, a channel per task, clamping as it writes;
+  its backward (:func:`relu_channel_gradients`) masks the output gradient inside batch
+  norm's sums and input gradient, the mask recomputed from x, which batch norm keeps anyway.
+
+Planes, rows and layouts are those of ``pool_compiled.py`` and ``norm_compiled.py``, whose
+helpers this module uses; every result comes back in the input's layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ..core import jit
+from . import pool_compiled
+from .norm_compiled import as_rows, from_rows, layout, supports, update_running
+from .pool_compiled import flat, planes, view
+
+# sums may be reordered (vectorised), but no multiply and add fused: the forward's and the
+# backward's ``x · scale + shift`` must round alike, bit for bit (ReLU's mask)
+REORDER = {"reassoc"}
+
+# ---- ReLU → max pooling
+
+halving = pool_compiled.halving  # the windows these kernels take: 2x2 at stride 2, inside
+
+
+def relu_max_pool(x: np.ndarray, out_size):
+    """ReLU of the 2x2 window maxima (N, C, OH, OW) in x's layout, the arg-max offset
+    (p·2 + q) per output, and whether the planes are channel-major."""
+    xs, channel_major = planes(x)
+    y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
+    index = np.empty(y.shape, np.uint8)
+    relu_max_pool_halve(flat(xs), flat(y), flat(index), xs.dtype.type(0))
+    return view(y, channel_major), index, channel_major
+
+
+@jit.kernel(parallel=True)
+def relu_max_pool_halve(x, y, index, zero):
+    """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``.
+
+    The cells in the reference's order, each taken by a select (strictly greater, or NaN:
+    the first maximum, the last NaN), as :func:`pool_compiled.max_pool_halve` takes them.
+    """
+    oh, ow = y.shape[1], y.shape[2]
+    for plane in prange(x.shape[0]):
+        for i in range(oh):
+            upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
+            y_row, index_row = y[plane, i], index[plane, i]
+            for j in range(ow):
+                best, k = upper[2 * j], 0
+                v = upper[2 * j + 1]
+                better = (v > best) | (v != v)
+                best, k = (v, 1) if better else (best, k)
+                v = lower[2 * j]
+                better = (v > best) | (v != v)
+                best, k = (v, 2) if better else (best, k)
+                v = lower[2 * j + 1]
+                better = (v > best) | (v != v)
+                best, k = (v, 3) if better else (best, k)
+                y_row[j] = zero if best <= 0 else best
+                index_row[j] = k
+
+
+def relu_max_pool_grad(gy, y, index, channel_major: bool, size):
+    """The input gradient (N, C, H, W) in the forward input's layout: each output gradient
+    onto its window's arg-max where the output y is not ≤ 0, 0 everywhere else."""
+    gys = gy.transpose(1, 0, 2, 3) if channel_major else gy  # (A, B, OH, OW), a view
+    ys = y.transpose(1, 0, 2, 3) if channel_major else y  # (A, B, OH, OW), its memory
+    gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
+    relu_max_pool_halve_backward(flat(gys), flat(ys), flat(index), flat(gx))
+    return view(gx, channel_major)
+
+
+@jit.kernel(parallel=True)
+def relu_max_pool_halve_backward(gy, y, index, gx):
+    """gx = gy sent to each passing window's arg-max cell; each plane zeroed first, then
+    scattered while in cache (as :func:`pool_compiled.max_pool_backward`: faster than
+    writing every cell once)."""
+    oh, ow = gy.shape[1], gy.shape[2]
+    for plane in prange(gx.shape[0]):
+        gx[plane] = 0
+        for i in range(oh):
+            y_row, gy_row, index_row = y[plane, i], gy[plane, i], index[plane, i]
+            for j in range(ow):
+                if not y_row[j] <= 0:
+                    k = index_row[j]
+                    gx[plane, 2 * i + k // 2, 2 * j + k % 2] = gy_row[j]
+
+
+# ---- batch norm → ReLU
+
+
+def normalises(x: np.ndarray, training: bool) -> bool:
+    """Whether :func:`batch_norm_relu` takes this input: training, on channel-major memory."""
+    return training and supports(x) and layout(x) is True
+
+
+def batch_norm_relu(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
+    """relu(batch norm in training) of channel-major x, one pass per channel, with the
+    statistics and running ones of :func:`norm_compiled.forward`. What the backward keeps is
+    x (as batch norm's) and per-channel numbers: it recomputes ReLU's mask from x."""
+    dtype, channels = x.dtype, x.shape[1]
+    rows = as_rows(x, True)  # (C, N, S), x's memory
+    ones = np.ones(channels, dtype) if weight is None else np.ascontiguousarray(weight, dtype)
+    zeros = np.zeros(channels, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
+    out, stats = np.empty_like(rows), np.empty((2, channels))
+    affine = np.empty((2, channels), dtype)
+    normalise_relu_channels(rows, ones, zeros, np.array([eps], dtype), out, stats, affine)
+    mean, var = stats[0].astype(dtype), stats[1].astype(dtype)
+    if running_mean is not None:
+        update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
+    if any(ctx.needs_input_grad):
+        inv_std = (1 / np.sqrt(var + eps)).astype(dtype, copy=False)
+        ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
+        ctx.affine = affine
+    return from_rows(out, x.shape, True)
+
+
+@jit.kernel(parallel=True, fastmath=REORDER)
+def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
+    """:func:`norm_compiled.normalise_channels` with ``out = max(x · scale + shift, 0)``
+    (NaN stays NaN): the same moments, scale and shift (into ``affine`` (2, C)), computed
+    alike. ``x · scale + shift`` is rounded twice, never fused into one multiply-add, so
+    that :func:`relu_channel_gradients` computes the same value from x for ReLU's mask."""
+    count = x.shape[1] * x.shape[2]
+    for c in prange(x.shape[0]):
+        k = np.float64(x[c, 0, 0])
+        total, squares = 0.0, 0.0
+        for b in range(x.shape[1]):
+            s, ss = 0.0, 0.0
+            for i in range(x.shape[2]):
+                d = np.float64(x[c, b, i]) - k
+                s += d
+                ss += d * d
+            total += s
+            squares += ss
+        m = total / count
+        v = squares / count - m * m
+        if v < 0:  # rounding; NaN stays NaN
+            v = 0.0
+        stats[0, c], stats[1, c] = k + m, v
+        values = np.empty(4, x.dtype)  # mean, variance, scale and 0 in the data's dtype
+        values[0], values[1] = k + m, v
+        values[2] = 1  # so that 1 / √(var + eps) is computed in the dtype, as forward does
+        values[2] = values[2] / np.sqrt(values[1] + eps[0]) * weight[c]
+        values[3] = 0
+        p, zero = values[2], values[3]
+        q = bias[c] - values[0] * p
+        affine[0, c], affine[1, c] = p, q
+        for b in range(x.shape[1]):
+            for i in range(x.shape[2]):
+                y = x[c, b, i] * p + q
+                out[c, b, i] = zero if y <= 0 else y
+
+
+def batch_norm_relu_grad(ctx, g):
+    """Gradients (x, weight, bias) of relu(batch norm in training) on channel-major rows:
+    the output gradient masked inside one pass per channel, the mask recomputed from x."""
+    rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
+    _, need_w, need_b = ctx.needs_input_grad
+    dtype = rows.dtype
+    g_run, g_steps = run_of(g.astype(dtype, copy=False).transpose(1, 0, 2, 3))
+    weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
+    a = (weight * inv_std).astype(dtype, copy=False)
+    out, sums = np.empty_like(rows), np.empty((2, len(mean)))
+    width = g.shape[3] if g_steps[2] != g.shape[3] else g.shape[2] * g.shape[3]  # rows merge
+    relu_channel_gradients(g_run, g_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums)
+    gw = (sums[1] * inv_std).astype(dtype) if need_w else None
+    gb = sums[0].astype(dtype) if need_b else None
+    return from_rows(out, g.shape, True), gw, gb
+
+
+def run_of(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, N, H, W) planes as one run of memory (1-D) and the element steps of C, N and H in
+    it: read in place when its rows are unit-stride runs (a convolution's input gradient
+    with its padding cut off is), else copied first. Copying it into x's layout, as batch
+    norm's backward does, took 40% of this op's time in the MobileNet-like net's step."""
+    item = planes.itemsize
+    steps = np.array(planes.strides) // item
+    if (
+        planes.strides[3] != item
+        or min(planes.strides) < 0
+        or (steps * item != planes.strides).any()
+    ):
+        planes = np.ascontiguousarray(planes)
+        steps = np.array(planes.strides) // item
+    span = 1 + int(np.dot(np.array(planes.shape) - 1, steps))  # from the first element to the last
+    run = np.lib.stride_tricks.as_strided(planes, shape=(span,), strides=(item,), writeable=False)
+    return run, steps[:3].astype(np.int64)
+
+
+@jit.kernel(parallel=True, fastmath=REORDER)
+def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, sums):
+    """:func:`norm_compiled.channel_gradients` of ``g`` where the forward's output
+    ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient, never 0·g); the
+    output recomputed from x as :func:`normalise_relu_channels` computed it. g is a run of
+    memory whose row (c, n, h) of ``width`` values starts at c·steps[0] + n·steps[1] +
+    h·steps[2] (a plane is one row where its rows are contiguous)."""
+    count = x.shape[1] * x.shape[2]
+    height = x.shape[2] // width
+    for c in prange(x.shape[0]):
+        m64, p, q = np.float64(mean[c]), affine[0, c], affine[1, c]
+        sum_g, sum_gx = 0.0, 0.0
+        for b in range(x.shape[1]):
+            s, t = 0.0, 0.0
+            for h in range(height):
+                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                x_row = x[c, b, h * width :]
+                for i in range(width):
+                    xi = x_row[i]
+                    gi = 0.0 if xi * p + q <= 0 else np.float64(g_row[i])
+                    s += gi
+                    t += gi * (np.float64(xi) - m64)
+            sum_g += s
+            sum_gx += t
+        sums[0, c], sums[1, c] = sum_g, sum_gx
+        a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
+        values = np.empty(3, x.dtype)  # k, d and 0 in the data's dtype
+        values[0] = -a64 * s64 * s64 * sum_gx / count
+        values[1] = -a64 * sum_g / count
+        values[2] = 0
+        ac, m, kc, dc, zero = a[c], mean[c], values[0], values[1], values[2]
+        for b in range(x.shape[1]):
+            for h in range(height):
+                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
+                for i in range(width):
+                    xi = x_row[i]
+                    gi = zero if xi * p + q <= 0 else g_row[i]
+                    out_row[i] = ac * gi + kc * (xi - m) + dc
