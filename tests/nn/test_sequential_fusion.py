@@ -188,3 +188,18 @@ def test_errors_name_the_layer_as_unfused(layers, shape, layer):
     with pytest.raises(Exception) as plain_error:
         model(kl.Tensor(np.ones(shape, np.float32)))
     assert str(fused_error.value) == str(plain_error.value)
+
+
+@pytest.mark.parametrize("pattern", ["relu-pool", "bn-relu"])
+def test_a_fused_node_has_pytorchs_name_for_the_last_layer(pattern):
+    """A printed graph reads as PyTorch's: the fused node is named by its last operation."""
+
+    def tail(engine):
+        if pattern == "relu-pool":
+            return engine.ReLU(), engine.MaxPool2d(2)
+        return engine.BatchNorm2d(2), engine.ReLU()
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), *tail(nn))
+    reference = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), *tail(torch.nn))
+    x = np.random.default_rng(1).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    assert model(kl.Tensor(x)).grad_fn.name() == reference(torch.from_numpy(x)).grad_fn.name()

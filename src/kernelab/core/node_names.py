@@ -69,6 +69,7 @@ _NAMES = {
     ),
     "AvgPool2d": "AvgPool2DBackward0",
     "BatchNorm": "NativeBatchNormBackward0",
+    "BatchNormReLU": "ReluBackward0",  # fused (nn.Sequential): named by its last operation
     "Cast": "ToCopyBackward0",
     "Clamp": "ClampBackward1",
     "Conv2d": "ConvolutionBackward0",
@@ -86,6 +87,7 @@ _NAMES = {
     "NLLCoefficients": "NllLossBackward0",
     "Norm": "LinalgVectorNormBackward0",
     "ReLU": "ReluBackward0",
+    "ReluMaxPool2d": "MaxPool2DWithIndicesBackward0",  # fused, as BatchNormReLU
     "Reshape": "ViewBackward0",
     "Sum": _reduction_name("Sum"),
     "TakeAlongDim": "GatherBackward0",

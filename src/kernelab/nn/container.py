@@ -142,24 +142,8 @@ def fused_relu_max_pool(x: Tensor, relu: ReLU, pool: MaxPool2d) -> Tensor:
 
 
 def fused_batch_norm_relu(x: Tensor, norm: BatchNorm2d, relu: ReLU) -> Tensor:
-    """``relu(norm(x))`` in one pass, the running statistics moved as ``norm(x)`` moves them
-    (``BatchNorm.forward``: a batch counted, ``momentum=None`` a cumulative average)."""
-    momentum = norm.momentum
-    if norm.training and norm.track_running_stats:
-        norm.num_batches_tracked.array += 1
-        if momentum is None:
-            momentum = 1.0 / float(norm.num_batches_tracked.array)
-    training = norm.training or norm.running_mean is None  # untracked: batch statistics
-    return batch_norm_relu(
-        x,
-        norm.running_mean,
-        norm.running_var,
-        norm.weight,
-        norm.bias,
-        training,
-        momentum or 0.0,
-        norm.eps,
-    )
+    """``relu(norm(x))`` in one pass, the running statistics moved as ``norm(x)`` moves them."""
+    return batch_norm_relu(x, *norm.step_arguments())
 
 
 class ModuleList(Module):

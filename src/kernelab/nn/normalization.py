@@ -46,13 +46,19 @@ class BatchNorm(Module):
                 f"expected a {' or '.join(map(str, self.expected_ndim))}-D input with "
                 f"{self.num_features} channels in axis 1, got shape {tuple(x.shape)}"
             )
+        return F.batch_norm(x, *self.step_arguments())
+
+    def step_arguments(self) -> tuple:
+        """The functional batch norm's arguments after x for this call, counting the batch:
+        ``(running_mean, running_var, weight, bias, training, momentum, eps)``. Fused callers
+        (``Sequential``'s batch norm + ReLU) take them from here, so they move the running
+        statistics exactly as :meth:`forward` does."""
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.array += 1
             if momentum is None:  # a cumulative average over all batches so far
                 momentum = 1.0 / float(self.num_batches_tracked.array)
-        return F.batch_norm(
-            x,
+        return (
             self.running_mean,
             self.running_var,
             self.weight,
