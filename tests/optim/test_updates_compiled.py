@@ -205,3 +205,16 @@ def test_a_group_of_mixed_dtypes_takes_a_launch_per_dtype(name, monkeypatch):
         for a, b, dtype in zip(ours, same, dtypes, strict=True):
             assert a.dtype == dtype
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_read_only_parameter_is_refused_as_numpy_refuses_it(name):
+    """The kernels write through addresses; a read-only array goes the NumPy path, which
+    raises instead of writing into it."""
+    frozen = np.ones(4)
+    frozen.flags.writeable = False
+    p = Tensor(frozen, requires_grad=True)
+    p.grad = Tensor(np.ones(4))
+    with kl.backends.kernels.using("numba"), pytest.raises(ValueError, match="read-only"):
+        getattr(optim, name)([p], lr=0.5).step()
+    np.testing.assert_array_equal(frozen, np.ones(4))

@@ -52,7 +52,8 @@ def by_dtype(items: list, arrays) -> tuple[dict, list]:
     """The items (parameter, gradient, state) a kernel can take, by dtype, and the others.
 
     Taken: a float32 or float64 parameter whose own arrays, ``arrays(p, state)`` (None where
-    the state has none yet), are C-contiguous of its dtype, so flat views of them exist.
+    the state has none yet), are writeable and C-contiguous of its dtype, so flat views of
+    them exist (the kernels write through addresses: NumPy's read-only flag guards nothing).
     """
     batches: dict[np.dtype, list] = {}
     rest = []
@@ -60,7 +61,8 @@ def by_dtype(items: list, arrays) -> tuple[dict, list]:
         p, _, state = item
         dtype = p.array.dtype
         own = [a for a in arrays(p, state) if a is not None]
-        if dtype.type in FLOATS and all(a.dtype == dtype and a.flags.c_contiguous for a in own):
+        flags = [a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable for a in own]
+        if dtype.type in FLOATS and all(flags):
             batches.setdefault(dtype, []).append(item)
         else:
             rest.append(item)
