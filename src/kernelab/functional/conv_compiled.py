@@ -69,10 +69,9 @@ def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
                     run = row[q * dw : q * dw + ow]
                     for j in range(ow):
                         run[j] += src[j]
-                else:
-                    strided = row[q * dw :: sw]
+                else:  # indexed: a strided view of the row took 3x as long off prange
                     for j in range(ow):
-                        strided[j] += src[j]
+                        row[q * dw + j * sw] += src[j]
 
 
 @jit.kernel(parallel=True)
