@@ -1,10 +1,11 @@
 """Compiled twins of the GEMM convolution's passes in ``conv_algorithms.py``.
 
 The products stay BLAS's; what is compiled are the passes around them, which NumPy runs on
-one core: *im2col* and its adjoint *col2im*, and the bias gradient. Each kernel
-runs one (channel, sample) plane per task, so the threads never write the same memory: im2col
-writes that plane's rows of the columns, col2im gathers every column entry of one plane into
-it (zeroing it first, so the input gradient needs no separate zeroing pass).
+one core: the zero framing of the input (``conv.pad``), *im2col* and its adjoint *col2im*,
+and the bias gradient. Each kernel runs one (channel, sample) plane per task, so the threads
+never write the same memory: im2col writes that plane's rows of the columns, col2im gathers
+every column entry of one plane into it (zeroing it first, so the input gradient needs no
+separate zeroing pass).
 
 Arrays are channel-major as in ``conv_algorithms``: the padded input ``xp`` (C, N, Hp, Wp),
 the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
