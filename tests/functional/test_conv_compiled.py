@@ -94,6 +94,39 @@ def test_channel_sums():
     assert_rel_close(sums, y.sum(axis=(1, 2)), 1e-12, "channel sums")
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    shape=st.tuples(*[st.integers(1, 4)] * 2, st.integers(1, 6), st.integers(1, 6)),
+    padding=st.tuples(*[st.tuples(st.integers(0, 3), st.integers(0, 3))] * 2),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    value=st.sampled_from([0.0, -np.inf, 1.5]),
+    data=st.data(),
+)
+def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, data):
+    """Each sample of the range framed as np.pad frames it; the others left untouched."""
+    x = np.random.default_rng(shape[0]).standard_normal(shape).astype(dtype)
+    start = data.draw(st.integers(0, shape[1] - 1))
+    stop = data.draw(st.integers(start + 1, shape[1]))
+    expected = np.pad(x, ((0, 0), (0, 0), *padding), constant_values=value)
+    xp = np.full(expected.shape, np.nan, dtype)
+    conv_compiled.pad_planes(x, padding[0][0], padding[1][0], dtype(value), xp, start, stop)
+    np.testing.assert_array_equal(xp[:, start:stop], expected[:, start:stop])
+    assert np.isnan(xp[:, :start]).all() and np.isnan(xp[:, stop:]).all()
+
+
+@pytest.mark.parametrize("layout", ["C", "transposed"])
+def test_pad_of_a_large_input_on_threads_matches_numpy_pad(threads, kernel_path, layout):
+    """Past ``SPLIT_BYTES`` the copy is split between the threads; a transposed view (not
+    C-contiguous) takes NumPy's copy on both paths."""
+    x = np.random.default_rng(2).standard_normal((6, 80, 30, 30)).astype(np.float32)  # 1.7 MB
+    x = x if layout == "C" else x.transpose(1, 0, 2, 3)
+    padding = ((1, 2), (2, 1))
+    expected = np.pad(x, ((0, 0), (0, 0), *padding), constant_values=-np.inf)
+    xp = pad(x, padding, value=-np.inf)
+    assert xp.flags.c_contiguous
+    np.testing.assert_array_equal(xp, expected)
+
+
 @pytest.fixture(params=[1, 2])
 def threads(request):
     previous = kl.get_num_threads()

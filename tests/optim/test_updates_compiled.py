@@ -1,5 +1,7 @@
 """The compiled SGD and Adam updates against the NumPy path and torch.optim, step by step."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -72,7 +74,7 @@ def run_torch(name, options, arrays, grads):
         opt = getattr(torch.optim, name)(params, **options)
         for step_grads in grads:
             for p, g in zip(params, step_grads, strict=True):
-                p.grad = torch.from_numpy(g.copy())
+                p.grad = None if g is None else torch.from_numpy(g.copy())
             opt.step()
             history.append([p.detach().numpy().copy() for p in params])
     finally:
@@ -117,3 +119,102 @@ def test_non_contiguous_parameter_takes_the_numpy_path(name):
         getattr(optim, name)([p], lr=0.5, **({"momentum": 0.9} if name == "SGD" else {})).step()
     moved = np.arange(12.0).reshape(3, 4).T - 0.5
     np.testing.assert_allclose(p.array, moved, rtol=1e-7)
+
+
+# mixed shapes, 9000 elements in all: more than one task's chunk of the one-launch kernels
+GROUP_SHAPES = [(4, 3, 3, 3), (7, 5), (5,), (), (3, 2900), (2,)]
+ONE_LAUNCH = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.1, "weight_decay": 0.01, "maximize": True}),
+    ("Adam", {"lr": 0.05, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 0.05, "amsgrad": True, "maximize": True}),
+]
+
+
+def without_some(grads):
+    """The gradients with None where a parameter has none: parameter 1 for the first two
+    steps (its state starts later than the others'), the last parameter always."""
+    return [
+        [None if (i == 1 and step < 2) or i == len(gs) - 1 else g for i, g in enumerate(gs)]
+        for step, gs in enumerate(grads)
+    ]
+
+
+def run_group(path, name, options, arrays, grads, one_group):
+    """Parameters after each step, all in one group or each in a group of its own (then the
+    compiled path launches one kernel per parameter)."""
+    params = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    groups = [{"params": params}] if one_group else [{"params": [p]} for p in params]
+    history = []
+    with kl.backends.kernels.using(path):
+        opt = getattr(optim, name)(groups, **options)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = None if g is None else Tensor(g)
+            opt.step()
+            history.append([p.array.copy() for p in params])
+    return history
+
+
+def counting(monkeypatch, name):
+    """Count the calls of the compiled kernel ``name`` (sgd or adam)."""
+    module = importlib.import_module("kernelab.optim.updates_compiled")
+    calls = []
+    kernel = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(1) or kernel(*args))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name, options", ONE_LAUNCH)
+def test_a_group_in_one_launch_moves_as_one_launch_per_parameter(name, options, dtype, monkeypatch):
+    """Bit for bit as the per-parameter launches and the NumPy path; near torch.optim."""
+    rng = np.random.default_rng(7)
+    arrays = [np.asarray(rng.standard_normal(s), dtype) for s in GROUP_SHAPES]
+    grads = [[np.asarray(rng.standard_normal(s), dtype) for s in GROUP_SHAPES] for _ in range(4)]
+    grads = without_some(grads)
+    calls = counting(monkeypatch, "sgd" if name == "SGD" else "adam")
+    together = run_group("numba", name, options, arrays, grads, one_group=True)
+    assert len(calls) == len(grads)  # one launch a step
+    apart = run_group("numba", name, options, arrays, grads, one_group=False)
+    reference = run_group("numpy", name, options, arrays, grads, one_group=True)
+    for ours, theirs, same in zip(together, apart, reference, strict=True):
+        for a, b, c in zip(ours, theirs, same, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(together[-1][-1], arrays[-1])  # never had a gradient
+    for a, t in zip(together[-1], run_torch(name, options, arrays, grads)[-1], strict=True):
+        np.testing.assert_allclose(a, t, rtol=TORCH[dtype], atol=TORCH[dtype])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_group_of_mixed_dtypes_takes_a_launch_per_dtype(name, monkeypatch):
+    """float32 and float64 parameters in one group: a launch for each dtype; a float16 one,
+    which no kernel takes, moves on the NumPy path. All bit for bit as the NumPy path."""
+    rng = np.random.default_rng(3)
+    dtypes = [np.float32, np.float64, np.float32, np.float16, np.float64]
+    arrays = [np.asarray(rng.standard_normal((3, 4)), d) for d in dtypes]
+    grads = [[np.asarray(rng.standard_normal((3, 4)), d) for d in dtypes] for _ in range(3)]
+    options = {"lr": 0.1, "momentum": 0.9} if name == "SGD" else {"lr": 0.05, "eps": 1e-3}
+    calls = counting(monkeypatch, name.lower())
+    together = run_group("numba", name, options, arrays, grads, one_group=True)
+    assert len(calls) == 2 * len(grads)
+    reference = run_group("numpy", name, options, arrays, grads, one_group=True)
+    for ours, same in zip(together, reference, strict=True):
+        for a, b, dtype in zip(ours, same, dtypes, strict=True):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_read_only_parameter_is_refused_as_numpy_refuses_it(name):
+    """The kernels write through addresses; a read-only array goes the NumPy path, which
+    raises instead of writing into it."""
+    frozen = np.ones(4)
+    frozen.flags.writeable = False
+    p = Tensor(frozen, requires_grad=True)
+    p.grad = Tensor(np.ones(4))
+    with kl.backends.kernels.using("numba"), pytest.raises(ValueError, match="read-only"):
+        getattr(optim, name)([p], lr=0.5).step()
+    np.testing.assert_array_equal(frozen, np.ones(4))

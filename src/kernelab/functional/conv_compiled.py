@@ -1,10 +1,11 @@
 """Compiled twins of the GEMM convolution's passes in ``conv_algorithms.py``.
 
 The products stay BLAS's; what is compiled are the passes around them, which NumPy runs on
-one core: *im2col* and its adjoint *col2im*, and the bias gradient. Each kernel
-runs one (channel, sample) plane per task, so the threads never write the same memory: im2col
-writes that plane's rows of the columns, col2im gathers every column entry of one plane into
-it (zeroing it first, so the input gradient needs no separate zeroing pass).
+one core: the zero framing of the input (``conv.pad``), *im2col* and its adjoint *col2im*,
+and the bias gradient. Each kernel runs one (channel, sample) plane per task, so the threads
+never write the same memory: im2col writes that plane's rows of the columns, col2im gathers
+every column entry of one plane into it (zeroing it first, so the input gradient needs no
+separate zeroing pass).
 
 Arrays are channel-major as in ``conv_algorithms``: the padded input ``xp`` (C, N, Hp, Wp),
 the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
@@ -69,10 +70,9 @@ def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
                     run = row[q * dw : q * dw + ow]
                     for j in range(ow):
                         run[j] += src[j]
-                else:
-                    strided = row[q * dw :: sw]
+                else:  # indexed: a strided view of the row took 3x as long off prange
                     for j in range(ow):
-                        strided[j] += src[j]
+                        row[q * dw + j * sw] += src[j]
 
 
 @jit.kernel(parallel=True)
@@ -119,6 +119,34 @@ def channel_sums(gy, out):
                 part += gy[o, s, k]
             total += part
         out[o] = total
+
+
+@jit.kernel()
+def pad_planes(x, top, left, value, xp, start, stop):
+    """Samples ``start:stop`` (axis 1) of xp (C, N, Hp, Wp): x (C, N, H, W) framed by
+    ``value``, ``top`` rows above it and ``left`` columns before it, the rest after.
+
+    A plane at a time, on the calling thread (:func:`run` spreads ranges of samples), each
+    cell written once: the frame between two rows (the right columns of one, the left ones
+    of the next) is one run of cells. NumPy's strided copy spent most of its time between
+    rows: 1.5-2.5x this kernel's time on ResNet-8's inputs.
+    """
+    c, n, h, w = x.shape
+    size = xp.shape[2] * xp.shape[3]
+    planes, padded = x.reshape(c * n, h * w), xp.reshape(c * n, size)  # (C·N, H·W), (C·N, Hp·Wp)
+    for ch in range(c):
+        for s in range(start, stop):
+            src, dst = planes[ch * n + s], padded[ch * n + s]
+            at = top * xp.shape[3] + left  # where the input's first row goes
+            for j in range(at):
+                dst[j] = value
+            for i in range(h):
+                run, line = dst[at : at + w], src[i * w : i * w + w]
+                for j in range(w):  # indexed from 0, it vectorises (as in im2col_plane)
+                    run[j] = line[j]
+                at += xp.shape[3]
+                for j in range(at - xp.shape[3] + w, at if i < h - 1 else size):
+                    dst[j] = value
 
 
 def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.ndarray) -> None:

@@ -56,15 +56,21 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(p.array)
         return state
 
+    def _update_group(self, items: list, group: dict) -> None:
+        for _, _, state in items:
+            state["step"] += 1
+        fast = jit.twin(".updates_compiled", __package__)
+        if fast is not None:
+            items = self._update_compiled(fast, items, group)
+        for p, grad, state in items:
+            self._update(p, grad, state, group)
+
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
+        """One parameter's step, its ``state["step"]`` counted already."""
         lr, eps = float(group["lr"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        state["step"] += 1
         step = float(state["step"])  # Python floats: no NumPy scalar may upcast a float32 run
-        fast = jit.twin(".updates_compiled", __package__)
-        if fast is not None and self._update_compiled(fast, p, grad, state, group):
-            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -84,22 +90,34 @@ class Adam(Optimizer):
         denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
         p.array -= step_size * exp_avg / denom
 
-    def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
-        """The same update in one compiled pass; False (nothing done) where it does not apply."""
+    def _update_compiled(self, fast, items: list, group: dict) -> list:
+        """The group's updates in one compiled launch per dtype; the items it cannot take
+        (not float32 or float64, or memory without a flat view) returned for the NumPy path."""
         amsgrad, decoupled = bool(group["amsgrad"]), bool(group["decoupled_weight_decay"])
-        moments = [state["exp_avg"], state["exp_avg_sq"]]
-        moments.append(state["max_exp_avg_sq"] if amsgrad else np.empty(0, p.array.dtype))
-        flats = fast.flat_arrays(p.array.dtype, p.array, np.ascontiguousarray(grad), *moments)
-        if flats is None:
-            return False
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        batches, rest = fast.by_dtype(items, lambda p, s: [p.array] + [s[n] for n in names])
         lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        step = float(state["step"])
         decay = (1 - lr * weight_decay) if decoupled else weight_decay
-        hyper = [decay, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1**step)]
-        hyper += [(1 - beta2**step) ** 0.5, float(group["eps"])]
-        fast.adam(*flats, np.array(hyper, p.array.dtype), decoupled, amsgrad, group["maximize"])
-        return True
+        hyper = [decay, 1 - beta1, beta2, 1 - beta2, float(group["eps"])]
+        for dtype, batch in batches.items():
+            rows, corrections = [], []
+            for p, grad, state in batch:
+                moments = [state[n] for n in names] + ([] if amsgrad else [np.empty(0, dtype)])
+                rows.append([p.array, np.ascontiguousarray(grad), *moments])
+                step = float(state["step"])
+                corrections.append([lr / (1 - beta1**step), (1 - beta2**step) ** 0.5])
+            addresses, offsets = fast.table(rows)  # rows holds the arrays until the launch ends
+            fast.adam(
+                addresses,
+                offsets,
+                np.array(hyper, dtype),
+                np.array(corrections, dtype),  # (count, 2)
+                decoupled,
+                amsgrad,
+                bool(group["maximize"]),
+            )
+        return rest
 
 
 class AdamW(Adam):

@@ -1,8 +1,9 @@
 """The Optimizer base: parameter groups, per-parameter state, and a state_dict made of plain values.
 
 A subclass says how a state starts (:meth:`Optimizer._init_state`) and how one parameter moves
-(:meth:`Optimizer._update`); the base walks the groups, skips parameters without a gradient or
-that are frozen, and saves and restores everything in PyTorch's layout::
+(:meth:`Optimizer._update`), or a group's parameters together (:meth:`Optimizer._update_group`:
+a compiled update in one launch); the base walks the groups, skips parameters without a
+gradient or that are frozen, and saves and restores everything in PyTorch's layout::
 
     {"state": {index: {"step": int, "exp_avg": ndarray, ...}},
      "param_groups": [{"lr": float, ..., "params": [index, ...]}]}
@@ -120,6 +121,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            items = []
             for p in group["params"]:
                 if p.grad is None or not p.requires_grad:
                     continue
@@ -129,12 +131,19 @@ class Optimizer:
                 state = self.state[p]
                 if not state:
                     state.update(self._init_state(p, group))
-                self._update(p, grad, state, group)
+                items.append((p, grad, state))
+            self._update_group(items, group)
         return loss
 
     def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
         """The state of a parameter before its first update."""
         return {}
+
+    def _update_group(self, items: list[tuple[Any, np.ndarray, dict]], group: dict) -> None:
+        """Move every ``(parameter, gradient, state)`` of a group: one at a time with
+        :meth:`_update`, unless a subclass updates them together (one compiled launch)."""
+        for p, grad, state in items:
+            self._update(p, grad, state, group)
 
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
         """Move ``p.array`` in place, given its gradient (never to be written into)."""

@@ -50,12 +50,16 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
+    def _update_group(self, items: list, group: dict) -> None:
+        fast = jit.twin(".updates_compiled", __package__)
+        if fast is not None:
+            items = self._update_compiled(fast, items, group)
+        for p, grad, state in items:
+            self._update(p, grad, state, group)
+
     def _update(self, p: Any, grad: np.ndarray, state: dict[str, Any], group: dict) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight_decay = float(group["weight_decay"])
-        fast = jit.twin(".updates_compiled", __package__)
-        if fast is not None and self._update_compiled(fast, p, grad, state, group):
-            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -70,29 +74,29 @@ class SGD(Optimizer):
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.array -= lr * grad
 
-    def _update_compiled(self, fast, p: Any, grad: np.ndarray, state: dict, group: dict) -> bool:
-        """The same update in one compiled pass; False (nothing done) where it does not apply."""
-        dtype, momentum = p.array.dtype.type, float(group["momentum"])
-        buf = state.get("momentum_buffer")
-        first = momentum != 0 and buf is None
-        if first:
-            buf = np.empty_like(p.array, order="C")
-        arrays = [p.array, np.ascontiguousarray(grad)] + ([buf] if momentum != 0 else [])
-        flats = fast.flat_arrays(p.array.dtype, *arrays)
-        if flats is None:
-            return False
-        if momentum == 0:
-            flats.append(np.empty(0, p.array.dtype))  # no buffer
-        if first:
-            state["momentum_buffer"] = buf
-        fast.sgd(
-            *flats,
-            dtype(group["lr"]),
-            dtype(momentum),
-            dtype(1 - float(group["dampening"])),
-            dtype(group["weight_decay"]),
-            bool(group["nesterov"]),
-            bool(group["maximize"]),
-            first,
+    def _update_compiled(self, fast, items: list, group: dict) -> list:
+        """The group's updates in one compiled launch per dtype; the items it cannot take
+        (not float32 or float64, or memory without a flat view) returned for the NumPy path."""
+        momentum = float(group["momentum"])
+        batches, rest = fast.by_dtype(
+            items, lambda p, s: [p.array] + ([s.get("momentum_buffer")] if momentum else [])
         )
-        return True
+        for dtype, batch in batches.items():
+            rows, first = [], []
+            for p, grad, state in batch:
+                buf = state.get("momentum_buffer") if momentum != 0 else np.empty(0, dtype)
+                first.append(buf is None)
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.empty_like(p.array)  # C-ordered as p
+                rows.append([p.array, np.ascontiguousarray(grad), buf])
+            addresses, offsets = fast.table(rows)  # rows holds the arrays until the launch ends
+            hyper = [group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]]
+            fast.sgd(
+                addresses,
+                offsets,
+                np.array(first),
+                *(dtype.type(h) for h in hyper),
+                bool(group["nesterov"]),
+                bool(group["maximize"]),
+            )
+        return rest

@@ -1,73 +1,151 @@
-"""Compiled twins of the SGD and Adam updates (``sgd.py``, ``adam.py``): one pass per parameter.
+"""Compiled twins of the SGD and Adam updates (``sgd.py``, ``adam.py``): a group in one launch.
 
 The NumPy updates make a temporary array per operation; these read each element of the
 parameter, its gradient and its state once and write them back in place, on all threads.
-Every hyper-parameter arrives already cast to the parameter's dtype and each operation is
+Every hyper-parameter arrives already cast to the parameters' dtype and each operation is
 done in the same order as the NumPy reference, so a float32 run rounds exactly as NumPy's
 float32 arithmetic does (NumPy casts a Python float to the array's dtype first).
+
+A group's parameters of one dtype are updated by one parallel launch: a launch costs tens
+of microseconds even at one thread (numba's workers sleep between launches), and ResNet-8's
+29 parameters made SGD 29 launches a step. The kernel gets the parameters' memory as a table
+of addresses (``count`` rows of the arrays' addresses: one signature whatever the group
+holds, where a tuple of arrays would compile one per length) and the offsets of each
+parameter in one run over all their elements, cut into tasks of :data:`CHUNK` elements.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import intrinsic
 
 from ..core import jit
 
-
-def flat(a: np.ndarray) -> np.ndarray | None:
-    """``a`` as a 1-D view, or None when it is not C-contiguous (no copy is ever made)."""
-    return a.reshape(-1) if a.flags.c_contiguous else None  # (size,)
+FLOATS = (np.float32, np.float64)
+CHUNK = 1 << 13  # elements per task: 32-64 KB of each array, a few tasks a thread
 
 
-def flat_arrays(dtype, *arrays: np.ndarray) -> list[np.ndarray] | None:
-    """1-D views of parameter-sized arrays of one float dtype, or None if any cannot be."""
-    if dtype not in (np.float32, np.float64):
-        return None
-    views = [flat(a) if a.dtype == dtype else None for a in arrays]
-    return None if any(v is None for v in views) else views
+@intrinsic
+def pointer(typingctx, address, like):
+    """The integer ``address`` as a pointer to numbers of ``like``'s (a scalar's) type."""
+    kind = types.CPointer(like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(kind))
+
+    return kind(address, like), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def run(address, start, stop, like):
+    """Elements ``start:stop`` of the 1-D run of numbers of ``like``'s type at ``address``.
+
+    Loops index it from 0: a loop counter that starts elsewhere could be negative for all
+    numba knows, and its wraparound check keeps the loop from vectorising (10x slower).
+    """
+    return numba.carray(pointer(address, like), stop)[start:stop]
+
+
+def by_dtype(items: list, arrays) -> tuple[dict, list]:
+    """The items (parameter, gradient, state) a kernel can take, by dtype, and the others.
+
+    Taken: a float32 or float64 parameter whose own arrays, ``arrays(p, state)`` (None where
+    the state has none yet), are writeable and C-contiguous of its dtype, so flat views of
+    them exist (the kernels write through addresses: NumPy's read-only flag guards nothing).
+    """
+    batches: dict[np.dtype, list] = {}
+    rest = []
+    for item in items:
+        p, _, state = item
+        dtype = p.array.dtype
+        own = [a for a in arrays(p, state) if a is not None]
+        flags = [a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable for a in own]
+        if dtype.type in FLOATS and all(flags):
+            batches.setdefault(dtype, []).append(item)
+        else:
+            rest.append(item)
+    return batches, rest
+
+
+def table(rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The addresses (count, arrays a row) of each row's arrays, an empty array's as 0, and
+    the offsets (count + 1,) of each row's first array's elements in one run over all rows.
+
+    The arrays must stay alive, C-contiguous, until the kernel returns: the caller holds them.
+    """
+    addresses = np.array(
+        [[a.ctypes.data if a.size else 0 for a in row] for row in rows], np.int64
+    )  # (count, arrays a row)
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([row[0].size for row in rows], out=offsets[1:])
+    return addresses, offsets
 
 
 @jit.kernel(parallel=True)
-def sgd(p, grad, buf, lr, momentum, keep, weight_decay, nesterov, maximize, first):
-    """SGD on flat ``p`` in place; ``buf`` is the momentum buffer (empty without momentum).
-
-    ``keep`` is ``1 − dampening``; ``first`` says the buffer starts from this gradient.
-    """
-    for i in prange(p.size):
-        g = -grad[i] if maximize else grad[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p[i]
-        if momentum != 0:
-            b = g if first else buf[i] * momentum + keep * g
-            buf[i] = b
-            g = g + momentum * b if nesterov else b
-        p[i] = p[i] - lr * g
+def sgd(addresses, offsets, first, lr, momentum, keep, weight_decay, nesterov, maximize):
+    """SGD in place on every parameter of the table: ``addresses[k]`` = (parameter, gradient,
+    momentum buffer, 0 without momentum), ``first[k]`` whether the buffer starts from this
+    gradient. ``keep`` is ``1 − dampening``."""
+    total = offsets[-1]
+    for task in prange((total + CHUNK - 1) // CHUNK):
+        lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
+        k = np.searchsorted(offsets, lo, side="right") - 1
+        while lo < hi:  # the parameters this task's elements belong to, a run of each
+            start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
+            p = run(addresses[k, 0], start, end, lr)
+            grad = run(addresses[k, 1], start, end, lr)
+            buf = run(addresses[k, 2], start, end if momentum != 0 else start, lr)
+            restart = first[k]  # in a register: the stores below might alias ``first``
+            for i in range(end - start):
+                g = -grad[i] if maximize else grad[i]
+                if weight_decay != 0:
+                    g = g + weight_decay * p[i]
+                if momentum != 0:
+                    b = g if restart else buf[i] * momentum + keep * g
+                    buf[i] = b
+                    g = g + momentum * b if nesterov else b
+                p[i] = p[i] - lr * g
+            lo, k = offsets[k] + end, k + 1
 
 
 @jit.kernel(parallel=True)
-def adam(p, grad, m, v, v_max, hyper, decoupled, amsgrad, maximize):
-    """Adam on flat ``p`` in place, with its moments ``m``, ``v`` and (amsgrad) ``v_max``.
+def adam(addresses, offsets, hyper, corrections, decoupled, amsgrad, maximize):
+    """Adam in place on every parameter of the table: ``addresses[k]`` = (parameter,
+    gradient, first moment, second moment, its running maximum or 0 without amsgrad).
 
-    ``hyper`` holds, in the parameter's dtype: weight decay (or the decoupled shrink factor
-    ``1 − lr·weight_decay``), ``1 − β1``, ``β2``, ``1 − β2``, the step size ``lr / (1 − β1^t)``,
-    ``√(1 − β2^t)`` and eps.
+    ``hyper`` holds, in the parameters' dtype: weight decay (or the decoupled shrink factor
+    ``1 − lr·weight_decay``), ``1 − β1``, ``β2``, ``1 − β2`` and eps; ``corrections[k]`` the
+    step size ``lr / (1 − β1^t)`` and ``√(1 − β2^t)`` of parameter k's step count t.
     """
-    decay, rest1, beta2, rest2 = hyper[0], hyper[1], hyper[2], hyper[3]
-    step_size, correction2, eps = hyper[4], hyper[5], hyper[6]
-    for i in prange(p.size):
-        g = -grad[i] if maximize else grad[i]
-        if decoupled:
-            p[i] = p[i] * decay
-        elif decay != 0:
-            g = g + decay * p[i]
-        mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
-        m[i] = mi
-        vi = v[i] * beta2 + rest2 * g * g
-        v[i] = vi
-        if amsgrad:
-            w = v_max[i]
-            if w > vi or w != w:  # np.maximum: NaN wins
-                vi = w
-            v_max[i] = vi
-        p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
+    decay, rest1, beta2, rest2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    total = offsets[-1]
+    for task in prange((total + CHUNK - 1) // CHUNK):
+        lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
+        k = np.searchsorted(offsets, lo, side="right") - 1
+        while lo < hi:  # as in sgd
+            start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
+            p = run(addresses[k, 0], start, end, eps)
+            grad = run(addresses[k, 1], start, end, eps)
+            m = run(addresses[k, 2], start, end, eps)
+            v = run(addresses[k, 3], start, end, eps)
+            v_max = run(addresses[k, 4], start, end if amsgrad else start, eps)
+            step_size, correction2 = corrections[k, 0], corrections[k, 1]
+            for i in range(end - start):
+                g = -grad[i] if maximize else grad[i]
+                if decoupled:
+                    p[i] = p[i] * decay
+                elif decay != 0:
+                    g = g + decay * p[i]
+                mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
+                m[i] = mi
+                vi = v[i] * beta2 + rest2 * g * g
+                v[i] = vi
+                if amsgrad:
+                    w = v_max[i]
+                    if w > vi or w != w:  # np.maximum: NaN wins
+                        vi = w
+                    v_max[i] = vi
+                p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
+            lo, k = offsets[k] + end, k + 1
