@@ -10,9 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import kernelab as kl
-from kernelab.core import jit
-from kernelab.core.tensor import Tensor
-from kernelab.functional import arithmetic_compiled
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -220,40 +217,3 @@ def test_prod_with_zeros_matches_pytorch(dim):
     ours.prod(*args).sum().backward()
     theirs.prod(*args).sum().backward()
     np.testing.assert_allclose(np.asarray(ours.grad), theirs.grad.numpy(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", ["batch-first", "channel-major", "mixed", "strided"])
-def test_large_sums_equal_numpys_and_match_pytorch(dtype, layout, kernel_path, monkeypatch):
-    """From ``PARALLEL_BYTES`` up the compiled path adds dense arrays of one layout on two
-    threads (a channel-major (N, C, H, W) view stays one); the result is NumPy's to the bit,
-    in the operands' layout, and its gradient reaches both operands."""
-    rng = np.random.default_rng(4)
-    shape = (8, 16, 48, 48)  # 1.2 MB in float32
-    a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-    if layout in ("channel-major", "mixed"):
-        a = np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    if layout == "channel-major":
-        b = np.ascontiguousarray(b.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    if layout == "strided":
-        a, b = (np.repeat(v, 2, axis=3)[..., ::2] for v in (a, b))
-    ta, tb = (Tensor(v, requires_grad=True) for v in (a, b))  # no copy: the layout kept
-    calls = []
-    kernel = arithmetic_compiled.add
-    monkeypatch.setattr(arithmetic_compiled, "add", lambda *f: calls.append(1) or kernel(*f))
-    previous = kl.get_num_threads()
-    kl.set_num_threads(2)
-    try:
-        total = ta + tb
-        threads = jit.get_threads() or 1  # 1 on a one-core machine: NumPy's addition then
-    finally:
-        kl.set_num_threads(previous)
-    dense = layout in ("batch-first", "channel-major")
-    assert len(calls) == (kernel_path == "numba" and dense and threads > 1)
-    np.testing.assert_array_equal(total.array, np.add(a, b))
-    assert total.array.strides == np.add(a, b).strides
-    expected = torch.from_numpy(a) + torch.from_numpy(b)
-    np.testing.assert_array_equal(total.array, expected.numpy())
-    total.sum().backward()
-    np.testing.assert_array_equal(ta.grad.array, np.ones(shape, dtype))
-    np.testing.assert_array_equal(tb.grad.array, np.ones(shape, dtype))

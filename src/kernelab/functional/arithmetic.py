@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, is_tensor, unwrap, wrap
-from ..core import jit
 from ..core.dtypes import get_default_dtype
 from ..core.errors import DTypeError
 
@@ -40,38 +39,12 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = _shape(a), _shape(b)
-        return add_arrays(a, b)
+        return np.add(a, b)
 
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
         return unbroadcast(g, sa), unbroadcast(g, sb)
-
-
-PARALLEL_BYTES = 1 << 20  # below this NumPy's addition beats waking the threads
-
-
-def add_arrays(a, b):
-    """``a + b``, by NumPy; on the compiled path at two threads or more, float arrays of one
-    shape, dtype and memory layout from ``PARALLEL_BYTES`` up are added on all threads
-    (``arithmetic_compiled``: at one thread the launch made it 10-20% slower than NumPy)."""
-    if (
-        isinstance(a, np.ndarray)
-        and isinstance(b, np.ndarray)
-        and a.nbytes >= PARALLEL_BYTES
-        and a.shape == b.shape
-        and a.strides == b.strides
-        and a.dtype == b.dtype
-        and a.dtype in (np.float32, np.float64)
-    ):
-        fast = jit.twin(".arithmetic_compiled", __package__)  # numba loaded: threads known
-        if fast is not None and (jit.get_threads() or 1) > 1:
-            out = np.empty_like(a)  # in a's memory order
-            flats = fast.flat_in_memory_order(a, b, out)
-            if flats is not None:
-                fast.add(*flats)
-                return out
-    return np.add(a, b)
 
 
 class Sub(Function):
