@@ -172,7 +172,7 @@ def test_column_tiles_cover_the_row():
 
 
 def test_generated_source_holds_scalar_accumulators():
-    text = conv_direct_source.correlation_source(16, 8, 1, 3)
+    text = conv_direct_source.correlation_source(16, 8, 1, 1, 3)
     block = text.split("def correlate")[0]  # the block function, without the driver
     assert "a7_15 += x * w15" in block and "np.zeros" not in block and "np.empty" not in block
     compile(text, "<generated>", "exec")
@@ -189,13 +189,16 @@ def test_the_forward_adds_the_bias_after_the_sum():
 
 def test_the_kernel_gradient_sums_each_sample_apart():
     # float32 holds 2**24 to 2: 2**24 + 1 rounds back to 2**24. Sample 0 sums to 2**24, the
-    # others to 36 each; one running sum over the samples would drop the others' ones.
-    gy = np.ones((16, 4, 6, 6), np.float32)  # (C_out, N, OH, OW)
+    # others to 36 each; one running sum over the samples would drop the others' ones. 32
+    # output channels: the wide block of two vectors.
+    gy = np.ones((32, 4, 6, 6), np.float32)  # (C_out, N, OH, OW)
     gy[:, 0] = 0
     gy[:, 0, 0, 0] = 2**24
     xp = np.ones((5, 4, 8, 8), np.float32)  # (C_in, N, Hp, Wp)
     gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
-    assert gw.shape == (16, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
+    assert gw.shape == (32, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
+    assert direct.gradient_block(np.float32, 32) == 32
+    assert direct.gradient_block(np.float32, 16) == direct.gradient_block(np.float32, 48) == 16
 
 
 def test_the_forward_sums_blocks_of_input_channels_apart():
