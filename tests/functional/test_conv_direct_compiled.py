@@ -178,6 +178,18 @@ def test_generated_source_holds_scalar_accumulators():
     compile(text, "<generated>", "exec")
 
 
+def test_the_input_gradient_reuses_only_a_frame_of_the_same_layout():
+    # the same frame shape (8x11 inside a 3x3 kernel's frame), gy placed alike, then placed
+    # one column shorter (right padding 0, not 1): a reused frame would keep a stale column
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 16, 8, 11)), rng.standard_normal((16, 16, 3, 3))
+    for seed, right in enumerate((1, 1, 0)):
+        geometry = conv_geometry(3, 1, ((1, 1), (1, right)), 1, 1)
+        _, gx, _, gy = run(EveryPass, x, w, None, geometry, seed=seed)
+        _, tgx, _ = torch_reference(x, w, None, geometry, gy)
+        assert_rel_close(gx, tgx, 1e-9, "input gradient vs torch")
+
+
 def test_the_forward_adds_the_bias_after_the_sum():
     # float32 holds 1e8 to 8: 1e8 + 1 rounds back to 1e8, 1e8 + 72 is exact. A sum that
     # started from the bias would lose every term; from zero it is exact, as the GEMM's is.
