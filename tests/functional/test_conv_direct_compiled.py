@@ -2,10 +2,12 @@
 against plain loops, PyTorch and the NumPy GEMM, driven on channel-major arrays as ``conv2d``
 drives them; its sums' order; when a process may use them (compiled or not).
 
-Each generated kernel (dtype, kernel width, horizontal stride, tile width) compiles for 5-17 s
-on an empty cache, so these tests share a few: kernel width 3 (the height varies), strides 1
-and 2, tiles of 8 (outputs narrower than 14) and of 14 in one test: 10 kernels in all, and
-one more compiled in the background for the default mode's test.
+Each generated kernel (dtype, kernel width, horizontal stride, tile width, the correlation's
+horizontal dilation, the kernel gradient's block) compiles for 5-20 s on an empty cache, so
+these tests share a few: kernel width 3 (the height varies), strides 1 and 2, tiles of 8
+(outputs narrower than 14) and of 14 in one test, horizontal dilation 2 in one test, the
+kernel gradient's wide block in one: 12 kernels in all, and one more compiled in the
+background for the default mode's test.
 """
 
 import os
@@ -66,7 +68,7 @@ def cases(draw):
     tiles of 8)."""
     kh, kw = draw(st.integers(1, 7)), 3
     stride = draw(st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]))
-    dilation = draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
+    dilation = draw(st.sampled_from([(1, 1), (2, 1)]))  # horizontal: test_dilated_columns
     padding = tuple(tuple(draw(st.integers(0, 3)) for _ in range(2)) for _ in range(2))
     geometry = conv_geometry((kh, kw), stride, padding, dilation, 1)
     n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 19))
@@ -101,13 +103,27 @@ def test_every_pass_matches_torch_and_the_gemm(case, bias):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride, width", [((1, 1), 26), ((2, 1), 11), ((1, 2), 23)])
 def test_forward_matches_loops(dtype, stride, width):
-    # outputs 25 wide (tiles of 14, the last overlapping), 10 and 11 (tiles of 8), stride 2
+    # outputs 27 wide (tiles of 14, the last overlapping), 12 (tiles of 8), stride 2
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 9, width)).astype(dtype)
     w, b = rng.standard_normal((17, 3, 4, 3)).astype(dtype), rng.standard_normal(17)
-    geometry = conv_geometry((4, 3), stride, ((1, 0), (2, 1)), (1, 2), 1)
+    geometry = conv_geometry((4, 3), stride, ((1, 0), (2, 1)), (2, 1), 1)
     y, _, _, _ = run(EveryPass, x, w, b.astype(dtype), geometry)
     assert_rel_close(y, loop_forward(x, w, b, geometry), TOL[dtype], "forward vs loops")
+
+
+def test_dilated_columns_match_loops_and_torch():
+    # the horizontal dilation is baked into the correlation's kernel: one more compiled, for
+    # the forward and the input gradient alike (float64, tiles of 8)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 7, 13)), rng.standard_normal((17, 3, 2, 3))
+    b = rng.standard_normal(17)
+    geometry = conv_geometry((2, 3), 1, ((1, 0), (2, 1)), (1, 2), 1)
+    y, gx, gw, gy = run(EveryPass, x, w, b, geometry)
+    assert_rel_close(y, loop_forward(x, w, b, geometry), 1e-9, "forward vs loops")
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    assert_rel_close(gx, tgx, 1e-9, "input gradient vs torch")
+    assert_rel_close(gw, tgw, 1e-9, "kernel gradient vs torch")
 
 
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, False)])
