@@ -1,6 +1,5 @@
 """Which algorithm is fastest at each pass of each ``cases.py`` conv case: the GEMM, the
-direct micro-kernels, Winograd F(2x2, 3x3) and F(4x4, 3x3), the phases' input gradient (strided
-and dilated layers), against PyTorch's same pass.
+direct micro-kernels, Winograd F(2x2, 3x3) and F(4x4, 3x3), against PyTorch's same pass.
 
 ``python bench/conv_routing.py [--threads 1 2] [--rounds 7] [--only k3 k5] [--cpu]``
 ``python bench/conv_routing.py --error``: the float32 error of the routing ``conv2d`` takes
@@ -31,7 +30,7 @@ os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever asked, cached or not
 from bench.conv_direct import SHAPES  # noqa: E402
 from bench.conv_passes import interleaved_times, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
-from kernelab.functional import conv_phases, conv_winograd  # noqa: E402
+from kernelab.functional import conv_winograd  # noqa: E402
 from kernelab.functional.conv import pad, unpad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm, choose  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
@@ -60,13 +59,6 @@ def direct_passes(xp, w, gy, geometry) -> dict:
     if geometry.stride == (1, 1):
         calls["input_gradient"] = lambda: direct.input_gradient(gy, w, geometry, xp.shape)
     return calls
-
-
-def phases_passes(xp, w, gy, geometry) -> dict:
-    """The input gradient by phases (``conv_phases``), for strided and dilated layers."""
-    if geometry.stride == geometry.dilation == (1, 1):
-        return {}
-    return {"input_gradient": lambda: conv_phases.input_gradient(gy, w, geometry, xp.shape)}
 
 
 def winograd_passes(tile, xp, w, gy, geometry) -> dict:
@@ -105,7 +97,6 @@ def engines(shape, n=64, c_in=32, c_out=64, dtype=np.float32) -> dict:
         "direct": direct_passes(xp, w, gy, geometry),
         "wino2": winograd_passes(2, xp, w, gy, geometry),
         "wino4": winograd_passes(4, xp, w, gy, geometry),
-        "phases": phases_passes(xp, w, gy, geometry),
     }
     return {engine: calls for engine, calls in table.items() if calls}
 
@@ -164,7 +155,7 @@ def main() -> None:
                 print(f"{name:12s} {p:15s} {errors['routed', p]:13.2e} {errors['gemm', p]:11.2e}")
         return
     clock = time.process_time if args.cpu else time.perf_counter
-    engines_order = ("gemm", "direct", "wino2", "wino4", "phases")
+    engines_order = ("gemm", "direct", "wino2", "wino4")
     names = "".join(f"{e:>8s}" for e in engines_order)
     print(f"shape        thr  pass             torch ms  {names}")
     for name in args.only:

@@ -2,10 +2,12 @@
 against plain loops, PyTorch and the NumPy GEMM, driven on channel-major arrays as ``conv2d``
 drives them; its sums' order; when a process may use them (compiled or not).
 
-Each generated kernel (dtype, kernel width, horizontal stride, tile width) compiles for 5-17 s
-on an empty cache, so these tests share a few: kernel width 3 (the height varies), strides 1
-and 2, tiles of 8 (outputs narrower than 14) and of 14 in one test: 10 kernels in all, and
-one more compiled in the background for the default mode's test.
+Each generated kernel (dtype, kernel width, horizontal stride, tile width, the correlation's
+horizontal dilation, the kernel gradient's block) compiles for 5-20 s on an empty cache, so
+these tests share a few: kernel width 3 (the height varies), strides 1 and 2, tiles of 8
+(outputs narrower than 14) and of 14 in one test, horizontal dilation 2 in one test, the
+kernel gradient's wide block in one: 12 kernels in all, and one more compiled in the
+background for the default mode's test.
 """
 
 import os
@@ -66,7 +68,7 @@ def cases(draw):
     tiles of 8)."""
     kh, kw = draw(st.integers(1, 7)), 3
     stride = draw(st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]))
-    dilation = draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
+    dilation = draw(st.sampled_from([(1, 1), (2, 1)]))  # horizontal: test_dilated_columns
     padding = tuple(tuple(draw(st.integers(0, 3)) for _ in range(2)) for _ in range(2))
     geometry = conv_geometry((kh, kw), stride, padding, dilation, 1)
     n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 19))
@@ -101,13 +103,27 @@ def test_every_pass_matches_torch_and_the_gemm(case, bias):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride, width", [((1, 1), 26), ((2, 1), 11), ((1, 2), 23)])
 def test_forward_matches_loops(dtype, stride, width):
-    # outputs 25 wide (tiles of 14, the last overlapping), 10 and 11 (tiles of 8), stride 2
+    # outputs 27 wide (tiles of 14, the last overlapping), 12 (tiles of 8), stride 2
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 9, width)).astype(dtype)
     w, b = rng.standard_normal((17, 3, 4, 3)).astype(dtype), rng.standard_normal(17)
-    geometry = conv_geometry((4, 3), stride, ((1, 0), (2, 1)), (1, 2), 1)
+    geometry = conv_geometry((4, 3), stride, ((1, 0), (2, 1)), (2, 1), 1)
     y, _, _, _ = run(EveryPass, x, w, b.astype(dtype), geometry)
     assert_rel_close(y, loop_forward(x, w, b, geometry), TOL[dtype], "forward vs loops")
+
+
+def test_dilated_columns_match_loops_and_torch():
+    # the horizontal dilation is baked into the correlation's kernel: one more compiled, for
+    # the forward and the input gradient alike (float64, tiles of 8)
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 7, 13)), rng.standard_normal((17, 3, 2, 3))
+    b = rng.standard_normal(17)
+    geometry = conv_geometry((2, 3), 1, ((1, 0), (2, 1)), (1, 2), 1)
+    y, gx, gw, gy = run(EveryPass, x, w, b, geometry)
+    assert_rel_close(y, loop_forward(x, w, b, geometry), 1e-9, "forward vs loops")
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    assert_rel_close(gx, tgx, 1e-9, "input gradient vs torch")
+    assert_rel_close(gw, tgw, 1e-9, "kernel gradient vs torch")
 
 
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, False)])
@@ -172,10 +188,22 @@ def test_column_tiles_cover_the_row():
 
 
 def test_generated_source_holds_scalar_accumulators():
-    text = conv_direct_source.correlation_source(16, 8, 1, 3)
+    text = conv_direct_source.correlation_source(16, 8, 1, 1, 3)
     block = text.split("def correlate")[0]  # the block function, without the driver
     assert "a7_15 += x * w15" in block and "np.zeros" not in block and "np.empty" not in block
     compile(text, "<generated>", "exec")
+
+
+def test_the_input_gradient_reuses_only_a_frame_of_the_same_layout():
+    # the same frame shape (8x11 inside a 3x3 kernel's frame), gy placed alike, then placed
+    # one column shorter (right padding 0, not 1): a reused frame would keep a stale column
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 16, 8, 11)), rng.standard_normal((16, 16, 3, 3))
+    for seed, right in enumerate((1, 1, 0)):
+        geometry = conv_geometry(3, 1, ((1, 1), (1, right)), 1, 1)
+        _, gx, _, gy = run(EveryPass, x, w, None, geometry, seed=seed)
+        _, tgx, _ = torch_reference(x, w, None, geometry, gy)
+        assert_rel_close(gx, tgx, 1e-9, "input gradient vs torch")
 
 
 def test_the_forward_adds_the_bias_after_the_sum():
@@ -189,13 +217,16 @@ def test_the_forward_adds_the_bias_after_the_sum():
 
 def test_the_kernel_gradient_sums_each_sample_apart():
     # float32 holds 2**24 to 2: 2**24 + 1 rounds back to 2**24. Sample 0 sums to 2**24, the
-    # others to 36 each; one running sum over the samples would drop the others' ones.
-    gy = np.ones((16, 4, 6, 6), np.float32)  # (C_out, N, OH, OW)
+    # others to 36 each; one running sum over the samples would drop the others' ones. 32
+    # output channels: the wide block of two vectors.
+    gy = np.ones((32, 4, 6, 6), np.float32)  # (C_out, N, OH, OW)
     gy[:, 0] = 0
     gy[:, 0, 0, 0] = 2**24
     xp = np.ones((5, 4, 8, 8), np.float32)  # (C_in, N, Hp, Wp)
     gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
-    assert gw.shape == (16, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
+    assert gw.shape == (32, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
+    assert direct.gradient_block(np.float32, 32) == 32
+    assert direct.gradient_block(np.float32, 16) == direct.gradient_block(np.float32, 48) == 16
 
 
 def test_the_forward_sums_blocks_of_input_channels_apart():
@@ -247,6 +278,9 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert direct.passes(conv_geometry(3, 2, 1, 1, 1), wide) == (True, False, True)
     assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, True)
     assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
+    dilated = conv_geometry(4, 1, 3, 2, 1)  # dilated, stride 1, from 4x4: every pass direct
+    assert direct.passes(dilated, (64, 32, 4, 4)) == (True, True, True)
+    assert direct.passes(conv_geometry(3, 1, 2, 2, 1), (64, 32, 3, 3)) == (True, False, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")

@@ -3,7 +3,8 @@
 The micro-kernels (``conv_direct_source.py``) hold a block of CB output channels × JB output
 columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize is 64 bytes
 (16 float32 or 8 float64 channels: one AVX-512 register, two AVX2 ones), so the kernel offset's
-weights for a block are one contiguous load. Layouts, channel-major as in ``conv_algorithms``:
+weights for a block are one contiguous load; the kernel gradient's is 128 bytes where C_out
+allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms``:
 
 * forward: the padded input xp (C_in, N, Hp, Wp) as it comes; the kernel repacked
   (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB. Each sum
@@ -26,11 +27,12 @@ for the kernel gradient. A pass another algorithm measured faster at (see :func:
 Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
-width, horizontal stride and tile width) takes 5-17 s to compile cold, where the GEMM needs
-none, so by default a process runs a pass direct only if the pass's kernel is already in
-numba's on-disk cache when the layer first runs (:func:`ready`). If it is not, the pass runs
-the GEMM's for the rest of the process and a background process compiles the kernel into the
-cache (``jit.compile_in_background``), for the next process. So the first training step never
+width, horizontal stride, tile width and, for the correlation, horizontal dilation) takes 5-20
+s to compile cold, where the GEMM needs none, so by default a process runs a pass direct only
+if the pass's kernel is already in numba's on-disk cache when the layer first runs
+(:func:`ready`). If it is not, the pass runs the GEMM's for the rest of the process and a
+background process compiles the kernel into the cache (``jit.compile_in_background``), for
+the next process. So the first training step never
 waits for these compilations, and within one process a layer always takes the same path: its
 numbers are reproducible run to run *given the cache's state*, but a process started with an
 empty cache computes with the GEMM where a later one computes direct. The two agree to
@@ -45,18 +47,20 @@ GEMM's numbers, as before the direct convolution).
 from __future__ import annotations
 
 import os
+import threading
 import types
 from typing import NamedTuple
 
 import numpy as np
 
 from ..core import jit
-from . import conv_compiled, conv_phases, conv_winograd
+from . import conv_compiled, conv_winograd
 from . import conv_direct_source as source
 from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
 
 BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
+WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows (gradient_block)
 # JB, output columns per tile: CB·JB accumulators fill at most 14 of the 32 vector registers.
 # 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best). Measured no faster:
 # tiles of 7 (fewer accumulators than FMA latency needs in flight).
@@ -64,9 +68,15 @@ COLUMNS = (8, 14)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
 TAPS = 8
+# and at most WIDE_TAPS (c, q) pairs with the wide block, 24 of the 32 vector registers: 14
+# pairs (7x7 kernels) spilled, at 0.57x the speed of 7
+WIDE_TAPS = 12
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 
 _kernels: dict[str, jit.Kernel] = {}
+_frames: dict[tuple, np.ndarray] = {}  # spare framed output gradients, see framed
+_frames_lock = threading.Lock()
+FRAMES = 4  # spare frames kept, one per layer shape (the oldest dropped)
 _ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
@@ -102,10 +112,9 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 Winograd
       (1.04x against 1.30x, :func:`winograd_route`) but for layers of at most 16 channels,
       where Winograd's tiles are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms
-      direct, 8.07 Winograd), with dilation 2 the GEMM (1.37x against 1.52x); strided, by
-      phases (``conv_phases``) where every sub-kernel is 3x3 or larger (7x7 of stride 2:
-      1.32-1.41x, GEMM 1.45-1.59x), else the GEMM (3x3 of stride 2: 0.82-1.03x, by phases
-      1.4-2.2x);
+      direct, 8.07 Winograd), with dilation 2 the GEMM (1.37x against 1.52x); strided, the
+      GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1 correlations of sub-kernels, "Phases"
+      in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -122,31 +131,26 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
     winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
     thin_3x3 = plain and taps == 9 and max(c_in, c_out) <= THIN_3X3_CHANNELS
-    # strided: by phases (conv_phases.suits); dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's
-    # time (bench/CONV_DIRECT.md, "Phases")
-    gradient = (geometry.stride == (1, 1) and taps >= 16) or thin_3x3 or conv_phases.suits(geometry)
+    # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases")
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or thin_3x3
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
-def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry) -> Passes:
-    """The ``wanted`` passes whose kernels are :func:`ready` for xp (C_in, N, Hp, Wp); none
-    for dtypes other than float32 and float64 (never measured, and an int8 block would hold
-    64 channels)."""
+def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry, c_out: int = 0) -> Passes:
+    """The ``wanted`` passes whose kernels are :func:`ready` for xp (C_in, N, Hp, Wp) and
+    ``c_out`` output channels (0: not known, the kernel gradient's narrow block); none for
+    dtypes other than float32 and float64 (never measured, and an int8 block would hold 64
+    channels)."""
     if np.dtype(dtype) not in (np.float32, np.float64):
         return Passes(False, False, False)
-    (_, kw), (_, sw) = geometry.kernel_size, geometry.stride
+    (_, kw), (_, sw), (_, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
     correlation, gradient = _examples(dtype)
-    inputs = []  # the input gradient's correlations: conv_phases' when strided
-    if wanted.input_gradient and geometry.stride != (1, 1):
-        inputs = conv_phases.kernels(geometry, xp_shape, dtype)
-    elif wanted.input_gradient:
-        inputs = [correlation_kernel(dtype, width, 1, kw)]
     return Passes(
-        wanted.forward and ready(correlation_kernel(dtype, ow, sw, kw), correlation),
-        wanted.input_gradient and all([ready(kernel, correlation) for kernel in inputs]),
-        wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw), gradient),
+        wanted.forward and ready(correlation_kernel(dtype, ow, sw, dw, kw), correlation),
+        wanted.input_gradient and ready(correlation_kernel(dtype, width, 1, dw, kw), correlation),
+        wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw, c_out), gradient),
     )
 
 
@@ -175,7 +179,7 @@ def _examples(dtype) -> tuple[tuple, tuple]:
         return np.zeros((1,) * ndim, kind)
 
     index = array(1, np.int64)
-    correlation = array(4), array(5), array(1), index, 1, 1, 1, 1, array(4)
+    correlation = array(4), array(5), array(1), index, 1, 1, 1, array(4)
     return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
 
 
@@ -190,19 +194,32 @@ def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
     return kernel
 
 
-def correlation_kernel(dtype, ow: int, sw: int, kw: int) -> jit.Kernel:
+def correlation_kernel(dtype, ow: int, sw: int, dw: int, kw: int) -> jit.Kernel:
     """The correlation's kernel for an output ``ow`` wide (see :func:`correlate`)."""
     cb = BLOCK_BYTES // np.dtype(dtype).itemsize
-    shape = cb, column_tiles(max(ow, min(COLUMNS)))[0], sw, kw
+    shape = cb, column_tiles(max(ow, min(COLUMNS)))[0], sw, dw, kw
     return compiled(source.correlation_name, source.correlation_source, shape)
 
 
-def gradient_kernel(dtype, sw: int, kw: int) -> jit.Kernel:
-    """The kernel gradient's kernel (see :func:`kernel_gradient`)."""
-    cb = BLOCK_BYTES // np.dtype(dtype).itemsize
+def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
+    """The kernel gradient's kernel (see :func:`kernel_gradient`) for ``c_out`` channels."""
+    cb = gradient_block(dtype, c_out)
     cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
+    if cb * np.dtype(dtype).itemsize == WIDE_BLOCK_BYTES:  # 2 vectors per (channel, column)
+        cc = min(cc, max(1, WIDE_TAPS // kw))
     shape = cb, cc, sw, kw
     return compiled(source.kernel_gradient_name, source.kernel_gradient_source, shape)
+
+
+def gradient_block(dtype, c_out: int) -> int:
+    """CB of the kernel gradient: two vectors of channels (WIDE_BLOCK_BYTES) where C_out is
+    a multiple of them, else one. Each input pixel's broadcast then feeds two FMAs: the pass
+    was bound by its loads (one per FMA), and ran 1.2-1.3x faster at 32→64 channels
+    (``bench/CONV_DIRECT.md``); layers of 16 float32 channels keep one vector, which wastes
+    none."""
+    itemsize = np.dtype(dtype).itemsize
+    wide = c_out > 0 and c_out * itemsize % WIDE_BLOCK_BYTES == 0
+    return (WIDE_BLOCK_BYTES if wide else BLOCK_BYTES) // itemsize
 
 
 def column_tiles(ow: int) -> tuple[int, np.ndarray]:
@@ -236,12 +253,12 @@ def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> 
         xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
         out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out, N, OH, JB)
     starts = column_tiles(out.shape[3])[1]
-    kernel = correlation_kernel(xp.dtype, out.shape[3], sw, w.shape[3])
+    kernel = correlation_kernel(xp.dtype, out.shape[3], sw, dw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
     channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
-    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, dw, channels, out)
+    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, out)
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
@@ -257,14 +274,17 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     # gy framed so that the correlation's output is the unpadded input: full padding
     # d·(k − 1) on each side, less the input's own padding (negative: rows of gy cut)
     ph, pw = (kh - 1) * dh, (kw - 1) * dw
-    frame = np.empty((c_out, n, h + ph, width + pw), gy.dtype)  # (C_out, N, H + ph, W + pw)
     rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
+    inside = rows[0].indices(h + ph), cols[0].indices(width + pw)
+    key = (c_out, n, h + ph, width + pw), gy.dtype.str, inside
+    frame, fresh = framed(key)
 
-    def fill(start, stop):  # the border zeroed, the inside gy's: each cell written once
+    def fill(start, stop):  # a fresh frame's border zeroed, the inside gy's
         part = frame[:, start:stop]  # (C_out, chunk, H + ph, W + pw)
-        part[:, :, : rows[0].start], part[:, :, rows[0].stop :] = 0, 0
         inside = part[:, :, rows[0]]  # (C_out, chunk, rows, W + pw)
-        inside[..., : cols[0].start], inside[..., cols[0].stop :] = 0, 0
+        if fresh:
+            part[:, :, : rows[0].start], part[:, :, rows[0].stop :] = 0, 0
+            inside[..., : cols[0].start], inside[..., cols[0].stop :] = 0, 0
         inside[..., cols[0]] = gy[:, start:stop, rows[1], cols[1]]
 
     by_samples(fill, n)
@@ -273,7 +293,25 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
     # blocks of K_BLOCK would hold 4-8x the terms the GEMM's column gradients sum (C_out
     # each, kH·kW of them then added up): their float32 error was 1.7x the GEMM's at 5x5
     correlate(frame, rotated, None, (1, 1), (dh, dw), gx, block=c_out)
+    with _frames_lock:
+        _frames[key] = frame
+        while len(_frames) > FRAMES:
+            del _frames[next(iter(_frames))]
     return gx
+
+
+def framed(key) -> tuple[np.ndarray, bool]:
+    """(frame, fresh): a spare frame for ``key`` (shape, dtype, the rows and columns gy fills),
+    whose border is zero from an earlier call, else a new one to be zeroed. Only gy's part is
+    written then: a new frame (page faults) and its border (a few columns at both ends of
+    every row) had taken 1.4 ms of the input gradient's 11.0 at the classic network's conv2
+    (one thread). Taken out of the spares while in use, so two threads never share one."""
+    with _frames_lock:
+        frame = _frames.pop(key, None)
+    if frame is not None:
+        return frame, False
+    shape, dtype = key[:2]
+    return np.empty(shape, dtype), True  # (C_out, N, H + ph, W + pw)
 
 
 def by_samples(copy, n: int) -> None:
@@ -296,7 +334,7 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     c_out, n, oh, ow = gy.shape
     c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    cb = BLOCK_BYTES // xp.itemsize
+    cb = gradient_block(xp.dtype, c_out)
     blocks = -(-c_out // cb)
     blocked = gy
     if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
@@ -312,7 +350,7 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
-    kernel = gradient_kernel(xp.dtype, sw, kw)
+    kernel = gradient_kernel(xp.dtype, sw, kw, c_out)
     kernel(gyr, xp, bounds, sh, dh, dw, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
@@ -343,7 +381,7 @@ class DirectCompiled:
         forward, input_gradient, kernel_gradient = passes(geometry, w.shape)
         need_x, need_w = ctx.needs_input_grad[:2]  # no compilation asked for passes not run
         wanted = Passes(forward, input_gradient and need_x, kernel_gradient and need_w)
-        ctx.passes = usable(wanted, xp.shape, xp.dtype, geometry)
+        ctx.passes = usable(wanted, xp.shape, xp.dtype, geometry, w.shape[0])
         return DirectCompiled.run_forward(ctx, xp, w, b, geometry)
 
     @staticmethod
@@ -369,10 +407,7 @@ class DirectCompiled:
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
         gxp = gw = None
         if need_x and ctx.passes.input_gradient:
-            phases = geometry.stride != (1, 1)
-            gxp = (conv_phases.input_gradient if phases else input_gradient)(
-                gy, w, geometry, xp.shape
-            )
+            gxp = input_gradient(gy, w, geometry, xp.shape)
         if need_w and ctx.passes.kernel_gradient:
             gw = kernel_gradient(gy, xp, geometry)
         rest = (need_x and gxp is None, need_w and gw is None, False)
