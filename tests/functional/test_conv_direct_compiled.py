@@ -147,13 +147,13 @@ def test_passes_left_to_the_gemm_match_torch():
 
 @pytest.mark.parametrize("direct_forward", [True, False])
 def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, direct_forward):
-    # stride-1 3x3: the input gradient by Winograd; the forward direct, or by Winograd when
-    # its kernel is not compiled; the kernel gradient direct
+    # stride-1 3x3: every pass direct, each by Winograd when its direct kernel is not compiled
+    # yet (here: the input gradient, and the forward or not)
     monkeypatch.setattr(conv_winograd, "MIN_FLOPS", 0)
     rng = np.random.default_rng(8)
     x, w, b = rng.standard_normal((2, 32, 6, 9)), rng.standard_normal((32, 32, 3, 3)), None
     geometry = conv_geometry(3, 1, ((1, 0), (2, 1)), 1, 1)
-    assert direct.passes(geometry, w.shape) == (True, False, True)
+    assert direct.passes(geometry, w.shape) == (True, True, True)
     calls = []
     for module, name in ((direct, "correlate"), (conv_winograd, "correlate")):
         original = getattr(module, name)
@@ -271,7 +271,7 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert choose(conv2, (8, 4, 5, 5)) is not direct.DirectCompiled  # thin layers: their own
     assert direct.passes(conv2, (64, 32, 5, 5)) == (True, True, True)
     assert direct.passes(conv_geometry(4, 1, 1, 1, 1), (64, 32, 4, 4)) == (True, True, True)
-    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, False, True)
+    assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (64, 32, 3, 3)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), (16, 16, 3, 3)) == (True, True, True)
     wide = (128, 128, 3, 3)  # Winograd's forward from 128 channels
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), wide) == (False, False, True)

@@ -80,7 +80,6 @@ FRAMES = 4  # spare frames kept, one per layer shape (the oldest dropped)
 _ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
-THIN_3X3_CHANNELS = 16  # up to this many channels in and out, see passes
 
 
 class Passes(NamedTuple):
@@ -109,12 +108,12 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
       im2col (0.71x against 1.30x);
     * input gradient at stride 1 from 4x4: 1.10-1.43x (GEMM 1.5-1.8x; dilation 2 from 4x4:
-      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 Winograd
-      (1.04x against 1.30x, :func:`winograd_route`) but for layers of at most 16 channels,
-      where Winograd's tiles are bound by memory (ResNet-8's 16 channels at 32x32: 6.97 ms
-      direct, 8.07 Winograd), with dilation 2 the GEMM (1.37x against 1.52x); strided, the
-      GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1 correlations of sub-kernels, "Phases"
-      in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
+      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 direct
+      (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
+      two, where Winograd's tiles gain little from the second core) but Winograd's with its
+      forward from 128 channels (:func:`winograd_route`), with dilation 2 the GEMM (1.37x
+      against 1.52x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
+      correlations of sub-kernels, "Phases" in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -130,9 +129,11 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # Winograd's forward measured 1.25x the direct one's speed at 128 channels (8x8), 0.92-0.94x
     # at 32-64 (bench/CONV_DIRECT.md, the Winograd section)
     winograd_forward = plain and taps == 9 and min(c_in, c_out) >= WINOGRAD_FORWARD_CHANNELS
-    thin_3x3 = plain and taps == 9 and max(c_in, c_out) <= THIN_3X3_CHANNELS
+    # the 3x3 input gradient: direct 0.90x PyTorch's time, Winograd's 0.98x, since the direct
+    # kernels load each input pixel once per kernel row (bench/CONV_DIRECT.md)
+    three = plain and taps == 9 and not winograd_forward
     # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases")
-    gradient = (geometry.stride == (1, 1) and taps >= 16) or thin_3x3
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or three
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
