@@ -23,15 +23,20 @@ kernel for the next run, so a first step on an empty cache does not wait for the
 the classic network's cold first step).
 
 Layouts are channel-major as in ``conv_algorithms``: the padded input xp (C_in, N, Hp, Wp),
-the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the convolution's
-worker threads (``conv_compiled.run``): plain loops compile in half the time ``prange``
-loops take. The input gradient runs the GEMM's
+the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the calling thread
+and helper threads of this module (:func:`in_parallel`), a pass being too short (1-2 ms at
+one thread) to wait for a sleeping thread at its end; the kernels are plain loops, which
+compile in half the time ``prange`` loops take. The input gradient runs the GEMM's
 (``conv_algorithms.Gemm``): a first layer's input needs none.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import os
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -48,8 +53,13 @@ BLOCK = 4, 5  # kernel gradient: OB output channels × TQ taps per pass over a s
 TASK_TERMS = 4096  # kernel gradient: about this many pixels summed per task and accumulator
 FLAGS = {"contract"}  # fused multiply-adds; each output still sums in a fixed order
 DTYPES = (np.float32, np.float64)
+RANGES = 4  # ranges of tasks per thread (see in_parallel)
+SPINS = 20_000  # about a millisecond of waiting in wait_for between checks of the helpers
 
 _kernels: dict[str, jit.Kernel] = {}
+_dispatchers: dict[tuple, object] = {}  # (kernel name, dtype): see dispatcher
+_pools: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 
 
 def fits(geometry: ConvGeometry, w_shape) -> bool:
@@ -66,6 +76,7 @@ def compiled(name: str, text, *shape) -> jit.Kernel:
     return kernel
 
 
+@functools.cache  # its callers' arrays are read, never written
 def taps(geometry: ConvGeometry, c_in: int, ow: int) -> np.ndarray:
     """(2, K): for each kernel tap (c, p, q) in C order, its plane (c, q, p·dh mod sh) and the
     start ⌊p·dh / sh⌋·OW of its run there (see ``conv_thin_source``); the last tap repeated
@@ -82,6 +93,7 @@ def geometry_arguments(geometry: ConvGeometry, c_in: int, ow: int) -> tuple:
     return sh, sw, dw, c_in * kw * sh, ow
 
 
+@functools.cache
 def tiles(ow: int, jb: int) -> np.ndarray:
     """Starts of the tiles of JB columns covering OW ≥ JB; the last one starts at OW − JB,
     overlapping its neighbour when JB does not divide OW."""
@@ -101,6 +113,7 @@ def phased(xp: np.ndarray, geometry: ConvGeometry, width: int) -> np.ndarray:
     return np.ascontiguousarray(xph.transpose(0, 1, 2, 4, 3))  # (C, N, Hp, sw, Wr)
 
 
+@functools.cache
 def column_taps(geometry: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
     """(phase, shift) of each kernel column q in the phased input: ``q·dw = shift·sw + phase``."""
     (_, kw), (_, sw), (_, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
@@ -132,8 +145,11 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray | No
     ):
         return None
 
+    arguments = xph, wpk, padded_bias, starts, sh, dh, phase, shift, y
+    run = dispatcher(kernel, arguments)
+
     def tasks(first, last):  # (sample, block of output channels) first:last, in that order
-        kernel(xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, first, last)
+        run(*arguments, first, last)
 
     in_parallel(tasks, n * blocks)
     if wide != ow:
@@ -160,24 +176,74 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
     arguments = geometry_arguments(geometry, c_in, ow)
     if not conv_direct_compiled.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
         return None
-    in_parallel(
-        lambda first, last: kernel(gy3, xp, bounds, table, *arguments, partial, first, last),
-        len(bounds) - 1,
-    )
+    arguments = gy3, xp, bounds, table, *arguments, partial
+    run = dispatcher(kernel, arguments)
+    in_parallel(lambda first, last: run(*arguments, first, last), len(bounds) - 1)
     total = pairwise_sum(partial).transpose(0, 2, 1, 3)  # (C_out/OB, OB, K/TQ, TQ)
     total = total.reshape(blocks * ob, groups * tq)  # (C_out', K)
     return total[:c_out, : c_in * kh * kw].reshape(c_out, c_in, kh, kw)
 
 
+def dispatcher(kernel: jit.Kernel, arguments: tuple):
+    """numba's dispatcher of ``kernel`` (a driver taking ``arguments`` and a range of tasks),
+    compiled or loaded by a first call on no tasks. The ranges call it directly: the Kernel's
+    own call checks the argument types, 40 µs holding the GIL each time (each range's), and
+    the pool's second thread started 0.15-0.2 ms into a 1.5 ms pass."""
+    key = kernel.__name__, arguments[0].dtype
+    if key not in _dispatchers:
+        kernel(*arguments, 0, 0)
+        _dispatchers[key] = kernel.compiled
+    return _dispatchers[key]
+
+
 def in_parallel(tasks, count: int) -> None:
-    """``tasks(first, last)`` for ranges covering ``0:count``, one per thread (the GEMM's
-    workers, ``conv_compiled.run``). The kernels are plain, not ``prange`` loops: numba's
-    parallel passes doubled their compile time."""
-    threads = min(count, conv_compiled.threads())
-    if threads == 0:  # an empty batch
+    """``tasks(first, last)`` for ranges covering ``0:count``: RANGES a thread, taken in turn
+    by the calling thread and the helper threads (a helper that wakes late takes fewer).
+
+    The calling thread then waits for the helpers' last ranges spinning (:func:`wait_for`,
+    without the GIL), not asleep: woken from a futex wait the pool's way it resumed 0.1 ms
+    after the last range ended, a tenth of a classic first layer's pass at two threads. The
+    kernels are plain loops, not ``prange`` ones: numba's parallel passes added 0.3-0.9 s to
+    their cold compile time, and the workqueue's launch waits asleep too."""
+    threads = conv_compiled.threads()
+    ranges = min(count, RANGES * threads)
+    if threads == 1 or ranges < 2:
+        tasks(0, count)
         return
-    bounds = [count * i // threads for i in range(threads + 1)]
-    conv_compiled.run(tasks, list(zip(bounds[:-1], bounds[1:], strict=True)))
+    bounds = [count * i // ranges for i in range(ranges + 1)]
+    done = np.zeros(ranges, np.int8)  # set as each range ends
+    turns = itertools.count()  # next() on it is atomic: each range is taken once
+
+    def take_turns() -> None:
+        for index in turns:
+            if index >= ranges:
+                return
+            tasks(bounds[index], bounds[index + 1])
+            done[index] = 1
+
+    pool = _pools.get(threads - 1)
+    if pool is None:
+        pool = _pools[threads - 1] = ThreadPoolExecutor(threads - 1)
+    helpers = [pool.submit(take_turns) for _ in range(threads - 1)]
+    take_turns()
+    while not wait_for(done, SPINS):
+        if all(helper.done() for helper in helpers):
+            break
+    if not done.all():  # a helper's error
+        for helper in helpers:
+            helper.result()
+
+
+@jit.kernel()
+def wait_for(done, spins):
+    """Whether every flag of ``done`` is set, read again up to ``spins`` times (some 50 ns
+    apart). The allocation in the loop is a call LLVM cannot see into: without it the flags
+    would be read once, before the loop."""
+    for _ in range(spins):
+        if done.min() > 0:
+            return True
+        np.empty(1, np.int8)
+    return False
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:
