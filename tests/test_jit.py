@@ -227,3 +227,40 @@ def test_compile_in_background_fills_the_cache_once(tmp_path):
         time.sleep(0.1)
     again = run_python(BACKGROUND, **env)
     assert again.stdout.split() == ["cached", "1"], again.stderr
+
+
+def test_fingerprints_tell_apart_what_numba_types_apart():
+    numba = pytest.importorskip("numba")
+    matrix = np.arange(12.0).reshape(3, 4)
+    frozen = matrix.copy()
+    frozen.flags.writeable = False
+    values = [
+        matrix, matrix.T, matrix[:, ::2], frozen, matrix.astype(np.float32), matrix[0],
+        matrix[:, 0], np.float64(1), np.float32(1), 1, 1.0, True, (1, 2), (1, 2, 3), np.zeros(0),
+    ]  # fmt: skip
+    for a in values:
+        for b in values:
+            if jit.fingerprint((a,)) == jit.fingerprint((b,)):
+                assert numba.typeof(a) == numba.typeof(b), (a, b)
+
+
+VECTORISED_ONCE = """
+    import numpy as np
+    from kernelab.core import jit
+    source = "def twice(x):\\n    for i in range(x.shape[0]):\\n        x[i] *= 2\\n"
+    kernel = jit.kernel_from_source("twice", source)
+    compiled = []
+    check = kernel.compile_vectorised
+    kernel.compile_vectorised = lambda args: compiled.append(1) or check(args)
+    x = np.ones(6)
+    for a in (x, x, x[::2], x[::2], x.astype(np.float32), x):
+        kernel(a)
+    print(len(compiled), len(kernel.compiled.overloads))
+"""
+
+
+def test_a_generated_kernel_checks_each_new_argument_type_once(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    done = run_python(VECTORISED_ONCE, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "3"]  # three types, each compiled vectorised once

@@ -36,6 +36,8 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 PATHS = ("numba", "numpy")
 _COMPILE_NOTICE_AFTER = 1.0  # seconds of first calls in all; cache loads take far less
 # a background compilation's lock file older than this is taken to be left by a killed one
@@ -298,6 +300,28 @@ def _generated_directory() -> str:
     return directory
 
 
+def fingerprint(args) -> tuple:
+    """A key that tells apart any two argument lists numba types apart: arrays by dtype, rank,
+    layout, writability and alignment, scalars by their Python or NumPy type, anything else by
+    numba's type. 0.2 µs an array, where numba's own typing takes 5.6 µs: a generated kernel's
+    call checked its signature in 40 µs, holding the GIL."""
+    return tuple(
+        (
+            a.dtype,
+            a.ndim,
+            a.flags.c_contiguous,
+            a.flags.f_contiguous,
+            a.flags.writeable,
+            a.flags.aligned,
+        )
+        if isinstance(a, np.ndarray)
+        else type(a)
+        if isinstance(a, (bool, int, float, np.generic))
+        else numba_module().typeof(a)
+        for a in args
+    )
+
+
 class Kernel:
     """A Python function and, after its first call, numba's compiled dispatcher for it."""
 
@@ -307,6 +331,7 @@ class Kernel:
         self.__doc__, self.__name__ = function.__doc__, function.__name__
         self.compiled = None
         self.path = None  # a generated kernel's source file (see kernel_from_source)
+        self.vectorised: set[tuple] = set()  # fingerprints compile_vectorised has seen
 
     def __call__(self, *args):
         if self.compiled is None:
@@ -315,7 +340,7 @@ class Kernel:
                     self.compiled = self._dispatcher()
                     return self._first_call(args)
         if self.vectorise:
-            self.compile_vectorised(args)
+            self._vectorise_for(args)
         if self.parallel:
             with _launch:
                 return self.compiled(*args)
@@ -359,12 +384,19 @@ class Kernel:
         timer.start()
         try:
             if self.vectorise:
-                self.compile_vectorised(args)
+                self._vectorise_for(args)
             with _launch if self.parallel else contextlib.nullcontext():
                 return self.compiled(*args)
         finally:
             timer.cancel()
             _first_calls_seconds += time.perf_counter() - start
+
+    def _vectorise_for(self, args) -> None:
+        """:meth:`compile_vectorised` once for each new :func:`fingerprint` of the arguments."""
+        key = fingerprint(args)
+        if key not in self.vectorised:
+            self.compile_vectorised(args)
+            self.vectorised.add(key)
 
     def compile_vectorised(self, args) -> None:
         """Compile (or load) for these arguments' types with LLVM's straight-line (SLP)

@@ -57,7 +57,6 @@ RANGES = 4  # ranges of tasks per thread (see in_parallel)
 SPINS = 20_000  # about a millisecond of waiting in wait_for between checks of the helpers
 
 _kernels: dict[str, jit.Kernel] = {}
-_dispatchers: dict[tuple, object] = {}  # (kernel name, dtype): see dispatcher
 _pools: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 
@@ -146,10 +145,9 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray | No
         return None
 
     arguments = xph, wpk, padded_bias, starts, sh, dh, phase, shift, y
-    run = dispatcher(kernel, arguments)
 
     def tasks(first, last):  # (sample, block of output channels) first:last, in that order
-        run(*arguments, first, last)
+        kernel(*arguments, first, last)
 
     in_parallel(tasks, n * blocks)
     if wide != ow:
@@ -177,23 +175,10 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
     if not conv_direct_compiled.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
         return None
     arguments = gy3, xp, bounds, table, *arguments, partial
-    run = dispatcher(kernel, arguments)
-    in_parallel(lambda first, last: run(*arguments, first, last), len(bounds) - 1)
+    in_parallel(lambda first, last: kernel(*arguments, first, last), len(bounds) - 1)
     total = pairwise_sum(partial).transpose(0, 2, 1, 3)  # (C_out/OB, OB, K/TQ, TQ)
     total = total.reshape(blocks * ob, groups * tq)  # (C_out', K)
     return total[:c_out, : c_in * kh * kw].reshape(c_out, c_in, kh, kw)
-
-
-def dispatcher(kernel: jit.Kernel, arguments: tuple):
-    """numba's dispatcher of ``kernel`` (a driver taking ``arguments`` and a range of tasks),
-    compiled or loaded by a first call on no tasks. The ranges call it directly: the Kernel's
-    own call checks the argument types, 40 µs holding the GIL each time (each range's), and
-    the pool's second thread started 0.15-0.2 ms into a 1.5 ms pass."""
-    key = kernel.__name__, arguments[0].dtype
-    if key not in _dispatchers:
-        kernel(*arguments, 0, 0)
-        _dispatchers[key] = kernel.compiled
-    return _dispatchers[key]
 
 
 def in_parallel(tasks, count: int) -> None:
