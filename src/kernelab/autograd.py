@@ -398,22 +398,25 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
     references): a sum the walk made, or a new array a built-in operation's backward returned.
     """
     grads: dict[int, np.ndarray] = {}
-    owned: dict[int, bool] = {}
+    owned: dict[int, int] = {}  # each gradient's ownership(): KEPT, SUMMED_INTO or NOT_OWNED
     leaves: dict[int, Any] = {}
 
-    def add(tensor: Any, g: np.ndarray, fresh: bool) -> None:
+    def add(tensor: Any, g: np.ndarray, level: int) -> None:
         key = id(tensor)
         if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
-            np.add(grads[key], g, out=grads[key])  # the walk's own array: summed in place
+            np.add(grads[key], g, out=grads[key])  # the walk's own memory: summed in place
+        elif key in grads and level and g.dtype == np.result_type(grads[key], g):
+            np.add(g, grads[key], out=g)  # into the new gradient, the one the walk owns
+            grads[key], owned[key] = g, level
         elif key in grads:
-            grads[key], owned[key] = grads[key] + g, True
+            grads[key], owned[key] = grads[key] + g, KEPT
         else:
-            grads[key], owned[key] = g, fresh
+            grads[key], owned[key] = g, level
         if tensor.node is None:
             leaves[key] = tensor
 
     for root, g in seeds:
-        add(root, g, False)
+        add(root, g, NOT_OWNED)
     for tensor in _graph_order([root for root, _ in seeds if root.node is not None]):
         g = grads.pop(id(tensor), None)
         if g is None:
@@ -439,27 +442,57 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
                     f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
                     f"for an input of shape {inp.array.shape}"
                 )
-            add(inp, ig, fresh(node, g, ig, in_grads))
+            add(inp, ig, ownership(node, g, ig, in_grads))
         if not retain_graph:
             node.ctx = None
     for key, leaf in leaves.items():
         # a hook is handed the array and may keep it
-        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] and not leaf.grad_hooks)
+        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] == KEPT and not leaf.grad_hooks)
+
+
+NOT_OWNED, SUMMED_INTO, KEPT = 0, 1, 2  # what the backward pass may do with a gradient
 
 
 def fresh(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> bool:
-    """Whether the backward of ``node`` made ``ig`` for this input alone: a built-in
-    operation's (a user's Function may return an array it keeps) whole new array, or a
-    reshaped view of one, whose memory is neither ``g``'s, nor another input's gradient's,
-    nor that of anything the forward saved."""
-    if not node.function.__module__.startswith(BUILT_IN) or not ig.flags.c_contiguous:
-        return False
+    """Whether the backward of ``node`` made ``ig`` for this input alone, as a whole new array
+    (or a reshaped view of one) that a leaf may keep as its ``.grad``: see :func:`ownership`."""
+    return ownership(node, g, ig, in_grads) == KEPT
+
+
+def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
+    """What the walk may do with the gradient ``ig`` that the backward of ``node`` returned.
+
+    Only a built-in operation's array (a user's Function may return an array it keeps) whose
+    memory is neither ``g``'s, nor another input's gradient's, nor that of anything the
+    forward saved is the walk's own. It is ``KEPT`` (a leaf may hold it as its ``.grad``)
+    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when its elements are
+    distinct and writable, as a channel-major view or the inside of a padded array is: a
+    second gradient for the same tensor is added into it in place, which saves a new array
+    at every residual connection; else ``NOT_OWNED``."""
+    if not node.function.__module__.startswith(BUILT_IN):
+        return NOT_OWNED
     memory = _memory(ig)
-    if memory is None or memory.size != ig.size or memory is _memory(g):
-        return False
+    if memory is None or memory is _memory(g):
+        return NOT_OWNED
     grads = [_memory(x) for x in in_grads if isinstance(x, np.ndarray)]
     saved = [_memory(x) for x in vars(node.ctx).values() if isinstance(x, np.ndarray)]
-    return sum(m is memory for m in grads) == 1 and not any(m is memory for m in saved)
+    if sum(m is memory for m in grads) != 1 or any(m is memory for m in saved):
+        return NOT_OWNED
+    if ig.flags.c_contiguous and memory.size == ig.size:
+        return KEPT
+    return SUMMED_INTO if ig.flags.writeable and _distinct(ig) else NOT_OWNED
+
+
+def _distinct(array: np.ndarray) -> bool:
+    """Whether no two elements of ``array`` share memory: taken by growing strides, each
+    axis steps past all the memory the axes before it span (no broadcast, no overlap)."""
+    span = array.itemsize
+    axes = zip(array.strides, array.shape, strict=True)
+    for stride, size in sorted((abs(s), n) for s, n in axes if n > 1):
+        if stride < span:
+            return False
+        span = stride * (size - 1) + span
+    return True
 
 
 def _memory(array: np.ndarray) -> np.ndarray | None:
