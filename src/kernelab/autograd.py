@@ -224,22 +224,27 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
-        arrays = tuple(unwrap(x) for x in inputs)
-        if _mode.detect_anomaly:
+        # one pass over the inputs: this runs for every operation of every step
+        mode, tensor = _mode, _tensor_class
+        grad_enabled, arrays, needs = mode.grad_enabled, [], []
+        for x in inputs:
+            if isinstance(x, tensor):
+                arrays.append(x.array)
+                needs.append(grad_enabled and x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        if mode.detect_anomaly:
             _check_finite(cls.__name__, "input", arrays)
-        if _mode.grad_enabled:
-            needs = tuple(is_tensor(x) and x.requires_grad for x in inputs)
-        else:
-            needs = (False,) * len(inputs)
-        ctx = Context(needs)
+        ctx = Context(tuple(needs))
         out = cls.forward(ctx, *arrays, **params)
-        if _mode.detect_anomaly:  # name the operation that made the first NaN or Inf
+        if mode.detect_anomaly:  # name the operation that made the first NaN or Inf
             _check_finite(cls.__name__, "output", (out,))
-        result = wrap(out, requires_grad=any(needs))
+        result = tensor(out, requires_grad=any(needs))
         if result.requires_grad:
             result.node = Node(cls, ctx, inputs, params)
-        if _mode.trace is not None:
-            _mode.trace.append((cls, inputs, params, result))
+        if mode.trace is not None:
+            mode.trace.append((cls, inputs, params, result))
         return result
 
 
@@ -421,7 +426,8 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
-        g = _hooked(tensor, g)
+        if tensor.grad_hooks:
+            g = _hooked(tensor, g)
         sink(tensor, g, False)  # g goes on to the backward, which may pass it through
         node = tensor.node
         if node.ctx is None:
@@ -469,7 +475,7 @@ def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
     distinct and writable, as a channel-major view or the inside of a padded array is: a
     second gradient for the same tensor is added into it in place, which saves a new array
     at every residual connection; else ``NOT_OWNED``."""
-    if not node.function.__module__.startswith(BUILT_IN):
+    if ig is g or not node.function.__module__.startswith(BUILT_IN):
         return NOT_OWNED
     memory = _memory(ig)
     if memory is None or memory is _memory(g):
