@@ -309,6 +309,48 @@ def test_views_count_by_the_memory_they_show():
     assert not fresh(node, g, made.reshape(2, 3), (made.reshape(2, 3),))
 
 
+def test_a_view_of_new_memory_is_summed_into_but_not_kept():
+    """A channel-major view or the inside of a padded new array takes a second gradient in
+    place; a broadcast, a read-only view or a user's array does not."""
+    from types import SimpleNamespace
+
+    from kernelab.autograd import KEPT, NOT_OWNED, SUMMED_INTO, Function, ownership
+    from kernelab.functional.arithmetic import Add
+
+    g = np.ones((2, 3, 4, 4))
+    node = SimpleNamespace(function=Add, ctx=SimpleNamespace())
+    channel_major = np.zeros((3, 2, 4, 4)).transpose(1, 0, 2, 3)
+    inside = np.zeros((2, 3, 6, 6))[:, :, 1:5, 1:5]
+    broadcast = np.broadcast_to(np.zeros((1, 3, 4, 4)), g.shape)
+    overlapping = np.lib.stride_tricks.as_strided(np.zeros(40), g.shape, (8, 8, 8, 8))
+    for ig, expected in (
+        (np.zeros(g.shape), KEPT),
+        (channel_major, SUMMED_INTO),
+        (inside, SUMMED_INTO),
+        (broadcast, NOT_OWNED),
+        (overlapping, NOT_OWNED),
+    ):
+        assert ownership(node, g, ig, (ig, None)) == expected
+    user = SimpleNamespace(function=type("Mine", (Function,), {}), ctx=node.ctx)
+    assert ownership(user, g, channel_major, (channel_major,)) == NOT_OWNED
+
+
+def test_residual_sums_through_channel_major_gradients_equal_pytorchs():
+    """A block's input reaches a convolution and the shortcut: its two gradients are summed
+    into the convolution's (a view), in either order, as PyTorch sums them."""
+    torch.manual_seed(0)
+    convs = [torch.nn.Conv2d(3, 3, 3, padding=1).double() for _ in range(2)]
+    x = np.random.default_rng(5).standard_normal((2, 3, 5, 5))
+    xk, xt = kl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    mine = [nn.Conv2d(3, 3, 3, padding=1).double() for _ in range(2)]
+    for m, c in zip(mine, convs, strict=True):
+        m.load_state_dict({k: kl.tensor(v.detach().numpy()) for k, v in c.state_dict().items()})
+    for v, (first, second) in ((xk, mine), (xt, convs)):
+        h = first(v.exp())
+        ((second(h) + h) * (h + second(h))).sum().backward()
+    np.testing.assert_allclose(xk.grad.array, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_a_leaf_used_by_many_operations_sums_their_gradients_like_pytorch():
     rng = np.random.default_rng(3)
     x, a, b = (rng.standard_normal((4, 5)) for _ in range(3))

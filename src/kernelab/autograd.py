@@ -224,22 +224,27 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
-        arrays = tuple(unwrap(x) for x in inputs)
-        if _mode.detect_anomaly:
+        # one pass over the inputs: this runs for every operation of every step
+        mode, tensor = _mode, _tensor_class
+        grad_enabled, arrays, needs = mode.grad_enabled, [], []
+        for x in inputs:
+            if isinstance(x, tensor):
+                arrays.append(x.array)
+                needs.append(grad_enabled and x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        if mode.detect_anomaly:
             _check_finite(cls.__name__, "input", arrays)
-        if _mode.grad_enabled:
-            needs = tuple(is_tensor(x) and x.requires_grad for x in inputs)
-        else:
-            needs = (False,) * len(inputs)
-        ctx = Context(needs)
+        ctx = Context(tuple(needs))
         out = cls.forward(ctx, *arrays, **params)
-        if _mode.detect_anomaly:  # name the operation that made the first NaN or Inf
+        if mode.detect_anomaly:  # name the operation that made the first NaN or Inf
             _check_finite(cls.__name__, "output", (out,))
-        result = wrap(out, requires_grad=any(needs))
+        result = tensor(out, requires_grad=any(needs))
         if result.requires_grad:
             result.node = Node(cls, ctx, inputs, params)
-        if _mode.trace is not None:
-            _mode.trace.append((cls, inputs, params, result))
+        if mode.trace is not None:
+            mode.trace.append((cls, inputs, params, result))
         return result
 
 
@@ -261,9 +266,11 @@ def queue_callback(callback) -> None:
     _mode.after_backward.append(callback)
 
 
-def _graph_order(roots: list[Any]) -> list[Any]:
-    """Tensors with a node, each after every tensor computed from it (iterative DFS)."""
+def _graph_order(roots: list[Any]) -> tuple[list[Any], dict[int, int]]:
+    """Tensors with a node, each after every tensor computed from it (iterative DFS), and
+    how many of their nodes take each of them as an input (by id): the gradients it gets."""
     order: list[Any] = []
+    uses: dict[int, int] = {}
     seen: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
@@ -276,10 +283,12 @@ def _graph_order(roots: list[Any]) -> list[Any]:
         seen.add(id(tensor))
         stack.append((tensor, True))
         for inp in tensor.node.inputs:
-            if is_tensor(inp) and inp.node is not None and id(inp) not in seen:
-                stack.append((inp, False))
+            if is_tensor(inp) and inp.node is not None:
+                uses[id(inp)] = uses.get(id(inp), 0) + 1
+                if id(inp) not in seen:
+                    stack.append((inp, False))
     order.reverse()
-    return order
+    return order, uses
 
 
 def _seeds(tensors: Any, grad_tensors: Any, caller: str) -> list[tuple[Any, np.ndarray]]:
@@ -398,27 +407,32 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
     references): a sum the walk made, or a new array a built-in operation's backward returned.
     """
     grads: dict[int, np.ndarray] = {}
-    owned: dict[int, bool] = {}
+    owned: dict[int, int] = {}  # each gradient's ownership(): KEPT, SUMMED_INTO or NOT_OWNED
     leaves: dict[int, Any] = {}
 
-    def add(tensor: Any, g: np.ndarray, fresh: bool) -> None:
+    def add(tensor: Any, g: np.ndarray, level: int) -> None:
         key = id(tensor)
         if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
-            np.add(grads[key], g, out=grads[key])  # the walk's own array: summed in place
+            np.add(grads[key], g, out=grads[key])  # the walk's own memory: summed in place
+        elif key in grads and level and g.dtype == np.result_type(grads[key], g):
+            np.add(g, grads[key], out=g)  # into the new gradient, the one the walk owns
+            grads[key], owned[key] = g, level
         elif key in grads:
-            grads[key], owned[key] = grads[key] + g, True
+            grads[key], owned[key] = grads[key] + g, KEPT
         else:
-            grads[key], owned[key] = g, fresh
+            grads[key], owned[key] = g, level
         if tensor.node is None:
             leaves[key] = tensor
 
     for root, g in seeds:
-        add(root, g, False)
-    for tensor in _graph_order([root for root, _ in seeds if root.node is not None]):
+        add(root, g, NOT_OWNED)
+    order, uses = _graph_order([root for root, _ in seeds if root.node is not None])
+    for tensor in order:
         g = grads.pop(id(tensor), None)
         if g is None:
             continue
-        g = _hooked(tensor, g)
+        if tensor.grad_hooks:
+            g = _hooked(tensor, g)
         sink(tensor, g, False)  # g goes on to the backward, which may pass it through
         node = tensor.node
         if node.ctx is None:
@@ -439,27 +453,66 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
                     f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
                     f"for an input of shape {inp.array.shape}"
                 )
-            add(inp, ig, fresh(node, g, ig, in_grads))
+            # owning a gradient pays only where another one is added into it or a leaf keeps
+            # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
+            shared = inp.node is None or uses.get(id(inp), 0) > 1
+            if shared and ig.size >= OWNED_SIZE:
+                add(inp, ig, ownership(node, g, ig, in_grads))
+            else:
+                add(inp, ig, NOT_OWNED)
         if not retain_graph:
             node.ctx = None
     for key, leaf in leaves.items():
         # a hook is handed the array and may keep it
-        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] and not leaf.grad_hooks)
+        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] == KEPT and not leaf.grad_hooks)
+
+
+NOT_OWNED, SUMMED_INTO, KEPT = 0, 1, 2  # what the backward pass may do with a gradient
+# Elements from which proving a gradient the walk's own (ownership: 3-4 µs, 10-20 with the
+# caches cold after a layer's kernels) pays: the copy it saves takes longer only from here.
+OWNED_SIZE = 4096
 
 
 def fresh(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> bool:
-    """Whether the backward of ``node`` made ``ig`` for this input alone: a built-in
-    operation's (a user's Function may return an array it keeps) whole new array, or a
-    reshaped view of one, whose memory is neither ``g``'s, nor another input's gradient's,
-    nor that of anything the forward saved."""
-    if not node.function.__module__.startswith(BUILT_IN) or not ig.flags.c_contiguous:
-        return False
+    """Whether the backward of ``node`` made ``ig`` for this input alone, as a whole new array
+    (or a reshaped view of one) that a leaf may keep as its ``.grad``: see :func:`ownership`."""
+    return ownership(node, g, ig, in_grads) == KEPT
+
+
+def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
+    """What the walk may do with the gradient ``ig`` that the backward of ``node`` returned.
+
+    Only a built-in operation's array (a user's Function may return an array it keeps) whose
+    memory is neither ``g``'s, nor another input's gradient's, nor that of anything the
+    forward saved is the walk's own. It is ``KEPT`` (a leaf may hold it as its ``.grad``)
+    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when its elements are
+    distinct and writable, as a channel-major view or the inside of a padded array is: a
+    second gradient for the same tensor is added into it in place, which saves a new array
+    at every residual connection; else ``NOT_OWNED``."""
+    if ig is g or not node.function.__module__.startswith(BUILT_IN):
+        return NOT_OWNED
     memory = _memory(ig)
-    if memory is None or memory.size != ig.size or memory is _memory(g):
-        return False
+    if memory is None or memory is _memory(g):
+        return NOT_OWNED
     grads = [_memory(x) for x in in_grads if isinstance(x, np.ndarray)]
     saved = [_memory(x) for x in vars(node.ctx).values() if isinstance(x, np.ndarray)]
-    return sum(m is memory for m in grads) == 1 and not any(m is memory for m in saved)
+    if sum(m is memory for m in grads) != 1 or any(m is memory for m in saved):
+        return NOT_OWNED
+    if ig.flags.c_contiguous and memory.size == ig.size:
+        return KEPT
+    return SUMMED_INTO if ig.flags.writeable and _distinct(ig) else NOT_OWNED
+
+
+def _distinct(array: np.ndarray) -> bool:
+    """Whether no two elements of ``array`` share memory: taken by growing strides, each
+    axis steps past all the memory the axes before it span (no broadcast, no overlap)."""
+    span = array.itemsize
+    axes = zip(array.strides, array.shape, strict=True)
+    for stride, size in sorted((abs(s), n) for s, n in axes if n > 1):
+        if stride < span:
+            return False
+        span = stride * (size - 1) + span
+    return True
 
 
 def _memory(array: np.ndarray) -> np.ndarray | None:

@@ -53,17 +53,18 @@ class BatchNorm(Module):
         ``(running_mean, running_var, weight, bias, training, momentum, eps)``. Fused callers
         (``Sequential``'s batch norm + ReLU) take them from here, so they move the running
         statistics exactly as :meth:`forward` does."""
-        momentum = self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.array += 1
+        momentum, training, running_mean = self.momentum, self.training, self.running_mean
+        if training and self.track_running_stats:
+            count = self.num_batches_tracked.array  # 0-D: set as a Python int, not a ufunc
+            count[()] = count.item() + 1
             if momentum is None:  # a cumulative average over all batches so far
-                momentum = 1.0 / float(self.num_batches_tracked.array)
+                momentum = 1.0 / float(count)
         return (
-            self.running_mean,
+            running_mean,
             self.running_var,
             self.weight,
             self.bias,
-            self.training or self.running_mean is None,  # untracked: batch statistics always
+            training or running_mean is None,  # untracked: batch statistics always
             momentum or 0.0,
             self.eps,
         )
