@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, is_tensor, unwrap
+from ..autograd import Function, unwrap
 from ..core import jit
-from ..core.errors import DTypeError, ShapeError
 from .arithmetic import require_dtypes
 from .geometry import ConvGeometry, pool_geometry
-from .norm import NAMES, BatchNorm
+from .norm import BatchNorm, check_arguments
 from .pool import MaxPool2d
 
 
@@ -127,17 +126,7 @@ def batch_norm_relu(
 ):
     """``relu(batch_norm(input, ...))`` in one pass; arguments and checks as
     :func:`norm.batch_norm`'s. Shape: input (N, C, ...), the rest (C,)."""
-    name = "batch_norm_relu"
-    if len(input.shape) < 2:
-        raise ShapeError(f"{name}: expected input (N, C, ...), got shape {tuple(input.shape)}")
-    if training and input.shape[0] * int(np.prod(input.shape[2:])) < 2:
-        raise ValueError(f"{name}: expected more than 1 value per channel in training")
-    if not training and running_mean is None:
-        raise ValueError(f"{name}: evaluation needs running_mean and running_var")
-    require_dtypes(name, input, kinds="f")
-    for what, tensor in zip(NAMES, (weight, bias, running_mean, running_var), strict=True):
-        if is_tensor(tensor) and tensor.dtype != input.dtype:
-            raise DTypeError(f"{name}: {what} is {tensor.dtype}, the input {input.dtype}")
+    check_arguments("batch_norm_relu", input, (weight, bias, running_mean, running_var), training)
     return BatchNormReLU.apply(
         input,
         weight,

@@ -68,6 +68,23 @@ class BatchNorm(Function):
         return gx, gw, gb
 
 
+def check_arguments(name: str, input, tensors: tuple, training: bool) -> None:
+    """Raise what is wrong with a batch norm's input and its (weight, bias, running_mean,
+    running_var), as PyTorch refuses them; ``name`` is the caller's."""
+    if len(input.shape) < 2:
+        raise ShapeError(f"{name}: expected input (N, C, ...), got shape {tuple(input.shape)}")
+    if training and input.shape[0] * int(np.prod(input.shape[2:])) < 2:
+        raise ValueError(
+            f"{name}: expected more than 1 value per channel in training, got {tuple(input.shape)}"
+        )
+    if not training and tensors[2] is None:
+        raise ValueError(f"{name}: evaluation needs running_mean and running_var")
+    require_dtypes(name, input, kinds="f")
+    for what, tensor in zip(NAMES, tensors, strict=True):
+        if is_tensor(tensor) and tensor.dtype != input.dtype:  # PyTorch mixes no dtypes here
+            raise DTypeError(f"{name}: {what} is {tensor.dtype}, the input {input.dtype}")
+
+
 def batch_norm(
     input,
     running_mean,
@@ -80,19 +97,7 @@ def batch_norm(
 ):
     """Shape: input (N, C, ...), running stats, weight and bias (C,). Running stats are
     NumPy arrays (or tensors) updated in place when ``training``."""
-    if len(input.shape) < 2:
-        raise ShapeError(f"batch_norm: expected input (N, C, ...), got shape {tuple(input.shape)}")
-    if training and input.shape[0] * int(np.prod(input.shape[2:])) < 2:
-        raise ValueError(
-            f"batch_norm: expected more than 1 value per channel in training, "
-            f"got {tuple(input.shape)}"
-        )
-    if not training and running_mean is None:
-        raise ValueError("batch_norm: evaluation needs running_mean and running_var")
-    require_dtypes("batch_norm", input, kinds="f")
-    for name, tensor in zip(NAMES, (weight, bias, running_mean, running_var), strict=True):
-        if is_tensor(tensor) and tensor.dtype != input.dtype:  # PyTorch mixes no dtypes here
-            raise DTypeError(f"batch_norm: {name} is {tensor.dtype}, the input {input.dtype}")
+    check_arguments("batch_norm", input, (weight, bias, running_mean, running_var), training)
     return BatchNorm.apply(
         input,
         weight,
