@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, unwrap
+from ..autograd import Function
 from ..core import jit
 from .arithmetic import require_dtypes
 from .geometry import ConvGeometry, pool_geometry
-from .norm import BatchNorm, check_arguments
+from .norm import BatchNorm, normalised
 from .pool import MaxPool2d
 
 
@@ -126,14 +126,15 @@ def batch_norm_relu(
 ):
     """``relu(batch_norm(input, ...))`` in one pass; arguments and checks as
     :func:`norm.batch_norm`'s. Shape: input (N, C, ...), the rest (C,)."""
-    check_arguments("batch_norm_relu", input, (weight, bias, running_mean, running_var), training)
-    return BatchNormReLU.apply(
+    return normalised(
+        BatchNormReLU,
+        "batch_norm_relu",
         input,
+        running_mean,
+        running_var,
         weight,
         bias,
-        running_mean=unwrap(running_mean),
-        running_var=unwrap(running_var),
-        training=training,
-        momentum=momentum,
-        eps=eps,
+        training,
+        momentum,
+        eps,
     )

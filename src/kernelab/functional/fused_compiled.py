@@ -20,7 +20,7 @@ from numba import prange
 
 from ..core import jit
 from . import pool_compiled
-from .norm_compiled import as_rows, from_rows, layout, supports, update_running
+from .norm_compiled import as_rows, from_rows, layout, scale_shift_of, supports, update_running
 from .pool_compiled import flat, planes, view
 
 # sums may be reordered (vectorised), but no multiply and add fused: the forward's and the
@@ -130,30 +130,9 @@ def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
     (NaN stays NaN): the same moments, scale and shift (into ``affine`` (2, C)), computed
     alike. ``x · scale + shift`` is rounded twice, never fused into one multiply-add, so
     that :func:`relu_channel_gradients` computes the same value from x for ReLU's mask."""
-    count = x.shape[1] * x.shape[2]
+    zero = np.zeros(1, x.dtype)[0]
     for c in prange(x.shape[0]):
-        k = np.float64(x[c, 0, 0])
-        total, squares = 0.0, 0.0
-        for b in range(x.shape[1]):
-            s, ss = 0.0, 0.0
-            for i in range(x.shape[2]):
-                d = np.float64(x[c, b, i]) - k
-                s += d
-                ss += d * d
-            total += s
-            squares += ss
-        m = total / count
-        v = squares / count - m * m
-        if v < 0:  # rounding; NaN stays NaN
-            v = 0.0
-        stats[0, c], stats[1, c] = k + m, v
-        values = np.empty(4, x.dtype)  # mean, variance, scale and 0 in the data's dtype
-        values[0], values[1] = k + m, v
-        values[2] = 1  # so that 1 / √(var + eps) is computed in the dtype, as forward does
-        values[2] = values[2] / np.sqrt(values[1] + eps[0]) * weight[c]
-        values[3] = 0
-        p, zero = values[2], values[3]
-        q = bias[c] - values[0] * p
+        p, q = scale_shift_of(x, c, True, weight, bias, eps, stats)
         affine[0, c], affine[1, c] = p, q
         for b in range(x.shape[1]):
             for i in range(x.shape[2]):

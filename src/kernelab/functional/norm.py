@@ -97,8 +97,27 @@ def batch_norm(
 ):
     """Shape: input (N, C, ...), running stats, weight and bias (C,). Running stats are
     NumPy arrays (or tensors) updated in place when ``training``."""
-    check_arguments("batch_norm", input, (weight, bias, running_mean, running_var), training)
-    return BatchNorm.apply(
+    return normalised(
+        BatchNorm,
+        "batch_norm",
+        input,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        training,
+        momentum,
+        eps,
+    )
+
+
+def normalised(
+    function, name: str, input, running_mean, running_var, weight, bias, training, momentum, eps
+):
+    """``function`` (batch norm or a fused one) applied after :func:`check_arguments`, the
+    running statistics as the NumPy arrays it updates in place."""
+    check_arguments(name, input, (weight, bias, running_mean, running_var), training)
+    return function.apply(
         input,
         weight,
         bias,

@@ -170,6 +170,37 @@ def grad_input(g, x, mean, p, k, q, channel_major, out):
                 out[a, b, i] = pc * g[a, b, i] + kc * (x[a, b, i] - m) + qc
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def scale_shift_of(x, c, channel_major, weight, bias, eps, stats):
+    """Channel c of rows x: its mean and biased variance (float64, from a shift k, into
+    ``stats[:, c]``), and its scale and shift in the data's dtype, as :func:`forward`
+    computes them for :func:`scale_shift`. Inlined, so each kernel's fastmath flags hold."""
+    samples = x.shape[1] if channel_major else x.shape[0]
+    count = samples * x.shape[2]
+    k = np.float64(x[c, 0, 0] if channel_major else x[0, c, 0])
+    total, squares = 0.0, 0.0
+    for b in range(samples):
+        row = x[c, b] if channel_major else x[b, c]
+        s, ss = 0.0, 0.0
+        for i in range(row.shape[0]):
+            d = np.float64(row[i]) - k
+            s += d
+            ss += d * d
+        total += s
+        squares += ss
+    m = total / count
+    v = squares / count - m * m
+    if v < 0:  # rounding; NaN stays NaN
+        v = 0.0
+    stats[0, c], stats[1, c] = k + m, v
+    values = np.empty(3, x.dtype)  # mean, variance, scale in the data's dtype
+    values[0], values[1] = k + m, v
+    values[2] = 1  # so that 1 / √(var + eps) is computed in the dtype, as forward does
+    values[2] = values[2] / np.sqrt(values[1] + eps[0]) * weight[c]
+    p = values[2]
+    return p, bias[c] - values[0] * p
+
+
 @jit.kernel(parallel=True, fastmath=SUMS)
 def normalise_channels(x, weight, bias, eps, channel_major, out, stats):
     """Training forward of rows x in either layout, a channel per task: its moments (as
@@ -184,30 +215,8 @@ def normalise_channels(x, weight, bias, eps, channel_major, out, stats):
     """
     channels = x.shape[0] if channel_major else x.shape[1]
     samples = x.shape[1] if channel_major else x.shape[0]
-    count = samples * x.shape[2]
     for c in prange(channels):
-        k = np.float64(x[c, 0, 0] if channel_major else x[0, c, 0])
-        total, squares = 0.0, 0.0
-        for b in range(samples):
-            row = x[c, b] if channel_major else x[b, c]
-            s, ss = 0.0, 0.0
-            for i in range(row.shape[0]):
-                d = np.float64(row[i]) - k
-                s += d
-                ss += d * d
-            total += s
-            squares += ss
-        m = total / count
-        v = squares / count - m * m
-        if v < 0:  # rounding; NaN stays NaN
-            v = 0.0
-        stats[0, c], stats[1, c] = k + m, v
-        values = np.empty(3, x.dtype)  # mean, variance, scale in the data's dtype
-        values[0], values[1] = k + m, v
-        values[2] = 1  # so that 1 / √(var + eps) is computed in the dtype, as forward does
-        values[2] = values[2] / np.sqrt(values[1] + eps[0]) * weight[c]
-        p = values[2]
-        q = bias[c] - values[0] * p
+        p, q = scale_shift_of(x, c, channel_major, weight, bias, eps, stats)
         for b in range(samples):
             row = x[c, b] if channel_major else x[b, c]
             dst = out[c, b] if channel_major else out[b, c]
