@@ -208,3 +208,12 @@ def test_sample_ranges_on_threads_match_pytorch(
     for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
         assert a.grad.dtype == dtype
         assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")
+
+
+def test_wait_for_reads_the_flags_each_time(kernel_path):
+    if kernel_path != "numba":
+        pytest.skip("the compiled path's threads")
+    done = np.array([1, 0], np.int8)
+    assert not conv_compiled.wait_for(done, 100)
+    done[1] = 1
+    assert conv_compiled.wait_for(done, 100)

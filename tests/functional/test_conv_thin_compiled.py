@@ -198,10 +198,3 @@ def test_in_parallel_runs_every_task_once_and_raises_a_helpers_error(kernel_path
             thin.in_parallel(fails_late, 13)
     finally:
         kl.set_num_threads(previous)
-
-
-def test_wait_for_reads_the_flags_each_time():
-    done = np.array([1, 0], np.int8)
-    assert not thin.wait_for(done, 100)
-    done[1] = 1
-    assert thin.wait_for(done, 100)

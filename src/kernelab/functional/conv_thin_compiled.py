@@ -23,20 +23,16 @@ kernel for the next run, so a first step on an empty cache does not wait for the
 the classic network's cold first step).
 
 Layouts are channel-major as in ``conv_algorithms``: the padded input xp (C_in, N, Hp, Wp),
-the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the calling thread
-and helper threads of this module (:func:`in_parallel`), a pass being too short (1-2 ms at
-one thread) to wait for a sleeping thread at its end; the kernels are plain loops, which
-compile in half the time ``prange`` loops take. The input gradient runs the GEMM's
+the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the convolution's
+threads (:func:`in_parallel`); the kernels are plain loops, which compile in half the time
+``prange`` loops take. The input gradient runs the GEMM's
 (``conv_algorithms.Gemm``): a first layer's input needs none.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-import os
 import types
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -54,11 +50,8 @@ TASK_TERMS = 4096  # kernel gradient: about this many pixels summed per task and
 FLAGS = {"contract"}  # fused multiply-adds; each output still sums in a fixed order
 DTYPES = (np.float32, np.float64)
 RANGES = 4  # ranges of tasks per thread (see in_parallel)
-SPINS = 20_000  # about a millisecond of waiting in wait_for between checks of the helpers
 
 _kernels: dict[str, jit.Kernel] = {}
-_pools: dict[int, ThreadPoolExecutor] = {}
-os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 
 
 def fits(geometry: ConvGeometry, w_shape) -> bool:
@@ -182,53 +175,16 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
 
 
 def in_parallel(tasks, count: int) -> None:
-    """``tasks(first, last)`` for ranges covering ``0:count``: RANGES a thread, taken in turn
-    by the calling thread and the helper threads (a helper that wakes late takes fewer).
-
-    The calling thread then waits for the helpers' last ranges spinning (:func:`wait_for`,
-    without the GIL), not asleep: woken from a futex wait the pool's way it resumed 0.1 ms
-    after the last range ended, a tenth of a classic first layer's pass at two threads. The
+    """``tasks(first, last)`` for ranges covering ``0:count``, RANGES a thread, on the
+    convolution's threads (``conv_compiled.run``: a helper that wakes late takes fewer). The
     kernels are plain loops, not ``prange`` ones: numba's parallel passes added 0.3-0.9 s to
-    their cold compile time, and the workqueue's launch waits asleep too."""
-    threads = conv_compiled.threads()
-    ranges = min(count, RANGES * threads)
-    if threads == 1 or ranges < 2:
+    their cold compile time, and the workqueue's launch waits asleep."""
+    ranges = min(count, RANGES * conv_compiled.threads())
+    if ranges < 2:
         tasks(0, count)
         return
     bounds = [count * i // ranges for i in range(ranges + 1)]
-    done = np.zeros(ranges, np.int8)  # set as each range ends
-    turns = itertools.count()  # next() on it is atomic: each range is taken once
-
-    def take_turns() -> None:
-        for index in turns:
-            if index >= ranges:
-                return
-            tasks(bounds[index], bounds[index + 1])
-            done[index] = 1
-
-    pool = _pools.get(threads - 1)
-    if pool is None:
-        pool = _pools[threads - 1] = ThreadPoolExecutor(threads - 1)
-    helpers = [pool.submit(take_turns) for _ in range(threads - 1)]
-    take_turns()
-    while not wait_for(done, SPINS):
-        if all(helper.done() for helper in helpers):
-            break
-    if not done.all():  # a helper's error
-        for helper in helpers:
-            helper.result()
-
-
-@jit.kernel()
-def wait_for(done, spins):
-    """Whether every flag of ``done`` is set, read again up to ``spins`` times (some 50 ns
-    apart). The allocation in the loop is a call LLVM cannot see into: without it the flags
-    would be read once, before the loop."""
-    for _ in range(spins):
-        if done.min() > 0:
-            return True
-        np.empty(1, np.int8)
-    return False
+    conv_compiled.run(tasks, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:
