@@ -175,6 +175,8 @@ def test_the_page_end_to_end(browser, url, shots):
     page.locator("#kernel-grid .kernel").first.click()
     apply_preset(page, "sobel-x")
     page.wait_for_selector("#kernel-editor [role=status]:has-text('done: sobel-x')")
+    page.wait_for_timeout(500)  # the grid redrawn after the edit keeps the editor and its status
+    assert "done: sobel-x" in page.inner_text("#kernel-editor [role=status]")
     page.wait_for_function(
         "d => document.querySelectorAll('#network .column')[1].querySelectorAll('canvas')[0]"
         ".toDataURL() !== d",

@@ -11,7 +11,9 @@ export function buildKernelLayerButtons() {
   }, `layer ${l.index}: ${l.input_shape[0]}→${l.shape[0]}`)));
 }
 
-export async function showKernelLayer(layer) {
+// keepEditor: the editor was just drawn from an edit's answer (with its "done" status),
+// so only the cards are redrawn, the edited one marked
+export async function showKernelLayer(layer, keepEditor = false) {
   state.kernelLayer = layer;
   for (const b of $("kernel-layers").children) b.classList.toggle("active", Number(b.dataset.layer) === layer);
   let k;
@@ -42,14 +44,20 @@ export async function showKernelLayer(layer) {
     el("div", {}, el("span", { class: "tag" }, info.symmetry.length ? `symmetry ${info.symmetry.join(", ")}` : "no symmetry")));
     return card;
   }));
-  if (state.kernel && state.kernel.layer === layer) showKernel(layer, state.kernel.channel, state.kernel.slice);
+  const open = state.kernel;
+  if (open && open.layer === layer && keepEditor) markSelected(open.channel);
+  else if (open && open.layer === layer) showKernel(layer, open.channel, open.slice);
   else $("kernel-editor").replaceChildren();
 }
 
-async function showKernel(layer, channel, slice) {
+function markSelected(channel) {
   for (const card of $("kernel-grid").children) {
     card.classList.toggle("selected", Number(card.dataset.channel) === channel);
   }
+}
+
+async function showKernel(layer, channel, slice) {
+  markSelected(channel);
   try {
     const detail = await api(`/api/kernel?layer=${layer}&channel=${channel}`);
     renderEditor(detail, slice);
@@ -141,7 +149,7 @@ function renderEditor(d, slice) {
 
 function afterEdit(detail, slice) {
   renderEditor(detail, slice);
-  showKernelLayer(detail.layer);
+  showKernelLayer(detail.layer, true);
   requestUpdate(0);
 }
 
