@@ -171,7 +171,7 @@ def kernel_gradient(gy: np.ndarray, xp: np.ndarray) -> np.ndarray:
             # (measured up to 9x slower)
             u = workspace((16, count * c_out + PLANE_GAP), xp.dtype, "winograd products")
             tiles.input_tiles(xp, start, 0, 0, tiles_h, tiles_w, v)
-            tiles.gradient_tiles(gy, start, tiles_h, tiles_w, u)
+            tiles.gradient_tiles(gy, start, stop - start, tiles_h, tiles_w, u)
             np.matmul(v, u[:, : count * c_out].reshape(16, count, c_out), out=part)
             total += part
         return total

@@ -207,7 +207,7 @@ def output_tiles_4(m, bias, start, row0, col0, out_h, out_w, tiles_w, dst):
 
 
 @jit.kernel()
-def gradient_tiles(gy, start, tiles_h, tiles_w, u):
+def gradient_tiles(gy, start, chunk, tiles_h, tiles_w, u):
     """Fill u (16, ≥ chunk·TH·TW·C), tiles before channels, with ``G' g G'ᵀ`` of every 2x2
     tile g of samples ``start:start + chunk`` of the output gradient gy (C, N, OH, OW), zeros
     past its edge: the kernel gradient's F(3x3, 2x2). G' = [[1, 0], [1, 1], [1, −1], [0, 1]]
@@ -215,7 +215,6 @@ def gradient_tiles(gy, start, tiles_h, tiles_w, u):
     Tiles first, so that the products with the input tiles are plain (not transposed) ones,
     measured 2x faster."""
     c_out, _, oh, ow = gy.shape
-    chunk = u.shape[1] // (tiles_h * tiles_w * c_out)
     zero = np.zeros(1, gy.dtype)[0]
     t = 0
     for s in range(chunk):
