@@ -365,12 +365,17 @@ def test_runs_in_a_process_of_their_own_answer_alike(tmp_path, mnist_dir):
             post(client, "child", "step", status=409)
             run_dir = Path(post(client, "child", "start", dict(SMALL, epochs=20))["run_dir"])
             post(client, "child", "pause")
+            # the status turns "paused" before the paused state is built and published: the
+            # page's stream (latest) says so a moment later
             deadline = time.monotonic() + 60
-            while app.state.live.check("live-test-child")["status"] != "paused":
+            while (
+                json.loads(app.state.live.latest("live-test-child", -1)[1] or "{}").get("status")
+                != "paused"
+            ):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            version, text = app.state.live.latest("live-test-child", -1)
-            assert json.loads(text)["status"] == "paused"
+            assert app.state.live.check("live-test-child")["status"] == "paused"
+            version, _ = app.state.live.latest("live-test-child", -1)
             assert app.state.live.latest("live-test-child", version) == (version, None)
             stopped = post(client, "child", "stop")
             assert stopped["status"] == "stopped"
