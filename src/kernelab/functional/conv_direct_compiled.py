@@ -111,8 +111,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 direct
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
-      forward from 128 channels (:func:`winograd_route`), with dilation 2 the GEMM (1.37x
-      against 1.52x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
+      forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
+      (1.03x against the GEMM's 1.23x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
       correlations of sub-kernels, "Phases" in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
@@ -132,8 +132,10 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # the 3x3 input gradient: direct 0.90x PyTorch's time, Winograd's 0.98x, since the direct
     # kernels load each input pixel once per kernel row (bench/CONV_DIRECT.md)
     three = plain and taps == 9 and not winograd_forward
-    # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases")
-    gradient = (geometry.stride == (1, 1) and taps >= 16) or three
+    # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases");
+    # 3x3 with dilation 2 since its unrolled loads: 0.84x (bench/CONV_DIRECT.md, "Strided")
+    dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
