@@ -52,6 +52,7 @@ import types
 from typing import NamedTuple
 
 import numpy as np
+from numba import prange
 
 from ..core import jit
 from . import conv_compiled, conv_winograd
@@ -332,31 +333,69 @@ def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
     return slice(start, stop), slice(start - offset, stop - offset)
 
 
-def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
-    """gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and xp (C_in, N, Hp, Wp)."""
+def kernel_gradient(gy, xp, geometry: ConvGeometry, bias: bool = False):
+    """(gw, gb): gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW), channel-major or a view
+    of batch-first memory, and xp (C_in, N, Hp, Wp); with ``bias`` the bias gradient gb
+    (C_out,) too, summed while gy is repacked (else None)."""
     c_out, n, oh, ow = gy.shape
     c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = gradient_block(xp.dtype, c_out)
     blocks = -(-c_out // cb)
-    blocked = gy
-    if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
-        blocked = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
-        blocked[:c_out] = gy
-    blocked = blocked.reshape(blocks, cb, n, oh, ow)  # (C_out/CB, CB, N, OH, OW)
     gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
-
-    def repack(start, stop):
-        gyr[:, start:stop] = blocked[:, :, start:stop].transpose(0, 2, 3, 4, 1)
-
-    by_samples(repack, n)
+    sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
+    memory, batch_first = planes(gy)
+    repack(memory, batch_first, gyr, sums)
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(xp.dtype, sw, kw, c_out)
     kernel(gyr, xp, bounds, sh, dh, dw, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
-    return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
+    gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
+    return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb
+
+
+def planes(gy: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(memory, batch_first): the C-contiguous array behind gy (C, N, H, W), batch-first
+    (N, C, H, W) when gy is its channel-major view; a copy if gy is neither."""
+    batch_first = gy.transpose(1, 0, 2, 3)  # (N, C, H, W)
+    if not gy.flags.c_contiguous and batch_first.flags.c_contiguous:
+        return batch_first, True
+    return contiguous(gy), False
+
+
+@jit.kernel(parallel=True)
+def repack(gy, batch_first, gyr, sums):
+    """``gyr[ob, s, i, j, b] = gy[ob·CB + b, s, i, j]`` (zeros past C_out) for gy (C_out, N,
+    OH, OW), or batch-first (N, C_out, OH, OW) when ``batch_first``, and, when ``sums`` has
+    rows, ``sums[s, o] = Σ_{i,j} gy[o, s, i, j]`` in float64: the bias gradient's terms per
+    sample, read in the same pass. A (sample, block) per task; NumPy's transposing copy on
+    one thread, the bias gradient's pass and the copy of a batch-first gy had taken 7 ms of
+    a dilated 3x3 layer's 64 (one thread)."""
+    blocks, n, oh, ow, cb = gyr.shape
+    c_out, area, flat = gy.shape[1] if batch_first else gy.shape[0], oh * ow, gy.reshape(-1)
+    # gy[o, s] starts at (s·C_out + o)·area batch-first, else (o·N + s)·area
+    step = area if batch_first else n * area  # from channel o to o + 1
+    for task in prange(n * blocks):
+        s, ob = task // blocks, task % blocks
+        out = gyr[ob, s].reshape(area, cb)  # (OH·OW, CB)
+        width = min(cb, c_out - ob * cb)
+        first = (s * c_out + ob * cb) * area if batch_first else (ob * cb * n + s) * area
+        totals = np.zeros(cb)
+        for k0 in range(0, area, 16):  # 16 rows of CB channels at a time, in L1
+            k1 = min(k0 + 16, area)
+            for b in range(width):
+                run, total = flat[first + b * step + k0 : first + b * step + k1], 0.0
+                for k in range(k1 - k0):
+                    out[k0 + k, b] = run[k]
+                    total += run[k]
+                totals[b] += total
+        for b in range(width, cb):
+            out[:, b] = 0
+        if sums.shape[0]:
+            for b in range(width):
+                sums[s, ob * cb + b] = totals[b]
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:
@@ -375,7 +414,14 @@ class DirectCompiled:
     their forward when its direct kernel is not compiled yet (:func:`winograd_route`); the
     GEMM for the rest (groups of 1 only). The choice is made at the layer's forward from the
     shape, the mode and what was compiled when the process first asked, so within a process
-    a layer always takes the same path."""
+    a layer always takes the same path.
+
+    ``any_layout``: ``Conv2d`` hands the backward the output gradient as it comes, channel-major
+    view or not: the direct passes read either (the kernel gradient's repack sums the bias
+    gradient too, left in ``ctx.bias_gradient``), and only the GEMM's and Winograd's products
+    get a channel-major copy."""
+
+    any_layout = True
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
@@ -406,20 +452,27 @@ class DirectCompiled:
 
     @staticmethod
     def backward(ctx, gy):
-        need_x, need_w, _ = ctx.needs_input_grad
+        need_x, need_w = ctx.needs_input_grad[:2]
+        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
-        gxp = gw = None
+        gxp = gw = gb = None
         if need_x and ctx.passes.input_gradient:
             gxp = input_gradient(gy, w, geometry, xp.shape)
         if need_w and ctx.passes.kernel_gradient:
-            gw = kernel_gradient(gy, xp, geometry)
+            gw, gb = kernel_gradient(gy, xp, geometry, bias=need_b)
         rest = (need_x and gxp is None, need_w and gw is None, False)
+        if any(rest) or (need_b and gb is None):  # the products want gy channel-major
+            gy = contiguous(gy)
         if any(rest):  # the passes left to Winograd's or the GEMM's backward
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
             other = types.SimpleNamespace(**vars(ctx))
             other.needs_input_grad = rest
             other_x, other_w = algorithm.backward(other, gy)
             gxp, gw = gxp if other_x is None else other_x, gw if other_w is None else other_w
+        if need_b and gb is None:
+            gb = np.empty(gy.shape[0], gy.dtype)
+            conv_compiled.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)
+        ctx.bias_gradient = gb  # for Conv2d, which would otherwise sum gy again
         return gxp, gw
 
 
