@@ -183,7 +183,7 @@ def _examples(dtype) -> tuple[tuple, tuple]:
         return np.zeros((1,) * ndim, kind)
 
     index = array(1, np.int64)
-    correlation = array(4), array(5), array(1), index, 1, 1, 1, array(4)
+    correlation = array(4), array(5), array(1), index, 1, 1, 1, 0, array(4)
     return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
 
 
@@ -244,10 +244,13 @@ def pack(w: np.ndarray, cb: int) -> np.ndarray:
     return np.ascontiguousarray(blocked.transpose(0, 2, 3, 4, 1))
 
 
-def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> None:
+def correlate(
+    xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK, batch_first: bool = False
+) -> None:
     """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]`` for
-    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW); the sums over
-    (c, p, q) in runs of about ``block`` terms (whole channels), each from zero."""
+    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW) (with
+    ``batch_first``: (N, C_out, OH, OW)); the sums over (c, p, q) in runs of about ``block``
+    terms (whole channels), each from zero."""
     cb = BLOCK_BYTES // xp.itemsize
     (sh, sw), (dh, dw) = stride, dilation
     out = y
@@ -255,22 +258,26 @@ def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> 
         wide = min(COLUMNS)
         extra = (wide - 1) * sw + (w.shape[3] - 1) * dw + 1 - xp.shape[3]
         xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
-        out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out, N, OH, JB)
+        out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out or N, N or C_out, OH, JB)
     starts = column_tiles(out.shape[3])[1]
     kernel = correlation_kernel(xp.dtype, out.shape[3], sw, dw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
     channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
-    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, out)
+    # the layout as an int: a background compilation types its arguments as ints or arrays
+    layout = int(batch_first)
+    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, layout, out)
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
 
-def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
+def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
     """gx (C_in, N, H, W), the input gradient without the padding (``Conv2d`` takes it so),
     for stride 1: the full correlation of gy (C_out, N, OH, OW) with the rotated kernel (see
-    the module), computed only inside the padding."""
+    the module), computed only inside the padding. With ``batch_first`` gx is a view of
+    batch-first memory (N, C_in, H, W), the layout of an input that came so: as a leaf's
+    ``.grad`` it then needs no transposing copy."""
     (kh, kw), (dh, dw) = geometry.kernel_size, geometry.dilation
     (top, bottom), (left, right) = geometry.padding
     c_out, n, oh, ow = gy.shape
@@ -293,15 +300,16 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
 
     by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
-    gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
+    c_in = padded_shape[0]
+    gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of K_BLOCK would hold 4-8x the terms the GEMM's column gradients sum (C_out
     # each, kH·kW of them then added up): their float32 error was 1.7x the GEMM's at 5x5
-    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, block=c_out)
+    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, c_out, batch_first)
     with _frames_lock:
         _frames[key] = frame
         while len(_frames) > FRAMES:
             del _frames[next(iter(_frames))]
-    return gx
+    return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
 def framed(key) -> tuple[np.ndarray, bool]:
@@ -457,7 +465,8 @@ class DirectCompiled:
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
         gxp = gw = gb = None
         if need_x and ctx.passes.input_gradient:
-            gxp = input_gradient(gy, w, geometry, xp.shape)
+            batch_first = getattr(ctx, "batch_first_input", False)
+            gxp = input_gradient(gy, w, geometry, xp.shape, batch_first)
         if need_w and ctx.passes.kernel_gradient:
             gw, gb = kernel_gradient(gy, xp, geometry, bias=need_b)
         rest = (need_x and gxp is None, need_w and gw is None, False)
