@@ -144,20 +144,25 @@ def pad_planes(x, top, left, value, xp, start, stop, batch_first):
     c, n, hp, wp = xp.shape
     h, w = x.shape[2:]
     planes, padded = x.reshape(c * n, h * w), xp.reshape(c * n, hp * wp)  # (C·N, H·W), ...
-    for s in range(start, stop):
-        for ch in range(c):
-            src = planes[s * c + ch] if batch_first else planes[ch * n + s]
-            dst = padded[ch * n + s]
-            at = top * wp + left  # where the input's first row goes
-            for j in range(at):
+    chunk = stop - start
+    for task in range(c * chunk):  # in the source's order, so that the reads run in sequence
+        if batch_first:
+            s, ch = start + task // c, task % c
+            src = planes[s * c + ch]
+        else:
+            ch, s = task // chunk, start + task % chunk
+            src = planes[ch * n + s]
+        dst = padded[ch * n + s]
+        at = top * wp + left  # where the input's first row goes
+        for j in range(at):
+            dst[j] = value
+        for i in range(h):
+            run, line = dst[at : at + w], src[i * w : i * w + w]
+            for j in range(w):  # indexed from 0, it vectorises (as in im2col_plane)
+                run[j] = line[j]
+            at += wp
+            for j in range(at - wp + w, at if i < h - 1 else hp * wp):
                 dst[j] = value
-            for i in range(h):
-                run, line = dst[at : at + w], src[i * w : i * w + w]
-                for j in range(w):  # indexed from 0, it vectorises (as in im2col_plane)
-                    run[j] = line[j]
-                at += wp
-                for j in range(at - wp + w, at if i < h - 1 else hp * wp):
-                    dst[j] = value
 
 
 def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.ndarray) -> None:

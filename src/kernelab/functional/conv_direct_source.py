@@ -97,16 +97,21 @@ def {correlation_name(cb, jb, sw, dw, kw)}(xp, wpk, bias, starts, sh, dh, cc, ba
     c_out = y.shape[1] if batch_first else y.shape[0]
     for task in prange(n * blocks):
         s, ob = task // blocks, task % blocks
-        out = y[s] if batch_first else y[:, s]  # (C_out, OH, OW)
         tile = np.empty(({jb}, {cb}), y.dtype)
         zero, bv = np.zeros({cb}, y.dtype), bias[ob * {cb} : (ob + 1) * {cb}]
         for i in range(oh):
             for t in range(starts.shape[0]):
                 j0 = starts[t]
                 tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, tile, cc)
+                # two loops, each indexing y C-contiguous: one view of either layout would
+                # index a strided array, which made the stores slower
                 for b in range(min({cb}, c_out - ob * {cb})):
-                    for j in range({jb}):
-                        out[ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
+                    if batch_first:
+                        for j in range({jb}):
+                            y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
+                    else:
+                        for j in range({jb}):
+                            y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     return HEADER + "\n".join(body) + "\n\n" + driver
 
