@@ -47,9 +47,11 @@ offsets, never over pixels:
   GEMM's (the routing per pass: ``conv_direct_compiled.DirectCompiled``).
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
-products, the batch's sample ranges spread over threads. The depthwise one has a compiled
-twin of its own (``depthwise_compiled.py``): loops over (channel, sample) planes, vectorised
-along the output row.
+products, the batch's sample ranges spread over threads; their col2im, like the direct input
+gradient, writes the input gradient without the padding and in the layout the input came in
+(batch-first for a network's input, which then needs no copy to become its ``.grad``). The
+depthwise one has a compiled twin of its own (``depthwise_compiled.py``): loops over
+(channel, sample) planes, vectorised along the output row.
 
 Measured and not used: the direct convolution as a plain numba loop nest (numba keeps an
 array of accumulators in memory, not registers: ~25 GFLOP/s where the products reach 40–110;

@@ -134,7 +134,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # kernels load each input pixel once per kernel row (bench/CONV_DIRECT.md)
     three = plain and taps == 9 and not winograd_forward
     # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases");
-    # 3x3 with dilation 2 since its unrolled loads: 0.84x (bench/CONV_DIRECT.md, "Strided")
+    # 3x3 with dilation 2 since the unrolled loads: 0.84x (bench/CONV_DIRECT.md, "Strided
+    # and dilated layers")
     dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
     gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
