@@ -214,8 +214,8 @@ class Gemm:
                 for k in range(g):
                     np.matmul(cols[k], gy_chunk[k].T, out=gw_t[k])
             if need_x:  # transposed convolution: the columns' gradient, then col2im
-                gcols = cols  # it overwrites the columns; direct: the columns are the input,
-                if direct:  # so their gradient is gxp's sample range
+                gcols = cols  # the columns' gradient overwrites the columns
+                if direct:  # the columns are the input: their gradient is gxp's sample range
                     gcols = gxp.reshape(g, c_in // g, -1)[..., start * area : stop * area]
                 for k in range(g):
                     np.matmul(kernels[k].T, gy_chunk[k], out=gcols[k])
