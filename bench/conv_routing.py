@@ -54,7 +54,7 @@ def direct_passes(xp, w, gy, geometry) -> dict:
     y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)
     calls = {
         "forward": lambda: direct.correlate(xp, w, None, geometry.stride, geometry.dilation, y),
-        "kernel_gradient": lambda: direct.kernel_gradient(gy, xp, geometry),
+        "kernel_gradient": lambda: direct.kernel_gradient(gy, xp, geometry)[0],
     }
     if geometry.stride == (1, 1):
         calls["input_gradient"] = lambda: direct.input_gradient(gy, w, geometry, xp.shape)

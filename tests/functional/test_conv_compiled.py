@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.functional import conv_algorithms, conv_compiled
-from kernelab.functional.conv import pad
+from kernelab.functional.conv import pad, unpad
 from kernelab.functional.geometry import conv_geometry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,8 +68,9 @@ def test_im2col_matches_loops_and_numpy(case):
 
 
 @settings(max_examples=30)
-@given(column_cases())
-def test_col2im_matches_loops_and_numpy(case):
+@given(column_cases(), st.booleans())
+def test_col2im_matches_loops_and_numpy(case, batch_first):
+    """The compiled col2im writes the unpadded gradient, channel-major or batch-first."""
     geometry, xp, start, stop = case
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
     oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
@@ -78,13 +79,16 @@ def test_col2im_matches_loops_and_numpy(case):
     expected = np.zeros((xp.shape[0], stop - start) + xp.shape[2:])
     for c, p, q, s, i, j in np.ndindex(cols.shape):
         expected[c, s, i * sh + p * dh, j * sw + q * dw] += cols[c, p, q, s, i, j]
-    gxp = np.full(xp.shape, np.nan, xp.dtype)  # stale values: the kernel must overwrite them
-    conv_compiled.add_columns(cols, start, geometry, gxp)
+    c, n = xp.shape[:2]
+    size = unpad(xp, geometry.padding).shape[2:]
+    gx = np.full(((n, c) if batch_first else (c, n)) + size, np.nan, xp.dtype)
+    conv_compiled.add_columns(cols, start, geometry, gx, batch_first)  # stale values overwritten
+    gx = gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C, N, H, W)
     tol = TOL[xp.dtype.type]
-    assert_rel_close(gxp[:, start:stop], expected, tol, "col2im vs loops")
-    reference = conv_algorithms.col2im(cols, expected.shape, geometry)
-    assert_rel_close(gxp[:, start:stop], reference, tol, "col2im vs NumPy")
-    assert np.isnan(gxp[:, :start]).all() and np.isnan(gxp[:, stop:]).all()
+    assert_rel_close(gx[:, start:stop], unpad(expected, geometry.padding), tol, "col2im vs loops")
+    reference = unpad(conv_algorithms.col2im(cols, expected.shape, geometry), geometry.padding)
+    assert_rel_close(gx[:, start:stop], reference, tol, "col2im vs NumPy")
+    assert np.isnan(gx[:, :start]).all() and np.isnan(gx[:, stop:]).all()
 
 
 def test_channel_sums():
@@ -100,16 +104,20 @@ def test_channel_sums():
     padding=st.tuples(*[st.tuples(st.integers(0, 3), st.integers(0, 3))] * 2),
     dtype=st.sampled_from([np.float32, np.float64]),
     value=st.sampled_from([0.0, -np.inf, 1.5]),
+    batch_first=st.booleans(),
     data=st.data(),
 )
-def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, data):
-    """Each sample of the range framed as np.pad frames it; the others left untouched."""
+def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, batch_first, data):
+    """Each sample of the range framed as np.pad frames it; the others left untouched. A
+    batch-first source is read plane by plane as its channel-major view."""
     x = np.random.default_rng(shape[0]).standard_normal(shape).astype(dtype)
+    source = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if batch_first else x
     start = data.draw(st.integers(0, shape[1] - 1))
     stop = data.draw(st.integers(start + 1, shape[1]))
     expected = np.pad(x, ((0, 0), (0, 0), *padding), constant_values=value)
     xp = np.full(expected.shape, np.nan, dtype)
-    conv_compiled.pad_planes(x, padding[0][0], padding[1][0], dtype(value), xp, start, stop)
+    top, left = padding[0][0], padding[1][0]
+    conv_compiled.pad_planes(source, top, left, dtype(value), xp, start, stop, batch_first)
     np.testing.assert_array_equal(xp[:, start:stop], expected[:, start:stop])
     assert np.isnan(xp[:, :start]).all() and np.isnan(xp[:, stop:]).all()
 
@@ -117,7 +125,7 @@ def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, data):
 @pytest.mark.parametrize("layout", ["C", "transposed"])
 def test_pad_of_a_large_input_on_threads_matches_numpy_pad(threads, kernel_path, layout):
     """Past ``SPLIT_BYTES`` the copy is split between the threads; a transposed view (not
-    C-contiguous) takes NumPy's copy on both paths."""
+    C-contiguous) is copied plane by plane too on the compiled path."""
     x = np.random.default_rng(2).standard_normal((6, 80, 30, 30)).astype(np.float32)  # 1.7 MB
     x = x if layout == "C" else x.transpose(1, 0, 2, 3)
     padding = ((1, 2), (2, 1))
@@ -217,3 +225,40 @@ def test_wait_for_reads_the_flags_each_time(kernel_path):
     assert not conv_compiled.wait_for(done, 100)
     done[1] = 1
     assert conv_compiled.wait_for(done, 100)
+
+
+# x shape, w shape, stride, padding, dilation, groups: strided, dilated, asymmetric, odd sizes
+# (5 input channels or groups: thinner layers run conv_thin_compiled)
+LAYOUT_CASES = [
+    ((3, 5, 9, 7), (5, 5, 3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
+    ((2, 6, 10, 11), (4, 6, 3, 2), (3, 2), ((2, 0), (1, 2)), (1, 1), 1),
+    ((2, 4, 9, 9), (6, 2, 3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2), 2),
+    ((3, 5, 11, 10), (3, 5, 3, 3), (2, 3), ((3, 1), (0, 3)), (3, 2), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["batch-first", "channel-major"])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", LAYOUT_CASES)
+def test_the_input_gradient_comes_unpadded_in_the_input_layout(
+    kernel_path, layout, dtype, x_shape, w_shape, stride, padding, dilation, groups
+):
+    """The compiled col2im writes the input gradient without the padding, batch-first for a
+    batch-first input (no copy as a leaf's ``.grad``); either way PyTorch's numbers."""
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[0]))
+    if layout == "channel-major":  # (N, C, H, W) view of (C, N, H, W) memory, as between layers
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    ours = [kl.Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, stride, padding, dilation, groups)
+    theirs = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b)]
+    (top, bottom), (left, right) = padding
+    xt = torch.nn.functional.pad(theirs[0], (left, right, top, bottom))
+    ty = torch.nn.functional.conv2d(xt, theirs[1], theirs[2], stride, 0, dilation, groups)
+    gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
+        assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")
+    if layout == "batch-first" and kernel_path == "numba":
+        assert ours[0].grad.array.flags.c_contiguous

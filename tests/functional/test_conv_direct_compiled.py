@@ -22,6 +22,8 @@ from gradcheck import assert_rel_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import kernelab as kl
+import kernelab.functional as F
 from kernelab.functional import conv_direct_compiled as direct
 from kernelab.functional import conv_direct_source, conv_winograd
 from kernelab.functional.conv import pad
@@ -223,7 +225,7 @@ def test_the_kernel_gradient_sums_each_sample_apart():
     gy[:, 0] = 0
     gy[:, 0, 0, 0] = 2**24
     xp = np.ones((5, 4, 8, 8), np.float32)  # (C_in, N, Hp, Wp)
-    gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
+    gw, _ = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
     assert gw.shape == (32, 5, 3, 3) and np.all(gw == 2**24 + 3 * 36)
     assert direct.gradient_block(np.float32, 32) == 32
     assert direct.gradient_block(np.float32, 16) == direct.gradient_block(np.float32, 48) == 16
@@ -244,7 +246,7 @@ def test_the_kernel_gradient_sums_blocks_of_rows_apart():
     gy = np.ones((16, 1, 36, 16), np.float32)  # (C_out, N, OH, OW)
     gy[:, 0, 0, 0] = 2**24
     xp = np.ones((3, 1, 38, 18), np.float32)  # (C_in, N, Hp, Wp)
-    gw = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
+    gw, _ = direct.kernel_gradient(gy, xp, conv_geometry(3, 1, 0, 1, 1))
     assert np.all(gw == 2**24 + 288)
 
 
@@ -280,7 +282,9 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     assert direct.passes(conv_geometry(5, 2, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
     dilated = conv_geometry(4, 1, 3, 2, 1)  # dilated, stride 1, from 4x4: every pass direct
     assert direct.passes(dilated, (64, 32, 4, 4)) == (True, True, True)
-    assert direct.passes(conv_geometry(3, 1, 2, 2, 1), (64, 32, 3, 3)) == (True, False, True)
+    assert direct.passes(conv_geometry(3, 1, 2, 2, 1), (64, 32, 3, 3)) == (True, True, True)
+    assert direct.passes(conv_geometry(3, 1, 3, 3, 1), (64, 32, 3, 3)) == (True, True, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 2, 1), (64, 32, 2, 2)) == (True, False, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")
@@ -337,3 +341,35 @@ def test_by_default_a_process_runs_direct_only_what_an_earlier_one_compiled(tmp_
     first, again, started, low, high = run_auto(tmp_path)  # the next process: direct
     assert first == again == "(True, False, False)" and started == "False"
     assert low == high == "64.0"
+
+
+@pytest.mark.parametrize("x_layout", ["batch-first", "channel-major"])
+@pytest.mark.parametrize("gy_layout", ["batch-first", "channel-major"])
+@pytest.mark.parametrize(
+    "stride, padding, dilation",
+    [(2, 1, 1), (1, ((2, 1), (1, 0)), (3, 1)), ((3, 2), 0, (2, 1))],
+)
+def test_conv2d_reads_the_output_gradient_in_either_layout(
+    kernel_path, x_layout, gy_layout, stride, padding, dilation
+):
+    """A layer of 16 channels runs ``DirectCompiled`` on the compiled path: its kernel
+    gradient's repack reads gy as it comes and sums the bias gradient; 17 output channels,
+    so the last block is partly zeros. PyTorch's gradients in every layout. Vertical strides
+    and dilations only past 2: they are arguments, the horizontal ones more kernels."""
+    rng = np.random.default_rng(7)
+    x, w, b = (rng.standard_normal(s) for s in ((2, 16, 9, 10), (17, 16, 3, 3), (17,)))
+    geometry = conv_geometry(3, stride, padding, dilation, 1)
+    if kernel_path == "numba":
+        assert choose(geometry, w.shape) is direct.DirectCompiled
+    if x_layout == "channel-major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    ours = [kl.Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, geometry.stride, geometry.padding, geometry.dilation)
+    gy = rng.uniform(0.5, 2.0, y.shape)
+    if gy_layout == "channel-major":
+        gy = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y.backward(gy)
+    _, tgx, tgw = torch_reference(np.ascontiguousarray(x), w, b, geometry, gy)
+    assert_rel_close(ours[0].grad, tgx, 1e-9, "input gradient vs torch")
+    assert_rel_close(ours[1].grad, tgw, 1e-9, "kernel gradient vs torch")
+    assert_rel_close(ours[2].grad, gy.sum(axis=(0, 2, 3)), 1e-12, "bias gradient")

@@ -47,9 +47,11 @@ offsets, never over pixels:
   GEMM's (the routing per pass: ``conv_direct_compiled.DirectCompiled``).
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
-products, the batch's sample ranges spread over threads. The depthwise one has a compiled
-twin of its own (``depthwise_compiled.py``): loops over (channel, sample) planes, vectorised
-along the output row.
+products, the batch's sample ranges spread over threads; their col2im, like the direct input
+gradient, writes the input gradient without the padding and in the layout the input came in
+(batch-first for a network's input, which then needs no copy to become its ``.grad``). The
+depthwise one has a compiled twin of its own (``depthwise_compiled.py``): loops over
+(channel, sample) planes, vectorised along the output row.
 
 Measured and not used: the direct convolution as a plain numba loop nest (numba keeps an
 array of accumulators in memory, not registers: ~25 GFLOP/s where the products reach 40–110;
@@ -81,8 +83,9 @@ def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
     ``np.pad`` does, without its per-axis passes: 20% faster at conv2's 32x64x14x14). The
     result is C-contiguous whatever x's layout: a convolution pads its input as (C, N, H, W),
     so the padded copy is channel-major memory. A large copy is split along the second axis
-    between the threads (:func:`split_copy`). On the compiled path a C-contiguous float input
-    is copied plane by plane (``conv_compiled.pad_planes``): NumPy's copy of 32-pixel rows
+    between the threads (:func:`split_copy`). On the compiled path a float input that is
+    C-contiguous, or the channel-major view of a batch-first array (a network's input), is
+    copied plane by plane (``conv_compiled.pad_planes``): NumPy's copy of 32-pixel rows
     spends most of its time between them.
     """
     (top, bottom), (left, right) = padding
@@ -91,10 +94,13 @@ def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
     a, b, h, w = x.shape
     xp = np.empty((a, b, top + h + bottom, left + w + right), x.dtype)
     fast = jit.twin(".conv_compiled", __package__)
-    if fast is not None and x.flags.c_contiguous and x.dtype in (np.float32, np.float64):
+    batch_first = x.transpose(1, 0, 2, 3)  # (B, A, H, W): C-contiguous if x is its view
+    planes = x.flags.c_contiguous or batch_first.flags.c_contiguous
+    if fast is not None and planes and x.dtype in (np.float32, np.float64):
+        source, swapped = (x, False) if x.flags.c_contiguous else (batch_first, True)
 
         def fill(start, stop):
-            fast.pad_planes(x, top, left, x.dtype.type(value), xp, start, stop)
+            fast.pad_planes(source, top, left, x.dtype.type(value), xp, start, stop, swapped)
 
     else:
 
@@ -149,6 +155,7 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, b, geometry: ConvGeometry):
         ctx.algorithm, ctx.input_size = choose(geometry, w.shape), x.shape[2:]
+        ctx.batch_first_input = x.flags.c_contiguous  # the input gradient's layout, if free
         xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
         y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
         return y.transpose(1, 0, 2, 3)

@@ -198,8 +198,9 @@ class Gemm:
         kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
         gy_groups = gy.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW), a view
         fast = jit.twin(".conv_compiled", __package__)
-        # (C_in, N, Hp, Wp); the compiled col2im overwrites every plane, so needs no zeros
-        gxp = (np.empty if fast else np.zeros)(xp.shape, xp.dtype) if need_x else None
+        gxp, target = (
+            _input_gradient_arrays(ctx, xp, geometry, direct, fast) if need_x else (None, None)
+        )
 
         def gradients(start, stop):
             """The chunk's share of the kernel gradient (transposed); its input gradient into
@@ -213,13 +214,13 @@ class Gemm:
                 for k in range(g):
                     np.matmul(cols[k], gy_chunk[k].T, out=gw_t[k])
             if need_x:  # transposed convolution: the columns' gradient, then col2im
-                # direct: the columns are the input, so their gradient is gxp's sample range
-                gcols = gxp.reshape(g, c_in // g, -1)[..., start * area : stop * area]
-                gcols = gcols if direct else cols  # else it overwrites the columns
+                gcols = cols  # the columns' gradient overwrites the columns
+                if direct:  # the columns are the input: their gradient is gxp's sample range
+                    gcols = gxp.reshape(g, c_in // g, -1)[..., start * area : stop * area]
                 for k in range(g):
                     np.matmul(kernels[k].T, gy_chunk[k], out=gcols[k])
                 if not direct:
-                    _add_columns(gcols, geometry, start, stop, gy.shape[2:], gxp, fast)
+                    _add_columns(gcols, geometry, start, stop, gy.shape[2:], target, fast)
             return gw_t
 
         parts = _run(gradients, xp, geometry, direct, fast)  # each (G, C_in/G·kH·kW, C_out/G)
@@ -227,17 +228,41 @@ class Gemm:
         return gxp, gw
 
 
-def _add_columns(gcols, geometry: ConvGeometry, start, stop, out_size, gxp, fast) -> None:
+def _input_gradient_arrays(ctx, xp, geometry: ConvGeometry, direct: bool, fast):
+    """(gxp, target): the input gradient as the backward returns it, (C_in, N, Hp, Wp) or
+    unpadded (C_in, N, H, W), and the array col2im writes (see :func:`_add_columns`).
+
+    The NumPy col2im adds into zeros, padded; the 1x1 direct product writes every pixel of
+    gxp itself. The compiled col2im overwrites each plane of the unpadded gradient, in the
+    layout the input came in (``ctx.batch_first_input``): no zeros, no padding to cut off,
+    and for a batch-first input no transposing copy when it becomes a leaf's ``.grad``.
+    """
+    if fast is None or direct:
+        gxp = (np.empty if fast else np.zeros)(xp.shape, xp.dtype)  # (C_in, N, Hp, Wp)
+        return gxp, gxp
+    (top, bottom), (left, right) = geometry.padding
+    c_in, n, hp, wp = xp.shape
+    size = (hp - top - bottom, wp - left - right)
+    if getattr(ctx, "batch_first_input", False):
+        memory = np.empty((n, c_in) + size, xp.dtype)  # (N, C_in, H, W)
+        return memory.transpose(1, 0, 2, 3), (memory, True)
+    gx = np.empty((c_in, n) + size, xp.dtype)  # (C_in, N, H, W)
+    return gx, (gx, False)
+
+
+def _add_columns(gcols, geometry: ConvGeometry, start, stop, out_size, target, fast) -> None:
     """col2im of the chunk's column gradient gcols (G, C_in/G·kH·kW, chunk·OH·OW) into
-    samples ``start:stop`` of gxp (C_in, N, Hp, Wp)."""
+    samples ``start:stop`` of ``target``: the padded gxp (C_in, N, Hp, Wp) on the NumPy path,
+    the compiled path's (memory, batch_first) pair (``conv_compiled.add_columns``)."""
     kh, kw = geometry.kernel_size
+    c_in = gcols.shape[0] * gcols.shape[1] // (kh * kw)
     gcols = gcols.reshape(
-        (gxp.shape[0], kh, kw, stop - start) + tuple(out_size)
+        (c_in, kh, kw, stop - start) + tuple(out_size)
     )  # (C_in, kH, kW, chunk, OH, OW)
     if fast is not None:
-        fast.add_columns(gcols, start, geometry, gxp)
+        fast.add_columns(gcols, start, geometry, *target)
     else:
-        col2im(gcols, None, geometry, out=gxp[:, start:stop])
+        col2im(gcols, None, geometry, out=target[:, start:stop])
 
 
 def _run(task, xp, geometry: ConvGeometry, direct: bool, fast) -> list:

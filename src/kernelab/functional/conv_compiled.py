@@ -5,7 +5,7 @@ one core: the zero framing of the input (``conv.pad``), *im2col* and its adjoint
 and the bias gradient. Each kernel runs one (channel, sample) plane per task, so the threads
 never write the same memory: im2col writes that plane's rows of the columns, col2im gathers
 every column entry of one plane into it (zeroing it first, so the input gradient needs no
-separate zeroing pass).
+separate zeroing pass), into the unpadded gradient in the layout the input came in.
 
 Arrays are channel-major as in ``conv_algorithms``: the padded input ``xp`` (C, N, Hp, Wp),
 the columns of a chunk of samples as (C, kH, kW, chunk, OH, OW).
@@ -55,24 +55,31 @@ def im2col_plane(xp, start, sh, sw, dh, dw, cols, task):
 
 
 @plane_kernel
-def col2im_plane(cols, start, sh, sw, dh, dw, gxp, task):
+def col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task):
     """Plane ``task`` = (channel, sample in the chunk) of :func:`col2im`: zeroed, then every
-    column entry that was read from it added back."""
+    column entry that was read from one of its pixels added back (those read from the
+    padding are dropped). The output rows and columns that land inside are found once per
+    kernel offset: a floor division per row had made the pass twice as slow."""
     chunk, oh, ow = cols.shape[3:]
+    h, w = gx.shape[2:]
     ch, s = task // chunk, task % chunk
-    gxp[ch, start + s] = 0
+    plane = gx[start + s, ch] if batch_first else gx[ch, start + s]  # (H, W)
+    plane[:] = 0
     for p in range(cols.shape[1]):
-        for i in range(oh):
-            row = gxp[ch, start + s, i * sh + p * dh]
-            for q in range(cols.shape[2]):
-                src = cols[ch, p, q, s, i]
-                if sw == 1:  # as in im2col_plane
-                    run = row[q * dw : q * dw + ow]
-                    for j in range(ow):
+        y = p * dh - top  # output row i lands on row y + i·sh
+        top_row, stop_row = max(0, (sh - 1 - y) // sh), min(oh, (h - y + sh - 1) // sh)
+        for q in range(cols.shape[2]):
+            x = q * dw - left  # output column j lands on column x + j·sw
+            first, stop = max(0, (sw - 1 - x) // sw), min(ow, (w - x + sw - 1) // sw)
+            for i in range(top_row, stop_row):
+                # slices indexed from 0 by the loop counter: no negative-index checks
+                src, run = cols[ch, p, q, s, i, first:stop], plane[y + i * sh, x + first * sw :]
+                if sw == 1:  # vectorised, as in im2col_plane
+                    for j in range(stop - first):
                         run[j] += src[j]
-                else:  # indexed: a strided view of the row took 3x as long off prange
-                    for j in range(ow):
-                        row[q * dw + j * sw] += src[j]
+                else:
+                    for j in range(stop - first):
+                        run[j * sw] += src[j]
 
 
 @jit.kernel(parallel=True)
@@ -91,18 +98,20 @@ def im2col_one_thread(xp, start, sh, sw, dh, dw, cols):
 
 
 @jit.kernel(parallel=True)
-def col2im(cols, start, sh, sw, dh, dw, gxp):
-    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the adjoint of
-    :func:`im2col`: each entry of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel."""
+def col2im(cols, start, sh, sw, dh, dw, top, left, batch_first, gx):
+    """Overwrite samples ``start:start + chunk`` of the unpadded input gradient gx (C, N, H,
+    W), or (N, C, H, W) when ``batch_first``, with the adjoint of :func:`im2col`: each entry
+    of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel, ``top`` rows and ``left``
+    columns of padding off."""
     for task in prange(cols.shape[0] * cols.shape[3]):
-        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
+        col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
 
 
 @jit.kernel()
-def col2im_one_thread(cols, start, sh, sw, dh, dw, gxp):
+def col2im_one_thread(cols, start, sh, sw, dh, dw, top, left, batch_first, gx):
     """:func:`col2im` on the calling thread."""
     for task in range(cols.shape[0] * cols.shape[3]):
-        col2im_plane(cols, start, sh, sw, dh, dw, gxp, task)
+        col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
 
 
 @jit.kernel(parallel=True, fastmath={"reassoc"})  # so that the sums vectorise
@@ -122,31 +131,38 @@ def channel_sums(gy, out):
 
 
 @jit.kernel()
-def pad_planes(x, top, left, value, xp, start, stop):
-    """Samples ``start:stop`` (axis 1) of xp (C, N, Hp, Wp): x (C, N, H, W) framed by
-    ``value``, ``top`` rows above it and ``left`` columns before it, the rest after.
+def pad_planes(x, top, left, value, xp, start, stop, batch_first):
+    """Samples ``start:stop`` (axis 1) of xp (C, N, Hp, Wp): x (C, N, H, W), or the
+    batch-first x (N, C, H, W) when ``batch_first``, framed by ``value``, ``top`` rows above
+    it and ``left`` columns before it, the rest after.
 
     A plane at a time, on the calling thread (:func:`run` spreads ranges of samples), each
     cell written once: the frame between two rows (the right columns of one, the left ones
     of the next) is one run of cells. NumPy's strided copy spent most of its time between
-    rows: 1.5-2.5x this kernel's time on ResNet-8's inputs.
+    rows: 1.5-2.5x this kernel's time on ResNet-8's inputs, 2x from a batch-first input.
     """
-    c, n, h, w = x.shape
-    size = xp.shape[2] * xp.shape[3]
-    planes, padded = x.reshape(c * n, h * w), xp.reshape(c * n, size)  # (C·N, H·W), (C·N, Hp·Wp)
-    for ch in range(c):
-        for s in range(start, stop):
-            src, dst = planes[ch * n + s], padded[ch * n + s]
-            at = top * xp.shape[3] + left  # where the input's first row goes
-            for j in range(at):
+    c, n, hp, wp = xp.shape
+    h, w = x.shape[2:]
+    planes, padded = x.reshape(c * n, h * w), xp.reshape(c * n, hp * wp)  # (C·N, H·W), ...
+    chunk = stop - start
+    for task in range(c * chunk):  # in the source's order, so that the reads run in sequence
+        if batch_first:
+            s, ch = start + task // c, task % c
+            src = planes[s * c + ch]
+        else:
+            ch, s = task // chunk, start + task % chunk
+            src = planes[ch * n + s]
+        dst = padded[ch * n + s]
+        at = top * wp + left  # where the input's first row goes
+        for j in range(at):
+            dst[j] = value
+        for i in range(h):
+            run, line = dst[at : at + w], src[i * w : i * w + w]
+            for j in range(w):  # indexed from 0, it vectorises (as in im2col_plane)
+                run[j] = line[j]
+            at += wp
+            for j in range(at - wp + w, at if i < h - 1 else hp * wp):
                 dst[j] = value
-            for i in range(h):
-                run, line = dst[at : at + w], src[i * w : i * w + w]
-                for j in range(w):  # indexed from 0, it vectorises (as in im2col_plane)
-                    run[j] = line[j]
-                at += xp.shape[3]
-                for j in range(at - xp.shape[3] + w, at if i < h - 1 else size):
-                    dst[j] = value
 
 
 def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.ndarray) -> None:
@@ -158,11 +174,17 @@ def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.nd
     (im2col_one_thread if _worker.active else im2col)(xp, start, sh, sw, dh, dw, cols)
 
 
-def add_columns(cols: np.ndarray, start: int, geometry: ConvGeometry, gxp: np.ndarray) -> None:
-    """Overwrite samples ``start:start + chunk`` of gxp (C, N, Hp, Wp) with the col2im of
-    ``cols`` (C, kH, kW, chunk, OH, OW)."""
+def add_columns(
+    cols: np.ndarray, start: int, geometry: ConvGeometry, gx: np.ndarray, batch_first: bool
+) -> None:
+    """Overwrite samples ``start:start + chunk`` of the unpadded input gradient gx (C, N, H,
+    W), or (N, C, H, W) when ``batch_first``, with the col2im of ``cols`` (C, kH, kW, chunk,
+    OH, OW). Written unpadded, in the layout the input came in, the gradient needs no copy
+    after: the padded one had been cut out by a transposing copy (a leaf's ``.grad``)."""
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    (col2im_one_thread if _worker.active else col2im)(cols, start, sh, sw, dh, dw, gxp)
+    (top, _), (left, _) = geometry.padding
+    kernel = col2im_one_thread if _worker.active else col2im
+    kernel(cols, start, sh, sw, dh, dw, top, left, batch_first, gx)
 
 
 # ---- threads: each range of samples a task, BLAS on one thread inside each

@@ -52,6 +52,7 @@ import types
 from typing import NamedTuple
 
 import numpy as np
+from numba import prange
 
 from ..core import jit
 from . import conv_compiled, conv_winograd
@@ -111,8 +112,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 direct
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
-      forward from 128 channels (:func:`winograd_route`), with dilation 2 the GEMM (1.37x
-      against 1.52x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
+      forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
+      (1.03x against the GEMM's 1.23x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
       correlations of sub-kernels, "Phases" in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
@@ -132,8 +133,11 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # the 3x3 input gradient: direct 0.90x PyTorch's time, Winograd's 0.98x, since the direct
     # kernels load each input pixel once per kernel row (bench/CONV_DIRECT.md)
     three = plain and taps == 9 and not winograd_forward
-    # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases")
-    gradient = (geometry.stride == (1, 1) and taps >= 16) or three
+    # dilated, stride 1, from 4x4: 0.67-0.95x the GEMM's time (bench/CONV_DIRECT.md, "Phases");
+    # 3x3 with dilation 2 since the unrolled loads: 0.84x (bench/CONV_DIRECT.md, "Strided
+    # and dilated layers")
+    dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
@@ -180,7 +184,7 @@ def _examples(dtype) -> tuple[tuple, tuple]:
         return np.zeros((1,) * ndim, kind)
 
     index = array(1, np.int64)
-    correlation = array(4), array(5), array(1), index, 1, 1, 1, array(4)
+    correlation = array(4), array(5), array(1), index, 1, 1, 1, 0, array(4)
     return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
 
 
@@ -241,10 +245,13 @@ def pack(w: np.ndarray, cb: int) -> np.ndarray:
     return np.ascontiguousarray(blocked.transpose(0, 2, 3, 4, 1))
 
 
-def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> None:
+def correlate(
+    xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK, batch_first: bool = False
+) -> None:
     """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]`` for
-    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW); the sums over
-    (c, p, q) in runs of about ``block`` terms (whole channels), each from zero."""
+    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW) (with
+    ``batch_first``: (N, C_out, OH, OW)); the sums over (c, p, q) in runs of about ``block``
+    terms (whole channels), each from zero."""
     cb = BLOCK_BYTES // xp.itemsize
     (sh, sw), (dh, dw) = stride, dilation
     out = y
@@ -252,22 +259,26 @@ def correlate(xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK) -> 
         wide = min(COLUMNS)
         extra = (wide - 1) * sw + (w.shape[3] - 1) * dw + 1 - xp.shape[3]
         xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
-        out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out, N, OH, JB)
+        out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out or N, N or C_out, OH, JB)
     starts = column_tiles(out.shape[3])[1]
     kernel = correlation_kernel(xp.dtype, out.shape[3], sw, dw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
     channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
-    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, out)
+    # the layout as an int: a background compilation types its arguments as ints or arrays
+    layout = int(batch_first)
+    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, layout, out)
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
 
-def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
+def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
     """gx (C_in, N, H, W), the input gradient without the padding (``Conv2d`` takes it so),
     for stride 1: the full correlation of gy (C_out, N, OH, OW) with the rotated kernel (see
-    the module), computed only inside the padding."""
+    the module), computed only inside the padding. With ``batch_first`` gx is a view of
+    batch-first memory (N, C_in, H, W), the layout of an input that came so: as a leaf's
+    ``.grad`` it then needs no transposing copy."""
     (kh, kw), (dh, dw) = geometry.kernel_size, geometry.dilation
     (top, bottom), (left, right) = geometry.padding
     c_out, n, oh, ow = gy.shape
@@ -290,15 +301,16 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape) -> np.ndarray:
 
     by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
-    gx = np.empty((padded_shape[0], n, h, width), gy.dtype)  # (C_in, N, H, W)
+    c_in = padded_shape[0]
+    gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of K_BLOCK would hold 4-8x the terms the GEMM's column gradients sum (C_out
     # each, kH·kW of them then added up): their float32 error was 1.7x the GEMM's at 5x5
-    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, block=c_out)
+    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, c_out, batch_first)
     with _frames_lock:
         _frames[key] = frame
         while len(_frames) > FRAMES:
             del _frames[next(iter(_frames))]
-    return gx
+    return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
 def framed(key) -> tuple[np.ndarray, bool]:
@@ -330,31 +342,69 @@ def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
     return slice(start, stop), slice(start - offset, stop - offset)
 
 
-def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray:
-    """gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and xp (C_in, N, Hp, Wp)."""
+def kernel_gradient(gy, xp, geometry: ConvGeometry, bias: bool = False):
+    """(gw, gb): gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW), channel-major or a view
+    of batch-first memory, and xp (C_in, N, Hp, Wp); with ``bias`` the bias gradient gb
+    (C_out,) too, summed while gy is repacked (else None)."""
     c_out, n, oh, ow = gy.shape
     c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = gradient_block(xp.dtype, c_out)
     blocks = -(-c_out // cb)
-    blocked = gy
-    if c_out % cb:  # whole blocks: zero channels past C_out (else one copy less)
-        blocked = np.zeros((blocks * cb, n, oh, ow), gy.dtype)  # (C_out/CB·CB, N, OH, OW)
-        blocked[:c_out] = gy
-    blocked = blocked.reshape(blocks, cb, n, oh, ow)  # (C_out/CB, CB, N, OH, OW)
     gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
-
-    def repack(start, stop):
-        gyr[:, start:stop] = blocked[:, :, start:stop].transpose(0, 2, 3, 4, 1)
-
-    by_samples(repack, n)
+    sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
+    memory, batch_first = planes(gy)
+    repack(memory, batch_first, gyr, sums)
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(xp.dtype, sw, kw, c_out)
     kernel(gyr, xp, bounds, sh, dh, dw, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
-    return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out]
+    gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
+    return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb
+
+
+def planes(gy: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(memory, batch_first): the C-contiguous array behind gy (C, N, H, W), batch-first
+    (N, C, H, W) when gy is its channel-major view; a copy if gy is neither."""
+    batch_first = gy.transpose(1, 0, 2, 3)  # (N, C, H, W)
+    if not gy.flags.c_contiguous and batch_first.flags.c_contiguous:
+        return batch_first, True
+    return contiguous(gy), False
+
+
+@jit.kernel(parallel=True)
+def repack(gy, batch_first, gyr, sums):
+    """``gyr[ob, s, i, j, b] = gy[ob·CB + b, s, i, j]`` (zeros past C_out) for gy (C_out, N,
+    OH, OW), or batch-first (N, C_out, OH, OW) when ``batch_first``, and, when ``sums`` has
+    rows, ``sums[s, o] = Σ_{i,j} gy[o, s, i, j]`` in float64: the bias gradient's terms per
+    sample, read in the same pass. A (sample, block) per task. NumPy's transposing copy, the
+    bias gradient's own pass over gy and the channel-major copy of a batch-first gy had taken
+    7 ms of a dilated 3x3 layer's 64 at one thread; this pass takes about half that."""
+    blocks, n, oh, ow, cb = gyr.shape
+    c_out, area, flat = gy.shape[1] if batch_first else gy.shape[0], oh * ow, gy.reshape(-1)
+    # gy[o, s] starts at (s·C_out + o)·area batch-first, else (o·N + s)·area
+    step = area if batch_first else n * area  # from channel o to o + 1
+    for task in prange(n * blocks):
+        s, ob = task // blocks, task % blocks
+        out = gyr[ob, s].reshape(area, cb)  # (OH·OW, CB)
+        width = min(cb, c_out - ob * cb)
+        first = (s * c_out + ob * cb) * area if batch_first else (ob * cb * n + s) * area
+        totals = np.zeros(cb)
+        for k0 in range(0, area, 16):  # 16 rows of CB channels at a time, in L1
+            k1 = min(k0 + 16, area)
+            for b in range(width):
+                run, total = flat[first + b * step + k0 : first + b * step + k1], 0.0
+                for k in range(k1 - k0):
+                    out[k0 + k, b] = run[k]
+                    total += run[k]
+                totals[b] += total
+        for b in range(width, cb):
+            out[:, b] = 0
+        if sums.shape[0]:
+            for b in range(width):
+                sums[s, ob * cb + b] = totals[b]
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:
@@ -373,7 +423,14 @@ class DirectCompiled:
     their forward when its direct kernel is not compiled yet (:func:`winograd_route`); the
     GEMM for the rest (groups of 1 only). The choice is made at the layer's forward from the
     shape, the mode and what was compiled when the process first asked, so within a process
-    a layer always takes the same path."""
+    a layer always takes the same path.
+
+    ``any_layout``: ``Conv2d`` hands the backward the output gradient as it comes, channel-major
+    view or not: the direct passes read either (the kernel gradient's repack sums the bias
+    gradient too, left in ``ctx.bias_gradient``), and only the GEMM's and Winograd's products
+    get a channel-major copy."""
+
+    any_layout = True
 
     @staticmethod
     def forward(ctx, xp, w, b, geometry: ConvGeometry):
@@ -404,20 +461,28 @@ class DirectCompiled:
 
     @staticmethod
     def backward(ctx, gy):
-        need_x, need_w, _ = ctx.needs_input_grad
+        need_x, need_w = ctx.needs_input_grad[:2]
+        need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
         xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
-        gxp = gw = None
+        gxp = gw = gb = None
         if need_x and ctx.passes.input_gradient:
-            gxp = input_gradient(gy, w, geometry, xp.shape)
+            batch_first = getattr(ctx, "batch_first_input", False)
+            gxp = input_gradient(gy, w, geometry, xp.shape, batch_first)
         if need_w and ctx.passes.kernel_gradient:
-            gw = kernel_gradient(gy, xp, geometry)
+            gw, gb = kernel_gradient(gy, xp, geometry, bias=need_b)
         rest = (need_x and gxp is None, need_w and gw is None, False)
+        if any(rest) or (need_b and gb is None):  # the products want gy channel-major
+            gy = contiguous(gy)
         if any(rest):  # the passes left to Winograd's or the GEMM's backward
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
             other = types.SimpleNamespace(**vars(ctx))
             other.needs_input_grad = rest
             other_x, other_w = algorithm.backward(other, gy)
             gxp, gw = gxp if other_x is None else other_x, gw if other_w is None else other_w
+        if need_b and gb is None:
+            gb = np.empty(gy.shape[0], gy.dtype)
+            conv_compiled.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)
+        ctx.bias_gradient = gb  # for Conv2d, which would otherwise sum gy again
         return gxp, gw
 
 

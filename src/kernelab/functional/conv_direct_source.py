@@ -39,15 +39,16 @@ def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
 
 
 def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
-    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, cc, y)`` computing::
+    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, cc, batch_first, y)`` computing::
 
         y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
                                   · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
 
     for xp (C, N, Hp, Wp), wpk (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y
-    (C_out, N, OH, OW). A task is one (sample, block of CB output channels); it walks the
-    output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
-    neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
+    (C_out, N, OH, OW), or y batch-first (N, C_out, OH, OW) when ``batch_first``. A task is
+    one (sample, block of CB output channels); it walks the output rows in tiles of JB
+    columns starting at ``starts`` (the last one may overlap its neighbour, so OW need not
+    be a multiple of JB), holding CB·JB accumulators. The kernel
     row is unrolled and its columns' offsets ``j·sw + q·dw`` are constants, so LLVM loads the
     kW weight vectors of a kernel row and each input pixel once for all the FMAs that use it
     (once per FMA when ``dw`` was an argument: load-bound, 15% slower at 5x5). Each sum
@@ -91,8 +92,9 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
         adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
         body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {adds}")
     driver = f"""
-def {correlation_name(cb, jb, sw, dw, kw)}(xp, wpk, bias, starts, sh, dh, cc, y):
-    n, blocks, c_out, oh, c_in = xp.shape[1], wpk.shape[0], y.shape[0], y.shape[2], xp.shape[0]
+def {correlation_name(cb, jb, sw, dw, kw)}(xp, wpk, bias, starts, sh, dh, cc, batch_first, y):
+    n, blocks, oh, c_in = xp.shape[1], wpk.shape[0], y.shape[2], xp.shape[0]
+    c_out = y.shape[1] if batch_first else y.shape[0]
     for task in prange(n * blocks):
         s, ob = task // blocks, task % blocks
         tile = np.empty(({jb}, {cb}), y.dtype)
@@ -101,9 +103,15 @@ def {correlation_name(cb, jb, sw, dw, kw)}(xp, wpk, bias, starts, sh, dh, cc, y)
             for t in range(starts.shape[0]):
                 j0 = starts[t]
                 tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, tile, cc)
+                # two loops, each indexing y C-contiguous: one view of either layout would
+                # index a strided array, which made the stores slower
                 for b in range(min({cb}, c_out - ob * {cb})):
-                    for j in range({jb}):
-                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
+                    if batch_first:
+                        for j in range({jb}):
+                            y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
+                    else:
+                        for j in range({jb}):
+                            y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     return HEADER + "\n".join(body) + "\n\n" + driver
 
