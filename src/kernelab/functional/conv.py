@@ -72,7 +72,7 @@ from ..autograd import Function
 from ..core import jit
 from ..core.errors import DTypeError, ShapeError
 from .arithmetic import require_dtypes
-from .conv_algorithms import choose, contiguous, split_copy
+from .conv_algorithms import EmptyBatch, choose, contiguous, split_copy
 from .geometry import ConvGeometry, Padding, conv_geometry
 
 
@@ -154,7 +154,8 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, w, b, geometry: ConvGeometry):
-        ctx.algorithm, ctx.input_size = choose(geometry, w.shape), x.shape[2:]
+        algorithm = EmptyBatch if x.shape[0] == 0 else choose(geometry, w.shape)
+        ctx.algorithm, ctx.input_size = algorithm, x.shape[2:]
         ctx.batch_first_input = x.flags.c_contiguous  # the input gradient's layout, if free
         xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
         y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)

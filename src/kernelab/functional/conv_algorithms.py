@@ -450,6 +450,25 @@ class Depthwise:
         return gxp, None if gw is None else gw.reshape(w.shape)
 
 
+class EmptyBatch:
+    """A batch of no samples: an empty output and zero kernel and bias gradients, as
+    PyTorch gives, without running an algorithm over nothing."""
+
+    @staticmethod
+    def forward(ctx, xp, w, b, geometry: ConvGeometry):
+        oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
+        ctx.shapes, ctx.geometry = (xp.shape, w.shape), geometry
+        return np.empty((w.shape[0], 0, oh, ow), xp.dtype)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (need_x, need_w), (xp_shape, w_shape) = ctx.needs_input_grad[:2], ctx.shapes
+        if ctx.needs_input_grad[2:] and ctx.needs_input_grad[2]:
+            ctx.bias_gradient = np.zeros(gy.shape[0], gy.dtype)
+        gxp = np.zeros(xp_shape, gy.dtype) if need_x else None
+        return gxp, np.zeros(w_shape, gy.dtype) if need_w else None
+
+
 def choose(geometry: ConvGeometry, w_shape) -> type:
     """The algorithm for a convolution of this shape (see ``conv.py``): depthwise ones get
     their own (compiled on the compiled path); on the compiled path, thin inputs (at most 4
