@@ -417,8 +417,10 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
         elif key in grads and level and g.dtype == np.result_type(grads[key], g):
             np.add(g, grads[key], out=g)  # into the new gradient, the one the walk owns
             grads[key], owned[key] = g, level
-        elif key in grads:
-            grads[key], owned[key] = grads[key] + g, KEPT
+        elif key in grads:  # a new array, laid out as the tensor is (a leaf's C-ordered)
+            order = "C" if tensor.node is None else "K"
+            total = np.empty_like(tensor.array, np.result_type(grads[key], g), order)
+            grads[key], owned[key] = np.add(grads[key], g, out=total), KEPT
         else:
             grads[key], owned[key] = g, level
         if tensor.node is None:
@@ -485,10 +487,12 @@ def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
     Only a built-in operation's array (a user's Function may return an array it keeps) whose
     memory is neither ``g``'s, nor another input's gradient's, nor that of anything the
     forward saved is the walk's own. It is ``KEPT`` (a leaf may hold it as its ``.grad``)
-    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when its elements are
-    distinct and writable, as a channel-major view or the inside of a padded array is: a
-    second gradient for the same tensor is added into it in place, which saves a new array
-    at every residual connection; else ``NOT_OWNED``."""
+    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when it is that whole
+    memory in another order, writable, as a channel-major view is: a second gradient for the
+    same tensor is added into it in place, which saves a new array at every residual
+    connection; else ``NOT_OWNED``. The inside of a padded array is not summed into: a sum
+    into new memory laid out as the tensor is costs the same pass, and the next backward
+    (ReLU's, reading the tensor's memory order) then reads it without a copy."""
     if ig is g or not node.function.__module__.startswith(BUILT_IN):
         return NOT_OWNED
     memory = _memory(ig)
@@ -498,7 +502,9 @@ def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
     saved = [_memory(x) for x in vars(node.ctx).values() if isinstance(x, np.ndarray)]
     if sum(m is memory for m in grads) != 1 or any(m is memory for m in saved):
         return NOT_OWNED
-    if ig.flags.c_contiguous and memory.size == ig.size:
+    if memory.size != ig.size:
+        return NOT_OWNED
+    if ig.flags.c_contiguous:
         return KEPT
     return SUMMED_INTO if ig.flags.writeable and _distinct(ig) else NOT_OWNED
 
