@@ -345,7 +345,7 @@ def backward(
 
     _mode.after_backward = []
     try:
-        _propagate(seeds, bool(retain_graph), accumulate)
+        _propagate(seeds, bool(retain_graph), accumulate, chosen or set())
         callbacks = _mode.after_backward
     finally:
         _mode.after_backward = None
@@ -380,7 +380,7 @@ def grad(
             key = id(tensor)
             found[key] = g if key not in found else found[key] + g
 
-    _propagate(_seeds(outputs, grad_outputs, "grad"), bool(retain_graph), collect)
+    _propagate(_seeds(outputs, grad_outputs, "grad"), bool(retain_graph), collect, wanted)
     result = []
     for x in inputs:
         if id(x) in found:
@@ -397,10 +397,14 @@ def grad(
     return tuple(result)
 
 
-def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) -> None:
+def _propagate(
+    seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink, kept: set[int]
+) -> None:
     """Walk the graph back from the seeds; ``sink(tensor, grad, owned)`` receives each inner
     tensor's gradient once it is complete, then each leaf's, summed over every path to it. A
-    tensor's ``register_hook`` hooks see (and may replace) its gradient first.
+    tensor's ``register_hook`` hooks see (and may replace) its gradient first. ``kept`` are
+    the ids of the tensors the sink wants whatever they are (``inputs``): a fused backward
+    (:func:`register_fused_backward`) never skips one.
 
     ``owned`` says that nothing but this walk holds the array, so a leaf may keep it as its
     ``.grad`` without a copy (as PyTorch's AccumulateGrad steals a gradient no one else
@@ -442,31 +446,83 @@ def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) ->
                 "backward through a graph a second time: its saved arrays were freed; "
                 "pass retain_graph=True to the first backward"
             )
-        in_grads = node.function.backward(node.ctx, g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        if _mode.detect_anomaly:
-            _check_finite(node.function.__name__, "gradient", in_grads)
-        for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
-            if not need or ig is None:
-                continue
-            if ig.shape != inp.array.shape:
-                raise ShapeError(
-                    f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
-                    f"for an input of shape {inp.array.shape}"
-                )
-            # owning a gradient pays only where another one is added into it or a leaf keeps
-            # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
-            shared = inp.node is None or uses.get(id(inp), 0) > 1
-            if shared and ig.size >= OWNED_SIZE:
-                add(inp, ig, ownership(node, g, ig, in_grads))
-            else:
-                add(inp, ig, NOT_OWNED)
+        skipped = _skippable(node, uses, kept, grads)
+        in_grads = None
+        if skipped is not None:
+            fused = _FUSED[node.function, skipped.node.function]
+            in_grads = fused(node.ctx, skipped.node.ctx, g)
+        if in_grads is None:  # the node's own backward
+            in_grads, skipped = node.function.backward(node.ctx, g), None
+        done = (node,) if skipped is None else (node, skipped.node)
+        for inp, ig, level in _input_grads(done[-1], g, in_grads, uses):
+            add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
         if not retain_graph:
-            node.ctx = None
+            for finished in done:
+                finished.ctx = None
     for key, leaf in leaves.items():
         # a hook is handed the array and may keep it
         sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] == KEPT and not leaf.grad_hooks)
+
+
+def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]):
+    """``(input, gradient, ownership)`` for each input of ``node`` that takes one of
+    ``in_grads`` (its backward's answer to the output gradient g), shapes checked."""
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    if _mode.detect_anomaly:
+        _check_finite(node.function.__name__, "gradient", in_grads)
+    for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
+        if not need or ig is None:
+            continue
+        if ig.shape != inp.array.shape:
+            raise ShapeError(
+                f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
+                f"for an input of shape {inp.array.shape}"
+            )
+        # owning a gradient pays only where another one is added into it or a leaf keeps
+        # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
+        shared = inp.node is None or uses.get(id(inp), 0) > 1
+        if shared and ig.size >= OWNED_SIZE:
+            yield inp, ig, ownership(node, g, ig, in_grads)
+        else:
+            yield inp, ig, NOT_OWNED
+
+
+# ---- two nodes' backwards in one pass
+_FUSED: dict[tuple[type, type], Any] = {}
+
+
+def register_fused_backward(outer: type[Function], inner: type[Function], backward) -> None:
+    """Let the walk run ``backward(outer_ctx, inner_ctx, g)`` in place of two backwards: that
+    of a node of ``outer`` whose one input was made by a node of ``inner``, then the inner
+    one's. g is the outer node's output gradient; it returns the inner node's input
+    gradients, or None where it does not apply (both backwards then run in turn).
+
+    The gradient in between (the outer node's input's) is never made, so the walk fuses only
+    where nothing else could want it: that input has no other use in the graph, no hook,
+    no ``retain_grad``, no gradient of its own from a seed, and is not among the tensors
+    asked for; and not under ``detect_anomaly``, which names the op of a NaN."""
+    _FUSED[outer, inner] = backward
+
+
+def _skippable(node: Node, uses: dict[int, int], kept: set[int], grads: dict) -> Any:
+    """The input of ``node`` whose node's backward may run fused with its own (see
+    :func:`register_fused_backward`), or None."""
+    if len(node.inputs) != 1 or not node.ctx.needs_input_grad[0] or _mode.detect_anomaly:
+        return None
+    inner = node.inputs[0]
+    if (
+        inner.node is None
+        or (node.function, inner.node.function) not in _FUSED
+        or inner.node.ctx is None
+        or uses.get(id(inner)) != 1
+        or inner.grad_hooks
+        or inner.retains_grad
+        or id(inner) in kept
+        or id(inner) in grads
+    ):
+        return None
+    return inner
 
 
 NOT_OWNED, SUMMED_INTO, KEPT = 0, 1, 2  # what the backward pass may do with a gradient

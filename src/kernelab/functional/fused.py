@@ -12,7 +12,10 @@ gradient) disappear.
 - **Batch normalisation → ReLU.** Normalised and clamped in one pass; the backward masks the
   output gradient by the output (``not y ≤ 0``; the compiled twin recomputes y from x) and
   takes batch norm's gradient of that.
-  Running statistics move exactly as batch norm's.
+  Running statistics move exactly as batch norm's. Where the two run as separate ops (a
+  model's own ``forward``), the backward pass may still run them as one
+  (:func:`relu_after_batch_norm_grad`, registered with ``autograd``): batch norm's pass with
+  the ReLU's mask.
 
 The NumPy reference below runs the unfused ops' own forward and backward (``pool.py``,
 ``norm.py``) on one context and clamps or masks around them, which is the identity above;
@@ -25,8 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, register_fused_backward
 from ..core import jit
+from .activation import ReLU
 from .arithmetic import require_dtypes
 from .geometry import ConvGeometry, pool_geometry
 from .norm import BatchNorm, normalised
@@ -102,6 +106,17 @@ class BatchNormReLU(Function):
         if ctx.twin is not None:
             return ctx.twin.batch_norm_relu_grad(ctx, g)
         return BatchNorm.backward(ctx, passing(g, ctx.out))
+
+
+def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
+    """The backward of ``relu(batch_norm(x))`` run as two ops, in one pass of batch norm's
+    (``fused_compiled.py``), when the backward pass finds nothing else needs the gradient
+    between them; None (each op's own backward) on the NumPy path."""
+    twin = compiled(g)
+    return None if twin is None else twin.relu_after_batch_norm_grad(relu_ctx, norm_ctx, g)
+
+
+register_fused_backward(ReLU, BatchNorm, relu_after_batch_norm_grad)
 
 
 def relu_max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False):

@@ -8,6 +8,9 @@ kernel, for the layouts and windows the benchmark networks run.
   :func:`norm_compiled.normalise_channels`' pass, a channel per task, clamping as it writes;
   its backward (:func:`relu_channel_gradients`) masks the output gradient inside batch
   norm's sums and input gradient, the mask recomputed from x, which batch norm keeps anyway.
+- ReLU on the output of batch norm in training, run as two ops (a model's own ``forward``):
+  the ReLU's backward inside batch norm's (:func:`relu_after_batch_norm_grad`), with the
+  ReLU's own mask, when the backward pass finds nothing else needs the gradient between.
 
 Planes, rows and layouts are those of ``pool_compiled.py`` and ``norm_compiled.py``, whose
 helpers this module uses; every result comes back in the input's layout.
@@ -20,7 +23,16 @@ from numba import prange
 
 from ..core import jit
 from . import pool_compiled
-from .norm_compiled import as_rows, from_rows, layout, scale_shift_of, supports, update_running
+from .norm_compiled import (
+    as_rows,
+    by_channels,
+    by_channels_backward,
+    from_rows,
+    layout,
+    scale_shift_of,
+    supports,
+    update_running,
+)
 from .pool_compiled import flat, planes, view
 
 # sums may be reordered (vectorised), but no multiply and add fused: the forward's and the
@@ -215,3 +227,19 @@ def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, su
                     xi = x_row[i]
                     gi = zero if xi * p + q <= 0 else g_row[i]
                     out_row[i] = ac * gi + kc * (xi - m) + dc
+
+
+def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
+    """Gradients (x, weight, bias) of ``relu(batch_norm(x))`` run as two ops, from the ReLU's
+    output gradient g: :func:`norm_compiled.channel_gradients` with the ReLU's mask, so the
+    ReLU's gradient (a pass that writes one array and the next reads) is never made. None
+    where either op ran other kernels than the two this combines."""
+    if relu_ctx.fast is None or relu_ctx.passes is None or norm_ctx.fast is None:
+        return None
+    rows, channel_major = norm_ctx.rows, norm_ctx.channel_major
+    if not (norm_ctx.needs_input_grad[0] and norm_ctx.training and by_channels(rows)):
+        return None
+    order = relu_ctx.flat.order  # the mask's memory order must be the rows'
+    if order[:2] != ((1, 0) if channel_major else (0, 1)) or list(order[2:]) != sorted(order[2:]):
+        return None
+    return by_channels_backward(norm_ctx, g, relu_ctx.passes.reshape(rows.shape))
