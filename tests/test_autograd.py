@@ -391,3 +391,16 @@ def test_a_sum_into_new_memory_is_laid_out_as_its_tensor():
     (Inside.apply(inner) + inner).sum().backward()
     np.testing.assert_array_equal(start.grad.array, np.full(x.shape, 3.0))
     assert seen == [np.empty_like(channel_major.array.transpose(1, 0, 2, 3)).strides]
+
+
+def test_a_copied_leaf_gradient_is_laid_out_as_its_tensor():
+    """A backward's transposed view becomes a .grad in the leaf's own (C) order, as
+    PyTorch's; a transposed leaf gets its gradient transposed alike."""
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    a = kl.tensor(x, requires_grad=True)
+    (a.T * 2).sum().backward()
+    b_t = kl.tensor(np.ascontiguousarray(x.T)).T.requires_grad_()  # a transposed leaf
+    (b_t * 2).sum().backward()
+    assert a.grad.array.flags.c_contiguous and b_t.grad.array.flags.f_contiguous
+    np.testing.assert_array_equal(a.grad.array, np.full(x.shape, 2.0))
+    np.testing.assert_array_equal(b_t.grad.array, np.full(x.shape, 2.0))
