@@ -404,18 +404,80 @@ def _propagate(
     tensor's gradient once it is complete, then each leaf's, summed over every path to it. A
     tensor's ``register_hook`` hooks see (and may replace) its gradient first. ``kept`` are
     the ids of the tensors the sink wants whatever they are (``inputs``): a fused backward
-    (:func:`register_fused_backward`) never skips one.
+    (:func:`register_fused_backward`, :func:`register_summed_backward`) never skips one.
 
     ``owned`` says that nothing but this walk holds the array, so a leaf may keep it as its
     ``.grad`` without a copy (as PyTorch's AccumulateGrad steals a gradient no one else
     references): a sum the walk made, or a new array a built-in operation's backward returned.
     """
-    grads: dict[int, np.ndarray] = {}
-    owned: dict[int, int] = {}  # each gradient's ownership(): KEPT, SUMMED_INTO or NOT_OWNED
-    leaves: dict[int, Any] = {}
+    walk = _Walk(kept)
+    for root, g in seeds:
+        walk.add(root, g, NOT_OWNED)
+    order, uses = _graph_order([root for root, _ in seeds if root.node is not None])
+    for tensor in order:
+        g = walk.grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        node = tensor.node
+        if node.ctx is None:
+            raise RuntimeError(
+                "backward through a graph a second time: its saved arrays were freed; "
+                "pass retain_graph=True to the first backward"
+            )
+        done, in_grads, g = walk.summed_backward(tensor, g)
+        if in_grads is None:
+            if tensor.grad_hooks:
+                g = _hooked(tensor, g)
+            sink(tensor, g, False)  # g goes on to the backward, which may pass it through
+            done, in_grads = _backward(node, g, uses, kept, walk.grads)
+        for inp, ig, level in _input_grads(done[-1], g, in_grads, uses):
+            walk.add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
+        if not retain_graph:
+            for finished in done:
+                finished.ctx = None
+    for key, leaf in walk.leaves.items():
+        # a hook is handed the array and may keep it
+        owned = walk.owned[key] == KEPT and not leaf.grad_hooks
+        sink(leaf, _hooked(leaf, walk.grads.pop(key)), owned)
 
-    def add(tensor: Any, g: np.ndarray, level: int) -> None:
+
+class _Walk:
+    """The gradients a backward pass has summed so far, by tensor id: ``grads``, each one's
+    ``owned`` level (:func:`ownership`), the leaves among them, and a second gradient left
+    unsummed (``pending``) for a node whose backward takes the two parts in one pass."""
+
+    def __init__(self, kept: set[int]):
+        self.kept = kept
+        self.grads: dict[int, np.ndarray] = {}
+        self.owned: dict[int, int] = {}  # KEPT, SUMMED_INTO or NOT_OWNED
+        self.leaves: dict[int, Any] = {}
+        self.pending: dict[int, tuple[np.ndarray, int]] = {}
+
+    def add(self, tensor: Any, g: np.ndarray, level: int) -> None:
+        """Sum g into the tensor's gradient (or leave it pending: :meth:`summed_backward`)."""
         key = id(tensor)
+        if key in self.grads and key not in self.pending and self._defers(tensor, g):
+            self.pending[key] = g, level
+            return
+        if key in self.pending:  # a third part: the two before are summed after all
+            self._sum(tensor, *self.pending.pop(key))
+        self._sum(tensor, g, level)
+
+    def _defers(self, tensor: Any, g: np.ndarray) -> bool:
+        """Whether a second gradient for ``tensor`` may wait for its node's summed backward:
+        nothing but that backward would see the sum (see :func:`register_summed_backward`)."""
+        return (
+            tensor.node is not None
+            and tensor.node.function in _SUMMED
+            and not tensor.grad_hooks
+            and not tensor.retains_grad
+            and id(tensor) not in self.kept
+            and not _mode.detect_anomaly
+            and g.dtype == self.grads[id(tensor)].dtype
+        )
+
+    def _sum(self, tensor: Any, g: np.ndarray, level: int) -> None:
+        key, grads, owned = id(tensor), self.grads, self.owned
         if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
             np.add(grads[key], g, out=grads[key])  # the walk's own memory: summed in place
         elif key in grads and level and g.dtype == np.result_type(grads[key], g):
@@ -428,40 +490,33 @@ def _propagate(
         else:
             grads[key], owned[key] = g, level
         if tensor.node is None:
-            leaves[key] = tensor
+            self.leaves[key] = tensor
 
-    for root, g in seeds:
-        add(root, g, NOT_OWNED)
-    order, uses = _graph_order([root for root, _ in seeds if root.node is not None])
-    for tensor in order:
-        g = grads.pop(id(tensor), None)
-        if g is None:
-            continue
-        if tensor.grad_hooks:
-            g = _hooked(tensor, g)
-        sink(tensor, g, False)  # g goes on to the backward, which may pass it through
+    def summed_backward(self, tensor: Any, g: np.ndarray) -> tuple[tuple, Any, np.ndarray]:
+        """``((node,), input gradients, g)``: the tensor's node's backward of g plus its
+        pending second gradient, in one pass; else ``((), None, the tensor's gradient)``."""
+        second = self.pending.pop(id(tensor), None)
+        if second is None:
+            return (), None, g
         node = tensor.node
-        if node.ctx is None:
-            raise RuntimeError(
-                "backward through a graph a second time: its saved arrays were freed; "
-                "pass retain_graph=True to the first backward"
-            )
-        skipped = _skippable(node, uses, kept, grads)
-        in_grads = None
-        if skipped is not None:
-            fused = _FUSED[node.function, skipped.node.function]
-            in_grads = fused(node.ctx, skipped.node.ctx, g)
-        if in_grads is None:  # the node's own backward
-            in_grads, skipped = node.function.backward(node.ctx, g), None
-        done = (node,) if skipped is None else (node, skipped.node)
-        for inp, ig, level in _input_grads(done[-1], g, in_grads, uses):
-            add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
-        if not retain_graph:
-            for finished in done:
-                finished.ctx = None
-    for key, leaf in leaves.items():
-        # a hook is handed the array and may keep it
-        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] == KEPT and not leaf.grad_hooks)
+        in_grads = _SUMMED[node.function](node.ctx, g, second[0])
+        if in_grads is not None:
+            return (node,), in_grads, g
+        self.grads[id(tensor)] = g  # summed as any other, for the node's own backward
+        self._sum(tensor, *second)
+        return (), None, self.grads.pop(id(tensor))
+
+
+def _backward(node: Node, g: np.ndarray, uses: dict[int, int], kept: set[int], grads) -> tuple:
+    """``(nodes run, input gradients)``: the node's backward of g, or that of the node and
+    the one that made its input, fused (:func:`register_fused_backward`)."""
+    skipped = _skippable(node, uses, kept, grads)
+    if skipped is not None:
+        fused = _FUSED[node.function, skipped.node.function]
+        in_grads = fused(node.ctx, skipped.node.ctx, g)
+        if in_grads is not None:
+            return (node, skipped.node), in_grads
+    return (node,), node.function.backward(node.ctx, g)
 
 
 def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]):
@@ -503,6 +558,20 @@ def register_fused_backward(outer: type[Function], inner: type[Function], backwa
     no ``retain_grad``, no gradient of its own from a seed, and is not among the tensors
     asked for; and not under ``detect_anomaly``, which names the op of a NaN."""
     _FUSED[outer, inner] = backward
+
+
+_SUMMED: dict[type, Any] = {}
+
+
+def register_summed_backward(function: type[Function], backward) -> None:
+    """Let the walk run ``backward(ctx, g1, g2)`` for a node of ``function`` whose output got
+    two gradients: its backward of ``g1 + g2`` without the sum made first (a ReLU after a
+    residual connection's two branches reads both parts in its one pass). It returns the
+    input gradients, or None where it does not apply (the sum is made, the node's backward
+    runs). The walk defers a sum only where nothing else could want it: as for
+    :func:`register_fused_backward`, no hook, no ``retain_grad``, not asked for, not under
+    ``detect_anomaly``; and both parts of one dtype."""
+    _SUMMED[function] = backward
 
 
 def _skippable(node: Node, uses: dict[int, int], kept: set[int], grads: dict) -> Any:

@@ -347,3 +347,68 @@ def test_relu_after_batch_norm_gives_the_gradient_between_when_asked():
     F.relu(y).backward(kl.tensor(gy), inputs=[y])
     assert_rel_close(y.grad.array, yt.grad.numpy(), TOL[np.float64], "backward(inputs=)")
     assert t.grad is None
+
+
+# ---- ReLU's backward of a gradient in two parts
+
+
+def residual_step(x, lib, weights, between=None, third=False):
+    """z = relu(x·2) feeds a padded 3x3 convolution and a shortcut (and a third branch),
+    summed; the gradient of x (and what ``between`` saw of z's)."""
+    t = lib.tensor(x, requires_grad=True)
+    z = lib.relu(t * 2)
+    if between is not None:
+        between(z)
+    conv = (kl.nn.functional if lib is kl else torch.nn.functional).conv2d
+    out = conv(z, lib.tensor(weights), padding=1) * 3 + z
+    out = out + z * z if third else out
+    (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 7 - 3.0)).sum().backward()
+    return numpy_of(t.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_adds_two_gradient_parts_in_its_backward(monkeypatch, kernel_path, dtype):
+    """A residual block's output gets a convolution's input gradient (a view inside its
+    padding) and the shortcut's: on the compiled path ReLU adds them in its own pass."""
+    rng = np.random.default_rng(11)
+    x = channel_major(rng.standard_normal((3, 4, 6, 5)).astype(dtype))
+    weights = rng.standard_normal((4, 4, 3, 3)).astype(dtype)
+    twin = pytest.importorskip("kernelab.functional.fused_compiled")
+    ran = []
+    function = twin.relu_grad_of_sum
+
+    def recorded(*args):
+        ran.append(function(*args))
+        return ran[-1]
+
+    monkeypatch.setattr(twin, "relu_grad_of_sum", recorded)
+    ours = residual_step(x, kl, weights)
+    reference = residual_step(x, torch, weights)
+    assert_rel_close(ours, reference, TOL[np.dtype(dtype).type], "input gradient")
+    assert [r is not None for r in ran] == ([] if kernel_path == "numpy" else [True])
+
+
+@pytest.mark.parametrize("case", ["hook", "retain_grad", "three parts"])
+def test_relu_of_two_parts_keeps_what_sees_their_sum(case):
+    """A hook or retain_grad on ReLU's output sees the whole sum; a third part is added."""
+    rng = np.random.default_rng(12)
+    x = channel_major(rng.standard_normal((2, 3, 5, 5)))
+    weights = rng.standard_normal((3, 3, 3, 3))
+    results = []
+    for lib in (kl, torch):
+        seen, kept = [], []
+
+        def between(z, seen=seen, kept=kept):
+            if case == "hook":
+                z.register_hook(lambda g: seen.append(numpy_of(g)))
+            elif case == "retain_grad":
+                z.retain_grad()
+                kept.append(z)
+
+        grad = residual_step(x, lib, weights, between, third=case == "three parts")
+        results.append((grad, seen + [numpy_of(z.grad) for z in kept]))
+    (ours, our_seen), (reference, their_seen) = results
+    assert_rel_close(ours, reference, TOL[np.float64], "input gradient")
+    assert len(our_seen) == len(their_seen) == (case != "three parts")
+    for a, b in zip(our_seen, their_seen, strict=True):
+        assert_rel_close(a, b, TOL[np.float64], "the sum of the parts")

@@ -15,7 +15,8 @@ gradient) disappear.
   Running statistics move exactly as batch norm's. Where the two run as separate ops (a
   model's own ``forward``), the backward pass may still run them as one
   (:func:`relu_after_batch_norm_grad`, registered with ``autograd``): batch norm's pass with
-  the ReLU's mask.
+  the ReLU's mask. And a ReLU whose output gradient comes in two parts adds them inside
+  its backward's pass (:func:`relu_grad_of_sum`, registered with ``autograd``).
 
 The NumPy reference below runs the unfused ops' own forward and backward (``pool.py``,
 ``norm.py``) on one context and clamps or masks around them, which is the identity above;
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, register_fused_backward
+from ..autograd import Function, register_fused_backward, register_summed_backward
 from ..core import jit
 from .activation import ReLU
 from .arithmetic import require_dtypes
@@ -117,6 +118,17 @@ def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
 
 
 register_fused_backward(ReLU, BatchNorm, relu_after_batch_norm_grad)
+
+
+def relu_grad_of_sum(ctx, g1, g2):
+    """ReLU's backward of an output gradient in two parts (a residual block's output feeds
+    two branches), the parts added inside its pass (``fused_compiled.py``); None (the sum,
+    then ReLU's own backward) on the NumPy path."""
+    twin = compiled(g1)
+    return None if twin is None else twin.relu_grad_of_sum(ctx, g1, g2)
+
+
+register_summed_backward(ReLU, relu_grad_of_sum)
 
 
 def relu_max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False):

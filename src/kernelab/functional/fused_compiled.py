@@ -11,6 +11,9 @@ kernel, for the layouts and windows the benchmark networks run.
 - ReLU on the output of batch norm in training, run as two ops (a model's own ``forward``):
   the ReLU's backward inside batch norm's (:func:`relu_after_batch_norm_grad`), with the
   ReLU's own mask, when the backward pass finds nothing else needs the gradient between.
+- ReLU whose output gradient comes in two parts (a residual block's output feeds the next
+  block's convolution and its shortcut): the two added inside ReLU's backward pass
+  (:func:`relu_grad_of_sum`), the sum never written.
 
 Planes, rows and layouts are those of ``pool_compiled.py`` and ``norm_compiled.py``, whose
 helpers this module uses; every result comes back in the input's layout.
@@ -243,3 +246,35 @@ def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
     if order[:2] != ((1, 0) if channel_major else (0, 1)) or list(order[2:]) != sorted(order[2:]):
         return None
     return by_channels_backward(norm_ctx, g, relu_ctx.passes.reshape(rows.shape))
+
+
+def relu_grad_of_sum(ctx, g1: np.ndarray, g2: np.ndarray):
+    """ReLU's input gradient for the output gradient ``g1 + g2``, in one pass over both
+    (:func:`select_sum`): the values of summing them first, as the walk would, then ReLU's
+    backward. The parts may be views with gaps between rows (a convolution's input gradient
+    inside its padding). None unless ReLU ran its compiled forward on a 4-D input and both
+    parts are of one float dtype with unit-stride rows in its memory order."""
+    if ctx.fast is None or ctx.passes is None or len(ctx.flat.order) != 4:
+        return None
+    if g1.dtype != g2.dtype or g1.dtype not in (np.float32, np.float64):
+        return None
+    a, b = g1.transpose(ctx.flat.order), g2.transpose(ctx.flat.order)  # (P, Q, R, S)
+    if a.strides[3] != a.itemsize or b.strides[3] != b.itemsize:
+        return None
+    out = np.empty(ctx.passes.shape, g1.dtype)
+    select_sum(a, b, ctx.passes, out, g1.dtype.type(0))
+    return ctx.flat.back(out)
+
+
+@jit.kernel(parallel=True)
+def select_sum(a, b, mask, out, zero):
+    """``out = a + b`` where mask, else 0: ReLU's backward of a gradient in two parts. a and b
+    (P, Q, R, S) are in the memory order of mask and out, which are flat; a task per plane."""
+    planes, rows, width = a.shape[1], a.shape[2], a.shape[3]
+    for task in prange(a.shape[0] * planes):
+        k = np.int64(task)  # a prange index may be unsigned
+        p, q = k // planes, k % planes
+        for r in range(rows):
+            ra, rb, start = a[p, q, r], b[p, q, r], (k * rows + r) * width
+            for s in range(width):
+                out[start + s] = ra[s] + rb[s] if mask[start + s] else zero
