@@ -252,29 +252,34 @@ def relu_grad_of_sum(ctx, g1: np.ndarray, g2: np.ndarray):
     """ReLU's input gradient for the output gradient ``g1 + g2``, in one pass over both
     (:func:`select_sum`): the values of summing them first, as the walk would, then ReLU's
     backward. The parts may be views with gaps between rows (a convolution's input gradient
-    inside its padding). None unless ReLU ran its compiled forward on a 4-D input and both
-    parts are of one float dtype with unit-stride rows in its memory order."""
+    inside its padding): each is read in place as a run of memory (:func:`run_of`). None
+    unless ReLU ran its compiled forward on a 4-D input and both parts are of one float
+    dtype."""
     if ctx.fast is None or ctx.passes is None or len(ctx.flat.order) != 4:
         return None
     if g1.dtype != g2.dtype or g1.dtype not in (np.float32, np.float64):
         return None
-    a, b = g1.transpose(ctx.flat.order), g2.transpose(ctx.flat.order)  # (P, Q, R, S)
-    if a.strides[3] != a.itemsize or b.strides[3] != b.itemsize:
-        return None
+    (a, a_steps), (b, b_steps) = (run_of(g.transpose(ctx.flat.order)) for g in (g1, g2))
     out = np.empty(ctx.passes.shape, g1.dtype)
-    select_sum(a, b, ctx.passes, out, g1.dtype.type(0))
+    shape = np.array(ctx.flat.shape, np.int64)  # (P, Q, R, S): the mask's memory order
+    select_sum(a, a_steps, b, b_steps, shape, ctx.passes, out, g1.dtype.type(0))
     return ctx.flat.back(out)
 
 
 @jit.kernel(parallel=True)
-def select_sum(a, b, mask, out, zero):
-    """``out = a + b`` where mask, else 0: ReLU's backward of a gradient in two parts. a and b
-    (P, Q, R, S) are in the memory order of mask and out, which are flat; a task per plane."""
-    planes, rows, width = a.shape[1], a.shape[2], a.shape[3]
-    for task in prange(a.shape[0] * planes):
+def select_sum(a, a_steps, b, b_steps, shape, mask, out, zero):
+    """``out = a + b`` where mask, else 0: ReLU's backward of a gradient in two parts. a and
+    b are runs of memory whose row (p, q, r) of ``shape[3]`` values starts at
+    p·steps[0] + q·steps[1] + r·steps[2]; mask and out are flat in (P, Q, R, S) order."""
+    planes, rows, width = shape[1], shape[2], shape[3]
+    for task in prange(shape[0] * planes):
         k = np.int64(task)  # a prange index may be unsigned
         p, q = k // planes, k % planes
         for r in range(rows):
-            ra, rb, start = a[p, q, r], b[p, q, r], (k * rows + r) * width
+            # rows as slices, indexed from 0 up: no index can be negative, so LLVM vectorises
+            ra = a[p * a_steps[0] + q * a_steps[1] + r * a_steps[2] :]
+            rb = b[p * b_steps[0] + q * b_steps[1] + r * b_steps[2] :]
+            start = (k * rows + r) * width
+            passes, row = mask[start:], out[start:]
             for s in range(width):
-                out[start + s] = ra[s] + rb[s] if mask[start + s] else zero
+                row[s] = ra[s] + rb[s] if passes[s] else zero
