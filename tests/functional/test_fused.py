@@ -412,3 +412,37 @@ def test_relu_of_two_parts_keeps_what_sees_their_sum(case):
     assert len(our_seen) == len(their_seen) == (case != "three parts")
     for a, b in zip(our_seen, their_seen, strict=True):
         assert_rel_close(a, b, TOL[np.float64], "the sum of the parts")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_norm_relu_adds_two_gradient_parts_in_its_backward(monkeypatch, kernel_path, dtype):
+    """A fused batch norm and ReLU whose output feeds a padded convolution and a shortcut
+    takes the two parts of its output gradient into its one pass, as PyTorch's values."""
+    rng = np.random.default_rng(13)
+    x = channel_major(rng.standard_normal((3, 4, 6, 5)).astype(dtype))
+    weights = rng.standard_normal((4, 4, 3, 3)).astype(dtype)
+    (mean, var), params = batch_norm_args(4, dtype, True, 14)
+    twin = pytest.importorskip("kernelab.functional.fused_compiled")
+    parts = []
+    function = twin.batch_norm_relu_grad
+
+    def recorded(ctx, g, g2=None):
+        parts.append(g2 is not None)
+        return function(ctx, g, g2)
+
+    monkeypatch.setattr(twin, "batch_norm_relu_grad", recorded)
+    results = []
+    for lib in (kl, torch):
+        t = lib.tensor(x, requires_grad=True)
+        p = [lib.tensor(a.copy(), requires_grad=True) for a in params]
+        if lib is kl:
+            z = fused.batch_norm_relu(t, mean.copy(), var.copy(), *p, training=True)
+        else:
+            stats = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
+            z = torch.relu(torch.nn.functional.batch_norm(t, *stats, *p, training=True))
+        conv = (F if lib is kl else torch.nn.functional).conv2d
+        out = conv(z, lib.tensor(weights), padding=1) * 3 + z
+        (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 5 - 2.0)).sum().backward()
+        results.append([numpy_of(v.grad) for v in (t, *p)])
+    compare(*results, dtype, "PyTorch")
+    assert parts == ([] if kernel_path == "numpy" else [True])

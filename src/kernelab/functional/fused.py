@@ -131,6 +131,18 @@ def relu_grad_of_sum(ctx, g1, g2):
 register_summed_backward(ReLU, relu_grad_of_sum)
 
 
+def batch_norm_relu_grad_of_sum(ctx, g1, g2):
+    """:class:`BatchNormReLU`'s backward of an output gradient in two parts, added inside
+    its one pass where the compiled twin ran the forward; else None (the sum, then the
+    backward)."""
+    if ctx.twin is None:
+        return None
+    return ctx.twin.batch_norm_relu_grad(ctx, g1, g2)
+
+
+register_summed_backward(BatchNormReLU, batch_norm_relu_grad_of_sum)
+
+
 def relu_max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False):
     """``max_pool2d(relu(input), ...)`` in one pass (undilated windows: each holds an input
     cell, where ReLU and the maximum commute). Shape: (N, C, H, W) → (N, C, OH, OW)."""

@@ -21,6 +21,7 @@ helpers this module uses; every result comes back in the input's layout.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -155,18 +156,26 @@ def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
                 out[c, b, i] = zero if y <= 0 else y
 
 
-def batch_norm_relu_grad(ctx, g):
+def batch_norm_relu_grad(ctx, g, g2=None):
     """Gradients (x, weight, bias) of relu(batch norm in training) on channel-major rows:
-    the output gradient masked inside one pass per channel, the mask recomputed from x."""
+    the output gradient masked inside one pass per channel, the mask recomputed from x.
+    ``g2``: a second part of the output gradient, added inside the pass (the walk's
+    :func:`autograd.register_summed_backward`, through ``fused.py``)."""
     rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
     _, need_w, need_b = ctx.needs_input_grad
     dtype = rows.dtype
     g_run, g_steps = run_of(g.astype(dtype, copy=False).transpose(1, 0, 2, 3))
+    g2_run = g2_steps = None
+    if g2 is not None:
+        g2_run, g2_steps = run_of(g2.astype(dtype, copy=False).transpose(1, 0, 2, 3))
     weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
     a = (weight * inv_std).astype(dtype, copy=False)
     out, sums = np.empty_like(rows), np.empty((2, len(mean)))
-    width = g.shape[3] if g_steps[2] != g.shape[3] else g.shape[2] * g.shape[3]  # rows merge
-    relu_channel_gradients(g_run, g_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums)
+    merge = g_steps[2] == g.shape[3] and (g2 is None or g2_steps[2] == g.shape[3])  # rows
+    width = g.shape[2] * g.shape[3] if merge else g.shape[3]  # whole planes when rows merge
+    relu_channel_gradients(
+        g_run, g_steps, g2_run, g2_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums
+    )
     gw = (sums[1] * inv_std).astype(dtype) if need_w else None
     gb = sums[0].astype(dtype) if need_b else None
     return from_rows(out, g.shape, True), gw, gb
@@ -191,13 +200,30 @@ def run_of(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return run, steps[:3].astype(np.int64)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def row_of(run, steps, c, b, h):
+    """Row (c, b, h) of a run of memory and its steps; None for no run (compiled away)."""
+    if run is None:
+        return None
+    return run[c * steps[0] + b * steps[1] + h * steps[2] :]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def part_sum(row, row2, i):
+    """``row[i]``, plus ``row2[i]`` when there is a second row (the sum in the data's dtype,
+    as the walk would add the two parts)."""
+    if row2 is None:
+        return row[i]
+    return row[i] + row2[i]
+
+
 @jit.kernel(parallel=True, fastmath=REORDER)
-def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, sums):
-    """:func:`norm_compiled.channel_gradients` of ``g`` where the forward's output
-    ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient, never 0·g); the
-    output recomputed from x as :func:`normalise_relu_channels` computed it. g is a run of
-    memory whose row (c, n, h) of ``width`` values starts at c·steps[0] + n·steps[1] +
-    h·steps[2] (a plane is one row where its rows are contiguous)."""
+def relu_channel_gradients(g, steps, g2, steps2, width, x, affine, mean, a, inv_std, out, sums):
+    """:func:`norm_compiled.channel_gradients` of ``g`` (plus ``g2``, or None) where the
+    forward's output ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient,
+    never 0·g); the output recomputed from x as :func:`normalise_relu_channels` computed it.
+    g is a run of memory whose row (c, n, h) of ``width`` values starts at c·steps[0] +
+    n·steps[1] + h·steps[2] (a plane is one row where its rows are contiguous); g2 alike."""
     count = x.shape[1] * x.shape[2]
     height = x.shape[2] // width
     for c in prange(x.shape[0]):
@@ -206,11 +232,11 @@ def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, su
         for b in range(x.shape[1]):
             s, t = 0.0, 0.0
             for h in range(height):
-                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
                 x_row = x[c, b, h * width :]
                 for i in range(width):
                     xi = x_row[i]
-                    gi = 0.0 if xi * p + q <= 0 else np.float64(g_row[i])
+                    gi = 0.0 if xi * p + q <= 0 else np.float64(part_sum(g_row, g2_row, i))
                     s += gi
                     t += gi * (np.float64(xi) - m64)
             sum_g += s
@@ -224,11 +250,11 @@ def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, su
         ac, m, kc, dc, zero = a[c], mean[c], values[0], values[1], values[2]
         for b in range(x.shape[1]):
             for h in range(height):
-                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
                 x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
                 for i in range(width):
                     xi = x_row[i]
-                    gi = zero if xi * p + q <= 0 else g_row[i]
+                    gi = zero if xi * p + q <= 0 else part_sum(g_row, g2_row, i)
                     out_row[i] = ac * gi + kc * (xi - m) + dc
 
 
