@@ -10,8 +10,9 @@ A backward never writes into the gradient it receives: one array may reach sever
 Where nothing could see a gradient in between, the walk may run two steps as one pass that an
 op family registered: a node's backward and that of the node that made its input
 (:func:`register_fused_backward`: ReLU after batch norm), or a node's backward of an output
-gradient in two parts without the sum made first (:func:`register_summed_backward`: ReLU
-after a residual connection). The graph, hooks and ``retain_grad`` are PyTorch's either way.
+gradient in two parts without the sum made first (:func:`register_summed_backward`: a ReLU
+whose output feeds two branches, as a residual block's does). The graph, hooks and
+``retain_grad`` are PyTorch's either way.
 
 This module is the bottom layer: the ops in ``kernelab.functional`` are Functions, and the
 Tensor's methods call those ops, so it cannot import the Tensor. ``core/tensor.py`` hands the
