@@ -571,10 +571,10 @@ _SUMMED: dict[type, Any] = {}
 
 def register_summed_backward(function: type[Function], backward) -> None:
     """Let the walk run ``backward(ctx, g1, g2)`` for a node of ``function`` whose output got
-    two gradients: its backward of ``g1 + g2`` without the sum made first (a ReLU after a
-    residual connection's two branches reads both parts in its one pass). It returns the
-    input gradients, or None where it does not apply (the sum is made, the node's backward
-    runs). The walk defers a sum only where nothing else could want it: as for
+    two gradients: its backward of ``g1 + g2`` without the sum made first (a ReLU whose
+    output feeds two branches, as a residual block's, reads both parts in its one pass). It
+    returns the input gradients, or None where it does not apply (the sum is made, the
+    node's backward runs). The walk defers a sum only where nothing else could want it: as for
     :func:`register_fused_backward`, no hook, no ``retain_grad``, not asked for, not under
     ``detect_anomaly``; and both parts of one dtype."""
     _SUMMED[function] = backward
