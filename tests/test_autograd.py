@@ -310,8 +310,8 @@ def test_views_count_by_the_memory_they_show():
 
 
 def test_a_view_of_new_memory_is_summed_into_but_not_kept():
-    """A channel-major view or the inside of a padded new array takes a second gradient in
-    place; a broadcast, a read-only view or a user's array does not."""
+    """A channel-major view of new memory takes a second gradient in place; the inside of a
+    padded array, a broadcast, an overlapping view or a user's array does not."""
     from types import SimpleNamespace
 
     from kernelab.autograd import KEPT, NOT_OWNED, SUMMED_INTO, Function, ownership
@@ -326,7 +326,7 @@ def test_a_view_of_new_memory_is_summed_into_but_not_kept():
     for ig, expected in (
         (np.zeros(g.shape), KEPT),
         (channel_major, SUMMED_INTO),
-        (inside, SUMMED_INTO),
+        (inside, NOT_OWNED),
         (broadcast, NOT_OWNED),
         (overlapping, NOT_OWNED),
     ):
@@ -359,3 +359,48 @@ def test_a_leaf_used_by_many_operations_sums_their_gradients_like_pytorch():
         h = v * lib.tensor(a) + lib.tanh(v) * lib.tensor(b) + v.exp() + v * v
         (h * h).sum().backward()
     np.testing.assert_allclose(xk.grad.array, xt.grad.numpy(), rtol=1e-12)
+
+
+def test_a_sum_into_new_memory_is_laid_out_as_its_tensor():
+    """Two gradients neither of which may be summed into (the inside of a padded array, one
+    passed through) make a new array in the tensor's memory order, the leaf's C-ordered."""
+    from kernelab.autograd import Function
+
+    class Inside(Function):  # a built-in-like op whose gradient is a padded array's inside
+        __module__ = "kernelab.functional.shape"
+
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            padded = np.zeros(g.shape[:2] + (g.shape[2] + 2, g.shape[3] + 2), g.dtype)
+            padded[:, :, 1:-1, 1:-1] = 2 * g
+            return padded[:, :, 1:-1, 1:-1]
+
+    x = np.random.default_rng(1).standard_normal((3, 2, 4, 5))
+    channel_major = kl.tensor(np.ascontiguousarray(x.transpose(1, 0, 2, 3)))
+    leaf = kl.tensor(x, requires_grad=True)
+    (Inside.apply(leaf) + leaf).sum().backward()
+    np.testing.assert_array_equal(leaf.grad.array, np.full(x.shape, 3.0))
+    assert leaf.grad.array.flags.c_contiguous
+    start = channel_major.permute(1, 0, 2, 3).requires_grad_()
+    inner, seen = start * 1, []
+    inner.register_hook(lambda g: seen.append(g.array.strides))
+    (Inside.apply(inner) + inner).sum().backward()
+    np.testing.assert_array_equal(start.grad.array, np.full(x.shape, 3.0))
+    assert seen == [np.empty_like(channel_major.array.transpose(1, 0, 2, 3)).strides]
+
+
+def test_a_copied_leaf_gradient_is_laid_out_as_its_tensor():
+    """A backward's transposed view becomes a .grad in the leaf's own (C) order, as
+    PyTorch's; a transposed leaf gets its gradient transposed alike."""
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    a = kl.tensor(x, requires_grad=True)
+    (a.T * 2).sum().backward()
+    b_t = kl.tensor(np.ascontiguousarray(x.T)).T.requires_grad_()  # a transposed leaf
+    (b_t * 2).sum().backward()
+    assert a.grad.array.flags.c_contiguous and b_t.grad.array.flags.f_contiguous
+    np.testing.assert_array_equal(a.grad.array, np.full(x.shape, 2.0))
+    np.testing.assert_array_equal(b_t.grad.array, np.full(x.shape, 2.0))

@@ -7,6 +7,12 @@ the output tensor. :func:`backward` walks those nodes in reverse topological ord
 the gradients of a tensor that was used more than once (so residual connections work).
 
 A backward never writes into the gradient it receives: one array may reach several inputs.
+Where nothing could see a gradient in between, the walk may run two steps as one pass that an
+op family registered: a node's backward and that of the node that made its input
+(:func:`register_fused_backward`: ReLU after batch norm), or a node's backward of an output
+gradient in two parts without the sum made first (:func:`register_summed_backward`: a ReLU
+whose output feeds two branches, as a residual block's does). The graph, hooks and
+``retain_grad`` are PyTorch's either way.
 
 This module is the bottom layer: the ops in ``kernelab.functional`` are Functions, and the
 Tensor's methods call those ops, so it cannot import the Tensor. ``core/tensor.py`` hands the
@@ -345,7 +351,7 @@ def backward(
 
     _mode.after_backward = []
     try:
-        _propagate(seeds, bool(retain_graph), accumulate)
+        _propagate(seeds, bool(retain_graph), accumulate, chosen or set())
         callbacks = _mode.after_backward
     finally:
         _mode.after_backward = None
@@ -380,7 +386,7 @@ def grad(
             key = id(tensor)
             found[key] = g if key not in found else found[key] + g
 
-    _propagate(_seeds(outputs, grad_outputs, "grad"), bool(retain_graph), collect)
+    _propagate(_seeds(outputs, grad_outputs, "grad"), bool(retain_graph), collect, wanted)
     result = []
     for x in inputs:
         if id(x) in found:
@@ -397,74 +403,201 @@ def grad(
     return tuple(result)
 
 
-def _propagate(seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink) -> None:
+def _propagate(
+    seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink, kept: set[int]
+) -> None:
     """Walk the graph back from the seeds; ``sink(tensor, grad, owned)`` receives each inner
     tensor's gradient once it is complete, then each leaf's, summed over every path to it. A
-    tensor's ``register_hook`` hooks see (and may replace) its gradient first.
+    tensor's ``register_hook`` hooks see (and may replace) its gradient first. ``kept`` are
+    the ids of the tensors the sink wants whatever they are (``inputs``): a fused backward
+    (:func:`register_fused_backward`, :func:`register_summed_backward`) never skips one.
 
     ``owned`` says that nothing but this walk holds the array, so a leaf may keep it as its
     ``.grad`` without a copy (as PyTorch's AccumulateGrad steals a gradient no one else
     references): a sum the walk made, or a new array a built-in operation's backward returned.
     """
-    grads: dict[int, np.ndarray] = {}
-    owned: dict[int, int] = {}  # each gradient's ownership(): KEPT, SUMMED_INTO or NOT_OWNED
-    leaves: dict[int, Any] = {}
-
-    def add(tensor: Any, g: np.ndarray, level: int) -> None:
-        key = id(tensor)
-        if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
-            np.add(grads[key], g, out=grads[key])  # the walk's own memory: summed in place
-        elif key in grads and level and g.dtype == np.result_type(grads[key], g):
-            np.add(g, grads[key], out=g)  # into the new gradient, the one the walk owns
-            grads[key], owned[key] = g, level
-        elif key in grads:
-            grads[key], owned[key] = grads[key] + g, KEPT
-        else:
-            grads[key], owned[key] = g, level
-        if tensor.node is None:
-            leaves[key] = tensor
-
+    walk = _Walk(kept)
     for root, g in seeds:
-        add(root, g, NOT_OWNED)
+        walk.add(root, g, NOT_OWNED)
     order, uses = _graph_order([root for root, _ in seeds if root.node is not None])
     for tensor in order:
-        g = grads.pop(id(tensor), None)
+        g = walk.grads.pop(id(tensor), None)
         if g is None:
             continue
-        if tensor.grad_hooks:
-            g = _hooked(tensor, g)
-        sink(tensor, g, False)  # g goes on to the backward, which may pass it through
         node = tensor.node
         if node.ctx is None:
             raise RuntimeError(
                 "backward through a graph a second time: its saved arrays were freed; "
                 "pass retain_graph=True to the first backward"
             )
-        in_grads = node.function.backward(node.ctx, g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        if _mode.detect_anomaly:
-            _check_finite(node.function.__name__, "gradient", in_grads)
-        for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
-            if not need or ig is None:
-                continue
-            if ig.shape != inp.array.shape:
-                raise ShapeError(
-                    f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
-                    f"for an input of shape {inp.array.shape}"
-                )
-            # owning a gradient pays only where another one is added into it or a leaf keeps
-            # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
-            shared = inp.node is None or uses.get(id(inp), 0) > 1
-            if shared and ig.size >= OWNED_SIZE:
-                add(inp, ig, ownership(node, g, ig, in_grads))
-            else:
-                add(inp, ig, NOT_OWNED)
+        done, in_grads, g = walk.summed_backward(tensor, g)
+        if in_grads is None:
+            if tensor.grad_hooks:
+                g = _hooked(tensor, g)
+            sink(tensor, g, False)  # g goes on to the backward, which may pass it through
+            done, in_grads = _backward(node, g, uses, kept, walk.grads)
+        for inp, ig, level in _input_grads(done[-1], g, in_grads, uses):
+            walk.add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
         if not retain_graph:
-            node.ctx = None
-    for key, leaf in leaves.items():
+            for finished in done:
+                finished.ctx = None
+    for key, leaf in walk.leaves.items():
         # a hook is handed the array and may keep it
-        sink(leaf, _hooked(leaf, grads.pop(key)), owned[key] == KEPT and not leaf.grad_hooks)
+        owned = walk.owned[key] == KEPT and not leaf.grad_hooks
+        sink(leaf, _hooked(leaf, walk.grads.pop(key)), owned)
+
+
+class _Walk:
+    """The gradients a backward pass has summed so far, by tensor id: ``grads``, each one's
+    ``owned`` level (:func:`ownership`), the leaves among them, and a second gradient left
+    unsummed (``pending``) for a node whose backward takes the two parts in one pass."""
+
+    def __init__(self, kept: set[int]):
+        self.kept = kept
+        self.grads: dict[int, np.ndarray] = {}
+        self.owned: dict[int, int] = {}  # KEPT, SUMMED_INTO or NOT_OWNED
+        self.leaves: dict[int, Any] = {}
+        self.pending: dict[int, tuple[np.ndarray, int]] = {}
+
+    def add(self, tensor: Any, g: np.ndarray, level: int) -> None:
+        """Sum g into the tensor's gradient (or leave it pending: :meth:`summed_backward`)."""
+        key = id(tensor)
+        if key in self.grads and key not in self.pending and self._defers(tensor, g):
+            self.pending[key] = g, level
+            return
+        if key in self.pending:  # a third part: the two before are summed after all
+            self._sum(tensor, *self.pending.pop(key))
+        self._sum(tensor, g, level)
+
+    def _defers(self, tensor: Any, g: np.ndarray) -> bool:
+        """Whether a second gradient for ``tensor`` may wait for its node's summed backward:
+        nothing but that backward would see the sum (see :func:`register_summed_backward`)."""
+        return (
+            tensor.node is not None
+            and tensor.node.function in _SUMMED
+            and not tensor.grad_hooks
+            and not tensor.retains_grad
+            and id(tensor) not in self.kept
+            and not _mode.detect_anomaly
+            and g.dtype == self.grads[id(tensor)].dtype
+        )
+
+    def _sum(self, tensor: Any, g: np.ndarray, level: int) -> None:
+        key, grads, owned = id(tensor), self.grads, self.owned
+        if key in grads and owned[key] and grads[key].dtype == np.result_type(grads[key], g):
+            np.add(grads[key], g, out=grads[key])  # the walk's own memory: summed in place
+        elif key in grads and level and g.dtype == np.result_type(grads[key], g):
+            np.add(g, grads[key], out=g)  # into the new gradient, the one the walk owns
+            grads[key], owned[key] = g, level
+        elif key in grads:  # a new array, laid out as the tensor is (a leaf's C-ordered)
+            order = "C" if tensor.node is None else "K"
+            total = np.empty_like(tensor.array, np.result_type(grads[key], g), order)
+            grads[key], owned[key] = np.add(grads[key], g, out=total), KEPT
+        else:
+            grads[key], owned[key] = g, level
+        if tensor.node is None:
+            self.leaves[key] = tensor
+
+    def summed_backward(self, tensor: Any, g: np.ndarray) -> tuple[tuple, Any, np.ndarray]:
+        """``((node,), input gradients, g)``: the tensor's node's backward of g plus its
+        pending second gradient, in one pass; else ``((), None, the tensor's gradient)``."""
+        second = self.pending.pop(id(tensor), None)
+        if second is None:
+            return (), None, g
+        node = tensor.node
+        in_grads = _SUMMED[node.function](node.ctx, g, second[0])
+        if in_grads is not None:
+            return (node,), in_grads, g
+        self.grads[id(tensor)] = g  # summed as any other, for the node's own backward
+        self._sum(tensor, *second)
+        return (), None, self.grads.pop(id(tensor))
+
+
+def _backward(node: Node, g: np.ndarray, uses: dict[int, int], kept: set[int], grads) -> tuple:
+    """``(nodes run, input gradients)``: the node's backward of g, or that of the node and
+    the one that made its input, fused (:func:`register_fused_backward`)."""
+    skipped = _skippable(node, uses, kept, grads)
+    if skipped is not None:
+        fused = _FUSED[node.function, skipped.node.function]
+        in_grads = fused(node.ctx, skipped.node.ctx, g)
+        if in_grads is not None:
+            return (node, skipped.node), in_grads
+    return (node,), node.function.backward(node.ctx, g)
+
+
+def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]):
+    """``(input, gradient, ownership)`` for each input of ``node`` that takes one of
+    ``in_grads`` (its backward's answer to the output gradient g), shapes checked."""
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    if _mode.detect_anomaly:
+        _check_finite(node.function.__name__, "gradient", in_grads)
+    for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
+        if not need or ig is None:
+            continue
+        if ig.shape != inp.array.shape:
+            raise ShapeError(
+                f"{node.function.__name__}.backward: gradient of shape {ig.shape} "
+                f"for an input of shape {inp.array.shape}"
+            )
+        # owning a gradient pays only where another one is added into it or a leaf keeps
+        # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
+        shared = inp.node is None or uses.get(id(inp), 0) > 1
+        if shared and ig.size >= OWNED_SIZE:
+            yield inp, ig, ownership(node, g, ig, in_grads)
+        else:
+            yield inp, ig, NOT_OWNED
+
+
+# ---- two nodes' backwards in one pass
+_FUSED: dict[tuple[type, type], Any] = {}
+
+
+def register_fused_backward(outer: type[Function], inner: type[Function], backward) -> None:
+    """Let the walk run ``backward(outer_ctx, inner_ctx, g)`` in place of two backwards: that
+    of a node of ``outer`` whose one input was made by a node of ``inner``, then the inner
+    one's. g is the outer node's output gradient; it returns the inner node's input
+    gradients, or None where it does not apply (both backwards then run in turn).
+
+    The gradient in between (the outer node's input's) is never made, so the walk fuses only
+    where nothing else could want it: that input has no other use in the graph, no hook,
+    no ``retain_grad``, no gradient of its own from a seed, and is not among the tensors
+    asked for; and not under ``detect_anomaly``, which names the op of a NaN."""
+    _FUSED[outer, inner] = backward
+
+
+_SUMMED: dict[type, Any] = {}
+
+
+def register_summed_backward(function: type[Function], backward) -> None:
+    """Let the walk run ``backward(ctx, g1, g2)`` for a node of ``function`` whose output got
+    two gradients: its backward of ``g1 + g2`` without the sum made first (a ReLU whose
+    output feeds two branches, as a residual block's, reads both parts in its one pass). It
+    returns the input gradients, or None where it does not apply (the sum is made, the
+    node's backward runs). The walk defers a sum only where nothing else could want it: as for
+    :func:`register_fused_backward`, no hook, no ``retain_grad``, not asked for, not under
+    ``detect_anomaly``; and both parts of one dtype."""
+    _SUMMED[function] = backward
+
+
+def _skippable(node: Node, uses: dict[int, int], kept: set[int], grads: dict) -> Any:
+    """The input of ``node`` whose node's backward may run fused with its own (see
+    :func:`register_fused_backward`), or None."""
+    if len(node.inputs) != 1 or not node.ctx.needs_input_grad[0] or _mode.detect_anomaly:
+        return None
+    inner = node.inputs[0]
+    if (
+        inner.node is None
+        or (node.function, inner.node.function) not in _FUSED
+        or inner.node.ctx is None
+        or uses.get(id(inner)) != 1
+        or inner.grad_hooks
+        or inner.retains_grad
+        or id(inner) in kept
+        or id(inner) in grads
+    ):
+        return None
+    return inner
 
 
 NOT_OWNED, SUMMED_INTO, KEPT = 0, 1, 2  # what the backward pass may do with a gradient
@@ -485,10 +618,12 @@ def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
     Only a built-in operation's array (a user's Function may return an array it keeps) whose
     memory is neither ``g``'s, nor another input's gradient's, nor that of anything the
     forward saved is the walk's own. It is ``KEPT`` (a leaf may hold it as its ``.grad``)
-    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when its elements are
-    distinct and writable, as a channel-major view or the inside of a padded array is: a
-    second gradient for the same tensor is added into it in place, which saves a new array
-    at every residual connection; else ``NOT_OWNED``."""
+    when it is that whole memory, C-ordered; else ``SUMMED_INTO`` when it is that whole
+    memory in another order, writable, as a channel-major view is: a second gradient for the
+    same tensor is added into it in place, which saves a new array at every residual
+    connection; else ``NOT_OWNED``. The inside of a padded array is not summed into: a sum
+    into new memory laid out as the tensor is costs the same pass, and the next backward
+    (ReLU's, reading the tensor's memory order) then reads it without a copy."""
     if ig is g or not node.function.__module__.startswith(BUILT_IN):
         return NOT_OWNED
     memory = _memory(ig)
@@ -498,7 +633,9 @@ def ownership(node: Any, g: np.ndarray, ig: np.ndarray, in_grads: tuple) -> int:
     saved = [_memory(x) for x in vars(node.ctx).values() if isinstance(x, np.ndarray)]
     if sum(m is memory for m in grads) != 1 or any(m is memory for m in saved):
         return NOT_OWNED
-    if ig.flags.c_contiguous and memory.size == ig.size:
+    if memory.size != ig.size:
+        return NOT_OWNED
+    if ig.flags.c_contiguous:
         return KEPT
     return SUMMED_INTO if ig.flags.writeable and _distinct(ig) else NOT_OWNED
 

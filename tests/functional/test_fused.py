@@ -256,3 +256,193 @@ def test_batch_norm_relu_passes_no_gradient_at_zero(dtype):
         params,
     )
     compare(ours, reference, x.dtype, "PyTorch")
+
+
+# ---- ReLU after batch norm, as two ops: one backward pass when nothing needs the between
+
+
+def numpy_of(t) -> np.ndarray:
+    return t.array.copy() if isinstance(t, kl.Tensor) else t.detach().numpy().copy()
+
+
+def relu_of_batch_norm_step(x, gy, params, lib, between=None, twice=False, retain=False):
+    """``relu(batch_norm(x))`` in training, then backward of gy (``between`` sees the batch
+    norm's output first; ``twice``: it is used again, in a sum); gradients of x and params."""
+    t = lib.tensor(x, requires_grad=True)
+    p = [lib.tensor(a.copy(), requires_grad=True) for a in params]
+    functional = kl.nn.functional if lib is kl else torch.nn.functional
+    y = functional.batch_norm(t, None, None, *p, training=True)
+    if between is not None:
+        between(y)
+    z = lib.relu(y)
+    z = z + y * y if twice else z
+    z.backward(lib.from_numpy(np.ascontiguousarray(gy)), retain_graph=retain)
+    if retain:  # a second backward through the same graph adds as much again
+        z.backward(lib.from_numpy(np.ascontiguousarray(gy)))
+    return [numpy_of(g) for g in [t.grad, *(q.grad for q in p)]], y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_after_batch_norm_runs_in_batch_norms_backward(monkeypatch, kernel_path, dtype):
+    """On the compiled path the ReLU's own backward does not run; gradients as PyTorch's."""
+    rng = np.random.default_rng(6)
+    x = channel_major(rng.standard_normal((4, 3, 5, 6)).astype(dtype))
+    gy = padding_cut_off(rng.standard_normal(x.shape).astype(dtype))
+    _, params = batch_norm_args(3, dtype, True, 7)
+    ran = []
+    twin = pytest.importorskip("kernelab.functional.fused_compiled")
+    act = pytest.importorskip("kernelab.functional.activation_compiled")
+    for module, name in ((twin, "relu_after_batch_norm_grad"), (act, "relu_grad")):
+        function = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, f=function, n=name: ran.append(n) or f(*a))
+    ours, _ = relu_of_batch_norm_step(x, gy, params, kl)
+    reference, _ = relu_of_batch_norm_step(x, gy, params, torch)
+    compare(ours, reference, dtype, "PyTorch")
+    assert ran == ([] if kernel_path == "numpy" else ["relu_after_batch_norm_grad"])
+
+
+@pytest.mark.parametrize("case", ["hook", "retain_grad", "used twice", "retain_graph"])
+def test_relu_after_batch_norm_keeps_what_sees_the_gradient_between(case):
+    """A hook or retain_grad on batch norm's output sees its gradient, a second use adds
+    to it, and retain_graph lets a second backward run: all as in PyTorch."""
+    rng = np.random.default_rng(8)
+    x = channel_major(rng.standard_normal((3, 2, 4, 5)))
+    gy = rng.standard_normal(x.shape)
+    _, params = batch_norm_args(2, np.float64, True, 9)
+    results = []
+    for lib in (kl, torch):
+        seen = []
+
+        def between(y, seen=seen):
+            if case == "hook":
+                y.register_hook(lambda g: seen.append(numpy_of(g)))
+            elif case == "retain_grad":
+                y.retain_grad()
+
+        twice, retain = case == "used twice", case == "retain_graph"
+        grads, y = relu_of_batch_norm_step(x, gy, params, lib, between, twice, retain)
+        if case == "retain_grad":
+            seen.append(numpy_of(y.grad))
+        results.append((grads, seen))
+    (ours, our_seen), (reference, their_seen) = results
+    compare(ours, reference, np.float64, "PyTorch")
+    assert len(our_seen) == len(their_seen) == (case in ("hook", "retain_grad"))
+    for a, b in zip(our_seen, their_seen, strict=True):
+        assert_rel_close(a, b, TOL[np.float64], "the gradient between")
+
+
+def test_relu_after_batch_norm_gives_the_gradient_between_when_asked():
+    """``autograd.grad`` of batch norm's output, and backward(inputs=) naming it, get it."""
+    rng = np.random.default_rng(10)
+    x = channel_major(rng.standard_normal((3, 2, 4, 5)))
+    gy = rng.standard_normal(x.shape)
+    tt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.batch_norm(tt, None, None, training=True)
+    torch.relu(yt).backward(torch.from_numpy(gy), inputs=[yt])
+    t = kl.tensor(x, requires_grad=True)
+    y = F.batch_norm(t, None, None, training=True)
+    (gz,) = kl.autograd.grad(F.relu(y), [y], kl.tensor(gy))
+    assert_rel_close(gz.array, yt.grad.numpy(), TOL[np.float64], "autograd.grad")
+    y = F.batch_norm(t, None, None, training=True)
+    F.relu(y).backward(kl.tensor(gy), inputs=[y])
+    assert_rel_close(y.grad.array, yt.grad.numpy(), TOL[np.float64], "backward(inputs=)")
+    assert t.grad is None
+
+
+# ---- ReLU's backward of a gradient in two parts
+
+
+def residual_step(x, lib, weights, between=None, third=False):
+    """z = relu(x·2) feeds a padded 3x3 convolution and a shortcut (and a third branch),
+    summed; the gradient of x (and what ``between`` saw of z's)."""
+    t = lib.tensor(x, requires_grad=True)
+    z = lib.relu(t * 2)
+    if between is not None:
+        between(z)
+    conv = (kl.nn.functional if lib is kl else torch.nn.functional).conv2d
+    out = conv(z, lib.tensor(weights), padding=1) * 3 + z
+    out = out + z * z if third else out
+    (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 7 - 3.0)).sum().backward()
+    return numpy_of(t.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_adds_two_gradient_parts_in_its_backward(monkeypatch, kernel_path, dtype):
+    """A residual block's output gets a convolution's input gradient (a view inside its
+    padding) and the shortcut's: on the compiled path ReLU adds them in its own pass."""
+    rng = np.random.default_rng(11)
+    x = channel_major(rng.standard_normal((3, 4, 6, 5)).astype(dtype))
+    weights = rng.standard_normal((4, 4, 3, 3)).astype(dtype)
+    twin = pytest.importorskip("kernelab.functional.fused_compiled")
+    ran = []
+    function = twin.relu_grad_of_sum
+
+    def recorded(*args):
+        ran.append(function(*args))
+        return ran[-1]
+
+    monkeypatch.setattr(twin, "relu_grad_of_sum", recorded)
+    ours = residual_step(x, kl, weights)
+    reference = residual_step(x, torch, weights)
+    assert_rel_close(ours, reference, TOL[np.dtype(dtype).type], "input gradient")
+    assert [r is not None for r in ran] == ([] if kernel_path == "numpy" else [True])
+
+
+@pytest.mark.parametrize("case", ["hook", "retain_grad", "three parts"])
+def test_relu_of_two_parts_keeps_what_sees_their_sum(case):
+    """A hook or retain_grad on ReLU's output sees the whole sum; a third part is added."""
+    rng = np.random.default_rng(12)
+    x = channel_major(rng.standard_normal((2, 3, 5, 5)))
+    weights = rng.standard_normal((3, 3, 3, 3))
+    results = []
+    for lib in (kl, torch):
+        seen, kept = [], []
+
+        def between(z, seen=seen, kept=kept):
+            if case == "hook":
+                z.register_hook(lambda g: seen.append(numpy_of(g)))
+            elif case == "retain_grad":
+                z.retain_grad()
+                kept.append(z)
+
+        grad = residual_step(x, lib, weights, between, third=case == "three parts")
+        results.append((grad, seen + [numpy_of(z.grad) for z in kept]))
+    (ours, our_seen), (reference, their_seen) = results
+    assert_rel_close(ours, reference, TOL[np.float64], "input gradient")
+    assert len(our_seen) == len(their_seen) == (case != "three parts")
+    for a, b in zip(our_seen, their_seen, strict=True):
+        assert_rel_close(a, b, TOL[np.float64], "the sum of the parts")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_norm_relu_adds_two_gradient_parts_in_its_backward(monkeypatch, kernel_path, dtype):
+    """A fused batch norm and ReLU whose output feeds a padded convolution and a shortcut
+    takes the two parts of its output gradient into its one pass, as PyTorch's values."""
+    rng = np.random.default_rng(13)
+    x = channel_major(rng.standard_normal((3, 4, 6, 5)).astype(dtype))
+    weights = rng.standard_normal((4, 4, 3, 3)).astype(dtype)
+    (mean, var), params = batch_norm_args(4, dtype, True, 14)
+    twin = pytest.importorskip("kernelab.functional.fused_compiled")
+    parts = []
+    function = twin.batch_norm_relu_grad
+
+    def recorded(ctx, g, g2=None):
+        parts.append(g2 is not None)
+        return function(ctx, g, g2)
+
+    monkeypatch.setattr(twin, "batch_norm_relu_grad", recorded)
+    results = []
+    for lib in (kl, torch):
+        t = lib.tensor(x, requires_grad=True)
+        p = [lib.tensor(a.copy(), requires_grad=True) for a in params]
+        if lib is kl:
+            z = fused.batch_norm_relu(t, mean.copy(), var.copy(), *p, training=True)
+        else:
+            stats = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
+            z = torch.relu(torch.nn.functional.batch_norm(t, *stats, *p, training=True))
+        conv = (F if lib is kl else torch.nn.functional).conv2d
+        out = conv(z, lib.tensor(weights), padding=1) * 3 + z
+        (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 5 - 2.0)).sum().backward()
+        results.append([numpy_of(v.grad) for v in (t, *p)])
+    compare(*results, dtype, "PyTorch")
+    assert parts == ([] if kernel_path == "numpy" else [True])

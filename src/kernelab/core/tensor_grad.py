@@ -99,10 +99,16 @@ class GradMethods:
     def accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
         """Add ``grad`` into ``.grad`` (in place after the first time); backward calls it, then
         the hooks. The first gradient is copied unless ``owned`` (nothing else holds it) and
-        already of this tensor's dtype."""
+        already of this tensor's dtype; a copy is laid out as the tensor is (as PyTorch's
+        AccumulateGrad lays it out), not as the gradient was (a convolution's kernel gradient
+        is a transposed view), so the optimiser reads it as one run of memory."""
         if self._grad is None:
             keep = owned and grad.dtype == self.array.dtype and grad.flags.writeable
-            self._grad = wrap(grad if keep else np.array(grad, dtype=self.array.dtype))
+            if not keep:
+                copy = np.empty_like(self.array)
+                np.copyto(copy, grad, casting="unsafe")
+                grad = copy
+            self._grad = wrap(grad)
         else:
             np.add(self._grad.array, grad, out=self._grad.array, casting="same_kind")
         for hook in self._post_accumulate_hooks:

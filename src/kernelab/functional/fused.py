@@ -12,7 +12,11 @@ gradient) disappear.
 - **Batch normalisation → ReLU.** Normalised and clamped in one pass; the backward masks the
   output gradient by the output (``not y ≤ 0``; the compiled twin recomputes y from x) and
   takes batch norm's gradient of that.
-  Running statistics move exactly as batch norm's.
+  Running statistics move exactly as batch norm's. Where the two run as separate ops (a
+  model's own ``forward``), the backward pass may still run them as one
+  (:func:`relu_after_batch_norm_grad`, registered with ``autograd``): batch norm's pass with
+  the ReLU's mask. And a ReLU whose output gradient comes in two parts adds them inside
+  its backward's pass (:func:`relu_grad_of_sum`, registered with ``autograd``).
 
 The NumPy reference below runs the unfused ops' own forward and backward (``pool.py``,
 ``norm.py``) on one context and clamps or masks around them, which is the identity above;
@@ -25,8 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, register_fused_backward, register_summed_backward
 from ..core import jit
+from .activation import ReLU
 from .arithmetic import require_dtypes
 from .geometry import ConvGeometry, pool_geometry
 from .norm import BatchNorm, normalised
@@ -102,6 +107,40 @@ class BatchNormReLU(Function):
         if ctx.twin is not None:
             return ctx.twin.batch_norm_relu_grad(ctx, g)
         return BatchNorm.backward(ctx, passing(g, ctx.out))
+
+
+def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
+    """The backward of ``relu(batch_norm(x))`` run as two ops, in one pass of batch norm's
+    (``fused_compiled.py``), when the backward pass finds nothing else needs the gradient
+    between them; None (each op's own backward) on the NumPy path."""
+    twin = compiled(g)
+    return None if twin is None else twin.relu_after_batch_norm_grad(relu_ctx, norm_ctx, g)
+
+
+register_fused_backward(ReLU, BatchNorm, relu_after_batch_norm_grad)
+
+
+def relu_grad_of_sum(ctx, g1, g2):
+    """ReLU's backward of an output gradient in two parts (a residual block's output feeds
+    two branches), the parts added inside its pass (``fused_compiled.py``); None (the sum,
+    then ReLU's own backward) on the NumPy path."""
+    twin = compiled(g1)
+    return None if twin is None else twin.relu_grad_of_sum(ctx, g1, g2)
+
+
+register_summed_backward(ReLU, relu_grad_of_sum)
+
+
+def batch_norm_relu_grad_of_sum(ctx, g1, g2):
+    """:class:`BatchNormReLU`'s backward of an output gradient in two parts, added inside
+    its one pass where the compiled twin ran the forward; else None (the sum, then the
+    backward)."""
+    if ctx.twin is None:
+        return None
+    return ctx.twin.batch_norm_relu_grad(ctx, g1, g2)
+
+
+register_summed_backward(BatchNormReLU, batch_norm_relu_grad_of_sum)
 
 
 def relu_max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False):

@@ -8,6 +8,12 @@ kernel, for the layouts and windows the benchmark networks run.
   :func:`norm_compiled.normalise_channels`' pass, a channel per task, clamping as it writes;
   its backward (:func:`relu_channel_gradients`) masks the output gradient inside batch
   norm's sums and input gradient, the mask recomputed from x, which batch norm keeps anyway.
+- ReLU on the output of batch norm in training, run as two ops (a model's own ``forward``):
+  the ReLU's backward inside batch norm's (:func:`relu_after_batch_norm_grad`), with the
+  ReLU's own mask, when the backward pass finds nothing else needs the gradient between.
+- ReLU whose output gradient comes in two parts (a residual block's output feeds the next
+  block's convolution and its shortcut): the two added inside ReLU's backward pass
+  (:func:`relu_grad_of_sum`), the sum never written.
 
 Planes, rows and layouts are those of ``pool_compiled.py`` and ``norm_compiled.py``, whose
 helpers this module uses; every result comes back in the input's layout.
@@ -15,12 +21,22 @@ helpers this module uses; every result comes back in the input's layout.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from ..core import jit
 from . import pool_compiled
-from .norm_compiled import as_rows, from_rows, layout, scale_shift_of, supports, update_running
+from .norm_compiled import (
+    as_rows,
+    by_channels,
+    by_channels_backward,
+    from_rows,
+    layout,
+    scale_shift_of,
+    supports,
+    update_running,
+)
 from .pool_compiled import flat, planes, view
 
 # sums may be reordered (vectorised), but no multiply and add fused: the forward's and the
@@ -140,18 +156,26 @@ def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
                 out[c, b, i] = zero if y <= 0 else y
 
 
-def batch_norm_relu_grad(ctx, g):
+def batch_norm_relu_grad(ctx, g, g2=None):
     """Gradients (x, weight, bias) of relu(batch norm in training) on channel-major rows:
-    the output gradient masked inside one pass per channel, the mask recomputed from x."""
+    the output gradient masked inside one pass per channel, the mask recomputed from x.
+    ``g2``: a second part of the output gradient, added inside the pass (the walk's
+    :func:`autograd.register_summed_backward`, through ``fused.py``)."""
     rows, mean, inv_std = ctx.rows, ctx.mean, ctx.inv_std
     _, need_w, need_b = ctx.needs_input_grad
     dtype = rows.dtype
     g_run, g_steps = run_of(g.astype(dtype, copy=False).transpose(1, 0, 2, 3))
+    g2_run = g2_steps = None
+    if g2 is not None:
+        g2_run, g2_steps = run_of(g2.astype(dtype, copy=False).transpose(1, 0, 2, 3))
     weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
     a = (weight * inv_std).astype(dtype, copy=False)
     out, sums = np.empty_like(rows), np.empty((2, len(mean)))
-    width = g.shape[3] if g_steps[2] != g.shape[3] else g.shape[2] * g.shape[3]  # rows merge
-    relu_channel_gradients(g_run, g_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums)
+    merge = g_steps[2] == g.shape[3] and (g2 is None or g2_steps[2] == g.shape[3])  # rows
+    width = g.shape[2] * g.shape[3] if merge else g.shape[3]  # whole planes when rows merge
+    relu_channel_gradients(
+        g_run, g_steps, g2_run, g2_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums
+    )
     gw = (sums[1] * inv_std).astype(dtype) if need_w else None
     gb = sums[0].astype(dtype) if need_b else None
     return from_rows(out, g.shape, True), gw, gb
@@ -176,13 +200,30 @@ def run_of(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return run, steps[:3].astype(np.int64)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def row_of(run, steps, c, b, h):
+    """Row (c, b, h) of a run of memory and its steps; None for no run (compiled away)."""
+    if run is None:
+        return None
+    return run[c * steps[0] + b * steps[1] + h * steps[2] :]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def part_sum(row, row2, i):
+    """``row[i]``, plus ``row2[i]`` when there is a second row (the sum in the data's dtype,
+    as the walk would add the two parts)."""
+    if row2 is None:
+        return row[i]
+    return row[i] + row2[i]
+
+
 @jit.kernel(parallel=True, fastmath=REORDER)
-def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, sums):
-    """:func:`norm_compiled.channel_gradients` of ``g`` where the forward's output
-    ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient, never 0·g); the
-    output recomputed from x as :func:`normalise_relu_channels` computed it. g is a run of
-    memory whose row (c, n, h) of ``width`` values starts at c·steps[0] + n·steps[1] +
-    h·steps[2] (a plane is one row where its rows are contiguous)."""
+def relu_channel_gradients(g, steps, g2, steps2, width, x, affine, mean, a, inv_std, out, sums):
+    """:func:`norm_compiled.channel_gradients` of ``g`` (plus ``g2``, or None) where the
+    forward's output ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient,
+    never 0·g); the output recomputed from x as :func:`normalise_relu_channels` computed it.
+    g is a run of memory whose row (c, n, h) of ``width`` values starts at c·steps[0] +
+    n·steps[1] + h·steps[2] (a plane is one row where its rows are contiguous); g2 alike."""
     count = x.shape[1] * x.shape[2]
     height = x.shape[2] // width
     for c in prange(x.shape[0]):
@@ -191,11 +232,11 @@ def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, su
         for b in range(x.shape[1]):
             s, t = 0.0, 0.0
             for h in range(height):
-                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
                 x_row = x[c, b, h * width :]
                 for i in range(width):
                     xi = x_row[i]
-                    gi = 0.0 if xi * p + q <= 0 else np.float64(g_row[i])
+                    gi = 0.0 if xi * p + q <= 0 else np.float64(part_sum(g_row, g2_row, i))
                     s += gi
                     t += gi * (np.float64(xi) - m64)
             sum_g += s
@@ -209,9 +250,62 @@ def relu_channel_gradients(g, steps, width, x, affine, mean, a, inv_std, out, su
         ac, m, kc, dc, zero = a[c], mean[c], values[0], values[1], values[2]
         for b in range(x.shape[1]):
             for h in range(height):
-                g_row = g[c * steps[0] + b * steps[1] + h * steps[2] :]
+                g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
                 x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
                 for i in range(width):
                     xi = x_row[i]
-                    gi = zero if xi * p + q <= 0 else g_row[i]
+                    gi = zero if xi * p + q <= 0 else part_sum(g_row, g2_row, i)
                     out_row[i] = ac * gi + kc * (xi - m) + dc
+
+
+def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
+    """Gradients (x, weight, bias) of ``relu(batch_norm(x))`` run as two ops, from the ReLU's
+    output gradient g: :func:`norm_compiled.channel_gradients` with the ReLU's mask, so the
+    ReLU's gradient (a pass that writes one array and the next reads) is never made. None
+    where either op ran other kernels than the two this combines."""
+    if relu_ctx.fast is None or relu_ctx.passes is None or norm_ctx.fast is None:
+        return None
+    rows, channel_major = norm_ctx.rows, norm_ctx.channel_major
+    if not (norm_ctx.needs_input_grad[0] and norm_ctx.training and by_channels(rows)):
+        return None
+    order = relu_ctx.flat.order  # the mask's memory order must be the rows'
+    if order[:2] != ((1, 0) if channel_major else (0, 1)) or list(order[2:]) != sorted(order[2:]):
+        return None
+    return by_channels_backward(norm_ctx, g, relu_ctx.passes.reshape(rows.shape))
+
+
+def relu_grad_of_sum(ctx, g1: np.ndarray, g2: np.ndarray):
+    """ReLU's input gradient for the output gradient ``g1 + g2``, in one pass over both
+    (:func:`select_sum`): the values of summing them first, as the walk would, then ReLU's
+    backward. The parts may be views with gaps between rows (a convolution's input gradient
+    inside its padding): each is read in place as a run of memory (:func:`run_of`). None
+    unless ReLU ran its compiled forward on a 4-D input and both parts are of one float
+    dtype."""
+    if ctx.fast is None or ctx.passes is None or len(ctx.flat.order) != 4:
+        return None
+    if g1.dtype != g2.dtype or g1.dtype not in (np.float32, np.float64):
+        return None
+    (a, a_steps), (b, b_steps) = (run_of(g.transpose(ctx.flat.order)) for g in (g1, g2))
+    out = np.empty(ctx.passes.shape, g1.dtype)
+    shape = np.array(ctx.flat.shape, np.int64)  # (P, Q, R, S): the mask's memory order
+    select_sum(a, a_steps, b, b_steps, shape, ctx.passes, out, g1.dtype.type(0))
+    return ctx.flat.back(out)
+
+
+@jit.kernel(parallel=True)
+def select_sum(a, a_steps, b, b_steps, shape, mask, out, zero):
+    """``out = a + b`` where mask, else 0: ReLU's backward of a gradient in two parts. a and
+    b are runs of memory whose row (p, q, r) of ``shape[3]`` values starts at
+    p·steps[0] + q·steps[1] + r·steps[2]; mask and out are flat in (P, Q, R, S) order."""
+    planes, rows, width = shape[1], shape[2], shape[3]
+    for task in prange(shape[0] * planes):
+        k = np.int64(task)  # a prange index may be unsigned
+        p, q = k // planes, k % planes
+        for r in range(rows):
+            # rows as slices, indexed from 0 up: no index can be negative, so LLVM vectorises
+            ra = a[p * a_steps[0] + q * a_steps[1] + r * a_steps[2] :]
+            rb = b[p * b_steps[0] + q * b_steps[1] + r * b_steps[2] :]
+            start = (k * rows + r) * width
+            passes, row = mask[start:], out[start:]
+            for s in range(width):
+                row[s] = ra[s] + rb[s] if passes[s] else zero

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function, is_tensor, unwrap
@@ -73,7 +75,7 @@ def check_arguments(name: str, input, tensors: tuple, training: bool) -> None:
     running_var), as PyTorch refuses them; ``name`` is the caller's."""
     if len(input.shape) < 2:
         raise ShapeError(f"{name}: expected input (N, C, ...), got shape {tuple(input.shape)}")
-    if training and input.shape[0] * int(np.prod(input.shape[2:])) < 2:
+    if training and input.shape[0] * math.prod(input.shape[2:]) < 2:
         raise ValueError(
             f"{name}: expected more than 1 value per channel in training, got {tuple(input.shape)}"
         )

@@ -225,14 +225,19 @@ def normalise_channels(x, weight, bias, eps, channel_major, out, stats):
 
 
 @jit.kernel(parallel=True, fastmath=SUMS)
-def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums):
+def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums, mask):
     """Training input gradient of rows in either layout, a channel per task: the sums of
     :func:`grad_sums` (into ``sums`` (2, C)), then :func:`grad_input`'s
     ``out = a·g + k·(x − mean) + d`` while the channel is in cache (see
-    :func:`normalise_channels`); k and d from the sums as :func:`backward` takes them."""
+    :func:`normalise_channels`); k and d from the sums as :func:`backward` takes them.
+
+    ``mask`` (rows of bools, or None) takes g where it holds and 0 elsewhere: a ReLU's
+    backward on batch norm's output inside this pass (``fused.py``), the same values as the
+    ReLU's gradient passed in. numba compiles a None mask's branch away."""
     channels = x.shape[0] if channel_major else x.shape[1]
     samples = x.shape[1] if channel_major else x.shape[0]
     count = samples * x.shape[2]
+    zero = np.zeros(1, g.dtype)[0]
     for c in prange(channels):
         m64 = np.float64(mean[c])
         sum_g, sum_gx = 0.0, 0.0
@@ -240,10 +245,17 @@ def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums):
             g_row = g[c, b] if channel_major else g[b, c]
             x_row = x[c, b] if channel_major else x[b, c]
             s, t = 0.0, 0.0
-            for i in range(x_row.shape[0]):
-                gi = np.float64(g_row[i])
-                s += gi
-                t += gi * (np.float64(x_row[i]) - m64)
+            if mask is None:
+                for i in range(x_row.shape[0]):
+                    gi = np.float64(g_row[i])
+                    s += gi
+                    t += gi * (np.float64(x_row[i]) - m64)
+            else:
+                m_row = mask[c, b] if channel_major else mask[b, c]
+                for i in range(x_row.shape[0]):
+                    gi = np.float64(g_row[i] if m_row[i] else zero)
+                    s += gi
+                    t += gi * (np.float64(x_row[i]) - m64)
             sum_g += s
             sum_gx += t
         sums[0, c], sums[1, c] = sum_g, sum_gx
@@ -256,8 +268,13 @@ def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums):
             g_row = g[c, b] if channel_major else g[b, c]
             x_row = x[c, b] if channel_major else x[b, c]
             dst = out[c, b] if channel_major else out[b, c]
-            for i in range(x_row.shape[0]):
-                dst[i] = ac * g_row[i] + kc * (x_row[i] - m) + dc
+            if mask is None:
+                for i in range(x_row.shape[0]):
+                    dst[i] = ac * g_row[i] + kc * (x_row[i] - m) + dc
+            else:
+                m_row = mask[c, b] if channel_major else mask[b, c]
+                for i in range(x_row.shape[0]):
+                    dst[i] = ac * (g_row[i] if m_row[i] else zero) + kc * (x_row[i] - m) + dc
 
 
 def by_channels(rows: np.ndarray) -> bool:
@@ -329,21 +346,33 @@ def _forward_by_channels(
     return from_rows(out, x.shape, channel_major)
 
 
+def by_channels_backward(ctx, g, mask=None):
+    """The training backward of :func:`backward` in one pass per channel, g masked by
+    ``mask`` (rows of bools in the input's layout) when given."""
+    rows, mean, inv_std, channel_major = ctx.rows, ctx.mean, ctx.inv_std, ctx.channel_major
+    _, need_w, need_b = ctx.needs_input_grad
+    dtype = rows.dtype
+    g_rows = as_rows(g.astype(dtype, copy=False), channel_major)
+    weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
+    a = (weight * inv_std).astype(dtype, copy=False)
+    out, sums = np.empty_like(rows), np.empty((2, len(mean)))
+    channel_gradients(g_rows, rows, mean, a, inv_std, channel_major, out, sums, mask)
+    gw = (sums[1] * inv_std).astype(dtype) if need_w else None
+    gb = sums[0].astype(dtype) if need_b else None
+    return from_rows(out, g.shape, channel_major), gw, gb
+
+
 def backward(ctx, g):
     """:class:`norm.BatchNorm`'s backward: two passes in training (sums, then the input's)."""
     rows, mean, inv_std, channel_major = ctx.rows, ctx.mean, ctx.inv_std, ctx.channel_major
     need_x, need_w, need_b = ctx.needs_input_grad
+    if need_x and ctx.training and by_channels(rows):  # sums and input gradient per channel
+        return by_channels_backward(ctx, g)
     dtype = rows.dtype
     g_rows = as_rows(g.astype(dtype, copy=False), channel_major)
     weight = np.ones_like(inv_std) if ctx.weight is None else ctx.weight
     a = (weight * inv_std).astype(dtype, copy=False)
     gw = gb = gx = None
-    if need_x and ctx.training and by_channels(rows):  # sums and input gradient per channel
-        out, sums = np.empty_like(rows), np.empty((2, len(mean)))
-        channel_gradients(g_rows, rows, mean, a, inv_std, channel_major, out, sums)
-        gw = (sums[1] * inv_std).astype(dtype) if need_w else None
-        gb = sums[0].astype(dtype) if need_b else None
-        return from_rows(out, g.shape, channel_major), gw, gb
     if need_w or need_b or (need_x and ctx.training):
         sum_g, sum_gx = grad_sums(g_rows, rows, mean.astype(np.float64), channel_major)
         gw = (sum_gx * inv_std).astype(dtype) if need_w else None
