@@ -119,3 +119,38 @@ def test_scalars_and_empty_arrays_keep_their_shape(shape, fn):
         y = fn(x)
         y.backward(np.ones(shape))
     assert y.shape == x.grad.shape == shape
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
+def test_activation_shared_between_threads(name, layout, threads):
+    """Arrays big enough to be shared between the threads (640K elements), with NaN, ±inf
+    and ±0, match the NumPy path and PyTorch, zeros to the sign."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((40, 16, 32, 32)) * 3).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    picked = rng.random(x.shape) < 0.05
+    x[picked] = rng.choice(specials, picked.sum())
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    if "relu" in name:  # an infinite gradient stops where ReLU's does (numba's tanh and
+        gy[rng.random(x.shape) < 0.01] = np.inf  # exp saturate a step apart from NumPy's)
+    fn, torch_fn = ACTIVATIONS[name]
+    (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
+    t = torch.tensor(x, requires_grad=True)
+    ty = torch_fn(t)
+    ty.backward(torch.from_numpy(gy))
+    for ours, ref, theirs, what in ((y, y_ref, ty, "output"), (gx, gx_ref, t.grad, "gradient")):
+        zeros = ref == 0  # ±0 as the reference gives it
+        np.testing.assert_array_equal(np.signbit(ours[zeros]), np.signbit(ref[zeros]), what)
+        assert_rel_close(ours, ref, TOL[np.float32], f"{what} against the NumPy path")
+        assert_rel_close(ours, theirs.detach().numpy(), TOL[np.float32], f"{what} vs PyTorch")

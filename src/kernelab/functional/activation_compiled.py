@@ -5,14 +5,18 @@ one flat vector, whatever its layout (channel-major after a convolution included
 gradients come back in the input's layout without a transposing copy. What a backward needs is
 kept as small as it can be: a byte per element for ReLU and LeakyReLU, the output (which
 exists anyway) for Sigmoid and Tanh.
+
+Each pass streams its arrays once, bound by memory: it runs on the calling thread and the
+helpers of ``core/team.py``, chunk by chunk (:func:`team.claim`), not as a parallel launch on
+numba's workers, which sleep between launches. Each kernel returns the elements it did.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from ..core import jit
+from ..core import jit, team
+from ..core.team import claim
 
 
 class Flat:
@@ -44,7 +48,7 @@ def elementwise(kernel, x: np.ndarray, *extra):
     flat = Flat(x)
     vector = flat.of(x)
     out = np.empty_like(vector)
-    kernel(vector, out, *extra)
+    team.run(kernel, (vector, out, *extra), vector.size)
     return flat.back(out), flat
 
 
@@ -60,40 +64,61 @@ def relu(x: np.ndarray, keep_mask: bool):
     flat = Flat(x)
     vector = flat.of(x)
     y, mask = np.empty_like(vector), np.empty(vector.shape, np.bool_)
-    relu_forward_mask(vector, y, mask, zero)
+    team.run(relu_forward_mask, (vector, y, mask, zero), vector.size)
     return flat.back(y), mask, flat
 
 
-@jit.kernel(parallel=True)
-def relu_forward(x, y, zero):
+@jit.kernel()
+def relu_forward(x, y, zero, control):
     """y = x where x is not ≤ 0 (so NaN passes), else 0."""
-    for i in prange(x.size):
-        y[i] = zero if x[i] <= 0 else x[i]
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys = x[start:stop], y[start:stop]  # indexed from 0, the loop vectorises
+        for i in range(xs.size):
+            ys[i] = zero if xs[i] <= 0 else xs[i]
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
 
 
-@jit.kernel(parallel=True)
-def relu_forward_mask(x, y, mask, zero):
+@jit.kernel()
+def relu_forward_mask(x, y, mask, zero, control):
     """relu_forward and the mask of elements whose gradient passes (x > 0 or NaN)."""
-    for i in prange(x.size):
-        v = x[i]
-        passes = not v <= 0
-        mask[i] = passes
-        y[i] = v if passes else zero
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys, masks = x[start:stop], y[start:stop], mask[start:stop]
+        for i in range(xs.size):
+            v = xs[i]
+            passes = not v <= 0
+            masks[i] = passes
+            ys[i] = v if passes else zero
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
 
 
 def relu_grad(g: np.ndarray, mask: np.ndarray, flat: Flat) -> np.ndarray:
     """g where the mask holds, 0 elsewhere (PyTorch's threshold_backward)."""
     gv = flat.of(g)
     gx = np.empty_like(gv)
-    select_backward(gv, mask, gx, gv.dtype.type(0))
+    team.run(select_backward, (gv, mask, gx, gv.dtype.type(0)), gv.size)
     return flat.back(gx)
 
 
-@jit.kernel(parallel=True)
-def select_backward(g, mask, gx, zero):
+@jit.kernel()
+def select_backward(g, mask, gx, zero, control):
     """gx = g where mask, else 0."""
-    for i in prange(g.size):
-        gx[i] = g[i] if mask[i] else zero
+    done = 0
+    start, stop = claim(control, g.size)
+    while start < stop:
+        gs, masks, gxs = g[start:stop], mask[start:stop], gx[start:stop]
+        for i in range(gs.size):
+            gxs[i] = gs[i] if masks[i] else zero
+        done += stop - start
+        start, stop = claim(control, g.size)
+    return done
 
 
 # ---- LeakyReLU
@@ -104,33 +129,47 @@ def leaky_relu(x: np.ndarray, negative_slope: float):
     flat = Flat(x)
     vector = flat.of(x)
     y, mask = np.empty_like(vector), np.empty(vector.shape, np.bool_)
-    leaky_relu_forward(vector, y, mask, x.dtype.type(negative_slope))
+    team.run(leaky_relu_forward, (vector, y, mask, x.dtype.type(negative_slope)), vector.size)
     return flat.back(y), mask, flat
 
 
-@jit.kernel(parallel=True)
-def leaky_relu_forward(x, y, mask, slope):
+@jit.kernel()
+def leaky_relu_forward(x, y, mask, slope, control):
     """y = x where x > 0, else slope·x (NaN stays NaN)."""
-    for i in prange(x.size):
-        v = x[i]
-        positive = v > 0
-        mask[i] = positive
-        y[i] = v if positive else v * slope
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys, masks = x[start:stop], y[start:stop], mask[start:stop]
+        for i in range(xs.size):
+            v = xs[i]
+            positive = v > 0
+            masks[i] = positive
+            ys[i] = v if positive else v * slope
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
 
 
 def leaky_relu_grad(g, mask, flat: Flat, negative_slope):
     """g where x > 0, else negative_slope·g."""
     gv = flat.of(g)
     gx = np.empty_like(gv)
-    leaky_relu_backward(gv, mask, gx, gv.dtype.type(negative_slope))
+    team.run(leaky_relu_backward, (gv, mask, gx, gv.dtype.type(negative_slope)), gv.size)
     return flat.back(gx)
 
 
-@jit.kernel(parallel=True)
-def leaky_relu_backward(g, mask, gx, slope):
+@jit.kernel()
+def leaky_relu_backward(g, mask, gx, slope, control):
     """gx = g where mask, else slope·g."""
-    for i in prange(g.size):
-        gx[i] = g[i] if mask[i] else g[i] * slope
+    done = 0
+    start, stop = claim(control, g.size)
+    while start < stop:
+        gs, masks, gxs = g[start:stop], mask[start:stop], gx[start:stop]
+        for i in range(gs.size):
+            gxs[i] = gs[i] if masks[i] else gs[i] * slope
+        done += stop - start
+        start, stop = claim(control, g.size)
+    return done
 
 
 # ---- Sigmoid and Tanh
@@ -141,16 +180,23 @@ def sigmoid(x: np.ndarray):
     return elementwise(sigmoid_forward, x)
 
 
-@jit.kernel(parallel=True)
-def sigmoid_forward(x, y):
+@jit.kernel()
+def sigmoid_forward(x, y, control):
     """exp of a non-positive number only, so large |x| neither overflows nor loses digits."""
-    for i in prange(x.size):
-        v = x[i]
-        if v >= 0:
-            y[i] = 1 / (1 + np.exp(-v))
-        else:
-            e = np.exp(v)
-            y[i] = e / (1 + e)
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys = x[start:stop], y[start:stop]
+        for i in range(xs.size):
+            v = xs[i]
+            if v >= 0:
+                ys[i] = 1 / (1 + np.exp(-v))
+            else:
+                e = np.exp(v)
+                ys[i] = e / (1 + e)
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
 
 
 def tanh(x: np.ndarray):
@@ -158,30 +204,51 @@ def tanh(x: np.ndarray):
     return elementwise(tanh_forward, x)
 
 
-@jit.kernel(parallel=True)
-def tanh_forward(x, y):
+@jit.kernel()
+def tanh_forward(x, y, control):
     """y = tanh(x)."""
-    for i in prange(x.size):
-        y[i] = np.tanh(x[i])
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys = x[start:stop], y[start:stop]
+        for i in range(xs.size):
+            ys[i] = np.tanh(xs[i])
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
 
 
 def output_grad(kernel, g: np.ndarray, out: np.ndarray, flat: Flat) -> np.ndarray:
     """The gradient of Sigmoid or Tanh from the output ``out``: ``kernel(g, out, gx)``."""
     gv = flat.of(g)
     gx = np.empty_like(gv)
-    kernel(gv, flat.of(out), gx)
+    team.run(kernel, (gv, flat.of(out), gx), gv.size)
     return flat.back(gx)
 
 
-@jit.kernel(parallel=True)
-def sigmoid_backward(g, y, gx):
+@jit.kernel()
+def sigmoid_backward(g, y, gx, control):
     """gx = g·y·(1 − y)."""
-    for i in prange(g.size):
-        gx[i] = g[i] * y[i] * (1 - y[i])
+    done = 0
+    start, stop = claim(control, g.size)
+    while start < stop:
+        gs, ys, gxs = g[start:stop], y[start:stop], gx[start:stop]
+        for i in range(gs.size):
+            gxs[i] = gs[i] * ys[i] * (1 - ys[i])
+        done += stop - start
+        start, stop = claim(control, g.size)
+    return done
 
 
-@jit.kernel(parallel=True)
-def tanh_backward(g, y, gx):
+@jit.kernel()
+def tanh_backward(g, y, gx, control):
     """gx = g·(1 − y²)."""
-    for i in prange(g.size):
-        gx[i] = g[i] * (1 - y[i] * y[i])
+    done = 0
+    start, stop = claim(control, g.size)
+    while start < stop:
+        gs, ys, gxs = g[start:stop], y[start:stop], gx[start:stop]
+        for i in range(gs.size):
+            gxs[i] = gs[i] * (1 - ys[i] * ys[i])
+        done += stop - start
+        start, stop = claim(control, g.size)
+    return done
