@@ -154,3 +154,19 @@ def test_activation_shared_between_threads(name, layout, threads):
         np.testing.assert_array_equal(np.signbit(ours[zeros]), np.signbit(ref[zeros]), what)
         assert_rel_close(ours, ref, TOL[np.float32], f"{what} against the NumPy path")
         assert_rel_close(ours, theirs.detach().numpy(), TOL[np.float32], f"{what} vs PyTorch")
+
+
+@pytest.mark.parametrize("p", [0.3, 1.0])
+def test_dropout_shared_between_threads(p, threads):
+    """A big array (640K elements) on the team gives the NumPy path's output and gradient."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((40, 16, 32, 32)).astype(np.float32)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+
+    def fn(t):
+        return F.dropout(t, p, generator=3)
+
+    (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, gx_ref)
