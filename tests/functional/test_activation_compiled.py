@@ -170,3 +170,24 @@ def test_dropout_shared_between_threads(p, threads):
     (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(gx, gx_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
+def test_relu_gradient_read_from_a_padded_view(dtype, layout, threads):
+    """A gradient that is the inside of a padded array (as a convolution's input gradient
+    is) is read where it lies, in either layout, on one thread or shared."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((24, 16, 30, 30)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    padded = rng.standard_normal((24, 16, 32, 32)).astype(dtype)
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        padded = np.ascontiguousarray(padded.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    gy = padded[:, :, 1:-1, 1:-1]
+    gx, gx_ref = run(F.relu, x, gy, "numba")[1], run(F.relu, x, gy, "numpy")[1]
+    np.testing.assert_array_equal(gx, gx_ref)
+    assert gx.transpose(1, 0, 2, 3).flags.c_contiguous == (layout == "channel_major")
+    t = torch.tensor(x, requires_grad=True)
+    torch.relu(t).backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    np.testing.assert_array_equal(gx, t.grad.numpy())

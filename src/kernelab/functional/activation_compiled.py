@@ -38,9 +38,28 @@ class Flat:
         """An array of the original shape as a vector in this memory order (copied if need be)."""
         return np.ascontiguousarray(a.transpose(self.order)).reshape(-1)
 
+    def of_is_view(self, a: np.ndarray) -> bool:
+        """Whether :meth:`of` reads ``a`` where it lies (no copy)."""
+        return a.transpose(self.order).flags.c_contiguous
+
     def back(self, vector: np.ndarray) -> np.ndarray:
         """A vector in this memory order as an array of the original shape (a view)."""
         return vector.reshape(self.shape).transpose(self.inverse)
+
+    def rows(self, a: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+        """An array of the original shape, not dense, where it lies: the span of memory from
+        its first element to its last as a vector, and the steps (in elements) between its
+        planes and between its rows (the last two axes in this memory order), when its rows
+        are contiguous and its rows and planes evenly spaced, as in the inside of a padded
+        array (a convolution's input gradient); else None."""
+        t = a.transpose(self.order)
+        if t.ndim < 3 or t.strides[-1] != t.itemsize or min(t.strides) < 0:
+            return None
+        shape, steps = t.shape, [s // t.itemsize for s in t.strides]
+        if any(steps[i] != steps[i + 1] * shape[i + 1] for i in range(t.ndim - 3)):
+            return None  # the leading axes do not merge into one of planes
+        span = sum((n - 1) * step for n, step in zip(shape, steps, strict=True)) + 1
+        return np.lib.stride_tricks.as_strided(t, (span,), (t.itemsize,)), steps[-3], steps[-2]
 
 
 def elementwise(kernel, x: np.ndarray, *extra):
@@ -100,10 +119,20 @@ def relu_forward_mask(x, y, mask, zero, control):
 
 
 def relu_grad(g: np.ndarray, mask: np.ndarray, flat: Flat) -> np.ndarray:
-    """g where the mask holds, 0 elsewhere (PyTorch's threshold_backward)."""
-    gv = flat.of(g)
-    gx = np.empty_like(gv)
-    team.run(select_backward, (gv, mask, gx, gv.dtype.type(0)), gv.size)
+    """g where the mask holds, 0 elsewhere (PyTorch's threshold_backward).
+
+    A g that is the inside of a padded array is read where it lies, plane by plane: copying
+    it first took twice the pass's time (ResNet-8's ReLUs before a 3x3 convolution)."""
+    gx, zero = np.empty(mask.shape, g.dtype), g.dtype.type(0)
+    rows = None if flat.of_is_view(g) else flat.rows(g)
+    if rows is None:
+        gv = flat.of(g)
+        team.run(select_backward, (gv, mask, gx, zero), gv.size)
+    else:
+        shape = (-1,) + flat.shape[-2:]  # (planes, rows, row length), mask and gx alike
+        masks, gxs = mask.reshape(shape), gx.reshape(shape)
+        unit = masks.shape[1] * masks.shape[2]
+        team.run(select_backward_rows, (*rows, masks, gxs, zero), masks.shape[0], unit=unit)
     return flat.back(gx)
 
 
@@ -118,6 +147,25 @@ def select_backward(g, mask, gx, zero, control):
             gxs[i] = gs[i] if masks[i] else zero
         done += stop - start
         start, stop = claim(control, g.size)
+    return done
+
+
+@jit.kernel()
+def select_backward_rows(g, plane_step, row_step, mask, gx, zero, control):
+    """select_backward over (planes, rows, row length) arrays mask and gx, row r of plane p
+    of g starting at p·plane_step + r·row_step of the vector g."""
+    planes, rows, length = mask.shape
+    done = 0
+    start, stop = claim(control, planes)
+    while start < stop:
+        for plane in range(start, stop):
+            for r in range(rows):
+                at = plane * plane_step + r * row_step
+                gs, masks, gxs = g[at : at + length], mask[plane, r], gx[plane, r]
+                for i in range(length):
+                    gxs[i] = gs[i] if masks[i] else zero
+        done += stop - start
+        start, stop = claim(control, planes)
     return done
 
 
