@@ -120,7 +120,10 @@ class Team:
             done = 0
             task = self.task
             kernel, args, reported, control = task
-            done = kernel(*args, reported)
+            try:
+                done = kernel(*args, reported)
+            except Exception:  # the caller's own call raises it (a kernel that cannot compile)
+                done = 0
 
     def run(self, kernel, args, size: int, chunk: int) -> None:
         """``kernel(*args, control)`` on this thread and the helpers until ``size`` indices
