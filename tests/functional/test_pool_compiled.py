@@ -279,3 +279,41 @@ def test_global_avg_pool_shared_between_threads(dtype, layout, threads):
         5,
         False,
     )
+
+
+SHARED_POOLS = {
+    "max 2x2": (lambda t: F.max_pool2d(t, 2), lambda t: torch.nn.MaxPool2d(2)(t), True),
+    "max 3x3 stride 2": (
+        lambda t: F.max_pool2d(t, 3, 2, 1),
+        lambda t: torch.nn.MaxPool2d(3, 2, 1)(t),
+        True,
+    ),
+    "max 3x3 dilated": (
+        lambda t: F.max_pool2d(t, 3, 1, 1, dilation=2),
+        lambda t: torch.nn.MaxPool2d(3, 1, 1, dilation=2)(t),
+        True,
+    ),
+    "avg 2x2": (lambda t: F.avg_pool2d(t, 2), lambda t: torch.nn.AvgPool2d(2)(t), False),
+    "avg 3x3": (
+        lambda t: F.avg_pool2d(t, 3, 2, 1),
+        lambda t: torch.nn.AvgPool2d(3, 2, 1)(t),
+        False,
+    ),
+    "adaptive 5x5": (
+        lambda t: F.adaptive_avg_pool2d(t, 5),
+        lambda t: torch.nn.AdaptiveAvgPool2d(5)(t),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("pool", SHARED_POOLS)
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+def test_pools_shared_between_threads(pool, layout, threads):
+    """32x16 planes of 24x24 (295K elements, 4 chunks of planes) on the team, with NaN
+    for the maxima; the same results as the NumPy path and PyTorch."""
+    fn, torch_fn, is_max = SHARED_POOLS[pool]
+    values = "nan" if is_max else "normal"
+    x = max_pool_input((32, 16, 24, 24), values, np.float32, layout, seed=6)
+    # overlapping windows sum their gradients in another order than the reference's
+    check(fn, torch_fn, x, 6, exact=pool == "max 2x2")
