@@ -1,4 +1,4 @@
-"""Compiled twins of the pooling kernels in ``pool.py``: chunks of planes, one thread each.
+"""Compiled twins of the pooling kernels in ``pool.py``: one thread per group of planes.
 
 Every (sample, channel) plane is pooled on its own, so the kernels see a C-contiguous
 (A, B, H, W) array of planes — (N, C, H, W), or (C, N, H, W) when the input is channel-major
@@ -12,7 +12,7 @@ NaN replaces the running maximum (PyTorch's rule), so the last NaN is the arg-ma
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..core import jit, team
 from ..core.team import claim
@@ -53,14 +53,6 @@ def view(a: np.ndarray, channel_major: bool) -> np.ndarray:
     return a.transpose(1, 0, 2, 3) if channel_major else a
 
 
-def on_planes(kernel, args: tuple, input_planes: np.ndarray) -> None:
-    """``kernel(*args, control)`` over the planes of ``input_planes`` (A, B, H, W), the
-    larger side of the pass, on the team of ``core/team.py``: the calling thread and spinning
-    helpers take chunks of planes (each pass streams its arrays once, bound by memory)."""
-    a, b, h, w = input_planes.shape
-    team.run(kernel, args, a * b, unit=h * w)
-
-
 def settings(geometry: ConvGeometry) -> tuple[int, ...]:
     """The window as 8 ints for the kernels: kH, kW, sH, sW, top, left, dH, dW."""
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
@@ -82,11 +74,11 @@ def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size):
     index_dtype = np.uint8 if kh * kw <= 256 else np.int32
     index = np.empty(y.shape, index_dtype)
     if halving(geometry, xs.shape[2:], out_size):
-        on_planes(max_pool_halve, (flat(xs), flat(y), flat(index)), xs)
+        max_pool_halve(flat(xs), flat(y), flat(index))
     elif threes(geometry):
-        on_planes(max_pool_3x3_stride_2, (flat(xs), flat(y), flat(index), settings(geometry)), xs)
+        max_pool_3x3_stride_2(flat(xs), flat(y), flat(index), settings(geometry))
     else:
-        on_planes(max_pool_forward, (flat(xs), flat(y), flat(index), settings(geometry)), xs)
+        max_pool_forward(flat(xs), flat(y), flat(index), settings(geometry))
     return view(y, channel_major), index, channel_major
 
 
@@ -108,8 +100,8 @@ def threes(geometry: ConvGeometry) -> bool:
     return (geometry.kernel_size, geometry.stride, geometry.dilation) == (three, two, one)
 
 
-@jit.kernel()
-def max_pool_halve(x, y, index, control):
+@jit.kernel(parallel=True)
+def max_pool_halve(x, y, index):
     """:func:`max_pool_forward` for 2x2 windows at stride 2, all inside the input.
 
     The four cells written out, each taken by a select rather than a branch (a branch on
@@ -117,32 +109,26 @@ def max_pool_halve(x, y, index, control):
     each pair of cells as interleaved loads: measured 4x the general loop's speed.
     """
     oh, ow = y.shape[1], y.shape[2]
-    done = 0
-    start, stop = claim(control, x.shape[0])
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-                y_row, index_row = y[plane, i], index[plane, i]
-                for j in range(ow):
-                    best, k = upper[2 * j], 0  # the first cell starts the maximum
-                    v = upper[2 * j + 1]
-                    better = (v > best) | (v != v)  # strictly greater, or NaN
-                    best, k = (v, 1) if better else (best, k)
-                    v = lower[2 * j]
-                    better = (v > best) | (v != v)
-                    best, k = (v, 2) if better else (best, k)
-                    v = lower[2 * j + 1]
-                    better = (v > best) | (v != v)
-                    best, k = (v, 3) if better else (best, k)
-                    y_row[j], index_row[j] = best, k
-        done += stop - start
-        start, stop = claim(control, x.shape[0])
-    return done
+    for plane in prange(x.shape[0]):
+        for i in range(oh):
+            upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
+            y_row, index_row = y[plane, i], index[plane, i]
+            for j in range(ow):
+                best, k = upper[2 * j], 0  # the first cell starts the maximum
+                v = upper[2 * j + 1]
+                better = (v > best) | (v != v)  # strictly greater, or NaN
+                best, k = (v, 1) if better else (best, k)
+                v = lower[2 * j]
+                better = (v > best) | (v != v)
+                best, k = (v, 2) if better else (best, k)
+                v = lower[2 * j + 1]
+                better = (v > best) | (v != v)
+                best, k = (v, 3) if better else (best, k)
+                y_row[j], index_row[j] = best, k
 
 
-@jit.kernel()
-def max_pool_3x3_stride_2(x, y, index, window, control):
+@jit.kernel(parallel=True)
+def max_pool_3x3_stride_2(x, y, index, window):
     """:func:`max_pool_forward` for 3x3 windows at stride 2 (ResNet's first pooling): where a
     window lies inside the input, its nine cells written out as selects, as in
     :func:`max_pool_halve`, which LLVM vectorises along the output row; windows at the
@@ -153,27 +139,20 @@ def max_pool_3x3_stride_2(x, y, index, window, control):
     oh, ow = y.shape[1], y.shape[2]
     j0 = min(ow, (left + 1) // 2)  # the first column whose window starts inside
     j1 = max(j0, min(ow, (w - 3 + left) // 2 + 1))  # one past the last inside
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                r0 = 2 * i - top
-                p_lo, p_hi = max(0, -r0), min(3, h - r0)
-                y_row, index_row = y[plane, i], index[plane, i]
-                if p_lo == 0 and p_hi == 3:  # from column 2·j0 − left, rows r0..r0 + 2
-                    c = 2 * j0 - left
-                    rows = x[plane]
-                    upper, middle, lower = rows[r0, c:], rows[r0 + 1, c:], rows[r0 + 2, c:]
-                    nine_cells(upper, middle, lower, y_row[j0:j1], index_row[j0:j1])
-                else:
-                    inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
-                for e in range(j0 + ow - j1):  # the border columns, left then right
-                    j = e if e < j0 else j1 + e - j0
-                    clipped_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j, window)
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        for i in range(oh):
+            r0 = 2 * i - top
+            p_lo, p_hi = max(0, -r0), min(3, h - r0)
+            y_row, index_row = y[plane, i], index[plane, i]
+            if p_lo == 0 and p_hi == 3:  # from column 2·j0 − left, rows r0..r0 + 2
+                c = 2 * j0 - left
+                upper, middle, lower = x[plane, r0, c:], x[plane, r0 + 1, c:], x[plane, r0 + 2, c:]
+                nine_cells(upper, middle, lower, y_row[j0:j1], index_row[j0:j1])
+            else:
+                inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                clipped_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j, window)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -201,8 +180,8 @@ def better_cell(v, q, best, k):
     return (v, q) if better else (best, k)
 
 
-@jit.kernel()
-def max_pool_forward(x, y, index, window, control):
+@jit.kernel(parallel=True)
+def max_pool_forward(x, y, index, window):
     """y[plane, i, j] = max of window (i, j) of a plane; its offset into ``index``.
 
     Rows are clipped to the input once per output row; columns only for the few windows at
@@ -213,23 +192,17 @@ def max_pool_forward(x, y, index, window, control):
     oh, ow = y.shape[1], y.shape[2]
     j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
     j1 = max(j0, min(ow, (w - 1 - (kw - 1) * dw + left) // sw + 1))  # one past the last inside
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                r0 = i * sh - top
-                p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
-                p_hi = min(kh, (h - r0 + dh - 1) // dh)
-                y_row = y[plane, i]
-                index_row = index[plane, i]
-                inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
-                for e in range(j0 + ow - j1):  # the border columns, left then right
-                    j = e if e < j0 else j1 + e - j0
-                    clipped_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j, window)
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        for i in range(oh):
+            r0 = i * sh - top
+            p_lo = 0 if r0 >= 0 else (dh - 1 - r0) // dh
+            p_hi = min(kh, (h - r0 + dh - 1) // dh)
+            y_row = y[plane, i]
+            index_row = index[plane, i]
+            inner_arg_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j0, j1, window)
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                clipped_max(x[plane], y_row, index_row, r0, p_lo, p_hi, j, window)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -278,12 +251,12 @@ def max_pool_grad(gy, index, channel_major: bool, geometry: ConvGeometry, size):
     """
     gys = gy.transpose(1, 0, 2, 3) if channel_major else gy  # (A, B, OH, OW), a view
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
-    on_planes(max_pool_backward, (flat(gys), flat(index), flat(gx), settings(geometry)), gx)
+    max_pool_backward(flat(gys), flat(index), flat(gx), settings(geometry))
     return view(gx, channel_major)
 
 
-@jit.kernel()
-def max_pool_backward(gy, index, gx, window, control):
+@jit.kernel(parallel=True)
+def max_pool_backward(gy, index, gx, window):
     """gx = Σ over outputs of gy sent to the arg-max pixel (padding cells send nothing).
 
     Each plane is zeroed, then takes its scatter while still in cache: writing every pixel
@@ -297,20 +270,14 @@ def max_pool_backward(gy, index, gx, window, control):
     row_of, column_of = np.empty(kh * kw, np.int64), np.empty(kh * kw, np.int64)
     for k in range(kh * kw):
         row_of[k], column_of[k] = (k // kw) * dh - top, (k % kw) * dw - left
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            gx[plane] = 0
-            for i in range(oh):
-                for j in range(ow):
-                    k = index[plane, i, j]
-                    r, c = i * sh + row_of[k], j * sw + column_of[k]
-                    if 0 <= r < h and 0 <= c < w:
-                        gx[plane, r, c] += gy[plane, i, j]
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        gx[plane] = 0
+        for i in range(oh):
+            for j in range(ow):
+                k = index[plane, i, j]
+                r, c = i * sh + row_of[k], j * sw + column_of[k]
+                if 0 <= r < h and 0 <= c < w:
+                    gx[plane, r, c] += gy[plane, i, j]
 
 
 # ---- average pooling
@@ -321,35 +288,29 @@ def avg_pool(x: np.ndarray, geometry: ConvGeometry, out_size, divisor: np.ndarra
     xs, channel_major = planes(x)
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
     if halving(geometry, xs.shape[2:], out_size):
-        on_planes(avg_pool_halve, (flat(xs), flat(y), divisor), xs)
+        avg_pool_halve(flat(xs), flat(y), divisor)
     else:
-        on_planes(avg_pool_forward, (flat(xs), flat(y), divisor, settings(geometry)), xs)
+        avg_pool_forward(flat(xs), flat(y), divisor, settings(geometry))
     return view(y, channel_major), channel_major
 
 
-@jit.kernel()
-def avg_pool_halve(x, y, divisor, control):
+@jit.kernel(parallel=True)
+def avg_pool_halve(x, y, divisor):
     """:func:`avg_pool_forward` for 2x2 windows at stride 2, all inside the input: the four
     cells added in the reference's order, vectorised along the output row with each pair of
     cells as interleaved loads (4x the general loop's speed)."""
     oh, ow = y.shape[1], y.shape[2]
-    done = 0
-    start, stop = claim(control, x.shape[0])
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-                y_row, divisor_row = y[plane, i], divisor[i]
-                for j in range(ow):
-                    total = upper[2 * j] + upper[2 * j + 1] + lower[2 * j] + lower[2 * j + 1]
-                    y_row[j] = total / divisor_row[j]
-        done += stop - start
-        start, stop = claim(control, x.shape[0])
-    return done
+    for plane in prange(x.shape[0]):
+        for i in range(oh):
+            upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
+            y_row, divisor_row = y[plane, i], divisor[i]
+            for j in range(ow):
+                total = upper[2 * j] + upper[2 * j + 1] + lower[2 * j] + lower[2 * j + 1]
+                y_row[j] = total / divisor_row[j]
 
 
-@jit.kernel()
-def avg_pool_forward(x, y, divisor, window, control):
+@jit.kernel(parallel=True)
+def avg_pool_forward(x, y, divisor, window):
     """y[plane, i, j] = (Σ of window (i, j) inside the input) / divisor[i, j].
 
     The rows of a window row are first summed column by column (unit-stride vector adds),
@@ -362,38 +323,32 @@ def avg_pool_forward(x, y, divisor, window, control):
     j0 = min(ow, (left + sw - 1) // sw)  # the first column whose window starts inside
     j1 = max(j0, min(ow, (w - kw + left) // sw + 1))  # one past the last inside
     zero = divisor[0, 0] - divisor[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            x_plane, y_plane = x[plane], y[plane]
-            column_sums = np.empty(w, x.dtype)  # the window's rows summed: unit-stride vector adds
-            for i in range(oh):
-                r0 = i * sh - top
-                r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
-                y_row = y_plane[i]
-                column_sums[:] = zero
-                for r in range(r_lo, r_hi):
-                    x_row = x_plane[r]
-                    for c in range(w):
-                        column_sums[c] += x_row[c]
-                y_row[j0:j1] = zero
-                for q in range(kw):
-                    for j in range(j0, j1):
-                        y_row[j] += column_sums[j * sw + q - left]
+    for plane in prange(n_planes):
+        x_plane, y_plane = x[plane], y[plane]
+        column_sums = np.empty(w, x.dtype)  # the window's rows summed: unit-stride vector adds
+        for i in range(oh):
+            r0 = i * sh - top
+            r_lo, r_hi = max(r0, 0), min(r0 + kh, h)
+            y_row = y_plane[i]
+            column_sums[:] = zero
+            for r in range(r_lo, r_hi):
+                x_row = x_plane[r]
+                for c in range(w):
+                    column_sums[c] += x_row[c]
+            y_row[j0:j1] = zero
+            for q in range(kw):
                 for j in range(j0, j1):
-                    y_row[j] /= divisor[i, j]
-                for e in range(j0 + ow - j1):  # the border columns, left then right
-                    j = e if e < j0 else j1 + e - j0
-                    c0 = j * sw - left
-                    total = zero
-                    for r in range(r_lo, r_hi):
-                        for c in range(max(c0, 0), min(c0 + kw, w)):
-                            total += x_plane[r, c]
-                    y_row[j] = total / divisor[i, j]
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+                    y_row[j] += column_sums[j * sw + q - left]
+            for j in range(j0, j1):
+                y_row[j] /= divisor[i, j]
+            for e in range(j0 + ow - j1):  # the border columns, left then right
+                j = e if e < j0 else j1 + e - j0
+                c0 = j * sw - left
+                total = zero
+                for r in range(r_lo, r_hi):
+                    for c in range(max(c0, 0), min(c0 + kw, w)):
+                        total += x_plane[r, c]
+                y_row[j] = total / divisor[i, j]
 
 
 def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size):
@@ -402,38 +357,32 @@ def avg_pool_grad(gy, divisor, channel_major: bool, geometry: ConvGeometry, size
     gys = as_layout(gy, channel_major)
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
     if halving(geometry, size, gys.shape[2:]):
-        on_planes(avg_pool_halve_backward, (flat(gys), divisor, flat(gx)), gx)
+        avg_pool_halve_backward(flat(gys), divisor, flat(gx))
     else:
-        on_planes(avg_pool_backward, (flat(gys), divisor, flat(gx), settings(geometry)), gx)
+        avg_pool_backward(flat(gys), divisor, flat(gx), settings(geometry))
     return view(gx, channel_major)
 
 
-@jit.kernel()
-def avg_pool_halve_backward(gy, divisor, gx, control):
+@jit.kernel(parallel=True)
+def avg_pool_halve_backward(gy, divisor, gx):
     """:func:`avg_pool_backward` for 2x2 windows at stride 2, all inside the input: each
     share written to its four cells (3.4x the general loop's speed), the row and column a
     window never reached (odd sizes) set to 0."""
     oh, ow = gy.shape[1], gy.shape[2]
-    done = 0
-    start, stop = claim(control, gx.shape[0])
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                upper, lower = gx[plane, 2 * i], gx[plane, 2 * i + 1]
-                gy_row, divisor_row = gy[plane, i], divisor[i]
-                for j in range(ow):
-                    share = gy_row[j] / divisor_row[j]  # of gy's dtype
-                    upper[2 * j], upper[2 * j + 1] = share, share
-                    lower[2 * j], lower[2 * j + 1] = share, share
-                upper[2 * ow :], lower[2 * ow :] = 0, 0
-            gx[plane, 2 * oh :] = 0
-        done += stop - start
-        start, stop = claim(control, gx.shape[0])
-    return done
+    for plane in prange(gx.shape[0]):
+        for i in range(oh):
+            upper, lower = gx[plane, 2 * i], gx[plane, 2 * i + 1]
+            gy_row, divisor_row = gy[plane, i], divisor[i]
+            for j in range(ow):
+                share = gy_row[j] / divisor_row[j]  # of gy's dtype
+                upper[2 * j], upper[2 * j + 1] = share, share
+                lower[2 * j], lower[2 * j + 1] = share, share
+            upper[2 * ow :], lower[2 * ow :] = 0, 0
+        gx[plane, 2 * oh :] = 0
 
 
-@jit.kernel()
-def avg_pool_backward(gy, divisor, gx, window, control):
+@jit.kernel(parallel=True)
+def avg_pool_backward(gy, divisor, gx, window):
     """gx = Σ over windows holding a pixel of gy / divisor.
 
     Per window row, the shares of its windows are spread over the columns first, then added
@@ -442,27 +391,21 @@ def avg_pool_backward(gy, divisor, gx, window, control):
     kh, kw, sh, sw, top, left, _, _ = window
     n_planes, h, w = gx.shape
     oh, ow = gy.shape[1], gy.shape[2]
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            gx_plane, gy_plane = gx[plane], gy[plane]
-            gx_plane[:] = 0
-            column_shares = np.empty(w, gx.dtype)
-            for i in range(oh):
-                r0 = i * sh - top
-                column_shares[:] = 0
-                for j in range(ow):
-                    share = gy_plane[i, j] / divisor[i, j]  # of gy's dtype
-                    for c in range(max(j * sw - left, 0), min(j * sw - left + kw, w)):
-                        column_shares[c] += share
-                for r in range(max(r0, 0), min(r0 + kh, h)):
-                    gx_row = gx_plane[r]
-                    for c in range(w):
-                        gx_row[c] += column_shares[c]
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
+        column_shares = np.empty(w, gx.dtype)
+        for i in range(oh):
+            r0 = i * sh - top
+            column_shares[:] = 0
+            for j in range(ow):
+                share = gy_plane[i, j] / divisor[i, j]  # of gy's dtype
+                for c in range(max(j * sw - left, 0), min(j * sw - left + kw, w)):
+                    column_shares[c] += share
+            for r in range(max(r0, 0), min(r0 + kh, h)):
+                gx_row = gx_plane[r]
+                for c in range(w):
+                    gx_row[c] += column_shares[c]
 
 
 # ---- adaptive average pooling
@@ -489,13 +432,12 @@ def adaptive_avg_pool(x: np.ndarray, output_size):
         team.run(global_avg_pool_forward, args, runs.shape[0], unit=h * w)
         return view(y, channel_major), channel_major
     rows, cols = bins(h, oh), bins(w, ow)
-    counts = bin_sizes(rows, cols, xs.dtype)
-    on_planes(adaptive_avg_pool_forward, (flat(xs), flat(y), rows, cols, counts), xs)
+    adaptive_avg_pool_forward(flat(xs), flat(y), rows, cols, bin_sizes(rows, cols, xs.dtype))
     return view(y, channel_major), channel_major
 
 
-@jit.kernel(fastmath=SUMS)
-def adaptive_avg_pool_forward(x, y, rows, cols, counts, control):
+@jit.kernel(parallel=True, fastmath=SUMS)
+def adaptive_avg_pool_forward(x, y, rows, cols, counts):
     """y[plane, i, j] = mean of x[plane, rows[i, 0]:rows[i, 1], cols[j, 0]:cols[j, 1]].
 
     A bin of whole rows is one contiguous run of memory, summed as one vector loop (the
@@ -504,28 +446,22 @@ def adaptive_avg_pool_forward(x, y, rows, cols, counts, control):
     n_planes, h, w = x.shape
     runs = x.reshape(n_planes, h * w)  # (A·B, H·W), each plane's memory as one run
     zero = counts[0, 0] - counts[0, 0]  # of x's dtype: sums stay in it, as on the NumPy path
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            x_plane, y_plane, x_run = x[plane], y[plane], runs[plane]
-            for i in range(rows.shape[0]):
-                r0, r1 = rows[i, 0], rows[i, 1]
-                for j in range(cols.shape[0]):
-                    c0, c1 = cols[j, 0], cols[j, 1]
-                    total = zero
-                    if c0 == 0 and c1 == w:
-                        for k in range(r0 * w, r1 * w):
-                            total += x_run[k]
-                    else:
-                        for r in range(r0, r1):
-                            x_row = x_plane[r]
-                            for c in range(c0, c1):
-                                total += x_row[c]
-                    y_plane[i, j] = total / counts[i, j]
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        x_plane, y_plane, x_run = x[plane], y[plane], runs[plane]
+        for i in range(rows.shape[0]):
+            r0, r1 = rows[i, 0], rows[i, 1]
+            for j in range(cols.shape[0]):
+                c0, c1 = cols[j, 0], cols[j, 1]
+                total = zero
+                if c0 == 0 and c1 == w:
+                    for k in range(r0 * w, r1 * w):
+                        total += x_run[k]
+                else:
+                    for r in range(r0, r1):
+                        x_row = x_plane[r]
+                        for c in range(c0, c1):
+                            total += x_row[c]
+                y_plane[i, j] = total / counts[i, j]
 
 
 def adaptive_avg_pool_grad(gy, channel_major: bool, size):
@@ -539,31 +475,24 @@ def adaptive_avg_pool_grad(gy, channel_major: bool, size):
         team.run(global_avg_pool_backward, args, runs.shape[0], unit=h * w)
         return view(gx, channel_major)
     rows, cols = bins(h, oh), bins(w, ow)
-    counts = bin_sizes(rows, cols, gys.dtype)
-    on_planes(adaptive_avg_pool_backward, (flat(gys), flat(gx), rows, cols, counts), gx)
+    adaptive_avg_pool_backward(flat(gys), flat(gx), rows, cols, bin_sizes(rows, cols, gys.dtype))
     return view(gx, channel_major)
 
 
-@jit.kernel()
-def adaptive_avg_pool_backward(gy, gx, rows, cols, counts, control):
+@jit.kernel(parallel=True)
+def adaptive_avg_pool_backward(gy, gx, rows, cols, counts):
     """gx = Σ over bins holding a pixel of gy / (the bin's cell count)."""
     n_planes = gx.shape[0]
-    done = 0
-    start, stop = claim(control, n_planes)
-    while start < stop:
-        for plane in range(start, stop):
-            gx_plane, gy_plane = gx[plane], gy[plane]
-            gx_plane[:] = 0
-            for i in range(rows.shape[0]):
-                for j in range(cols.shape[0]):
-                    share = gy_plane[i, j] / counts[i, j]  # of gy's dtype
-                    for r in range(rows[i, 0], rows[i, 1]):
-                        gx_row = gx_plane[r]
-                        for c in range(cols[j, 0], cols[j, 1]):
-                            gx_row[c] += share
-        done += stop - start
-        start, stop = claim(control, n_planes)
-    return done
+    for plane in prange(n_planes):
+        gx_plane, gy_plane = gx[plane], gy[plane]
+        gx_plane[:] = 0
+        for i in range(rows.shape[0]):
+            for j in range(cols.shape[0]):
+                share = gy_plane[i, j] / counts[i, j]  # of gy's dtype
+                for r in range(rows[i, 0], rows[i, 1]):
+                    gx_row = gx_plane[r]
+                    for c in range(cols[j, 0], cols[j, 1]):
+                        gx_row[c] += share
 
 
 # The global average's passes stream the layer once each (4 MB at 64x64x16x16), bound by
