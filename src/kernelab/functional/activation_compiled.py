@@ -221,27 +221,46 @@ def leaky_relu_backward(g, mask, gx, slope, control):
 
 
 # ---- Sigmoid and Tanh
+#
+# exp and tanh come from NumPy's ufuncs, which evaluate them in SIMD registers: numba calls
+# the C library once per element (tanh on 64x32x28x28 float32: 28 ms, NumPy's 0.73 ms,
+# PyTorch's 0.80, one thread).
 
 
 def sigmoid(x: np.ndarray):
-    """1 / (1 + exp(−x)), and the Flat of x's memory."""
-    return elementwise(sigmoid_forward, x)
+    """1 / (1 + exp(−x)), and the Flat of x's memory: exp(−|x|) by NumPy, written into the
+    output and finished there, so large |x| neither overflows nor loses digits."""
+    y, flat = elementwise(negative_magnitude, x)
+    vector, out = flat.of(x), flat.of(y)  # views of the memory both already have
+    np.exp(out, out=out)
+    team.run(sigmoid_from_exp, (vector, out), vector.size)
+    return y, flat
 
 
 @jit.kernel()
-def sigmoid_forward(x, y, control):
-    """exp of a non-positive number only, so large |x| neither overflows nor loses digits."""
+def negative_magnitude(x, y, control):
+    """y = −|x|."""
     done = 0
     start, stop = claim(control, x.size)
     while start < stop:
         xs, ys = x[start:stop], y[start:stop]
         for i in range(xs.size):
-            v = xs[i]
-            if v >= 0:
-                ys[i] = 1 / (1 + np.exp(-v))
-            else:
-                e = np.exp(v)
-                ys[i] = e / (1 + e)
+            ys[i] = -abs(xs[i])
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
+
+
+@jit.kernel()
+def sigmoid_from_exp(x, e, control):
+    """e = exp(−|x|) in, sigmoid(x) out: 1 / (1 + e) where x ≥ 0, else e / (1 + e)."""
+    one = e.dtype.type(1)  # sums stay in e's dtype, as on the NumPy path
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, es = x[start:stop], e[start:stop]
+        for i in range(xs.size):
+            es[i] = (one if xs[i] >= 0 else es[i]) / (one + es[i])
         done += stop - start
         start, stop = claim(control, x.size)
     return done
@@ -249,21 +268,9 @@ def sigmoid_forward(x, y, control):
 
 def tanh(x: np.ndarray):
     """tanh(x), and the Flat of x's memory."""
-    return elementwise(tanh_forward, x)
-
-
-@jit.kernel()
-def tanh_forward(x, y, control):
-    """y = tanh(x)."""
-    done = 0
-    start, stop = claim(control, x.size)
-    while start < stop:
-        xs, ys = x[start:stop], y[start:stop]
-        for i in range(xs.size):
-            ys[i] = np.tanh(xs[i])
-        done += stop - start
-        start, stop = claim(control, x.size)
-    return done
+    flat = Flat(x)
+    vector = flat.of(x)
+    return flat.back(np.tanh(vector)), flat
 
 
 def output_grad(kernel, g: np.ndarray, out: np.ndarray, flat: Flat) -> np.ndarray:
