@@ -76,3 +76,45 @@ def test_planes_count_by_their_elements(threads):
         counts = np.zeros(planes, np.int64)
         team.run(count, (counts,), planes, unit=64 * 64)
         np.testing.assert_array_equal(counts, 1)
+
+
+@jit.kernel()
+def claim_range(control, size):
+    """:func:`claim` called from Python."""
+    return claim(control, size)
+
+
+def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
+    """A helper that takes long over its chunk (as when other programs take its core) holds
+    the pass up; the passes after it run on the calling thread alone, still whole."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(2)
+    joined = []
+
+    def slow_on_helpers(counts, control):
+        done = 0
+        start, stop = claim_range(control, counts.size)
+        while start < stop:
+            if threading.current_thread().name == "kernelab-team":
+                joined.append(True)
+                time.sleep(0.2)  # far past the caller's patience: twice its chunks' time
+            else:
+                time.sleep(0.001)  # without the GIL, so that a helper can join
+            counts[start:stop] += 1
+            done += stop - start
+            start, stop = claim_range(control, counts.size)
+        return done
+
+    try:
+        time.sleep(team.ALONE_AFTER_A_WAIT)  # past any earlier long wait's time alone
+        counts = np.zeros(4 * team.CHUNK, np.int64)
+        passes = 0
+        while not joined and passes < 20:
+            team.run(slow_on_helpers, (counts,), counts.size)
+            passes += 1
+        np.testing.assert_array_equal(counts, passes)
+        if not joined:
+            pytest.skip("no helper got a core in 20 passes")
+        assert team.team_for(counts.size, team.CHUNK) is None  # alone for a while
+    finally:
+        kl.set_num_threads(previous)

@@ -175,6 +175,7 @@ def run(kernel, args: tuple, size: int, unit: int = 1) -> None:
 def team_for(size: int, chunk: int) -> Team | None:
     """The team to share a pass of ``size`` indices in chunks of ``chunk`` at least, or None
     when it runs on the calling thread alone."""
+    jit.numba_module()  # until loaded, its thread count reads as 1 whatever was asked
     threads = jit.get_threads() or 1
     if threads == 1 or size < 2 * chunk:
         return None
