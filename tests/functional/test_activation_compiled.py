@@ -119,3 +119,75 @@ def test_scalars_and_empty_arrays_keep_their_shape(shape, fn):
         y = fn(x)
         y.backward(np.ones(shape))
     assert y.shape == x.grad.shape == shape
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
+def test_activation_shared_between_threads(name, layout, threads):
+    """Arrays big enough to be shared between the threads (640K elements), with NaN, ±inf
+    and ±0, match the NumPy path and PyTorch, zeros to the sign."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((40, 16, 32, 32)) * 3).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    picked = rng.random(x.shape) < 0.05
+    x[picked] = rng.choice(specials, picked.sum())
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+    if "relu" in name:  # an infinite gradient stops where ReLU's does (numba's tanh and
+        gy[rng.random(x.shape) < 0.01] = np.inf  # exp saturate a step apart from NumPy's)
+    fn, torch_fn = ACTIVATIONS[name]
+    (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
+    t = torch.tensor(x, requires_grad=True)
+    ty = torch_fn(t)
+    ty.backward(torch.from_numpy(gy))
+    for ours, ref, theirs, what in ((y, y_ref, ty, "output"), (gx, gx_ref, t.grad, "gradient")):
+        zeros = ref == 0  # ±0 as the reference gives it
+        np.testing.assert_array_equal(np.signbit(ours[zeros]), np.signbit(ref[zeros]), what)
+        assert_rel_close(ours, ref, TOL[np.float32], f"{what} against the NumPy path")
+        assert_rel_close(ours, theirs.detach().numpy(), TOL[np.float32], f"{what} vs PyTorch")
+
+
+@pytest.mark.parametrize("p", [0.3, 1.0])
+def test_dropout_shared_between_threads(p, threads):
+    """A big array (640K elements) on the team gives the NumPy path's output and gradient."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((40, 16, 32, 32)).astype(np.float32)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    gy = rng.standard_normal(x.shape).astype(np.float32)
+
+    def fn(t):
+        return F.dropout(t, p, generator=3)
+
+    (y, gx), (y_ref, gx_ref) = run(fn, x, gy, "numba"), run(fn, x, gy, "numpy")
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, gx_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
+def test_relu_gradient_read_from_a_padded_view(dtype, layout, threads):
+    """A gradient that is the inside of a padded array (as a convolution's input gradient
+    is) is read where it lies, in either layout, on one thread or shared."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((24, 16, 30, 30)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    padded = rng.standard_normal((24, 16, 32, 32)).astype(dtype)
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        padded = np.ascontiguousarray(padded.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    gy = padded[:, :, 1:-1, 1:-1]
+    gx, gx_ref = run(F.relu, x, gy, "numba")[1], run(F.relu, x, gy, "numpy")[1]
+    np.testing.assert_array_equal(gx, gx_ref)
+    assert gx.transpose(1, 0, 2, 3).flags.c_contiguous == (layout == "channel_major")
+    t = torch.tensor(x, requires_grad=True)
+    torch.relu(t).backward(torch.from_numpy(np.ascontiguousarray(gy)))
+    np.testing.assert_array_equal(gx, t.grad.numpy())

@@ -257,3 +257,25 @@ def test_max_pool_gradient_read_from_a_padded_view(dtype):
     t = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(t, 2).backward(torch.from_numpy(np.ascontiguousarray(gy)))
     np.testing.assert_array_equal(gx, t.grad.numpy())
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+def test_global_avg_pool_shared_between_threads(dtype, layout, threads):
+    """64x40 planes of 10x10 (256K elements, 4 chunks of planes) on the team."""
+    x = max_pool_input((64, 40, 10, 10), "normal", dtype, layout, seed=5)
+    check(
+        lambda t: F.adaptive_avg_pool2d(t, 1),
+        lambda t: torch.nn.AdaptiveAvgPool2d(1)(t),
+        x,
+        5,
+        False,
+    )

@@ -20,7 +20,9 @@ numba runs ``prange`` loops on its "workqueue" threading layer (unless
 ``NUMBA_THREADING_LAYER`` says otherwise): its idle threads sleep instead of spinning, so they
 leave the cores to BLAS, and it survives ``fork``. It does not take concurrent launches, so
 parallel kernels are called one at a time across Python threads (each is short and uses every
-core anyway).
+core anyway). The passes bound by memory (activations, global average pooling, dropout) are
+one-thread kernels run by ``core/team.py`` instead: the calling thread and helpers that spin
+between passes, which a launch on sleeping workers would first have to wake.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..core import jit
+from ..core import jit, team
+from ..core.team import claim
 from .geometry import ConvGeometry, adaptive_bins
 
 SUMS = {"reassoc", "contract"}  # sums may be reordered (vectorised); NaN and inf stay exact
@@ -426,8 +427,9 @@ def adaptive_avg_pool(x: np.ndarray, output_size):
     (oh, ow), (h, w) = output_size, x.shape[2:]
     y = np.empty(xs.shape[:2] + (oh, ow), xs.dtype)  # (A, B, OH, OW)
     if (oh, ow) == (1, 1):
-        # (A·B, H·W) → (A·B,)
-        global_avg_pool_forward(xs.reshape(-1, h * w), y.reshape(-1), xs.dtype.type(h * w))
+        runs, means = xs.reshape(-1, h * w), y.reshape(-1)  # (A·B, H·W), (A·B,)
+        args = (runs, means, xs.dtype.type(h * w))
+        team.run(global_avg_pool_forward, args, runs.shape[0], unit=h * w)
         return view(y, channel_major), channel_major
     rows, cols = bins(h, oh), bins(w, ow)
     adaptive_avg_pool_forward(flat(xs), flat(y), rows, cols, bin_sizes(rows, cols, xs.dtype))
@@ -468,8 +470,9 @@ def adaptive_avg_pool_grad(gy, channel_major: bool, size):
     (oh, ow), (h, w) = gys.shape[2:], size
     gx = np.empty(gys.shape[:2] + (h, w), gys.dtype)  # (A, B, H, W)
     if (oh, ow) == (1, 1):
-        # (A·B,) → (A·B, H·W)
-        global_avg_pool_backward(gys.reshape(-1), gx.reshape(-1, h * w), gys.dtype.type(h * w))
+        shares, runs = gys.reshape(-1), gx.reshape(-1, h * w)  # (A·B,), (A·B, H·W)
+        args = (shares, runs, gys.dtype.type(h * w))
+        team.run(global_avg_pool_backward, args, runs.shape[0], unit=h * w)
         return view(gx, channel_major)
     rows, cols = bins(h, oh), bins(w, ow)
     adaptive_avg_pool_backward(flat(gys), flat(gx), rows, cols, bin_sizes(rows, cols, gys.dtype))
@@ -492,30 +495,42 @@ def adaptive_avg_pool_backward(gy, gx, rows, cols, counts):
                         gx_row[c] += share
 
 
-# The global average's passes run on the calling thread: each streams the layer once (4 MB
-# at 64x64x16x16), bound by memory, which two cores hardly move faster (forward and backward
-# of 64x64x16x16, best of 30 rounds: 0.44 ms on the calling thread, 0.48 on numba's two
-# workers), and a parallel launch first waits for the workers to get a core, which on a
-# loaded machine took milliseconds (medians of the same rounds: 0.69 ms against 4.7).
+# The global average's passes stream the layer once each (4 MB at 64x64x16x16), bound by
+# memory: they run on the team of core/team.py (the calling thread and spinning helpers),
+# where a parallel launch on numba's workers first waited for them to wake, which on a loaded
+# machine took milliseconds (forward and backward of 64x64x16x16 at two threads, medians:
+# 0.69 ms on the calling thread alone, 4.7 on numba's workers).
 
 
 @jit.kernel(fastmath=SUMS)
-def global_avg_pool_forward(runs, means, count):
+def global_avg_pool_forward(runs, means, count, control):
     """means[plane] = Σ runs[plane] / count: each plane's memory as one vector sum."""
     zero = count - count  # of the data's dtype: sums stay in it, as on the NumPy path
-    for plane in range(runs.shape[0]):
-        run = runs[plane]
-        total = zero
-        for k in range(run.size):
-            total += run[k]
-        means[plane] = total / count
+    done = 0
+    start, stop = claim(control, runs.shape[0])
+    while start < stop:
+        for plane in range(start, stop):
+            run = runs[plane]
+            total = zero
+            for k in range(run.size):
+                total += run[k]
+            means[plane] = total / count
+        done += stop - start
+        start, stop = claim(control, runs.shape[0])
+    return done
 
 
 @jit.kernel()
-def global_avg_pool_backward(gy, gx, count):
+def global_avg_pool_backward(gy, gx, count, control):
     """gx[plane, :] = gy[plane] / count."""
-    for plane in range(gx.shape[0]):
-        share = gy[plane] / count
-        run = gx[plane]
-        for k in range(run.size):
-            run[k] = share
+    done = 0
+    start, stop = claim(control, gx.shape[0])
+    while start < stop:
+        for plane in range(start, stop):
+            share = gy[plane] / count
+            run = gx[plane]
+            for k in range(run.size):
+                run[k] = share
+        done += stop - start
+        start, stop = claim(control, gx.shape[0])
+    return done

@@ -1,0 +1,120 @@
+"""``core/team.py``: every index of a pass done exactly once, by the calling thread and the
+spinning helpers, whether the helpers are awake, asleep or busy with another caller's pass."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import kernelab as kl
+from kernelab.core import jit
+
+pytest.importorskip("numba")
+
+from kernelab.core import team  # noqa: E402  (needs numba)
+from kernelab.core.team import claim  # noqa: E402
+
+
+@jit.kernel()
+def count(counts, control):
+    """counts[i] += 1 for every index this thread claims; the indices it did."""
+    done = 0
+    start, stop = claim(control, counts.size)
+    while start < stop:
+        for i in range(start, stop):
+            counts[i] += 1
+        done += stop - start
+        start, stop = claim(control, counts.size)
+    return done
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 2 * team.CHUNK, 20 * team.CHUNK + 7])
+def test_every_index_once_back_to_back(threads, size):
+    counts = np.zeros(size, np.int64)
+    for _ in range(20):
+        team.run(count, (counts,), size)
+    np.testing.assert_array_equal(counts, 20)
+
+
+def test_every_index_once_after_the_helpers_fall_asleep(threads):
+    counts = np.zeros(3 * team.CHUNK, np.int64)
+    for _ in range(3):
+        team.run(count, (counts,), counts.size)
+        time.sleep(team.SPINS * 200e-9)  # past a helper's spin, whatever its rounds take
+    np.testing.assert_array_equal(counts, 3)
+
+
+def test_callers_on_two_threads_each_get_their_pass_done(threads):
+    arrays = [np.zeros(5 * team.CHUNK, np.int64) for _ in range(2)]
+
+    def passes(counts):
+        kl.set_num_threads(threads)  # numba's count is per thread
+        for _ in range(30):
+            team.run(count, (counts,), counts.size)
+
+    callers = [threading.Thread(target=passes, args=(a,)) for a in arrays]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    for counts in arrays:
+        np.testing.assert_array_equal(counts, 30)
+
+
+def test_planes_count_by_their_elements(threads):
+    """A pass over 64 planes of 64x64 is 4 chunks: shared; over 8 planes, one thread's."""
+    for planes in (8, 64):
+        counts = np.zeros(planes, np.int64)
+        team.run(count, (counts,), planes, unit=64 * 64)
+        np.testing.assert_array_equal(counts, 1)
+
+
+@jit.kernel()
+def claim_range(control, size):
+    """:func:`claim` called from Python."""
+    return claim(control, size)
+
+
+def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
+    """A helper that takes long over its chunk (as when other programs take its core) holds
+    the pass up; the passes after it run on the calling thread alone, still whole."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(2)
+    joined = []
+
+    def slow_on_helpers(counts, control):
+        done = 0
+        start, stop = claim_range(control, counts.size)
+        while start < stop:
+            if threading.current_thread().name == "kernelab-team":
+                joined.append(True)
+                time.sleep(0.2)  # far past the caller's patience: twice its chunks' time
+            else:
+                time.sleep(0.001)  # without the GIL, so that a helper can join
+            counts[start:stop] += 1
+            done += stop - start
+            start, stop = claim_range(control, counts.size)
+        return done
+
+    try:
+        time.sleep(team.ALONE_AFTER_A_WAIT)  # past any earlier long wait's time alone
+        counts = np.zeros(4 * team.CHUNK, np.int64)
+        passes = 0
+        while not joined and passes < 20:
+            team.run(slow_on_helpers, (counts,), counts.size)
+            passes += 1
+        np.testing.assert_array_equal(counts, passes)
+        if not joined:
+            pytest.skip("no helper got a core in 20 passes")
+        assert team.team_for(counts.size, team.CHUNK) is None  # alone for a while
+    finally:
+        kl.set_num_threads(previous)
