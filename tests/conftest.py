@@ -38,3 +38,12 @@ def kernel_path(request):
     """Run a test once on the compiled kernels and once on the NumPy reference."""
     with kl.backends.kernels.using(request.param):
         yield request.param
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """Run a test at one and at two threads (``kl.set_num_threads``), then restore the count."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(request.param)
+    yield request.param
+    kl.set_num_threads(previous)

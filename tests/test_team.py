@@ -29,14 +29,6 @@ def count(counts, control):
     return done
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    previous = kl.get_num_threads()
-    kl.set_num_threads(request.param)
-    yield request.param
-    kl.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("size", [0, 1, 1000, 2 * team.CHUNK, 20 * team.CHUNK + 7])
 def test_every_index_once_back_to_back(threads, size):
     counts = np.zeros(size, np.int64)

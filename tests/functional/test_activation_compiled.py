@@ -121,14 +121,6 @@ def test_scalars_and_empty_arrays_keep_their_shape(shape, fn):
     assert y.shape == x.grad.shape == shape
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    previous = kl.get_num_threads()
-    kl.set_num_threads(request.param)
-    yield request.param
-    kl.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
 def test_activation_shared_between_threads(name, layout, threads):

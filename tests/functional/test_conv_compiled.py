@@ -135,14 +135,6 @@ def test_pad_of_a_large_input_on_threads_matches_numpy_pad(threads, kernel_path,
     np.testing.assert_array_equal(xp, expected)
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    previous = kl.get_num_threads()
-    kl.set_num_threads(request.param)
-    yield request.param
-    kl.set_num_threads(previous)
-
-
 def test_run_covers_every_range_in_order(threads):
     ranges = [(0, 3), (3, 5), (5, 6), (6, 9), (9, 10)]
     seen = []

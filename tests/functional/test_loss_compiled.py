@@ -90,15 +90,6 @@ def test_rejects_a_target_out_of_range():
         F.cross_entropy(kl.Tensor(np.zeros((3, 4))), np.array([0, 5, -100]))
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    """kernelab on one thread, then two: rows run in turn, then on the thread pool."""
-    previous = kl.get_num_threads()
-    kl.set_num_threads(request.param)
-    yield request.param
-    kl.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
     "options",

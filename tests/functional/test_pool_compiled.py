@@ -259,14 +259,6 @@ def test_max_pool_gradient_read_from_a_padded_view(dtype):
     np.testing.assert_array_equal(gx, t.grad.numpy())
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    previous = kl.get_num_threads()
-    kl.set_num_threads(request.param)
-    yield request.param
-    kl.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
 def test_global_avg_pool_shared_between_threads(dtype, layout, threads):
