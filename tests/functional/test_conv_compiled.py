@@ -184,6 +184,21 @@ PATHS = [
 ]
 
 
+def both_backward(rng, arrays, stride, padding, dilation, groups):
+    """(ours, theirs, y, ty): kernelab's conv2d and PyTorch's (the asymmetric padding by
+    ``pad``) of the arrays (x, w, b), each differentiated by one random output gradient."""
+    ours = [kl.Tensor(a, requires_grad=True) for a in arrays]
+    y = F.conv2d(*ours, stride, padding, dilation, groups)
+    theirs = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in arrays]
+    (top, bottom), (left, right) = padding
+    xt = torch.nn.functional.pad(theirs[0], (left, right, top, bottom))
+    ty = torch.nn.functional.conv2d(xt, theirs[1], theirs[2], stride, 0, dilation, groups)
+    gy = rng.uniform(0.5, 2.0, ty.shape).astype(arrays[0].dtype)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    return ours, theirs, y, ty
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("chunk_bytes", [1, conv_algorithms.CHUNK_BYTES])
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", PATHS)
@@ -195,15 +210,7 @@ def test_sample_ranges_on_threads_match_pytorch(
     monkeypatch.setattr(conv_algorithms, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(8)
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[0]))
-    ours = [kl.Tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
-    y = F.conv2d(*ours, stride, padding, dilation, groups)
-    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
-    (top, bottom), (left, right) = padding
-    xt = torch.nn.functional.pad(theirs[0], (left, right, top, bottom))
-    ty = torch.nn.functional.conv2d(xt, theirs[1], theirs[2], stride, 0, dilation, groups)
-    gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
-    y.backward(gy)
-    ty.backward(torch.from_numpy(gy))
+    ours, theirs, y, ty = both_backward(rng, (x.copy(), w, b), stride, padding, dilation, groups)
     assert_rel_close(y.array, ty.detach().numpy(), TOL[dtype], "output")
     for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
         assert a.grad.dtype == dtype
@@ -241,15 +248,7 @@ def test_the_input_gradient_comes_unpadded_in_the_input_layout(
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[0]))
     if layout == "channel-major":  # (N, C, H, W) view of (C, N, H, W) memory, as between layers
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    ours = [kl.Tensor(a, requires_grad=True) for a in (x, w, b)]
-    y = F.conv2d(*ours, stride, padding, dilation, groups)
-    theirs = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b)]
-    (top, bottom), (left, right) = padding
-    xt = torch.nn.functional.pad(theirs[0], (left, right, top, bottom))
-    ty = torch.nn.functional.conv2d(xt, theirs[1], theirs[2], stride, 0, dilation, groups)
-    gy = rng.uniform(0.5, 2.0, ty.shape).astype(dtype)
-    y.backward(gy)
-    ty.backward(torch.from_numpy(gy))
+    ours, theirs, _, _ = both_backward(rng, (x, w, b), stride, padding, dilation, groups)
     for name, a, t in zip(("input", "weight", "bias"), ours, theirs, strict=True):
         assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")
     if layout == "batch-first" and kernel_path == "numba":
