@@ -145,3 +145,24 @@ def test_a_channel_per_task_with_weight_or_bias_alone(dtype, affine, layout):
     assert_rel_close(ours[1].grad.array, tparam.grad.numpy(), TOL[dtype], "parameter gradient")
     for a, b in zip(stats, tstats, strict=True):
         assert_rel_close(a, b.numpy(), TOL[dtype], "running statistics")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["channel_major", "contiguous"])
+def test_evaluation_pass_shared_between_threads(dtype, layout, threads):
+    # big enough (150K values) for the evaluation's scale-and-shift pass, forward and
+    # backward, to be shared by the threads of core/team.py; a random shape around that
+    rng = np.random.default_rng(5)
+    shape = (int(rng.integers(7, 10)), 3, int(rng.integers(75, 90)), int(rng.integers(75, 90)))
+    x = make_input(rng, shape, layout, dtype)
+    params = [rng.standard_normal(3).astype(dtype) for _ in range(2)]
+    stats = [rng.standard_normal(3).astype(dtype), (rng.random(3) + 0.5).astype(dtype)]
+    gy = make_input(rng, shape, layout, dtype)
+    settings = {"training": False, "momentum": 0.1, "eps": 1e-5}
+    ours = run_ours("numba", x, params, stats, gy, settings)
+    theirs = run_torch(x, params, stats, gy, settings)
+    assert_rel_close(ours[0], theirs[0], TOL[dtype], "output")
+    for i, (a, b) in enumerate(zip(ours[2], theirs[2], strict=True)):
+        assert_rel_close(a, b, TOL[dtype], f"gradient {i}")
+    if layout == "channel_major":
+        assert np.swapaxes(ours[0], 0, 1).flags.c_contiguous

@@ -25,7 +25,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..core import jit
+from ..core import jit, team
+from ..core.team import claim
 
 SUMS = {"reassoc", "contract"}  # lets the row sums vectorise; no NaN or inf assumptions
 CHUNKS = 64  # blocks of the leading axis that threads share out in the reductions
@@ -124,6 +125,37 @@ def scale_shift(x, scale, shift, channel_major, out):
             p, q = scale[c], shift[c]
             for i in range(x.shape[2]):
                 out[a, b, i] = x[a, b, i] * p + q
+
+
+@jit.kernel()
+def scale_shift_rows(x, scale, shift, channel_major, out, control):
+    """:func:`scale_shift` as a team pass (``core/team.py``), a row of S values per index:
+    the pass is bound by memory, and a parallel launch over a few channels would first wake
+    numba's sleeping workers."""
+    rows = x.shape[0] * x.shape[1]
+    done = 0
+    start, stop = claim(control, rows)
+    while start < stop:
+        for r in range(start, stop):
+            a, b = r // x.shape[1], r % x.shape[1]
+            c = a if channel_major else b
+            p, q = scale[c], shift[c]
+            xs, ys = x[a, b], out[a, b]  # contiguous rows indexed from 0: the loop vectorises
+            for i in range(xs.size):
+                ys[i] = xs[i] * p + q
+        done += stop - start
+        start, stop = claim(control, rows)
+    return done
+
+
+def affine(rows, scale, shift, channel_major: bool, out) -> None:
+    """``out = rows · scale[c] + shift[c]``: a team pass over rows of more than one value,
+    else :func:`scale_shift`, vectorised across an (N, C) input's channels."""
+    if rows.shape[2] == 1:
+        scale_shift(rows, scale, shift, channel_major, out)
+    else:
+        size = rows.shape[0] * rows.shape[1]
+        team.run(scale_shift_rows, (rows, scale, shift, channel_major, out), size, rows.shape[2])
 
 
 @jit.kernel(parallel=True, fastmath=SUMS)
@@ -319,7 +351,7 @@ def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum,
     scale = inv_std if weight is None else (inv_std * weight).astype(dtype, copy=False)
     shift = -mean * scale if bias is None else (bias - mean * scale).astype(dtype, copy=False)
     out = np.empty_like(rows)
-    scale_shift(rows, scale, shift, channel_major, out)
+    affine(rows, scale, shift, channel_major, out)
     if any(ctx.needs_input_grad):
         ctx.rows, ctx.mean, ctx.inv_std, ctx.weight = rows, mean, inv_std, weight
         ctx.channel_major, ctx.training = channel_major, training
@@ -386,6 +418,6 @@ def backward(ctx, g):
             d = (-a64 * sum_g / count).astype(dtype)
             grad_input(g_rows, rows, mean, a, k, d, channel_major, out)
         else:
-            scale_shift(g_rows, a, np.zeros_like(a), channel_major, out)
+            affine(g_rows, a, np.zeros_like(a), channel_major, out)
         gx = from_rows(out, g.shape, channel_major)
     return gx, gw, gb
