@@ -16,6 +16,12 @@ from kernelab.core import team  # noqa: E402  (needs numba)
 from kernelab.core.team import claim  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _shared_passes(monkeypatch):
+    """Passes shared at two threads whatever this machine's memory measured (team.measure)."""
+    monkeypatch.setattr(team, "SHARE", True)
+
+
 @jit.kernel()
 def count(counts, control):
     """counts[i] += 1 for every index this thread claims; the indices it did."""
@@ -111,5 +117,42 @@ def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
         alone = team.team_for(counts.size, team.CHUNK) is None  # alone for a while
         # unless this thread lost its core for all of that while
         assert alone or time.perf_counter() - returned >= team.ALONE_AFTER_A_WAIT
+    finally:
+        kl.set_num_threads(previous)
+
+
+@jit.kernel()
+def count_claims(counts, claims, control):
+    """:func:`count`, and claims[0] += 1 for every chunk this thread claims."""
+    done = 0
+    start, stop = claim(control, counts.size)
+    while start < stop:
+        claims[0] += 1
+        for i in range(start, stop):
+            counts[i] += 1
+        done += stop - start
+        start, stop = claim(control, counts.size)
+    return done
+
+
+def test_passes_run_alone_where_sharing_measured_no_faster(monkeypatch):
+    """With ``measure`` finding no gain, a big pass at two threads is one chunk, this
+    thread's; what it measures is a bool, and whole passes either way."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(2)
+    try:
+        time.sleep(team.ALONE_AFTER_A_WAIT)  # past any earlier long wait's time alone
+        helpers = team.team_for(4 * team.CHUNK, team.CHUNK)
+        if helpers is None:
+            pytest.skip("passes run alone for a while after a long wait")
+        with helpers.busy:
+            assert team.measure(helpers, rounds=1) in (True, False)
+        monkeypatch.setattr(team, "SHARE", None)
+        monkeypatch.setattr(helpers, "measured", False)
+        counts, claims = np.zeros(4 * team.CHUNK, np.int64), np.zeros(1, np.int64)
+        for _ in range(3):
+            team.run(count_claims, (counts, claims), counts.size)
+        np.testing.assert_array_equal(counts, 3)
+        assert claims[0] == 3  # one claim of the whole range per pass
     finally:
         kl.set_num_threads(previous)

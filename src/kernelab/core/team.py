@@ -19,6 +19,14 @@ learns of a pass from the first claim, made inside the caller's kernel, which ha
 the GIL; and it reports what it did (the caller's signal that the pass is complete) only
 from inside its next spin, once it holds the GIL no longer.
 
+Helpers share a pass only where the machine's memory feeds two cores faster than one, which
+:func:`measure` finds out once per team, on its first pass: on a virtual machine whose memory
+one core already saturates, a shared pass only adds the helper's wake-up and the wait for its
+last chunk (ReLU's forward in ResNet-8's inference step at two threads, 6 passes of 1-4 MB:
+2.3-3.9 ms shared against 2.2-2.4 alone, and the 9 batch norms 4.8-6.1 against 3.9-4.3);
+then every pass runs on the calling thread, and the helpers sleep, leaving the cores to the
+parallel kernels between the passes.
+
 Imported by the compiled twins only: it needs numba.
 """
 
@@ -39,6 +47,9 @@ NEXT, DONE, STEP = 0, 1, 2  # a control array's cells: next chunk, indices done,
 SPINS = 10_000  # rounds of a spin, some 20 ns each: 0.2 ms
 CHUNK = 65_536  # elements a claim takes at least (64K measured faster than 16K: fewer claims)
 ALONE_AFTER_A_WAIT = 0.25  # seconds of passes on the calling thread alone after a long wait
+PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past the caches)
+FASTER = 0.8  # how much of the lone time a shared pass must take at most for the team to share
+SHARE: bool | None = None  # whether teams share passes; None: as :func:`measure` finds
 
 
 @intrinsic
@@ -106,8 +117,16 @@ class Team:
         self.task = None  # (kernel, args, control, the next pass's control)
         self.next_control = new_control(CHUNK)
         self.alone_until = 0.0  # perf_counter time until which passes run on the caller alone
+        self.measured = None  # whether a shared pass is faster (:func:`measure`), once known
         for _ in range(helpers):
             threading.Thread(target=self.serve, name="kernelab-team", daemon=True).start()
+
+    def shares(self) -> bool:
+        """Whether this machine's passes run faster shared: :func:`measure` once, on the
+        first pass (the caller holds ``busy``)."""
+        if self.measured is None:
+            self.measured = measure(self)
+        return self.measured
 
     def serve(self) -> None:
         """A helper: spin until a pass starts (or sleep until one is posted), take its
@@ -151,14 +170,47 @@ class Team:
                 time.sleep(50e-6)
 
 
+@njit(cache=True, nogil=True)
+def stream(x, y, control):
+    """y = x + 1 in claimed chunks: a pass bound by memory, for :func:`measure`."""
+    done = 0
+    start, stop = claim(control, x.size)
+    while start < stop:
+        xs, ys = x[start:stop], y[start:stop]
+        for i in range(xs.size):
+            ys[i] = xs[i] + 1
+        done += stop - start
+        start, stop = claim(control, x.size)
+    return done
+
+
+def measure(team: Team, rounds: int = 5) -> bool:
+    """Whether ``team`` streams :data:`PROBE` elements in under :data:`FASTER` of the time
+    the calling thread alone takes (best of ``rounds`` each, interleaved): some 10 ms, once.
+    The caller holds ``team.busy``."""
+    x = np.ones(PROBE, np.float32)
+    y = np.empty_like(x)
+    stream(x, y, new_control(x.size))  # compiled or loaded, and y's pages mapped
+    alone, shared = [], []
+    for _ in range(rounds):
+        begun = time.perf_counter()
+        stream(x, y, new_control(x.size))
+        alone.append(time.perf_counter() - begun)
+        begun = time.perf_counter()
+        team.run(stream, (x, y), x.size, CHUNK)
+        shared.append(time.perf_counter() - begun)
+    return min(shared) < FASTER * min(alone)
+
+
 _teams: dict[int, Team] = {}
 os.register_at_fork(after_in_child=_teams.clear)  # a forked child has none of the threads
 
 
 def run(kernel, args: tuple, size: int, unit: int = 1) -> None:
     """``kernel(*args, control)`` over range(size), each index ``unit`` elements (a plane's
-    pixels, say): on ``kl.set_num_threads``' threads from 2·:data:`CHUNK` elements; else on
-    this thread alone, as while another thread runs a pass, or for a while after a pass
+    pixels, say): on ``kl.set_num_threads``' threads from 2·:data:`CHUNK` elements where
+    :func:`measure` found shared passes faster; else on this thread alone, as while another
+    thread runs a pass, or for a while after a pass
     waited long for a helper (on a machine whose cores other programs hold, a helper that
     lost its core in the middle of a chunk held passes up for milliseconds: ReLU's forward
     on 64x32x28x28 at load 5 on 2 cores, medians: 0.76 ms on one thread, 1.24 shared)."""
@@ -167,7 +219,10 @@ def run(kernel, args: tuple, size: int, unit: int = 1) -> None:
         kernel(*args, new_control(max(size, 1)))
         return
     try:
-        team.run(kernel, args, size, -(-CHUNK // unit))
+        if SHARE if SHARE is not None else team.shares():
+            team.run(kernel, args, size, -(-CHUNK // unit))
+        else:
+            kernel(*args, new_control(max(size, 1)))
     finally:
         team.busy.release()
 
