@@ -155,6 +155,47 @@ def test_a_channel_per_task_with_weight_or_bias_alone(dtype, affine, layout):
         assert_rel_close(a, b.numpy(), TOL[dtype], "running statistics")
 
 
+def inference(path, x, weight, bias, stats):
+    """kernelab's evaluation output with no gradient wanted, on one kernel path."""
+    with kl.backends.kernels.using(path), kl.inference_mode():
+        return F.batch_norm(kl.Tensor(x), *stats, weight, bias, training=False).array
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(
+    n=st.integers(1, 6),
+    c=st.integers(1, 5),
+    spatial=st.lists(st.integers(1, 5), max_size=2).map(tuple),
+    layout=st.sampled_from(LAYOUTS),
+    affine=st.sampled_from(["both", "weight", "bias", "none"]),
+    seed=st.integers(0, 2**16),
+)
+def test_inference_matches_numpy_and_pytorch(dtype, n, c, spatial, layout, affine, seed):
+    # the evaluation forward with no gradient wanted (scale and shift from one compiled
+    # call), with either affine parameter or none
+    rng = np.random.default_rng(seed)
+    x = make_input(rng, (n, c) + spatial, layout, dtype)
+    weight = rng.standard_normal(c).astype(dtype) if affine in ("both", "weight") else None
+    bias = rng.standard_normal(c).astype(dtype) if affine in ("both", "bias") else None
+    stats = [rng.standard_normal(c).astype(dtype), (rng.random(c) + 0.5).astype(dtype)]
+    compiled, reference = (
+        inference("numba", x, weight, bias, stats),
+        inference("numpy", x, weight, bias, stats),
+    )
+    as_torch = [None if a is None else torch.tensor(a.astype(dtype)) for a in (weight, bias)]
+    theirs = torch.nn.functional.batch_norm(
+        torch.tensor(np.ascontiguousarray(x)),
+        *(torch.tensor(s.astype(dtype)) for s in stats),
+        *as_torch,
+        training=False,
+    )
+    assert compiled.dtype == dtype
+    assert_rel_close(compiled, reference, TOL[dtype], "output vs numpy")
+    assert_rel_close(compiled, theirs.numpy(), TOL[dtype], "output vs torch")
+    if layout == "channel_major" and n > 1 and c > 1:
+        assert np.swapaxes(compiled, 0, 1).flags.c_contiguous
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("layout", ["channel_major", "contiguous"])
 def test_evaluation_pass_shared_between_threads(dtype, layout, threads):
@@ -172,5 +213,6 @@ def test_evaluation_pass_shared_between_threads(dtype, layout, threads):
     assert_rel_close(ours[0], theirs[0], TOL[dtype], "output")
     for i, (a, b) in enumerate(zip(ours[2], theirs[2], strict=True)):
         assert_rel_close(a, b, TOL[dtype], f"gradient {i}")
+    assert_rel_close(inference("numba", x, *params, stats), theirs[0], TOL[dtype], "inference")
     if layout == "channel_major":
         assert np.swapaxes(ours[0], 0, 1).flags.c_contiguous
