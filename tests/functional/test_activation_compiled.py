@@ -192,3 +192,33 @@ def test_relu_gradient_read_from_a_padded_view(dtype, layout, threads):
     t = torch.tensor(x, requires_grad=True)
     torch.relu(t).backward(torch.from_numpy(np.ascontiguousarray(gy)))
     np.testing.assert_array_equal(gx, t.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0, 3])
+@pytest.mark.parametrize("layout", ["contiguous", "channel_major"])
+def test_relu_streamed_output_at_any_alignment(dtype, offset, layout, threads):
+    """A ReLU output kept for a backward from 1 MB on is written a cache line at a time past
+    the caches, the elements before the first line and after the last one by one: an input
+    whose memory starts ``offset`` elements into a line (so the output's lines and the
+    input's differ), of a random size, gives PyTorch's output and gradient and the NumPy
+    path's, NaN, ±inf and ±0 included."""
+    rng = np.random.default_rng(10 + offset)
+    shape = (int(rng.integers(33, 40)), 9, 31, int(rng.integers(25, 33)))  # 2.3-3.5 MB
+    size = int(np.prod(shape))
+    memory = (rng.standard_normal(size + offset) * 3).astype(dtype)
+    picked = rng.random(memory.size) < 0.05
+    memory[picked] = rng.choice(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0]), picked.sum())
+    x = memory[offset:].reshape(shape)  # dense, its first element anywhere in a line
+    if layout == "channel_major":
+        x = memory[offset:].reshape((shape[1], shape[0]) + shape[2:]).transpose(1, 0, 2, 3)
+    gy = rng.standard_normal(shape).astype(dtype)
+    (y, gx), (y_ref, gx_ref) = run(F.relu, x, gy, "numba"), run(F.relu, x, gy, "numpy")
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref))
+    np.testing.assert_array_equal(gx, gx_ref)
+    t = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    torch.relu(t).backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(y, torch.relu(t).detach().numpy())
+    np.testing.assert_array_equal(gx, t.grad.numpy())
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous == (layout == "channel_major")

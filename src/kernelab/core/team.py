@@ -37,6 +37,7 @@ import threading
 import time
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
@@ -99,6 +100,50 @@ def report_and_wait(done_control, done, control, total, spins):
             return True
         np.empty(1, np.int8)  # a call LLVM cannot see into, the length of a round
     return False
+
+
+LINE = 64  # bytes of a cache line: what one streaming store writes
+
+
+@intrinsic
+def store_fence(typingctx):
+    """Order this thread's streaming stores before its next ones (x86's ``mfence``): its
+    chunks of a pass must be in memory before it reports them done."""
+
+    def codegen(context, builder, sig, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+def load_line(context, builder, array_type, array, index):
+    """Code that loads the cache line's worth of elements of ``array`` from ``index`` as
+    one LLVM vector (a numba intrinsic's codegen calls it); the line need not be aligned."""
+    element = context.get_data_type(array_type.dtype)
+    vector = ir.VectorType(element, LINE // (array_type.dtype.bitwidth // 8))
+    view = context.make_array(array_type)(context, builder, array)
+    pointer = cgutils.get_item_pointer(context, builder, array_type, view, [index])
+    return builder.load(builder.bitcast(pointer, vector.as_pointer()), align=1)
+
+
+def stream_line(context, builder, array_type, array, index, vector) -> None:
+    """Code that stores ``vector`` (one cache line) into ``array`` from ``index``, which
+    must start a line, past the caches: unlike an ordinary store's write-allocate, it does
+    not read the line first. An output the next operation reads at once from the caches
+    must not be written so (see the callers' sizes)."""
+    view = context.make_array(array_type)(context, builder, array)
+    pointer = cgutils.get_item_pointer(context, builder, array_type, view, [index])
+    store = builder.store(vector, builder.bitcast(pointer, vector.type.as_pointer()), align=LINE)
+    store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def first_line(y, start, stop):
+    """The first index in [start, stop) at which an element of ``y`` starts a cache line
+    (``stop`` if none does): the elements before it are stored one by one."""
+    offset = (y.ctypes.data + start * y.itemsize) % LINE
+    return min(stop, start + (LINE - offset) % LINE // y.itemsize)
 
 
 def new_control(step: int) -> np.ndarray:
