@@ -216,7 +216,7 @@ class Team:
 
 
 @njit(cache=True, nogil=True)
-def stream(x, y, control):
+def probe_pass(x, y, control):
     """y = x + 1 in claimed chunks: a pass bound by memory, for :func:`measure`."""
     done = 0
     start, stop = claim(control, x.size)
@@ -235,14 +235,14 @@ def measure(team: Team, rounds: int = 5) -> bool:
     The caller holds ``team.busy``."""
     x = np.ones(PROBE, np.float32)
     y = np.empty_like(x)
-    stream(x, y, new_control(x.size))  # compiled or loaded, and y's pages mapped
+    probe_pass(x, y, new_control(x.size))  # compiled or loaded, and y's pages mapped
     alone, shared = [], []
     for _ in range(rounds):
         begun = time.perf_counter()
-        stream(x, y, new_control(x.size))
+        probe_pass(x, y, new_control(x.size))
         alone.append(time.perf_counter() - begun)
         begun = time.perf_counter()
-        team.run(stream, (x, y), x.size, CHUNK)
+        team.run(probe_pass, (x, y), x.size, CHUNK)
         shared.append(time.perf_counter() - begun)
     return min(shared) < FASTER * min(alone)
 
@@ -255,10 +255,10 @@ def run(kernel, args: tuple, size: int, unit: int = 1) -> None:
     """``kernel(*args, control)`` over range(size), each index ``unit`` elements (a plane's
     pixels, say): on ``kl.set_num_threads``' threads from 2·:data:`CHUNK` elements where
     :func:`measure` found shared passes faster; else on this thread alone, as while another
-    thread runs a pass, or for a while after a pass
-    waited long for a helper (on a machine whose cores other programs hold, a helper that
-    lost its core in the middle of a chunk held passes up for milliseconds: ReLU's forward
-    on 64x32x28x28 at load 5 on 2 cores, medians: 0.76 ms on one thread, 1.24 shared)."""
+    thread runs a pass, or for a while after a pass waited long for a helper (on a machine
+    whose cores other programs hold, a helper that lost its core in the middle of a chunk
+    held passes up for milliseconds: ReLU's forward on 64x32x28x28 at load 5 on 2 cores,
+    medians: 0.76 ms on one thread, 1.24 shared)."""
     team = team_for(size, -(-CHUNK // unit))
     if team is None or not team.busy.acquire(blocking=False):
         kernel(*args, new_control(max(size, 1)))
