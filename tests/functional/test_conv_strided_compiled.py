@@ -163,3 +163,10 @@ def test_generated_source_is_cached_once_per_setting():
     assert os.path.basename(strided.kernel(np.float32, 28, 2, 1, 3, 1).path).startswith(
         "kernelab_generated_strided_gradient_c16_j14_s2_d1_k3_r1"
     )
+
+
+def test_the_sums_run_in_blocks_of_at_most_c_out_terms():
+    """Blocks of C_out over the most kernel offsets that reach a pixel: 3x3 at stride 2
+    reaches a pixel 4 times, 3x3 at stride 2 and dilation 2 up to 9 times."""
+    assert strided.most_taps(3, 2, 1) == 2 and strided.most_taps(3, 2, 2) == 3
+    assert strided.most_taps(1, 2, 1) == 1 and strided.most_taps(5, 3, 2) == 2

@@ -21,8 +21,11 @@ sizes, where channel-major rows lay N·OH·OW apart: 1.2x slower); the kernel
 packed as (C_in/CB, C_out, kH, kW, CB); gx unpadded, (C_in, N, H, W) or batch-first
 (N, C_in, H, W) memory for a batch-first input, as the GEMM's col2im writes it. A task is
 one (sample, block of CB input channels), on numba's ``prange``. The sums run over output
-channels in blocks of about C_out·sh·sw / (kH·kW) channels (about C_out terms, as the GEMM's
-column gradients sum), each from zero, then added into the tile.
+channels in blocks of C_out / (the most kernel offsets that reach a pixel, 4 at 3x3 of stride
+2) channels, each from zero, then added into
+the tile: at most C_out terms a block, as the GEMM's column gradients sum. Blocks twice as
+long had 1.44x the GEMM's float32 error at ``k3_stride2`` (3.2e-7 against 2.2e-7; these
+2.24e-7), for about 5% more speed.
 """
 
 from __future__ import annotations
@@ -232,12 +235,18 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=Fals
     direct.by_samples(fill, n)
     wpk = direct.pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
     gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
-    # blocks of the sums: about C_out terms each, as the GEMM's column gradients sum
-    blocks = max(1, round(kh * kw / (sh * sw)))  # the kernel offsets that reach a pixel
+    # blocks of the sums (see the module): at most C_out terms, as the GEMM's column gradients
+    blocks = most_taps(kh, sh, dh) * most_taps(kw, sw, dw)  # the most offsets that reach a pixel
     oc = -(-c_out // blocks)
     chosen = kernel(gy.dtype, width, sw, dw, kw, left)
     chosen(frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx)
     return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
+
+
+def most_taps(k: int, s: int, d: int) -> int:
+    """The most kernel offsets along an axis (k taps, stride s, dilation d) that reach one
+    input pixel: those of one phase, ``q·d mod s`` equal."""
+    return max(sum(1 for q in range(k) if q * d % s == phase) for phase in range(s))
 
 
 def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
