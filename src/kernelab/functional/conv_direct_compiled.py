@@ -114,8 +114,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
       forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
-      (1.03x against the GEMM's 1.23x); at stride 2 direct too, every phase in one
-      micro-kernel (``conv_strided_compiled.routes``: 3x3 0.61x against the GEMM's 0.84x);
+      (1.03x against the GEMM's 1.23x); at strides 2 and 3 direct too, every phase in one
+      micro-kernel (``conv_strided_compiled.routes``: 3x3 0.58x against the GEMM's 0.78x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 

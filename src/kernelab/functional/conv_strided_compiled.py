@@ -182,14 +182,14 @@ def suits(geometry: ConvGeometry) -> bool:
 
 def routes(geometry: ConvGeometry, w_shape) -> bool:
     """Whether ``conv_direct_compiled.passes`` gives a layer's input gradient to these
-    kernels: strides of at most 2 and kernels of at least 4 taps, where they measured
-    faster than the GEMM's products and col2im (``bench/CONV_DIRECT.md``, "Strided input
-    gradient"; one thread, CPU time, time / PyTorch's: 3x3 0.61 against 0.84, 2x2 0.59
-    against 0.64, 5x5 0.73 against 1.19, 3x3 at dilation 2 0.53 against 0.65). At stride 3
-    a 3x3 kernel reaches each pixel once: 0.74 against the GEMM's 0.64, so it keeps the
-    GEMM's."""
-    taps = w_shape[2] * w_shape[3]
-    return suits(geometry) and max(geometry.stride) <= 2 and taps >= 4
+    kernels: stride 2 from 4 taps, stride 3 from 9, where they measured faster than the
+    GEMM's products and col2im (``bench/CONV_DIRECT.md``, "Strided input gradient"; one
+    thread, CPU time, time / PyTorch's: 3x3 0.58 against 0.78, 2x2 0.57-0.61 against
+    0.59-0.64, 5x5 0.71 against 1.27, 3x3 at dilation 2 0.59 against 0.76, 3x3 at stride 3
+    0.46-0.52 against 0.58-0.60). Wider strides and thinner kernels (a pixel reached by one
+    offset or none) were not measured."""
+    taps, stride = w_shape[2] * w_shape[3], max(geometry.stride)
+    return suits(geometry) and ((stride <= 2 and taps >= 4) or (stride == 3 and taps >= 9))
 
 
 def compiled_for(xp_shape, dtype, geometry: ConvGeometry) -> bool:
