@@ -20,12 +20,13 @@ constant offset is inside it; batch-first, a task's rows are one sample's 57 KB 
 sizes, where channel-major rows lay N·OH·OW apart: 1.2x slower); the kernel
 packed as (C_in/CB, C_out, kH, kW, CB); gx unpadded, (C_in, N, H, W) or batch-first
 (N, C_in, H, W) memory for a batch-first input, as the GEMM's col2im writes it. A task is
-one (sample, block of CB input channels), on numba's ``prange``. The sums run over output
-channels in blocks of C_out / (the most kernel offsets that reach a pixel, 4 at 3x3 of stride
-2) channels, each from zero, then added into
-the tile: at most C_out terms a block, as the GEMM's column gradients sum. Blocks twice as
-long had 1.44x the GEMM's float32 error at ``k3_stride2`` (3.2e-7 against 2.2e-7; these
-2.24e-7), for about 5% more speed.
+one (sample, block of CB input channels); ranges of them run on the convolution's threads,
+taken in turn (``conv_thin_compiled.in_parallel``: a thread that starts late or loses its
+core takes fewer; a plain loop compiles faster than a ``prange`` one). The sums run over
+output channels in blocks of C_out / (the most kernel offsets that reach a pixel, 4 at 3x3 of
+stride 2) channels, each from zero, then added into the tile: at most C_out terms a block,
+as the GEMM's column gradients sum. Blocks twice as long had 1.44x the GEMM's float32 error
+at ``k3_stride2`` (3.2e-7 against 2.2e-7; these 2.24e-7), for about 5% more speed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..core import jit
 from . import conv_direct_compiled as direct  # which imports this module: names read at calls
+from . import conv_thin_compiled
 from .conv_direct_source import HEADER
 from .geometry import ConvGeometry
 
@@ -68,7 +70,7 @@ def lead(sw: int, dw: int, kw: int) -> int:
 
 
 def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """A parallel kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx)``::
+    """A kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx, first, last)``::
 
         gx[c, s, y, x] = Σ_{o,p,q} wpk[c // CB, o, p, q, c % CB] · gy[o, s, i, j]
 
@@ -116,13 +118,15 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
 
 
 def _driver(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """The parallel driver of :func:`source`: a task per (sample, block of CB channels)."""
+    """The driver of :func:`source`: tasks ``first:last`` of (sample, block of CB channels),
+    in that order."""
     return f"""
-def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx):
-    n, blocks = gyf.shape[0], wpk.shape[0]
+def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx,
+                                  first, last):
+    blocks = wpk.shape[0]
     c_in = gx.shape[1] if batch_first else gx.shape[0]
     h, w = gx.shape[2], gx.shape[3]
-    for task in prange(n * blocks):
+    for task in range(first, last):
         s, cblk = task // blocks, task % blocks
         tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
         for y in range(h):
@@ -165,7 +169,7 @@ def kernel(dtype, width: int, sw: int, dw: int, kw: int, left: int) -> jit.Kerne
     shape = cb, tiles(width, sw)[0], sw, dw, kw, left % sw
     key = name(*shape)
     if key not in _kernels:
-        _kernels[key] = jit.kernel_from_source(key, source(*shape), True, direct.FLAGS)
+        _kernels[key] = jit.kernel_from_source(key, source(*shape), False, direct.FLAGS)
     return _kernels[key]
 
 
@@ -207,7 +211,7 @@ def _examples(dtype) -> tuple:
     """Arguments of the types the kernel is called with."""
     index = np.zeros(1, np.int64)
     four, five = np.zeros((1,) * 4, dtype), np.zeros((1,) * 5, dtype)
-    return four, five, index, 1, 1, 1, 1, 1, 0, four
+    return four, five, index, 1, 1, 1, 1, 1, 0, four, 0, 0
 
 
 def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
@@ -239,7 +243,9 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=Fals
     blocks = most_taps(kh, sh, dh) * most_taps(kw, sw, dw)  # the most offsets that reach a pixel
     oc = -(-c_out // blocks)
     chosen = kernel(gy.dtype, width, sw, dw, kw, left)
-    chosen(frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx)
+    arguments = frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx
+    tasks = n * -(-c_in // cb)  # (sample, block of CB input channels)
+    conv_thin_compiled.in_parallel(lambda first, last: chosen(*arguments, first, last), tasks)
     return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
