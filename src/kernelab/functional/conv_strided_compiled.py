@@ -43,7 +43,7 @@ from .geometry import ConvGeometry
 # (16 accumulators, the kW weight vectors and the broadcasts fit the 32 vector registers)
 # measured 1.15-1.2x faster than two of 8 at ResNet-8's 16- and 32-wide inputs
 WIDTHS = (8, 14, 16)
-MAX_STRIDE = 7  # wider strides would need tiles of more than 14 columns
+MAX_STRIDE = 7  # up to here a tile (WIDTHS) holds at least two columns of each phase
 
 _kernels: dict[str, jit.Kernel] = {}
 
