@@ -30,6 +30,7 @@ os.environ["KERNELAB_DIRECT_CONV"] = "1"  # direct wherever asked, cached or not
 from bench.conv_direct import SHAPES  # noqa: E402
 from bench.conv_passes import interleaved_times, pass_inputs, pass_parser  # noqa: E402
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
+from kernelab.functional import conv_strided_compiled as strided  # noqa: E402
 from kernelab.functional import conv_winograd  # noqa: E402
 from kernelab.functional.conv import pad, unpad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm, choose  # noqa: E402
@@ -58,6 +59,8 @@ def direct_passes(xp, w, gy, geometry) -> dict:
     }
     if geometry.stride == (1, 1):
         calls["input_gradient"] = lambda: direct.input_gradient(gy, w, geometry, xp.shape)
+    elif strided.suits(geometry):  # every phase in one micro-kernel
+        calls["input_gradient"] = lambda: strided.input_gradient(gy, w, geometry, xp.shape)
     return calls
 
 

@@ -57,6 +57,7 @@ from numba import prange
 from ..core import jit
 from . import conv_compiled, conv_winograd
 from . import conv_direct_source as source
+from . import conv_strided_compiled as strided
 from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
 
@@ -113,8 +114,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
       forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
-      (1.03x against the GEMM's 1.23x); strided, the GEMM (3x3 of stride 2: 0.82-1.03x; as stride-1
-      correlations of sub-kernels, "Phases" in ``bench/CONV_DIRECT.md``, 1.4-2.2x);
+      (1.03x against the GEMM's 1.23x); at strides 2 and 3 direct too, every phase in one
+      micro-kernel (``conv_strided_compiled.routes``: 3x3 0.58x against the GEMM's 0.78x);
     * kernel gradient from 2x2, any stride and dilation: 0.88-1.24x (GEMM 1.32-2.15x); at
       1x1 a tie, which keeps the GEMM.
 
@@ -138,6 +139,7 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # and dilated layers")
     dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
     gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated
+    gradient = gradient or strided.routes(geometry, w_shape)
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
 
@@ -152,9 +154,15 @@ def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry, c_out: int =
     ow = geometry.output_size(*xp_shape[2:], padded=True)[1]
     width = xp_shape[3] - sum(geometry.padding[1])  # the input gradient's output width
     correlation, gradient = _examples(dtype)
+    if geometry.stride != (1, 1):  # every phase in one kernel (conv_strided_compiled)
+        input_gradient = wanted.input_gradient and strided.compiled_for(xp_shape, dtype, geometry)
+    else:
+        input_gradient = wanted.input_gradient and ready(
+            correlation_kernel(dtype, width, 1, dw, kw), correlation
+        )
     return Passes(
         wanted.forward and ready(correlation_kernel(dtype, ow, sw, dw, kw), correlation),
-        wanted.input_gradient and ready(correlation_kernel(dtype, width, 1, dw, kw), correlation),
+        input_gradient,
         wanted.kernel_gradient and ready(gradient_kernel(dtype, sw, kw, c_out), gradient),
     )
 
@@ -467,7 +475,9 @@ class DirectCompiled:
         gxp = gw = gb = None
         if need_x and ctx.passes.input_gradient:
             batch_first = getattr(ctx, "batch_first_input", False)
-            gxp = input_gradient(gy, w, geometry, xp.shape, batch_first)
+            plain = geometry.stride == (1, 1)
+            gradient = input_gradient if plain else strided.input_gradient
+            gxp = gradient(gy, w, geometry, xp.shape, batch_first)
         if need_w and ctx.passes.kernel_gradient:
             gw, gb = kernel_gradient(gy, xp, geometry, bias=need_b)
         rest = (need_x and gxp is None, need_w and gw is None, False)

@@ -1,0 +1,262 @@
+"""The input gradient of strided convolutions, direct: no column matrix, no col2im.
+
+At stride s the input pixel (y, x) of the padded input (v = y + top, u = x + left) receives
+``Σ w[o, c, p, q] · gy[o, s, i, j]`` over the taps with ``v = i·sh + p·dh`` and
+``u = j·sw + q·dw``: only the taps whose offset has the pixel's phase (v mod sh, u mod sw)
+reach it, a stride-1 correlation of gy with a sub-kernel per phase. Run as four separate
+correlations of 2x2, 2x1, 1x2 and 1x1 sub-kernels (3x3 at stride 2) the micro-kernels were
+load-bound (1x1: 31 GFLOP/s) and lost to the GEMM (``bench/CONV_DIRECT.md``, "Phases").
+Here one micro-kernel computes a tile of JB consecutive input columns of *every* horizontal
+phase at once: the generated body knows, per tile column t, which kernel columns q reach it
+and which gy column they read (the tile starts at a multiple of sw, so that is fixed by
+``left mod sw``, baked in as ``r``), so the kW weight vectors of a kernel row are loaded
+once and each gy pixel once for all the tile's columns that read it (3x3 at stride 2: 21
+FMAs from 3 weight vectors and 8 pixels). The rows' phases are a loop over the kernel rows
+that reach the row (an argument: one kernel serves every kernel height and vertical stride).
+
+Layouts: gy (C_out, N, OH, OW), channel-major as in ``conv_algorithms`` or a view of
+batch-first memory, copied batch-first into a frame of zero columns on both sides (so every
+constant offset is inside it; batch-first, a task's rows are one sample's 57 KB at ResNet
+sizes, where channel-major rows lay N·OH·OW apart: 1.2x slower); the kernel
+packed as (C_in/CB, C_out, kH, kW, CB); gx unpadded, (C_in, N, H, W) or batch-first
+(N, C_in, H, W) memory for a batch-first input, as the GEMM's col2im writes it. A task is
+one (sample, block of CB input channels); ranges of them run on the convolution's threads,
+taken in turn (``conv_thin_compiled.in_parallel``: a thread that starts late or loses its
+core takes fewer; a plain loop compiles faster than a ``prange`` one). The sums run over
+output channels in blocks of C_out / (the most kernel offsets that reach a pixel, 4 at 3x3 of
+stride 2) channels, each from zero, then added into the tile: at most C_out terms a block,
+as the GEMM's column gradients sum. Blocks twice as long had 1.44x the GEMM's float32 error
+at ``k3_stride2`` (3.2e-7 against 2.2e-7; these 2.24e-7), for about 5% more speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import jit
+from . import conv_direct_compiled as direct  # which imports this module: names read at calls
+from . import conv_thin_compiled
+from .conv_direct_source import HEADER
+from .geometry import ConvGeometry
+
+# JB, input columns per tile, from these rounded to multiples of sw (see tiles). Tiles of 16
+# (16 accumulators, the kW weight vectors and the broadcasts fit the 32 vector registers)
+# measured 1.15-1.2x faster than two of 8 at ResNet-8's 16- and 32-wide inputs
+WIDTHS = (8, 14, 16)
+MAX_STRIDE = 7  # up to here a tile (WIDTHS) holds at least two columns of each phase
+
+_kernels: dict[str, jit.Kernel] = {}
+
+
+def name(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
+    """The driver's name in :func:`source`."""
+    return f"strided_gradient_c{cb}_j{jb}_s{sw}_d{dw}_k{kw}_r{r}"
+
+
+def reach(jb: int, sw: int, dw: int, kw: int, r: int) -> list[tuple[int, int, int]]:
+    """(q, t, k): kernel column q reaches tile column t from the frame's column ``o + k``,
+    o the tile's first column divided by sw; ``lead(sw, dw, kw)`` zero columns before gy."""
+    out = []
+    for q in range(kw):
+        for t in range(jb):
+            if (r + t - q * dw) % sw == 0:
+                out.append((q, t, (r + t - q * dw) // sw + lead(sw, dw, kw)))
+    return out
+
+
+def lead(sw: int, dw: int, kw: int) -> int:
+    """Frame columns a tile may read before its first column's gy column: ⌈(kW − 1)·dw / sw⌉."""
+    return -(-(kw - 1) * dw // sw)
+
+
+def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
+    """A kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx, first, last)``::
+
+        gx[c, s, y, x] = Σ_{o,p,q} wpk[c // CB, o, p, q, c % CB] · gy[o, s, i, j]
+
+    over ``y + top = i·sh + p·dh``, ``x + left = j·sw + q·dw``, for gyf the framed gy
+    (N, C_out, OH, OWf) (gy's column j at ``j + shift``, see :func:`input_gradient`), wpk
+    (C_in/CB, C_out, kH, kW, CB) and gx (C_in, N, H, W), or (N, C_in, H, W) when
+    ``batch_first``; tiles of JB columns start at ``starts`` (multiples of sw), ``left ≡ r``
+    (mod sw). The sums run over (p, o, q) in blocks of ``oc`` output channels.
+    """
+    taps = reach(jb, sw, dw, kw, r)
+    body = [
+        "@block",
+        "def tile_sums(gyf, wpk, zero, s, cblk, v, x0, sh, dh, tile, oc):",
+        "    c_out, kh, oh = gyf.shape[1], wpk.shape[2], gyf.shape[2]",
+        f"    o = np.uint64(x0 // {sw})",
+    ]
+    body += [f"    u{k} = np.uint64({k})" for k in sorted({k for _, _, k in taps} - {0})]
+    body += ["    for o0 in range(0, c_out, oc):"]
+    body += [f"        {_names(f'a{t}_', cb)} = {_names('zero[', cb, ']')}" for t in range(jb)]
+    body += [
+        # the kernel rows that reach input row v, outside the channel loop: a division
+        # per (channel, row) had cost more than the row's FMAs
+        "        for p in range(kh):",
+        "            i = (v - p * dh) // sh",
+        "            if v - p * dh < 0 or i * sh != v - p * dh or i >= oh:",
+        "                continue",
+        "            for c in range(o0, min(o0 + oc, c_out)):",
+        "                gr, wr = gyf[s, c, i], wpk[cblk, c, p]",
+    ]
+    for q in range(kw):
+        reached = [(t, k) for tap, t, k in taps if tap == q]
+        if reached:
+            body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+        for t, k in reached:
+            body.append(f"                x = gr[o + u{k}]" if k else "                x = gr[o]")
+            body += [f"                a{t}_{b} += x * w{b}" for b in range(cb)]
+    body.append("        if o0 == 0:")
+    for t in range(jb):
+        body.append(f"            {_names(f'tile[{t}, ', cb, ']')} = {_names(f'a{t}_', cb)}")
+    body.append("        else:")
+    for t in range(jb):
+        adds = ", ".join(f"tile[{t}, {b}] + a{t}_{b}" for b in range(cb))
+        body.append(f"            {_names(f'tile[{t}, ', cb, ']')} = {adds}")
+    return HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
+
+
+def _driver(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
+    """The driver of :func:`source`: tasks ``first:last`` of (sample, block of CB channels),
+    in that order."""
+    return f"""
+def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx,
+                                  first, last):
+    blocks = wpk.shape[0]
+    c_in = gx.shape[1] if batch_first else gx.shape[0]
+    h, w = gx.shape[2], gx.shape[3]
+    for task in range(first, last):
+        s, cblk = task // blocks, task % blocks
+        tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
+        for y in range(h):
+            for k in range(starts.shape[0]):
+                x0 = starts[k]
+                tile_sums(gyf, wpk, zero, s, cblk, y + top, x0, sh, dh, tile, oc)
+                stop = min({jb}, w - x0)
+                # a row's run indexed from 0 by the loop counter: indexed as gx[c, s, y, x]
+                # per pixel, these copies took as long as the sums
+                for b in range(min({cb}, c_in - cblk * {cb})):
+                    c = cblk * {cb} + b
+                    run = gx[s, c, y, x0:] if batch_first else gx[c, s, y, x0:]
+                    for t in range(stop):
+                        run[t] = tile[t, b]
+"""
+
+
+def _names(prefix: str, count: int, suffix: str = "") -> str:
+    """``"a0, a1, a2"`` for ``_names("a", 3)``; ``"v[0], v[1]"`` for ``_names("v[", 2, "]")``."""
+    return ", ".join(f"{prefix}{b}{suffix}" for b in range(count))
+
+
+def tiles(width: int, sw: int) -> tuple[int, np.ndarray]:
+    """(JB, starts): tiles of JB columns (a multiple of sw) whose starts are multiples of sw
+    and cover ``width`` columns with the fewest computed; the last one may overlap its
+    neighbour or run past the edge (its columns there are not stored)."""
+    widths = sorted({max(sw, jb // sw * sw) for jb in WIDTHS})
+    best = None
+    for jb in widths:
+        last = -(-max(0, width - jb) // sw) * sw  # the last start, rounded up to a multiple
+        starts = sorted({min(t * jb, last) for t in range(-(-width // jb))})
+        if best is None or len(starts) * jb <= len(best[1]) * best[0]:  # ties: fewer tiles
+            best = jb, starts
+    return best[0], np.array(best[1], np.int64)
+
+
+def kernel(dtype, width: int, sw: int, dw: int, kw: int, left: int) -> jit.Kernel:
+    """The kernel for an input gradient ``width`` columns wide (see :func:`source`)."""
+    cb = direct.BLOCK_BYTES // np.dtype(dtype).itemsize
+    shape = cb, tiles(width, sw)[0], sw, dw, kw, left % sw
+    key = name(*shape)
+    if key not in _kernels:
+        _kernels[key] = jit.kernel_from_source(key, source(*shape), False, direct.FLAGS)
+    return _kernels[key]
+
+
+def suits(geometry: ConvGeometry) -> bool:
+    """Whether the kernels here run this layer's input gradient: strided (not 1x1), one
+    group, horizontal stride at most MAX_STRIDE."""
+    return (
+        geometry.stride != (1, 1)
+        and geometry.groups == 1
+        and geometry.stride[1] <= MAX_STRIDE
+        and geometry.kernel_size != (1, 1)
+    )
+
+
+def routes(geometry: ConvGeometry, w_shape) -> bool:
+    """Whether ``conv_direct_compiled.passes`` gives a layer's input gradient to these
+    kernels: stride 2 from 4 taps, stride 3 from 9, where they measured faster than the
+    GEMM's products and col2im (``bench/CONV_DIRECT.md``, "Strided input gradient"; one
+    thread, CPU time, time / PyTorch's: 3x3 0.58 against 0.78, 2x2 0.57-0.61 against
+    0.59-0.64, 5x5 0.71 against 1.27, 3x3 at dilation 2 0.59 against 0.76, 3x3 at stride 3
+    0.46-0.52 against 0.58-0.60). Wider strides and thinner kernels (a pixel reached by one
+    offset or none) were not measured."""
+    taps, stride = w_shape[2] * w_shape[3], max(geometry.stride)
+    return suits(geometry) and ((stride <= 2 and taps >= 4) or (stride == 3 and taps >= 9))
+
+
+def compiled_for(xp_shape, dtype, geometry: ConvGeometry) -> bool:
+    """Whether this layer's kernel may run in this process (``conv_direct_compiled.ready``:
+    in numba's cache, or ``KERNELAB_DIRECT_CONV=1``)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        return False
+    width = xp_shape[3] - sum(geometry.padding[1])
+    (_, kw), (_, sw), (_, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    chosen = kernel(dtype, width, sw, dw, kw, geometry.padding[1][0])
+    return direct.ready(chosen, _examples(dtype))
+
+
+def _examples(dtype) -> tuple:
+    """Arguments of the types the kernel is called with."""
+    index = np.zeros(1, np.int64)
+    four, five = np.zeros((1,) * 4, dtype), np.zeros((1,) * 5, dtype)
+    return four, five, index, 1, 1, 1, 1, 1, 0, four, 0, 0
+
+
+def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
+    """gx (C_in, N, H, W), the input gradient without the padding, from gy (C_out, N, OH,
+    OW) (channel-major or a view of batch-first memory) and w (C_out, C_in, kH, kW); with
+    ``batch_first`` a view of batch-first memory (N, C_in, H, W)."""
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
+    (top, bottom), (left, right) = geometry.padding
+    c_out, n, oh, ow = gy.shape
+    c_in, h, width = padded_shape[0], padded_shape[2] - top - bottom, padded_shape[3] - left - right
+    cb = direct.BLOCK_BYTES // gy.itemsize
+    jb, starts = tiles(width, sw)
+    # frame column of gy's column j: j + shift; a tile at x0 reads o = x0 / sw onwards
+    shift = lead(sw, dw, kw) - (left - left % sw) // sw
+    frame_width = int(starts[-1]) // sw + (left % sw + jb - 1) // sw + lead(sw, dw, kw) + 1
+    into, take = _overlap(shift, ow, frame_width)
+    frame = np.empty((n, c_out, oh, frame_width), gy.dtype)  # (N, C_out, OH, OWf)
+    samples = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
+
+    def fill(start, stop):  # zeros around gy's columns
+        part = frame[start:stop]  # (chunk, C_out, OH, OWf)
+        part[..., : into.start], part[..., into.stop :] = 0, 0
+        part[..., into] = samples[start:stop, ..., take]
+
+    direct.by_samples(fill, n)
+    wpk = direct.pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
+    gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
+    # blocks of the sums (see the module): at most C_out terms, as the GEMM's column gradients
+    blocks = most_taps(kh, sh, dh) * most_taps(kw, sw, dw)  # the most offsets that reach a pixel
+    oc = -(-c_out // blocks)
+    chosen = kernel(gy.dtype, width, sw, dw, kw, left)
+    arguments = frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx
+    tasks = n * -(-c_in // cb)  # (sample, block of CB input channels)
+    conv_thin_compiled.in_parallel(lambda first, last: chosen(*arguments, first, last), tasks)
+    return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
+
+
+def most_taps(k: int, s: int, d: int) -> int:
+    """The most kernel offsets along an axis (k taps, stride s, dilation d) that reach one
+    input pixel: those of one phase, ``q·d mod s`` equal."""
+    return max(sum(1 for q in range(k) if q * d % s == phase) for phase in range(s))
+
+
+def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
+    """(into, from): where ``size`` values placed at ``offset`` land in ``length`` cells."""
+    start = min(max(0, offset), length)
+    stop = max(start, min(length, offset + size))
+    return slice(start, stop), slice(start - offset, stop - offset)
