@@ -157,8 +157,10 @@ class Conv2d(Function):
         algorithm = EmptyBatch if x.shape[0] == 0 else choose(geometry, w.shape)
         ctx.algorithm, ctx.input_size = algorithm, x.shape[2:]
         ctx.batch_first_input = x.flags.c_contiguous  # the input gradient's layout, if free
-        xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
-        y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
+        xc = x.transpose(1, 0, 2, 3)  # (C_in, N, H, W)
+        if not getattr(algorithm, "unpadded_input", False):  # else it frames x itself
+            xc = pad(xc, geometry.padding)  # (C_in, N, Hp, Wp)
+        y = ctx.algorithm.forward(ctx, xc, w, b, geometry)  # (C_out, N, OH, OW)
         return y.transpose(1, 0, 2, 3)
 
     @staticmethod
