@@ -6,15 +6,22 @@ columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize
 weights for a block are one contiguous load; the kernel gradient's is 128 bytes where C_out
 allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms``:
 
-* forward: the padded input xp (C_in, N, Hp, Wp) as it comes; the kernel repacked
+* every pass reads its input unpadded, x (C_in, N, H, W) channel-major or a view of
+  batch-first memory (a network's input), as it comes: each thread copies the planes of the
+  sample it works on into a zero-framed (C_in, Hp, Wp) buffer of its own, which stays in its
+  core's cache, and runs the micro-kernel there. A whole padded copy (``conv.pad``) had been
+  a memory-bound pass before every layer, slower at two threads than at one (ResNet-8's
+  inference: 3.9 ms of CPU a step, 5.3 ms wall at two threads), and was kept for the
+  backward.
+* forward: the kernel repacked
   (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB. Each sum
   over K = C_in·kH·kW is taken in blocks of about ``conv_direct_source.K_BLOCK`` terms
   (whole input channels), each from zero, as BLAS takes its products' sums.
 * input gradient (stride 1): the *full* correlation of the output gradient, zero-padded by
-  ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
-  the forward's micro-kernel again. Only the unpadded input's pixels are computed, and
-  returned without the padding (``Conv2d`` takes it so): at 14x14 with a 5x5 kernel the
-  padded plane is 1.7x larger.
+  ``d·(k−1)`` on every side (framed a sample at a time, as above), with the 180°-rotated,
+  transposed kernel (C_in, C_out, kH, kW): the forward's micro-kernel again. Only the
+  unpadded input's pixels are computed, and returned without the padding (``Conv2d`` takes
+  it so): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
 * kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each run of about
   K_BLOCK of a sample's terms (whole output rows) from zero in the accumulators, added into
   its task's partial kernel (T, C_out/CB,
@@ -22,8 +29,9 @@ allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms`
   innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
 
 Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
-``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
-for the kernel gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
+``core/jit.py``): (sample, block of CB output channels) for the correlations, in one run of
+consecutive tasks per thread (a sample framed once per run), ranges of samples for the kernel
+gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
 Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
@@ -445,8 +453,8 @@ class DirectCompiled:
         if any(rest):  # the passes left to Winograd's or the GEMM's backward
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
             other = types.SimpleNamespace(**vars(ctx))
-            if not hasattr(other, "xp"):  # the forward ran direct: they read the padded x
-                other.xp = contiguous(pad(x, geometry.padding))  # (C_in, N, Hp, Wp)
+            if not hasattr(other, "xp"):  # the forward ran direct: no padded x was made
+                other.xp = padded_input(x, geometry, rest[1])  # (C_in, N, Hp, Wp)
             other.needs_input_grad = rest
             other_x, other_w = algorithm.backward(other, gy)
             gxp, gw = gxp if other_x is None else other_x, gw if other_w is None else other_w
@@ -455,6 +463,17 @@ class DirectCompiled:
             conv_compiled.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)
         ctx.bias_gradient = gb  # for Conv2d, which would otherwise sum gy again
         return gxp, gw
+
+
+def padded_input(x, geometry: ConvGeometry, values: bool) -> np.ndarray:
+    """The padded input (C_in, N, Hp, Wp) for the backward passes left to the GEMM's or
+    Winograd's: a copy (``conv.pad``) when they need its ``values`` (a kernel gradient),
+    else a stand-in of its shape and dtype that takes no memory and no copy: their input
+    gradient reads only those (a 3x3 stride-2 layer's, the GEMM's)."""
+    if values:
+        return contiguous(pad(x, geometry.padding))
+    shape = x.shape[:2] + geometry.padded_size(*x.shape[2:])
+    return np.broadcast_to(np.zeros((), x.dtype), shape)
 
 
 def winograd_route(xp_shape, w_shape, geometry: ConvGeometry) -> bool:
