@@ -196,9 +196,10 @@ def test_generated_source_holds_scalar_accumulators():
     compile(text, "<generated>", "exec")
 
 
-def test_the_input_gradient_reuses_only_a_frame_of_the_same_layout():
+def test_the_input_gradient_frames_each_call_by_its_own_padding():
     # the same frame shape (8x11 inside a 3x3 kernel's frame), gy placed alike, then placed
-    # one column shorter (right padding 0, not 1): a reused frame would keep a stale column
+    # one column shorter (right padding 0, not 1): a frame kept from the call before would
+    # hold a stale column
     rng = np.random.default_rng(9)
     x, w = rng.standard_normal((2, 16, 8, 11)), rng.standard_normal((16, 16, 3, 3))
     for seed, right in enumerate((1, 1, 0)):
