@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import kernelab as kl
-from kernelab.functional.conv import pad
+from kernelab.functional.conv import pad, unpad
 
 NEEDS = {  # needs_input_grad of (input, kernel, bias) that asks for each pass alone
     "forward": (True, True, False),
@@ -52,8 +52,12 @@ def pass_inputs(geometry, n: int, c_in: int, c_out: int, size: int, dtype=np.flo
 
 def pass_call(algorithm, name: str, xp, w, gy, geometry, path: str = "numba"):
     """A callable running pass ``name`` of ``algorithm`` on the padded, channel-major input
-    xp (C_in, N, Hp, Wp) and output gradient gy (C_out, N, OH, OW), on kernel ``path``."""
+    xp (C_in, N, Hp, Wp) and output gradient gy (C_out, N, OH, OW), on kernel ``path``; an
+    algorithm that frames its input itself (``unpadded_input``) gets the unpadded input in
+    memory of its own, as a layer's output would be."""
     ctx = types.SimpleNamespace(needs_input_grad=NEEDS[name])
+    if getattr(algorithm, "unpadded_input", False):
+        xp = np.ascontiguousarray(unpad(xp, geometry.padding))  # (C_in, N, H, W)
     with kl.backends.kernels.using(path):
         algorithm.forward(ctx, xp, w, None, geometry)  # the context a backward needs
 

@@ -32,7 +32,7 @@ from bench.conv_passes import interleaved_times, pass_inputs, pass_parser  # noq
 from kernelab.functional import conv_direct_compiled as direct  # noqa: E402
 from kernelab.functional import conv_strided_compiled as strided  # noqa: E402
 from kernelab.functional import conv_winograd  # noqa: E402
-from kernelab.functional.conv import pad, unpad  # noqa: E402
+from kernelab.functional.conv import unpad  # noqa: E402
 from kernelab.functional.conv_algorithms import Gemm, choose  # noqa: E402
 from kernelab.functional.geometry import conv_geometry  # noqa: E402
 
@@ -50,17 +50,21 @@ def gemm_pass(name, xp, w, gy, geometry):
 
 
 def direct_passes(xp, w, gy, geometry) -> dict:
-    """The direct convolution's passes that can run at this geometry."""
+    """The direct convolution's passes that can run at this geometry, on the unpadded input
+    (they frame it themselves)."""
     oh, ow = gy.shape[2:]
+    x = np.ascontiguousarray(unpad(xp, geometry.padding))  # (C_in, N, H, W)
     y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)
+    origin = geometry.padding[0][0], geometry.padding[1][0]
+    stride, dilation = geometry.stride, geometry.dilation
     calls = {
-        "forward": lambda: direct.correlate(xp, w, None, geometry.stride, geometry.dilation, y),
-        "kernel_gradient": lambda: direct.kernel_gradient(gy, xp, geometry)[0],
+        "forward": lambda: direct.correlate(x, origin, xp.shape[2:], w, None, stride, dilation, y),
+        "kernel_gradient": lambda: direct.kernel_gradient(gy, x, geometry)[0],
     }
     if geometry.stride == (1, 1):
-        calls["input_gradient"] = lambda: direct.input_gradient(gy, w, geometry, xp.shape)
+        calls["input_gradient"] = lambda: direct.input_gradient(gy, w, geometry, x.shape[2:])
     elif strided.suits(geometry):  # every phase in one micro-kernel
-        calls["input_gradient"] = lambda: strided.input_gradient(gy, w, geometry, xp.shape)
+        calls["input_gradient"] = lambda: strided.input_gradient(gy, w, geometry, x.shape[2:])
     return calls
 
 
@@ -134,7 +138,8 @@ def float32_errors(shape, n=16, c_in=32, c_out=64) -> dict:
         # the padded input as Conv2d hands it over: batch-first memory when unpadded
         x32 = np.ascontiguousarray(xp.transpose(1, 0, 2, 3), np.float32).transpose(1, 0, 2, 3)
         w32, gy32 = w.astype(np.float32), gy.astype(np.float32)
-        y = algorithm.forward(ctx, pad(x32, ((0, 0), (0, 0))), w32, None, geometry)
+        given = unpad(x32, geometry.padding) if getattr(algorithm, "unpadded_input", 0) else x32
+        y = algorithm.forward(ctx, given, w32, None, geometry)
         gxp, gw = algorithm.backward(ctx, gy32)
         if gxp.shape[2:] == xp.shape[2:]:  # else returned without the padding
             gxp = unpad(gxp, geometry.padding)

@@ -14,8 +14,10 @@ def run(algorithm, x, w, b, geometry, needs=(True, True, True), seed=0):
     """Forward and backward of ``algorithm`` on (N, C, H, W) arrays, as ``Conv2d`` runs it:
     y (N, C_out, OH, OW), gx (N, C_in, H, W) or None, gw or None, and the gy used."""
     ctx = types.SimpleNamespace(needs_input_grad=needs)
-    xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp), a view or a copy
-    y = algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
+    xc = x.transpose(1, 0, 2, 3)  # (C_in, N, H, W)
+    if not getattr(algorithm, "unpadded_input", False):
+        xc = pad(xc, geometry.padding)  # (C_in, N, Hp, Wp), a view or a copy
+    y = algorithm.forward(ctx, xc, w, b, geometry)  # (C_out, N, OH, OW)
     gy = np.random.default_rng(seed).standard_normal(y.shape).astype(x.dtype)
     gxp, gw = algorithm.backward(ctx, gy)
     gx = None if gxp is None else input_gradient(gxp, geometry, x.shape[2:])

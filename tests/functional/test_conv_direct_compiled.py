@@ -196,9 +196,10 @@ def test_generated_source_holds_scalar_accumulators():
     compile(text, "<generated>", "exec")
 
 
-def test_the_input_gradient_reuses_only_a_frame_of_the_same_layout():
+def test_the_input_gradient_frames_each_call_by_its_own_padding():
     # the same frame shape (8x11 inside a 3x3 kernel's frame), gy placed alike, then placed
-    # one column shorter (right padding 0, not 1): a reused frame would keep a stale column
+    # one column shorter (right padding 0, not 1): a frame kept from the call before would
+    # hold a stale column
     rng = np.random.default_rng(9)
     x, w = rng.standard_normal((2, 16, 8, 11)), rng.standard_normal((16, 16, 3, 3))
     for seed, right in enumerate((1, 1, 0)):
@@ -373,3 +374,19 @@ def test_conv2d_reads_the_output_gradient_in_either_layout(
     assert_rel_close(ours[0].grad, tgx, 1e-9, "input gradient vs torch")
     assert_rel_close(ours[1].grad, tgw, 1e-9, "kernel gradient vs torch")
     assert_rel_close(ours[2].grad, gy.sum(axis=(0, 2, 3)), 1e-12, "bias gradient")
+
+
+@pytest.mark.parametrize("x_layout", ["batch-first", "channel-major"])
+def test_each_thread_frames_the_samples_it_meets(threads, x_layout):
+    """The passes frame the unpadded input a sample at a time in each thread's buffer: 3
+    samples of 5 float64 blocks (40 channels) split into runs that start inside a sample;
+    padding 3 on a 3x3 kernel cuts a row and a column of the output gradient's frame."""
+    rng = np.random.default_rng(11)
+    x, w, b = (rng.standard_normal(s) for s in ((3, 16, 7, 9), (40, 16, 3, 3), (40,)))
+    if x_layout == "channel-major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    geometry = conv_geometry(3, 1, ((3, 1), (0, 3)), 1, 1)
+    y, gx, gw, gy = run(EveryPass, x, w, b, geometry)
+    ty, tgx, tgw = torch_reference(np.ascontiguousarray(x), w, b, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)

@@ -86,7 +86,9 @@ def test_input_gradient_matches_torch(layer):
     previous = kl.get_num_threads()
     kl.set_num_threads(threads)
     try:
-        gx = strided.input_gradient(gy, w, geometry, padded_shape, batch_first)
+        (top, bottom), (left, right) = geometry.padding
+        size = padded_shape[2] - top - bottom, padded_shape[3] - left - right  # (H, W)
+        gx = strided.input_gradient(gy, w, geometry, size, batch_first)
     finally:
         kl.set_num_threads(previous)
     memory = gx.transpose(1, 0, 2, 3) if batch_first else gx  # the layout asked for

@@ -39,12 +39,14 @@ offsets, never over pixels:
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 * **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column
-  matrix. Generated micro-kernels (``conv_direct_compiled.py``) hold a block of output
-  channels × output columns in vector registers while they walk the input channels and the
-  kernel; the input gradient is the same correlation of the output gradient with the
-  rotated kernel. Each pass runs there only where it measured fastest; the stride-1 3x3
-  layers' input gradient runs Winograd's F(2x2, 3x3) (``conv_winograd.py``), the rest the
-  GEMM's (the routing per pass: ``conv_direct_compiled.DirectCompiled``).
+  matrix and no padded copy: it takes the input unpadded (``unpadded_input``) and frames one
+  sample at a time in each thread's cache. Generated micro-kernels
+  (``conv_direct_compiled.py``) hold a block of output channels × output columns in vector
+  registers while they walk the input channels and the kernel; the input gradient is the
+  same correlation of the output gradient with the rotated kernel. Each pass runs there only
+  where it measured fastest; the stride-1 3x3 layers' input gradient runs Winograd's F(2x2,
+  3x3) (``conv_winograd.py``), the rest the GEMM's (the routing per pass:
+  ``conv_direct_compiled.DirectCompiled``).
 
 The GEMM's passes have compiled twins (``conv_compiled.py``): the same columns and the same
 products, the batch's sample ranges spread over threads; their col2im, like the direct input
@@ -78,6 +80,8 @@ from .geometry import ConvGeometry, Padding, conv_geometry
 
 def pad(x: np.ndarray, padding: Padding, value: float = 0.0) -> np.ndarray:
     """Pad the two spatial axes of an (N, C, H, W) array (no copy when there is nothing to add).
+    For the algorithms that read the padded frame (the GEMM's im2col, Winograd's, the NumPy
+    path); the direct convolution frames its input itself, a sample at a time.
 
     The border strips are filled and the input copied inside, each cell written once (what
     ``np.pad`` does, without its per-axis passes: 20% faster at conv2's 32x64x14x14). The
@@ -157,8 +161,10 @@ class Conv2d(Function):
         algorithm = EmptyBatch if x.shape[0] == 0 else choose(geometry, w.shape)
         ctx.algorithm, ctx.input_size = algorithm, x.shape[2:]
         ctx.batch_first_input = x.flags.c_contiguous  # the input gradient's layout, if free
-        xp = pad(x.transpose(1, 0, 2, 3), geometry.padding)  # (C_in, N, Hp, Wp)
-        y = ctx.algorithm.forward(ctx, xp, w, b, geometry)  # (C_out, N, OH, OW)
+        xc = x.transpose(1, 0, 2, 3)  # (C_in, N, H, W)
+        if not getattr(algorithm, "unpadded_input", False):  # else it frames x itself
+            xc = pad(xc, geometry.padding)  # (C_in, N, Hp, Wp)
+        y = ctx.algorithm.forward(ctx, xc, w, b, geometry)  # (C_out, N, OH, OW)
         return y.transpose(1, 0, 2, 3)
 
     @staticmethod

@@ -6,15 +6,22 @@ columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize
 weights for a block are one contiguous load; the kernel gradient's is 128 bytes where C_out
 allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms``:
 
-* forward: the padded input xp (C_in, N, Hp, Wp) as it comes; the kernel repacked
+* every pass reads its input unpadded, x (C_in, N, H, W) channel-major or a view of
+  batch-first memory (a network's input), as it comes: each thread copies the planes of the
+  sample it works on into a zero-framed (C_in, Hp, Wp) buffer of its own, which stays in its
+  core's cache, and runs the micro-kernel there. A whole padded copy (``conv.pad``) had been
+  a memory-bound pass before every layer, slower at two threads than at one (ResNet-8's
+  inference: 3.9 ms of CPU a step, 5.3 ms wall at two threads), and was kept for the
+  backward.
+* forward: the kernel repacked
   (C_out/CB, C_in, kH, kW, CB), output channels zero-padded to a multiple of CB. Each sum
   over K = C_in·kH·kW is taken in blocks of about ``conv_direct_source.K_BLOCK`` terms
   (whole input channels), each from zero, as BLAS takes its products' sums.
 * input gradient (stride 1): the *full* correlation of the output gradient, zero-padded by
-  ``d·(k − 1)`` on every side, with the 180°-rotated, transposed kernel (C_in, C_out, kH, kW):
-  the forward's micro-kernel again. Only the unpadded input's pixels are computed, and
-  returned without the padding (``Conv2d`` takes it so): at 14x14 with a 5x5 kernel the
-  padded plane is 1.7x larger.
+  ``d·(k−1)`` on every side (framed a sample at a time, as above), with the 180°-rotated,
+  transposed kernel (C_in, C_out, kH, kW): the forward's micro-kernel again. Only the
+  unpadded input's pixels are computed, and returned without the padding (``Conv2d`` takes
+  it so): at 14x14 with a 5x5 kernel the padded plane is 1.7x larger.
 * kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each run of about
   K_BLOCK of a sample's terms (whole output rows) from zero in the accumulators, added into
   its task's partial kernel (T, C_out/CB,
@@ -22,8 +29,9 @@ allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms`
   innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
 
 Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
-``core/jit.py``): (sample, block of CB output channels) for the correlations, ranges of samples
-for the kernel gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
+``core/jit.py``): (sample, block of CB output channels) for the correlations, in one run of
+consecutive tasks per thread (a sample framed once per run), ranges of samples for the kernel
+gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
 Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
@@ -47,7 +55,6 @@ GEMM's numbers, as before the direct convolution).
 from __future__ import annotations
 
 import os
-import threading
 import types
 from typing import NamedTuple
 
@@ -58,6 +65,7 @@ from ..core import jit
 from . import conv_compiled, conv_winograd
 from . import conv_direct_source as source
 from . import conv_strided_compiled as strided
+from .conv import pad
 from .conv_algorithms import Gemm, contiguous
 from .geometry import ConvGeometry
 
@@ -76,9 +84,6 @@ WIDE_TAPS = 12
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 
 _kernels: dict[str, jit.Kernel] = {}
-_frames: dict[tuple, np.ndarray] = {}  # spare framed output gradients, see framed
-_frames_lock = threading.Lock()
-FRAMES = 4  # spare frames kept, one per layer shape (the oldest dropped)
 _ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
@@ -191,9 +196,9 @@ def _examples(dtype) -> tuple[tuple, tuple]:
     def array(ndim, kind=dtype):
         return np.zeros((1,) * ndim, kind)
 
-    index = array(1, np.int64)
-    correlation = array(4), array(5), array(1), index, 1, 1, 1, 0, array(4)
-    return correlation, (array(5), array(4), index, 1, 1, 1, array(6))
+    index, frame = array(1, np.int64), (array(4), 0, 0, 0, 1, 1)  # x, layout, origin, size
+    correlation = *frame, array(5), array(1), index, 1, 1, 1, 1, 0, array(4)
+    return correlation, (array(5), *frame, index, 1, 1, 1, array(6))
 
 
 def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
@@ -254,110 +259,70 @@ def pack(w: np.ndarray, cb: int) -> np.ndarray:
 
 
 def correlate(
-    xp, w, bias, stride, dilation, y, block: int = source.K_BLOCK, batch_first: bool = False
+    x, origin, size, w, bias, stride, dilation, y, block=source.K_BLOCK, batch_first=False
 ) -> None:
-    """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]`` for
-    xp (C, N, Hp, Wp) C-contiguous, w (C_out, C, kH, kW), y (C_out, N, OH, OW) (with
-    ``batch_first``: (N, C_out, OH, OW)); the sums over (c, p, q) in runs of about ``block``
-    terms (whole channels), each from zero."""
-    cb = BLOCK_BYTES // xp.itemsize
-    (sh, sw), (dh, dw) = stride, dilation
+    """``y[o, s, i, j] = bias[o] + Σ w[o, c, p, q] · xp[c, s, i·sh + p·dh, j·sw + q·dw]``
+    for xp (C, N, Hp, Wp), ``size`` = (Hp, Wp), the input x (C, N, H, W) placed at ``origin``
+    = (top, left) of a zero frame (negative: rows or columns of x cut), w (C_out, C, kH, kW)
+    and y (C_out, N, OH, OW) (with ``batch_first``: (N, C_out, OH, OW)); the sums over
+    (c, p, q) in runs of about ``block`` terms (whole channels), each from zero. The frame
+    is built a sample at a time inside the kernel (``conv_direct_source``), never whole."""
+    memory, x_batch_first = planes(x)
+    cb = BLOCK_BYTES // memory.itemsize
+    (sh, sw), (dh, dw), (hp, wp) = stride, dilation, size
     out = y
     if y.shape[3] < min(COLUMNS):  # zero columns on the right, so that a whole tile fits
         wide = min(COLUMNS)
-        extra = (wide - 1) * sw + (w.shape[3] - 1) * dw + 1 - xp.shape[3]
-        xp = np.pad(xp, ((0, 0), (0, 0), (0, 0), (0, max(0, extra))))
+        wp = max(wp, (wide - 1) * sw + (w.shape[3] - 1) * dw + 1)
         out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out or N, N or C_out, OH, JB)
     starts = column_tiles(out.shape[3])[1]
-    kernel = correlation_kernel(xp.dtype, out.shape[3], sw, dw, w.shape[3])
-    padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, xp.dtype)
+    kernel = correlation_kernel(memory.dtype, out.shape[3], sw, dw, w.shape[3])
+    padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, memory.dtype)
     if bias is not None:
         padded_bias[: w.shape[0]] = bias
     channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
-    # the layout as an int: a background compilation types its arguments as ints or arrays
-    layout = int(batch_first)
-    kernel(xp, pack(w, cb), padded_bias, starts, sh, dh, channels, layout, out)
+    # the layouts as ints: a background compilation types its arguments as ints or arrays
+    frame = memory, int(x_batch_first), *origin, hp, wp
+    threads = jit.get_threads() or 1
+    kernel(
+        *frame, pack(w, cb), padded_bias, starts, sh, dh, channels, threads, int(batch_first), out
+    )
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
 
-def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
+def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
     """gx (C_in, N, H, W), the input gradient without the padding (``Conv2d`` takes it so),
-    for stride 1: the full correlation of gy (C_out, N, OH, OW) with the rotated kernel (see
-    the module), computed only inside the padding. With ``batch_first`` gx is a view of
+    for stride 1 and an input of ``size`` (H, W): the full correlation of gy (C_out, N, OH,
+    OW), channel-major or a view of batch-first memory, with the rotated kernel (see the
+    module), computed only inside the padding. With ``batch_first`` gx is a view of
     batch-first memory (N, C_in, H, W), the layout of an input that came so: as a leaf's
     ``.grad`` it then needs no transposing copy."""
     (kh, kw), (dh, dw) = geometry.kernel_size, geometry.dilation
-    (top, bottom), (left, right) = geometry.padding
-    c_out, n, oh, ow = gy.shape
-    h, width = padded_shape[2] - top - bottom, padded_shape[3] - left - right
+    (top, _), (left, _) = geometry.padding
+    n, (h, width) = gy.shape[1], size
     # gy framed so that the correlation's output is the unpadded input: full padding
     # d·(k − 1) on each side, less the input's own padding (negative: rows of gy cut)
     ph, pw = (kh - 1) * dh, (kw - 1) * dw
-    rows, cols = _overlap(ph - top, oh, h + ph), _overlap(pw - left, ow, width + pw)
-    inside = rows[0].indices(h + ph), cols[0].indices(width + pw)
-    key = (c_out, n, h + ph, width + pw), gy.dtype.str, inside
-    frame, fresh = framed(key)
-
-    def fill(start, stop):  # a fresh frame's border zeroed, the inside gy's
-        part = frame[:, start:stop]  # (C_out, chunk, H + ph, W + pw)
-        inside = part[:, :, rows[0]]  # (C_out, chunk, rows, W + pw)
-        if fresh:
-            part[:, :, : rows[0].start], part[:, :, rows[0].stop :] = 0, 0
-            inside[..., : cols[0].start], inside[..., cols[0].stop :] = 0, 0
-        inside[..., cols[0]] = gy[:, start:stop, rows[1], cols[1]]
-
-    by_samples(fill, n)
     rotated = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kH, kW)
-    c_in = padded_shape[0]
+    c_in = w.shape[1]
     gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of K_BLOCK would hold 4-8x the terms the GEMM's column gradients sum (C_out
     # each, kH·kW of them then added up): their float32 error was 1.7x the GEMM's at 5x5
-    correlate(frame, rotated, None, (1, 1), (dh, dw), gx, c_out, batch_first)
-    with _frames_lock:
-        _frames[key] = frame
-        while len(_frames) > FRAMES:
-            del _frames[next(iter(_frames))]
+    origin, frame = (ph - top, pw - left), (h + ph, width + pw)
+    correlate(gy, origin, frame, rotated, None, (1, 1), (dh, dw), gx, gy.shape[0], batch_first)
     return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
-def framed(key) -> tuple[np.ndarray, bool]:
-    """(frame, fresh): a spare frame for ``key`` (shape, dtype, the rows and columns gy fills),
-    whose border is zero from an earlier call, else a new one to be zeroed. Only gy's part is
-    written then: a new frame (page faults) and its border (a few columns at both ends of
-    every row) had taken 1.4 ms of the input gradient's 11.0 at the classic network's conv2
-    (one thread). Taken out of the spares while in use, so two threads never share one."""
-    with _frames_lock:
-        frame = _frames.pop(key, None)
-    if frame is not None:
-        return frame, False
-    shape, dtype = key[:2]
-    return np.empty(shape, dtype), True  # (C_out, N, H + ph, W + pw)
-
-
-def by_samples(copy, n: int) -> None:
-    """``copy(start, stop)`` for ranges of samples that cover ``n``, one per worker of the
-    convolution's pool (``conv_compiled.run``): NumPy's copies release the GIL, so they run
-    side by side, where one thread had left the second core idle between the kernels."""
-    count = min(n, conv_compiled.threads())
-    bounds = [n * i // count for i in range(count + 1)]
-    conv_compiled.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
-
-
-def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
-    """(into, from): where ``size`` values placed at ``offset`` land in ``length`` cells."""
-    start, stop = max(0, offset), min(length, offset + size)
-    return slice(start, stop), slice(start - offset, stop - offset)
-
-
-def kernel_gradient(gy, xp, geometry: ConvGeometry, bias: bool = False):
-    """(gw, gb): gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW), channel-major or a view
-    of batch-first memory, and xp (C_in, N, Hp, Wp); with ``bias`` the bias gradient gb
-    (C_out,) too, summed while gy is repacked (else None)."""
+def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
+    """(gw, gb): gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and the unpadded input
+    x (C_in, N, H, W), each channel-major or a view of batch-first memory; with ``bias`` the
+    bias gradient gb (C_out,) too, summed while gy is repacked (else None). The kernel
+    frames each sample's planes itself, in its thread's cache (see ``correlation_source``)."""
     c_out, n, oh, ow = gy.shape
-    c_in, (kh, kw) = xp.shape[0], geometry.kernel_size
+    c_in, (kh, kw) = x.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    cb = gradient_block(xp.dtype, c_out)
+    cb = gradient_block(x.dtype, c_out)
     blocks = -(-c_out // cb)
     gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
     sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
@@ -366,20 +331,26 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry, bias: bool = False):
     tasks = min(n, jit.get_threads() or 1)
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
-    kernel = gradient_kernel(xp.dtype, sw, kw, c_out)
-    kernel(gyr, xp, bounds, sh, dh, dw, partial)
+    kernel = gradient_kernel(x.dtype, sw, kw, c_out)
+    memory, x_batch_first = planes(x)
+    (top, _), (left, _) = geometry.padding
+    frame = memory, int(x_batch_first), top, left, *geometry.padded_size(*x.shape[2:])
+    kernel(gyr, *frame, bounds, sh, dh, dw, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb
 
 
-def planes(gy: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(memory, batch_first): the C-contiguous array behind gy (C, N, H, W), batch-first
-    (N, C, H, W) when gy is its channel-major view; a copy if gy is neither."""
-    batch_first = gy.transpose(1, 0, 2, 3)  # (N, C, H, W)
-    if not gy.flags.c_contiguous and batch_first.flags.c_contiguous:
-        return batch_first, True
-    return contiguous(gy), False
+def planes(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(memory, batch_first): the C-contiguous, writeable array behind a (C, N, H, W),
+    batch-first (N, C, H, W) when a is its channel-major view; a copy if a is neither (a
+    read-only array would be another compiled signature)."""
+    batch_first = a.transpose(1, 0, 2, 3)  # (N, C, H, W)
+    if not a.flags.c_contiguous and batch_first.flags.c_contiguous:
+        memory, flag = batch_first, True
+    else:
+        memory, flag = contiguous(a), False
+    return (memory if memory.flags.writeable else memory.copy()), flag
 
 
 @jit.kernel(parallel=True)
@@ -433,59 +404,67 @@ class DirectCompiled:
     shape, the mode and what was compiled when the process first asked, so within a process
     a layer always takes the same path.
 
+    ``unpadded_input``: ``Conv2d`` hands the forward the input x (C_in, N, H, W) unpadded, in
+    the layout it came in: the direct passes frame each sample in their threads' caches, and
+    only a pass left to Winograd's or the GEMM's gets the padded copy (``conv.pad``). The
+    context keeps x, not the padded copy.
+
     ``any_layout``: ``Conv2d`` hands the backward the output gradient as it comes, channel-major
     view or not: the direct passes read either (the kernel gradient's repack sums the bias
     gradient too, left in ``ctx.bias_gradient``), and only the GEMM's and Winograd's products
     get a channel-major copy."""
 
     any_layout = True
+    unpadded_input = True
 
     @staticmethod
-    def forward(ctx, xp, w, b, geometry: ConvGeometry):
-        if not xp.flags.writeable:  # a read-only array would be another compiled signature
-            xp = xp.copy()
+    def forward(ctx, x, w, b, geometry: ConvGeometry):
         forward, input_gradient, kernel_gradient = passes(geometry, w.shape)
         need_x, need_w = ctx.needs_input_grad[:2]  # no compilation asked for passes not run
         wanted = Passes(forward, input_gradient and need_x, kernel_gradient and need_w)
-        ctx.passes = usable(wanted, xp.shape, xp.dtype, geometry, w.shape[0])
-        return DirectCompiled.run_forward(ctx, xp, w, b, geometry)
+        padded = x.shape[:2] + geometry.padded_size(*x.shape[2:])  # (C_in, N, Hp, Wp)
+        ctx.passes = usable(wanted, padded, x.dtype, geometry, w.shape[0])
+        return DirectCompiled.run_forward(ctx, x, w, b, geometry)
 
     @staticmethod
-    def run_forward(ctx, xp, w, b, geometry: ConvGeometry):
-        """The forward for the passes already in ``ctx.passes`` (tests and benchmarks set
-        them to run every pass direct)."""
-        ctx.winograd = winograd_route(xp.shape, w.shape, geometry)
+    def run_forward(ctx, x, w, b, geometry: ConvGeometry):
+        """The forward of x (C_in, N, H, W) for the passes already in ``ctx.passes`` (tests
+        and benchmarks set them to run every pass direct)."""
+        padded = x.shape[:2] + geometry.padded_size(*x.shape[2:])  # (C_in, N, Hp, Wp)
+        ctx.winograd = winograd_route(padded, w.shape, geometry)
+        ctx.x, ctx.w, ctx.geometry = x, w, geometry
+        ctx.direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)  # as Gemm's
+        ctx.small, ctx.tile = False, conv_winograd.default_tile()  # as Winograd's
         if not ctx.passes.forward:
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
-            return algorithm.forward(ctx, xp, w, b, geometry)
-        xp = contiguous(xp)  # (C_in, N, Hp, Wp)
-        oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
-        y = np.empty((w.shape[0], xp.shape[1], oh, ow), xp.dtype)  # (C_out, N, OH, OW)
-        correlate(xp, w, b, geometry.stride, geometry.dilation, y)
-        direct = geometry.kernel_size == (1, 1) and geometry.stride == (1, 1)
-        ctx.xp, ctx.w, ctx.geometry, ctx.direct = xp, w, geometry, direct  # as Gemm's
-        ctx.small, ctx.tile = False, conv_winograd.default_tile()  # as Winograd's
+            return algorithm.forward(ctx, pad(x, geometry.padding), w, b, geometry)
+        oh, ow = geometry.output_size(*x.shape[2:])
+        y = np.empty((w.shape[0], x.shape[1], oh, ow), x.dtype)  # (C_out, N, OH, OW)
+        (top, _), (left, _) = geometry.padding
+        correlate(x, (top, left), padded[2:], w, b, geometry.stride, geometry.dilation, y)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         need_x, need_w = ctx.needs_input_grad[:2]
         need_b = len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]
-        xp, w, geometry = contiguous(ctx.xp), ctx.w, ctx.geometry
+        x, w, geometry = ctx.x, ctx.w, ctx.geometry
         gxp = gw = gb = None
         if need_x and ctx.passes.input_gradient:
             batch_first = getattr(ctx, "batch_first_input", False)
             plain = geometry.stride == (1, 1)
             gradient = input_gradient if plain else strided.input_gradient
-            gxp = gradient(gy, w, geometry, xp.shape, batch_first)
+            gxp = gradient(gy, w, geometry, x.shape[2:], batch_first)
         if need_w and ctx.passes.kernel_gradient:
-            gw, gb = kernel_gradient(gy, xp, geometry, bias=need_b)
+            gw, gb = kernel_gradient(gy, x, geometry, bias=need_b)
         rest = (need_x and gxp is None, need_w and gw is None, False)
         if any(rest) or (need_b and gb is None):  # the products want gy channel-major
             gy = contiguous(gy)
         if any(rest):  # the passes left to Winograd's or the GEMM's backward
             algorithm = conv_winograd.Winograd if ctx.winograd else Gemm
             other = types.SimpleNamespace(**vars(ctx))
+            if not hasattr(other, "xp"):  # the forward ran direct: no padded x was made
+                other.xp = padded_input(x, geometry, rest[1])  # (C_in, N, Hp, Wp)
             other.needs_input_grad = rest
             other_x, other_w = algorithm.backward(other, gy)
             gxp, gw = gxp if other_x is None else other_x, gw if other_w is None else other_w
@@ -494,6 +473,17 @@ class DirectCompiled:
             conv_compiled.channel_sums(gy.reshape(gy.shape[0], gy.shape[1], -1), gb)
         ctx.bias_gradient = gb  # for Conv2d, which would otherwise sum gy again
         return gxp, gw
+
+
+def padded_input(x, geometry: ConvGeometry, values: bool) -> np.ndarray:
+    """The padded input (C_in, N, Hp, Wp) for the backward passes left to the GEMM's or
+    Winograd's: a copy (``conv.pad``) when they need its ``values`` (a kernel gradient),
+    else a stand-in of its shape and dtype that takes no memory and no copy: their input
+    gradient reads only those (a 3x3 stride-2 layer's, the GEMM's)."""
+    if values:
+        return contiguous(pad(x, geometry.padding))
+    shape = x.shape[:2] + geometry.padded_size(*x.shape[2:])
+    return np.broadcast_to(np.zeros((), x.dtype), shape)
 
 
 def winograd_route(xp_shape, w_shape, geometry: ConvGeometry) -> bool:

@@ -30,6 +30,32 @@ from numba import njit, prange
 block = njit(cache=CACHE, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
+@block
+def frame(x, batch_first, s, top, left, buf, border):
+    # buf (C, Hp, Wp): sample s of x (C, N, H, W), or of x (N, C, H, W) when batch_first,
+    # placed at (top, left) (negative: rows or columns cut), zeros around it if border
+    c_in, hp, wp = buf.shape
+    h, w = x.shape[2], x.shape[3]
+    r0, r1, q0, q1 = max(0, top), min(hp, top + h), max(0, left), min(wp, left + w)
+    for c in range(c_in):
+        plane, out = x[s, c] if batch_first else x[c, s], buf[c]
+        for r in range(hp):
+            row = out[r]
+            if r < r0 or r >= r1:
+                if border:
+                    for q in range(wp):
+                        row[q] = 0
+                continue
+            line = plane[r - top, q0 - left :]
+            for q in range(q1 - q0):  # indexed from 0, it vectorises
+                row[q0 + q] = line[q]
+            if border:
+                for q in range(q0):
+                    row[q] = 0
+                for q in range(q1, wp):
+                    row[q] = 0
+
+
 """
 
 
@@ -39,13 +65,20 @@ def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
 
 
 def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
-    """A parallel kernel ``(xp, wpk, bias, starts, sh, dh, cc, batch_first, y)`` computing::
+    """A parallel kernel ``(x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh,
+    cc, threads, batch_first, y)`` computing::
 
         y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
                                   · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
 
-    for xp (C, N, Hp, Wp), wpk (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y
-    (C_out, N, OH, OW), or y batch-first (N, C_out, OH, OW) when ``batch_first``. A task is
+    where xp (C, N, Hp, Wp) is x (C, N, H, W) (batch-first (N, C, H, W) memory when
+    ``x_batch_first``) placed at row ``top``, column ``left`` of a zero frame, for wpk
+    (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y (C_out, N, OH, OW), or y batch-first
+    (N, C_out, OH, OW) when ``batch_first``. The frame is never built whole: each thread
+    takes a run of tasks and copies the planes of each sample it meets into its own (C, Hp,
+    Wp) buffer, border zeroed once, which stays in its core's cache; ``threads`` runs of
+    tasks (a whole padded copy had
+    been a memory-bound pass of its own, slower at two threads than at one). A task is
     one (sample, block of CB output channels); it walks the output rows in tiles of JB
     columns starting at ``starts`` (the last one may overlap its neighbour, so OW need not
     be a multiple of JB), holding CB·JB accumulators. The kernel
@@ -62,7 +95,7 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     """
     body = [
         "@block",
-        "def tile_sums(xp, wpk, zero, s, ob, row, j0, dh, tile, cc):",
+        "def tile_sums(xp, wpk, zero, ob, row, j0, dh, tile, cc):",
         "    c_in, kh = xp.shape[0], wpk.shape[2]",
         f"    o = np.uint64(j0 * {sw})",
     ]
@@ -75,7 +108,7 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     body += [
         "        for c in range(c0, min(c0 + cc, c_in)):",
         "            for p in range(kh):",
-        "                xr, wr = xp[c, s, row + p * dh], wpk[ob, c, p]",
+        "                xr, wr = xp[c, row + p * dh], wpk[ob, c, p]",
     ]
     for q in range(kw):
         body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
@@ -92,26 +125,40 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
         adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
         body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {adds}")
     driver = f"""
-def {correlation_name(cb, jb, sw, dw, kw)}(xp, wpk, bias, starts, sh, dh, cc, batch_first, y):
-    n, blocks, oh, c_in = xp.shape[1], wpk.shape[0], y.shape[2], xp.shape[0]
-    c_out = y.shape[1] if batch_first else y.shape[0]
-    for task in prange(n * blocks):
-        s, ob = task // blocks, task % blocks
-        tile = np.empty(({jb}, {cb}), y.dtype)
-        zero, bv = np.zeros({cb}, y.dtype), bias[ob * {cb} : (ob + 1) * {cb}]
-        for i in range(oh):
-            for t in range(starts.shape[0]):
-                j0 = starts[t]
-                tile_sums(xp, wpk, zero, s, ob, i * sh, j0, dh, tile, cc)
-                # two loops, each indexing y C-contiguous: one view of either layout would
-                # index a strided array, which made the stores slower
-                for b in range(min({cb}, c_out - ob * {cb})):
-                    if batch_first:
-                        for j in range({jb}):
-                            y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
-                    else:
-                        for j in range({jb}):
-                            y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
+def {correlation_name(cb, jb, sw, dw, kw)}(
+    x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, threads, batch_first, y
+):
+    n, c_in = (x.shape[0], x.shape[1]) if x_batch_first else (x.shape[1], x.shape[0])
+    blocks, tasks = wpk.shape[0], n * wpk.shape[0]
+    chunks = min(tasks, threads)
+    for chunk in prange(chunks):
+        xp = np.empty((c_in, hp, wp), y.dtype)  # one sample's framed planes, in cache
+        tile, zero = np.empty(({jb}, {cb}), y.dtype), np.zeros({cb}, y.dtype)
+        first, last = tasks * chunk // chunks, tasks * (chunk + 1) // chunks
+        for task in range(first, last):
+            s, ob = task // blocks, task % blocks
+            if task == first or ob == 0:  # the border is written once
+                frame(x, x_batch_first, s, top, left, xp, task == first)
+            block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero)
+
+
+@block
+def block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero):
+    c_out, oh = y.shape[1] if batch_first else y.shape[0], y.shape[2]
+    bv = bias[ob * {cb} : (ob + 1) * {cb}]
+    for i in range(oh):
+        for t in range(starts.shape[0]):
+            j0 = starts[t]
+            tile_sums(xp, wpk, zero, ob, i * sh, j0, dh, tile, cc)
+            # two loops, each indexing y C-contiguous: one view of either layout would
+            # index a strided array, which made the stores slower
+            for b in range(min({cb}, c_out - ob * {cb})):
+                if batch_first:
+                    for j in range({jb}):
+                        y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
+                else:
+                    for j in range({jb}):
+                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     return HEADER + "\n".join(body) + "\n\n" + driver
 
@@ -122,14 +169,16 @@ def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
 
 
 def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
-    """A parallel kernel ``(gyr, xp, bounds, sh, dh, dw, partial)`` computing, per task t::
+    """A parallel kernel ``(gyr, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw,
+    partial)`` computing, per task t::
 
         partial[t, o // CB, c, p, q, o % CB] = Σ_{s in task t, i, j} gyr[o // CB, s, i, j, o % CB]
                                                 · xp[c, s, i·sh + p·dh, j·sw + q·dw]
 
     for gyr (C_out/CB, N, OH, OW, CB) (the output gradient, channels innermost), xp
-    (C, N, Hp, Wp) and partial (T, C_out/CB, C, kH, kW, CB), zeros; task t sums samples
-    ``bounds[t]:bounds[t + 1]``. Per (block, CC input channels, kernel row) it holds the
+    (C, N, Hp, Wp) x framed as in :func:`correlation_source` (each sample's planes framed
+    into the task's own buffer) and partial (T, C_out/CB, C, kH, kW, CB), zeros; task t sums
+    samples ``bounds[t]:bounds[t + 1]``. Per (block, CC input channels, kernel row) it holds the
     CB·CC·kW accumulators of the kernel row while it walks the sample's pixels: each (CB,)
     load of the output gradient feeds CC·kW vector FMAs. Past the last input channel the
     block repeats it, unstored.
@@ -156,7 +205,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
         "        for i in range(i0, min(i0 + rows, oh)):",
         "            g, row = gyr[ob, s, i], i * sh + p * dh",
     ]
-    body += [f"            x{c}_{q} = xp[cs[{c}], s, row, {q} * dw :]" for c, q in pairs]
+    body += [f"            x{c}_{q} = xp[cs[{c}], row, {q} * dw :]" for c, q in pairs]
     body += [
         "            for j in range(ow):",
         f"                {_names('g', cb)} = {_names('g[j, ', cb, ']')}",
@@ -170,11 +219,15 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
             adds = ", ".join(f"r{c}[{q}, {b}] + a{c}_{q}_{b}" for b in range(cb))
             body.append(f"            {_names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
-def {kernel_gradient_name(cb, cc, sw, kw)}(gyr, xp, bounds, sh, dh, dw, partial):
-    blocks, c_in, kh = gyr.shape[0], xp.shape[0], partial.shape[3]
+def {kernel_gradient_name(cb, cc, sw, kw)}(
+    gyr, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw, partial
+):
+    blocks, c_in, kh = gyr.shape[0], partial.shape[2], partial.shape[3]
     for t in prange(partial.shape[0]):
         cs, zero = np.empty({cc}, np.int64), np.zeros({cb}, partial.dtype)
+        xp = np.empty((c_in, hp, wp), partial.dtype)  # one sample's framed planes, in cache
         for s in range(bounds[t], bounds[t + 1]):
+            frame(x, x_batch_first, s, top, left, xp, s == bounds[t])
             for ob in range(blocks):
                 for c0 in range(0, c_in, {cc}):
                     for k in range({cc}):

@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import jit
+from . import conv_compiled, conv_thin_compiled
 from . import conv_direct_compiled as direct  # which imports this module: names read at calls
-from . import conv_thin_compiled
 from .conv_direct_source import HEADER
 from .geometry import ConvGeometry
 
@@ -214,14 +214,14 @@ def _examples(dtype) -> tuple:
     return four, five, index, 1, 1, 1, 1, 1, 0, four, 0, 0
 
 
-def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=False):
-    """gx (C_in, N, H, W), the input gradient without the padding, from gy (C_out, N, OH,
-    OW) (channel-major or a view of batch-first memory) and w (C_out, C_in, kH, kW); with
+def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
+    """gx (C_in, N, H, W) for an input of ``size`` (H, W), from gy (C_out, N, OH, OW)
+    (channel-major or a view of batch-first memory) and w (C_out, C_in, kH, kW); with
     ``batch_first`` a view of batch-first memory (N, C_in, H, W)."""
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
-    (top, bottom), (left, right) = geometry.padding
+    top, left = geometry.padding[0][0], geometry.padding[1][0]
     c_out, n, oh, ow = gy.shape
-    c_in, h, width = padded_shape[0], padded_shape[2] - top - bottom, padded_shape[3] - left - right
+    c_in, (h, width) = w.shape[1], size
     cb = direct.BLOCK_BYTES // gy.itemsize
     jb, starts = tiles(width, sw)
     # frame column of gy's column j: j + shift; a tile at x0 reads o = x0 / sw onwards
@@ -236,7 +236,7 @@ def input_gradient(gy, w, geometry: ConvGeometry, padded_shape, batch_first=Fals
         part[..., : into.start], part[..., into.stop :] = 0, 0
         part[..., into] = samples[start:stop, ..., take]
 
-    direct.by_samples(fill, n)
+    by_samples(fill, n)
     wpk = direct.pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
     gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of the sums (see the module): at most C_out terms, as the GEMM's column gradients
@@ -253,6 +253,15 @@ def most_taps(k: int, s: int, d: int) -> int:
     """The most kernel offsets along an axis (k taps, stride s, dilation d) that reach one
     input pixel: those of one phase, ``q·d mod s`` equal."""
     return max(sum(1 for q in range(k) if q * d % s == phase) for phase in range(s))
+
+
+def by_samples(copy, n: int) -> None:
+    """``copy(start, stop)`` for ranges of samples that cover ``n``, one per worker of the
+    convolution's pool (``conv_compiled.run``): NumPy's copies release the GIL, so they run
+    side by side, where one thread had left the second core idle between the kernels."""
+    count = min(n, conv_compiled.threads())
+    bounds = [n * i // count for i in range(count + 1)]
+    conv_compiled.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
