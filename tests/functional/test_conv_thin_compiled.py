@@ -146,7 +146,7 @@ def test_an_empty_batch():
 
 def test_kernels_not_ready_leave_their_passes_to_the_gemm(monkeypatch):
     """Without the kernels in the cache (auto mode) a layer runs the GEMM, bit for bit."""
-    monkeypatch.setattr(thin.conv_direct_compiled, "ready", lambda kernel, args: False)
+    monkeypatch.setattr(thin.conv_generated, "ready", lambda kernel, args: False)
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal((2, 1, 9, 11)), rng.standard_normal((6, 1, 3, 3))
     b = rng.standard_normal(6)
@@ -162,13 +162,13 @@ def test_in_auto_mode_a_layer_asks_whether_its_kernels_are_cached(monkeypatch):
     cached or not, the layer's results are right."""
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "auto")
     asked = []
-    ready = thin.conv_direct_compiled.ready
+    ready = thin.conv_generated.ready
 
     def spy(kernel, args):
         asked.append(kernel.__name__)
         return ready(kernel, args)
 
-    monkeypatch.setattr(thin.conv_direct_compiled, "ready", spy)
+    monkeypatch.setattr(thin.conv_generated, "ready", spy)
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal((2, 1, 9, 11)), rng.standard_normal((6, 1, 3, 3))
     geometry = conv_geometry(3, 1, 1, 1, 1)

@@ -54,7 +54,6 @@ GEMM's numbers, as before the direct convolution).
 
 from __future__ import annotations
 
-import os
 import types
 from typing import NamedTuple
 
@@ -67,9 +66,9 @@ from . import conv_direct_source as source
 from . import conv_strided_compiled as strided
 from .conv import pad
 from .conv_algorithms import Gemm, contiguous
+from .conv_generated import BLOCK_BYTES, FLAGS, mode, pack, ready
 from .geometry import ConvGeometry
 
-BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
 WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows (gradient_block)
 # JB, output columns per tile: CB·JB accumulators fill at most 14 of the 32 vector registers.
 # 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best). Measured no faster:
@@ -81,11 +80,8 @@ TAPS = 8
 # and at most WIDE_TAPS (c, q) pairs with the wide block, 24 of the 32 vector registers: 14
 # pairs (7x7 kernels) spilled, at 0.57x the speed of 7
 WIDE_TAPS = 12
-FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 
 _kernels: dict[str, jit.Kernel] = {}
-_ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
-MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
 
 
@@ -95,14 +91,6 @@ class Passes(NamedTuple):
     forward: bool
     input_gradient: bool
     kernel_gradient: bool
-
-
-def mode() -> str:
-    """The mode, from ``KERNELAB_DIRECT_CONV`` ("0": off, "1": on, unset: auto; see the module)."""
-    value = os.environ.get("KERNELAB_DIRECT_CONV", "").strip().lower()
-    if value not in MODES:
-        raise ValueError(f"KERNELAB_DIRECT_CONV: expected 0, 1 or auto, got {value!r}")
-    return MODES[value]
 
 
 def passes(geometry: ConvGeometry, w_shape) -> Passes:
@@ -172,24 +160,6 @@ def usable(wanted: Passes, xp_shape, dtype, geometry: ConvGeometry, c_out: int =
     )
 
 
-def ready(kernel: jit.Kernel, args) -> bool:
-    """Whether a pass may run ``kernel`` (for ``args``' types) in this process.
-
-    With ``KERNELAB_DIRECT_CONV=1`` always (it compiles on its first call if need be). By
-    default only if its machine code is in this process or numba's on-disk cache at the first
-    question; if not, never in this process (the answer is kept), and a background process
-    compiles it for the next one.
-    """
-    if mode() == "on":
-        return True
-    key = kernel.__name__, str(next(a.dtype for a in args if isinstance(a, np.ndarray)))
-    if key not in _ready:
-        _ready[key] = kernel.load_cached(args)
-        if not _ready[key]:
-            jit.compile_in_background(kernel, args)
-    return _ready[key]
-
-
 def _examples(dtype) -> tuple[tuple, tuple]:
     """Arguments of the types the correlation and the kernel gradient are called with."""
 
@@ -247,15 +217,6 @@ def column_tiles(ow: int) -> tuple[int, np.ndarray]:
     fitting = [width for width in COLUMNS if width <= ow]
     jb = min(fitting, key=lambda width: (-(-ow // width) * width, -width))
     return jb, np.array([min(t * jb, ow - jb) for t in range(-(-ow // jb))], np.int64)
-
-
-def pack(w: np.ndarray, cb: int) -> np.ndarray:
-    """The kernel (C_out, C_in, kH, kW) as (⌈C_out/CB⌉, C_in, kH, kW, CB), zeros past C_out."""
-    c_out = w.shape[0]
-    blocked = np.zeros((-(-c_out // cb) * cb,) + w.shape[1:], w.dtype)
-    blocked[:c_out] = w
-    blocked = blocked.reshape((-1, cb) + w.shape[1:])  # (C_out/CB, CB, C_in, kH, kW)
-    return np.ascontiguousarray(blocked.transpose(0, 2, 3, 4, 1))
 
 
 def correlate(

@@ -35,8 +35,8 @@ import numpy as np
 
 from ..core import jit
 from . import conv_compiled, conv_thin_compiled
-from . import conv_direct_compiled as direct  # which imports this module: names read at calls
 from .conv_direct_source import HEADER
+from .conv_generated import BLOCK_BYTES, FLAGS, pack, ready
 from .geometry import ConvGeometry
 
 # JB, input columns per tile, from these rounded to multiples of sw (see tiles). Tiles of 16
@@ -165,11 +165,11 @@ def tiles(width: int, sw: int) -> tuple[int, np.ndarray]:
 
 def kernel(dtype, width: int, sw: int, dw: int, kw: int, left: int) -> jit.Kernel:
     """The kernel for an input gradient ``width`` columns wide (see :func:`source`)."""
-    cb = direct.BLOCK_BYTES // np.dtype(dtype).itemsize
+    cb = BLOCK_BYTES // np.dtype(dtype).itemsize
     shape = cb, tiles(width, sw)[0], sw, dw, kw, left % sw
     key = name(*shape)
     if key not in _kernels:
-        _kernels[key] = jit.kernel_from_source(key, source(*shape), False, direct.FLAGS)
+        _kernels[key] = jit.kernel_from_source(key, source(*shape), False, FLAGS)
     return _kernels[key]
 
 
@@ -197,14 +197,14 @@ def routes(geometry: ConvGeometry, w_shape) -> bool:
 
 
 def compiled_for(xp_shape, dtype, geometry: ConvGeometry) -> bool:
-    """Whether this layer's kernel may run in this process (``conv_direct_compiled.ready``:
+    """Whether this layer's kernel may run in this process (``conv_generated.ready``:
     in numba's cache, or ``KERNELAB_DIRECT_CONV=1``)."""
     if np.dtype(dtype) not in (np.float32, np.float64):
         return False
     width = xp_shape[3] - sum(geometry.padding[1])
     (_, kw), (_, sw), (_, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
     chosen = kernel(dtype, width, sw, dw, kw, geometry.padding[1][0])
-    return direct.ready(chosen, _examples(dtype))
+    return ready(chosen, _examples(dtype))
 
 
 def _examples(dtype) -> tuple:
@@ -222,7 +222,7 @@ def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
     top, left = geometry.padding[0][0], geometry.padding[1][0]
     c_out, n, oh, ow = gy.shape
     c_in, (h, width) = w.shape[1], size
-    cb = direct.BLOCK_BYTES // gy.itemsize
+    cb = BLOCK_BYTES // gy.itemsize
     jb, starts = tiles(width, sw)
     # frame column of gy's column j: j + shift; a tile at x0 reads o = x0 / sw onwards
     shift = lead(sw, dw, kw) - (left - left % sw) // sw
@@ -237,7 +237,7 @@ def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
         part[..., into] = samples[start:stop, ..., take]
 
     by_samples(fill, n)
-    wpk = direct.pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
+    wpk = pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
     gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of the sums (see the module): at most C_out terms, as the GEMM's column gradients
     blocks = most_taps(kh, sh, dh) * most_taps(kw, sw, dw)  # the most offsets that reach a pixel

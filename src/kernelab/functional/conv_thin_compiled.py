@@ -16,7 +16,7 @@ The kernels here (generated: ``conv_thin_source.py``) need no column matrix:
   partial kernel, and the partials are added pairwise: a float32 sum runs over a few hundred
   terms in a row, as BLAS's blocked sums do, and stays within PyTorch's rounding.
 
-As with the direct convolution (``conv_direct_compiled.ready``), a kernel runs only if its
+As with the direct convolution (``conv_generated.ready``), a kernel runs only if its
 machine code is in numba's cache when a layer first asks (or ``KERNELAB_DIRECT_CONV=1``);
 otherwise the process keeps the GEMM for that pass and a background process compiles the
 kernel for the next run, so a first step on an empty cache does not wait for them (3.6 s of
@@ -37,7 +37,7 @@ import types
 import numpy as np
 
 from ..core import jit
-from . import conv_compiled, conv_direct_compiled
+from . import conv_compiled, conv_generated
 from . import conv_thin_source as source
 from .conv_algorithms import Gemm
 from .geometry import ConvGeometry
@@ -132,7 +132,7 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray | No
     kernel = compiled(source.correlation_name(ob, jb), source.correlation_source, ob, jb)
     (sh, _), (dh, _) = geometry.stride, geometry.dilation
     starts = tiles(wide, jb)
-    if not conv_direct_compiled.ready(
+    if not conv_generated.ready(
         kernel, (xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, 0, 0)
     ):
         return None
@@ -165,7 +165,7 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
     xp = np.ascontiguousarray(xp)  # one compiled signature
     arguments = geometry_arguments(geometry, c_in, ow)
-    if not conv_direct_compiled.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
+    if not conv_generated.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
         return None
     arguments = gy3, xp, bounds, table, *arguments, partial
     in_parallel(lambda first, last: kernel(*arguments, first, last), len(bounds) - 1)
