@@ -17,6 +17,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
 LAYOUTS = ("contiguous", "channel_major", "strided")
+# the inputs the parity tests draw: batch, channels, spatial axes and memory layout
+INPUTS = dict(
+    n=st.integers(1, 6),
+    c=st.integers(1, 5),
+    spatial=st.lists(st.integers(1, 5), max_size=2).map(tuple),
+    layout=st.sampled_from(LAYOUTS),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +71,7 @@ def run_torch(x, params, stats, gy, settings):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(
-    n=st.integers(1, 6),
-    c=st.integers(1, 5),
-    spatial=st.lists(st.integers(1, 5), max_size=2).map(tuple),
-    layout=st.sampled_from(LAYOUTS),
+    **INPUTS,
     training=st.booleans(),
     affine=st.booleans(),
     seed=st.integers(0, 2**16),
@@ -163,10 +167,7 @@ def inference(path, x, weight, bias, stats):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(
-    n=st.integers(1, 6),
-    c=st.integers(1, 5),
-    spatial=st.lists(st.integers(1, 5), max_size=2).map(tuple),
-    layout=st.sampled_from(LAYOUTS),
+    **INPUTS,
     affine=st.sampled_from(["both", "weight", "bias", "none"]),
     seed=st.integers(0, 2**16),
 )

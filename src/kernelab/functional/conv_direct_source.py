@@ -104,26 +104,19 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     offsets = sorted({j * sw + q * dw for j in range(jb) for q in range(kw)} - {0})
     body += [f"    u{k} = np.uint64({k})" for k in offsets]
     body += ["    for c0 in range(0, c_in, cc):"]
-    body += [f"        {_names(f'a{j}_', cb)} = {_names('zero[', cb, ']')}" for j in range(jb)]
+    body += [f"        {names(f'a{j}_', cb)} = {names('zero[', cb, ']')}" for j in range(jb)]
     body += [
         "        for c in range(c0, min(c0 + cc, c_in)):",
         "            for p in range(kh):",
         "                xr, wr = xp[c, row + p * dh], wpk[ob, c, p]",
     ]
     for q in range(kw):
-        body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+        body.append(f"                {names('w', cb)} = {names(f'wr[{q}, ', cb, ']')}")
         for j in range(jb):
             k = j * sw + q * dw
             body.append(f"                x = xr[o + u{k}]" if k else "                x = xr[o]")
             body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
-    # the tile keeps a column's CB values together: one vector store each
-    body.append("        if c0 == 0:")
-    for j in range(jb):
-        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {_names(f'a{j}_', cb)}")
-    body.append("        else:")
-    for j in range(jb):
-        adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
-        body.append(f"            {_names(f'tile[{j}, ', cb, ']')} = {adds}")
+    body += store_tile("c0 == 0", jb, cb)
     driver = f"""
 def {correlation_name(cb, jb, sw, dw, kw)}(
     x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, threads, batch_first, y
@@ -200,7 +193,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
         f"    rows = max(1, {K_BLOCK} // ow)",
         "    for i0 in range(0, oh, rows):",
     ]
-    body += [f"        {_names(f'a{c}_{q}_', cb)} = {_names('zero[', cb, ']')}" for c, q in pairs]
+    body += [f"        {names(f'a{c}_{q}_', cb)} = {names('zero[', cb, ']')}" for c, q in pairs]
     body += [
         "        for i in range(i0, min(i0 + rows, oh)):",
         "            g, row = gyr[ob, s, i], i * sh + p * dh",
@@ -208,7 +201,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     body += [f"            x{c}_{q} = xp[cs[{c}], row, {q} * dw :]" for c, q in pairs]
     body += [
         "            for j in range(ow):",
-        f"                {_names('g', cb)} = {_names('g[j, ', cb, ']')}",
+        f"                {names('g', cb)} = {names('g[j, ', cb, ']')}",
     ]
     for c, q in pairs:
         body.append(f"                x = x{c}_{q}[j * {sw}]")
@@ -217,7 +210,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
         body.append(f"        if c0 + {c} < c_in:")
         for q in range(kw):
             adds = ", ".join(f"r{c}[{q}, {b}] + a{c}_{q}_{b}" for b in range(cb))
-            body.append(f"            {_names(f'r{c}[{q}, ', cb, ']')} = {adds}")
+            body.append(f"            {names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
 def {kernel_gradient_name(cb, cc, sw, kw)}(
     gyr, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw, partial
@@ -238,6 +231,20 @@ def {kernel_gradient_name(cb, cc, sw, kw)}(
     return HEADER + "\n".join(body) + "\n\n" + driver
 
 
-def _names(prefix: str, count: int, suffix: str = "") -> str:
-    """``"a0, a1, a2"`` for ``_names("a", 3)``; ``"v[0], v[1]"`` for ``_names("v[", 2, "]")``."""
+def names(prefix: str, count: int, suffix: str = "") -> str:
+    """``"a0, a1, a2"`` for ``names("a", 3)``; ``"v[0], v[1]"`` for ``names("v[", 2, "]")``."""
     return ", ".join(f"{prefix}{b}{suffix}" for b in range(count))
+
+
+def store_tile(first: str, jb: int, cb: int) -> list[str]:
+    """Source lines that put the accumulators ``a{j}_{b}`` (JB columns × CB channels) into
+    ``tile`` where the condition ``first`` holds, else add them to it; the tile keeps a
+    column's CB values together: one vector store each."""
+    lines = [f"        if {first}:"]
+    for j in range(jb):
+        lines.append(f"            {names(f'tile[{j}, ', cb, ']')} = {names(f'a{j}_', cb)}")
+    lines.append("        else:")
+    for j in range(jb):
+        adds = ", ".join(f"tile[{j}, {b}] + a{j}_{b}" for b in range(cb))
+        lines.append(f"            {names(f'tile[{j}, ', cb, ']')} = {adds}")
+    return lines

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..core import jit
 from . import conv_compiled, conv_thin_compiled
-from .conv_direct_source import HEADER
+from .conv_direct_source import HEADER, names, store_tile
 from .conv_generated import BLOCK_BYTES, FLAGS, pack, ready
 from .geometry import ConvGeometry
 
@@ -89,7 +89,7 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
     ]
     body += [f"    u{k} = np.uint64({k})" for k in sorted({k for _, _, k in taps} - {0})]
     body += ["    for o0 in range(0, c_out, oc):"]
-    body += [f"        {_names(f'a{t}_', cb)} = {_names('zero[', cb, ']')}" for t in range(jb)]
+    body += [f"        {names(f'a{t}_', cb)} = {names('zero[', cb, ']')}" for t in range(jb)]
     body += [
         # the kernel rows that reach input row v, outside the channel loop: a division
         # per (channel, row) had cost more than the row's FMAs
@@ -103,17 +103,11 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
     for q in range(kw):
         reached = [(t, k) for tap, t, k in taps if tap == q]
         if reached:
-            body.append(f"                {_names('w', cb)} = {_names(f'wr[{q}, ', cb, ']')}")
+            body.append(f"                {names('w', cb)} = {names(f'wr[{q}, ', cb, ']')}")
         for t, k in reached:
             body.append(f"                x = gr[o + u{k}]" if k else "                x = gr[o]")
             body += [f"                a{t}_{b} += x * w{b}" for b in range(cb)]
-    body.append("        if o0 == 0:")
-    for t in range(jb):
-        body.append(f"            {_names(f'tile[{t}, ', cb, ']')} = {_names(f'a{t}_', cb)}")
-    body.append("        else:")
-    for t in range(jb):
-        adds = ", ".join(f"tile[{t}, {b}] + a{t}_{b}" for b in range(cb))
-        body.append(f"            {_names(f'tile[{t}, ', cb, ']')} = {adds}")
+    body += store_tile("o0 == 0", jb, cb)
     return HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
 
 
@@ -142,11 +136,6 @@ def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch
                     for t in range(stop):
                         run[t] = tile[t, b]
 """
-
-
-def _names(prefix: str, count: int, suffix: str = "") -> str:
-    """``"a0, a1, a2"`` for ``_names("a", 3)``; ``"v[0], v[1]"`` for ``_names("v[", 2, "]")``."""
-    return ", ".join(f"{prefix}{b}{suffix}" for b in range(count))
 
 
 def tiles(width: int, sw: int) -> tuple[int, np.ndarray]:
