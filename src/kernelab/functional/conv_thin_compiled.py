@@ -49,7 +49,7 @@ BLOCK = 4, 5  # kernel gradient: OB output channels × TQ taps per pass over a s
 TASK_TERMS = 4096  # kernel gradient: about this many pixels summed per task and accumulator
 FLAGS = {"contract"}  # fused multiply-adds; each output still sums in a fixed order
 DTYPES = (np.float32, np.float64)
-RANGES = 4  # ranges of tasks per thread (see in_parallel)
+RANGES = 1  # ranges of tasks per thread (see in_parallel)
 
 _kernels: dict[str, jit.Kernel] = {}
 
@@ -178,7 +178,12 @@ def in_parallel(tasks, count: int) -> None:
     """``tasks(first, last)`` for ranges covering ``0:count``, RANGES a thread, on the
     convolution's threads (``conv_compiled.run``: a helper that wakes late takes fewer). The
     kernels are plain loops, not ``prange`` ones: numba's parallel passes added 0.3-0.9 s to
-    their cold compile time, and the workqueue's launch waits asleep."""
+    their cold compile time, and the workqueue's launch waits asleep.
+
+    One range a thread: each range's call takes the GIL back when its kernel returns, and a
+    thread that finds the other one holding it sleeps until woken, tens of microseconds or
+    more on a busy or virtual machine. With four ranges a thread, ranges of 0.1 ms on the
+    thin layers spent longer asleep than computing, and two threads ran slower than one."""
     ranges = min(count, RANGES * conv_compiled.threads())
     if ranges < 2:
         tasks(0, count)
