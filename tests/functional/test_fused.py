@@ -283,8 +283,11 @@ def relu_of_batch_norm_step(x, gy, params, lib, between=None, twice=False, retai
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_relu_after_batch_norm_runs_in_batch_norms_backward(monkeypatch, kernel_path, dtype):
-    """On the compiled path the ReLU's own backward does not run; gradients as PyTorch's."""
+def test_relu_after_batch_norm_runs_in_batch_norms_backward(
+    monkeypatch, kernel_path, dtype, threads
+):
+    """On the compiled path the ReLU's own backward does not run; gradients as PyTorch's,
+    at one and two threads."""
     rng = np.random.default_rng(6)
     x = channel_major(rng.standard_normal((4, 3, 5, 6)).astype(dtype))
     gy = padding_cut_off(rng.standard_normal(x.shape).astype(dtype))
@@ -415,9 +418,12 @@ def test_relu_of_two_parts_keeps_what_sees_their_sum(case):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_batch_norm_relu_adds_two_gradient_parts_in_its_backward(monkeypatch, kernel_path, dtype):
+def test_batch_norm_relu_adds_two_gradient_parts_in_its_backward(
+    monkeypatch, kernel_path, dtype, threads
+):
     """A fused batch norm and ReLU whose output feeds a padded convolution and a shortcut
-    takes the two parts of its output gradient into its one pass, as PyTorch's values."""
+    takes the two parts of its output gradient into its one pass, as PyTorch's values (at
+    one and two threads)."""
     rng = np.random.default_rng(13)
     x = channel_major(rng.standard_normal((3, 4, 6, 5)).astype(dtype))
     weights = rng.standard_normal((4, 4, 3, 3)).astype(dtype)
