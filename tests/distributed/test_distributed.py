@@ -70,3 +70,30 @@ def test_sampler_changes_order_with_the_epoch():
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first
+
+
+def _world_in_a_child(env: dict) -> subprocess.CompletedProcess:
+    """A fresh process's world size and whether it loaded MPI, or its error."""
+    code = (
+        "import sys; from kernelab import distributed as d; "
+        "print(d.get_world_size(), 'mpi4py.MPI' in sys.modules)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_outside_mpiexec_the_world_is_one_rank_and_mpi_is_not_loaded():
+    launcher = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
+    result = _world_in_a_child(env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "False"]
+
+
+def test_under_a_launcher_without_mpi4py_the_error_says_what_to_install(tmp_path):
+    (tmp_path / "mpi4py.py").write_text("raise ImportError('hidden')\n")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    result = _world_in_a_child(dict(os.environ, PMI_SIZE="2", PYTHONPATH=path))
+    assert result.returncode != 0
+    assert 'pip install "kernelab[mpi]"' in result.stderr
