@@ -40,6 +40,18 @@ def kernel_path(request):
         yield request.param
 
 
+@pytest.fixture(autouse=True)
+def shared_passes(monkeypatch):
+    """Memory-bound passes shared at two threads whatever this machine's memory measured
+    (``core/team.py``'s ``measure``, which test_team checks itself), so that every test
+    that runs them checks the shared path."""
+    try:
+        from kernelab.core import team
+    except ImportError:  # no numba here, so no teams
+        return
+    monkeypatch.setattr(team, "SHARE", True)
+
+
 @pytest.fixture(params=[1, 2])
 def threads(request):
     """Run a test at one and at two threads (``kl.set_num_threads``), then restore the count."""

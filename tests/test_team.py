@@ -16,12 +16,6 @@ from kernelab.core import team  # noqa: E402  (needs numba)
 from kernelab.core.team import claim  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _shared_passes(monkeypatch):
-    """Passes shared at two threads whatever this machine's memory measured (team.measure)."""
-    monkeypatch.setattr(team, "SHARE", True)
-
-
 @jit.kernel()
 def count(counts, control):
     """counts[i] += 1 for every index this thread claims; the indices it did."""

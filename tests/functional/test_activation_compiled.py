@@ -15,18 +15,10 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.backends import kernels
-from kernelab.core import team
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-9, np.float32: 2e-4}
-
-
-@pytest.fixture(autouse=True)
-def _shared_passes(monkeypatch):
-    """Big passes shared at two threads whatever this machine's memory measured
-    (``core/team.py``'s ``measure``), so that the tests check the shared path."""
-    monkeypatch.setattr(team, "SHARE", True)
 
 
 ACTIVATIONS = {

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import kernelab as kl
 import kernelab.functional as F
-from kernelab.core import team
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,13 +23,6 @@ INPUTS = dict(
     spatial=st.lists(st.integers(1, 5), max_size=2).map(tuple),
     layout=st.sampled_from(LAYOUTS),
 )
-
-
-@pytest.fixture(autouse=True)
-def _shared_passes(monkeypatch):
-    """Big passes shared at two threads whatever this machine's memory measured
-    (``core/team.py``'s ``measure``), so that the tests check the shared path."""
-    monkeypatch.setattr(team, "SHARE", True)
 
 
 @pytest.fixture(autouse=True)
