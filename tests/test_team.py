@@ -129,6 +129,18 @@ def count_claims(counts, claims, control):
     return done
 
 
+def test_sharing_is_measured_again_once_its_answer_is_old(monkeypatch):
+    """The machine's load changes whether sharing pays: an answer older than
+    ``MEASURE_EVERY`` seconds is measured again, a fresh one is kept."""
+    helpers = team.Team(0)  # no helper threads: only its answer is asked
+    answers = iter([False, True])
+    monkeypatch.setattr(team, "measure", lambda _: next(answers))
+    assert helpers.shares() is False
+    assert helpers.shares() is False  # fresh: not measured again
+    monkeypatch.setattr(helpers, "measured_at", time.perf_counter() - team.MEASURE_EVERY - 1)
+    assert helpers.shares() is True
+
+
 def test_passes_run_alone_where_sharing_measured_no_faster(monkeypatch):
     """With ``measure`` finding no gain, a big pass at two threads is one chunk, this
     thread's; what it measures is a bool, and whole passes either way."""
@@ -143,6 +155,7 @@ def test_passes_run_alone_where_sharing_measured_no_faster(monkeypatch):
             assert team.measure(helpers, rounds=1) in (True, False)
         monkeypatch.setattr(team, "SHARE", None)
         monkeypatch.setattr(helpers, "measured", False)
+        monkeypatch.setattr(helpers, "measured_at", time.perf_counter())
         counts, claims = np.zeros(4 * team.CHUNK, np.int64), np.zeros(1, np.int64)
         for _ in range(3):
             team.run(count_claims, (counts, claims), counts.size)

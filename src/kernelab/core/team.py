@@ -20,7 +20,8 @@ the GIL; and it reports what it did (the caller's signal that the pass is comple
 from inside its next spin, once it holds the GIL no longer.
 
 Helpers share a pass only where the machine's memory feeds two cores faster than one, which
-:func:`measure` finds out once per team, on its first pass: on a virtual machine whose memory
+:func:`measure` finds out on a team's first pass, and again every :data:`MEASURE_EVERY` seconds
+(the load of the machine changes the answer): on a virtual machine whose memory
 one core already saturates, a shared pass only adds the helper's wake-up and the wait for its
 last chunk (ReLU's forward in ResNet-8's inference step at two threads, 6 passes of 1-4 MB:
 2.3-3.9 ms shared against 2.2-2.4 alone, and the 9 batch norms 4.8-6.1 against 3.9-4.3);
@@ -48,6 +49,7 @@ NEXT, DONE, STEP = 0, 1, 2  # a control array's cells: next chunk, indices done,
 SPINS = 10_000  # rounds of a spin, some 20 ns each: 0.2 ms
 CHUNK = 65_536  # elements a claim takes at least (64K measured faster than 16K: fewer claims)
 ALONE_AFTER_A_WAIT = 0.25  # seconds of passes on the calling thread alone after a long wait
+MEASURE_EVERY = 10.0  # seconds after which :func:`measure` is taken again (~10 ms each time)
 PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past the caches)
 FASTER = 0.8  # how much of the lone time a shared pass must take at most for the team to share
 SHARE: bool | None = None  # whether teams share passes; None: as :func:`measure` finds
@@ -162,15 +164,17 @@ class Team:
         self.task = None  # (kernel, args, control, the next pass's control)
         self.next_control = new_control(CHUNK)
         self.alone_until = 0.0  # perf_counter time until which passes run on the caller alone
-        self.measured = None  # whether a shared pass is faster (:func:`measure`), once known
+        self.measured = None  # whether a shared pass is faster (:func:`measure`), as last found
+        self.measured_at = 0.0  # perf_counter time of the last :func:`measure`
         for _ in range(helpers):
             threading.Thread(target=self.serve, name="kernelab-team", daemon=True).start()
 
     def shares(self) -> bool:
-        """Whether this machine's passes run faster shared: :func:`measure` once, on the
-        first pass (the caller holds ``busy``)."""
-        if self.measured is None:
-            self.measured = measure(self)
+        """Whether this machine's passes run faster shared: :func:`measure` on the first
+        pass and again once :data:`MEASURE_EVERY` seconds have passed (the caller holds
+        ``busy``)."""
+        if self.measured is None or time.perf_counter() - self.measured_at > MEASURE_EVERY:
+            self.measured, self.measured_at = measure(self), time.perf_counter()
         return self.measured
 
     def serve(self) -> None:
@@ -231,8 +235,9 @@ def probe_pass(x, y, control):
 
 def measure(team: Team, rounds: int = 5) -> bool:
     """Whether ``team`` streams :data:`PROBE` elements in under :data:`FASTER` of the time
-    the calling thread alone takes (best of ``rounds`` each, interleaved): some 10 ms, once.
-    The caller holds ``team.busy``."""
+    the calling thread alone takes (best of ``rounds`` each, interleaved; each shared pass
+    right after an untimed one, so that it finds the helpers awake, as a run of passes
+    does): some 10 ms. The caller holds ``team.busy``."""
     x = np.ones(PROBE, np.float32)
     y = np.empty_like(x)
     probe_pass(x, y, new_control(x.size))  # compiled or loaded, and y's pages mapped
@@ -241,6 +246,7 @@ def measure(team: Team, rounds: int = 5) -> bool:
         begun = time.perf_counter()
         probe_pass(x, y, new_control(x.size))
         alone.append(time.perf_counter() - begun)
+        team.run(probe_pass, (x, y), x.size, CHUNK)  # wakes the helpers
         begun = time.perf_counter()
         team.run(probe_pass, (x, y), x.size, CHUNK)
         shared.append(time.perf_counter() - begun)
