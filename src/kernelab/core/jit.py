@@ -28,6 +28,7 @@ between passes, which a launch on sleeping workers would first have to wake.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -120,7 +121,13 @@ def twin(name: str, package: str):
 
     Imported on first need, so numba is imported only when a compiled kernel runs.
     """
-    return importlib.import_module(name, package) if active() else None
+    return imported(name, package) if active() else None
+
+
+@functools.cache
+def imported(name: str, package: str):
+    """``importlib.import_module``, remembered: ops ask for their twin on every call."""
+    return importlib.import_module(name, package)
 
 
 def current() -> str:

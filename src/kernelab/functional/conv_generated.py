@@ -17,7 +17,7 @@ from ..core import jit
 
 BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
-_ready: dict[tuple[str, str], bool] = {}  # (kernel, dtype): usable in this process (auto)
+_ready: dict[tuple[str, np.dtype], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 
 
@@ -39,7 +39,7 @@ def ready(kernel: jit.Kernel, args) -> bool:
     """
     if mode() == "on":
         return True
-    key = kernel.__name__, str(next(a.dtype for a in args if isinstance(a, np.ndarray)))
+    key = kernel.__name__, next(a.dtype for a in args if isinstance(a, np.ndarray))
     if key not in _ready:
         _ready[key] = kernel.load_cached(args)
         if not _ready[key]:
