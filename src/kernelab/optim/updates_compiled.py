@@ -98,8 +98,12 @@ def kept_table(owner, key, rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np
     are the same objects step after step (their memory cannot move while the table holds
     them: NumPy resizes in place only what nothing else references), so only the gradients'
     column, new each step, is read again. A copy of the optimiser is another owner, whose
-    arrays are others: it starts a table of its own."""
-    tables = _tables.setdefault(owner, {})
+    arrays are others: it starts a table of its own (an owner that cannot be a weak key,
+    unhashable, tabulates every time)."""
+    try:
+        tables = _tables.setdefault(owner, {})
+    except TypeError:
+        return table(rows)
     kept = tables.get(key)
     if kept is None or not _same_arrays(kept[0], rows):
         addresses, offsets = table(rows)
