@@ -256,3 +256,24 @@ def test_a_kept_address_table_follows_new_arrays(name):
         runs[path] = seen
     for fast, reference in zip(runs["numba"], runs["numpy"], strict=True):
         np.testing.assert_allclose(fast, reference, rtol=SAME[np.float32], atol=1e-7)
+
+
+def test_an_unhashable_optimiser_still_updates_on_the_compiled_path():
+    """A subclass that defines ``__eq__`` (and so no hash) cannot key a kept address table:
+    it tabulates every step and moves its parameters as SGD does."""
+
+    class Compared(optim.SGD):
+        def __eq__(self, other):
+            return self is other
+
+    start = np.arange(6, dtype=np.float32).reshape(2, 3)
+    moved = []
+    for cls in (optim.SGD, Compared):
+        p = Tensor(start.copy(), requires_grad=True)
+        with kl.backends.kernels.using("numba"):
+            opt = cls([p], lr=0.1, momentum=0.9)
+            for _ in range(3):
+                p.grad = Tensor(np.ones_like(start))
+                opt.step()
+        moved.append(p.array)
+    np.testing.assert_array_equal(moved[0], moved[1])
