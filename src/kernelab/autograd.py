@@ -275,24 +275,28 @@ def queue_callback(callback) -> None:
 def _graph_order(roots: list[Any]) -> tuple[list[Any], dict[int, int]]:
     """Tensors with a node, each after every tensor computed from it (iterative DFS), and
     how many of their nodes take each of them as an input (by id): the gradients it gets."""
+    tensor_class = _tensor_class  # runs for every input of every node: locals, no calls
     order: list[Any] = []
     uses: dict[int, int] = {}
     seen: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False) for root in reversed(roots)]
+    pop, push = stack.pop, stack.append
     while stack:
-        tensor, expanded = stack.pop()
+        tensor, expanded = pop()
         if expanded:
             order.append(tensor)
             continue
-        if id(tensor) in seen:
+        key = id(tensor)
+        if key in seen:
             continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
+        seen.add(key)
+        push((tensor, True))
         for inp in tensor.node.inputs:
-            if is_tensor(inp) and inp.node is not None:
-                uses[id(inp)] = uses.get(id(inp), 0) + 1
-                if id(inp) not in seen:
-                    stack.append((inp, False))
+            if isinstance(inp, tensor_class) and inp.node is not None:
+                key = id(inp)
+                uses[key] = uses.get(key, 0) + 1
+                if key not in seen:
+                    push((inp, False))
     order.reverse()
     return order, uses
 
@@ -406,10 +410,11 @@ def grad(
 def _propagate(
     seeds: list[tuple[Any, np.ndarray]], retain_graph: bool, sink, kept: set[int]
 ) -> None:
-    """Walk the graph back from the seeds; ``sink(tensor, grad, owned)`` receives each inner
-    tensor's gradient once it is complete, then each leaf's, summed over every path to it. A
-    tensor's ``register_hook`` hooks see (and may replace) its gradient first. ``kept`` are
-    the ids of the tensors the sink wants whatever they are (``inputs``): a fused backward
+    """Walk the graph back from the seeds; ``sink(tensor, grad, owned)`` receives the gradient
+    of each inner tensor that calls ``retain_grad()`` or is among ``kept`` once it is
+    complete, then each leaf's, summed over every path to it. A tensor's ``register_hook``
+    hooks see (and may replace) its gradient first. ``kept`` are the ids of the tensors the
+    sink wants whatever they are (``inputs``): a fused backward
     (:func:`register_fused_backward`, :func:`register_summed_backward`) never skips one.
 
     ``owned`` says that nothing but this walk holds the array, so a leaf may keep it as its
@@ -420,8 +425,10 @@ def _propagate(
     for root, g in seeds:
         walk.add(root, g, NOT_OWNED)
     order, uses = _graph_order([root for root, _ in seeds if root.node is not None])
+    grads, pending, add = walk.grads, walk.pending, walk.add
     for tensor in order:
-        g = walk.grads.pop(id(tensor), None)
+        key = id(tensor)
+        g = grads.pop(key, None)
         if g is None:
             continue
         node = tensor.node
@@ -430,14 +437,17 @@ def _propagate(
                 "backward through a graph a second time: its saved arrays were freed; "
                 "pass retain_graph=True to the first backward"
             )
-        done, in_grads, g = walk.summed_backward(tensor, g)
+        in_grads = None
+        if key in pending:
+            done, in_grads, g = walk.summed_backward(tensor, g)
         if in_grads is None:
             if tensor.grad_hooks:
                 g = _hooked(tensor, g)
-            sink(tensor, g, False)  # g goes on to the backward, which may pass it through
-            done, in_grads = _backward(node, g, uses, kept, walk.grads)
+            if tensor.retains_grad or key in kept:  # the sink wants no other inner tensor
+                sink(tensor, g, False)  # g goes on to the backward, which may pass it through
+            done, in_grads = _backward(node, g, uses, kept, grads)
         for inp, ig, level in _input_grads(done[-1], g, in_grads, uses):
-            walk.add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
+            add(inp, ig, level)  # a fused backward's are the skipped node's inputs'
         if not retain_graph:
             for finished in done:
                 finished.ctx = None
@@ -462,7 +472,12 @@ class _Walk:
     def add(self, tensor: Any, g: np.ndarray, level: int) -> None:
         """Sum g into the tensor's gradient (or leave it pending: :meth:`summed_backward`)."""
         key = id(tensor)
-        if key in self.grads and key not in self.pending and self._defers(tensor, g):
+        if key not in self.grads:  # the first gradient (none can be pending): kept as it is
+            self.grads[key], self.owned[key] = g, level
+            if tensor.node is None:
+                self.leaves[key] = tensor
+            return
+        if key not in self.pending and self._defers(tensor, g):
             self.pending[key] = g, level
             return
         if key in self.pending:  # a third part: the two before are summed after all
@@ -525,13 +540,14 @@ def _backward(node: Node, g: np.ndarray, uses: dict[int, int], kept: set[int], g
     return (node,), node.function.backward(node.ctx, g)
 
 
-def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]):
+def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]) -> list:
     """``(input, gradient, ownership)`` for each input of ``node`` that takes one of
     ``in_grads`` (its backward's answer to the output gradient g), shapes checked."""
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)
     if _mode.detect_anomaly:
         _check_finite(node.function.__name__, "gradient", in_grads)
+    found = []
     for inp, need, ig in zip(node.inputs, node.ctx.needs_input_grad, in_grads, strict=False):
         if not need or ig is None:
             continue
@@ -542,11 +558,11 @@ def _input_grads(node: Any, g: np.ndarray, in_grads: Any, uses: dict[int, int]):
             )
         # owning a gradient pays only where another one is added into it or a leaf keeps
         # it, and not for a small one: copied (into a leaf's .grad) sooner than proved
-        shared = inp.node is None or uses.get(id(inp), 0) > 1
-        if shared and ig.size >= OWNED_SIZE:
-            yield inp, ig, ownership(node, g, ig, in_grads)
+        if ig.size >= OWNED_SIZE and (inp.node is None or uses.get(id(inp), 0) > 1):
+            found.append((inp, ig, ownership(node, g, ig, in_grads)))
         else:
-            yield inp, ig, NOT_OWNED
+            found.append((inp, ig, NOT_OWNED))
+    return found
 
 
 # ---- two nodes' backwards in one pass

@@ -218,3 +218,62 @@ def test_a_read_only_parameter_is_refused_as_numpy_refuses_it(name):
     with kl.backends.kernels.using("numba"), pytest.raises(ValueError, match="read-only"):
         getattr(optim, name)([p], lr=0.5).step()
     np.testing.assert_array_equal(frozen, np.ones(4))
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_kept_address_table_follows_new_arrays(name):
+    """The compiled path reuses a group's address table between steps: a parameter given new
+    memory (``.data =``), restored state and a deep copy of the optimiser each update their
+    own arrays, as the NumPy path does."""
+    import copy
+
+    options = {"lr": 0.1, "momentum": 0.9} if name == "SGD" else {"lr": 0.1}
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal(s).astype(np.float32) for s in [(4, 3), (3,)]]
+    runs = {}
+    for path in ["numba", "numpy"]:
+        params = [Tensor(a.copy(), requires_grad=True) for a in start]
+        with kl.backends.kernels.using(path):
+            opt = getattr(optim, name)(params, **options)
+
+            def step(params=params, opt=opt):
+                for p in params:
+                    p.grad = Tensor(np.ones_like(p.array) * p.array)
+                opt.step()
+
+            step()
+            step()
+            params[0].data = Tensor(params[0].array * 2)  # new memory for the first
+            step()
+            twin_params, twin = copy.deepcopy((params, opt))
+            step()
+            for p in twin_params:
+                p.grad = Tensor(np.ones_like(p.array))
+            twin.step()
+            opt.load_state_dict(opt.state_dict())  # new state arrays
+            step()
+            seen = [p.array.copy() for p in params + twin_params]
+        runs[path] = seen
+    for fast, reference in zip(runs["numba"], runs["numpy"], strict=True):
+        np.testing.assert_allclose(fast, reference, rtol=SAME[np.float32], atol=1e-7)
+
+
+def test_an_unhashable_optimiser_still_updates_on_the_compiled_path():
+    """A subclass that defines ``__eq__`` (and so no hash) cannot key a kept address table:
+    it tabulates every step and moves its parameters as SGD does."""
+
+    class Compared(optim.SGD):
+        def __eq__(self, other):
+            return self is other
+
+    start = np.arange(6, dtype=np.float32).reshape(2, 3)
+    moved = []
+    for cls in (optim.SGD, Compared):
+        p = Tensor(start.copy(), requires_grad=True)
+        with kl.backends.kernels.using("numba"):
+            opt = cls([p], lr=0.1, momentum=0.9)
+            for _ in range(3):
+                p.grad = Tensor(np.ones_like(start))
+                opt.step()
+        moved.append(p.array)
+    np.testing.assert_array_equal(moved[0], moved[1])

@@ -107,7 +107,8 @@ class Adam(Optimizer):
                 rows.append([p.array, np.ascontiguousarray(grad), *moments])
                 step = float(state["step"])
                 corrections.append([lr / (1 - beta1**step), (1 - beta2**step) ** 0.5])
-            addresses, offsets = fast.table(rows)  # rows holds the arrays until the launch ends
+            # rows holds the arrays until the launch ends
+            addresses, offsets = fast.kept_table(self, (id(group), dtype), rows)
             fast.adam(
                 addresses,
                 offsets,

@@ -89,7 +89,8 @@ class SGD(Optimizer):
                 if buf is None:
                     buf = state["momentum_buffer"] = np.empty_like(p.array)  # C-ordered as p
                 rows.append([p.array, np.ascontiguousarray(grad), buf])
-            addresses, offsets = fast.table(rows)  # rows holds the arrays until the launch ends
+            # rows holds the arrays until the launch ends
+            addresses, offsets = fast.kept_table(self, (id(group), dtype), rows)
             hyper = [group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]]
             fast.sgd(
                 addresses,

@@ -16,6 +16,8 @@ parameter in one run over all their elements, cut into tasks of :data:`CHUNK` el
 
 from __future__ import annotations
 
+import weakref
+
 import numba
 import numpy as np
 from numba import prange, types
@@ -81,6 +83,49 @@ def table(rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(rows) + 1, np.int64)
     np.cumsum([row[0].size for row in rows], out=offsets[1:])
     return addresses, offsets
+
+
+# owner (an optimiser) -> {key: (the rows' arrays but their gradients, addresses, offsets)}
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def kept_table(owner, key, rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`table` of ``rows`` (each ``[parameter, gradient, state...]``), reusing the one
+    ``owner`` made last under ``key`` while every row holds the same arrays but its gradient.
+
+    Reading an array's address costs 1.4 µs: ResNet-8's 29 parameters with their gradients
+    and momentum buffers took 120 µs a step to tabulate. A parameter's and its state's arrays
+    are the same objects step after step (their memory cannot move while the table holds
+    them: NumPy resizes in place only what nothing else references), so only the gradients'
+    column, new each step, is read again. A copy of the optimiser is another owner, whose
+    arrays are others: it starts a table of its own (an owner that cannot be a weak key,
+    unhashable, tabulates every time)."""
+    try:
+        tables = _tables.setdefault(owner, {})
+    except TypeError:
+        return table(rows)
+    kept = tables.get(key)
+    if kept is None or not _same_arrays(kept[0], rows):
+        addresses, offsets = table(rows)
+        tables[key] = [[row[0], *row[2:]] for row in rows], addresses, offsets
+        return addresses, offsets
+    addresses = kept[1]
+    addresses[:, 1] = [row[1].ctypes.data if row[1].size else 0 for row in rows]
+    return addresses, kept[2]
+
+
+def _same_arrays(kept: list[list[np.ndarray]], rows: list[list[np.ndarray]]) -> bool:
+    """Whether ``rows`` hold the arrays ``kept`` does, gradients aside (an empty array, which
+    has no address, stands for any other)."""
+    if len(kept) != len(rows):
+        return False
+    for old, row in zip(kept, rows, strict=True):
+        if len(old) + 1 != len(row) or old[0] is not row[0]:
+            return False
+        for a, b in zip(old[1:], row[2:], strict=True):
+            if a is not b and (a.size or b.size):
+                return False
+    return True
 
 
 @jit.kernel(parallel=True)
