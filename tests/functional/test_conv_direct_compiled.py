@@ -279,13 +279,13 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     wide = (128, 128, 3, 3)  # Winograd's forward from 128 channels
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), wide) == (False, False, True)
     assert direct.passes(conv_geometry(3, 2, 1, 1, 1), wide) == (True, True, True)  # strided
-    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, True, True)
     assert direct.passes(conv_geometry(5, 4, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
     dilated = conv_geometry(4, 1, 3, 2, 1)  # dilated, stride 1, from 4x4: every pass direct
     assert direct.passes(dilated, (64, 32, 4, 4)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 2, 2, 1), (64, 32, 3, 3)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 3, 3, 1), (64, 32, 3, 3)) == (True, True, True)
-    assert direct.passes(conv_geometry(2, 1, 1, 2, 1), (64, 32, 2, 2)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 2, 1), (64, 32, 2, 2)) == (True, True, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")
