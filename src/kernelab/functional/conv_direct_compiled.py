@@ -29,11 +29,12 @@ allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms`
   repacked channels innermost, (C_out/CB, OH, OW, CB), by the thread that sums it, into a
   buffer of its own, for the same contiguous (CB,) loads.
 
-Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
-``core/jit.py``): (sample, block of CB output channels) for the correlations, in one run of
-consecutive tasks per thread (a sample framed once per run), ranges of samples for the kernel
-gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
-Winograd's or the GEMM's (:class:`DirectCompiled`).
+Tasks run in one ``prange`` launch a pass (the workqueue layer, one parallel launch at a
+time: ``core/jit.py``), each thread claiming the next task as it comes free
+(``conv_direct_source.claim``): a sample (or a part of its blocks of CB output channels, with
+few samples) for the correlations, framed once per task, a run of samples for the kernel
+gradient (GROUPS_PER_THREAD a thread). A pass another algorithm measured faster at (see
+:func:`passes`) runs Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
 width, horizontal stride, tile width and, for the correlation, horizontal dilation) takes 5-20
@@ -80,6 +81,11 @@ TAPS = 8
 # and at most WIDE_TAPS (c, q) pairs with the wide block, 24 of the 32 vector registers: 14
 # pairs (7x7 kernels) spilled, at 0.57x the speed of 7
 WIDE_TAPS = 12
+
+# The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
+# own and taken by whichever thread is free (``conv_direct_source.claim``): one run a thread
+# made a pass wait for a thread whose core another program held
+GROUPS_PER_THREAD = 4
 
 _kernels: dict[str, jit.Kernel] = {}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
@@ -172,7 +178,7 @@ def _examples(dtype) -> tuple[tuple, tuple]:
     index, frame = array(1, np.int64), (array(4), 0, 0, 0, 1, 1)  # x, layout, origin, size
     correlation = *frame, array(5), array(1), index, 1, 1, 1, 1, 0, array(4)
     sums = np.zeros((1, 1))  # (N, C_out), float64 whatever the dtype
-    return correlation, (array(4), 0, sums, *frame, index, 1, 1, 1, array(6))
+    return correlation, (array(4), 0, sums, *frame, index, 1, 1, 1, 1, array(6))
 
 
 def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
@@ -292,14 +298,15 @@ def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
     blocks = -(-c_out // cb)
     sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
     gy_memory, gy_batch_first = planes(gy)
-    tasks = min(n, jit.get_threads() or 1)
+    threads = jit.get_threads() or 1
+    tasks = min(n, GROUPS_PER_THREAD * threads)  # runs of samples, each its own partial
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(x.dtype, sw, kw, c_out)
     memory, x_batch_first = planes(x)
     (top, _), (left, _) = geometry.padding
     frame = memory, int(x_batch_first), top, left, *geometry.padded_size(*x.shape[2:])
-    kernel(gy_memory, int(gy_batch_first), sums, *frame, bounds, sh, dh, dw, partial)
+    kernel(gy_memory, int(gy_batch_first), sums, *frame, bounds, sh, dh, dw, threads, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb
