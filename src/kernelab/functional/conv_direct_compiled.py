@@ -109,7 +109,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
       im2col (0.71x against 1.30x);
     * input gradient at stride 1 from 4x4: 1.10-1.43x (GEMM 1.5-1.8x; dilation 2 from 4x4:
-      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 direct
+      1.22-1.45x, GEMM 1.53-1.85x); below 3x3 too since the unrolled loads (2x2: 0.79x
+      against the GEMM's 1.25x; the GEMM had led before them, 1.27x against 1.83x); at 3x3 direct
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
       forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
@@ -138,7 +139,7 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # and dilated layers")
     dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
     # from 2x2 at stride 1: 0.79x PyTorch's time against the GEMM's 1.25x at 2x2 since the
-    # unrolled loads (bench/CONV_DIRECT.md, "Two threads"), 0.33x against 0.69x at two threads
+    # unrolled loads (bench/conv_routing.py, one thread; with dilation 2 0.77x against 1.10x)
     small = geometry.stride == (1, 1) and taps < 9
     gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated or small
     gradient = gradient or strided.routes(geometry, w_shape)
