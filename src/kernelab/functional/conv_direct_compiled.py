@@ -84,8 +84,10 @@ WIDE_TAPS = 12
 
 # The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
 # own and taken by whichever thread is free (``conv_direct_source.claim``): one run a thread
-# made a pass wait for a thread whose core another program held
+# made a pass wait for a thread whose core another program held; fewer (one a thread at
+# least) where their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
 GROUPS_PER_THREAD = 4
+PARTIAL_BYTES = 2 << 20
 
 _kernels: dict[str, jit.Kernel] = {}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
@@ -300,7 +302,9 @@ def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
     sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
     gy_memory, gy_batch_first = planes(gy)
     threads = jit.get_threads() or 1
-    tasks = min(n, GROUPS_PER_THREAD * threads)  # runs of samples, each its own partial
+    size = blocks * c_in * kh * kw * cb * gy.itemsize  # bytes of one partial kernel
+    groups = max(threads, min(GROUPS_PER_THREAD * threads, PARTIAL_BYTES // size))
+    tasks = min(n, groups)  # runs of samples, each summed into its own partial
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(x.dtype, sw, kw, c_out)
