@@ -279,13 +279,13 @@ def test_choose_takes_the_direct_convolution_only_where_it_was_measured_faster(
     wide = (128, 128, 3, 3)  # Winograd's forward from 128 channels
     assert direct.passes(conv_geometry(3, 1, 1, 1, 1), wide) == (False, False, True)
     assert direct.passes(conv_geometry(3, 2, 1, 1, 1), wide) == (True, True, True)  # strided
-    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 1, 1), (64, 32, 2, 2)) == (True, True, True)
     assert direct.passes(conv_geometry(5, 4, 1, 1, 1), (64, 32, 5, 5)) == (True, False, True)
     dilated = conv_geometry(4, 1, 3, 2, 1)  # dilated, stride 1, from 4x4: every pass direct
     assert direct.passes(dilated, (64, 32, 4, 4)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 2, 2, 1), (64, 32, 3, 3)) == (True, True, True)
     assert direct.passes(conv_geometry(3, 1, 3, 3, 1), (64, 32, 3, 3)) == (True, True, True)
-    assert direct.passes(conv_geometry(2, 1, 1, 2, 1), (64, 32, 2, 2)) == (True, False, True)
+    assert direct.passes(conv_geometry(2, 1, 1, 2, 1), (64, 32, 2, 2)) == (True, True, True)
     every = direct.Passes(True, True, True)
     assert direct.usable(every, (32, 2, 18, 18), np.int64, conv2) == (False, False, False)
     monkeypatch.setenv("KERNELAB_DIRECT_CONV", "yes")
@@ -390,3 +390,19 @@ def test_each_thread_frames_the_samples_it_meets(threads, x_layout):
     ty, tgx, tgw = torch_reference(np.ascontiguousarray(x), w, b, geometry, gy)
     for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
         assert_rel_close(ours, theirs, 1e-9, what)
+
+
+def test_threads_claim_every_task_once(threads):
+    """11 samples: the correlations' tasks (a sample each) and the kernel gradient's runs of
+    samples (GROUPS_PER_THREAD a thread, each with its own partial) are claimed by whichever
+    thread is free; each is computed once, and the bias gradient summed once per sample."""
+    rng = np.random.default_rng(12)
+    x, w, b = (rng.standard_normal(s) for s in ((11, 16, 7, 9), (40, 16, 3, 3), (40,)))
+    geometry = conv_geometry(3, 1, ((3, 1), (0, 3)), 1, 1)
+    y, gx, gw, gy = run(EveryPass, x, w, b, geometry)
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, gy)
+    for ours, theirs, what in ((y, ty, "forward"), (gx, tgx, "input"), (gw, tgw, "kernel")):
+        assert_rel_close(ours, theirs, 1e-9, what)
+    gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))  # (C_out, N, OH, OW)
+    _, gb = direct.kernel_gradient(gy_c, x.transpose(1, 0, 2, 3), geometry, bias=True)
+    assert_rel_close(gb, gy.sum(axis=(0, 2, 3)), 1e-12, "bias gradient")

@@ -35,7 +35,7 @@ offsets, never over pixels:
   so there is no im2col and no col2im.
 * **pointwise** (1x1 kernel, no padding, any stride): a batch-first input is not transposed
   at all: one product per sample in its own layout (``conv_algorithms.Pointwise``); a
-  channel-major one runs the direct GEMM.
+  channel-major one runs the direct GEMM (at a stride on a copy of the pixels it reads).
 * **depthwise** (one input channel per group): G products of a single row each would be all
   overhead, so each offset is a broadcast multiply-add of a slice by the per-channel taps.
 * **direct** (compiled path only; one group, wide layers, kernels from 2x2): no column

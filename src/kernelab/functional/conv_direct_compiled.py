@@ -25,14 +25,16 @@ allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms`
 * kernel gradient: a sum over N·OH·OW, taken in blocks as BLAS takes it: each run of about
   K_BLOCK of a sample's terms (whole output rows) from zero in the accumulators, added into
   its task's partial kernel (T, C_out/CB,
-  C_in, kH, kW, CB), the T partials added pairwise. The output gradient is repacked channels
-  innermost, (C_out/CB, N, OH, OW, CB), for the same contiguous (CB,) loads.
+  C_in, kH, kW, CB), the T partials added pairwise. Each sample's output gradient is
+  repacked channels innermost, (C_out/CB, OH, OW, CB), by the thread that sums it, into a
+  buffer of its own, for the same contiguous (CB,) loads.
 
-Tasks run on numba's ``prange`` (the workqueue layer, one parallel launch at a time:
-``core/jit.py``): (sample, block of CB output channels) for the correlations, in one run of
-consecutive tasks per thread (a sample framed once per run), ranges of samples for the kernel
-gradient. A pass another algorithm measured faster at (see :func:`passes`) runs
-Winograd's or the GEMM's (:class:`DirectCompiled`).
+Tasks run in one ``prange`` launch a pass (the workqueue layer, one parallel launch at a
+time: ``core/jit.py``), each thread claiming the next task as it comes free
+(``conv_direct_source.claim``): a sample (or a part of its blocks of CB output channels, with
+few samples) for the correlations, framed once per task, a run of samples for the kernel
+gradient (GROUPS_PER_THREAD a thread). A pass another algorithm measured faster at (see
+:func:`passes`) runs Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
 width, horizontal stride, tile width and, for the correlation, horizontal dilation) takes 5-20
@@ -58,7 +60,6 @@ import types
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
 
 from ..core import jit
 from . import conv_compiled, conv_winograd
@@ -80,6 +81,13 @@ TAPS = 8
 # and at most WIDE_TAPS (c, q) pairs with the wide block, 24 of the 32 vector registers: 14
 # pairs (7x7 kernels) spilled, at 0.57x the speed of 7
 WIDE_TAPS = 12
+
+# The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
+# own and taken by whichever thread is free (``conv_direct_source.claim``): one run a thread
+# made a pass wait for a thread whose core another program held; fewer (one a thread at
+# least) where their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
+GROUPS_PER_THREAD = 4
+PARTIAL_BYTES = 2 << 20
 
 _kernels: dict[str, jit.Kernel] = {}
 WINOGRAD_FORWARD_CHANNELS = 128  # from this many channels in and out, see passes
@@ -103,7 +111,8 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
       stride-1 3x3 layers of 128 channels and more; at 1x1 the GEMM, whose product needs no
       im2col (0.71x against 1.30x);
     * input gradient at stride 1 from 4x4: 1.10-1.43x (GEMM 1.5-1.8x; dilation 2 from 4x4:
-      1.22-1.45x, GEMM 1.53-1.85x); at 2x2 the GEMM (1.27x against 1.83x), at 3x3 direct
+      1.22-1.45x, GEMM 1.53-1.85x); below 3x3 too since the unrolled loads (2x2: 0.79x
+      against the GEMM's 1.25x; the GEMM had led before them, 1.27x against 1.83x); at 3x3 direct
       (0.90x against Winograd's 0.98x; ResNet-8's step 1% faster at one thread, 3-5% at
       two, where Winograd's tiles gain little from the second core) but Winograd's with its
       forward from 128 channels (:func:`winograd_route`), with dilation 2 direct too
@@ -131,7 +140,10 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     # 3x3 with dilation 2 since the unrolled loads: 0.84x (bench/CONV_DIRECT.md, "Strided
     # and dilated layers")
     dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
-    gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated
+    # from 2x2 at stride 1: 0.79x PyTorch's time against the GEMM's 1.25x at 2x2 since the
+    # unrolled loads (bench/conv_routing.py, one thread; with dilation 2 0.77x against 1.10x)
+    small = geometry.stride == (1, 1) and taps < 9
+    gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated or small
     gradient = gradient or strided.routes(geometry, w_shape)
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
 
@@ -168,7 +180,8 @@ def _examples(dtype) -> tuple[tuple, tuple]:
 
     index, frame = array(1, np.int64), (array(4), 0, 0, 0, 1, 1)  # x, layout, origin, size
     correlation = *frame, array(5), array(1), index, 1, 1, 1, 1, 0, array(4)
-    return correlation, (array(5), *frame, index, 1, 1, 1, array(6))
+    sums = np.zeros((1, 1))  # (N, C_out), float64 whatever the dtype
+    return correlation, (array(4), 0, sums, *frame, index, 1, 1, 1, 1, array(6))
 
 
 def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
@@ -279,24 +292,26 @@ def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
     """(gw, gb): gw (C_out, C_in, kH, kW) from gy (C_out, N, OH, OW) and the unpadded input
     x (C_in, N, H, W), each channel-major or a view of batch-first memory; with ``bias`` the
     bias gradient gb (C_out,) too, summed while gy is repacked (else None). The kernel
-    frames each sample's planes itself, in its thread's cache (see ``correlation_source``)."""
-    c_out, n, oh, ow = gy.shape
+    frames each sample's planes and repacks its output gradient itself, in its thread's
+    cache (see ``kernel_gradient_source``)."""
+    c_out, n = gy.shape[:2]
     c_in, (kh, kw) = x.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     cb = gradient_block(x.dtype, c_out)
     blocks = -(-c_out // cb)
-    gyr = np.empty((blocks, n, oh, ow, cb), gy.dtype)  # (C_out/CB, N, OH, OW, CB)
     sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
-    memory, batch_first = planes(gy)
-    repack(memory, batch_first, gyr, sums)
-    tasks = min(n, jit.get_threads() or 1)
+    gy_memory, gy_batch_first = planes(gy)
+    threads = jit.get_threads() or 1
+    size = blocks * c_in * kh * kw * cb * gy.itemsize  # bytes of one partial kernel
+    groups = max(threads, min(GROUPS_PER_THREAD * threads, PARTIAL_BYTES // size))
+    tasks = min(n, groups)  # runs of samples, each summed into its own partial
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(x.dtype, sw, kw, c_out)
     memory, x_batch_first = planes(x)
     (top, _), (left, _) = geometry.padding
     frame = memory, int(x_batch_first), top, left, *geometry.padded_size(*x.shape[2:])
-    kernel(gyr, *frame, bounds, sh, dh, dw, partial)
+    kernel(gy_memory, int(gy_batch_first), sums, *frame, bounds, sh, dh, dw, threads, partial)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb
@@ -312,39 +327,6 @@ def planes(a: np.ndarray) -> tuple[np.ndarray, bool]:
     else:
         memory, flag = contiguous(a), False
     return (memory if memory.flags.writeable else memory.copy()), flag
-
-
-@jit.kernel(parallel=True)
-def repack(gy, batch_first, gyr, sums):
-    """``gyr[ob, s, i, j, b] = gy[ob·CB + b, s, i, j]`` (zeros past C_out) for gy (C_out, N,
-    OH, OW), or batch-first (N, C_out, OH, OW) when ``batch_first``, and, when ``sums`` has
-    rows, ``sums[s, o] = Σ_{i,j} gy[o, s, i, j]`` in float64: the bias gradient's terms per
-    sample, read in the same pass. A (sample, block) per task. NumPy's transposing copy, the
-    bias gradient's own pass over gy and the channel-major copy of a batch-first gy had taken
-    7 ms of a dilated 3x3 layer's 64 at one thread; this pass takes about half that."""
-    blocks, n, oh, ow, cb = gyr.shape
-    c_out, area, flat = gy.shape[1] if batch_first else gy.shape[0], oh * ow, gy.reshape(-1)
-    # gy[o, s] starts at (s·C_out + o)·area batch-first, else (o·N + s)·area
-    step = area if batch_first else n * area  # from channel o to o + 1
-    for task in prange(n * blocks):
-        s, ob = task // blocks, task % blocks
-        out = gyr[ob, s].reshape(area, cb)  # (OH·OW, CB)
-        width = min(cb, c_out - ob * cb)
-        first = (s * c_out + ob * cb) * area if batch_first else (ob * cb * n + s) * area
-        totals = np.zeros(cb)
-        for k0 in range(0, area, 16):  # 16 rows of CB channels at a time, in L1
-            k1 = min(k0 + 16, area)
-            for b in range(width):
-                run, total = flat[first + b * step + k0 : first + b * step + k1], 0.0
-                for k in range(k1 - k0):
-                    out[k0 + k, b] = run[k]
-                    total += run[k]
-                totals[b] += total
-        for b in range(width, cb):
-            out[:, b] = 0
-        if sums.shape[0]:
-            for b in range(width):
-                sums[s, ob * cb + b] = totals[b]
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:
