@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import jit
-from . import conv_compiled, conv_thin_compiled
+from ..core import jit, team
+from . import conv_compiled
 from .conv_direct_source import HEADER, names, store_tile
 from .conv_generated import BLOCK_BYTES, FLAGS, pack, ready
+from .conv_thin_source import CLAIM, claimed
 from .geometry import ConvGeometry
 
 # JB, input columns per tile, from these rounded to multiples of sw (see tiles). Tiles of 16
@@ -70,7 +71,7 @@ def lead(sw: int, dw: int, kw: int) -> int:
 
 
 def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """A kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx, first, last)``::
+    """A kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx, control)``::
 
         gx[c, s, y, x] = Σ_{o,p,q} wpk[c // CB, o, p, q, c % CB] · gy[o, s, i, j]
 
@@ -108,34 +109,36 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
             body.append(f"                x = gr[o + u{k}]" if k else "                x = gr[o]")
             body += [f"                a{t}_{b} += x * w{b}" for b in range(cb)]
     body += store_tile("o0 == 0", jb, cb)
-    return HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
+    return CLAIM + HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
 
 
 def _driver(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """The driver of :func:`source`: tasks ``first:last`` of (sample, block of CB channels),
-    in that order."""
+    """The driver of :func:`source`: the tasks (sample, block of CB channels), in that order,
+    that it claims (``conv_thin_source.claimed``)."""
     return f"""
 def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx,
-                                  first, last):
+                                  control):
     blocks = wpk.shape[0]
     c_in = gx.shape[1] if batch_first else gx.shape[0]
     h, w = gx.shape[2], gx.shape[3]
-    for task in range(first, last):
-        s, cblk = task // blocks, task % blocks
-        tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
-        for y in range(h):
-            for k in range(starts.shape[0]):
-                x0 = starts[k]
-                tile_sums(gyf, wpk, zero, s, cblk, y + top, x0, sh, dh, tile, oc)
-                stop = min({jb}, w - x0)
-                # a row's run indexed from 0 by the loop counter: indexed as gx[c, s, y, x]
-                # per pixel, these copies took as long as the sums
-                for b in range(min({cb}, c_in - cblk * {cb})):
-                    c = cblk * {cb} + b
-                    run = gx[s, c, y, x0:] if batch_first else gx[c, s, y, x0:]
-                    for t in range(stop):
-                        run[t] = tile[t, b]
-"""
+    tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
+""" + claimed(
+        "gyf.shape[0] * blocks",
+        f"""s, cblk = task // blocks, task % blocks
+for y in range(h):
+    for k in range(starts.shape[0]):
+        x0 = starts[k]
+        tile_sums(gyf, wpk, zero, s, cblk, y + top, x0, sh, dh, tile, oc)
+        stop = min({jb}, w - x0)
+        # a row's run indexed from 0 by the loop counter: indexed as gx[c, s, y, x]
+        # per pixel, these copies took as long as the sums
+        for b in range(min({cb}, c_in - cblk * {cb})):
+            c = cblk * {cb} + b
+            run = gx[s, c, y, x0:] if batch_first else gx[c, s, y, x0:]
+            for t in range(stop):
+                run[t] = tile[t, b]
+""",
+    )
 
 
 def tiles(width: int, sw: int) -> tuple[int, np.ndarray]:
@@ -200,7 +203,7 @@ def _examples(dtype) -> tuple:
     """Arguments of the types the kernel is called with."""
     index = np.zeros(1, np.int64)
     four, five = np.zeros((1,) * 4, dtype), np.zeros((1,) * 5, dtype)
-    return four, five, index, 1, 1, 1, 1, 1, 0, four, 0, 0
+    return four, five, index, 1, 1, 1, 1, 1, 0, four, team.new_control(1)
 
 
 def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
@@ -233,8 +236,7 @@ def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
     oc = -(-c_out // blocks)
     chosen = kernel(gy.dtype, width, sw, dw, kw, left)
     arguments = frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx
-    tasks = n * -(-c_in // cb)  # (sample, block of CB input channels)
-    conv_thin_compiled.in_parallel(lambda first, last: chosen(*arguments, first, last), tasks)
+    conv_compiled.share(chosen, arguments, n * -(-c_in // cb))  # (sample, block of CB channels)
     return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
