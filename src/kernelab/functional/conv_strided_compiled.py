@@ -256,11 +256,12 @@ def most_taps(k: int, s: int, d: int) -> int:
 
 def flat_samples(gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(flat, strides): gy (C_out, N, OH, OW) as one run of memory and the (sample, channel)
-    strides in it, in elements: its own memory if channel-major or batch-first, else a
-    channel-major copy. One array type, so one compiled signature, for both layouts."""
+    strides in it, in elements: its own memory if channel-major or batch-first, else (or if
+    read-only, a type of its own to numba) a channel-major copy. One array type, so one
+    compiled signature, for both layouts."""
     c_out, n, oh, ow = gy.shape
     samples = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
-    if samples.flags.c_contiguous:
+    if samples.flags.c_contiguous and samples.flags.writeable:
         return samples.reshape(-1), np.array([c_out * oh * ow, oh * ow], np.int64)
-    gy = np.ascontiguousarray(gy)
+    gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()  # (C_out, N, OH, OW)
     return gy.reshape(-1), np.array([oh * ow, n * oh * ow], np.int64)
