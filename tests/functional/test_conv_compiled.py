@@ -10,9 +10,11 @@ import torch
 from gradcheck import assert_rel_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 import kernelab as kl
 import kernelab.functional as F
+from kernelab.core import team
 from kernelab.functional import conv_algorithms, conv_compiled
 from kernelab.functional.conv import pad, unpad
 from kernelab.functional.geometry import conv_geometry
@@ -168,6 +170,31 @@ def test_run_raises_a_task_error_once_no_range_runs(threads):
     with pytest.raises(ValueError, match="range 0"):
         conv_compiled.run(task, [(0, 1), (1, 2), (2, 3), (3, 4)])
     assert sorted(ended) == sorted(started)
+
+
+@njit(cache=True, nogil=True)
+def count_tasks(counts, control):
+    """A team kernel: ``counts[task] += 1`` for every task it claims; how many it did."""
+    done = 0
+    first, last = team.claim(control, counts.size)
+    while first < last:
+        for task in range(first, last):
+            counts[task] += 1
+        done += last - first
+        first, last = team.claim(control, counts.size)
+    return done
+
+
+@pytest.mark.parametrize("count", [0, 1, 13, 1000])
+def test_share_runs_every_task_once(threads, count):
+    for _ in range(3):  # the helpers spinning from the pass before, then asleep
+        counts = np.zeros(count, np.int64)
+        conv_compiled.share(count_tasks, (counts,), count)
+        np.testing.assert_array_equal(counts, 1)
+        time.sleep(0.002)
+    counts = np.zeros(count, np.int64)  # inside a range of run: on that range's thread
+    conv_compiled.run(lambda a, b: conv_compiled.share(count_tasks, (counts,), count), [(0, 1)])
+    np.testing.assert_array_equal(counts, 1)
 
 
 # x shape, w shape, stride, padding, dilation, groups: the GEMM path with im2col, its 1x1

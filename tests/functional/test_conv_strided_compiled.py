@@ -174,3 +174,22 @@ def test_the_sums_run_in_blocks_of_at_most_c_out_terms():
     reaches a pixel 4 times, 3x3 at stride 2 and dilation 2 up to 9 times."""
     assert strided.most_taps(3, 2, 1) == 2 and strided.most_taps(3, 2, 2) == 3
     assert strided.most_taps(1, 2, 1) == 1 and strided.most_taps(5, 3, 2) == 2
+
+
+@pytest.mark.parametrize("layout", ["channel-major", "batch-first", "strided", "read-only"])
+def test_gy_is_read_in_place_or_copied_into_one_array_type(layout):
+    rng = np.random.default_rng(3)
+    gy = rng.standard_normal((4, 3, 5, 6))  # (C_out, N, OH, OW)
+    if layout == "batch-first":
+        gy = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "strided":
+        gy = np.repeat(gy, 2, axis=3)[..., ::2]
+    elif layout == "read-only":
+        gy.flags.writeable = False
+    flat, (sample, channel) = strided.flat_samples(gy)
+    assert flat.ndim == 1 and flat.flags.c_contiguous and flat.flags.writeable
+    for c, s in np.ndindex(4, 3):
+        start = s * sample + c * channel
+        np.testing.assert_array_equal(flat[start : start + 30].reshape(5, 6), gy[c, s])
+    if layout in ("channel-major", "batch-first"):
+        assert np.shares_memory(flat, gy)

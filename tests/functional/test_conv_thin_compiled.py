@@ -178,23 +178,3 @@ def test_in_auto_mode_a_layer_asks_whether_its_kernels_are_cached(monkeypatch):
     assert_rel_close(gw, tgw, TOL[np.float64], "kernel gradient")
     assert any(name.startswith("thin_correlate") for name in asked)
     assert any(name.startswith("thin_kernel_gradient") for name in asked)
-
-
-def test_in_parallel_runs_every_task_once_and_raises_a_helpers_error(kernel_path):
-    if kernel_path != "numba":
-        pytest.skip("the compiled path's threads")
-    previous = kl.get_num_threads()
-    kl.set_num_threads(2)
-    try:
-        seen = []
-        thin.in_parallel(lambda first, last: seen.extend(range(first, last)), 13)
-        assert sorted(seen) == list(range(13))
-
-        def fails_late(first, last):
-            if last == 13:
-                raise ValueError("the last range")
-
-        with pytest.raises(ValueError, match="the last range"):
-            thin.in_parallel(fails_late, 13)
-    finally:
-        kl.set_num_threads(previous)

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..core import jit
+from ..core import jit, team
 from ..core.threads import one_blas_thread
 from .geometry import ConvGeometry
 
@@ -257,6 +257,27 @@ def run(task, ranges: list[tuple[int, int]]) -> list:
         for helper in helpers:
             helper.result()  # a helper's error raised here
     return results
+
+
+def share(kernel, args: tuple, count: int) -> None:
+    """``kernel(*args, control)`` over the tasks ``range(count)`` on :func:`threads` threads:
+    a team kernel (``core/team.py``), which claims chunks of tasks until none is left.
+
+    The calling thread and the team's spinning helpers each make ONE call, so the GIL is
+    taken only at the pass's start and end; a helper that wakes late takes fewer chunks or
+    none. Handed out by :func:`run` instead, each range's call took the GIL back when its
+    kernel returned, and a thread that found the other one holding it slept (tens of
+    microseconds or more on a virtual machine). On the calling thread alone inside a range
+    of :func:`run`, while another thread's pass holds the team, or while the team runs alone
+    (``team.team_for``: a helper lost its core in the middle of a pass)."""
+    helpers = None if _worker.active else team.team_for(count, 1)
+    if helpers is None or not helpers.busy.acquire(blocking=False):
+        kernel(*args, team.new_control(max(count, 1)))
+        return
+    try:
+        helpers.run(kernel, args, count, 1)
+    finally:
+        helpers.busy.release()
 
 
 @jit.kernel()

@@ -15,14 +15,15 @@ FMAs from 3 weight vectors and 8 pixels). The rows' phases are a loop over the k
 that reach the row (an argument: one kernel serves every kernel height and vertical stride).
 
 Layouts: gy (C_out, N, OH, OW), channel-major as in ``conv_algorithms`` or a view of
-batch-first memory, copied batch-first into a frame of zero columns on both sides (so every
-constant offset is inside it; batch-first, a task's rows are one sample's 57 KB at ResNet
-sizes, where channel-major rows lay N·OH·OW apart: 1.2x slower); the kernel
-packed as (C_in/CB, C_out, kH, kW, CB); gx unpadded, (C_in, N, H, W) or batch-first
-(N, C_in, H, W) memory for a batch-first input, as the GEMM's col2im writes it. A task is
-one (sample, block of CB input channels); ranges of them run on the convolution's threads,
-taken in turn (``conv_thin_compiled.in_parallel``: a thread that starts late or loses its
-core takes fewer; a plain loop compiles faster than a ``prange`` one). The sums run over
+batch-first memory, read in place: each thread copies the sample it works on into a frame of
+its own, zero columns on both sides (so every constant offset is inside it; one sample's 57
+KB at ResNet sizes, which stays in the cache; a frame of the whole batch, written by a pass
+of its own before the kernels, took 15-20% of their time); the kernel packed as (C_in/CB,
+C_out, kH, kW, CB); gx unpadded, (C_in, N, H, W) or batch-first (N, C_in, H, W) memory for a
+batch-first input, as the GEMM's col2im writes it. A task is one (sample, block of CB input
+channels); each thread makes one call, which claims chunks of tasks until none is left
+(``conv_compiled.share``: a thread that starts late or loses its core takes fewer; a plain
+loop compiles faster than a ``prange`` one). The sums run over
 output channels in blocks of C_out / (the most kernel offsets that reach a pixel, 4 at 3x3 of
 stride 2) channels, each from zero, then added into the tile: at most C_out terms a block,
 as the GEMM's column gradients sum. Blocks twice as long had 1.44x the GEMM's float32 error
@@ -33,10 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import jit
-from . import conv_compiled, conv_thin_compiled
+from ..core import jit, team
+from . import conv_compiled
 from .conv_direct_source import HEADER, names, store_tile
 from .conv_generated import BLOCK_BYTES, FLAGS, pack, ready
+from .conv_thin_source import CLAIM, claimed
 from .geometry import ConvGeometry
 
 # JB, input columns per tile, from these rounded to multiples of sw (see tiles). Tiles of 16
@@ -70,21 +72,24 @@ def lead(sw: int, dw: int, kw: int) -> int:
 
 
 def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """A kernel ``(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx, first, last)``::
+    """A kernel ``(gy, strides, shape, wpk, starts, top, left, sh, dh, oc, batch_first, gx,
+    control)``::
 
         gx[c, s, y, x] = Σ_{o,p,q} wpk[c // CB, o, p, q, c % CB] · gy[o, s, i, j]
 
-    over ``y + top = i·sh + p·dh``, ``x + left = j·sw + q·dw``, for gyf the framed gy
-    (N, C_out, OH, OWf) (gy's column j at ``j + shift``, see :func:`input_gradient`), wpk
-    (C_in/CB, C_out, kH, kW, CB) and gx (C_in, N, H, W), or (N, C_in, H, W) when
-    ``batch_first``; tiles of JB columns start at ``starts`` (multiples of sw), ``left ≡ r``
-    (mod sw). The sums run over (p, o, q) in blocks of ``oc`` output channels.
+    over ``y + top = i·sh + p·dh``, ``x + left = j·sw + q·dw``, for gy flat (1-D) with
+    ``strides`` (sample, channel) in elements and ``shape`` (OH, OW, shift, OWf): each
+    thread frames the sample it works on, (C_out, OH, OWf) with gy's column j at ``j +
+    shift`` (see :func:`input_gradient`); wpk (C_in/CB, C_out, kH, kW, CB) and gx (C_in, N,
+    H, W), or (N, C_in, H, W) when ``batch_first``; tiles of JB columns start at ``starts``
+    (multiples of sw), ``left ≡ r`` (mod sw). The sums run over (p, o, q) in blocks of
+    ``oc`` output channels.
     """
     taps = reach(jb, sw, dw, kw, r)
     body = [
         "@block",
-        "def tile_sums(gyf, wpk, zero, s, cblk, v, x0, sh, dh, tile, oc):",
-        "    c_out, kh, oh = gyf.shape[1], wpk.shape[2], gyf.shape[2]",
+        "def tile_sums(frame, wpk, zero, cblk, v, x0, sh, dh, tile, oc):",
+        "    c_out, kh, oh = frame.shape[0], wpk.shape[2], frame.shape[1]",
         f"    o = np.uint64(x0 // {sw})",
     ]
     body += [f"    u{k} = np.uint64({k})" for k in sorted({k for _, _, k in taps} - {0})]
@@ -98,7 +103,7 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
         "            if v - p * dh < 0 or i * sh != v - p * dh or i >= oh:",
         "                continue",
         "            for c in range(o0, min(o0 + oc, c_out)):",
-        "                gr, wr = gyf[s, c, i], wpk[cblk, c, p]",
+        "                gr, wr = frame[c, i], wpk[cblk, c, p]",
     ]
     for q in range(kw):
         reached = [(t, k) for tap, t, k in taps if tap == q]
@@ -108,34 +113,48 @@ def source(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
             body.append(f"                x = gr[o + u{k}]" if k else "                x = gr[o]")
             body += [f"                a{t}_{b} += x * w{b}" for b in range(cb)]
     body += store_tile("o0 == 0", jb, cb)
-    return HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
+    return CLAIM + HEADER + "\n".join(body) + "\n\n" + _driver(cb, jb, sw, dw, kw, r)
 
 
 def _driver(cb: int, jb: int, sw: int, dw: int, kw: int, r: int) -> str:
-    """The driver of :func:`source`: tasks ``first:last`` of (sample, block of CB channels),
-    in that order."""
+    """The driver of :func:`source`: the tasks (sample, block of CB channels), in that order,
+    that it claims (``conv_thin_source.claimed``)."""
     return f"""
-def {name(cb, jb, sw, dw, kw, r)}(gyf, wpk, starts, top, left, sh, dh, oc, batch_first, gx,
-                                  first, last):
-    blocks = wpk.shape[0]
-    c_in = gx.shape[1] if batch_first else gx.shape[0]
+def {name(cb, jb, sw, dw, kw, r)}(gy, strides, shape, wpk, starts, top, left, sh, dh, oc,
+                                  batch_first, gx, control):
+    blocks, c_out = wpk.shape[0], wpk.shape[1]
+    n, c_in = (gx.shape[0], gx.shape[1]) if batch_first else (gx.shape[1], gx.shape[0])
     h, w = gx.shape[2], gx.shape[3]
-    for task in range(first, last):
-        s, cblk = task // blocks, task % blocks
-        tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
-        for y in range(h):
-            for k in range(starts.shape[0]):
-                x0 = starts[k]
-                tile_sums(gyf, wpk, zero, s, cblk, y + top, x0, sh, dh, tile, oc)
-                stop = min({jb}, w - x0)
-                # a row's run indexed from 0 by the loop counter: indexed as gx[c, s, y, x]
-                # per pixel, these copies took as long as the sums
-                for b in range(min({cb}, c_in - cblk * {cb})):
-                    c = cblk * {cb} + b
-                    run = gx[s, c, y, x0:] if batch_first else gx[c, s, y, x0:]
-                    for t in range(stop):
-                        run[t] = tile[t, b]
-"""
+    oh, ow, shift, width = shape[0], shape[1], shape[2], shape[3]
+    tile, zero = np.empty(({jb}, {cb}), gx.dtype), np.zeros({cb}, gx.dtype)
+    # the sample framed last, zeros around gy's columns into:end (they stay zero)
+    frame, framed = np.zeros((c_out, oh, width), gx.dtype), -1
+    into, end = max(0, shift), min(width, shift + ow)
+""" + claimed(
+        "n * blocks",
+        f"""s, cblk = task // blocks, task % blocks
+if s != framed:
+    for c in range(c_out):
+        for i in range(oh):
+            src = gy[s * strides[0] + c * strides[1] + i * ow + into - shift :]
+            line = frame[c, i, into:]
+            for j in range(end - into):  # indexed from 0: vectorised, no index checks
+                line[j] = src[j]
+    framed = s
+for y in range(h):
+    for k in range(starts.shape[0]):
+        x0 = starts[k]
+        tile_sums(frame, wpk, zero, cblk, y + top, x0, sh, dh, tile, oc)
+        stop = min({jb}, w - x0)
+        # a row's run indexed from 0 by the loop counter: indexed as gx[c, s, y, x]
+        # per pixel, these copies took as long as the sums
+        for b in range(min({cb}, c_in - cblk * {cb})):
+            c = cblk * {cb} + b
+            run = gx[s, c, y, x0:] if batch_first else gx[c, s, y, x0:]
+            for t in range(stop):
+                run[t] = tile[t, b]
+""",
+    )
 
 
 def tiles(width: int, sw: int) -> tuple[int, np.ndarray]:
@@ -198,9 +217,9 @@ def compiled_for(xp_shape, dtype, geometry: ConvGeometry) -> bool:
 
 def _examples(dtype) -> tuple:
     """Arguments of the types the kernel is called with."""
-    index = np.zeros(1, np.int64)
+    index, one = np.zeros(1, np.int64), np.zeros(1, dtype)
     four, five = np.zeros((1,) * 4, dtype), np.zeros((1,) * 5, dtype)
-    return four, five, index, 1, 1, 1, 1, 1, 0, four, 0, 0
+    return one, index, index, five, index, 1, 1, 1, 1, 1, 0, four, team.new_control(1)
 
 
 def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
@@ -216,25 +235,16 @@ def input_gradient(gy, w, geometry: ConvGeometry, size, batch_first=False):
     # frame column of gy's column j: j + shift; a tile at x0 reads o = x0 / sw onwards
     shift = lead(sw, dw, kw) - (left - left % sw) // sw
     frame_width = int(starts[-1]) // sw + (left % sw + jb - 1) // sw + lead(sw, dw, kw) + 1
-    into, take = _overlap(shift, ow, frame_width)
-    frame = np.empty((n, c_out, oh, frame_width), gy.dtype)  # (N, C_out, OH, OWf)
-    samples = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
-
-    def fill(start, stop):  # zeros around gy's columns
-        part = frame[start:stop]  # (chunk, C_out, OH, OWf)
-        part[..., : into.start], part[..., into.stop :] = 0, 0
-        part[..., into] = samples[start:stop, ..., take]
-
-    by_samples(fill, n)
+    shape = np.array([oh, ow, shift, frame_width], np.int64)
+    flat, strides = flat_samples(gy)
     wpk = pack(w.transpose(1, 0, 2, 3), cb)  # (C_in/CB, C_out, kH, kW, CB)
     gx = np.empty((n, c_in, h, width) if batch_first else (c_in, n, h, width), gy.dtype)
     # blocks of the sums (see the module): at most C_out terms, as the GEMM's column gradients
     blocks = most_taps(kh, sh, dh) * most_taps(kw, sw, dw)  # the most offsets that reach a pixel
     oc = -(-c_out // blocks)
     chosen = kernel(gy.dtype, width, sw, dw, kw, left)
-    arguments = frame, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx
-    tasks = n * -(-c_in // cb)  # (sample, block of CB input channels)
-    conv_thin_compiled.in_parallel(lambda first, last: chosen(*arguments, first, last), tasks)
+    arguments = flat, strides, shape, wpk, starts, top, left, sh, dh, oc, int(batch_first), gx
+    conv_compiled.share(chosen, arguments, n * -(-c_in // cb))  # (sample, block of CB channels)
     return gx.transpose(1, 0, 2, 3) if batch_first else gx  # (C_in, N, H, W)
 
 
@@ -244,17 +254,14 @@ def most_taps(k: int, s: int, d: int) -> int:
     return max(sum(1 for q in range(k) if q * d % s == phase) for phase in range(s))
 
 
-def by_samples(copy, n: int) -> None:
-    """``copy(start, stop)`` for ranges of samples that cover ``n``, one per worker of the
-    convolution's pool (``conv_compiled.run``): NumPy's copies release the GIL, so they run
-    side by side, where one thread had left the second core idle between the kernels."""
-    count = min(n, conv_compiled.threads())
-    bounds = [n * i // count for i in range(count + 1)]
-    conv_compiled.run(copy, list(zip(bounds[:-1], bounds[1:], strict=True)))
-
-
-def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
-    """(into, from): where ``size`` values placed at ``offset`` land in ``length`` cells."""
-    start = min(max(0, offset), length)
-    stop = max(start, min(length, offset + size))
-    return slice(start, stop), slice(start - offset, stop - offset)
+def flat_samples(gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat, strides): gy (C_out, N, OH, OW) as one run of memory and the (sample, channel)
+    strides in it, in elements: its own memory if channel-major or batch-first, else (or if
+    read-only, a type of its own to numba) a channel-major copy. One array type, so one
+    compiled signature, for both layouts."""
+    c_out, n, oh, ow = gy.shape
+    samples = gy.transpose(1, 0, 2, 3)  # (N, C_out, OH, OW)
+    if samples.flags.c_contiguous and samples.flags.writeable:
+        return samples.reshape(-1), np.array([c_out * oh * ow, oh * ow], np.int64)
+    gy = np.ascontiguousarray(gy) if gy.flags.writeable else gy.copy()  # (C_out, N, OH, OW)
+    return gy.reshape(-1), np.array([oh * ow, n * oh * ow], np.int64)

@@ -23,9 +23,10 @@ kernel for the next run, so a first step on an empty cache does not wait for the
 the classic network's cold first step).
 
 Layouts are channel-major as in ``conv_algorithms``: the padded input xp (C_in, N, Hp, Wp),
-the output and its gradient (C_out, N, OH, OW). Ranges of tasks run on the convolution's
-threads (:func:`in_parallel`); the kernels are plain loops, which compile in half the time
-``prange`` loops take. The input gradient runs the GEMM's
+the output and its gradient (C_out, N, OH, OW). Each thread makes one call of a kernel, which
+claims chunks of tasks until none is left (``conv_compiled.share``); the kernels are plain
+loops, which compile in half the time ``prange`` loops take (0.3-0.9 s more cold), and whose
+threads wait for no workqueue launch. The input gradient runs the GEMM's
 (``conv_algorithms.Gemm``): a first layer's input needs none.
 """
 
@@ -36,7 +37,7 @@ import types
 
 import numpy as np
 
-from ..core import jit
+from ..core import jit, team
 from . import conv_compiled, conv_generated
 from . import conv_thin_source as source
 from .conv_algorithms import Gemm
@@ -49,7 +50,6 @@ BLOCK = 4, 5  # kernel gradient: OB output channels × TQ taps per pass over a s
 TASK_TERMS = 4096  # kernel gradient: about this many pixels summed per task and accumulator
 FLAGS = {"contract"}  # fused multiply-adds; each output still sums in a fixed order
 DTYPES = (np.float32, np.float64)
-RANGES = 1  # ranges of tasks per thread (see in_parallel)
 
 _kernels: dict[str, jit.Kernel] = {}
 
@@ -132,17 +132,10 @@ def correlate(xph, w, bias, geometry: ConvGeometry, out_size) -> np.ndarray | No
     kernel = compiled(source.correlation_name(ob, jb), source.correlation_source, ob, jb)
     (sh, _), (dh, _) = geometry.stride, geometry.dilation
     starts = tiles(wide, jb)
-    if not conv_generated.ready(
-        kernel, (xph, wpk, padded_bias, starts, sh, dh, phase, shift, y, 0, 0)
-    ):
-        return None
-
     arguments = xph, wpk, padded_bias, starts, sh, dh, phase, shift, y
-
-    def tasks(first, last):  # (sample, block of output channels) first:last, in that order
-        kernel(*arguments, first, last)
-
-    in_parallel(tasks, n * blocks)
+    if not conv_generated.ready(kernel, (*arguments, team.new_control(1))):
+        return None
+    conv_compiled.share(kernel, arguments, n * blocks)  # tasks: (sample, block of channels)
     if wide != ow:
         return np.ascontiguousarray(y[:c_out, :, :, :ow])
     return y[:c_out]  # a contiguous view
@@ -165,31 +158,13 @@ def kernel_gradient(gy, xp, geometry: ConvGeometry) -> np.ndarray | None:
     gy3 = np.ascontiguousarray(gy).reshape(c_out, n, oh * ow)  # (C_out, N, OH·OW)
     xp = np.ascontiguousarray(xp)  # one compiled signature
     arguments = geometry_arguments(geometry, c_in, ow)
-    if not conv_generated.ready(kernel, (gy3, xp, bounds, table, *arguments, partial, 0, 0)):
-        return None
     arguments = gy3, xp, bounds, table, *arguments, partial
-    in_parallel(lambda first, last: kernel(*arguments, first, last), len(bounds) - 1)
+    if not conv_generated.ready(kernel, (*arguments, team.new_control(1))):
+        return None
+    conv_compiled.share(kernel, arguments, len(bounds) - 1)
     total = pairwise_sum(partial).transpose(0, 2, 1, 3)  # (C_out/OB, OB, K/TQ, TQ)
     total = total.reshape(blocks * ob, groups * tq)  # (C_out', K)
     return total[:c_out, : c_in * kh * kw].reshape(c_out, c_in, kh, kw)
-
-
-def in_parallel(tasks, count: int) -> None:
-    """``tasks(first, last)`` for ranges covering ``0:count``, RANGES a thread, on the
-    convolution's threads (``conv_compiled.run``: a helper that wakes late takes fewer). The
-    kernels are plain loops, not ``prange`` ones: numba's parallel passes added 0.3-0.9 s to
-    their cold compile time, and the workqueue's launch waits asleep.
-
-    One range a thread: each range's call takes the GIL back when its kernel returns, and a
-    thread that finds the other one holding it sleeps until woken, tens of microseconds or
-    more on a busy or virtual machine. With four ranges a thread, ranges of 0.1 ms on the
-    thin layers spent longer asleep than computing, and two threads ran slower than one."""
-    ranges = min(count, RANGES * conv_compiled.threads())
-    if ranges < 2:
-        tasks(0, count)
-        return
-    bounds = [count * i // ranges for i in range(ranges + 1)]
-    conv_compiled.run(tasks, list(zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def pairwise_sum(parts: np.ndarray) -> np.ndarray:

@@ -26,13 +26,19 @@ are arguments, so one forward and one kernel gradient per dtype serve every thin
 
 from __future__ import annotations
 
-BLOCK_HEADER = """import numpy as np
+import textwrap
+
+CLAIM = "from kernelab.core.team import claim\n"  # the drivers' (see claimed)
+BLOCK_HEADER = (
+    CLAIM
+    + """import numpy as np
 from numba import njit
 
 block = njit(cache=CACHE, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 """
+)
 HEADER = (
     BLOCK_HEADER
     + """reduction = njit(
@@ -68,8 +74,8 @@ def correlation_name(ob: int, jb: int) -> str:
 
 
 def correlation_source(ob: int, jb: int) -> str:
-    """A kernel ``(xph, wpk, bias, starts, sh, dh, phase, shift, y, first, last)`` computing,
-    for the tasks ``first:last``::
+    """A kernel ``(xph, wpk, bias, starts, sh, dh, phase, shift, y, control)`` computing, for
+    the tasks it claims (:func:`claimed`)::
 
         y[o, s, i, j] = bias[o] + Σ_{c,p,q} wpk[o // OB, c, p, q, o % OB]
                                             · xph[c, s, i·sh + p·dh, phase[q], j + shift[q]]
@@ -103,15 +109,17 @@ def correlation_source(ob: int, jb: int) -> str:
         body.append(f"    r = y[ob * {ob} + {o}, s, i, j0:]")
         body.append(f"    {_names('r[', jb, ']')} = {_names(f'a{o}_', jb)}")
     driver = f"""
-def {correlation_name(ob, jb)}(xph, wpk, bias, starts, sh, dh, phase, shift, y, first, last):
+def {correlation_name(ob, jb)}(xph, wpk, bias, starts, sh, dh, phase, shift, y, control):
     blocks, oh = wpk.shape[0], y.shape[2]
-    for task in range(first, last):
-        s, ob = task // blocks, task % blocks
-        bv = bias[ob * {ob} : (ob + 1) * {ob}]
-        for i in range(oh):
-            for t in range(starts.shape[0]):
-                tile_sums(xph, wpk, bv, s, ob, i, sh, starts[t], dh, phase, shift, y)
-"""
+""" + claimed(
+        "y.shape[1] * blocks",
+        f"""s, ob = task // blocks, task % blocks
+bv = bias[ob * {ob} : (ob + 1) * {ob}]
+for i in range(oh):
+    for t in range(starts.shape[0]):
+        tile_sums(xph, wpk, bv, s, ob, i, sh, starts[t], dh, phase, shift, y)
+""",
+    )
     return BLOCK_HEADER + "\n".join(body) + "\n\n" + driver
 
 
@@ -121,8 +129,8 @@ def kernel_gradient_name(ob: int, tq: int) -> str:
 
 
 def kernel_gradient_source(ob: int, tq: int) -> str:
-    """A kernel ``(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last)``
-    computing, for the tasks t in ``first:last``::
+    """A kernel ``(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, control)``
+    computing, for the tasks t it claims (:func:`claimed`)::
 
         partial[t, o // OB, k // TQ, o % OB, k % TQ] = Σ_{s in task t, i, j} gy[o, s, i·OW + j]
                                           · xp[c_k, s, i·sh + p_k·dh, j·sw + q_k·dw]
@@ -152,21 +160,37 @@ def kernel_gradient_source(ob: int, tq: int) -> str:
     body += [f"    am[{o}, {k}] = a{o}_{k}" for o, k in pairs]
     driver = f"""
 
-def {kernel_gradient_name(ob, tq)}(
-    gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, first, last
-):
+def {kernel_gradient_name(ob, tq)}(gy, xp, bounds, taps, sh, sw, dw, planes, ow, partial, control):
     blocks, groups, hr = partial.shape[1], partial.shape[2], -(-xp.shape[2] // sh)
-    for t in range(first, last):
-        # every row a tap's run reaches is filled: no zeros needed
-        xq = np.empty((planes, hr * ow), gy.dtype)
-        out = partial[t]
-        for s in range(bounds[t], bounds[t + 1]):
-            fill(xp, s, sh, sw, dw, ow, xq)
-            for ob in range(blocks):
-                for kg in range(groups):
-                    tap_sums(gy, s, xq, taps, ob, kg, out[ob, kg])
-"""
+""" + claimed(
+        "bounds.shape[0] - 1",
+        """# every row a tap's run reaches is filled: no zeros needed
+xq = np.empty((planes, hr * ow), gy.dtype)
+out = partial[task]
+for s in range(bounds[task], bounds[task + 1]):
+    fill(xp, s, sh, sw, dw, ow, xq)
+    for ob in range(blocks):
+        for kg in range(groups):
+            tap_sums(gy, s, xq, taps, ob, kg, out[ob, kg])
+""",
+    )
     return HEADER + "\n\n" + "\n".join(body) + "\n" + driver
+
+
+def claimed(count: str, body: str) -> str:
+    """The rest of a driver: ``body`` (Python at indent 0) for each ``task`` of
+    ``range(count)`` it claims, in chunks, from the control array ``control`` with
+    ``core/team.py``'s :func:`claim`, until none is left; it returns how many it did. Every
+    thread of a pass makes one call (``conv_compiled.share``) and holds no GIL in between."""
+    return f"""    done, tasks = 0, {count}
+    first, last = claim(control, tasks)
+    while first < last:
+        for task in range(first, last):
+{textwrap.indent(body, " " * 12)}
+        done += last - first
+        first, last = claim(control, tasks)
+    return done
+"""
 
 
 def _names(prefix: str, count: int, suffix: str = "") -> str:
