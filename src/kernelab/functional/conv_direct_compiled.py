@@ -30,11 +30,11 @@ allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms`
   buffer of its own, for the same contiguous (CB,) loads.
 
 Tasks run in one ``prange`` launch a pass (the workqueue layer, one parallel launch at a
-time: ``core/jit.py``), each thread claiming the next task as it comes free
-(``conv_direct_source.claim``): a sample (or a part of its blocks of CB output channels, with
-few samples) for the correlations, framed once per task, a run of samples for the kernel
-gradient (GROUPS_PER_THREAD a thread). A pass another algorithm measured faster at (see
-:func:`passes`) runs Winograd's or the GEMM's (:class:`DirectCompiled`).
+time: ``core/jit.py``), each thread claiming the next task as it comes free from an atomic
+counter (``core/team.atomic_add``): a sample (or a part of its blocks of CB output channels,
+with few samples) for the correlations, framed once per task, a run of samples for the
+kernel gradient (GROUPS_PER_THREAD a thread). A pass another algorithm measured faster at
+(see :func:`passes`) runs Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
 width, horizontal stride, tile width and, for the correlation, horizontal dilation) takes 5-20
@@ -83,9 +83,9 @@ TAPS = 8
 WIDE_TAPS = 12
 
 # The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
-# own and taken by whichever thread is free (``conv_direct_source.claim``): one run a thread
-# made a pass wait for a thread whose core another program held; fewer (one a thread at
-# least) where their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
+# own and taken by whichever thread is free (an atomic counter): one run a thread made a pass
+# wait for a thread whose core another program held; fewer (one a thread at least) where
+# their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
 GROUPS_PER_THREAD = 4
 PARTIAL_BYTES = 2 << 20
 

@@ -20,36 +20,16 @@ the layouts and the blocks).
 
 from __future__ import annotations
 
-from numba.core import cgutils, types
-from numba.extending import intrinsic
-
 # Terms per block of a sum (see the sources): about what OpenBLAS's float32 product takes in
 # one run of its accumulators, and 32 input channels of a 3x3 kernel in one block
 K_BLOCK = 288
-# The generated drivers' tasks are claimed one at a time from a shared counter (:func:`claim`);
+# The generated drivers' tasks are claimed one at a time from a shared counter: a thread whose
+# core another program takes for a while then takes fewer, where prange's equal shares would
+# make the pass wait for it (two cores shared with other jobs, as on the bench machine);
 # a correlation splits a sample's blocks of output channels into parts when it has fewer than
 # this many samples a thread
 TASKS_PER_THREAD = 4
-CLAIM = "from kernelab.functional.conv_direct_source import claim\n\n"
-
-
-@intrinsic
-def claim(typingctx, counter):
-    """``counter[0]``'s value before an atomic ``counter[0] += 1`` (int64 array): the next
-    task for the thread that asks. A driver's threads take their tasks so, each as it comes
-    free, where ``prange`` gives each thread an equal share up front: a thread whose core is
-    taken for a while by another program then takes fewer tasks, where with equal shares the
-    pass would wait for it (two cores shared with other jobs, as on the bench machine)."""
-    signature = types.int64(counter)
-
-    def codegen(context, builder, sig, args):
-        array = context.make_array(sig.args[0])(context, builder, args[0])
-        first = context.get_constant(types.intp, 0)
-        pointer = cgutils.get_item_pointer(context, builder, sig.args[0], array, [first])
-        one = context.get_constant(types.int64, 1)
-        return builder.atomic_rmw("add", pointer, one, "monotonic")
-
-    return signature, codegen
+CLAIM = "from kernelab.core.team import atomic_add\n\n"  # atomic_add(counter, 0, 1): a task
 
 
 HEADER = """import numpy as np
@@ -159,7 +139,7 @@ def {correlation_name(cb, jb, sw, dw, kw)}(
         tile, zero = np.empty(({jb}, {cb}), y.dtype), np.zeros({cb}, y.dtype)
         framed = -1  # the sample in xp; the border is written once
         while True:
-            task = claim(counter)
+            task = atomic_add(counter, 0, 1)
             if task >= tasks:
                 break
             s, part = task // parts, task % parts
@@ -267,7 +247,7 @@ def {kernel_gradient_name(cb, cc, sw, kw)}(
         gs = np.empty((blocks, 1, oh, ow, {cb}), partial.dtype)  # its output gradient
         border = True  # written once
         while True:
-            t = claim(counter)
+            t = atomic_add(counter, 0, 1)
             if t >= tasks:
                 break
             for s in range(bounds[t], bounds[t + 1]):
