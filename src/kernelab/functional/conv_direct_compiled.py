@@ -142,7 +142,7 @@ def passes(geometry: ConvGeometry, w_shape) -> Passes:
     dilated = geometry.stride == (1, 1) and geometry.dilation != (1, 1) and taps == 9
     # from 2x2 at stride 1: 0.79x PyTorch's time against the GEMM's 1.25x at 2x2 since the
     # unrolled loads (bench/conv_routing.py, one thread; with dilation 2 0.77x against 1.10x)
-    small = geometry.stride == (1, 1) and taps < 9
+    small = geometry.stride == (1, 1) and 4 <= taps < 9  # smaller ones were not measured
     gradient = (geometry.stride == (1, 1) and taps >= 16) or three or dilated or small
     gradient = gradient or strided.routes(geometry, w_shape)
     return Passes(taps >= 4 and not winograd_forward, gradient, taps >= 4)
