@@ -81,20 +81,26 @@ def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
     the pass up; the passes after it run on the calling thread alone, still whole."""
     previous = kl.get_num_threads()
     kl.set_num_threads(2)
-    joined = []
+    joined, caller = [], {}
 
     def slow_on_helpers(counts, control):
-        done = 0
+        begun, done = time.perf_counter(), 0
+        helper = threading.current_thread().name == "kernelab-team"
         start, stop = claim_range(control, counts.size)
         while start < stop:
-            if threading.current_thread().name == "kernelab-team":
+            if helper:
                 joined.append(True)
-                time.sleep(0.2)  # far past the caller's patience: twice its chunks' time
+                while "took" not in caller:  # the caller's chunks done, however slow the machine
+                    time.sleep(0.001)
+                # far past the caller's patience (twice its chunks' time) once it waits
+                time.sleep(0.1 + 2 * caller["took"])
             else:
                 time.sleep(0.001)  # without the GIL, so that a helper can join
             counts[start:stop] += 1
             done += stop - start
             start, stop = claim_range(control, counts.size)
+        if not helper:
+            caller["took"] = time.perf_counter() - begun
         return done
 
     try:
@@ -102,6 +108,7 @@ def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
         counts = np.zeros(4 * team.CHUNK, np.int64)
         passes = 0
         while not joined and passes < 20:
+            caller.clear()
             team.run(slow_on_helpers, (counts,), counts.size)
             returned = time.perf_counter()
             passes += 1
