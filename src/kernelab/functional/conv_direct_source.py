@@ -187,7 +187,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     ``gy_batch_first``), xp (C, N, Hp, Wp) x framed as in :func:`correlation_source` (each
     sample's planes framed into the task's own buffer) and partial (T, C_out/CB, C, kH, kW,
     CB), zeros; task t sums samples ``bounds[t]:bounds[t + 1]``, and ``threads`` threads
-    claim the tasks one at a time (:func:`claim`). Each sample's output
+    claim the tasks one at a time from an atomic counter. Each sample's output
     gradient is first repacked channels innermost into the task's own (C_out/CB, 1, OH, OW,
     CB) buffer (``unpack``), which stays in its core's cache, for contiguous (CB,) loads;
     when ``sums`` (N, C_out) has rows, ``sums[s, o] = Σ_{i,j} gy[o, s, i, j]`` in float64
