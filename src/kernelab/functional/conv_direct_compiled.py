@@ -4,7 +4,9 @@ The micro-kernels (``conv_direct_source.py``) hold a block of CB output channels
 columns in scalar accumulators that LLVM keeps in vector registers. CB·itemsize is 64 bytes
 (16 float32 or 8 float64 channels: one AVX-512 register, two AVX2 ones), so the kernel offset's
 weights for a block are one contiguous load; the kernel gradient's is 128 bytes where C_out
-allows (:func:`gradient_block`). Layouts, channel-major as in ``conv_algorithms``:
+allows and the machine has AVX-512 (:func:`gradient_block`). JB and the kernel gradient's
+channels per block are sized by the machine's vector registers (``conv_generated.VECTOR_BYTES``):
+AVX2 has half as many, of half the width. Layouts, channel-major as in ``conv_algorithms``:
 
 * every pass reads its input unpadded, x (C_in, N, H, W) channel-major or a view of
   batch-first memory (a network's input), as it comes: each thread copies the planes of the
@@ -67,20 +69,26 @@ from . import conv_direct_source as source
 from . import conv_strided_compiled as strided
 from .conv import pad
 from .conv_algorithms import Gemm, contiguous
-from .conv_generated import BLOCK_BYTES, FLAGS, mode, pack, ready
+from .conv_generated import BLOCK_BYTES, FLAGS, VECTOR_BYTES, mode, pack, ready
 from .geometry import ConvGeometry
 
 WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows (gradient_block)
-# JB, output columns per tile: CB·JB accumulators fill at most 14 of the 32 vector registers.
-# 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best). Measured no faster:
-# tiles of 7 (fewer accumulators than FMA latency needs in flight).
-COLUMNS = (8, 14)
+# JB, output columns per tile. With AVX-512, CB·JB accumulators fill at most 14 of the 32
+# vector registers: 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best).
+# Measured no faster: tiles of 7 (fewer accumulators than FMA latency needs in flight). With
+# AVX2 a column's CB channels take two of the 16 registers: 4 or 6 columns, 8-12 registers
+# (32→64 channels, 28x28, one thread, CPU time, Zen 3: 3x3 forward 4.00x → 1.07x PyTorch's
+# time, 5x5 2.34x → 1.24x, against tiles of 8 and 14 that spilled; blocks of 8 float32
+# channels in tiles of 8 or 12 columns: 1.43x and 1.21x)
+COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4, 6)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
 TAPS = 8
-# and at most WIDE_TAPS (c, q) pairs with the wide block, 24 of the 32 vector registers: 14
-# pairs (7x7 kernels) spilled, at 0.57x the speed of 7
-WIDE_TAPS = 12
+# and at most PAIR_REGISTERS // (vectors per channel block) (c, q) pairs where a block of
+# channels takes more than one register: 24 of AVX-512's 32 registers (the wide block: 14
+# pairs, 7x7 kernels, spilled, at 0.57x the speed of 7), 12 of AVX2's 16 (5x5 kernel gradient
+# 2.32x → 1.10x PyTorch's time, 3x3 1.87x → 1.09x, against 8 pairs and more)
+PAIR_REGISTERS = 24 if VECTOR_BYTES == 64 else 12
 
 # The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
 # own and taken by whichever thread is free (an atomic counter): one run a thread made a pass
@@ -206,20 +214,21 @@ def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
     """The kernel gradient's kernel (see :func:`kernel_gradient`) for ``c_out`` channels."""
     cb = gradient_block(dtype, c_out)
     cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
-    if cb * np.dtype(dtype).itemsize == WIDE_BLOCK_BYTES:  # 2 vectors per (channel, column)
-        cc = min(cc, max(1, WIDE_TAPS // kw))
+    vectors = cb * np.dtype(dtype).itemsize // VECTOR_BYTES  # per (channel, column) pair
+    if vectors > 1:
+        cc = min(cc, max(1, PAIR_REGISTERS // vectors // kw))
     shape = cb, cc, sw, kw
     return compiled(source.kernel_gradient_name, source.kernel_gradient_source, shape)
 
 
 def gradient_block(dtype, c_out: int) -> int:
-    """CB of the kernel gradient: two vectors of channels (WIDE_BLOCK_BYTES) where C_out is
-    a multiple of them, else one. Each input pixel's broadcast then feeds two FMAs: the pass
-    was bound by its loads (one per FMA), and ran 1.2-1.3x faster at 32→64 channels
-    (``bench/CONV_DIRECT.md``); layers of 16 float32 channels keep one vector, which wastes
-    none."""
+    """CB of the kernel gradient: with AVX-512, two vectors of channels (WIDE_BLOCK_BYTES)
+    where C_out is a multiple of them, else one. Each input pixel's broadcast then feeds two
+    FMAs: the pass was bound by its loads (one per FMA), and ran 1.2-1.3x faster at 32→64
+    channels (``bench/CONV_DIRECT.md``); layers of 16 float32 channels keep one vector, which
+    wastes none. With AVX2 BLOCK_BYTES is already two vectors."""
     itemsize = np.dtype(dtype).itemsize
-    wide = c_out > 0 and c_out * itemsize % WIDE_BLOCK_BYTES == 0
+    wide = VECTOR_BYTES == 64 and c_out > 0 and c_out * itemsize % WIDE_BLOCK_BYTES == 0
     return (WIDE_BLOCK_BYTES if wide else BLOCK_BYTES) // itemsize
 
 

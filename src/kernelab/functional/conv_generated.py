@@ -1,6 +1,6 @@
 """What the generated convolution kernels (direct, strided, thin) share: whether a kernel
-may run in this process, the block of output channels one vector holds, their compile flags,
-and the kernel packed in such blocks.
+may run in this process, the block of output channels they hold, the vector registers of the
+machine they are sized for, their compile flags, and the kernel packed in such blocks.
 
 A generated kernel takes 5-25 s to compile cold, so by default a pass runs it only if its
 machine code is already in numba's on-disk cache (:func:`ready`); ``KERNELAB_DIRECT_CONV``
@@ -15,10 +15,29 @@ import numpy as np
 
 from ..core import jit
 
-BLOCK_BYTES = 64  # CB·itemsize: the output channels of one vector accumulator
+BLOCK_BYTES = 64  # CB·itemsize: the output channels of one block (one AVX-512 vector, two AVX2)
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 _ready: dict[tuple[str, np.dtype], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
+
+
+def vector_bytes() -> int:
+    """The width of the vector registers numba compiles for here: 64 bytes where the target
+    has AVX-512 (32 of them), else 32 (AVX2's 16). The micro-kernels' blocks of accumulators
+    are sized by it: blocks sized for AVX-512 spilled on an AVX2 machine (AMD Zen 3), where a
+    3x3 forward took 4.0x PyTorch's time. ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, when set,
+    are the target (numba compiles for them)."""
+    from llvmlite import binding
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        return 64 if "+avx512f" in config.CPU_FEATURES.split(",") else 32
+    if config.CPU_NAME is not None and config.CPU_NAME != "host":
+        return 32  # a named, portable target: size for the narrower registers
+    return 64 if binding.get_host_cpu_features().get("avx512f") else 32
+
+
+VECTOR_BYTES = vector_bytes()
 
 
 def mode() -> str:

@@ -37,15 +37,16 @@ import numpy as np
 from ..core import jit, team
 from . import conv_compiled
 from .conv_direct_source import HEADER, names, store_tile
-from .conv_generated import BLOCK_BYTES, FLAGS, pack, ready
+from .conv_generated import BLOCK_BYTES, FLAGS, VECTOR_BYTES, pack, ready
 from .conv_thin_source import CLAIM, claimed
 from .geometry import ConvGeometry
 
-# JB, input columns per tile, from these rounded to multiples of sw (see tiles). Tiles of 16
-# (16 accumulators, the kW weight vectors and the broadcasts fit the 32 vector registers)
-# measured 1.15-1.2x faster than two of 8 at ResNet-8's 16- and 32-wide inputs
-WIDTHS = (8, 14, 16)
-MAX_STRIDE = 7  # up to here a tile (WIDTHS) holds at least two columns of each phase
+# JB, input columns per tile, from these rounded to multiples of sw (see tiles). With AVX-512,
+# tiles of 16 (16 accumulators, the kW weight vectors and the broadcasts fit the 32 vector
+# registers) measured 1.15-1.2x faster than two of 8 at ResNet-8's 16- and 32-wide inputs;
+# with AVX2 a column's CB channels take two of the 16 registers: at most 6 columns
+WIDTHS = (8, 14, 16) if VECTOR_BYTES == 64 else (4, 6)
+MAX_STRIDE = 7 if VECTOR_BYTES == 64 else 3  # a tile (WIDTHS) holds 2 columns of each phase
 
 _kernels: dict[str, jit.Kernel] = {}
 
