@@ -264,3 +264,19 @@ def test_a_generated_kernel_checks_each_new_argument_type_once(tmp_path):
     done = run_python(VECTORISED_ONCE, **env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3", "3"]  # three types, each compiled vectorised once
+
+
+def test_the_vector_width_is_the_target_s(monkeypatch):
+    from numba.core import config
+
+    targets = [("+avx2,+avx512f", None, 512), ("+avx2,-avx512f", None, 256)]
+    targets += [("+sse2", None, 256), (None, "generic", 256)]
+    try:
+        for features, name, bits in targets:
+            monkeypatch.setattr(config, "CPU_FEATURES", features)
+            monkeypatch.setattr(config, "CPU_NAME", name)
+            jit.vector_bits.cache_clear()
+            assert jit.vector_bits() == bits
+    finally:
+        monkeypatch.undo()
+        jit.vector_bits.cache_clear()

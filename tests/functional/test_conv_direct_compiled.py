@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import kernelab as kl
 import kernelab.functional as F
 from kernelab.functional import conv_direct_compiled as direct
-from kernelab.functional import conv_direct_source, conv_generated, conv_winograd
+from kernelab.functional import conv_direct_source, conv_winograd
 from kernelab.functional.conv import pad
 from kernelab.functional.conv_algorithms import Gemm, Pointwise, choose
 from kernelab.functional.geometry import conv_geometry
@@ -231,17 +231,6 @@ def test_the_kernel_gradient_sums_each_sample_apart():
     wide = 32 if direct.VECTOR_BYTES == 64 else 16  # two AVX-512 vectors; AVX2's are narrower
     assert direct.gradient_block(np.float32, 32) == wide
     assert direct.gradient_block(np.float32, 16) == direct.gradient_block(np.float32, 48) == 16
-
-
-def test_the_blocks_are_sized_by_the_target_vector_registers(monkeypatch):
-    from numba.core import config
-
-    for features, width in (("+avx2,+avx512f", 64), ("+avx2,-avx512f", 32), ("+sse2", 32)):
-        monkeypatch.setattr(config, "CPU_FEATURES", features)
-        assert conv_generated.vector_bytes() == width
-    monkeypatch.setattr(config, "CPU_FEATURES", None)
-    monkeypatch.setattr(config, "CPU_NAME", "generic")
-    assert conv_generated.vector_bytes() == 32
 
 
 def test_the_forward_sums_blocks_of_input_channels_apart():

@@ -53,7 +53,6 @@ _lock = threading.RLock()
 _noticed = False
 _first_calls_seconds = 0.0  # time spent in first calls (compiling or loading) so far
 _launch = threading.Lock()  # one parallel kernel at a time: the workqueue layer needs it
-VECTORISED = "compiled with the SLP vectoriser, 512-bit vectors preferred"  # see Kernel
 
 
 def _check(name: str) -> str:
@@ -160,6 +159,23 @@ def kernel(parallel: bool = False, fastmath=False):
     return wrap
 
 
+@functools.cache
+def vector_bits() -> int:
+    """The width of the vector registers numba compiles for: 512 where the target has
+    AVX-512 (32 such registers), else 256 (AVX2's 16). Generated kernels size their blocks of
+    accumulators by it: blocks sized for AVX-512 spilled on an AVX2 machine (AMD Zen 3), where
+    a 3x3 forward took 4.0x PyTorch's time. ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, when
+    set, are the target."""
+    from llvmlite import binding
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        return 512 if "+avx512f" in config.CPU_FEATURES.split(",") else 256
+    if config.CPU_NAME is not None and config.CPU_NAME != "host":
+        return 256  # a named, portable target: sized for the narrower registers
+    return 512 if binding.get_host_cpu_features().get("avx512f") else 256
+
+
 def kernel_from_source(name: str, source: str, parallel: bool = False, fastmath=False):
     """A :class:`Kernel` for the function ``name`` defined by generated Python ``source``.
 
@@ -172,7 +188,7 @@ def kernel_from_source(name: str, source: str, parallel: bool = False, fastmath=
     in scalars and need LLVM's straight-line vectoriser to pack them into vector registers.
     """
     # the way it is compiled is part of the source: numba's cache knows only the source
-    source = f"# {VECTORISED}\n{source}"
+    source = f"# compiled with the SLP vectoriser, {vector_bits()}-bit vectors preferred\n{source}"
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
     module_name = f"kernelab_generated_{name}_{digest}"
     try:
@@ -414,8 +430,9 @@ class Kernel:
 
         numba leaves the SLP vectoriser off, and LLVM's tuning for many AVX-512 machines
         prefers 256-bit vectors (to keep the clock up in mixed code); a generated block of
-        accumulators measured 1.3-2x faster in 512-bit registers. Both are set only while
-        this compilation holds numba's compiler lock, so other functions compile as before.
+        accumulators measured 1.3-2x faster in 512-bit registers. The preferred width is the
+        target's own (:func:`vector_bits`). Both are set only while this compilation holds
+        numba's compiler lock, so other functions compile as before.
         """
         numba = numba_module()
         signature = tuple(numba.typeof(a) for a in args)
@@ -426,10 +443,12 @@ class Kernel:
 
         add = codegen.CPUCodeLibrary.add_ir_module
 
+        bits = vector_bits()
+
         def add_wide(library, module):
             for function in module.functions:  # string attributes llvmlite does not list
-                set.add(function.attributes, '"prefer-vector-width"="512"')
-                set.add(function.attributes, '"min-legal-vector-width"="512"')
+                set.add(function.attributes, f'"prefer-vector-width"="{bits}"')
+                set.add(function.attributes, f'"min-legal-vector-width"="{bits}"')
             return add(library, module)
 
         with global_compiler_lock:

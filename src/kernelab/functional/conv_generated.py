@@ -16,28 +16,10 @@ import numpy as np
 from ..core import jit
 
 BLOCK_BYTES = 64  # CB·itemsize: the output channels of one block (one AVX-512 vector, two AVX2)
+VECTOR_BYTES = jit.vector_bits() // 8  # what the blocks of accumulators are sized by
 FLAGS = {"contract"}  # fused multiply-adds; each accumulator still sums in a fixed order
 _ready: dict[tuple[str, np.dtype], bool] = {}  # (kernel, dtype): usable in this process (auto)
 MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
-
-
-def vector_bytes() -> int:
-    """The width of the vector registers numba compiles for here: 64 bytes where the target
-    has AVX-512 (32 of them), else 32 (AVX2's 16). The micro-kernels' blocks of accumulators
-    are sized by it: blocks sized for AVX-512 spilled on an AVX2 machine (AMD Zen 3), where a
-    3x3 forward took 4.0x PyTorch's time. ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES``, when set,
-    are the target (numba compiles for them)."""
-    from llvmlite import binding
-    from numba.core import config
-
-    if config.CPU_FEATURES is not None:
-        return 64 if "+avx512f" in config.CPU_FEATURES.split(",") else 32
-    if config.CPU_NAME is not None and config.CPU_NAME != "host":
-        return 32  # a named, portable target: size for the narrower registers
-    return 64 if binding.get_host_cpu_features().get("avx512f") else 32
-
-
-VECTOR_BYTES = vector_bytes()
 
 
 def mode() -> str:
