@@ -212,24 +212,28 @@ def correlation_kernel(dtype, ow: int, sw: int, dw: int, kw: int) -> jit.Kernel:
 
 def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
     """The kernel gradient's kernel (see :func:`kernel_gradient`) for ``c_out`` channels."""
-    cb = gradient_block(dtype, c_out)
+    cb = gradient_block(dtype, c_out, kw)
     cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
     vectors = cb * np.dtype(dtype).itemsize // VECTOR_BYTES  # per (channel, column) pair
-    if vectors > 1:
-        cc = min(cc, max(1, PAIR_REGISTERS // vectors // kw))
+    cc = min(cc, max(1, PAIR_REGISTERS // vectors // kw))
     shape = cb, cc, sw, kw
     return compiled(source.kernel_gradient_name, source.kernel_gradient_source, shape)
 
 
-def gradient_block(dtype, c_out: int) -> int:
+def gradient_block(dtype, c_out: int, kw: int) -> int:
     """CB of the kernel gradient: with AVX-512, two vectors of channels (WIDE_BLOCK_BYTES)
     where C_out is a multiple of them, else one. Each input pixel's broadcast then feeds two
     FMAs: the pass was bound by its loads (one per FMA), and ran 1.2-1.3x faster at 32→64
     channels (``bench/CONV_DIRECT.md``); layers of 16 float32 channels keep one vector, which
-    wastes none. With AVX2 BLOCK_BYTES is already two vectors."""
+    wastes none. With AVX2, BLOCK_BYTES is already two vectors; one where a kernel row's kW
+    pairs of them would outgrow PAIR_REGISTERS (7x7, 32→64 channels, 28x28, one thread: 337
+    → 205 ms of CPU; 5x5 kept two: 73 against 87 ms)."""
     itemsize = np.dtype(dtype).itemsize
-    wide = VECTOR_BYTES == 64 and c_out > 0 and c_out * itemsize % WIDE_BLOCK_BYTES == 0
-    return (WIDE_BLOCK_BYTES if wide else BLOCK_BYTES) // itemsize
+    if VECTOR_BYTES == 64:
+        wide = c_out > 0 and c_out * itemsize % WIDE_BLOCK_BYTES == 0
+        return (WIDE_BLOCK_BYTES if wide else BLOCK_BYTES) // itemsize
+    fits = kw * BLOCK_BYTES // VECTOR_BYTES <= PAIR_REGISTERS
+    return (BLOCK_BYTES if fits else VECTOR_BYTES) // itemsize
 
 
 def column_tiles(ow: int) -> tuple[int, np.ndarray]:
@@ -306,7 +310,7 @@ def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
     c_out, n = gy.shape[:2]
     c_in, (kh, kw) = x.shape[0], geometry.kernel_size
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    cb = gradient_block(x.dtype, c_out)
+    cb = gradient_block(x.dtype, c_out, kw)
     blocks = -(-c_out // cb)
     sums = np.empty((n, c_out) if bias else (0, 0))  # (N, C_out), float64 as channel_sums
     gy_memory, gy_batch_first = planes(gy)
