@@ -398,7 +398,7 @@ def test_each_thread_frames_the_samples_it_meets(threads, x_layout):
 
 def test_threads_claim_every_task_once(threads):
     """11 samples: the correlations' tasks (a sample each) and the kernel gradient's runs of
-    samples (GROUPS_PER_THREAD a thread, each with its own partial) are claimed by whichever
+    samples (RUNS, each with its own partial) are claimed by whichever
     thread is free; each is computed once, and the bias gradient summed once per sample."""
     rng = np.random.default_rng(12)
     x, w, b = (rng.standard_normal(s) for s in ((11, 16, 7, 9), (40, 16, 3, 3), (40,)))
@@ -410,3 +410,30 @@ def test_threads_claim_every_task_once(threads):
     gy_c = np.ascontiguousarray(gy.transpose(1, 0, 2, 3))  # (C_out, N, OH, OW)
     _, gb = direct.kernel_gradient(gy_c, x.transpose(1, 0, 2, 3), geometry, bias=True)
     assert_rel_close(gb, gy.sum(axis=(0, 2, 3)), 1e-12, "bias gradient")
+
+
+def test_one_and_two_threads_give_the_same_numbers_every_run():
+    """The passes' tasks, claimed by whichever thread is free, fix the order of every sum:
+    each output pixel is one task's, each run of samples sums into its own partial kernel, the
+    partials added in order. So float32 results are the same to the bit at one thread and at
+    two, run after run (40 output channels: the correlations split samples into parts)."""
+    rng = np.random.default_rng(13)
+    shapes = ((6, 32, 12, 10), (40, 32, 3, 3), (40,))
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    previous = kl.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 2, 1, 2, 2):
+            kl.set_num_threads(threads)
+            results.append(run(EveryPass, x, w, b, geometry))
+    finally:
+        kl.set_num_threads(previous)
+    ty, tgx, tgw = torch_reference(x, w, b, geometry, results[0][3])
+    for ours, theirs, what in zip(
+        results[0], (ty, tgx, tgw), ("forward", "input", "kernel"), strict=False
+    ):
+        assert_rel_close(ours, theirs, TOL[np.float32], what)
+    for again in results[1:]:
+        for ours, first in zip(again, results[0], strict=True):
+            assert np.array_equal(ours, first)

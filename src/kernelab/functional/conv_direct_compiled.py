@@ -31,11 +31,13 @@ AVX2 has half as many, of half the width. Layouts, channel-major as in ``conv_al
   repacked channels innermost, (C_out/CB, OH, OW, CB), by the thread that sums it, into a
   buffer of its own, for the same contiguous (CB,) loads.
 
-Tasks run in one ``prange`` launch a pass (the workqueue layer, one parallel launch at a
-time: ``core/jit.py``), each thread claiming the next task as it comes free from an atomic
-counter (``core/team.atomic_add``): a sample (or a part of its blocks of CB output channels,
+Each generated kernel is a team kernel (``core/team.py``): the calling thread and the team's
+spinning helpers make one call each a pass (``conv_compiled.share``), each claiming chunks of
+tasks as it comes free, with buffers of its own, where one ``prange`` launch a pass had woken
+numba's workers each time (an empty 2-thread launch: 164 us back to back, 270-334 us after
+Python). A task is a sample (or a part of its blocks of CB output channels,
 with few samples) for the correlations, framed once per task, a run of samples for the
-kernel gradient (GROUPS_PER_THREAD a thread). A pass another algorithm measured faster at
+kernel gradient (RUNS). A pass another algorithm measured faster at
 (see :func:`passes`) runs Winograd's or the GEMM's (:class:`DirectCompiled`).
 
 Compilation, and what it means for reproducibility. A generated kernel (one per dtype, kernel
@@ -63,7 +65,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core import jit
+from ..core import jit, team
 from . import conv_compiled, conv_winograd
 from . import conv_direct_source as source
 from . import conv_strided_compiled as strided
@@ -90,11 +92,12 @@ TAPS = 8
 # 2.32x → 1.10x PyTorch's time, 3x3 1.87x → 1.09x, against 8 pairs and more)
 PAIR_REGISTERS = 24 if VECTOR_BYTES == 64 else 12
 
-# The kernel gradient's runs of samples per thread, each summed into a partial kernel of its
-# own and taken by whichever thread is free (an atomic counter): one run a thread made a pass
-# wait for a thread whose core another program held; fewer (one a thread at least) where
-# their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
-GROUPS_PER_THREAD = 4
+# The kernel gradient's runs of samples, each summed into a partial kernel of its own and
+# taken by whichever thread is free: one run a thread made a pass wait for a thread whose
+# core another program held. RUNS, 4 a thread at two threads, whatever the thread count (so
+# one and two threads give the same numbers), one a thread at least; fewer (2 at least)
+# where their partial kernels would outgrow PARTIAL_BYTES, which are zeroed and added
+RUNS = 8
 PARTIAL_BYTES = 2 << 20
 
 _kernels: dict[str, jit.Kernel] = {}
@@ -187,9 +190,10 @@ def _examples(dtype) -> tuple[tuple, tuple]:
         return np.zeros((1,) * ndim, kind)
 
     index, frame = array(1, np.int64), (array(4), 0, 0, 0, 1, 1)  # x, layout, origin, size
-    correlation = *frame, array(5), array(1), index, 1, 1, 1, 1, 0, array(4)
+    control = team.new_control(1)
+    correlation = *frame, array(5), array(1), index, 1, 1, 1, 1, 0, array(4), control
     sums = np.zeros((1, 1))  # (N, C_out), float64 whatever the dtype
-    return correlation, (array(4), 0, sums, *frame, index, 1, 1, 1, 1, array(6))
+    return correlation, (array(4), 0, sums, *frame, index, 1, 1, 1, array(6), control)
 
 
 def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
@@ -199,7 +203,7 @@ def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
     name = name_of(*shape)
     kernel = _kernels.get(name)
     if kernel is None:
-        kernel = _kernels[name] = jit.kernel_from_source(name, source_of(*shape), True, FLAGS)
+        kernel = _kernels[name] = jit.kernel_from_source(name, source_of(*shape), False, FLAGS)
     return kernel
 
 
@@ -270,10 +274,11 @@ def correlate(
     channels = max(1, block // (w.shape[2] * w.shape[3]))  # per block of the sums
     # the layouts as ints: a background compilation types its arguments as ints or arrays
     frame = memory, int(x_batch_first), *origin, hp, wp
-    threads = jit.get_threads() or 1
-    kernel(
-        *frame, pack(w, cb), padded_bias, starts, sh, dh, channels, threads, int(batch_first), out
-    )
+    n, blocks = y.shape[0] if batch_first else y.shape[1], padded_bias.shape[0] // cb
+    # a task: a part of a sample's blocks, a whole sample when there are samples enough
+    parts = min(blocks, -(-source.TASKS_PER_THREAD * (jit.get_threads() or 1) // n))
+    arguments = *frame, pack(w, cb), padded_bias, starts, sh, dh, channels, parts
+    conv_compiled.share(kernel, (*arguments, int(batch_first), out), n * parts)
     if out is not y:
         y[...] = out[..., : y.shape[3]]
 
@@ -316,15 +321,16 @@ def kernel_gradient(gy, x, geometry: ConvGeometry, bias: bool = False):
     gy_memory, gy_batch_first = planes(gy)
     threads = jit.get_threads() or 1
     size = blocks * c_in * kh * kw * cb * gy.itemsize  # bytes of one partial kernel
-    groups = max(threads, min(GROUPS_PER_THREAD * threads, PARTIAL_BYTES // size))
-    tasks = min(n, groups)  # runs of samples, each summed into its own partial
+    runs = max(threads, min(RUNS, max(2, PARTIAL_BYTES // size)))
+    tasks = min(n, runs)  # runs of samples, each summed into its own partial
     bounds = np.array([n * t // tasks for t in range(tasks + 1)], np.int64)
     partial = np.zeros((tasks, blocks, c_in, kh, kw, cb), gy.dtype)
     kernel = gradient_kernel(x.dtype, sw, kw, c_out)
     memory, x_batch_first = planes(x)
     (top, _), (left, _) = geometry.padding
     frame = memory, int(x_batch_first), top, left, *geometry.padded_size(*x.shape[2:])
-    kernel(gy_memory, int(gy_batch_first), sums, *frame, bounds, sh, dh, dw, threads, partial)
+    arguments = gy_memory, int(gy_batch_first), sums, *frame, bounds, sh, dh, dw, partial
+    conv_compiled.share(kernel, arguments, tasks)
     gw = pairwise_sum(partial).transpose(0, 4, 1, 2, 3)  # (C_out/CB, CB, C_in, kH, kW)
     gb = sums.sum(axis=0).astype(gy.dtype) if bias else None
     return gw.reshape(blocks * cb, c_in, kh, kw)[:c_out], gb

@@ -12,28 +12,29 @@ Baked in: the block sizes, the kernel width (the kernel row is unrolled), the ho
 stride and (in the correlation) the horizontal dilation; the kernel height, vertical stride and
 dilation, rows and channels stay arguments, so one compiled kernel serves all of those. Each
 source holds two functions: the block (a plain function, where the accumulators live) and the
-parallel driver that calls it per task. Kept apart, numba's parallel passes see only the
-short driver: on one function they took 3x as long to compile. ``CACHE`` is set by
-``jit.kernel_from_source``. ``conv_direct_compiled.py`` compiles and runs these (see it for
-the layouts and the blocks).
+driver that calls it per task, a team kernel (``core/team.py``): one call a thread
+(``conv_compiled.share``), each claiming chunks of tasks with ``conv_thin_source.claimed``
+until none is left, with buffers of its own. ``CACHE`` is set by ``jit.kernel_from_source``.
+``conv_direct_compiled.py`` compiles and runs these (see it for the layouts and the blocks).
 """
 
 from __future__ import annotations
 
+from .conv_thin_source import CLAIM, claimed
+
 # Terms per block of a sum (see the sources): about what OpenBLAS's float32 product takes in
 # one run of its accumulators, and 32 input channels of a 3x3 kernel in one block
 K_BLOCK = 288
-# The generated drivers' tasks are claimed one at a time from a shared counter: a thread whose
-# core another program takes for a while then takes fewer, where prange's equal shares would
+# The generated drivers' tasks are claimed in chunks by whichever thread is free: a thread
+# whose core another program takes for a while then takes fewer, where equal shares would
 # make the pass wait for it (two cores shared with other jobs, as on the bench machine);
 # a correlation splits a sample's blocks of output channels into parts when it has fewer than
 # this many samples a thread
 TASKS_PER_THREAD = 4
-CLAIM = "from kernelab.core.team import atomic_add\n\n"  # atomic_add(counter, 0, 1): a task
 
 
 HEADER = """import numpy as np
-from numba import njit, prange
+from numba import njit
 
 block = njit(cache=CACHE, nogil=True, error_model="numpy", fastmath={"contract"})
 
@@ -73,8 +74,8 @@ def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
 
 
 def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
-    """A parallel kernel ``(x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh,
-    cc, threads, batch_first, y)`` computing::
+    """A team kernel ``(x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc,
+    parts, batch_first, y, control)`` computing, for the tasks it claims::
 
         y[o, s, i, j] = Σ_{c,p,q} wpk[o // CB, c, p, q, o % CB]
                                   · xp[c, s, i·sh + p·dh, j·sw + q·dw]  + bias[o]
@@ -83,13 +84,12 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     ``x_batch_first``) placed at row ``top``, column ``left`` of a zero frame, for wpk
     (C_out/CB, C, kH, kW, CB), bias (C_out/CB·CB,) and y (C_out, N, OH, OW), or y batch-first
     (N, C_out, OH, OW) when ``batch_first``. The frame is never built whole: each thread
-    takes a run of tasks and copies the planes of each sample it meets into its own (C, Hp,
-    Wp) buffer, border zeroed once, which stays in its core's cache; ``threads`` runs of
-    tasks (a whole padded copy had
-    been a memory-bound pass of its own, slower at two threads than at one). A task is
-    one (sample, block of CB output channels); it walks the output rows in tiles of JB
-    columns starting at ``starts`` (the last one may overlap its neighbour, so OW need not
-    be a multiple of JB), holding CB·JB accumulators. The kernel
+    copies the planes of each sample it meets into its own (C, Hp, Wp) buffer, border zeroed
+    once, which stays in its core's cache (a whole padded copy had been a memory-bound pass
+    of its own, slower at two threads than at one). A task is one of ``parts`` runs of a
+    sample's blocks of CB output channels, tasks in sample order; each block walks the
+    output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
+    neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
     row is unrolled and its columns' offsets ``j·sw + q·dw`` are constants, so LLVM loads the
     kW weight vectors of a kernel row and each input pixel once for all the FMAs that use it
     (once per FMA when ``dw`` was an argument: load-bound, 15% slower at 5x5). Each sum
@@ -125,30 +125,29 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
             body.append(f"                x = xr[o + u{k}]" if k else "                x = xr[o]")
             body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
     body += store_tile("c0 == 0", jb, cb)
-    driver = f"""
+    driver = (
+        f"""
 def {correlation_name(cb, jb, sw, dw, kw)}(
-    x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, threads, batch_first, y
+    x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, parts, batch_first, y,
+    control
 ):
     n, c_in = (x.shape[0], x.shape[1]) if x_batch_first else (x.shape[1], x.shape[0])
     blocks = wpk.shape[0]
-    # a task: a part of a sample's blocks, a whole sample when there are samples enough
-    parts = min(blocks, -(-{TASKS_PER_THREAD} * threads // n))
-    tasks, counter = n * parts, np.zeros(1, np.int64)
-    for chunk in prange(min(tasks, threads)):
-        xp = np.empty((c_in, hp, wp), y.dtype)  # one sample's framed planes, in cache
-        tile, zero = np.empty(({jb}, {cb}), y.dtype), np.zeros({cb}, y.dtype)
-        framed = -1  # the sample in xp; the border is written once
-        while True:
-            task = atomic_add(counter, 0, 1)
-            if task >= tasks:
-                break
-            s, part = task // parts, task % parts
-            if s != framed:
-                frame(x, x_batch_first, s, top, left, xp, framed < 0)
-                framed = s
-            for ob in range(blocks * part // parts, blocks * (part + 1) // parts):
-                block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero)
-
+    xp = np.empty((c_in, hp, wp), y.dtype)  # one sample's framed planes, in cache
+    tile, zero = np.empty(({jb}, {cb}), y.dtype), np.zeros({cb}, y.dtype)
+    framed = -1  # the sample in xp; the border is written once
+"""
+        + claimed(
+            "n * parts",
+            """s, part = task // parts, task % parts
+if s != framed:
+    frame(x, x_batch_first, s, top, left, xp, framed < 0)
+    framed = s
+for ob in range(blocks * part // parts, blocks * (part + 1) // parts):
+    block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero)
+""",
+        )
+        + f"""
 
 @block
 def block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero):
@@ -168,7 +167,8 @@ def block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, z
                     for j in range({jb}):
                         y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
-    return HEADER + CLAIM + "\n".join(body) + "\n\n" + driver
+    )
+    return CLAIM + HEADER + "\n".join(body) + "\n\n" + driver
 
 
 def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
@@ -177,18 +177,18 @@ def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
 
 
 def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
-    """A parallel kernel ``(gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp,
-    bounds, sh, dh, dw, threads, partial)`` computing, per task t::
+    """A team kernel ``(gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp,
+    bounds, sh, dh, dw, partial, control)`` computing, per task t it claims::
 
         partial[t, o // CB, c, p, q, o % CB] = Σ_{s in task t, i, j} gy[o, s, i, j]
                                                 · xp[c, s, i·sh + p·dh, j·sw + q·dw]
 
     for gy (C_out, N, OH, OW) (batch-first (N, C_out, OH, OW) memory when
     ``gy_batch_first``), xp (C, N, Hp, Wp) x framed as in :func:`correlation_source` (each
-    sample's planes framed into the task's own buffer) and partial (T, C_out/CB, C, kH, kW,
-    CB), zeros; task t sums samples ``bounds[t]:bounds[t + 1]``, and ``threads`` threads
-    claim the tasks one at a time from an atomic counter. Each sample's output
-    gradient is first repacked channels innermost into the task's own (C_out/CB, 1, OH, OW,
+    sample's planes framed into the thread's own buffer) and partial (T, C_out/CB, C, kH, kW,
+    CB), zeros; task t sums samples ``bounds[t]:bounds[t + 1]`` into its own partial, so the
+    numbers do not depend on which thread took it. Each sample's output
+    gradient is first repacked channels innermost into the thread's own (C_out/CB, 1, OH, OW,
     CB) buffer (``unpack``), which stays in its core's cache, for contiguous (CB,) loads;
     when ``sums`` (N, C_out) has rows, ``sums[s, o] = Σ_{i,j} gy[o, s, i, j]`` in float64
     (the bias gradient's terms) in the same pass. A repack of the whole gy before the pass
@@ -235,33 +235,30 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
             body.append(f"            {names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
 def {kernel_gradient_name(cb, cc, sw, kw)}(
-    gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw, threads,
-    partial
+    gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw, partial,
+    control
 ):
     blocks, c_in, kh = partial.shape[1], partial.shape[2], partial.shape[3]
     oh, ow = gy.shape[2], gy.shape[3]
-    tasks, counter = partial.shape[0], np.zeros(1, np.int64)
-    for chunk in prange(min(tasks, threads)):
-        cs, zero = np.empty({cc}, np.int64), np.zeros({cb}, partial.dtype)
-        xp = np.empty((c_in, hp, wp), partial.dtype)  # one sample's framed planes, in cache
-        gs = np.empty((blocks, 1, oh, ow, {cb}), partial.dtype)  # its output gradient
-        border = True  # written once
-        while True:
-            t = atomic_add(counter, 0, 1)
-            if t >= tasks:
-                break
-            for s in range(bounds[t], bounds[t + 1]):
-                frame(x, x_batch_first, s, top, left, xp, border)
-                border = False
-                unpack(gy, gy_batch_first, s, gs, sums)
-                for ob in range(blocks):
-                    for c0 in range(0, c_in, {cc}):
-                        for k in range({cc}):
-                            cs[k] = min(c0 + k, c_in - 1)
-                        for p in range(kh):
-                            row_sums(gs, xp, zero, 0, ob, cs, c0, p, sh, dh, dw, partial, t)
-"""
-    return HEADER + CLAIM + UNPACK + "\n".join(body) + "\n\n" + driver
+    cs, zero = np.empty({cc}, np.int64), np.zeros({cb}, partial.dtype)
+    xp = np.empty((c_in, hp, wp), partial.dtype)  # one sample's framed planes, in cache
+    gs = np.empty((blocks, 1, oh, ow, {cb}), partial.dtype)  # its output gradient
+    border = True  # written once
+""" + claimed(
+        "partial.shape[0]",
+        f"""for s in range(bounds[task], bounds[task + 1]):
+    frame(x, x_batch_first, s, top, left, xp, border)
+    border = False
+    unpack(gy, gy_batch_first, s, gs, sums)
+    for ob in range(blocks):
+        for c0 in range(0, c_in, {cc}):
+            for k in range({cc}):
+                cs[k] = min(c0 + k, c_in - 1)
+            for p in range(kh):
+                row_sums(gs, xp, zero, 0, ob, cs, c0, p, sh, dh, dw, partial, task)
+""",
+    )
+    return CLAIM + HEADER + UNPACK + "\n".join(body) + "\n\n" + driver
 
 
 UNPACK = """@block
