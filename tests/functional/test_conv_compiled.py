@@ -125,16 +125,34 @@ def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, batch_first,
 
 
 @pytest.mark.parametrize("layout", ["C", "transposed"])
-def test_pad_of_a_large_input_on_threads_matches_numpy_pad(threads, kernel_path, layout):
+def test_pad_of_a_large_input_on_threads_matches_numpy_pad(
+    threads, kernel_path, layout, monkeypatch
+):
     """Past ``SPLIT_BYTES`` the copy is split between the threads; a transposed view (not
     C-contiguous) is copied plane by plane too on the compiled path."""
     x = np.random.default_rng(2).standard_normal((6, 80, 30, 30)).astype(np.float32)  # 1.7 MB
+    monkeypatch.setattr(conv_algorithms, "SPLIT_BYTES", x.nbytes // 2)
     x = x if layout == "C" else x.transpose(1, 0, 2, 3)
     padding = ((1, 2), (2, 1))
     expected = np.pad(x, ((0, 0), (0, 0), *padding), constant_values=-np.inf)
     xp = pad(x, padding, value=-np.inf)
     assert xp.flags.c_contiguous
     np.testing.assert_array_equal(xp, expected)
+
+
+def test_copies_of_a_network_s_sizes_stay_on_the_calling_thread(threads, monkeypatch):
+    """A transposing copy of 8 MB (ResNet-8's widest activations) is not handed to the pool,
+    which made such copies slower at every size measured (``SPLIT_BYTES``)."""
+
+    def no_pool(task, ranges):
+        raise AssertionError("the copy was split between threads")
+
+    monkeypatch.setattr(conv_compiled, "run", no_pool)
+    x = np.random.default_rng(3).standard_normal((64, 32, 32, 32)).astype(np.float32)
+    view = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view of batch-first memory
+    copy = conv_algorithms.contiguous(view)
+    assert copy.flags.c_contiguous
+    np.testing.assert_array_equal(copy, view)
 
 
 def test_run_covers_every_range_in_order(threads):
