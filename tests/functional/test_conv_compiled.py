@@ -125,16 +125,34 @@ def test_pad_planes_matches_numpy_pad(shape, padding, dtype, value, batch_first,
 
 
 @pytest.mark.parametrize("layout", ["C", "transposed"])
-def test_pad_of_a_large_input_on_threads_matches_numpy_pad(threads, kernel_path, layout):
+def test_pad_of_a_large_input_on_threads_matches_numpy_pad(
+    threads, kernel_path, layout, monkeypatch
+):
     """Past ``SPLIT_BYTES`` the copy is split between the threads; a transposed view (not
     C-contiguous) is copied plane by plane too on the compiled path."""
     x = np.random.default_rng(2).standard_normal((6, 80, 30, 30)).astype(np.float32)  # 1.7 MB
+    monkeypatch.setattr(conv_algorithms, "SPLIT_BYTES", x.nbytes // 2)
     x = x if layout == "C" else x.transpose(1, 0, 2, 3)
     padding = ((1, 2), (2, 1))
     expected = np.pad(x, ((0, 0), (0, 0), *padding), constant_values=-np.inf)
     xp = pad(x, padding, value=-np.inf)
     assert xp.flags.c_contiguous
     np.testing.assert_array_equal(xp, expected)
+
+
+def test_copies_of_a_network_s_sizes_stay_on_the_calling_thread(threads, monkeypatch):
+    """A transposing copy of 8 MB (ResNet-8's widest activations) is not handed to the pool,
+    which made such copies slower at every size measured (``SPLIT_BYTES``)."""
+
+    def no_pool(task, ranges):
+        raise AssertionError("the copy was split between threads")
+
+    monkeypatch.setattr(conv_compiled, "run", no_pool)
+    x = np.random.default_rng(3).standard_normal((64, 32, 32, 32)).astype(np.float32)
+    view = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view of batch-first memory
+    copy = conv_algorithms.contiguous(view)
+    assert copy.flags.c_contiguous
+    np.testing.assert_array_equal(copy, view)
 
 
 def test_run_covers_every_range_in_order(threads):
@@ -170,6 +188,52 @@ def test_run_raises_a_task_error_once_no_range_runs(threads):
     with pytest.raises(ValueError, match="range 0"):
         conv_compiled.run(task, [(0, 1), (1, 2), (2, 3), (3, 4)])
     assert sorted(ended) == sorted(started)
+
+
+def test_run_stays_on_the_calling_thread_while_the_cores_are_crowded(monkeypatch):
+    previous = kl.get_num_threads()
+    kl.set_num_threads(2)
+    monkeypatch.setattr(team, "crowded_until", time.perf_counter() + 60)
+    try:
+        seen = []
+
+        def task(start, stop):
+            seen.append(threading.get_ident())
+            return start, stop
+
+        ranges = [(0, 2), (2, 3), (3, 7)]
+        assert conv_compiled.run(task, ranges) == ranges
+        assert set(seen) == {threading.get_ident()}
+    finally:
+        kl.set_num_threads(previous)
+
+
+def test_a_pool_range_ending_long_after_the_callers_marks_the_cores_crowded(monkeypatch):
+    """The pool's range ends far past the caller's (as when other programs take its core):
+    the runs after it stay on the calling thread for a while."""
+    previous = kl.get_num_threads()
+    kl.set_num_threads(2)
+    monkeypatch.setattr(team, "crowded_until", 0.0)
+    caller, took = threading.get_ident(), []
+    pool_started, caller_done = threading.Event(), threading.Event()
+    try:
+
+        def task(start, stop):
+            begun = time.perf_counter()
+            if threading.get_ident() == caller:
+                pool_started.wait(timeout=5)
+                took.append(time.perf_counter() - begun)
+                caller_done.set()
+            else:
+                pool_started.set()
+                caller_done.wait(timeout=5)
+                time.sleep(0.05 + 2 * took[0])  # far past half the caller's time
+            return start
+
+        assert conv_compiled.run(task, [(0, 1), (1, 2)]) == [0, 1]
+        assert team.crowded()
+    finally:
+        kl.set_num_threads(previous)
 
 
 @njit(cache=True, nogil=True)

@@ -53,6 +53,21 @@ MEASURE_EVERY = 10.0  # seconds after which :func:`measure` is taken again (~10 
 PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past the caches)
 FASTER = 0.8  # how much of the lone time a shared pass must take at most for the team to share
 SHARE: bool | None = None  # whether teams share passes; None: as :func:`measure` finds
+crowded_until = 0.0  # perf_counter time until which other programs are taken to hold the cores
+
+
+def crowded() -> bool:
+    """Whether a thread of ours lost its core in the middle of its share of a pass within the
+    last :data:`ALONE_AFTER_A_WAIT` seconds (:func:`note_crowded`): other programs hold the
+    cores, and work shared now waits for them, whether a team's pass or a pool's ranges
+    (``conv_compiled.run``)."""
+    return time.perf_counter() < crowded_until
+
+
+def note_crowded() -> None:
+    """Mark the cores taken: work runs on the calling thread alone for a while."""
+    global crowded_until
+    crowded_until = time.perf_counter() + ALONE_AFTER_A_WAIT
 
 
 @intrinsic
@@ -163,7 +178,6 @@ class Team:
         self.posted = threading.Condition()
         self.task = None  # (kernel, args, control, the next pass's control)
         self.next_control = new_control(CHUNK)
-        self.alone_until = 0.0  # perf_counter time until which passes run on the caller alone
         self.measured = None  # whether a shared pass is faster (:func:`measure`), as last found
         self.measured_at = 0.0  # perf_counter time of the last :func:`measure`
         for _ in range(helpers):
@@ -215,7 +229,7 @@ class Team:
             if time.perf_counter() - ended > patience:
                 # a helper lost its core in the middle of a chunk: other programs hold the
                 # cores, and a pass shared now waits for them; the next ones run alone a while
-                self.alone_until = time.perf_counter() + ALONE_AFTER_A_WAIT
+                note_crowded()
                 time.sleep(50e-6)
 
 
@@ -286,4 +300,4 @@ def team_for(size: int, chunk: int) -> Team | None:
     if threads == 1 or size < 2 * chunk:
         return None
     team = _teams.get(threads - 1) or _teams.setdefault(threads - 1, Team(threads - 1))
-    return None if time.perf_counter() < team.alone_until else team
+    return None if crowded() else team

@@ -65,9 +65,15 @@ def contiguous(x: np.ndarray) -> np.ndarray:
     return out
 
 
-# Copies of fewer bytes stay on the calling thread: handing ranges to the workers costs
-# about 0.1 ms
-SPLIT_BYTES = 1 << 20
+# Copies of fewer bytes stay on the calling thread: split between the pool's two threads they
+# measured slower at every size tried, the memory one core already saturates shared and the
+# hand-off added (medians of 60-150 interleaved, load 3 on 2 cores; best-of alike): a
+# transposing copy of 2 MB 0.92 ms against 0.39 alone, 8 MB 1.44 against 1.14, 32 MB 13.0
+# against 10.7; ResNet-8's pads (conv.pad) of 16x64x32x32 1.00 against 0.61, 64x64x8x8
+# 0.76 against 0.50. ResNet-8's training step at two threads, best (median) of 16
+# interleaved: 273 (323) ms split from 1 MB, 220 (312) from this size; the classic one's 194
+# (231) and 168 (234)
+SPLIT_BYTES = 64 << 20
 
 
 def split_copy(copy, count: int, nbytes: int) -> None:
