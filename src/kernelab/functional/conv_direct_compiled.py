@@ -78,11 +78,12 @@ WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows 
 # JB, output columns per tile. With AVX-512, CB·JB accumulators fill at most 14 of the 32
 # vector registers: 14 fits 14 and 28 columns; 8 fits 8, 16 and 32 (and 18 or 30 best).
 # Measured no faster: tiles of 7 (fewer accumulators than FMA latency needs in flight). With
-# AVX2 a column's CB channels take two of the 16 registers: 4 or 6 columns, 8-12 registers
-# (32→64 channels, 28x28, one thread, CPU time, Zen 3: 3x3 forward 4.00x → 1.07x PyTorch's
-# time, 5x5 2.34x → 1.24x, against tiles of 8 and 14 that spilled; blocks of 8 float32
-# channels in tiles of 8 or 12 columns: 1.43x and 1.21x)
-COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4, 6)
+# AVX2 a column's CB channels take two of the 16 registers: 4 columns, 8 registers (32→64
+# channels, 28x28, one thread, CPU time, Zen 3: 3x3 forward 4.00x → 1.07x PyTorch's time,
+# 5x5 2.34x → 1.24x, against tiles of 8 and 14 that spilled; blocks of 8 float32 channels in
+# tiles of 8 or 12 columns: 1.43x and 1.21x). Tiles of 5 or 6 columns took 1.15-1.7x the
+# time of 4 at ResNet-8's 3x3 layers and 5x5 ones at 14x14 and 28x28
+COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4,)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
 TAPS = 8
