@@ -93,6 +93,12 @@ TAPS = 8
 # 2.32x → 1.10x PyTorch's time, 3x3 1.87x → 1.09x, against 8 pairs and more)
 PAIR_REGISTERS = 24 if VECTOR_BYTES == 64 else 12
 
+# The generated drivers' tasks are claimed in chunks by whichever thread is free: a thread
+# whose core another program takes for a while then takes fewer, where equal shares would
+# make the pass wait for it (two cores shared with other jobs, as on the bench machine);
+# a correlation splits a sample's blocks of output channels into parts when it has fewer than
+# this many samples a thread
+TASKS_PER_THREAD = 4
 # The kernel gradient's runs of samples, each summed into a partial kernel of its own and
 # taken by whichever thread is free: one run a thread made a pass wait for a thread whose
 # core another program held. RUNS, 4 a thread at two threads, whatever the thread count (so
@@ -277,7 +283,7 @@ def correlate(
     frame = memory, int(x_batch_first), *origin, hp, wp
     n, blocks = y.shape[0] if batch_first else y.shape[1], padded_bias.shape[0] // cb
     # a task: a part of a sample's blocks, a whole sample when there are samples enough
-    parts = min(blocks, -(-source.TASKS_PER_THREAD * (jit.get_threads() or 1) // n))
+    parts = min(blocks, -(-TASKS_PER_THREAD * (jit.get_threads() or 1) // n))
     arguments = *frame, pack(w, cb), padded_bias, starts, sh, dh, channels, parts
     conv_compiled.share(kernel, (*arguments, int(batch_first), out), n * parts)
     if out is not y:

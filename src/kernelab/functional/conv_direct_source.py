@@ -25,12 +25,6 @@ from .conv_thin_source import CLAIM, claimed
 # Terms per block of a sum (see the sources): about what OpenBLAS's float32 product takes in
 # one run of its accumulators, and 32 input channels of a 3x3 kernel in one block
 K_BLOCK = 288
-# The generated drivers' tasks are claimed in chunks by whichever thread is free: a thread
-# whose core another program takes for a while then takes fewer, where equal shares would
-# make the pass wait for it (two cores shared with other jobs, as on the bench machine);
-# a correlation splits a sample's blocks of output channels into parts when it has fewer than
-# this many samples a thread
-TASKS_PER_THREAD = 4
 
 
 HEADER = """import numpy as np
