@@ -117,7 +117,7 @@ def test_a_pass_held_up_by_a_helper_makes_the_next_ones_run_alone():
             pytest.skip("no helper got a core in 20 passes")
         alone = team.team_for(counts.size, team.CHUNK) is None  # alone for a while
         # unless this thread lost its core for all of that while
-        assert alone or time.perf_counter() - returned >= team.ALONE_AFTER_A_WAIT
+        assert alone or time.perf_counter() - returned >= team.alone_for
     finally:
         kl.set_num_threads(previous)
 
@@ -170,3 +170,23 @@ def test_passes_run_alone_where_sharing_measured_no_faster(monkeypatch):
         assert claims[0] == 3  # one claim of the whole range per pass
     finally:
         kl.set_num_threads(previous)
+
+
+def test_time_alone_doubles_while_waits_keep_coming_and_is_short_after_a_quiet_spell(
+    monkeypatch,
+):
+    """A burst of load (another library's threads spinning down) costs a short time alone;
+    a load that lasts, longer and longer times, up to ``ALONE_AFTER_A_WAIT``."""
+    monkeypatch.setattr(team, "crowded_until", 0.0)
+    monkeypatch.setattr(team, "alone_for", team.ALONE_AFTER_A_WAIT)
+    team.note_crowded()  # the first wait in a long while
+    assert team.alone_for == team.FIRST_ALONE and team.crowded()
+    team.note_crowded()  # another one while still alone: the load lasts
+    assert team.alone_for == 2 * team.FIRST_ALONE
+    for _ in range(10):
+        team.note_crowded()
+    assert team.alone_for == team.ALONE_AFTER_A_WAIT
+    # the last time alone ended longer ago than it lasted: a new burst
+    monkeypatch.setattr(team, "crowded_until", time.perf_counter() - 2 * team.ALONE_AFTER_A_WAIT)
+    team.note_crowded()
+    assert team.alone_for == team.FIRST_ALONE
