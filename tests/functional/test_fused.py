@@ -136,8 +136,14 @@ def test_relu_max_pool_ties_nan_and_negative_windows():
         np.testing.assert_array_equal(ours[1], reference[1])
 
 
-def test_relu_max_pool_without_a_graph():
-    x = channel_major(np.random.default_rng(0).standard_normal((2, 3, 7, 6)).astype(np.float32))
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+def test_relu_max_pool_without_a_graph(values):
+    """The maxima alone (compiled without arg-max), NaN and the ReLU's 0 as PyTorch's."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (2, 3, 7, 6)) if values == "ties" else rng.standard_normal((2, 3, 7, 6))
+    if values == "nan":
+        x[rng.random(x.shape) < 0.2] = np.nan
+    x = channel_major(x.astype(np.float32))
     with kl.no_grad():
         y = fused.relu_max_pool2d(kl.Tensor(x), 2)
     expected = torch.nn.functional.max_pool2d(torch.relu(torch.from_numpy(x)), 2)

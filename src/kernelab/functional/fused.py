@@ -69,7 +69,8 @@ class ReluMaxPool2d(Function):
             twin if twin is not None and twin.halving(geometry, x.shape[2:], out_size) else None
         )
         if ctx.twin is not None:  # clamp and arg-max inside the pooling kernel
-            y, ctx.index, ctx.channel_major = ctx.twin.relu_max_pool(x, out_size)
+            track = ctx.needs_input_grad[0]
+            y, ctx.index, ctx.channel_major = ctx.twin.relu_max_pool(x, out_size, track)
             ctx.size = x.shape[2:]
         else:
             y = clamp(MaxPool2d.forward(ctx, x, geometry))  # a new array: the op's own

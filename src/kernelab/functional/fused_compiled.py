@@ -48,19 +48,20 @@ REORDER = {"reassoc"}
 halving = pool_compiled.halving  # the windows these kernels take: 2x2 at stride 2, inside
 
 
-def relu_max_pool(x: np.ndarray, out_size):
+def relu_max_pool(x: np.ndarray, out_size, track: bool = True):
     """ReLU of the 2x2 window maxima (N, C, OH, OW) in x's layout, the arg-max offset
-    (p·2 + q) per output, and whether the planes are channel-major."""
+    (p·2 + q) per output (None without ``track``), and whether the planes are channel-major."""
     xs, channel_major = planes(x)
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
-    index = np.empty(y.shape, np.uint8)
-    relu_max_pool_halve(flat(xs), flat(y), flat(index), xs.dtype.type(0))
+    index = np.empty(y.shape, np.uint8) if track else None
+    relu_max_pool_halve(flat(xs), flat(y), None if index is None else flat(index), xs.dtype.type(0))
     return view(y, channel_major), index, channel_major
 
 
 @jit.kernel(parallel=True)
 def relu_max_pool_halve(x, y, index, zero):
-    """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``.
+    """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``
+    unless None.
 
     The cells in the reference's order, as :func:`pool_compiled.max_pool_halve` takes them.
     """
@@ -68,10 +69,12 @@ def relu_max_pool_halve(x, y, index, zero):
     for plane in prange(x.shape[0]):
         for i in range(oh):
             upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-            y_row, index_row = y[plane, i], index[plane, i]
+            y_row = y[plane, i]
             for j in range(ow):
-                best, index_row[j] = pool_compiled.four_cells(upper, lower, 2 * j)
+                best, k = pool_compiled.four_cells(upper, lower, 2 * j)
                 y_row[j] = zero if best <= 0 else best
+                if index is not None:
+                    index[plane, i, j] = k
 
 
 def relu_max_pool_grad(gy, y, index, channel_major: bool, size):

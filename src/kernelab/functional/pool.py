@@ -33,7 +33,7 @@ class MaxPool2d(Function):
         ctx.fast, ctx.geometry, ctx.size = compiled(x), geometry, x.shape[2:]
         # inference needs no arg-max: NumPy's maxima beat the general compiled loop, not the 2x2
         if ctx.fast is not None and (track or ctx.fast.halving(geometry, ctx.size, out_size)):
-            y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size)
+            y, ctx.index, ctx.channel_major = ctx.fast.max_pool(x, geometry, out_size, track)
             return y
         ctx.fast = None
         lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min  # integers: no -inf
