@@ -52,7 +52,11 @@ FIRST_ALONE = 0.01  # seconds of passes on the calling thread alone after a firs
 ALONE_AFTER_A_WAIT = 0.25  # the most, after long waits that keep coming (:func:`note_crowded`)
 MEASURE_EVERY = 10.0  # seconds after which :func:`measure` is taken again (~10 ms each time)
 PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past the caches)
-FASTER = 0.8  # how much of the lone time a shared pass must take at most for the team to share
+# how much of the lone time a shared pass must take at most for the team to share: any gain
+# (an AMD EPYC's probe took 0.54-0.91 of the lone time shared, varying with the host's load;
+# under 0.8 the answer flipped between runs, and ReLU alone on 64x32x28x28 took 1.07x
+# PyTorch's time shared, 1.67-1.76x alone, while whole training steps were alike either way)
+FASTER = 1.0
 SHARE: bool | None = None  # whether teams share passes; None: as :func:`measure` finds
 crowded_until = 0.0  # perf_counter time until which other programs are taken to hold the cores
 alone_for = FIRST_ALONE  # the length of the last time alone (:func:`note_crowded`)
