@@ -182,11 +182,12 @@ def greater_cell(v, q, best, k):
     """(v, q) if cell v is strictly greater than the maximum so far, else (best, k).
 
     A maximum takes the first of equal cells and the last NaN. Both rules in one condition,
-    ``(v > best) | (v != v)``, made x86's AVX2 lowering branch on it (an AVX-512 target
-    blends with a mask register), and a branch on random data mispredicts half the time:
-    ReLU → 2x2 max pool on 256x32x28x28 took 27 ms so against 5.4 with the comparison apart
-    from the NaN test (:func:`nan_cell`, after every cell's comparison, so the two selects of
-    a cell are never merged into one): each select then has one comparison and is a blend."""
+    ``(v > best) | (v != v)``, made the AVX2 machine code branch on it (on the AVX-512
+    machine of earlier rounds such selects had run 4x faster than a branching loop), and a
+    branch on random data mispredicts half the time: ReLU → 2x2 max pool on 256x32x28x28
+    took 27 ms so at one thread, 5.6-6.9 with the comparison apart from the NaN test
+    (:func:`nan_cell`, after every cell's comparison, so that the two selects of a cell are
+    never merged into one): each select then has one comparison and is a blend."""
     k = q if v > best else k
     best = v if v > best else best
     return best, k
