@@ -133,9 +133,8 @@ def four_cells(upper, lower, c):
 @jit.kernel(parallel=True)
 def max_pool_3x3_stride_2(x, y, index, window):
     """:func:`max_pool_forward` for 3x3 windows at stride 2 (ResNet's first pooling): where a
-    window lies inside the input, its nine cells written out as selects, as in
-    :func:`max_pool_halve`, which LLVM vectorises along the output row; windows at the
-    borders go through the general loop's code.
+    window lies inside the input, its nine cells loaded at constant offsets and taken by
+    selects (:func:`nine_cells`); windows at the borders go through the general loop's code.
     """
     top, left = window[4], window[5]
     n_planes, h, w = x.shape
