@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import threadpoolctl
@@ -69,6 +70,65 @@ def test_one_blas_thread_limits_blas_inside_the_block_only():
         kl.set_num_threads(before)
     assert inside == {1}
     assert after == {2}
+
+
+def in_a_thread(work):
+    """Run ``work`` on a new thread and return what it returned."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(work()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def test_set_num_threads_and_a_block_take_effect_from_any_thread():
+    """A web page's training thread and a convolution's workers ask for BLAS threads too:
+    what they ask for holds, though the main thread set the count first."""
+    before = max(blas_threads())
+    kl.set_num_threads(2)
+    try:
+
+        def one_inside_a_block():
+            with one_blas_thread():
+                return blas_threads()
+
+        assert in_a_thread(one_inside_a_block) == {1}
+        assert blas_threads() == {2}
+        in_a_thread(lambda: kl.set_num_threads(1))
+        assert blas_threads() == {1}
+    finally:
+        kl.set_num_threads(before)
+
+
+def test_a_block_open_in_another_thread_keeps_blas_on_one_thread():
+    """The first block to open sets one thread, the last to close sets back the count (or
+    what set_num_threads asked for meanwhile): one thread's block never ends another's."""
+    before = max(blas_threads())
+    kl.set_num_threads(2)
+    opened, close = threading.Event(), threading.Event()
+
+    def hold_a_block():
+        with one_blas_thread():
+            opened.set()
+            close.wait(timeout=10)
+
+    holder = threading.Thread(target=hold_a_block)
+    try:
+        holder.start()
+        opened.wait(timeout=10)
+        with one_blas_thread():
+            pass
+        assert blas_threads() == {1}  # the other thread's block is still open
+        assert kl.get_num_threads() == 2
+        kl.set_num_threads(3)
+        assert blas_threads() == {1}
+        close.set()
+        holder.join()
+        assert blas_threads() == {3}
+    finally:
+        close.set()
+        holder.join()
+        kl.set_num_threads(before)
 
 
 @pytest.mark.parametrize("rows, small", [(64, True), (2048, False)])

@@ -17,22 +17,58 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import threading
 
 import threadpoolctl
 
 from . import jit
 
-_limiter = None
-_blas = None  # threadpoolctl's controller of the loaded BLAS, made on first need
+_blas = None  # threadpoolctl's controllers of the loaded BLAS libraries, made on first need
+# BLAS's thread count is one for the whole process, and blocks open in several threads at
+# once (a training thread, a web server's): the first block to open sets it to one, the last
+# to close sets back what it was, or what set_num_threads asked for meanwhile. Each block
+# restoring what it found instead let one thread's block end another's, or undo a
+# set_num_threads made while it was open, so that a run's products took one thread or two
+# by the timing of its threads, and summed in a different order.
+_blas_lock = threading.Lock()
+_blocks_open = 0
+_restore: list = []  # (library, count) to set back when the last block closes
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads from now on, in BLAS and in the compiled kernels."""
-    global _limiter
+    """Use ``n`` threads from now on, in BLAS and in the compiled kernels (from any thread)."""
+    global _blas
     if n < 1:
         raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
-    _limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    with _blas_lock:
+        _blas = None  # counts a BLAS loaded since (SciPy's, say) too
+        if _blocks_open:  # BLAS is on one thread for a while: n is what it returns to
+            _restore[:] = [(library, n) for library in _blas_libraries()]
+        else:
+            for library in _blas_libraries():
+                _set_blas_threads(library, n)
     jit.set_threads(n)
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries, made on first need."""
+    global _blas
+    if _blas is None:
+        _blas = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas
+
+
+def _set_blas_threads(library, n: int) -> None:
+    """Set a BLAS library's thread count from whichever thread calls (under ``_blas_lock``).
+
+    threadpoolctl (3.8 on) lets only the thread that first set OpenBLAS's count set it
+    again, and silently ignores the others: a training thread of the web page, or a
+    convolution's worker, asking for one BLAS thread got two. Here kernelab's own lock
+    orders the writes, so each one first takes that control."""
+    release = getattr(type(library), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    library.set_num_threads(n)
 
 
 def one_blas_thread() -> OneBlasThread:
@@ -43,42 +79,50 @@ def one_blas_thread() -> OneBlasThread:
     next one, on the cores the compiled kernels want (the classic training step at two
     threads: 59 ms with the dense layers' products on two BLAS threads, 45 ms on one).
     """
-    global _blas
-    if _blas is None:
-        _blas = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
-    return OneBlasThread(_blas)
+    return OneBlasThread(_blas_libraries())
 
 
 class OneBlasThread:
-    """Each BLAS library on one thread inside the block, back to its count after.
+    """Each BLAS library on one thread inside the block (and while any other thread's block
+    is open), back to its count after the last one closes.
 
     It asks each library's threadpoolctl controller directly (0.3 µs to read a count, 0.6
     to set one), where threadpoolctl's ``limit`` takes 7-14 µs to build its limiter and
     restore: the classic network's step enters a few such blocks. A library already on one
     thread is left alone."""
 
-    __slots__ = ("libraries", "previous")
+    __slots__ = ("libraries",)
 
     def __init__(self, libraries: list):
         self.libraries = libraries
-        self.previous: list = []
 
     def __enter__(self) -> OneBlasThread:
-        for library in self.libraries:
-            count = library.get_num_threads()
-            if count is not None and count != 1:
-                library.set_num_threads(1)
-                self.previous.append((library, count))
+        global _blocks_open
+        with _blas_lock:
+            if not _blocks_open:
+                for library in self.libraries:
+                    count = library.get_num_threads()
+                    if count is not None and count != 1:
+                        _set_blas_threads(library, 1)
+                        _restore.append((library, count))
+            _blocks_open += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        for library, count in self.previous:
-            library.set_num_threads(count)
-        self.previous = []
+        global _blocks_open
+        with _blas_lock:
+            _blocks_open -= 1
+            if not _blocks_open:
+                for library, count in _restore:
+                    _set_blas_threads(library, count)
+                _restore.clear()
 
 
 def get_num_threads() -> int:
     """The number of threads in use (the cores available when none was set)."""
+    with _blas_lock:
+        if _blocks_open:  # BLAS on one thread for a while: the count it returns to
+            return max((count for _, count in _restore), default=1)
     info = threadpoolctl.threadpool_info()
     blas = [pool["num_threads"] for pool in info if pool.get("user_api") == "blas"]
     return max(blas) if blas else jit.get_threads() or 1
