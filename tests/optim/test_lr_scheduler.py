@@ -50,6 +50,9 @@ CASES = [
     ("OneCycleLR", {"max_lr": 0.5, "total_steps": STEPS, "cycle_momentum": False}),
 ]
 
+# ids that are the same in every process (a lambda's repr holds its address)
+CASE_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(CASES)]
+
 OPTIMIZERS = ["SGD", "Adam"]  # momentum and beta1, for OneCycleLR's cycle_momentum
 
 
@@ -80,7 +83,7 @@ def _momenta(optimizer):
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=CASE_IDS)
 def test_matches_torch(scheduler, options, optimizer):
     ours, theirs = _pair(optimizer, scheduler, options)
     for _ in range(STEPS):  # the same float operations in the same order: equal to the bit
@@ -102,7 +105,7 @@ def test_default_arguments_match_torch(scheduler):
             assert parameter.default == theirs[name].default, name
 
 
-@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=CASE_IDS)
 def test_step_counters_match_torch(scheduler, options):
     """The counters a state_dict saves are torch's, from construction on."""
     ours, theirs = _pair("SGD", scheduler, options)
@@ -114,7 +117,7 @@ def test_step_counters_match_torch(scheduler, options):
         theirs.step()
 
 
-@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+@pytest.mark.parametrize(("scheduler", "options"), CASES, ids=CASE_IDS)
 def test_state_dict_resume(scheduler, options, checkpoint):
     def record(scheduler):
         return scheduler.get_last_lr(), _momenta(scheduler.optimizer)
