@@ -178,3 +178,21 @@ def test_in_auto_mode_a_layer_asks_whether_its_kernels_are_cached(monkeypatch):
     assert_rel_close(gw, tgw, TOL[np.float64], "kernel gradient")
     assert any(name.startswith("thin_correlate") for name in asked)
     assert any(name.startswith("thin_kernel_gradient") for name in asked)
+
+
+def test_the_off_switch_keeps_the_gemm_whatever_the_cache_holds(monkeypatch):
+    """``KERNELAB_DIRECT_CONV=0``: no generated kernel runs, though this layer's are compiled
+    in this process; the layer computes the GEMM's numbers, to the bit."""
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 1, 9, 11)), rng.standard_normal((6, 1, 3, 3))
+    geometry = conv_geometry(3, 1, 1, 1, 1)
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "1")
+    run(thin.ThinCompiled, x, w, None, geometry)  # compiled now, in this process
+    monkeypatch.setenv("KERNELAB_DIRECT_CONV", "0")
+    ran = []
+    monkeypatch.setattr(thin.conv_compiled, "share", lambda kernel, *args: ran.append(kernel))
+    off = run(thin.ThinCompiled, x, w, None, geometry)
+    gemm = run(Gemm, x, w, None, geometry)
+    assert ran == []
+    for ours, theirs in zip(off[:3], gemm[:3], strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -33,13 +33,13 @@ def mode() -> str:
 def ready(kernel: jit.Kernel, args) -> bool:
     """Whether a pass may run ``kernel`` (for ``args``' types) in this process.
 
-    With ``KERNELAB_DIRECT_CONV=1`` always (it compiles on its first call if need be). By
-    default only if its machine code is in this process or numba's on-disk cache at the first
-    question; if not, never in this process (the answer is kept), and a background process
-    compiles it for the next one.
+    With ``KERNELAB_DIRECT_CONV=1`` always (it compiles on its first call if need be), with
+    ``0`` never. By default only if its machine code is in this process or numba's on-disk
+    cache at the first question; if not, never in this process (the answer is kept), and a
+    background process compiles it for the next one.
     """
-    if mode() == "on":
-        return True
+    if mode() != "auto":
+        return mode() == "on"
     key = kernel.__name__, next(a.dtype for a in args if isinstance(a, np.ndarray))
     if key not in _ready:
         _ready[key] = kernel.load_cached(args)
