@@ -182,11 +182,35 @@ def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, dire
 
 def test_column_tiles_cover_the_row():
     for ow in (8, 9, 14, 18, 28, 30, 31, 56):
-        jb, starts = direct.column_tiles(ow)
-        covered = np.zeros(ow, bool)
+        jb, starts, tail = direct.column_tiles(ow)
+        covered = np.zeros(ow, int)
         for start in starts:
-            covered[start : start + jb] = True
-        assert covered.all() and starts[-1] + jb == ow and jb in direct.COLUMNS
+            covered[start : start + jb] += 1
+        covered[ow - tail :] += 1 if tail else 0
+        assert covered.all() and starts[-1] + jb == ow - tail and jb in direct.COLUMNS
+        if tail:  # a narrower last tile: no column computed twice
+            assert tail in direct.TAILS and (covered == 1).all()
+
+
+@pytest.mark.parametrize("width", [6, 10, 14])
+@pytest.mark.parametrize("x_layout", ["batch-first", "channel-major"])
+def test_rows_with_a_narrower_last_tile_match_torch(width, x_layout):
+    """Widths that leave 2 columns past the tiles of 4 (AVX2: a tail tile of their own;
+    AVX-512: tiles of 8 and 14): the forward and the stride-1 input gradient (a correlation
+    too) of a 3x5 layer of 16 channels, x in either layout, against PyTorch."""
+    rng = np.random.default_rng(width)
+    x, w, b = (rng.standard_normal(s) for s in ((2, 16, 7, width), (18, 16, 3, 5), (18,)))
+    geometry = conv_geometry((3, 5), 1, ((1, 1), (2, 2)), 1, 1)
+    if x_layout == "channel-major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    ours = [kl.Tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, geometry.stride, geometry.padding, geometry.dilation)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    ty, tgx, tgw = torch_reference(np.ascontiguousarray(x), w, b, geometry, gy)
+    assert_rel_close(y.array, ty, 1e-9, "forward")
+    assert_rel_close(ours[0].grad, tgx, 1e-9, "input gradient")
+    assert_rel_close(ours[1].grad, tgw, 1e-9, "kernel gradient")
 
 
 def test_generated_source_holds_scalar_accumulators():

@@ -84,6 +84,11 @@ WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows 
 # tiles of 8 or 12 columns: 1.43x and 1.21x). Tiles of 5 or 6 columns took 1.15-1.7x the
 # time of 4 at ResNet-8's 3x3 layers and 5x5 ones at 14x14 and 28x28
 COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4,)
+# Narrower last tiles: with AVX2, 2 columns (4 accumulators, no spills) cost less than a
+# whole tile of 4 overlapping its neighbour by 2 (the classic network's conv2, 5x5 at 14x14,
+# N=256, one thread: 1.35x PyTorch's forward time against 1.44x, the same numbers to the
+# bit); tails of 1 or 3 columns measured slower than the overlap (3x3 at 13x13 and 15x15)
+TAILS = () if VECTOR_BYTES == 64 else (2,)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
 TAPS = 8
@@ -217,7 +222,8 @@ def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
 def correlation_kernel(dtype, ow: int, sw: int, dw: int, kw: int) -> jit.Kernel:
     """The correlation's kernel for an output ``ow`` wide (see :func:`correlate`)."""
     cb = BLOCK_BYTES // np.dtype(dtype).itemsize
-    shape = cb, column_tiles(max(ow, min(COLUMNS)))[0], sw, dw, kw
+    jb, _, tail = column_tiles(max(ow, min(COLUMNS)))
+    shape = cb, jb, sw, dw, kw, tail
     return compiled(source.correlation_name, source.correlation_source, shape)
 
 
@@ -247,13 +253,16 @@ def gradient_block(dtype, c_out: int, kw: int) -> int:
     return (BLOCK_BYTES if fits else VECTOR_BYTES) // itemsize
 
 
-def column_tiles(ow: int) -> tuple[int, np.ndarray]:
-    """(JB, starts): tiles of JB in COLUMNS covering OW ≥ min(COLUMNS), the JB that computes
-    the fewest extra columns; the last tile starts at ``OW − JB``, overlapping its neighbour
-    when JB does not divide OW."""
+def column_tiles(ow: int) -> tuple[int, np.ndarray, int]:
+    """(JB, starts, tail): tiles of JB in COLUMNS covering OW ≥ min(COLUMNS), the JB that
+    computes the fewest extra columns. The last OW mod JB columns take a narrower tile of
+    their own (``tail``) where that is in TAILS; otherwise the last tile starts at
+    ``OW − JB``, overlapping its neighbour."""
     fitting = [width for width in COLUMNS if width <= ow]
     jb = min(fitting, key=lambda width: (-(-ow // width) * width, -width))
-    return jb, np.array([min(t * jb, ow - jb) for t in range(-(-ow // jb))], np.int64)
+    tail = ow % jb if ow % jb in TAILS else 0
+    starts = [min(t * jb, ow - jb) for t in range(-(-(ow - tail) // jb))]
+    return jb, np.array(starts, np.int64), tail
 
 
 def correlate(

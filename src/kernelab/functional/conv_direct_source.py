@@ -62,12 +62,12 @@ def frame(x, batch_first, s, top, left, buf, border):
 """
 
 
-def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
+def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0) -> str:
     """The driver's name in :func:`correlation_source`."""
-    return f"correlate_c{cb}_j{jb}_s{sw}_d{dw}_k{kw}"
+    return f"correlate_c{cb}_j{jb}" + (f"_t{tail}" if tail else "") + f"_s{sw}_d{dw}_k{kw}"
 
 
-def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
+def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0) -> str:
     """A team kernel ``(x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc,
     parts, batch_first, y, control)`` computing, for the tasks it claims::
 
@@ -83,7 +83,8 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     of its own, slower at two threads than at one). A task is one of ``parts`` runs of a
     sample's blocks of CB output channels, tasks in sample order; each block walks the
     output rows in tiles of JB columns starting at ``starts`` (the last one may overlap its
-    neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators. The kernel
+    neighbour, so OW need not be a multiple of JB), holding CB·JB accumulators, and with
+    ``tail`` its last ``tail`` columns in a narrower tile of their own. The kernel
     row is unrolled and its columns' offsets ``j·sw + q·dw`` are constants, so LLVM loads the
     kW weight vectors of a kernel row and each input pixel once for all the FMAs that use it
     (once per FMA when ``dw`` was an argument: load-bound, 15% slower at 5x5). Each sum
@@ -95,33 +96,12 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int) -> str:
     one running sum over all K = C·kH·kW terms had 1.8x the GEMM's float32 error at 5x5
     (forward) and 6x (input gradient, K = 1600).
     """
-    body = [
-        "@block",
-        "def tile_sums(xp, wpk, zero, ob, row, j0, dh, tile, cc):",
-        "    c_in, kh = xp.shape[0], wpk.shape[2]",
-        f"    o = np.uint64(j0 * {sw})",
-    ]
-    # unsigned indices, which numba does not check for wraparound (a signed one cost a few
-    # instructions per kernel column); a literal would make uint64 + int64 a float
-    offsets = sorted({j * sw + q * dw for j in range(jb) for q in range(kw)} - {0})
-    body += [f"    u{k} = np.uint64({k})" for k in offsets]
-    body += ["    for c0 in range(0, c_in, cc):"]
-    body += [f"        {names(f'a{j}_', cb)} = {names('zero[', cb, ']')}" for j in range(jb)]
-    body += [
-        "        for c in range(c0, min(c0 + cc, c_in)):",
-        "            for p in range(kh):",
-        "                xr, wr = xp[c, row + p * dh], wpk[ob, c, p]",
-    ]
-    for q in range(kw):
-        body.append(f"                {names('w', cb)} = {names(f'wr[{q}, ', cb, ']')}")
-        for j in range(jb):
-            k = j * sw + q * dw
-            body.append(f"                x = xr[o + u{k}]" if k else "                x = xr[o]")
-            body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
-    body += store_tile("c0 == 0", jb, cb)
+    body = tile_source("tile_sums", cb, jb, sw, dw, kw)
+    if tail:
+        body += ["", ""] + tile_source("tail_sums", cb, tail, sw, dw, kw)
     driver = (
         f"""
-def {correlation_name(cb, jb, sw, dw, kw)}(
+def {correlation_name(cb, jb, sw, dw, kw, tail)}(
     x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, parts, batch_first, y,
     control
 ):
@@ -145,24 +125,69 @@ for ob in range(blocks * part // parts, blocks * (part + 1) // parts):
 
 @block
 def block_rows(xp, wpk, bias, starts, sh, dh, cc, batch_first, y, s, ob, tile, zero):
-    c_out, oh = y.shape[1] if batch_first else y.shape[0], y.shape[2]
+    oh = y.shape[2]
     bv = bias[ob * {cb} : (ob + 1) * {cb}]
     for i in range(oh):
         for t in range(starts.shape[0]):
             j0 = starts[t]
             tile_sums(xp, wpk, zero, ob, i * sh, j0, dh, tile, cc)
-            # two loops, each indexing y C-contiguous: one view of either layout would
-            # index a strided array, which made the stores slower
-            for b in range(min({cb}, c_out - ob * {cb})):
-                if batch_first:
-                    for j in range({jb}):
-                        y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
-                else:
-                    for j in range({jb}):
-                        y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
+            store(tile, bv, batch_first, y, s, ob, i, j0, {jb})
+"""
+        + (
+            f"""        tail_sums(xp, wpk, zero, ob, i * sh, y.shape[3] - {tail}, dh, tile, cc)
+        store(tile, bv, batch_first, y, s, ob, i, y.shape[3] - {tail}, {tail})
+"""
+            if tail
+            else ""
+        )
+        + f"""
+
+@block
+def store(tile, bv, batch_first, y, s, ob, i, j0, columns):
+    # two loops, each indexing y C-contiguous: one view of either layout would index a
+    # strided array, which made the stores slower
+    c_out = y.shape[1] if batch_first else y.shape[0]
+    for b in range(min({cb}, c_out - ob * {cb})):
+        if batch_first:
+            for j in range(columns):
+                y[s, ob * {cb} + b, i, j0 + j] = tile[j, b] + bv[b]
+        else:
+            for j in range(columns):
+                y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     )
     return CLAIM + HEADER + "\n".join(body) + "\n\n" + driver
+
+
+def tile_source(name: str, cb: int, jb: int, sw: int, dw: int, kw: int) -> list[str]:
+    """Source lines of ``name(xp, wpk, zero, ob, row, j0, dh, tile, cc)``: the sums of a
+    tile of JB columns from ``j0`` × CB channels of block ``ob`` at output row ``row``,
+    into ``tile`` (see :func:`correlation_source`)."""
+    body = [
+        "@block",
+        f"def {name}(xp, wpk, zero, ob, row, j0, dh, tile, cc):",
+        "    c_in, kh = xp.shape[0], wpk.shape[2]",
+        f"    o = np.uint64(j0 * {sw})",
+    ]
+    # unsigned indices, which numba does not check for wraparound (a signed one cost a few
+    # instructions per kernel column); a literal would make uint64 + int64 a float
+    offsets = sorted({j * sw + q * dw for j in range(jb) for q in range(kw)} - {0})
+    body += [f"    u{k} = np.uint64({k})" for k in offsets]
+    body += ["    for c0 in range(0, c_in, cc):"]
+    body += [f"        {names(f'a{j}_', cb)} = {names('zero[', cb, ']')}" for j in range(jb)]
+    body += [
+        "        for c in range(c0, min(c0 + cc, c_in)):",
+        "            for p in range(kh):",
+        "                xr, wr = xp[c, row + p * dh], wpk[ob, c, p]",
+    ]
+    for q in range(kw):
+        body.append(f"                {names('w', cb)} = {names(f'wr[{q}, ', cb, ']')}")
+        for j in range(jb):
+            k = j * sw + q * dw
+            body.append(f"                x = xr[o + u{k}]" if k else "                x = xr[o]")
+            body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
+    body += store_tile("c0 == 0", jb, cb)
+    return body
 
 
 def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
