@@ -86,8 +86,8 @@ WIDE_BLOCK_BYTES = 128  # the kernel gradient's CB·itemsize where C_out allows 
 COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4,)
 # Narrower last tiles: with AVX2, 2 columns (4 accumulators, no spills) cost less than a
 # whole tile of 4 overlapping its neighbour by 2 (the classic network's conv2, 5x5 at 14x14,
-# N=256, one thread: 1.35x PyTorch's forward time against 1.44x, the same numbers to the
-# bit); tails of 1 or 3 columns measured slower than the overlap (3x3 at 13x13 and 15x15)
+# N=256, one thread: 1.25-1.39x PyTorch's forward time against 1.43-1.45x, the same numbers
+# to the bit); tails of 1 or 3 columns measured slower than the overlap (3x3, 13x13, 15x15)
 TAILS = () if VECTOR_BYTES == 64 else (2,)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
