@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from ..core import jit, team
+from ..core.team import claim
 from ..core.threads import one_blas_thread
 from .geometry import ConvGeometry
 
@@ -115,20 +116,32 @@ def col2im_one_thread(cols, start, sh, sw, dh, dw, top, left, batch_first, gx):
         col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
 
 
-@jit.kernel(parallel=True, fastmath={"reassoc"})  # so that the sums vectorise
-def channel_sums(gy, out):
+def channel_sums(gy: np.ndarray, out: np.ndarray) -> None:
     """``out[o] = Σ gy[o]`` for gy (C_out, N, OH·OW): the bias gradient, accumulated in
-    float64 (one partial sum per sample), the channels spread over the threads: on one it
-    was a serial 0.5-1 ms of the classic step at two threads (the profile's ``--compare``)."""
+    float64 (one partial sum per sample), the channels spread over the team's threads (on one
+    it was a serial 0.5-1 ms of the classic step at two threads, the profile's ``--compare``;
+    a team kernel, as numba's parallel pipeline took 0.8-1.1 s to compile it cold)."""
+    team.run(channel_sums_tasks, (gy, out), gy.shape[0], unit=gy.shape[1] * gy.shape[2])
+
+
+@jit.kernel(fastmath={"reassoc"})  # so that the sums vectorise
+def channel_sums_tasks(gy, out, control):
+    """:func:`channel_sums` of the channels this thread claims."""
     c_out, n, area = gy.shape
-    for o in prange(c_out):
-        total = 0.0
-        for s in range(n):
-            part = 0.0
-            for k in range(area):
-                part += gy[o, s, k]
-            total += part
-        out[o] = total
+    done = 0
+    start, stop = claim(control, c_out)
+    while start < stop:
+        for o in range(start, stop):
+            total = 0.0
+            for s in range(n):
+                part = 0.0
+                for k in range(area):
+                    part += gy[o, s, k]
+                total += part
+            out[o] = total
+        done += stop - start
+        start, stop = claim(control, c_out)
+    return done
 
 
 @jit.kernel()

@@ -25,7 +25,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..core import jit
+from ..core import jit, team
+from ..core.team import claim
 from . import pool_compiled
 from .norm_compiled import (
     as_rows,
@@ -54,27 +55,35 @@ def relu_max_pool(x: np.ndarray, out_size, track: bool = True):
     xs, channel_major = planes(x)
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
     index = np.empty(y.shape, np.uint8) if track else None
-    relu_max_pool_halve(flat(xs), flat(y), None if index is None else flat(index), xs.dtype.type(0))
+    stack = flat(xs)
+    args = stack, flat(y), None if index is None else flat(index), xs.dtype.type(0)
+    team.run(relu_max_pool_halve, args, stack.shape[0], unit=stack.shape[1] * stack.shape[2])
     return view(y, channel_major), index, channel_major
 
 
-@jit.kernel(parallel=True)
-def relu_max_pool_halve(x, y, index, zero):
+@jit.kernel()
+def relu_max_pool_halve(x, y, index, zero, control):
     """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``
-    unless None.
+    unless None; a team kernel over planes, as :func:`pool_compiled.max_pool_halve`.
 
     The cells in the reference's order, as :func:`pool_compiled.max_pool_halve` takes them.
     """
     oh, ow = y.shape[1], y.shape[2]
-    for plane in prange(x.shape[0]):
-        for i in range(oh):
-            upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-            y_row = y[plane, i]
-            for j in range(ow):
-                best, k = pool_compiled.four_cells(upper, lower, 2 * j)
-                y_row[j] = zero if best <= 0 else best
-                if index is not None:
-                    index[plane, i, j] = k
+    done = 0
+    start, stop = claim(control, x.shape[0])
+    while start < stop:
+        for plane in range(start, stop):
+            for i in range(oh):
+                upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
+                y_row = y[plane, i]
+                for j in range(ow):
+                    best, k = pool_compiled.four_cells(upper, lower, 2 * j)
+                    y_row[j] = zero if best <= 0 else best
+                    if index is not None:
+                        index[plane, i, j] = k
+        done += stop - start
+        start, stop = claim(control, x.shape[0])
+    return done
 
 
 def relu_max_pool_grad(gy, y, index, channel_major: bool, size):
@@ -83,25 +92,35 @@ def relu_max_pool_grad(gy, y, index, channel_major: bool, size):
     gys = gy.transpose(1, 0, 2, 3) if channel_major else gy  # (A, B, OH, OW), a view
     ys = y.transpose(1, 0, 2, 3) if channel_major else y  # (A, B, OH, OW), its memory
     gx = np.empty(gys.shape[:2] + tuple(size), gys.dtype)  # (A, B, H, W)
-    relu_max_pool_halve_backward(flat(gys), flat(ys), flat(index), flat(gx), gx.dtype.type(0))
+    stack = flat(gx)
+    args = flat(gys), flat(ys), flat(index), stack, gx.dtype.type(0)
+    unit = stack.shape[1] * stack.shape[2]
+    team.run(relu_max_pool_halve_backward, args, stack.shape[0], unit=unit)
     return view(gx, channel_major)
 
 
-@jit.kernel(parallel=True)
-def relu_max_pool_halve_backward(gy, y, index, gx, zero):
+@jit.kernel()
+def relu_max_pool_halve_backward(gy, y, index, gx, zero, control):
     """gx = gy sent to each passing window's arg-max cell; each plane zeroed first, then
     scattered while in cache (as :func:`pool_compiled.max_pool_backward`: faster than
     writing every cell once). A window that does not pass writes ``zero``: a select, where a
     branch on random data mispredicts half the time (one thread, gx 256x32x28x28: 5.4 ms,
     against 5.9 with the branch)."""
     oh, ow = gy.shape[1], gy.shape[2]
-    for plane in prange(gx.shape[0]):
-        gx[plane] = 0
-        for i in range(oh):
-            y_row, gy_row, index_row = y[plane, i], gy[plane, i], index[plane, i]
-            for j in range(ow):
-                k = index_row[j]
-                gx[plane, 2 * i + k // 2, 2 * j + k % 2] = zero if y_row[j] <= 0 else gy_row[j]
+    done = 0
+    start, stop = claim(control, gx.shape[0])
+    while start < stop:
+        for plane in range(start, stop):
+            gx[plane] = 0
+            for i in range(oh):
+                y_row, gy_row, index_row = y[plane, i], gy[plane, i], index[plane, i]
+                for j in range(ow):
+                    k = index_row[j]
+                    cell = zero if y_row[j] <= 0 else gy_row[j]
+                    gx[plane, 2 * i + k // 2, 2 * j + k % 2] = cell
+        done += stop - start
+        start, stop = claim(control, gx.shape[0])
+    return done
 
 
 # ---- batch norm → ReLU

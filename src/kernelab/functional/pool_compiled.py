@@ -75,7 +75,9 @@ def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool = True
     halves = halving(geometry, xs.shape[2:], out_size)
     index = np.empty(y.shape, index_dtype) if track or not halves else None
     if halves:
-        max_pool_halve(flat(xs), flat(y), None if index is None else flat(index))
+        stack = flat(xs)
+        args = stack, flat(y), None if index is None else flat(index)
+        team.run(max_pool_halve, args, stack.shape[0], unit=stack.shape[1] * stack.shape[2])
     elif threes(geometry):
         max_pool_3x3_stride_2(flat(xs), flat(y), flat(index), settings(geometry))
     else:
@@ -101,20 +103,31 @@ def threes(geometry: ConvGeometry) -> bool:
     return (geometry.kernel_size, geometry.stride, geometry.dilation) == (three, two, one)
 
 
-@jit.kernel(parallel=True)
-def max_pool_halve(x, y, index):
+# The 2x2 kernels (here and ReLU's in fused_compiled.py) are team kernels (core/team.py),
+# over planes: bound by memory, and numba's parallel pipeline took 1.4-2.2 s to compile each
+# where a one-thread kernel takes 0.5, seconds of a cold first training step.
+
+
+@jit.kernel()
+def max_pool_halve(x, y, index, control):
     """:func:`max_pool_forward` for 2x2 windows at stride 2, all inside the input; the arg-max
     only where ``index`` is not None (compiled apart: inference's maxima alone took 3.1-3.7 ms
     against 5.2-5.8 with it, ReLU → 2x2 pool on 256x32x28x28, one thread)."""
     oh, ow = y.shape[1], y.shape[2]
-    for plane in prange(x.shape[0]):
-        for i in range(oh):
-            upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-            y_row = y[plane, i]
-            for j in range(ow):
-                y_row[j], k = four_cells(upper, lower, 2 * j)
-                if index is not None:
-                    index[plane, i, j] = k
+    done = 0
+    start, stop = claim(control, x.shape[0])
+    while start < stop:
+        for plane in range(start, stop):
+            for i in range(oh):
+                upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
+                y_row = y[plane, i]
+                for j in range(ow):
+                    y_row[j], k = four_cells(upper, lower, 2 * j)
+                    if index is not None:
+                        index[plane, i, j] = k
+        done += stop - start
+        start, stop = claim(control, x.shape[0])
+    return done
 
 
 @njit(cache=True, nogil=True, inline="always")
