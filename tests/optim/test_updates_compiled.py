@@ -277,3 +277,19 @@ def test_an_unhashable_optimiser_still_updates_on_the_compiled_path():
                 opt.step()
         moved.append(p.array)
     np.testing.assert_array_equal(moved[0], moved[1])
+
+
+@pytest.mark.parametrize("name, options", ONE_LAUNCH)
+def test_a_group_shared_between_threads_moves_as_on_the_numpy_path(name, options, threads):
+    """Parameters of 220,000 elements (27 tasks, claimed by whichever thread comes first):
+    bit for bit the NumPy path's steps, at one thread and at two."""
+    rng = np.random.default_rng(8)
+    shapes = [(300, 500), (7,), (64, 1100), (3,)]
+    arrays = [np.asarray(rng.standard_normal(s), np.float32) for s in shapes]
+    grads = [[np.asarray(rng.standard_normal(s), np.float32) for s in shapes] for _ in range(3)]
+    grads = without_some(grads)
+    shared = run_group("numba", name, options, arrays, grads, one_group=True)
+    reference = run_group("numpy", name, options, arrays, grads, one_group=True)
+    for ours, theirs in zip(shared, reference, strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -6,12 +6,14 @@ Every hyper-parameter arrives already cast to the parameters' dtype and each ope
 done in the same order as the NumPy reference, so a float32 run rounds exactly as NumPy's
 float32 arithmetic does (NumPy casts a Python float to the array's dtype first).
 
-A group's parameters of one dtype are updated by one parallel launch: a launch costs tens
-of microseconds even at one thread (numba's workers sleep between launches), and ResNet-8's
-29 parameters made SGD 29 launches a step. The kernel gets the parameters' memory as a table
-of addresses (``count`` rows of the arrays' addresses: one signature whatever the group
-holds, where a tuple of arrays would compile one per length) and the offsets of each
-parameter in one run over all their elements, cut into tasks of :data:`CHUNK` elements.
+A group's parameters of one dtype are updated by one pass (ResNet-8's 29 parameters had made
+SGD 29 launches a step), a team kernel (``core/team.py``: the calling thread and helpers that
+spin, where a parallel launch on numba's workers cost tens of microseconds even at one thread,
+and numba's parallel pipeline took 2-2.4 s to compile Adam, most of a cold first step's
+compilation). The kernel gets the parameters' memory as a table of addresses (``count`` rows
+of the arrays' addresses: one signature whatever the group holds, where a tuple of arrays
+would compile one per length) and the offsets of each parameter in one run over all their
+elements, cut into tasks of :data:`CHUNK` elements.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import weakref
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import intrinsic
 
-from ..core import jit
+from ..core import jit, team
+from ..core.team import claim
 
 FLOATS = (np.float32, np.float64)
 CHUNK = 1 << 13  # elements per task: 32-64 KB of each array, a few tasks a thread
@@ -128,35 +131,59 @@ def _same_arrays(kept: list[list[np.ndarray]], rows: list[list[np.ndarray]]) -> 
     return True
 
 
-@jit.kernel(parallel=True)
-def sgd(addresses, offsets, first, lr, momentum, keep, weight_decay, nesterov, maximize):
+def sgd(addresses, offsets, *arguments) -> None:
+    """:func:`sgd_tasks` over the table's elements, on the team."""
+    team.run(sgd_tasks, (addresses, offsets, *arguments), tasks(offsets), unit=CHUNK)
+
+
+def adam(addresses, offsets, *arguments) -> None:
+    """:func:`adam_tasks` over the table's elements, on the team."""
+    team.run(adam_tasks, (addresses, offsets, *arguments), tasks(offsets), unit=CHUNK)
+
+
+def tasks(offsets: np.ndarray) -> int:
+    """Tasks of :data:`CHUNK` elements in the run over the table's ``offsets[-1]``."""
+    return -(-int(offsets[-1]) // CHUNK)
+
+
+@jit.kernel()
+def sgd_tasks(
+    addresses, offsets, first, lr, momentum, keep, weight_decay, nesterov, maximize, control
+):
     """SGD in place on every parameter of the table: ``addresses[k]`` = (parameter, gradient,
     momentum buffer, 0 without momentum), ``first[k]`` whether the buffer starts from this
     gradient. ``keep`` is ``1 − dampening``."""
     total = offsets[-1]
-    for task in prange((total + CHUNK - 1) // CHUNK):
-        lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
-        k = np.searchsorted(offsets, lo, side="right") - 1
-        while lo < hi:  # the parameters this task's elements belong to, a run of each
-            start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
-            p = run(addresses[k, 0], start, end, lr)
-            grad = run(addresses[k, 1], start, end, lr)
-            buf = run(addresses[k, 2], start, end if momentum != 0 else start, lr)
-            restart = first[k]  # in a register: the stores below might alias ``first``
-            for i in range(end - start):
-                g = -grad[i] if maximize else grad[i]
-                if weight_decay != 0:
-                    g = g + weight_decay * p[i]
-                if momentum != 0:
-                    b = g if restart else buf[i] * momentum + keep * g
-                    buf[i] = b
-                    g = g + momentum * b if nesterov else b
-                p[i] = p[i] - lr * g
-            lo, k = offsets[k] + end, k + 1
+    count = (total + CHUNK - 1) // CHUNK
+    done = 0
+    t0, t1 = claim(control, count)  # a run of tasks
+    while t0 < t1:
+        for task in range(t0, t1):
+            lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
+            k = np.searchsorted(offsets, lo, side="right") - 1
+            while lo < hi:  # the parameters this task's elements belong to, a run of each
+                start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
+                p = run(addresses[k, 0], start, end, lr)
+                grad = run(addresses[k, 1], start, end, lr)
+                buf = run(addresses[k, 2], start, end if momentum != 0 else start, lr)
+                restart = first[k]  # in a register: the stores below might alias ``first``
+                for i in range(end - start):
+                    g = -grad[i] if maximize else grad[i]
+                    if weight_decay != 0:
+                        g = g + weight_decay * p[i]
+                    if momentum != 0:
+                        b = g if restart else buf[i] * momentum + keep * g
+                        buf[i] = b
+                        g = g + momentum * b if nesterov else b
+                    p[i] = p[i] - lr * g
+                lo, k = offsets[k] + end, k + 1
+        done += t1 - t0
+        t0, t1 = claim(control, count)
+    return done
 
 
-@jit.kernel(parallel=True)
-def adam(addresses, offsets, hyper, corrections, decoupled, amsgrad, maximize):
+@jit.kernel()
+def adam_tasks(addresses, offsets, hyper, corrections, decoupled, amsgrad, maximize, control):
     """Adam in place on every parameter of the table: ``addresses[k]`` = (parameter,
     gradient, first moment, second moment, its running maximum or 0 without amsgrad).
 
@@ -166,31 +193,38 @@ def adam(addresses, offsets, hyper, corrections, decoupled, amsgrad, maximize):
     """
     decay, rest1, beta2, rest2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     total = offsets[-1]
-    for task in prange((total + CHUNK - 1) // CHUNK):
-        lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
-        k = np.searchsorted(offsets, lo, side="right") - 1
-        while lo < hi:  # as in sgd
-            start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
-            p = run(addresses[k, 0], start, end, eps)
-            grad = run(addresses[k, 1], start, end, eps)
-            m = run(addresses[k, 2], start, end, eps)
-            v = run(addresses[k, 3], start, end, eps)
-            v_max = run(addresses[k, 4], start, end if amsgrad else start, eps)
-            step_size, correction2 = corrections[k, 0], corrections[k, 1]
-            for i in range(end - start):
-                g = -grad[i] if maximize else grad[i]
-                if decoupled:
-                    p[i] = p[i] * decay
-                elif decay != 0:
-                    g = g + decay * p[i]
-                mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
-                m[i] = mi
-                vi = v[i] * beta2 + rest2 * g * g
-                v[i] = vi
-                if amsgrad:
-                    w = v_max[i]
-                    if w > vi or w != w:  # np.maximum: NaN wins
-                        vi = w
-                    v_max[i] = vi
-                p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
-            lo, k = offsets[k] + end, k + 1
+    count = (total + CHUNK - 1) // CHUNK
+    done = 0
+    t0, t1 = claim(control, count)  # a run of tasks
+    while t0 < t1:
+        for task in range(t0, t1):
+            lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
+            k = np.searchsorted(offsets, lo, side="right") - 1
+            while lo < hi:  # as in sgd
+                start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
+                p = run(addresses[k, 0], start, end, eps)
+                grad = run(addresses[k, 1], start, end, eps)
+                m = run(addresses[k, 2], start, end, eps)
+                v = run(addresses[k, 3], start, end, eps)
+                v_max = run(addresses[k, 4], start, end if amsgrad else start, eps)
+                step_size, correction2 = corrections[k, 0], corrections[k, 1]
+                for i in range(end - start):
+                    g = -grad[i] if maximize else grad[i]
+                    if decoupled:
+                        p[i] = p[i] * decay
+                    elif decay != 0:
+                        g = g + decay * p[i]
+                    mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
+                    m[i] = mi
+                    vi = v[i] * beta2 + rest2 * g * g
+                    v[i] = vi
+                    if amsgrad:
+                        w = v_max[i]
+                        if w > vi or w != w:  # np.maximum: NaN wins
+                            vi = w
+                        v_max[i] = vi
+                    p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
+                lo, k = offsets[k] + end, k + 1
+        done += t1 - t0
+        t0, t1 = claim(control, count)
+    return done
