@@ -55,35 +55,8 @@ def relu_max_pool(x: np.ndarray, out_size, track: bool = True):
     xs, channel_major = planes(x)
     y = np.empty(xs.shape[:2] + tuple(out_size), xs.dtype)  # (A, B, OH, OW)
     index = np.empty(y.shape, np.uint8) if track else None
-    stack = flat(xs)
-    args = stack, flat(y), None if index is None else flat(index), xs.dtype.type(0)
-    team.run(relu_max_pool_halve, args, stack.shape[0], unit=stack.shape[1] * stack.shape[2])
+    pool_compiled.halve(xs, y, index, xs.dtype.type(0))
     return view(y, channel_major), index, channel_major
-
-
-@jit.kernel()
-def relu_max_pool_halve(x, y, index, zero, control):
-    """y[plane, i, j] = max(window (i, j), 0) (NaN stays NaN), its arg-max into ``index``
-    unless None; a team kernel over planes, as :func:`pool_compiled.max_pool_halve`.
-
-    The cells in the reference's order, as :func:`pool_compiled.max_pool_halve` takes them.
-    """
-    oh, ow = y.shape[1], y.shape[2]
-    done = 0
-    start, stop = claim(control, x.shape[0])
-    while start < stop:
-        for plane in range(start, stop):
-            for i in range(oh):
-                upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
-                y_row = y[plane, i]
-                for j in range(ow):
-                    best, k = pool_compiled.four_cells(upper, lower, 2 * j)
-                    y_row[j] = zero if best <= 0 else best
-                    if index is not None:
-                        index[plane, i, j] = k
-        done += stop - start
-        start, stop = claim(control, x.shape[0])
-    return done
 
 
 def relu_max_pool_grad(gy, y, index, channel_major: bool, size):

@@ -75,9 +75,7 @@ def max_pool(x: np.ndarray, geometry: ConvGeometry, out_size, track: bool = True
     halves = halving(geometry, xs.shape[2:], out_size)
     index = np.empty(y.shape, index_dtype) if track or not halves else None
     if halves:
-        stack = flat(xs)
-        args = stack, flat(y), None if index is None else flat(index)
-        team.run(max_pool_halve, args, stack.shape[0], unit=stack.shape[1] * stack.shape[2])
+        halve(xs, y, index, None)
     elif threes(geometry):
         max_pool_3x3_stride_2(flat(xs), flat(y), flat(index), settings(geometry))
     else:
@@ -103,16 +101,26 @@ def threes(geometry: ConvGeometry) -> bool:
     return (geometry.kernel_size, geometry.stride, geometry.dilation) == (three, two, one)
 
 
-# The 2x2 kernels (here and ReLU's in fused_compiled.py) are team kernels (core/team.py),
+# The 2x2 kernels (here, and ReLU's backward in fused_compiled.py) are team kernels (core/team.py),
 # over planes: bound by memory, and numba's parallel pipeline took 1.4-2.2 s to compile each
 # where a one-thread kernel takes 0.5, seconds of a cold first training step.
 
 
+def halve(xs: np.ndarray, y: np.ndarray, index, zero) -> None:
+    """:func:`max_pool_halve` of the planes xs (A, B, H, W) into y (A, B, OH, OW) and index
+    (or None), on the team; ReLU's too where ``zero`` (0 of xs's dtype) is not None."""
+    stack = flat(xs)
+    args = stack, flat(y), None if index is None else flat(index), zero
+    team.run(max_pool_halve, args, stack.shape[0], unit=stack.shape[1] * stack.shape[2])
+
+
 @jit.kernel()
-def max_pool_halve(x, y, index, control):
+def max_pool_halve(x, y, index, zero, control):
     """:func:`max_pool_forward` for 2x2 windows at stride 2, all inside the input; the arg-max
     only where ``index`` is not None (compiled apart: inference's maxima alone took 3.1-3.7 ms
-    against 5.2-5.8 with it, ReLU → 2x2 pool on 256x32x28x28, one thread)."""
+    against 5.2-5.8 with it, ReLU → 2x2 pool on 256x32x28x28, one thread). Where ``zero`` is
+    not None, each maximum ≤ 0 is written as ``zero`` (NaN stays NaN): ReLU before the
+    pooling (``fused_compiled.relu_max_pool``), compiled apart too."""
     oh, ow = y.shape[1], y.shape[2]
     done = 0
     start, stop = claim(control, x.shape[0])
@@ -122,7 +130,11 @@ def max_pool_halve(x, y, index, control):
                 upper, lower = x[plane, 2 * i], x[plane, 2 * i + 1]
                 y_row = y[plane, i]
                 for j in range(ow):
-                    y_row[j], k = four_cells(upper, lower, 2 * j)
+                    best, k = four_cells(upper, lower, 2 * j)
+                    if zero is None:
+                        y_row[j] = best
+                    else:
+                        y_row[j] = zero if best <= 0 else best
                     if index is not None:
                         index[plane, i, j] = k
         done += stop - start
