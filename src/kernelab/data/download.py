@@ -5,18 +5,19 @@ A file appears in the cache only whole and verified: it is streamed into a tempo
 renamed to its final name with ``os.replace`` (atomic on POSIX and Windows). Any failure
 removes the temporary file; a hard kill (SIGKILL, power loss) can leave one behind, but it is
 never read as the file. The cache is ``$KERNELAB_DATA`` if set, else ``~/.cache/kernelab``.
+
+The network modules (urllib, http.client and through them ssl and email: some 35 ms) are
+imported by a download only, not with the package: every ``kernelab`` command imports this
+module, and most find their files cached.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,6 +96,8 @@ def download(
     if check_integrity(target, sha256, md5):
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    import http.client
+
     failures = []
     for url in urls:
         try:
@@ -115,6 +118,8 @@ def _expected_digests(sha256: str | None, md5: str | None, filename: str) -> dic
 
 def _fetch(url: str, target: Path, expected: dict[str, str], timeout: float, progress: bool):
     """Stream one URL into a temporary file beside ``target``, verify it, rename it."""
+    import urllib.request
+
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         digests = {name: hashlib.new(name) for name in expected}
@@ -149,6 +154,8 @@ def _fetch(url: str, target: Path, expected: dict[str, str], timeout: float, pro
 
 
 def _reason(error: BaseException) -> str:
+    import urllib.error
+
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, urllib.error.URLError):
