@@ -443,18 +443,53 @@ def test_batch_norm_relu_adds_two_gradient_parts_in_its_backward(
         return function(ctx, g, g2)
 
     monkeypatch.setattr(twin, "batch_norm_relu_grad", recorded)
-    results = []
-    for lib in (kl, torch):
-        t = lib.tensor(x, requires_grad=True)
-        p = [lib.tensor(a.copy(), requires_grad=True) for a in params]
-        if lib is kl:
-            z = fused.batch_norm_relu(t, mean.copy(), var.copy(), *p, training=True)
-        else:
-            stats = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
-            z = torch.relu(torch.nn.functional.batch_norm(t, *stats, *p, training=True))
-        conv = (F if lib is kl else torch.nn.functional).conv2d
-        out = conv(z, lib.tensor(weights), padding=1) * 3 + z
-        (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 5 - 2.0)).sum().backward()
-        results.append([numpy_of(v.grad) for v in (t, *p)])
+    results = [
+        batch_norm_relu_residual_step(x, lib, weights, mean, var, params) for lib in (kl, torch)
+    ]
     compare(*results, dtype, "PyTorch")
     assert parts == ([] if kernel_path == "numpy" else [True])
+
+
+def batch_norm_relu_residual_step(x, lib, weights, mean, var, params):
+    """z = relu(batch norm of x in training) feeds a padded 3x3 convolution and a shortcut,
+    summed; the gradients of x and of the batch norm's weight and bias."""
+    t = lib.tensor(x, requires_grad=True)
+    p = [lib.tensor(a.copy(), requires_grad=True) for a in params]
+    if lib is kl:
+        z = fused.batch_norm_relu(t, mean.copy(), var.copy(), *p, training=True)
+    else:
+        stats = [torch.from_numpy(mean.copy()), torch.from_numpy(var.copy())]
+        z = torch.relu(torch.nn.functional.batch_norm(t, *stats, *p, training=True))
+    conv = (F if lib is kl else torch.nn.functional).conv2d
+    out = conv(z, lib.tensor(weights), padding=1) * 3 + z
+    (out * lib.tensor(np.arange(out.numel()).reshape(out.shape) % 5 - 2.0)).sum().backward()
+    return [numpy_of(v.grad) for v in (t, *p)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_passes_shared_between_threads(dtype):
+    """Inputs large enough (8 channels of 16K values, 32 planes of 4K) for the fused passes
+    to be claimed by the threads of core/team.py in chunks: PyTorch's numbers, and batch
+    norm → ReLU's the same to the bit as on one thread (the residual steps' convolutions
+    sum in another order on two threads)."""
+    rng = np.random.default_rng(15)
+    x = channel_major(rng.standard_normal((4, 8, 64, 64)).astype(dtype))
+    gy = padding_cut_off(rng.standard_normal(x.shape).astype(dtype))
+    weights = rng.standard_normal((8, 8, 3, 3)).astype(dtype) / 8
+    (mean, var), params = batch_norm_args(8, dtype, True, 16)
+    previous = kl.get_num_threads()
+    try:
+        kl.set_num_threads(1)
+        alone = relu_of_batch_norm_step(x, gy, params, kl)[0]
+        kl.set_num_threads(2)
+        shared = relu_of_batch_norm_step(x, gy, params, kl)[0]
+        residual = residual_step(x, kl, weights)
+        two_parts = batch_norm_relu_residual_step(x, kl, weights, mean, var, params)
+    finally:
+        kl.set_num_threads(previous)
+    for one, two in zip(alone, shared, strict=True):
+        np.testing.assert_array_equal(one, two)
+    compare(shared, relu_of_batch_norm_step(x, gy, params, torch)[0], dtype, "PyTorch")
+    assert_rel_close(residual, residual_step(x, torch, weights), TOL[np.dtype(dtype).type], "sum")
+    reference = batch_norm_relu_residual_step(x, torch, weights, mean, var, params)
+    compare(two_parts, reference, dtype, "PyTorch")

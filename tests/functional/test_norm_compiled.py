@@ -191,6 +191,34 @@ def test_inference_matches_numpy_and_pytorch(dtype, n, c, spatial, layout, affin
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("layout", ["channel_major", "contiguous"])
+def test_training_passes_shared_between_threads_give_one_threads_numbers(dtype, layout):
+    # 12 channels of 13-18K values: the training passes, a channel per task, are claimed by
+    # the threads of core/team.py in chunks; the numbers are one thread's to the bit
+    rng = np.random.default_rng(8)
+    shape = (8, 12, int(rng.integers(40, 48)), int(rng.integers(40, 48)))
+    x = make_input(rng, shape, layout, dtype)
+    params = [rng.standard_normal(12).astype(dtype) for _ in range(2)]
+    stats = [rng.standard_normal(12).astype(dtype), (rng.random(12) + 0.5).astype(dtype)]
+    gy = make_input(rng, shape, layout, dtype)
+    settings = {"training": True, "momentum": 0.1, "eps": 1e-5}
+    previous = kl.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2):
+            kl.set_num_threads(count)
+            y, running, grads = run_ours("numba", x, params, stats, gy, settings)
+            results.append([y, *running, *grads])
+    finally:
+        kl.set_num_threads(previous)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
+    y, running, grads = run_torch(x, params, stats, gy, settings)
+    for ours, theirs in zip(results[1], [y, *running, *grads], strict=True):
+        assert_rel_close(ours, theirs, TOL[dtype], "against PyTorch")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["channel_major", "contiguous"])
 def test_evaluation_pass_shared_between_threads(dtype, layout, threads):
     # big enough (150K values) for the evaluation's scale-and-shift pass, forward and
     # backward, to be shared by the threads of core/team.py; a random shape around that

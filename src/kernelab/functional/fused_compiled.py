@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
 from ..core import jit, team
 from ..core.team import claim
@@ -114,7 +113,8 @@ def batch_norm_relu(ctx, x, weight, bias, running_mean, running_var, momentum, e
     zeros = np.zeros(channels, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     out, stats = np.empty_like(rows), np.empty((2, channels))
     affine = np.empty((2, channels), dtype)
-    normalise_relu_channels(rows, ones, zeros, np.array([eps], dtype), out, stats, affine)
+    args = (rows, ones, zeros, np.array([eps], dtype), out, stats, affine)
+    team.run(normalise_relu_channels, args, channels, unit=rows[0].size)
     mean, var = stats[0].astype(dtype), stats[1].astype(dtype)
     if running_mean is not None:
         update_running(running_mean, running_var, mean, var, momentum, x.size // channels)
@@ -125,20 +125,26 @@ def batch_norm_relu(ctx, x, weight, bias, running_mean, running_var, momentum, e
     return from_rows(out, x.shape, True)
 
 
-@jit.kernel(parallel=True, fastmath=REORDER)
-def normalise_relu_channels(x, weight, bias, eps, out, stats, affine):
+@jit.kernel(fastmath=REORDER)
+def normalise_relu_channels(x, weight, bias, eps, out, stats, affine, control):
     """:func:`norm_compiled.normalise_channels` with ``out = max(x · scale + shift, 0)``
     (NaN stays NaN): the same moments, scale and shift (into ``affine`` (2, C)), computed
     alike. ``x · scale + shift`` is rounded twice, never fused into one multiply-add, so
     that :func:`relu_channel_gradients` computes the same value from x for ReLU's mask."""
     zero = np.zeros(1, x.dtype)[0]
-    for c in prange(x.shape[0]):
-        p, q = scale_shift_of(x, c, True, weight, bias, eps, stats)
-        affine[0, c], affine[1, c] = p, q
-        for b in range(x.shape[1]):
-            for i in range(x.shape[2]):
-                y = x[c, b, i] * p + q
-                out[c, b, i] = zero if y <= 0 else y
+    done = 0
+    start, stop = claim(control, x.shape[0])
+    while start < stop:
+        for c in range(start, stop):
+            p, q = scale_shift_of(x, c, True, weight, bias, eps, stats)
+            affine[0, c], affine[1, c] = p, q
+            for b in range(x.shape[1]):
+                for i in range(x.shape[2]):
+                    y = x[c, b, i] * p + q
+                    out[c, b, i] = zero if y <= 0 else y
+        done += stop - start
+        start, stop = claim(control, x.shape[0])
+    return done
 
 
 def batch_norm_relu_grad(ctx, g, g2=None):
@@ -158,9 +164,8 @@ def batch_norm_relu_grad(ctx, g, g2=None):
     out, sums = np.empty_like(rows), np.empty((2, len(mean)))
     merge = g_steps[2] == g.shape[3] and (g2 is None or g2_steps[2] == g.shape[3])  # rows
     width = g.shape[2] * g.shape[3] if merge else g.shape[3]  # whole planes when rows merge
-    relu_channel_gradients(
-        g_run, g_steps, g2_run, g2_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums
-    )
+    args = (g_run, g_steps, g2_run, g2_steps, width, rows, ctx.affine, mean, a, inv_std, out, sums)
+    team.run(relu_channel_gradients, args, len(mean), unit=rows[0].size)
     gw = (sums[1] * inv_std).astype(dtype) if need_w else None
     gb = sums[0].astype(dtype) if need_b else None
     return from_rows(out, g.shape, True), gw, gb
@@ -202,8 +207,10 @@ def part_sum(row, row2, i):
     return row[i] + row2[i]
 
 
-@jit.kernel(parallel=True, fastmath=REORDER)
-def relu_channel_gradients(g, steps, g2, steps2, width, x, affine, mean, a, inv_std, out, sums):
+@jit.kernel(fastmath=REORDER)
+def relu_channel_gradients(
+    g, steps, g2, steps2, width, x, affine, mean, a, inv_std, out, sums, control
+):
     """:func:`norm_compiled.channel_gradients` of ``g`` (plus ``g2``, or None) where the
     forward's output ``x · scale + shift`` is not ≤ 0 and 0 elsewhere (ReLU's gradient,
     never 0·g); the output recomputed from x as :func:`normalise_relu_channels` computed it.
@@ -214,33 +221,39 @@ def relu_channel_gradients(g, steps, g2, steps2, width, x, affine, mean, a, inv_
     count = x.shape[1] * x.shape[2]
     height = x.shape[2] // width
     zero = np.zeros(1, x.dtype)[0]
-    for c in prange(x.shape[0]):
-        m64, p, q = np.float64(mean[c]), affine[0, c], affine[1, c]
-        sum_g, sum_gx = 0.0, 0.0
-        for b in range(x.shape[1]):
-            s, t = 0.0, 0.0
-            for h in range(height):
-                g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
-                x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
-                for i in range(width):
-                    xi = x_row[i]
-                    gm = zero if xi * p + q <= 0 else part_sum(g_row, g2_row, i)
-                    out_row[i] = gm
-                    gi = np.float64(gm)
-                    s += gi
-                    t += gi * (np.float64(xi) - m64)
-            sum_g += s
-            sum_gx += t
-        sums[0, c], sums[1, c] = sum_g, sum_gx
-        a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
-        values = np.empty(2, x.dtype)  # k and d in the data's dtype
-        values[0] = -a64 * s64 * s64 * sum_gx / count
-        values[1] = -a64 * sum_g / count
-        ac, m, kc, dc = a[c], mean[c], values[0], values[1]
-        for b in range(x.shape[1]):
-            x_row, out_row = x[c, b], out[c, b]
-            for i in range(x_row.shape[0]):
-                out_row[i] = ac * out_row[i] + kc * (x_row[i] - m) + dc
+    done = 0
+    start, stop = claim(control, x.shape[0])
+    while start < stop:
+        for c in range(start, stop):
+            m64, p, q = np.float64(mean[c]), affine[0, c], affine[1, c]
+            sum_g, sum_gx = 0.0, 0.0
+            for b in range(x.shape[1]):
+                s, t = 0.0, 0.0
+                for h in range(height):
+                    g_row, g2_row = row_of(g, steps, c, b, h), row_of(g2, steps2, c, b, h)
+                    x_row, out_row = x[c, b, h * width :], out[c, b, h * width :]
+                    for i in range(width):
+                        xi = x_row[i]
+                        gm = zero if xi * p + q <= 0 else part_sum(g_row, g2_row, i)
+                        out_row[i] = gm
+                        gi = np.float64(gm)
+                        s += gi
+                        t += gi * (np.float64(xi) - m64)
+                sum_g += s
+                sum_gx += t
+            sums[0, c], sums[1, c] = sum_g, sum_gx
+            a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
+            values = np.empty(2, x.dtype)  # k and d in the data's dtype
+            values[0] = -a64 * s64 * s64 * sum_gx / count
+            values[1] = -a64 * sum_g / count
+            ac, m, kc, dc = a[c], mean[c], values[0], values[1]
+            for b in range(x.shape[1]):
+                x_row, out_row = x[c, b], out[c, b]
+                for i in range(x_row.shape[0]):
+                    out_row[i] = ac * out_row[i] + kc * (x_row[i] - m) + dc
+        done += stop - start
+        start, stop = claim(control, x.shape[0])
+    return done
 
 
 def relu_after_batch_norm_grad(relu_ctx, norm_ctx, g):
@@ -273,24 +286,30 @@ def relu_grad_of_sum(ctx, g1: np.ndarray, g2: np.ndarray):
     (a, a_steps), (b, b_steps) = (run_of(g.transpose(ctx.flat.order)) for g in (g1, g2))
     out = np.empty(ctx.passes.shape, g1.dtype)
     shape = np.array(ctx.flat.shape, np.int64)  # (P, Q, R, S): the mask's memory order
-    select_sum(a, a_steps, b, b_steps, shape, ctx.passes, out, g1.dtype.type(0))
+    args = (a, a_steps, b, b_steps, shape, ctx.passes, out, g1.dtype.type(0))
+    team.run(select_sum, args, int(shape[0] * shape[1]), unit=int(shape[2] * shape[3]))
     return ctx.flat.back(out)
 
 
-@jit.kernel(parallel=True)
-def select_sum(a, a_steps, b, b_steps, shape, mask, out, zero):
+@jit.kernel()
+def select_sum(a, a_steps, b, b_steps, shape, mask, out, zero, control):
     """``out = a + b`` where mask, else 0: ReLU's backward of a gradient in two parts. a and
     b are runs of memory whose row (p, q, r) of ``shape[3]`` values starts at
     p·steps[0] + q·steps[1] + r·steps[2]; mask and out are flat in (P, Q, R, S) order."""
     planes, rows, width = shape[1], shape[2], shape[3]
-    for task in prange(shape[0] * planes):
-        k = np.int64(task)  # a prange index may be unsigned
-        p, q = k // planes, k % planes
-        for r in range(rows):
-            # rows as slices, indexed from 0 up: no index can be negative, so LLVM vectorises
-            ra = a[p * a_steps[0] + q * a_steps[1] + r * a_steps[2] :]
-            rb = b[p * b_steps[0] + q * b_steps[1] + r * b_steps[2] :]
-            start = (k * rows + r) * width
-            passes, row = mask[start:], out[start:]
-            for s in range(width):
-                row[s] = ra[s] + rb[s] if passes[s] else zero
+    done = 0
+    start, stop = claim(control, shape[0] * planes)
+    while start < stop:
+        for task in range(start, stop):
+            p, q = task // planes, task % planes
+            for r in range(rows):
+                # rows as slices, indexed from 0 up: no index is negative, so LLVM vectorises
+                ra = a[p * a_steps[0] + q * a_steps[1] + r * a_steps[2] :]
+                rb = b[p * b_steps[0] + q * b_steps[1] + r * b_steps[2] :]
+                at = (task * rows + r) * width
+                passes, row = mask[at:], out[at:]
+                for s in range(width):
+                    row[s] = ra[s] + rb[s] if passes[s] else zero
+        done += stop - start
+        start, stop = claim(control, shape[0] * planes)
+    return done
