@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import prange
 
 from ..core import jit, team
 from ..core.team import claim
@@ -84,36 +83,37 @@ def col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task):
                         run[j * sw] += src[j]
 
 
-@jit.kernel(parallel=True)
-def im2col(xp, start, sh, sw, dh, dw, cols):
+@jit.kernel()
+def im2col(xp, start, sh, sw, dh, dw, cols, control):
     """Fill ``cols`` (C, kH, kW, chunk, OH, OW) from samples ``start:start + chunk`` of xp:
-    ``cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw]``."""
-    for task in prange(cols.shape[0] * cols.shape[3]):
-        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
+    ``cols[c, p, q, s, i, j] = xp[c, start + s, i·sh + p·dh, j·sw + q·dw]``, the planes
+    (channel, sample) this thread claims."""
+    planes = cols.shape[0] * cols.shape[3]
+    done = 0
+    first, last = claim(control, planes)
+    while first < last:
+        for task in range(first, last):
+            im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
+        done += last - first
+        first, last = claim(control, planes)
+    return done
 
 
 @jit.kernel()
-def im2col_one_thread(xp, start, sh, sw, dh, dw, cols):
-    """:func:`im2col` on the calling thread."""
-    for task in range(cols.shape[0] * cols.shape[3]):
-        im2col_plane(xp, start, sh, sw, dh, dw, cols, task)
-
-
-@jit.kernel(parallel=True)
-def col2im(cols, start, sh, sw, dh, dw, top, left, batch_first, gx):
+def col2im(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, control):
     """Overwrite samples ``start:start + chunk`` of the unpadded input gradient gx (C, N, H,
     W), or (N, C, H, W) when ``batch_first``, with the adjoint of :func:`im2col`: each entry
     of ``cols`` (C, kH, kW, chunk, OH, OW) added onto its pixel, ``top`` rows and ``left``
-    columns of padding off."""
-    for task in prange(cols.shape[0] * cols.shape[3]):
-        col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
-
-
-@jit.kernel()
-def col2im_one_thread(cols, start, sh, sw, dh, dw, top, left, batch_first, gx):
-    """:func:`col2im` on the calling thread."""
-    for task in range(cols.shape[0] * cols.shape[3]):
-        col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
+    columns of padding off; the planes (channel, sample) this thread claims."""
+    planes = cols.shape[0] * cols.shape[3]
+    done = 0
+    first, last = claim(control, planes)
+    while first < last:
+        for task in range(first, last):
+            col2im_plane(cols, start, sh, sw, dh, dw, top, left, batch_first, gx, task)
+        done += last - first
+        first, last = claim(control, planes)
+    return done
 
 
 def channel_sums(gy: np.ndarray, out: np.ndarray) -> None:
@@ -185,7 +185,7 @@ def fill_columns(xp: np.ndarray, start: int, geometry: ConvGeometry, cols: np.nd
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel_size, geometry.stride, geometry.dilation
     oh, ow = geometry.output_size(*xp.shape[2:], padded=True)
     cols = cols.reshape(xp.shape[0], kh, kw, -1, oh, ow)  # (C, kH, kW, chunk, OH, OW)
-    (im2col_one_thread if _worker.active else im2col)(xp, start, sh, sw, dh, dw, cols)
+    share(im2col, (xp, start, sh, sw, dh, dw, cols), cols.shape[0] * cols.shape[3])
 
 
 def add_columns(
@@ -197,8 +197,8 @@ def add_columns(
     after: the padded one had been cut out by a transposing copy (a leaf's ``.grad``)."""
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     (top, _), (left, _) = geometry.padding
-    kernel = col2im_one_thread if _worker.active else col2im
-    kernel(cols, start, sh, sw, dh, dw, top, left, batch_first, gx)
+    args = (cols, start, sh, sw, dh, dw, top, left, batch_first, gx)
+    share(col2im, args, cols.shape[0] * cols.shape[3])
 
 
 # ---- threads: each range of samples a task, BLAS on one thread inside each
@@ -209,8 +209,8 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 
 
-# True in the pool's workers, which call the one-thread kernels: parallel kernels are launched
-# one at a time (numba's workqueue layer takes no concurrent launches, see core/jit.py)
+# True in the threads running ranges (:func:`run`), whose passes then run on their own
+# thread (:func:`share`): each range is one thread's work, and the team serves one pass at a time
 class _Worker(threading.local):
     active = False
 
