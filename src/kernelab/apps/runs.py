@@ -24,7 +24,7 @@ from ..core.tensor import Tensor
 from ..interop import save_safetensors
 from ..kernels import initializers, viz
 from ..nn import Conv2d, Module
-from . import arch
+from . import arch, precompile
 from .timeline import FOLDER, TimelineRecorder
 from .train import BEST, CHECKPOINT, History, Trainer
 from .transfer import read_weights, transfer
@@ -103,17 +103,21 @@ def initialise(model: Module, name: str, seed: int) -> None:
             conv.weight = kernel
 
 
+OPTIMIZERS = {"sgd": "SGD", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
+
+
 def make_optimizer(model: Module, config: dict[str, Any]) -> optim.Optimizer:
     """The config's optimiser over the model's trainable parameters."""
-    name, lr, decay = config["optimizer"], config["lr"], config["weight_decay"]
-    params = [p for p in model.parameters() if p.requires_grad]
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=config["momentum"], weight_decay=decay)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, momentum=config["momentum"], weight_decay=decay)
-    if name == "adamw":
-        return optim.AdamW(params, lr=lr, weight_decay=decay)
-    return optim.Adam(params, lr=lr, weight_decay=decay)
+    name, options = optimizer_spec(config)
+    return getattr(optim, name)([p for p in model.parameters() if p.requires_grad], **options)
+
+
+def optimizer_spec(config: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """The config's optimiser as its class's name in ``kernelab.optim`` and its options."""
+    options = {"lr": config["lr"], "weight_decay": config["weight_decay"]}
+    if config["optimizer"] in ("sgd", "rmsprop"):
+        options["momentum"] = config["momentum"]
+    return OPTIMIZERS.get(config["optimizer"], "Adam"), options
 
 
 def make_scheduler(optimizer, config: dict[str, Any], steps_per_epoch: int):
@@ -216,6 +220,10 @@ def train_run(
         log(f"data: {splits.source}; {len(x_train)} training, {len(x_test)} test images")
     config["input_shape"] = list(x_train.shape[1:])
     config["classes"] = list(splits.classes)
+    if leader:  # the loss's and the optimiser's kernels, compiled meanwhile if not cached
+        batch = config["batch_size"] // distributed.get_world_size()
+        spec = optimizer_spec(config)
+        precompile.start(precompile.job_for(spec, batch, len(splits.classes), x_train, y_train))
     model = start_model(config, resume, log)
     loader = make_train_loader(data.TensorDataset(x_train, y_train), config)
     if distributed.get_world_size() > 1:

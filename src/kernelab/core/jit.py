@@ -228,12 +228,11 @@ def compile_in_background(kernel: Kernel, args) -> bool:
     signature at a time, across processes: a lock file beside the source, which the child
     removes when done (or when it fails); one left by a killed child counts after
     ``_STALE_LOCK_SECONDS``. The child runs only on cycles nothing else wants (``SCHED_IDLE``,
-    else the lowest priority), in this process's session: under Linux's autogroup scheduling
-    a new session would be a group of its own, which the scheduler shares the cores with as
-    an equal whatever its priority. From Python 3.11 it has a process group of its own, so a
-    Ctrl-C meant for this process does not stop it. Children compile one at a time (a lock
-    on the directory). Nothing is started for a kernel without a source file (no cache
-    directory was writable), nor where no process can be started.
+    else the lowest priority), in this process's session (:func:`start_process`): under
+    Linux's autogroup scheduling a new session would be a group of its own, which the
+    scheduler shares the cores with as an equal whatever its priority. Children compile one
+    at a time (a lock on the directory). Nothing is started for a kernel without a source
+    file (no cache directory was writable), nor where no process can be started.
     """
     if kernel.path is None:
         return False
@@ -254,10 +253,21 @@ def compile_in_background(kernel: Kernel, args) -> bool:
     job = {"path": kernel.path, "name": kernel.__name__, "args": types, "lock": lock}
     job.update(parallel=kernel.parallel, fastmath=sorted(kernel.fastmath or ()))
     code = "import sys; from kernelab.core import jit; jit.compile_job(sys.argv[1])"
+    if start_process(code, json.dumps(job)) is None:
+        os.remove(lock)
+        return False
+    _notice()
+    return True
+
+
+def start_process(code: str, argument: str) -> subprocess.Popen | None:
+    """Start ``python -c code argument`` on this process's module path, in this process's
+    session, and return at once; None where no process can be started. From Python 3.11 it
+    has a process group of its own, so a Ctrl-C meant for this process does not stop it."""
     group = {"process_group": 0} if sys.version_info >= (3, 11) else {}
     try:
-        subprocess.Popen(
-            [sys.executable, "-c", code, json.dumps(job)],
+        return subprocess.Popen(
+            [sys.executable, "-c", code, argument],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -265,10 +275,7 @@ def compile_in_background(kernel: Kernel, args) -> bool:
             **group,
         )
     except OSError:
-        os.remove(lock)
-        return False
-    _notice()
-    return True
+        return None
 
 
 def _argument_spec(numba, value) -> list:
@@ -399,6 +406,18 @@ class Kernel:
             )
             dispatcher.add_overload(result)
         return True
+
+    def cached(self) -> bool:
+        """Whether numba's on-disk cache holds machine code of this kernel, for any
+        signature, from the current source (never compiles or loads)."""
+        if self.compiled is None:
+            with _lock:
+                if self.compiled is None:
+                    self.compiled = self._dispatcher()
+        try:  # the index of the kernel's cache file: empty when missing or stale
+            return bool(self.compiled._cache._cache_file._load_index())
+        except AttributeError:  # no cache, or a numba whose cache is laid out otherwise
+            return False
 
     def _first_call(self, args):
         """Compile (or load from the cache) and run; say so once first calls take long."""
