@@ -13,7 +13,9 @@ them when it gets there.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 import numpy as np
 
@@ -58,7 +60,10 @@ def start(job: dict):
 
 
 def child(job_json: str) -> None:
-    """The process :func:`start` starts."""
+    """The process :func:`start` starts: a lower priority than the run it works for, whose
+    cores it takes only while that run leaves one idle (compiling, on one core)."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not on Windows
+        os.nice(5)
     step_end(json.loads(job_json))
 
 
