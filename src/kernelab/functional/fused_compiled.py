@@ -32,6 +32,7 @@ from .norm_compiled import (
     by_channels,
     by_channels_backward,
     from_rows,
+    gradient_terms,
     layout,
     scale_shift_of,
     supports,
@@ -242,11 +243,8 @@ def relu_channel_gradients(
                 sum_g += s
                 sum_gx += t
             sums[0, c], sums[1, c] = sum_g, sum_gx
-            a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
-            values = np.empty(2, x.dtype)  # k and d in the data's dtype
-            values[0] = -a64 * s64 * s64 * sum_gx / count
-            values[1] = -a64 * sum_g / count
-            ac, m, kc, dc = a[c], mean[c], values[0], values[1]
+            kc, dc = gradient_terms(a, inv_std, c, sum_g, sum_gx, count, x)
+            ac, m = a[c], mean[c]
             for b in range(x.shape[1]):
                 x_row, out_row = x[c, b], out[c, b]
                 for i in range(x_row.shape[0]):

@@ -219,6 +219,18 @@ def grad_input(g, x, mean, p, k, q, channel_major, out):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def gradient_terms(a, inv_std, c, sum_g, sum_gx, count, x):
+    """k and d of channel c's input gradient ``a·g + k·(x − mean) + d`` in training, from its
+    sums Σg and Σg·(x − mean) over ``count`` values, computed in float64 and rounded to x's
+    dtype as :func:`backward` rounds them."""
+    a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
+    values = np.empty(2, x.dtype)
+    values[0] = -a64 * s64 * s64 * sum_gx / count
+    values[1] = -a64 * sum_g / count
+    return values[0], values[1]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def scale_shift_of(x, c, channel_major, weight, bias, eps, stats):
     """Channel c of rows x: its mean and biased variance (float64, from a shift k, into
     ``stats[:, c]``), and its scale and shift in the data's dtype, as :func:`forward`
@@ -321,11 +333,8 @@ def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums, mask, co
                 sum_g += s
                 sum_gx += t
             sums[0, c], sums[1, c] = sum_g, sum_gx
-            a64, s64 = np.float64(a[c]), np.float64(inv_std[c])
-            values = np.empty(2, x.dtype)  # k and d in the data's dtype
-            values[0] = -a64 * s64 * s64 * sum_gx / count
-            values[1] = -a64 * sum_g / count
-            ac, m, kc, dc = a[c], mean[c], values[0], values[1]
+            kc, dc = gradient_terms(a, inv_std, c, sum_g, sum_gx, count, x)
+            ac, m = a[c], mean[c]
             for b in range(samples):
                 g_row = g[c, b] if channel_major else g[b, c]
                 x_row = x[c, b] if channel_major else x[b, c]
