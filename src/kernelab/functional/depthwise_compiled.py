@@ -21,9 +21,11 @@ floating-point reduction to reorder) and folded at the end.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..core import jit
+from ..core.team import claim
+from . import conv_compiled
 from .conv_algorithms import contiguous
 from .geometry import ConvGeometry
 
@@ -35,29 +37,35 @@ SAMPLES = 8  # samples per parallel task: the task's scratch row is allocated on
 inner = njit(cache=True, nogil=True, error_model="numpy", fastmath=FLAGS)
 
 
-@jit.kernel(parallel=True)
-def depthwise_forward(xp, taps, bias, stride, dilation, y):
+@jit.kernel()
+def depthwise_forward(xp, taps, bias, stride, dilation, y, control):
     """y (C_in, M, N, OH, OW) from xp (C_in, N, Hp, Wp), taps (C_in, M, kH, kW), bias (C_in, M)."""
     c_in, n = xp.shape[0], xp.shape[1]
     mult, kh, kw = taps.shape[1], taps.shape[2], taps.shape[3]
     oh, ow = y.shape[3], y.shape[4]
     (sh, sw), (dh, dw) = stride, dilation
-    for pair in prange(c_in * n):
-        c, s = pair // n, pair % n
-        for m in range(mult):
-            for i in range(oh):
-                for j in range(ow):
-                    y[c, m, s, i, j] = bias[c, m]
-                for p in range(kh):
-                    r = i * sh + p * dh
-                    for q in range(kw):
-                        t = taps[c, m, p, q]
-                        for j in range(ow):
-                            y[c, m, s, i, j] += t * xp[c, s, r, j * sw + q * dw]
+    done = 0
+    lo, hi = claim(control, c_in * n)
+    while lo < hi:
+        for pair in range(lo, hi):
+            c, s = pair // n, pair % n
+            for m in range(mult):
+                for i in range(oh):
+                    for j in range(ow):
+                        y[c, m, s, i, j] = bias[c, m]
+                    for p in range(kh):
+                        r = i * sh + p * dh
+                        for q in range(kw):
+                            t = taps[c, m, p, q]
+                            for j in range(ow):
+                                y[c, m, s, i, j] += t * xp[c, s, r, j * sw + q * dw]
+        done += hi - lo
+        lo, hi = claim(control, c_in * n)
+    return done
 
 
-@jit.kernel(parallel=True)
-def depthwise_backward(xp, taps, gy, stride, dilation, need_x, need_w, gxp, partial):
+@jit.kernel()
+def depthwise_backward(xp, taps, gy, stride, dilation, need_x, need_w, gxp, partial, control):
     """gxp (C_in, N, Hp, Wp) and the per-sample kernel gradients partial (C_in, N, M, kH, kW).
 
     gy (C_in, M, N, OH, OW); gxp is written only when ``need_x``, partial when ``need_w``.
@@ -66,28 +74,35 @@ def depthwise_backward(xp, taps, gy, stride, dilation, need_x, need_w, gxp, part
     mult, kh, kw = taps.shape[1], taps.shape[2], taps.shape[3]
     oh, ow = gy.shape[3], gy.shape[4]
     (sh, sw), (dh, dw) = stride, dilation
-    for pair in prange(c_in * n):
-        c, s = pair // n, pair % n
-        if need_x:
-            gxp[c, s] = 0
-        acc = np.zeros((mult, kh, kw, ow), xp.dtype)  # the kernel gradient, per output column
-        for i in range(oh):
-            for p in range(kh):
-                r = i * sh + p * dh
-                for q in range(kw):
-                    for m in range(mult):
-                        if need_x:
-                            t = taps[c, m, p, q]
-                            for j in range(ow):
-                                gxp[c, s, r, j * sw + q * dw] += t * gy[c, m, s, i, j]
-                        if need_w:
-                            for j in range(ow):
-                                acc[m, p, q, j] += gy[c, m, s, i, j] * xp[c, s, r, j * sw + q * dw]
-        if need_w:
-            for m in range(mult):
+    done = 0
+    lo, hi = claim(control, c_in * n)
+    while lo < hi:
+        for pair in range(lo, hi):
+            c, s = pair // n, pair % n
+            if need_x:
+                gxp[c, s] = 0
+            acc = np.zeros((mult, kh, kw, ow), xp.dtype)  # the kernel gradient, per output column
+            for i in range(oh):
                 for p in range(kh):
+                    r = i * sh + p * dh
                     for q in range(kw):
-                        partial[c, s, m, p, q] = acc[m, p, q].sum()
+                        for m in range(mult):
+                            if need_x:
+                                t = taps[c, m, p, q]
+                                for j in range(ow):
+                                    gxp[c, s, r, j * sw + q * dw] += t * gy[c, m, s, i, j]
+                            if need_w:
+                                for j in range(ow):
+                                    x = xp[c, s, r, j * sw + q * dw]
+                                    acc[m, p, q, j] += gy[c, m, s, i, j] * x
+            if need_w:
+                for m in range(mult):
+                    for p in range(kh):
+                        for q in range(kw):
+                            partial[c, s, m, p, q] = acc[m, p, q].sum()
+        done += hi - lo
+        lo, hi = claim(control, c_in * n)
+    return done
 
 
 @inner
@@ -194,26 +209,32 @@ def total(values):
     return result
 
 
-@jit.kernel(parallel=True)
-def depthwise_forward_wide(xp, taps, bias, dilation, wp, y):
+@jit.kernel()
+def depthwise_forward_wide(xp, taps, bias, dilation, wp, y, control):
     """Stride 1: y (C_in, M, N, OH·OW) from xp (C_in, N, Hp·Wp), flat runs (see the class)."""
     c_in, n, mult = xp.shape[0], xp.shape[1], taps.shape[1]
     dh, dw = dilation
     ow = wp - dw * (taps.shape[3] - 1)
     oh = y.shape[3] // ow
     blocks = (n + SAMPLES - 1) // SAMPLES
-    for task in prange(c_in * blocks):
-        c, first = task // blocks, (task % blocks) * SAMPLES
-        wide = np.empty((oh - 1) * wp + ow, y.dtype)  # (OH, Wp) flat, the last row cut at OW
-        for s in range(first, min(first + SAMPLES, n)):
-            for m in range(mult):
-                wide[:] = bias[c, m]
-                correlate(wide, xp[c, s], taps[c, m], dh, dw, wp)
-                copy_rows(y[c, m, s], ow, wide, wp, oh)
+    done = 0
+    lo, hi = claim(control, c_in * blocks)
+    while lo < hi:
+        for task in range(lo, hi):
+            c, first = task // blocks, (task % blocks) * SAMPLES
+            wide = np.empty((oh - 1) * wp + ow, y.dtype)  # (OH, Wp) flat, the last row cut at OW
+            for s in range(first, min(first + SAMPLES, n)):
+                for m in range(mult):
+                    wide[:] = bias[c, m]
+                    correlate(wide, xp[c, s], taps[c, m], dh, dw, wp)
+                    copy_rows(y[c, m, s], ow, wide, wp, oh)
+        done += hi - lo
+        lo, hi = claim(control, c_in * blocks)
+    return done
 
 
-@jit.kernel(parallel=True)
-def depthwise_backward_wide(xp, flipped, gy, batch_first, frame, need_x, need_w, gx, sums):
+@jit.kernel()
+def depthwise_backward_wide(xp, flipped, gy, batch_first, frame, need_x, need_w, gx, sums, control):
     """Stride 1, by flat runs: the input gradient gx (N, C_in, H·W) of the input's pixels
     alone, the per-sample kernel gradients partial (C_in, N, M, kH, kW) and the per-sample
     bias gradients (C_in, N, M); ``sums`` is the pair (partial, bias).
@@ -231,25 +252,31 @@ def depthwise_backward_wide(xp, flipped, gy, batch_first, frame, need_x, need_w,
     margin = (kh - 1) * dh * wp + (kw - 1) * dw
     start = top * wp + left  # the input's first pixel in the padded plane
     blocks = (n + SAMPLES - 1) // SAMPLES
-    for task in prange(c_in * blocks):
-        c, first = task // blocks, (task % blocks) * SAMPLES
-        # gy (OH, Wp) flat after `margin` zeros, zero past column OW and to the end
-        padded = np.zeros(margin + size, gy.dtype)
-        wide = padded[margin : margin + (oh - 1) * wp + ow]
-        inside = np.empty((h - 1) * wp + w, gy.dtype)  # gx's rows, Wp apart
-        for s in range(first, min(first + SAMPLES, n)):
-            inside[:] = 0
-            for m in range(mult):
-                o = c * mult + m
-                plane = gy[s, o] if batch_first else gy[o, s]
-                copy_rows(wide, wp, plane, ow, oh)
-                bias[c, s, m] = total(plane)
-                if need_x:  # full correlation with the rotated kernel, the input's pixels
-                    correlate(inside, padded[start:], flipped[c, m], dh, dw, wp)
-                if need_w:
-                    correlate_sums(partial[c, s, m], wide, xp[c, s], dh, dw, wp)
-            if need_x:
-                copy_rows(gx[s, c], w, inside, wp, h)
+    done = 0
+    lo, hi = claim(control, c_in * blocks)
+    while lo < hi:
+        for task in range(lo, hi):
+            c, first = task // blocks, (task % blocks) * SAMPLES
+            # gy (OH, Wp) flat after `margin` zeros, zero past column OW and to the end
+            padded = np.zeros(margin + size, gy.dtype)
+            wide = padded[margin : margin + (oh - 1) * wp + ow]
+            inside = np.empty((h - 1) * wp + w, gy.dtype)  # gx's rows, Wp apart
+            for s in range(first, min(first + SAMPLES, n)):
+                inside[:] = 0
+                for m in range(mult):
+                    o = c * mult + m
+                    plane = gy[s, o] if batch_first else gy[o, s]
+                    copy_rows(wide, wp, plane, ow, oh)
+                    bias[c, s, m] = total(plane)
+                    if need_x:  # full correlation with the rotated kernel, the input's pixels
+                        correlate(inside, padded[start:], flipped[c, m], dh, dw, wp)
+                    if need_w:
+                        correlate_sums(partial[c, s, m], wide, xp[c, s], dh, dw, wp)
+                if need_x:
+                    copy_rows(gx[s, c], w, inside, wp, h)
+        done += hi - lo
+        lo, hi = claim(control, c_in * blocks)
+    return done
 
 
 class DepthwiseCompiled:
@@ -278,11 +305,11 @@ class DepthwiseCompiled:
         xc = np.ascontiguousarray(xp)
         if geometry.stride == (1, 1):
             flat = y.reshape(c_in, mult, n, oh * ow)  # (C_in, M, N, OH·OW)
-            depthwise_forward_wide(
-                xc.reshape(c_in, n, hp * wp), taps, bias, geometry.dilation, wp, flat
-            )
+            args = (xc.reshape(c_in, n, hp * wp), taps, bias, geometry.dilation, wp, flat)
+            conv_compiled.share(depthwise_forward_wide, args, c_in * -(-n // SAMPLES))
         else:
-            depthwise_forward(xc, taps, bias, geometry.stride, geometry.dilation, y)
+            args = (xc, taps, bias, geometry.stride, geometry.dilation, y)
+            conv_compiled.share(depthwise_forward, args, c_in * n)
         ctx.xp, ctx.w, ctx.geometry = xp, w, geometry
         return y.reshape(c_out, n, oh, ow)
 
@@ -311,7 +338,7 @@ class DepthwiseCompiled:
         gx = np.empty((n, c_in, h * width) if need_x else (1, 1, 1), xp.dtype)
         partial = np.empty((c_in, n) + taps.shape[1:] if need_w else (1,) * 5, xp.dtype)
         bias = np.empty((c_in, n, c_out // c_in), xp.dtype)  # (C_in, N, M)
-        depthwise_backward_wide(
+        args = (
             np.ascontiguousarray(xp).reshape(c_in, n, hp * wp),  # (C_in, N, Hp·Wp)
             np.ascontiguousarray(taps[:, :, ::-1, ::-1]),
             g3,
@@ -322,6 +349,7 @@ class DepthwiseCompiled:
             gx,
             (partial, bias),
         )
+        conv_compiled.share(depthwise_backward_wide, args, c_in * -(-n // SAMPLES))
         if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
             ctx.bias_gradient = bias.sum(axis=1).reshape(c_out)
         gw = partial.sum(axis=1).reshape(w.shape) if need_w else None
@@ -341,16 +369,8 @@ class DepthwiseCompiled:
         partial = np.empty(  # (C_in, N, M, kH, kW)
             (c_in, xp.shape[1], mult) + w.shape[2:] if need_w else (1,) * 5, xp.dtype
         )
-        depthwise_backward(
-            np.ascontiguousarray(xp),
-            taps,
-            gy5,
-            geometry.stride,
-            geometry.dilation,
-            need_x,
-            need_w,
-            gxp,
-            partial,
-        )
+        args = (np.ascontiguousarray(xp), taps, gy5, geometry.stride, geometry.dilation)
+        tasks = c_in * xp.shape[1]  # (channel, sample) pairs
+        conv_compiled.share(depthwise_backward, (*args, need_x, need_w, gxp, partial), tasks)
         gw = partial.sum(axis=1).reshape(w.shape) if need_w else None
         return (gxp if need_x else None), gw
