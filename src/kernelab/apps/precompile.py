@@ -40,7 +40,7 @@ def job_for(optimizer: tuple[str, dict], batch: int, classes: int, x, y) -> dict
     }
 
 
-_started = None  # the last process start started, while it may be running
+_started = None  # the process start started last (it may still be compiling)
 
 
 def start(job: dict):

@@ -382,10 +382,7 @@ class Kernel:
         """True when machine code for these arguments' types is in this process or in
         numba's on-disk cache (then loaded, in milliseconds); never compiles."""
         numba = numba_module()
-        if self.compiled is None:
-            with _lock:
-                if self.compiled is None:
-                    self.compiled = self._dispatcher()
+        self._make_dispatcher()
         signature = tuple(numba.typeof(a) for a in args)
         if signature in self.compiled.overloads:
             return True
@@ -410,10 +407,7 @@ class Kernel:
     def cached(self) -> bool:
         """Whether numba's on-disk cache holds machine code of this kernel, for any
         signature, from the current source (never compiles or loads)."""
-        if self.compiled is None:
-            with _lock:
-                if self.compiled is None:
-                    self.compiled = self._dispatcher()
+        self._make_dispatcher()
         try:  # the index of the kernel's cache file: empty when missing or stale
             return bool(self.compiled._cache._cache_file._load_index())
         except AttributeError:  # no cache, or a numba whose cache is laid out otherwise
@@ -479,6 +473,13 @@ class Kernel:
             finally:
                 numba.config.SLP_VECTORIZE = before
                 codegen.CPUCodeLibrary.add_ir_module = add
+
+    def _make_dispatcher(self) -> None:
+        """numba's dispatcher in ``compiled``, unless there is one (it compiles nothing)."""
+        if self.compiled is None:
+            with _lock:
+                if self.compiled is None:
+                    self.compiled = self._dispatcher()
 
     def _dispatcher(self):
         numba = numba_module()
