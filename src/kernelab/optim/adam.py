@@ -108,10 +108,10 @@ class Adam(Optimizer):
                 step = float(state["step"])
                 corrections.append([lr / (1 - beta1**step), (1 - beta2**step) ** 0.5])
             # rows holds the arrays until the launch ends
-            addresses, offsets = fast.kept_table(self, (id(group), dtype), rows)
+            addresses, tasks = fast.kept_table(self, (id(group), dtype), rows)
             fast.adam(
                 addresses,
-                offsets,
+                tasks,
                 np.array(hyper, dtype),
                 np.array(corrections, dtype),  # (count, 2)
                 decoupled,

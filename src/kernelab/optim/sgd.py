@@ -90,11 +90,11 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"] = np.empty_like(p.array)  # C-ordered as p
                 rows.append([p.array, np.ascontiguousarray(grad), buf])
             # rows holds the arrays until the launch ends
-            addresses, offsets = fast.kept_table(self, (id(group), dtype), rows)
+            addresses, tasks = fast.kept_table(self, (id(group), dtype), rows)
             hyper = [group["lr"], momentum, 1 - float(group["dampening"]), group["weight_decay"]]
             fast.sgd(
                 addresses,
-                offsets,
+                tasks,
                 np.array(first),
                 *(dtype.type(h) for h in hyper),
                 bool(group["nesterov"]),

@@ -12,8 +12,8 @@ spin, where a parallel launch on numba's workers cost tens of microseconds even 
 and numba's parallel pipeline took 2-2.4 s to compile Adam, most of a cold first step's
 compilation). The kernel gets the parameters' memory as a table of addresses (``count`` rows
 of the arrays' addresses: one signature whatever the group holds, where a tuple of arrays
-would compile one per length) and the offsets of each parameter in one run over all their
-elements, cut into tasks of :data:`CHUNK` elements.
+would compile one per length) and its tasks: runs of at most :data:`CHUNK` elements of one
+parameter each (:func:`parts`), kept with the table.
 """
 
 from __future__ import annotations
@@ -76,19 +76,28 @@ def by_dtype(items: list, arrays) -> tuple[dict, list]:
 
 def table(rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The addresses (count, arrays a row) of each row's arrays, an empty array's as 0, and
-    the offsets (count + 1,) of each row's first array's elements in one run over all rows.
+    the :func:`parts` of the rows' first arrays.
 
     The arrays must stay alive, C-contiguous, until the kernel returns: the caller holds them.
     """
     addresses = np.array(
         [[a.ctypes.data if a.size else 0 for a in row] for row in rows], np.int64
     )  # (count, arrays a row)
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum([row[0].size for row in rows], out=offsets[1:])
-    return addresses, offsets
+    return addresses, parts([row[0].size for row in rows])
 
 
-# owner (an optimiser) -> {key: (the rows' arrays but their gradients, addresses, offsets)}
+def parts(sizes: list[int]) -> np.ndarray:
+    """The kernels' tasks (P, 3): (row k, start, end) of runs of at most :data:`CHUNK`
+    elements, the run over all rows' elements cut every CHUNK elements and where a row ends
+    (a task then reads one parameter's arrays: the kernels need not walk across rows)."""
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    cuts = np.union1d(np.arange(0, offsets[-1], CHUNK), offsets)
+    k = np.searchsorted(offsets, cuts[:-1], side="right") - 1
+    return np.stack([k, cuts[:-1] - offsets[k], cuts[1:] - offsets[k]], axis=1)
+
+
+# owner (an optimiser) -> {key: (the rows' arrays but their gradients, addresses, parts)}
 _tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -109,9 +118,9 @@ def kept_table(owner, key, rows: list[list[np.ndarray]]) -> tuple[np.ndarray, np
         return table(rows)
     kept = tables.get(key)
     if kept is None or not _same_arrays(kept[0], rows):
-        addresses, offsets = table(rows)
-        tables[key] = [[row[0], *row[2:]] for row in rows], addresses, offsets
-        return addresses, offsets
+        addresses, tasks = table(rows)
+        tables[key] = [[row[0], *row[2:]] for row in rows], addresses, tasks
+        return addresses, tasks
     addresses = kept[1]
     addresses[:, 1] = [row[1].ctypes.data if row[1].size else 0 for row in rows]
     return addresses, kept[2]
@@ -131,100 +140,84 @@ def _same_arrays(kept: list[list[np.ndarray]], rows: list[list[np.ndarray]]) -> 
     return True
 
 
-def sgd(addresses, offsets, *arguments) -> None:
-    """:func:`sgd_tasks` over the table's elements, on the team."""
-    team.run(sgd_tasks, (addresses, offsets, *arguments), tasks(offsets), unit=CHUNK)
+def sgd(addresses, tasks, *arguments) -> None:
+    """:func:`sgd_tasks` over the table's :func:`parts`, on the team."""
+    team.run(sgd_tasks, (addresses, tasks, *arguments), len(tasks), unit=CHUNK)
 
 
-def adam(addresses, offsets, *arguments) -> None:
-    """:func:`adam_tasks` over the table's elements, on the team."""
-    team.run(adam_tasks, (addresses, offsets, *arguments), tasks(offsets), unit=CHUNK)
-
-
-def tasks(offsets: np.ndarray) -> int:
-    """Tasks of :data:`CHUNK` elements in the run over the table's ``offsets[-1]``."""
-    return -(-int(offsets[-1]) // CHUNK)
+def adam(addresses, tasks, *arguments) -> None:
+    """:func:`adam_tasks` over the table's :func:`parts`, on the team."""
+    team.run(adam_tasks, (addresses, tasks, *arguments), len(tasks), unit=CHUNK)
 
 
 @jit.kernel()
 def sgd_tasks(
-    addresses, offsets, first, lr, momentum, keep, weight_decay, nesterov, maximize, control
+    addresses, tasks, first, lr, momentum, keep, weight_decay, nesterov, maximize, control
 ):
-    """SGD in place on every parameter of the table: ``addresses[k]`` = (parameter, gradient,
-    momentum buffer, 0 without momentum), ``first[k]`` whether the buffer starts from this
-    gradient. ``keep`` is ``1 − dampening``."""
-    total = offsets[-1]
-    count = (total + CHUNK - 1) // CHUNK
+    """SGD in place on the elements of the :func:`parts` ``tasks`` this thread claims:
+    ``addresses[k]`` = (parameter, gradient, momentum buffer, 0 without momentum),
+    ``first[k]`` whether the buffer starts from this gradient. ``keep`` is ``1 − dampening``."""
     done = 0
-    t0, t1 = claim(control, count)  # a run of tasks
+    t0, t1 = claim(control, tasks.shape[0])
     while t0 < t1:
         for task in range(t0, t1):
-            lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
-            k = np.searchsorted(offsets, lo, side="right") - 1
-            while lo < hi:  # the parameters this task's elements belong to, a run of each
-                start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
-                p = run(addresses[k, 0], start, end, lr)
-                grad = run(addresses[k, 1], start, end, lr)
-                buf = run(addresses[k, 2], start, end if momentum != 0 else start, lr)
-                restart = first[k]  # in a register: the stores below might alias ``first``
-                for i in range(end - start):
-                    g = -grad[i] if maximize else grad[i]
-                    if weight_decay != 0:
-                        g = g + weight_decay * p[i]
-                    if momentum != 0:
-                        b = g if restart else buf[i] * momentum + keep * g
-                        buf[i] = b
-                        g = g + momentum * b if nesterov else b
-                    p[i] = p[i] - lr * g
-                lo, k = offsets[k] + end, k + 1
+            k, start, end = tasks[task, 0], tasks[task, 1], tasks[task, 2]
+            p = run(addresses[k, 0], start, end, lr)
+            grad = run(addresses[k, 1], start, end, lr)
+            buf = run(addresses[k, 2], start, end if momentum != 0 else start, lr)
+            restart = first[k]  # in a register: the stores below might alias ``first``
+            for i in range(end - start):
+                g = -grad[i] if maximize else grad[i]
+                if weight_decay != 0:
+                    g = g + weight_decay * p[i]
+                if momentum != 0:
+                    b = g if restart else buf[i] * momentum + keep * g
+                    buf[i] = b
+                    g = g + momentum * b if nesterov else b
+                p[i] = p[i] - lr * g
         done += t1 - t0
-        t0, t1 = claim(control, count)
+        t0, t1 = claim(control, tasks.shape[0])
     return done
 
 
 @jit.kernel()
-def adam_tasks(addresses, offsets, hyper, corrections, decoupled, amsgrad, maximize, control):
-    """Adam in place on every parameter of the table: ``addresses[k]`` = (parameter,
-    gradient, first moment, second moment, its running maximum or 0 without amsgrad).
+def adam_tasks(addresses, tasks, hyper, corrections, decoupled, amsgrad, maximize, control):
+    """Adam in place on the elements of the :func:`parts` ``tasks`` this thread claims:
+    ``addresses[k]`` = (parameter, gradient, first moment, second moment, its running maximum
+    or 0 without amsgrad).
 
     ``hyper`` holds, in the parameters' dtype: weight decay (or the decoupled shrink factor
     ``1 − lr·weight_decay``), ``1 − β1``, ``β2``, ``1 − β2`` and eps; ``corrections[k]`` the
     step size ``lr / (1 − β1^t)`` and ``√(1 − β2^t)`` of parameter k's step count t.
     """
     decay, rest1, beta2, rest2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
-    total = offsets[-1]
-    count = (total + CHUNK - 1) // CHUNK
     done = 0
-    t0, t1 = claim(control, count)  # a run of tasks
+    t0, t1 = claim(control, tasks.shape[0])
     while t0 < t1:
         for task in range(t0, t1):
-            lo, hi = task * CHUNK, min(total, (task + 1) * CHUNK)
-            k = np.searchsorted(offsets, lo, side="right") - 1
-            while lo < hi:  # as in sgd
-                start, end = lo - offsets[k], min(hi, offsets[k + 1]) - offsets[k]
-                p = run(addresses[k, 0], start, end, eps)
-                grad = run(addresses[k, 1], start, end, eps)
-                m = run(addresses[k, 2], start, end, eps)
-                v = run(addresses[k, 3], start, end, eps)
-                v_max = run(addresses[k, 4], start, end if amsgrad else start, eps)
-                step_size, correction2 = corrections[k, 0], corrections[k, 1]
-                for i in range(end - start):
-                    g = -grad[i] if maximize else grad[i]
-                    if decoupled:
-                        p[i] = p[i] * decay
-                    elif decay != 0:
-                        g = g + decay * p[i]
-                    mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
-                    m[i] = mi
-                    vi = v[i] * beta2 + rest2 * g * g
-                    v[i] = vi
-                    if amsgrad:
-                        w = v_max[i]
-                        if w > vi or w != w:  # np.maximum: NaN wins
-                            vi = w
-                        v_max[i] = vi
-                    p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
-                lo, k = offsets[k] + end, k + 1
+            k, start, end = tasks[task, 0], tasks[task, 1], tasks[task, 2]
+            p = run(addresses[k, 0], start, end, eps)
+            grad = run(addresses[k, 1], start, end, eps)
+            m = run(addresses[k, 2], start, end, eps)
+            v = run(addresses[k, 3], start, end, eps)
+            v_max = run(addresses[k, 4], start, end if amsgrad else start, eps)
+            step_size, correction2 = corrections[k, 0], corrections[k, 1]
+            for i in range(end - start):
+                g = -grad[i] if maximize else grad[i]
+                if decoupled:
+                    p[i] = p[i] * decay
+                elif decay != 0:
+                    g = g + decay * p[i]
+                mi = m[i] + rest1 * (g - m[i])  # torch's lerp towards g
+                m[i] = mi
+                vi = v[i] * beta2 + rest2 * g * g
+                v[i] = vi
+                if amsgrad:
+                    w = v_max[i]
+                    if w > vi or w != w:  # np.maximum: NaN wins
+                        vi = w
+                    v_max[i] = vi
+                p[i] = p[i] - step_size * mi / (np.sqrt(vi) / correction2 + eps)
         done += t1 - t0
-        t0, t1 = claim(control, count)
+        t0, t1 = claim(control, tasks.shape[0])
     return done
