@@ -31,6 +31,42 @@ def test_import_compiles_nothing_and_loads_no_numba():
     assert done.stdout.strip() == "False"
 
 
+def test_compiled_kernels_start_without_scipy_s_linear_algebra_and_numba_keeps_blas():
+    done = run_python(
+        """
+        import sys
+        import numpy as np
+        import kernelab as kl
+        import kernelab.nn.functional as F
+        if kl.backends.kernels.current() != "numba":
+            print("skip")
+            raise SystemExit
+        F.relu(kl.randn(2, 3, 8, 8))
+        print("scipy.linalg" in sys.modules)
+        import numba
+        from numba.np import arraymath
+        try:
+            import scipy.linalg.cython_blas
+            blas = True
+        except ImportError:
+            blas = False
+        print(arraymath._HAVE_BLAS == blas)
+
+        @numba.njit
+        def products(a, b):
+            return np.dot(a, b), np.correlate(a[0], b[0])
+
+        a, b = np.random.default_rng(0).random((2, 4, 4))
+        dot, correlation = products(a, b)
+        print(np.allclose(dot, a @ b), np.allclose(correlation, np.correlate(a[0], b[0])))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    if done.stdout.strip() == "skip":
+        pytest.skip("numba is not the kernel path here")
+    assert done.stdout.split() == ["False", "True", "True", "True"]
+
+
 HIDE_NUMBA = """
     import sys
     class HideNumba:

@@ -31,6 +31,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -107,7 +108,33 @@ def _import_numba():
         numba.config.THREADING_LAYER = "workqueue"
     if _threads is not None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    _import_array_math_without_scipy()
     return numba
+
+
+def _import_array_math_without_scipy() -> None:
+    """Import numba's array maths (which the first kernel needs) without SciPy's linear algebra.
+
+    ``numba.np.arraymath`` imports ``scipy.linalg`` (0.2-0.35 s, a quarter of a warm start)
+    only to set one flag: whether BLAS is there for 1-D ``np.correlate``/``np.convolve``.
+    The flag is set here from SciPy's files instead; numba's BLAS functions still import
+    SciPy when they compile, as they do anyway.
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    blas = "scipy.linalg.cython_blas"
+    scipy = importlib.util.find_spec("scipy")
+    locations = scipy.submodule_search_locations if scipy is not None else None
+    found = bool(locations) and any(
+        importlib.machinery.PathFinder.find_spec("cython_blas", [os.path.join(folder, "linalg")])
+        for folder in locations
+    )
+    sys.modules[blas] = None  # the probe's import fails at once
+    try:
+        from numba.np import arraymath
+    finally:
+        del sys.modules[blas]
+    arraymath._HAVE_BLAS = found
 
 
 def active() -> bool:
