@@ -190,52 +190,6 @@ def test_run_raises_a_task_error_once_no_range_runs(threads):
     assert sorted(ended) == sorted(started)
 
 
-def test_run_stays_on_the_calling_thread_while_the_cores_are_crowded(monkeypatch):
-    previous = kl.get_num_threads()
-    kl.set_num_threads(2)
-    monkeypatch.setattr(team, "crowded_until", time.perf_counter() + 60)
-    try:
-        seen = []
-
-        def task(start, stop):
-            seen.append(threading.get_ident())
-            return start, stop
-
-        ranges = [(0, 2), (2, 3), (3, 7)]
-        assert conv_compiled.run(task, ranges) == ranges
-        assert set(seen) == {threading.get_ident()}
-    finally:
-        kl.set_num_threads(previous)
-
-
-def test_a_pool_range_ending_long_after_the_callers_marks_the_cores_crowded(monkeypatch):
-    """The pool's range ends far past the caller's (as when other programs take its core):
-    the runs after it stay on the calling thread for a while."""
-    previous = kl.get_num_threads()
-    kl.set_num_threads(2)
-    monkeypatch.setattr(team, "crowded_until", 0.0)
-    caller, took = threading.get_ident(), []
-    pool_started, caller_done = threading.Event(), threading.Event()
-    try:
-
-        def task(start, stop):
-            begun = time.perf_counter()
-            if threading.get_ident() == caller:
-                pool_started.wait(timeout=5)
-                took.append(time.perf_counter() - begun)
-                caller_done.set()
-            else:
-                pool_started.set()
-                caller_done.wait(timeout=5)
-                time.sleep(0.05 + 2 * took[0])  # far past half the caller's time
-            return start
-
-        assert conv_compiled.run(task, [(0, 1), (1, 2)]) == [0, 1]
-        assert team.crowded()
-    finally:
-        kl.set_num_threads(previous)
-
-
 @njit(cache=True, nogil=True)
 def count_tasks(counts, control):
     """A team kernel: ``counts[task] += 1`` for every task it claims; how many it did."""

@@ -48,8 +48,6 @@ from . import jit
 NEXT, DONE, STEP = 0, 1, 2  # a control array's cells: next chunk, indices done, chunk length
 SPINS = 10_000  # rounds of a spin, some 20 ns each: 0.2 ms
 CHUNK = 65_536  # elements a claim takes at least (64K measured faster than 16K: fewer claims)
-FIRST_ALONE = 0.01  # seconds of passes on the calling thread alone after a first long wait
-ALONE_AFTER_A_WAIT = 0.25  # the most, after long waits that keep coming (:func:`note_crowded`)
 MEASURE_EVERY = 10.0  # seconds after which :func:`measure` is taken again (~10 ms each time)
 PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past the caches)
 # how much of the lone time a shared pass must take at most for the team to share: any gain
@@ -58,31 +56,6 @@ PROBE = 1 << 21  # float32 elements of :func:`measure`'s arrays (8 MB each: past
 # PyTorch's time shared, 1.67-1.76x alone, while whole training steps were alike either way)
 FASTER = 1.0
 SHARE: bool | None = None  # whether teams share passes; None: as :func:`measure` finds
-crowded_until = 0.0  # perf_counter time until which other programs are taken to hold the cores
-alone_for = FIRST_ALONE  # the length of the last time alone (:func:`note_crowded`)
-
-
-def crowded() -> bool:
-    """Whether a thread of ours lost its core in the middle of its share of a pass a moment
-    ago (:func:`note_crowded`): other programs hold the cores, and work shared now waits for
-    them, whether a team's pass or a pool's ranges (``conv_compiled.run``)."""
-    return time.perf_counter() < crowded_until
-
-
-def note_crowded() -> None:
-    """Mark the cores taken: work runs on the calling thread alone for a while.
-
-    For :data:`FIRST_ALONE` seconds after a first wait, twice as long as the last time when
-    that time ended no longer ago than it lasted (the load lasts), up to
-    :data:`ALONE_AFTER_A_WAIT`. A burst passes quickly: another library's threads spinning
-    for a few milliseconds after their own parallel work (OpenMP's do) had cost a quarter
-    of a second alone every time (ResNet-8's 32→32 3x3 forward at 16x16 after PyTorch's:
-    4.6 ms against 2.4)."""
-    global crowded_until, alone_for
-    now = time.perf_counter()
-    lasting = now - crowded_until < alone_for
-    alone_for = min(2 * alone_for, ALONE_AFTER_A_WAIT) if lasting else FIRST_ALONE
-    crowded_until = now + alone_for
 
 
 @intrinsic
@@ -242,9 +215,7 @@ class Team:
         while not report_and_wait(control, done, control, size, SPINS):
             done = 0
             if time.perf_counter() - ended > patience:
-                # a helper lost its core in the middle of a chunk: other programs hold the
-                # cores, and a pass shared now waits for them; the next ones run alone a while
-                note_crowded()
+                # a helper lost its core in the middle of a chunk: wait for it asleep
                 time.sleep(50e-6)
 
 
@@ -290,10 +261,14 @@ def run(kernel, args: tuple, size: int, unit: int = 1) -> None:
     """``kernel(*args, control)`` over range(size), each index ``unit`` elements (a plane's
     pixels, say): on ``kl.set_num_threads``' threads from 2·:data:`CHUNK` elements where
     :func:`measure` found shared passes faster; else on this thread alone, as while another
-    thread runs a pass, or for a while after a pass waited long for a helper (on a machine
-    whose cores other programs hold, a helper that lost its core in the middle of a chunk
-    held passes up for milliseconds: ReLU's forward on 64x32x28x28 at load 5 on 2 cores,
-    medians: 0.76 ms on one thread, 1.24 shared)."""
+    thread runs a pass.
+
+    A pass does not go alone after a helper held it up (its core taken by another program):
+    running every pass alone for a while after such a wait had made ResNet-8's training
+    step slower, not faster. The host of a virtual machine takes a core from a helper about
+    once a step, and PyTorch's threads spin on after its calls: with PyTorch's steps
+    interleaved, 85.7-110 ms a step against 101-124 (medians of 9-12 rounds, three runs); at
+    load 4 on 2 cores, 243 against 252, and the classic step 85.7 against 87.8."""
     team = team_for(size, -(-CHUNK // unit))
     if team is None or not team.busy.acquire(blocking=False):
         kernel(*args, new_control(max(size, 1)))
@@ -314,5 +289,4 @@ def team_for(size: int, chunk: int) -> Team | None:
     threads = jit.get_threads() or 1
     if threads == 1 or size < 2 * chunk:
         return None
-    team = _teams.get(threads - 1) or _teams.setdefault(threads - 1, Team(threads - 1))
-    return None if crowded() else team
+    return _teams.get(threads - 1) or _teams.setdefault(threads - 1, Team(threads - 1))

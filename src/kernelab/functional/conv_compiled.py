@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -204,7 +203,6 @@ def add_columns(
 # ---- threads: each range of samples a task, BLAS on one thread inside each
 
 SPINS = 20_000  # reads of the flags in wait_for, some 50 ns apart: about a millisecond
-LATE = 0.2e-3  # seconds past the caller's last range that the pool's may end in, at least
 _pools: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_pools.clear)  # a forked child has none of the threads
 
@@ -241,21 +239,10 @@ def run(task, ranges: list[tuple[int, int]]) -> list:
     Its own ranges done, the caller waits for the pool's last ones spinning (:func:`wait_for`,
     without the GIL) for up to about a millisecond, then asleep: woken from a sleep it
     resumed 0.06-0.1 ms after the last range ended, a tenth of a first layer's pass.
-
-    While other programs hold the cores (``team.crowded``: a team helper lost its core in
-    the middle of a pass, or the pool's last range ended over :data:`LATE` and half the
-    caller's time after the caller's), the ranges run on the calling thread, BLAS on one
-    thread: a pool thread then starts late or stalls, and its wake-up hands the GIL back and
-    forth. ResNet-8's 1x1 stride-2 shortcuts, forward and backward at two threads, load 3-4
-    on 2 cores, interleaved, best and median of 40: 16→32 3.78 → 3.51 ms wall (medians 6.05
-    → 5.98), 3.76 → 3.46 CPU; 32→64 2.99 → 2.77 wall (6.61 → 5.82), 2.99 → 2.67 CPU.
     """
     workers = min(threads(), len(ranges))
     if workers == 1 or _worker.active:  # a task waiting on its own pool would never end
         return [task(start, stop) for start, stop in ranges]
-    if team.crowded():
-        with one_blas_thread():
-            return [task(start, stop) for start, stop in ranges]
     pool = _pools.get(workers - 1)
     if pool is None:
         pool = _pools[workers - 1] = ThreadPoolExecutor(workers - 1, initializer=_start_worker)
@@ -273,17 +260,13 @@ def run(task, ranges: list[tuple[int, int]]) -> list:
     with one_blas_thread():
         helpers = [pool.submit(take_turns) for _ in range(workers - 1)]
         _worker.active = True
-        begun = time.perf_counter()
         try:
             take_turns()
-            ended = time.perf_counter()
             wait_for(done, SPINS)
         finally:
             _worker.active = False
             for helper in helpers:  # done before the caller's buffers go, even on an error
                 helper.exception()
-        if time.perf_counter() - ended > max(LATE, (ended - begun) / 2):
-            team.note_crowded()  # the pool's last range ended long after the caller's
         for helper in helpers:
             helper.result()  # a helper's error raised here
     return results
@@ -298,8 +281,7 @@ def share(kernel, args: tuple, count: int) -> None:
     none. Handed out by :func:`run` instead, each range's call took the GIL back when its
     kernel returned, and a thread that found the other one holding it slept (tens of
     microseconds or more on a virtual machine). On the calling thread alone inside a range
-    of :func:`run`, while another thread's pass holds the team, or while the team runs alone
-    (``team.team_for``: a helper lost its core in the middle of a pass)."""
+    of :func:`run`, or while another thread's pass holds the team."""
     helpers = None if _worker.active else team.team_for(count, 1)
     if helpers is None or not helpers.busy.acquire(blocking=False):
         kernel(*args, team.new_control(max(count, 1)))
