@@ -76,6 +76,23 @@ def claim_range(control, size):
     return claim(control, size)
 
 
+def test_chunks_shrink_to_the_least_one_as_a_pass_ends():
+    """Each claim takes a quarter of what is left, the control's step at least: the chunks
+    cover the pass once, in order, largest first, and only the very last is smaller than
+    the step."""
+    control, size = team.new_control(2), 100
+    chunks = []
+    start, stop = claim_range(control, size)
+    while start < stop:
+        chunks.append((start, stop))
+        start, stop = claim_range(control, size)
+    assert [a for a, _ in chunks[1:]] == [b for _, b in chunks[:-1]]  # in order, no gaps
+    assert chunks[0] == (0, size // team.GUIDE) and chunks[-1][1] == size
+    lengths = [b - a for a, b in chunks]
+    assert lengths == sorted(lengths, reverse=True)
+    assert min(lengths[:-1]) == 2 and lengths[-1] in (1, 2)
+
+
 def test_a_pass_held_up_by_a_helper_waits_for_it_and_ends_whole():
     """A helper that takes long over its chunk (as when other programs take its core) holds
     the pass up: the caller waits past its patience, and every index is done once."""

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import textwrap
 
-CLAIM = "from kernelab.core.team import claim\n"  # the drivers' (see claimed)
+# the drivers' (see claimed); the comment names claim's scheme, which numba inlines into each
+# driver: numba caches a driver by its source alone
+CLAIM = "from kernelab.core.team import claim  # guided: chunks shrink as a pass ends\n"
 BLOCK_HEADER = (
     CLAIM
     + """import numpy as np
