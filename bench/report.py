@@ -295,11 +295,23 @@ def startup_table(record: dict) -> list[str]:
         f"data: {record['data']}. Import = `import kernelab` (or torch) alone; the first step "
         "starts after the command line has loaded the data and built the model. Cold runs point "
         "NUMBA_CACHE_DIR at a new empty folder (the package's own `__pycache__` cache is then "
-        "not read); warm runs reuse the folder the last cold run filled. PyTorch's child "
-        "imports torch, reads the same files and runs one step."
+        "not read); warm runs reuse the folder the last cold run filled"
+        + _settled(record)
+        + ". PyTorch's child imports torch, reads the same files and runs one step."
         + _compiled_count(record["runs"]["cold"]),
         "",
     ]
+
+
+def _settled(record: dict) -> str:
+    """How long the warm runs waited for the cold run's background compilations, when the
+    record says (older records do not)."""
+    if record.get("settled_s") is None:
+        return ""
+    return (
+        f", once the processes the cold run left compiling had finished "
+        f"({_seconds(record['settled_s'])} s after it)"
+    )
 
 
 STARTUP_COLUMNS = {

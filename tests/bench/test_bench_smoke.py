@@ -6,6 +6,8 @@ from rotting as the engine changes.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +74,7 @@ def tiny_startup() -> dict:
         "torch_s": 2.0,
         "import_s": 0.2,
         "torch_import_s": 1.0,
+        "settled_s": 12.5,
         "runs": {"cold": [run], "warm": [run], "torch": [run]},
         "targets": {"warm_s": 1.0, "cold_s": 10.0},
         "target_met": {"warm_s": False, "cold_s": True},
@@ -119,6 +122,7 @@ def test_cases_run_and_agree_with_pytorch(tmp_path):
     assert "ResNet-8" in (tmp_path / "RESULTS-partial.md").read_text()
     assert "tutorial_train_b2" not in report.readme(results)  # only the standard sizes
     assert "first step" in report.readme(results)
+    assert "finished (12.50 s after it)" in text
 
 
 def test_memory_child_trains():
@@ -135,6 +139,27 @@ def test_startup_child_reaches_the_first_step(tmp_path):
     assert 0 < record["import_s"] < record["to_step_start_s"] < record["to_first_step_s"]
     if record["numba_cache_dir"] is not None:  # numba was imported: the cache we gave it
         assert record["numba_cache_dir"] == str(tmp_path / "numba-cache")
+
+
+def test_warm_runs_wait_for_the_cold_run_s_background_compilations(tmp_path):
+    """A process whose environment names the cache (as a run's children have), or a lock
+    file of a background compilation, is compiling into it: ``settle`` waits for it."""
+    cache = tmp_path / "numba-cache"
+    (cache / "generated").mkdir(parents=True)
+    assert not startup._compiling(cache)
+    lock = cache / "generated" / "kernel.py.0123.compiling"
+    lock.touch()
+    assert startup._compiling(cache)
+    lock.unlink()
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"], env=env)
+    try:
+        assert startup._compiling(cache)
+        assert startup.settle(cache) > 0.2
+        assert child.poll() is not None and not startup._compiling(cache)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_profile_timers_take_nested_time_out_of_the_caller():
