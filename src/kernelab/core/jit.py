@@ -31,7 +31,6 @@ import contextlib
 import functools
 import hashlib
 import importlib
-import importlib.machinery
 import importlib.util
 import json
 import os
@@ -41,6 +40,8 @@ import threading
 import time
 
 import numpy as np
+
+from . import cache_loads
 
 PATHS = ("numba", "numpy")
 _COMPILE_NOTICE_AFTER = 1.0  # seconds of first calls in all; cache loads take far less
@@ -108,33 +109,7 @@ def _import_numba():
         numba.config.THREADING_LAYER = "workqueue"
     if _threads is not None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
-    _import_array_math_without_scipy()
     return numba
-
-
-def _import_array_math_without_scipy() -> None:
-    """Import numba's array maths (which the first kernel needs) without SciPy's linear algebra.
-
-    ``numba.np.arraymath`` imports ``scipy.linalg`` (0.2-0.35 s, a quarter of a warm start)
-    only to set one flag: whether BLAS is there for 1-D ``np.correlate``/``np.convolve``.
-    The flag is set here from SciPy's files instead; numba's BLAS functions still import
-    SciPy when they compile, as they do anyway.
-    """
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    blas = "scipy.linalg.cython_blas"
-    scipy = importlib.util.find_spec("scipy")
-    locations = scipy.submodule_search_locations if scipy is not None else None
-    found = bool(locations) and any(
-        importlib.machinery.PathFinder.find_spec("cython_blas", [os.path.join(folder, "linalg")])
-        for folder in locations
-    )
-    sys.modules[blas] = None  # the probe's import fails at once
-    try:
-        from numba.np import arraymath
-    finally:
-        del sys.modules[blas]
-    arraymath._HAVE_BLAS = found
 
 
 def active() -> bool:
@@ -512,7 +487,7 @@ class Kernel:
         numba = numba_module()
         if numba is None:
             raise RuntimeError(f"{self.__name__} needs numba, which cannot be imported")
-        return numba.njit(
+        dispatcher = numba.njit(
             self.function,
             parallel=self.parallel,
             fastmath=self.fastmath,
@@ -520,6 +495,17 @@ class Kernel:
             nogil=True,
             error_model="numpy",
         )
+        return cache_loads.lightly(dispatcher)
+
+
+def njit(**options):
+    """``numba.njit`` for a numba function that Python calls but is not a :func:`kernel` (the
+    team's waits): the same, loaded from the cache as a kernel is (``core/cache_loads.py``)."""
+
+    def wrap(function):
+        return cache_loads.lightly(numba_module().njit(function, **options))
+
+    return wrap
 
 
 def _after_fork_in_child() -> None:

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
@@ -86,7 +86,7 @@ def atomic_read(typingctx, array, index):
     return signature, codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+@jit.njit(cache=True, nogil=True, inline="always")
 def claim(control, size):
     """The next chunk [start, stop) of range(size) no other thread has; empty when none is
     left. The first claim of a pass is what tells the spinning helpers to join.
@@ -101,7 +101,7 @@ def claim(control, size):
     return min(start, size), min(start + step, size)
 
 
-@njit(cache=True, nogil=True)
+@jit.njit(cache=True, nogil=True)
 def report_and_wait(done_control, done, control, total, spins):
     """Add ``done`` to ``done_control``'s count, then spin up to ``spins`` rounds until
     ``control``'s pass is complete (``total`` indices done) or, with ``total`` < 0, until it
@@ -151,7 +151,7 @@ def stream_line(context, builder, array_type, array, index, vector) -> None:
     store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
 
 
-@njit(cache=True, nogil=True, inline="always")
+@jit.njit(cache=True, nogil=True, inline="always")
 def first_line(y, start, stop):
     """The first index in [start, stop) at which an element of ``y`` starts a cache line
     (``stop`` if none does): the elements before it are stored one by one."""
@@ -227,7 +227,7 @@ class Team:
                 time.sleep(50e-6)
 
 
-@njit(cache=True, nogil=True)
+@jit.njit(cache=True, nogil=True)
 def probe_pass(x, y, control):
     """y = x + 1 in claimed chunks: a pass bound by memory, for :func:`measure`."""
     done = 0
