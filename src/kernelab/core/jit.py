@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from . import cache_loads
+from . import numba_light
 
 PATHS = ("numba", "numpy")
 _COMPILE_NOTICE_AFTER = 1.0  # seconds of first calls in all; cache loads take far less
@@ -109,6 +109,7 @@ def _import_numba():
         numba.config.THREADING_LAYER = "workqueue"
     if _threads is not None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    numba_light.skip_scipy_in_array_math()
     return numba
 
 
@@ -495,15 +496,15 @@ class Kernel:
             nogil=True,
             error_model="numpy",
         )
-        return cache_loads.lightly(dispatcher)
+        return numba_light.lightly(dispatcher)
 
 
 def njit(**options):
-    """``numba.njit`` for a numba function that Python calls but is not a :func:`kernel` (the
-    team's waits): the same, loaded from the cache as a kernel is (``core/cache_loads.py``)."""
+    """``numba.njit`` for numba functions other than :func:`kernel`'s (the team's waits and
+    helpers): the same, loaded from the cache as a kernel is (``core/numba_light.py``)."""
 
     def wrap(function):
-        return cache_loads.lightly(numba_module().njit(function, **options))
+        return numba_light.lightly(numba_module().njit(function, **options))
 
     return wrap
 
