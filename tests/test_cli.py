@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +129,25 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
         assert (run_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+class Holder:
+    """A weakly referable object, kept alive only by a cycle."""
+
+    def __init__(self, cycle):
+        self.cycle = cycle
+        cycle.append(self)
+
+
 def test_setting_up_a_run_pauses_the_collector_and_freezes_what_it_made():
     gc.unfreeze()
     try:
         with runs.collector_paused():
             assert not gc.isenabled()
             made = [[i] for i in range(1000)]
+            garbage = [[]]
+            garbage[0].append(garbage)  # a cycle, unreachable once the name goes
+            found = weakref.ref(Holder(garbage))
+            del garbage
+        assert found() is None  # collected, not frozen
         assert gc.isenabled() and gc.get_freeze_count() > len(made)
         gc.disable()
         with runs.collector_paused():
