@@ -2,7 +2,6 @@
 its options, evaluate, predict, help, user errors, the offline fallback, and resumption of a
 run killed with SIGKILL."""
 
-import gc
 import json
 import os
 import signal
@@ -10,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -127,35 +125,6 @@ def test_train_writes_the_run_folder(capsys, mnist_dir, tmp_path, with_pictures)
     assert metrics["config"]["arch"] == TINY and metrics["config"]["classes"] == list("0123456789")
     for picture in ("learning_curves.png", "kernels.png"):
         assert (run_dir / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-class Holder:
-    """A weakly referable object, kept alive only by a cycle."""
-
-    def __init__(self, cycle):
-        self.cycle = cycle
-        cycle.append(self)
-
-
-def test_setting_up_a_run_pauses_the_collector_and_freezes_what_it_made():
-    gc.unfreeze()
-    try:
-        with runs.collector_paused():
-            assert not gc.isenabled()
-            made = [[i] for i in range(1000)]
-            garbage = [[]]
-            garbage[0].append(garbage)  # a cycle, unreachable once the name goes
-            found = weakref.ref(Holder(garbage))
-            del garbage
-        assert found() is None  # collected, not frozen
-        assert gc.isenabled() and gc.get_freeze_count() > len(made)
-        gc.disable()
-        with runs.collector_paused():
-            pass
-        assert not gc.isenabled()  # a collector paused before stays paused
-    finally:
-        gc.enable()
-        gc.unfreeze()
 
 
 @pytest.mark.parametrize("size", [3, 5])

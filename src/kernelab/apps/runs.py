@@ -9,8 +9,6 @@ as in training, initialises the kernels, makes the optimiser and its schedule, t
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -215,23 +213,6 @@ def train_run(
     Under mpiexec every rank trains its share and rank 0 alone writes the run folder and
     logs. Returns the model (wrapped for data parallelism over several ranks) and its history.
     """
-    with collector_paused():  # what setting up makes lasts as long as the process
-        trainer, recorder = set_up_run(config, run_dir, resume, checkpoint_every, progress, log)
-    history = trainer.fit(config["epochs"])
-    if recorder is not None:
-        recorder.finish(trainer.step)  # a run stopped early ends before its planned last step
-    return trainer.model, history
-
-
-def set_up_run(
-    config: dict[str, Any],
-    run_dir: Path,
-    resume: bool,
-    checkpoint_every: int | None,
-    progress: bool,
-    log: Callable[[str], None],
-) -> tuple[Trainer, TimelineRecorder | None]:
-    """:func:`train_run`'s trainer, ready to fit, and its timeline's recorder (or None)."""
     leader = distributed.get_rank() == 0
     rng.manual_seed(config["seed"])
     splits, (x_train, y_train), (x_test, y_test) = load_data(config)
@@ -280,30 +261,10 @@ def set_up_run(
         log(f"run folder: {run_dir}" + (f" ({world} ranks)" if world > 1 else ""))
     if recorder is not None and trainer.step == 0:
         recorder.start()  # the initial kernels
-    return trainer, recorder
-
-
-@contextlib.contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector paused inside; then one collection, and what is
-    left frozen.
-
-    Setting up a run imports numba and loads kernels: objects that last as long as the
-    process, which the collector scanned again and again while they came (20-30 scans, 50-80
-    ms of a warm start to the first step, the one full scan 26 ms). One collection at the end
-    frees what set-up left unreachable (a few hundred objects when the kernels load from the
-    cache, some 94,000 after a cold start's compilations); frozen, the rest stay out of the
-    training's collections.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.collect()
-        gc.freeze()
-        if enabled:
-            gc.enable()
+    history = trainer.fit(config["epochs"])
+    if recorder is not None:
+        recorder.finish(trainer.step)  # a run stopped early ends before its planned last step
+    return model, history
 
 
 def start_timeline(
