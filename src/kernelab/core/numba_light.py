@@ -26,8 +26,11 @@ ARRAY_MATH, BLAS = "numba.np.arraymath", "scipy.linalg.cython_blas"
 
 
 def lightly(dispatcher):
-    """numba's ``dispatcher``, its cache loads made by :func:`load_overload`."""
-    dispatcher._cache.load_overload = functools.partial(load_overload, dispatcher._cache)
+    """numba's ``dispatcher``, its cache loads (if it has a cache) made by
+    :func:`load_overload`."""
+    cache = dispatcher._cache
+    if hasattr(cache, "_load_overload"):  # numba's NullCache (an uncached function) has none
+        cache.load_overload = functools.partial(load_overload, cache)
     return dispatcher
 
 
@@ -36,20 +39,17 @@ def load_overload(cache, signature, target_context):
     ``signature`` from the cache, or None (numba then compiles it)."""
     from numba.core.runtime import rtsys
 
+    rtsys.initialize(target_context)
     result = None
-    if hasattr(cache, "_load_overload"):  # numba's NullCache (an uncached function) has none
-        rtsys.initialize(target_context)
-        with cache._guard_against_spurious_io_errors():  # as numba's own load
-            result = cache._load_overload(signature, target_context)
+    with cache._guard_against_spurious_io_errors():  # as numba's own load
+        result = cache._load_overload(signature, target_context)
     return result
 
 
 def skip_scipy_in_array_math() -> None:
     """From now on, numba's array maths is imported without SciPy's linear algebra (unless
-    that is imported already)."""
-    if ARRAY_MATH not in sys.modules and not any(
-        isinstance(finder, _ArrayMathFinder) for finder in sys.meta_path
-    ):
+    that is imported already). Called once, when numba is imported."""
+    if ARRAY_MATH not in sys.modules:
         sys.meta_path.insert(0, _ArrayMathFinder())
 
 
