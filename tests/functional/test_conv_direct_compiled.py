@@ -6,8 +6,8 @@ Each generated kernel (dtype, kernel width, horizontal stride, tile width, the c
 horizontal dilation, the kernel gradient's block) compiles for 5-20 s on an empty cache, so
 these tests share a few: kernel width 3 (the height varies), strides 1 and 2, tiles of 8
 (outputs narrower than 14) and of 14 in one test, horizontal dilation 2 in one test, the
-kernel gradient's wide block in one: 12 kernels in all, and one more compiled in the
-background for the default mode's test.
+kernel gradient's wide block in one, three fresh tiles for 7x7 kernels in one: 15 kernels
+in all, and one more compiled in the background for the default mode's test.
 """
 
 import os
@@ -180,16 +180,35 @@ def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, dire
         assert_rel_close(ours, theirs, 1e-9, what)
 
 
-def test_column_tiles_cover_the_row():
+@pytest.mark.parametrize("kw", [3, 7])
+def test_column_tiles_cover_the_row(kw):
+    columns, tails, _ = direct.tiling(kw)
     for ow in (8, 9, 14, 18, 28, 30, 31, 56):
-        jb, starts, tail = direct.column_tiles(ow)
+        jb, starts, tail = direct.column_tiles(ow, kw)
         covered = np.zeros(ow, int)
         for start in starts:
             covered[start : start + jb] += 1
         covered[ow - tail :] += 1 if tail else 0
-        assert covered.all() and starts[-1] + jb == ow - tail and jb in direct.COLUMNS
+        assert covered.all() and starts[-1] + jb == ow - tail and jb in columns
         if tail:  # a narrower last tile: no column computed twice
-            assert tail in direct.TAILS and (covered == 1).all()
+            assert tail in tails and (covered == 1).all()
+
+
+@pytest.mark.parametrize(
+    "width, stride", [(8, 1), (10, 1), (9, 2)], ids=["tail2", "tail4", "stride2"]
+)
+def test_tiles_loading_their_pixels_afresh_match_torch(monkeypatch, width, stride):
+    """The fresh tiles (AVX2's for wide kernels) on any machine: 7x7 layers of 16 channels
+    whose rows end in tails of 2 and 4 columns past the tiles of 6, and one of stride 2, their
+    forward and (at stride 1, a correlation too) input gradient against PyTorch."""
+    monkeypatch.setattr(direct, "tiling", lambda kw: ((6,), (2, 4), True))
+    rng = np.random.default_rng(width)
+    x, w, b = (rng.standard_normal(s) for s in ((2, 16, 9, width), (17, 16, 7, 7), (17,)))
+    geometry = conv_geometry(7, stride, 3, 1, 1)
+    y, gx, _, gy = run(EveryPass, x, w, b, geometry, needs=(True, False, False))
+    ty, tgx, _ = torch_reference(x, w, b, geometry, gy)
+    assert_rel_close(y, ty, 1e-9, "forward")
+    assert_rel_close(gx, tgx, 1e-9, "input gradient")
 
 
 @pytest.mark.parametrize("width", [6, 10, 14])
@@ -218,6 +237,10 @@ def test_generated_source_holds_scalar_accumulators():
     block = text.split("def correlate")[0]  # the block function, without the driver
     assert "a7_15 += x * w15" in block and "np.zeros" not in block and "np.empty" not in block
     compile(text, "<generated>", "exec")
+    fresh = conv_direct_source.correlation_source(16, 6, 1, 1, 7, 4, fresh=True)
+    assert "oq = opaque(o + u3)" in fresh and "x = xr[oq + u5]" in fresh
+    assert "x = xr[o + u" not in fresh
+    compile(fresh, "<generated>", "exec")
 
 
 def test_the_input_gradient_frames_each_call_by_its_own_padding():

@@ -89,6 +89,16 @@ COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4,)
 # N=256, one thread: 1.25-1.39x PyTorch's forward time against 1.43-1.45x, the same numbers
 # to the bit); tails of 1 or 3 columns measured slower than the overlap (3x3, 13x13, 15x15)
 TAILS = () if VECTOR_BYTES == 64 else (2,)
+# With AVX2, kernels from FRESH_WIDTH wide take tiles of 6 columns (12 accumulators, tails of
+# 2 and 4) whose kernel columns load their pixels afresh (``fresh`` in conv_direct_source):
+# tiles of 4 held a kernel row's 10 pixels for all their FMAs (AVX2's FMAs take no broadcast
+# from memory), 9 of them spilled, and their 8 accumulators each took a new FMA every 4
+# cycles, the FMA's latency, leaving the scheduler no slack. 7x7, 32→64 channels, 28x28, one
+# thread, CPU time, alternating processes: forward 134-159 ms against 153-189 (PyTorch's
+# 110-131), 14x14 (N=256) 150-153 against 159-162; the 5x5 forward no faster at 28x28 and
+# slower at 14x14 (94-100 against 82-84), 3x3 1.2-1.6x slower
+FRESH_WIDTH = 7
+FRESH_COLUMNS, FRESH_TAILS = (6,), (2, 4)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
 TAPS = 8
@@ -222,9 +232,17 @@ def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
 def correlation_kernel(dtype, ow: int, sw: int, dw: int, kw: int) -> jit.Kernel:
     """The correlation's kernel for an output ``ow`` wide (see :func:`correlate`)."""
     cb = BLOCK_BYTES // np.dtype(dtype).itemsize
-    jb, _, tail = column_tiles(max(ow, min(COLUMNS)))
-    shape = cb, jb, sw, dw, kw, tail
+    columns, _, fresh = tiling(kw)
+    jb, _, tail = column_tiles(max(ow, min(columns)), kw)
+    shape = cb, jb, sw, dw, kw, tail, fresh
     return compiled(source.correlation_name, source.correlation_source, shape)
+
+
+def tiling(kw: int) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+    """(tile widths, tail widths, fresh loads) of the correlation for a kernel ``kw`` wide."""
+    if VECTOR_BYTES == 32 and kw >= FRESH_WIDTH:
+        return FRESH_COLUMNS, FRESH_TAILS, True
+    return COLUMNS, TAILS, False
 
 
 def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
@@ -253,14 +271,16 @@ def gradient_block(dtype, c_out: int, kw: int) -> int:
     return (BLOCK_BYTES if fits else VECTOR_BYTES) // itemsize
 
 
-def column_tiles(ow: int) -> tuple[int, np.ndarray, int]:
-    """(JB, starts, tail): tiles of JB in COLUMNS covering OW ≥ min(COLUMNS), the JB that
-    computes the fewest extra columns. The last OW mod JB columns take a narrower tile of
-    their own (``tail``) where that is in TAILS; otherwise the last tile starts at
-    ``OW − JB``, overlapping its neighbour."""
-    fitting = [width for width in COLUMNS if width <= ow]
+def column_tiles(ow: int, kw: int) -> tuple[int, np.ndarray, int]:
+    """(JB, starts, tail): tiles of JB in the tile widths of a kernel ``kw`` wide
+    (:func:`tiling`) covering OW ≥ the least of them, the JB that computes the fewest extra
+    columns. The last OW mod JB columns take a narrower tile of their own (``tail``) where
+    that is a tail width; otherwise the last tile starts at ``OW − JB``, overlapping its
+    neighbour."""
+    columns, tails, _ = tiling(kw)
+    fitting = [width for width in columns if width <= ow]
     jb = min(fitting, key=lambda width: (-(-ow // width) * width, -width))
-    tail = ow % jb if ow % jb in TAILS else 0
+    tail = ow % jb if ow % jb in tails else 0
     starts = [min(t * jb, ow - jb) for t in range(-(-(ow - tail) // jb))]
     return jb, np.array(starts, np.int64), tail
 
@@ -278,11 +298,11 @@ def correlate(
     cb = BLOCK_BYTES // memory.itemsize
     (sh, sw), (dh, dw), (hp, wp) = stride, dilation, size
     out = y
-    if y.shape[3] < min(COLUMNS):  # zero columns on the right, so that a whole tile fits
-        wide = min(COLUMNS)
+    wide = min(tiling(w.shape[3])[0])
+    if y.shape[3] < wide:  # zero columns on the right, so that a whole tile fits
         wp = max(wp, (wide - 1) * sw + (w.shape[3] - 1) * dw + 1)
         out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out or N, N or C_out, OH, JB)
-    starts = column_tiles(out.shape[3])[1]
+    starts = column_tiles(out.shape[3], w.shape[3])[1]
     kernel = correlation_kernel(memory.dtype, out.shape[3], sw, dw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, memory.dtype)
     if bias is not None:

@@ -62,12 +62,17 @@ def frame(x, batch_first, s, top, left, buf, border):
 """
 
 
-def correlation_name(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0) -> str:
+def correlation_name(
+    cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0, fresh: bool = False
+) -> str:
     """The driver's name in :func:`correlation_source`."""
-    return f"correlate_c{cb}_j{jb}" + (f"_t{tail}" if tail else "") + f"_s{sw}_d{dw}_k{kw}"
+    tiles = f"_j{jb}" + (f"_t{tail}" if tail else "") + ("_fresh" if fresh else "")
+    return f"correlate_c{cb}{tiles}_s{sw}_d{dw}_k{kw}"
 
 
-def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0) -> str:
+def correlation_source(
+    cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 0, fresh: bool = False
+) -> str:
     """A team kernel ``(x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc,
     parts, batch_first, y, control)`` computing, for the tasks it claims::
 
@@ -87,7 +92,13 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 
     ``tail`` its last ``tail`` columns in a narrower tile of their own. The kernel
     row is unrolled and its columns' offsets ``j·sw + q·dw`` are constants, so LLVM loads the
     kW weight vectors of a kernel row and each input pixel once for all the FMAs that use it
-    (once per FMA when ``dw`` was an argument: load-bound, 15% slower at 5x5). Each sum
+    (once per FMA when ``dw`` was an argument: load-bound, 15% slower at 5x5). With
+    ``fresh``, each kernel column loads its JB pixels afresh instead, from an offset made
+    :func:`~kernelab.core.opaque.opaque` in the column's own code: a wide kernel row's
+    pixels, held for all their FMAs, had outgrown the vector registers and gone to the
+    stack. The opaque offset also bounds LLVM's instruction scheduler, which then keeps a
+    column's loads beside its FMAs (offsets made opaque once, before the loops, left it free
+    to load every column's pixels first, and they spilled again). Each sum
     runs over (c, p, q) in that order and takes the bias last, as the GEMM's product and its
     bias do, in blocks as BLAS takes it: the accumulators start from zero for each block of
     ``cc`` input channels, and the block's sums are added into the tile. A 3x3 layer of 32
@@ -96,12 +107,12 @@ def correlation_source(cb: int, jb: int, sw: int, dw: int, kw: int, tail: int = 
     one running sum over all K = C·kH·kW terms had 1.8x the GEMM's float32 error at 5x5
     (forward) and 6x (input gradient, K = 1600).
     """
-    body = tile_source("tile_sums", cb, jb, sw, dw, kw)
+    body = tile_source("tile_sums", cb, jb, sw, dw, kw, fresh)
     if tail:
-        body += ["", ""] + tile_source("tail_sums", cb, tail, sw, dw, kw)
+        body += ["", ""] + tile_source("tail_sums", cb, tail, sw, dw, kw, fresh)
     driver = (
         f"""
-def {correlation_name(cb, jb, sw, dw, kw, tail)}(
+def {correlation_name(cb, jb, sw, dw, kw, tail, fresh)}(
     x, x_batch_first, top, left, hp, wp, wpk, bias, starts, sh, dh, cc, parts, batch_first, y,
     control
 ):
@@ -156,13 +167,19 @@ def store(tile, bv, batch_first, y, s, ob, i, j0, columns):
                 y[ob * {cb} + b, s, i, j0 + j] = tile[j, b] + bv[b]
 """
     )
-    return CLAIM + HEADER + "\n".join(body) + "\n\n" + driver
+    header = HEADER + (OPAQUE if fresh else "")
+    return CLAIM + header + "\n".join(body) + "\n\n" + driver
 
 
-def tile_source(name: str, cb: int, jb: int, sw: int, dw: int, kw: int) -> list[str]:
+OPAQUE = "from kernelab.core.opaque import opaque\n\n\n"
+
+
+def tile_source(
+    name: str, cb: int, jb: int, sw: int, dw: int, kw: int, fresh: bool = False
+) -> list[str]:
     """Source lines of ``name(xp, wpk, zero, ob, row, j0, dh, tile, cc)``: the sums of a
     tile of JB columns from ``j0`` × CB channels of block ``ob`` at output row ``row``,
-    into ``tile`` (see :func:`correlation_source`)."""
+    into ``tile`` (see :func:`correlation_source`, also for ``fresh``)."""
     body = [
         "@block",
         f"def {name}(xp, wpk, zero, ob, row, j0, dh, tile, cc):",
@@ -182,9 +199,16 @@ def tile_source(name: str, cb: int, jb: int, sw: int, dw: int, kw: int) -> list[
     ]
     for q in range(kw):
         body.append(f"                {names('w', cb)} = {names(f'wr[{q}, ', cb, ']')}")
+        if fresh:  # kernel column q's first pixel, at an offset LLVM cannot match to another's
+            body.append(
+                f"                oq = opaque(o + u{q * dw})"
+                if q
+                else "                oq = opaque(o)"
+            )
         for j in range(jb):
             k = j * sw + q * dw
-            body.append(f"                x = xr[o + u{k}]" if k else "                x = xr[o]")
+            at = (f"oq + u{j * sw}" if j else "oq") if fresh else (f"o + u{k}" if k else "o")
+            body.append(f"                x = xr[{at}]")
             body += [f"                a{j}_{b} += x * w{b}" for b in range(cb)]
     body += store_tile("c0 == 0", jb, cb)
     return body
