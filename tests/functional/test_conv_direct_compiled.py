@@ -7,7 +7,8 @@ horizontal dilation, the kernel gradient's block) compiles for 5-20 s on an empt
 these tests share a few: kernel width 3 (the height varies), strides 1 and 2, tiles of 8
 (outputs narrower than 14) and of 14 in one test, horizontal dilation 2 in one test, the
 kernel gradient's wide block in one, three fresh tiles for 7x7 kernels in one: 15 kernels
-in all, and one more compiled in the background for the default mode's test.
+in all (two more for the fresh kernel gradient's test with AVX-512), and one more compiled
+in the background for the default mode's test.
 """
 
 import os
@@ -180,11 +181,12 @@ def test_a_3x3_layer_mixes_the_direct_convolution_and_winograd(monkeypatch, dire
         assert_rel_close(ours, theirs, 1e-9, what)
 
 
-@pytest.mark.parametrize("kw", [3, 7])
-def test_column_tiles_cover_the_row(kw):
-    columns, tails, _ = direct.tiling(kw)
+@pytest.mark.parametrize("kw, sw", [(3, 1), (7, 1), (3, 2)])
+def test_column_tiles_cover_the_row(kw, sw):
+    tiles = direct.tiling(kw, sw, 1)
+    columns, tails = tiles.columns, tiles.tails
     for ow in (8, 9, 14, 18, 28, 30, 31, 56):
-        jb, starts, tail = direct.column_tiles(ow, kw)
+        jb, starts, tail = direct.column_tiles(ow, tiles)
         covered = np.zeros(ow, int)
         for start in starts:
             covered[start : start + jb] += 1
@@ -198,10 +200,14 @@ def test_column_tiles_cover_the_row(kw):
     "width, stride", [(8, 1), (10, 1), (9, 2)], ids=["tail2", "tail4", "stride2"]
 )
 def test_tiles_loading_their_pixels_afresh_match_torch(monkeypatch, width, stride):
-    """The fresh tiles (AVX2's for wide kernels) on any machine: 7x7 layers of 16 channels
+    """The fresh tiles (AVX2's for wide kernel rows) on any machine: 7x7 layers of 16 channels
     whose rows end in tails of 2 and 4 columns past the tiles of 6, and one of stride 2, their
     forward and (at stride 1, a correlation too) input gradient against PyTorch."""
-    monkeypatch.setattr(direct, "tiling", lambda kw: ((6,), (2, 4), True))
+    monkeypatch.setattr(
+        direct,
+        "tiling",
+        lambda kw, sw, dw: direct.Tiling(direct.FRESH_COLUMNS, direct.FRESH_TAILS, True),
+    )
     rng = np.random.default_rng(width)
     x, w, b = (rng.standard_normal(s) for s in ((2, 16, 9, width), (17, 16, 7, 7), (17,)))
     geometry = conv_geometry(7, stride, 3, 1, 1)
@@ -232,6 +238,23 @@ def test_rows_with_a_narrower_last_tile_match_torch(width, x_layout):
     assert_rel_close(ours[1].grad, tgw, 1e-9, "kernel gradient")
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_kernel_gradient_pairs_loading_afresh_match_torch(monkeypatch, stride):
+    """The kernel gradient whose pairs load their pixels afresh (AVX2's where the accumulators
+    fill the registers) on any machine: a 3x3 layer of 16 channels against PyTorch."""
+    shape = (8, 2, stride, 3, True)  # float64 blocks of 8 channels, 2 input channels a block
+    fresh = direct.compiled(
+        conv_direct_source.kernel_gradient_name, conv_direct_source.kernel_gradient_source, shape
+    )
+    monkeypatch.setattr(direct, "gradient_kernel", lambda *args: fresh)
+    rng = np.random.default_rng(stride)
+    x, w, b = (rng.standard_normal(s) for s in ((3, 16, 11, 13), (17, 16, 3, 3), (17,)))
+    geometry = conv_geometry(3, stride, 1, 1, 1)
+    _, _, gw, gy = run(EveryPass, x, w, b, geometry, needs=(False, True, False))
+    _, _, tgw = torch_reference(x, w, b, geometry, gy)
+    assert_rel_close(gw, tgw, 1e-9, "kernel gradient")
+
+
 def test_generated_source_holds_scalar_accumulators():
     text = conv_direct_source.correlation_source(16, 8, 1, 1, 3)
     block = text.split("def correlate")[0]  # the block function, without the driver
@@ -241,6 +264,9 @@ def test_generated_source_holds_scalar_accumulators():
     assert "oq = opaque(o + u3)" in fresh and "x = xr[oq + u5]" in fresh
     assert "x = xr[o + u" not in fresh
     compile(fresh, "<generated>", "exec")
+    pairs = conv_direct_source.kernel_gradient_source(16, 2, 1, 3, fresh=True)
+    assert "x = x1_2[opaque(at)]" in pairs and "[j * 1]" not in pairs
+    compile(pairs, "<generated>", "exec")
 
 
 def test_the_input_gradient_frames_each_call_by_its_own_padding():

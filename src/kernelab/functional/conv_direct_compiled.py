@@ -89,15 +89,19 @@ COLUMNS = (8, 14) if VECTOR_BYTES == 64 else (4,)
 # N=256, one thread: 1.25-1.39x PyTorch's forward time against 1.43-1.45x, the same numbers
 # to the bit); tails of 1 or 3 columns measured slower than the overlap (3x3, 13x13, 15x15)
 TAILS = () if VECTOR_BYTES == 64 else (2,)
-# With AVX2, kernels from FRESH_WIDTH wide take tiles of 6 columns (12 accumulators, tails of
-# 2 and 4) whose kernel columns load their pixels afresh (``fresh`` in conv_direct_source):
-# tiles of 4 held a kernel row's 10 pixels for all their FMAs (AVX2's FMAs take no broadcast
-# from memory), 9 of them spilled, and their 8 accumulators each took a new FMA every 4
-# cycles, the FMA's latency, leaving the scheduler no slack. 7x7, 32→64 channels, 28x28, one
-# thread, CPU time, alternating processes: forward 134-159 ms against 153-189 (PyTorch's
-# 110-131), 14x14 (N=256) 150-153 against 159-162; the 5x5 forward no faster at 28x28 and
-# slower at 14x14 (94-100 against 82-84), 3x3 1.2-1.6x slower
-FRESH_WIDTH = 7
+# With AVX2, where a tile of 4 columns would span more than FRESH_PIXELS pixels of a kernel
+# row (7x7 kernels, 3x3 at stride 2), tiles of 6 columns (12 accumulators, tails of 2 and 4)
+# whose kernel columns load their pixels afresh (``fresh`` in conv_direct_source): tiles of
+# 4 held a kernel row's pixels for all their FMAs (AVX2's FMAs take no broadcast from
+# memory), and spilled them (9 of a 7x7 row's 10), and their 8 accumulators each took a new
+# FMA every 4 cycles, the FMA's latency, leaving the scheduler no slack. 32→64 channels,
+# 28x28, forward, CPU time: 7x7 at one thread, alternating processes, 134-159 ms against
+# 153-189 (PyTorch's 110-131), 14x14 (N=256) 150-153 against 159-162; 3x3 at stride 2,
+# interleaved in one process, medians 0.88x PyTorch's time against 1.40x at two threads,
+# 1.02-1.05x against 1.12-1.21x at one; ResNet-8's stride-2 layers alike or faster. Not
+# where the row spans 8 (5x5 at 28x28 no faster, 1.33x against 1.26x at 14x14) or fewer
+# (3x3: tiles of 6 alike, but tiles of 4 loading afresh 1.1-1.2x slower)
+FRESH_PIXELS = 8
 FRESH_COLUMNS, FRESH_TAILS = (6,), (2, 4)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators
 # (enough FMAs in flight); ⌈16 / kW⌉ measured no faster and took twice as long to compile
@@ -107,6 +111,14 @@ TAPS = 8
 # pairs, 7x7 kernels, spilled, at 0.57x the speed of 7), 12 of AVX2's 16 (5x5 kernel gradient
 # 2.32x → 1.10x PyTorch's time, 3x3 1.87x → 1.09x, against 8 pairs and more)
 PAIR_REGISTERS = 24 if VECTOR_BYTES == 64 else 12
+# With AVX2, where a kernel gradient's accumulators fill PAIR_REGISTERS (2x2
+# and 3x3 kernels: 6 pairs of two vectors), each pair loads its pixel afresh (``fresh`` in
+# conv_direct_source): with 2 registers left for the pairs' 6 pixels, LLVM had loaded them
+# all first and spilled them. 32→64 channels, 28x28, one thread, CPU time, interleaved in
+# one process, medians against PyTorch's: 3x3 0.80x (1.02x before), at stride 2 1.05x
+# (1.29x; at two threads 1.05x against 1.77x), 2x2 1.15x (1.37x); ResNet-8's 3x3 layers
+# 0.85-1.25x (1.04-1.55x); the same numbers to the bit. Fewer accumulators keep their
+# loads: 5x5 (10) 1.19x against 0.99x.
 
 # The generated drivers' tasks are claimed in chunks by whichever thread is free: a thread
 # whose core another program takes for a while then takes fewer, where equal shares would
@@ -232,17 +244,28 @@ def compiled(name_of, source_of, shape: tuple[int, ...]) -> jit.Kernel:
 def correlation_kernel(dtype, ow: int, sw: int, dw: int, kw: int) -> jit.Kernel:
     """The correlation's kernel for an output ``ow`` wide (see :func:`correlate`)."""
     cb = BLOCK_BYTES // np.dtype(dtype).itemsize
-    columns, _, fresh = tiling(kw)
-    jb, _, tail = column_tiles(max(ow, min(columns)), kw)
-    shape = cb, jb, sw, dw, kw, tail, fresh
+    tiles = tiling(kw, sw, dw)
+    jb, _, tail = column_tiles(max(ow, min(tiles.columns)), tiles)
+    shape = cb, jb, sw, dw, kw, tail, tiles.fresh
     return compiled(source.correlation_name, source.correlation_source, shape)
 
 
-def tiling(kw: int) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
-    """(tile widths, tail widths, fresh loads) of the correlation for a kernel ``kw`` wide."""
-    if VECTOR_BYTES == 32 and kw >= FRESH_WIDTH:
-        return FRESH_COLUMNS, FRESH_TAILS, True
-    return COLUMNS, TAILS, False
+class Tiling(NamedTuple):
+    """The correlation's tiles of output columns: their widths, the narrower last ones', and
+    whether their kernel columns load their pixels afresh (see FRESH_PIXELS)."""
+
+    columns: tuple[int, ...]
+    tails: tuple[int, ...]
+    fresh: bool
+
+
+def tiling(kw: int, sw: int, dw: int) -> Tiling:
+    """The tiles of a correlation by a kernel ``kw`` wide at horizontal stride ``sw`` and
+    dilation ``dw``."""
+    spans = (COLUMNS[0] - 1) * sw + (kw - 1) * dw + 1  # pixels of a kernel row, tile of 4
+    if VECTOR_BYTES == 32 and spans > FRESH_PIXELS:
+        return Tiling(FRESH_COLUMNS, FRESH_TAILS, True)
+    return Tiling(COLUMNS, TAILS, False)
 
 
 def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
@@ -251,7 +274,9 @@ def gradient_kernel(dtype, sw: int, kw: int, c_out: int = 0) -> jit.Kernel:
     cc = -(-TAPS // kw)  # a fixed count: fewer channels would be another compiled kernel
     vectors = cb * np.dtype(dtype).itemsize // VECTOR_BYTES  # per (channel, column) pair
     cc = min(cc, max(1, PAIR_REGISTERS // vectors // kw))
-    shape = cb, cc, sw, kw
+    # AVX2: pixels loaded afresh where the accumulators fill PAIR_REGISTERS (see there)
+    fresh = VECTOR_BYTES == 32 and cc * kw * vectors >= PAIR_REGISTERS
+    shape = cb, cc, sw, kw, fresh
     return compiled(source.kernel_gradient_name, source.kernel_gradient_source, shape)
 
 
@@ -271,16 +296,14 @@ def gradient_block(dtype, c_out: int, kw: int) -> int:
     return (BLOCK_BYTES if fits else VECTOR_BYTES) // itemsize
 
 
-def column_tiles(ow: int, kw: int) -> tuple[int, np.ndarray, int]:
-    """(JB, starts, tail): tiles of JB in the tile widths of a kernel ``kw`` wide
-    (:func:`tiling`) covering OW ≥ the least of them, the JB that computes the fewest extra
-    columns. The last OW mod JB columns take a narrower tile of their own (``tail``) where
-    that is a tail width; otherwise the last tile starts at ``OW − JB``, overlapping its
-    neighbour."""
-    columns, tails, _ = tiling(kw)
-    fitting = [width for width in columns if width <= ow]
+def column_tiles(ow: int, tiles: Tiling) -> tuple[int, np.ndarray, int]:
+    """(JB, starts, tail): tiles of JB in ``tiles.columns`` covering OW ≥ the least of them,
+    the JB that computes the fewest extra columns. The last OW mod JB columns take a narrower
+    tile of their own (``tail``) where that is in ``tiles.tails``; otherwise the last tile
+    starts at ``OW − JB``, overlapping its neighbour."""
+    fitting = [width for width in tiles.columns if width <= ow]
     jb = min(fitting, key=lambda width: (-(-ow // width) * width, -width))
-    tail = ow % jb if ow % jb in tails else 0
+    tail = ow % jb if ow % jb in tiles.tails else 0
     starts = [min(t * jb, ow - jb) for t in range(-(-(ow - tail) // jb))]
     return jb, np.array(starts, np.int64), tail
 
@@ -298,11 +321,12 @@ def correlate(
     cb = BLOCK_BYTES // memory.itemsize
     (sh, sw), (dh, dw), (hp, wp) = stride, dilation, size
     out = y
-    wide = min(tiling(w.shape[3])[0])
-    if y.shape[3] < wide:  # zero columns on the right, so that a whole tile fits
+    tiles = tiling(w.shape[3], sw, dw)
+    if y.shape[3] < min(tiles.columns):  # zero columns on the right: a whole tile fits
+        wide = min(tiles.columns)
         wp = max(wp, (wide - 1) * sw + (w.shape[3] - 1) * dw + 1)
         out = np.empty(y.shape[:3] + (wide,), y.dtype)  # (C_out or N, N or C_out, OH, JB)
-    starts = column_tiles(out.shape[3], w.shape[3])[1]
+    starts = column_tiles(out.shape[3], tiles)[1]
     kernel = correlation_kernel(memory.dtype, out.shape[3], sw, dw, w.shape[3])
     padded_bias = np.zeros(-(-w.shape[0] // cb) * cb, memory.dtype)
     if bias is not None:

@@ -214,12 +214,12 @@ def tile_source(
     return body
 
 
-def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int) -> str:
+def kernel_gradient_name(cb: int, cc: int, sw: int, kw: int, fresh: bool = False) -> str:
     """The driver's name in :func:`kernel_gradient_source`."""
-    return f"kernel_gradient_c{cb}_i{cc}_s{sw}_k{kw}"
+    return f"kernel_gradient_c{cb}_i{cc}_s{sw}_k{kw}" + ("_fresh" if fresh else "")
 
 
-def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
+def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int, fresh: bool = False) -> str:
     """A team kernel ``(gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp,
     bounds, sh, dh, dw, partial, control)`` computing, per task t it claims::
 
@@ -239,7 +239,10 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
     50-60 at one thread, no faster at two). Per (block, CC input channels, kernel row) it
     holds the CB·CC·kW accumulators of the kernel row while it walks the sample's pixels:
     each (CB,) load of the output gradient feeds CC·kW vector FMAs. Past the last input
-    channel the block repeats it, unstored.
+    channel the block repeats it, unstored. With ``fresh``, each (channel, column) pair loads
+    its pixel from an :func:`~kernelab.core.opaque.opaque` offset, which keeps the load
+    beside the pair's FMAs: where the accumulators fill the registers, LLVM had loaded all
+    the pairs' pixels first and spilled them (see :func:`correlation_source`).
 
     The sum is taken in blocks, as BLAS takes it: the accumulators start from zero for each
     run of about K_BLOCK of a sample's OH·OW terms (whole output rows) and that sum is then
@@ -268,8 +271,10 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
         "            for j in range(ow):",
         f"                {names('g', cb)} = {names('g[j, ', cb, ']')}",
     ]
+    if fresh:
+        body.append(f"                at = np.uint64(j * {sw})")
     for c, q in pairs:
-        body.append(f"                x = x{c}_{q}[j * {sw}]")
+        body.append(f"                x = x{c}_{q}[{'opaque(at)' if fresh else f'j * {sw}'}]")
         body += [f"                a{c}_{q}_{b} += x * g{b}" for b in range(cb)]
     for c in range(cc):  # only the channels that exist: a repeated one is not stored
         body.append(f"        if c0 + {c} < c_in:")
@@ -277,7 +282,7 @@ def kernel_gradient_source(cb: int, cc: int, sw: int, kw: int) -> str:
             adds = ", ".join(f"r{c}[{q}, {b}] + a{c}_{q}_{b}" for b in range(cb))
             body.append(f"            {names(f'r{c}[{q}, ', cb, ']')} = {adds}")
     driver = f"""
-def {kernel_gradient_name(cb, cc, sw, kw)}(
+def {kernel_gradient_name(cb, cc, sw, kw, fresh)}(
     gy, gy_batch_first, sums, x, x_batch_first, top, left, hp, wp, bounds, sh, dh, dw, partial,
     control
 ):
@@ -301,7 +306,8 @@ def {kernel_gradient_name(cb, cc, sw, kw)}(
                 row_sums(gs, xp, zero, 0, ob, cs, c0, p, sh, dh, dw, partial, task)
 """,
     )
-    return CLAIM + HEADER + UNPACK + "\n".join(body) + "\n\n" + driver
+    header = HEADER + (OPAQUE if fresh else "")
+    return CLAIM + header + UNPACK + "\n".join(body) + "\n\n" + driver
 
 
 UNPACK = """@block
