@@ -36,7 +36,14 @@ def live_app(tmp_path, mnist_dir):
 
 
 def shown(page) -> dict:
-    """The state the page drew last: step, status, and the kernels as float arrays."""
+    """The state the page received last, once drawn (at the next animation frame, which a
+    loaded machine can delay past a message): step, status, and the kernels as float
+    arrays."""
+    wait_until(
+        page,
+        "() => { const s = window.kernelabLive.state; return !s || !s.kernels ||"
+        " document.querySelector('#live-kernel-view').dataset.step == s.step }",
+    )
     return page.evaluate(
         "() => { const s = window.kernelabLive.state; return {step: s.step, status: s.status,"
         " run_dir: s.run_dir, points: Number(document.querySelector('#live-curves')"
