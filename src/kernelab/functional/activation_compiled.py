@@ -187,13 +187,16 @@ def relu_grad(g: np.ndarray, mask: np.ndarray, flat: Flat) -> np.ndarray:
 
 @jit.kernel()
 def select_backward(g, mask, gx, zero, control):
-    """gx = g where mask, else 0."""
+    """gx = g where mask, else 0. g is read whatever the mask, so the loop vectorises to
+    plain loads and a blend; read under the mask, each load became a masked one
+    (``vmaskmovps``): 2-3x slower (6.4 MB, one thread, Zen 3: 1.3-1.6 ms against 0.4-0.8)."""
     done = 0
     start, stop = claim(control, g.size)
     while start < stop:
         gs, masks, gxs = g[start:stop], mask[start:stop], gx[start:stop]
         for i in range(gs.size):
-            gxs[i] = gs[i] if masks[i] else zero
+            g_i = gs[i]
+            gxs[i] = g_i if masks[i] else zero
         done += stop - start
         start, stop = claim(control, g.size)
     return done
@@ -212,7 +215,8 @@ def select_backward_rows(g, plane_step, row_step, mask, gx, zero, control):
                 at = plane * plane_step + r * row_step
                 gs, masks, gxs = g[at : at + length], mask[plane, r], gx[plane, r]
                 for i in range(length):
-                    gxs[i] = gs[i] if masks[i] else zero
+                    g_i = gs[i]  # read whatever the mask (see select_backward)
+                    gxs[i] = g_i if masks[i] else zero
         done += stop - start
         start, stop = claim(control, planes)
     return done

@@ -307,7 +307,9 @@ def select_sum(a, a_steps, b, b_steps, shape, mask, out, zero, control):
                 at = (task * rows + r) * width
                 passes, row = mask[at:], out[at:]
                 for s in range(width):
-                    row[s] = ra[s] + rb[s] if passes[s] else zero
+                    # read whatever the mask (activation_compiled.select_backward)
+                    total = ra[s] + rb[s]
+                    row[s] = total if passes[s] else zero
         done += stop - start
         start, stop = claim(control, shape[0] * planes)
     return done

@@ -325,7 +325,10 @@ def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums, mask, co
                     m_row = mask[c, b] if channel_major else mask[b, c]
                     dst = out[c, b] if channel_major else out[b, c]
                     for i in range(x_row.shape[0]):
-                        gm = g_row[i] if m_row[i] else zero
+                        g_i = g_row[
+                            i
+                        ]  # read whatever the mask (activation_compiled.select_backward)
+                        gm = g_i if m_row[i] else zero
                         dst[i] = gm
                         gi = np.float64(gm)
                         s += gi
