@@ -4,7 +4,7 @@ For generated kernels (``functional/conv_direct_source.py``): LLVM cannot tell t
 indices apart from their values, so it keeps each load they address where the source put
 it. Without them it loads an input pixel once for all the multiply-adds that use it and
 keeps it in a register meanwhile: with a 7x7 kernel row and AVX2's 16 registers, more
-pixels than fit. The block costs no instruction; the value stays in the register it was in.
+pixels than fit. The block emits no instruction (at most a copy between registers).
 
 Imported by generated kernels only: it needs numba.
 """

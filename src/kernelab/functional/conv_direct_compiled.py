@@ -99,8 +99,9 @@ TAILS = () if VECTOR_BYTES == 64 else (2,)
 # 153-189 (PyTorch's 110-131), 14x14 (N=256) 150-153 against 159-162; 3x3 at stride 2,
 # interleaved in one process, medians 0.88x PyTorch's time against 1.40x at two threads,
 # 1.02-1.05x against 1.12-1.21x at one; ResNet-8's stride-2 layers alike or faster. Not
-# where the row spans 8 (5x5 at 28x28 no faster, 1.33x against 1.26x at 14x14) or fewer
-# (3x3: tiles of 6 alike, but tiles of 4 loading afresh 1.1-1.2x slower)
+# where the row spans 8 (5x5: alone 7-10% faster at one thread, but the k5 case at two
+# threads and the classic network's step alike within the noise) or fewer (3x3: tiles of 6
+# alike, tiles of 4 loading afresh 1.1-1.6x slower); bench/CONV_DIRECT.md
 FRESH_PIXELS = 8
 FRESH_COLUMNS, FRESH_TAILS = (6,), (2, 4)
 # CC = ⌈TAPS / kW⌉ input channels per kernel-gradient block, so CC·kW ≥ TAPS accumulators

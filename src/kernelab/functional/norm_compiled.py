@@ -325,9 +325,8 @@ def channel_gradients(g, x, mean, a, inv_std, channel_major, out, sums, mask, co
                     m_row = mask[c, b] if channel_major else mask[b, c]
                     dst = out[c, b] if channel_major else out[b, c]
                     for i in range(x_row.shape[0]):
-                        g_i = g_row[
-                            i
-                        ]  # read whatever the mask (activation_compiled.select_backward)
+                        # read whatever the mask (activation_compiled.select_backward)
+                        g_i = g_row[i]
                         gm = g_i if m_row[i] else zero
                         dst[i] = gm
                         gi = np.float64(gm)
