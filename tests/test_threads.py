@@ -1,8 +1,6 @@
 """``core/threads.py``: the allocator tuning it applies on import (in fresh processes), and
-BLAS on one thread where the products are small."""
+BLAS on one thread inside a block (``functional/products.py`` says where)."""
 
-import contextlib
-import importlib
 import os
 import subprocess
 import sys
@@ -129,22 +127,6 @@ def test_a_block_open_in_another_thread_keeps_blas_on_one_thread():
         close.set()
         holder.join()
         kl.set_num_threads(before)
-
-
-@pytest.mark.parametrize("rows, small", [(64, True), (2048, False)])
-def test_a_small_dense_layer_multiplies_on_one_blas_thread(monkeypatch, rows, small):
-    entered = []
-
-    @contextlib.contextmanager
-    def recording():
-        entered.append(True)
-        yield
-
-    linear_module = importlib.import_module("kernelab.functional.linear")
-    monkeypatch.setattr(linear_module, "one_blas_thread", recording)
-    layer = kl.nn.Linear(1024, 10)  # rows · 1024 · 10 multiply-adds: 655,360 or 21 million
-    layer(kl.randn(rows, 1024)).sum().backward()
-    assert len(entered) == (2 if small else 0)  # the forward's block and the backward's
 
 
 def test_the_convolution_pool_has_the_asked_threads_before_any_compiled_kernel_ran():

@@ -18,6 +18,7 @@ import numpy as np
 from ..autograd import Function, is_tensor, unwrap, wrap
 from ..core.dtypes import get_default_dtype
 from ..core.errors import DTypeError
+from . import products
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -122,7 +123,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
-        return np.matmul(a, b)
+        return products.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -136,9 +137,11 @@ class MatMul(Function):
             g2 = np.expand_dims(g2, -2)
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = products.matmul(g2, np.swapaxes(b2, -1, -2))
+            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+            gb = products.matmul(np.swapaxes(a2, -1, -2), g2)
+            gb = unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 
 

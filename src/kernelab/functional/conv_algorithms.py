@@ -6,14 +6,13 @@ Everything here works on channel-major arrays that ``conv.py`` has already padde
 one group are a plain 2-D matrix, (C_in/G·kH·kW, N·OH·OW), so a whole group is one BLAS product
 whose result is already the output's memory, and a batch range is a range of its columns.
 
-On the compiled path (``conv_compiled.py``) a convolution that will be differentiated runs
-its ranges of samples on ``kl.set_num_threads`` threads, each with BLAS on one thread and its
-own im2col and col2im as numba kernels: every pass then uses every core, where NumPy would run
-all but the products on one. Its forward does so too, not only its backward: BLAS threads left
-spinning by a forward product take the cores the backward's pool wants (measured 1.2–1.4x
-slower mixed). Inference keeps one product per range on BLAS's own threads, measured 1.2–1.7x
-faster than ranges whose thinner products each run on one thread. The NumPy code below is the
-reference for both.
+On the compiled path (``conv_compiled.py``) a convolution runs its ranges of samples on
+``kl.set_num_threads`` threads, each with BLAS on one thread and its own im2col and col2im as
+numba kernels: every pass then uses every core, where NumPy would run all but the products on
+one. Its forward does so too, in inference as well: BLAS's own threads, left spinning by a
+product, take the cores the compiled kernels that follow want (see ``products.py``; ResNet-8's
+inference, whose 1x1 shortcuts ran on BLAS's threads, took 63 ms at two threads against 53 at
+one). The NumPy code below is the reference for both.
 """
 
 from __future__ import annotations
@@ -180,7 +179,7 @@ class Gemm:
         kernels = w.reshape(g, c_out // g, -1)  # (G, C_out/G, C_in/G·kH·kW)
         y = np.empty((c_out, n, oh, ow), dtype=xp.dtype)
         y_groups = y.reshape(g, c_out // g, n * area)  # (G, C_out/G, N·OH·OW)
-        fast = jit.twin(".conv_compiled", __package__) if any(ctx.needs_input_grad) else None
+        fast = jit.twin(".conv_compiled", __package__)
         biases = None if b is None else b.reshape(g, c_out // g, 1)  # (G, C_out/G, 1)
 
         def product(start, stop):

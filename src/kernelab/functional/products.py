@@ -1,0 +1,65 @@
+"""Matrix products on kernelab's threads, never on BLAS's own.
+
+After a product, OpenBLAS's threads spin for a while (some 0.1 s) waiting for the next one,
+on the cores the compiled kernels that follow want. A CIFAR-sized network whose 4096→512
+dense layer ran on BLAS's two threads took 75-77 ms a training step at two threads, against
+45-47 with that product on one (PyTorch: 70). ResNet-8's inference, whose 1x1 shortcuts were
+products on BLAS's threads, took longer at two threads than at one (63 ms against 53).
+
+So on the compiled path a product big enough to share is split by rows over the
+convolution's pool (``conv_compiled.run``: each range on one BLAS thread), and a smaller one
+runs on one BLAS thread where it is called. Alone, a shared product takes as long as BLAS's
+own two threads (256×1024 by 1024×1024: 5.0 ms against 4.8; 256×4096 by 4096×4096: 73
+against 74). The NumPy path keeps BLAS's threads: nothing compiled competes with them there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import jit
+from ..core.threads import one_blas_thread
+
+# Multiply-adds from which a product is split between threads: a CNN's usual dense layers
+# (the classic network's 64·3136·10) are far below, 64·4096·512 above.
+SHARED_FROM = 1 << 24
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` with NumPy's rules: stacks of matrices broadcast, a 1-D operand is a vector.
+
+    A stack of rows times one matrix is split by rows, stacks of matrices by the stack's
+    first axis; a product with a vector runs on one BLAS thread.
+    """
+    fast = jit.twin(".conv_compiled", __package__)
+    if fast is None:
+        return np.matmul(a, b)
+    dtype = np.result_type(a, b)
+    if a.ndim >= 2 and b.ndim == 2:
+        rows = a.reshape(-1, a.shape[-1])  # (* · n, k)
+        out = np.empty((rows.shape[0], b.shape[1]), dtype)  # (* · n, m)
+        shared(fast, rows, b, out, rows.size * b.shape[1], stacked=False)
+        return out.reshape(a.shape[:-1] + b.shape[1:])
+    if a.ndim >= 2 and b.ndim > 2:
+        stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a, b = np.broadcast_to(a, stack + a.shape[-2:]), np.broadcast_to(b, stack + b.shape[-2:])
+        out = np.empty(stack + (a.shape[-2], b.shape[-1]), dtype)  # (*, n, m)
+        return shared(fast, a, b, out, out.size * a.shape[-1], stacked=True)
+    with one_blas_thread():
+        return np.matmul(a, b)
+
+
+def shared(fast, a, b, out, multiply_adds: int, stacked: bool) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` split along the first axis of a and out (and of b when
+    ``stacked``) over ``fast.run``'s threads; on one BLAS thread here when small. Returns out."""
+    threads = min(fast.threads(), out.shape[0])
+    if threads < 2 or multiply_adds < SHARED_FROM:
+        with one_blas_thread():
+            return np.matmul(a, b, out=out)
+    bounds = [out.shape[0] * i // threads for i in range(threads + 1)]
+
+    def product(start, stop):
+        np.matmul(a[start:stop], b[start:stop] if stacked else b, out=out[start:stop])
+
+    fast.run(product, list(zip(bounds[:-1], bounds[1:], strict=True)))
+    return out
