@@ -97,7 +97,7 @@ def _logits_check(kl_model, pt_model, images: np.ndarray):
     return check
 
 
-# ---- the tutorial CNN, a CIFAR ResNet and a small MobileNet
+# ---- the tutorial CNN, a CIFAR ResNet, a small MobileNet and a CNN with a wide dense layer
 
 
 NETS = {
@@ -105,14 +105,19 @@ NETS = {
     "tutorial": (nets.tutorial, (1, 28, 28), "tutorial CNN (conv5-BN-ReLU-pool x2, Adam)"),
     "resnet8": (nets.resnet8, (3, 32, 32), "ResNet-8 (CIFAR, residual, SGD momentum)"),
     "mobile": (nets.mobile, (3, 32, 32), "MobileNet-like (depthwise-separable, SGD momentum)"),
+    "dense_head": (
+        nets.dense_head,
+        (3, 32, 32),
+        "CNN with a wide dense layer (CIFAR, Linear 4096→512, SGD momentum)",
+    ),
 }
 
 
 def _build_net(net: str, engine_nn, size: int):
-    """The network for ``size``-pixel inputs (only the tutorial CNN's dense layer depends on
-    it; the others end in global average pooling)."""
+    """The network for ``size``-pixel inputs (the dense layers of the tutorial CNN and of the
+    CNN with a wide dense layer depend on it; the others end in global average pooling)."""
     builder = NETS[net][0]
-    return builder(engine_nn, size) if net == "tutorial" else builder(engine_nn)
+    return builder(engine_nn, size) if net in ("tutorial", "dense_head") else builder(engine_nn)
 
 
 def _net_pair(net: str, size: int):
@@ -389,6 +394,7 @@ def all_cases() -> list[Case]:
         net_case("resnet8", "train", 64, target=NET_TARGET),
         net_case("resnet8", "infer", 64),
         net_case("mobile", "train", 64),
+        net_case("dense_head", "train", 64),
     ]
     cases += [conv_layer(f"k{k}", k) for k in (1, 2, 3, 4, 5, 7)]
     cases += [

@@ -1,5 +1,6 @@
 """Where kernelab's time goes in one training (or inference) step of the classic network
-(or, with ``--net``, of the tutorial CNN, ResNet-8 or the MobileNet-like network of nets.py).
+(or, with ``--net``, of the tutorial CNN, ResNet-8, the MobileNet-like network or the CNN with a
+wide dense layer of nets.py).
 
     python bench/profile_step.py [--threads 1] [--batch 64] [--mode train|infer] [--steps 20]
     python bench/profile_step.py --compare [--best] [--kernels] [--batch 64] [--steps 20]
@@ -267,7 +268,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--mode", choices=("train", "infer"), default="train")
     parser.add_argument(
-        "--net", choices=("classic", "tutorial", "resnet8", "mobile"), default="classic"
+        "--net",
+        choices=("classic", "tutorial", "resnet8", "mobile", "dense_head"),
+        default="classic",
     )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument(

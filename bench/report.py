@@ -459,6 +459,7 @@ README_CASES = (
     ("nets/resnet8_train_b64", "ResNet-8 on 3x32x32, training, batch 64"),
     ("nets/resnet8_infer_b64", "ResNet-8 on 3x32x32, inference, batch 64"),
     ("nets/mobile_train_b64", "MobileNet-like on 3x32x32, training, batch 64"),
+    ("nets/dense_head_train_b64", "CNN with a 4096→512 dense layer on 3x32x32, training, batch 64"),
 )
 
 

@@ -55,6 +55,7 @@ def tiny_cases() -> list[harness.Case]:
         cases.net_case("resnet8", "train", 2, size=8),
         cases.net_case("resnet8", "infer", 2, size=8),
         cases.net_case("mobile", "train", 2, size=8),
+        cases.net_case("dense_head", "train", 2, size=8),
         cases.batchnorm_layer(shape=(2, 3, 4, 4)),
         cases.global_avgpool_layer(shape=(2, 3, 4, 4)),
     ]
