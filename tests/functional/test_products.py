@@ -1,5 +1,5 @@
 """products: matrix products split over kernelab's threads (BLAS on one thread in each) or
-made on one BLAS thread, against PyTorch; the NumPy path keeps BLAS's threads."""
+made on one BLAS thread, against PyTorch; the NumPy path gives big ones to BLAS's threads."""
 
 import contextlib
 import importlib
@@ -83,8 +83,7 @@ def test_small_products_and_vectors_stay_on_one_blas_thread(record, threads, a_s
     out = products.matmul(a, b)
     assert out.shape == np.matmul(a, b).shape
     assert_rel_close(out, torch_matmul(a, b), TOL[np.float64], "product")
-    assert record["ranges"] == []
-    assert record["one_thread"] == (1 if jit.active() else 0)
+    assert record == {"ranges": [], "one_thread": 1}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

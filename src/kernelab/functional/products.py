@@ -6,11 +6,11 @@ dense layer ran on BLAS's two threads took 75-77 ms a training step at two threa
 45-47 with that product on one (PyTorch: 70). ResNet-8's inference, whose 1x1 shortcuts were
 products on BLAS's threads, took longer at two threads than at one (63 ms against 53).
 
-So on the compiled path a product big enough to share is split by rows over the
-convolution's pool (``conv_compiled.run``: each range on one BLAS thread), and a smaller one
-runs on one BLAS thread where it is called. Alone, a shared product takes as long as BLAS's
-own two threads (256×1024 by 1024×1024: 5.0 ms against 4.8; 256×4096 by 4096×4096: 73
-against 74). The NumPy path keeps BLAS's threads: nothing compiled competes with them there.
+So a small product runs on one BLAS thread where it is called, and on the compiled path a
+product big enough to share is split over the convolution's pool (``conv_compiled.run``:
+each range on one BLAS thread). Alone, a shared product takes as long as on BLAS's own two
+threads (256×1024 by 1024×1024: 5.0 ms against 4.8; 256×4096 by 4096×4096: 73 against 74).
+The NumPy path gives big products to BLAS's threads: nothing compiled competes with them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     first axis; a product with a vector runs on one BLAS thread.
     """
     fast = jit.twin(".conv_compiled", __package__)
-    if fast is None:
-        return np.matmul(a, b)
     dtype = np.result_type(a, b)
     if a.ndim >= 2 and b.ndim == 2:
         rows = a.reshape(-1, a.shape[-1])  # (* · n, k)
@@ -50,10 +48,14 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def shared(fast, a, b, out, multiply_adds: int, stacked: bool) -> np.ndarray:
-    """``np.matmul(a, b, out=out)`` split along the first axis of a and out (and of b when
-    ``stacked``) over ``fast.run``'s threads; on one BLAS thread here when small. Returns out."""
-    threads = min(fast.threads(), out.shape[0])
-    if threads < 2 or multiply_adds < SHARED_FROM:
+    """``np.matmul(a, b, out=out)``: on one BLAS thread here when small; else split along the
+    first axis of a and out (and of b when ``stacked``) over ``fast.run``'s threads, or on
+    BLAS's own threads on the NumPy path (``fast`` None). Returns out."""
+    big = multiply_adds >= SHARED_FROM
+    if fast is None and big:
+        return np.matmul(a, b, out=out)  # the NumPy path: on BLAS's own threads
+    threads = 1 if fast is None else min(fast.threads(), out.shape[0])
+    if threads < 2 or not big:
         with one_blas_thread():
             return np.matmul(a, b, out=out)
     bounds = [out.shape[0] * i // threads for i in range(threads + 1)]
