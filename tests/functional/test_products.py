@@ -51,6 +51,8 @@ def torch_matmul(a, b):
         ((2, 130, 300), (300, 257)),  # a stack of rows times a matrix: 20 million multiply-adds
         ((3, 1, 70, 200), (4, 200, 201)),  # broadcast stacks: 33.8 million
         ((1, 500, 300), (5, 300, 40)),  # a stack of one against five
+        ((1, 3, 100, 300), (3, 300, 200)),  # split along the second axis: 18 million
+        ((1, 1, 300, 300), (1, 300, 200)),  # one matrix each, split by rows: 18 million
     ],
 )
 def test_big_products_split_between_threads_and_match_pytorch(
@@ -65,8 +67,9 @@ def test_big_products_split_between_threads_and_match_pytorch(
         (ranges,) = record["ranges"]
         assert len(ranges) == 2 and record["one_thread"] == 0
         stack = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
-        first_axis = (int(np.prod(a_shape[:-1])),) if len(b_shape) == 2 else stack[:1]
-        assert ranges[0][0] == 0 and ranges[0][1] == ranges[1][0] and ranges[1][1] == first_axis[0]
+        longer = [size for size in stack if size > 1]
+        split = int(np.prod(a_shape[:-1])) if len(b_shape) == 2 else (longer or [a_shape[-2]])[0]
+        assert ranges[0][0] == 0 and ranges[0][1] == ranges[1][0] and ranges[1][1] == split
     elif jit.active():
         assert record["ranges"] == [] and record["one_thread"] == 1
     else:  # the NumPy path: BLAS's own threads

@@ -1,10 +1,10 @@
-"""Matrix products on kernelab's threads, never on BLAS's own.
+"""Matrix products that leave no BLAS thread spinning beside the compiled kernels.
 
 After a product, OpenBLAS's threads spin for a while (some 0.1 s) waiting for the next one,
-on the cores the compiled kernels that follow want. A CIFAR-sized network whose 4096→512
-dense layer ran on BLAS's two threads took 75-77 ms a training step at two threads, against
-45-47 with that product on one (PyTorch: 70). ResNet-8's inference, whose 1x1 shortcuts were
-products on BLAS's threads, took longer at two threads than at one (63 ms against 53).
+on the cores the compiled kernels that follow want. The benchmark's CNN with a 4096→512 dense
+layer (``bench/nets.py``) took 80-83 ms a training step at two threads with its products on
+BLAS's two threads, 62-63 with them split as below. ResNet-8's inference, whose 1x1 shortcuts
+were products on BLAS's threads, took longer at two threads than at one (63 ms against 53).
 
 So a small product runs on one BLAS thread where it is called, and on the compiled path a
 product big enough to share is split over the convolution's pool (``conv_compiled.run``:
@@ -28,8 +28,8 @@ SHARED_FROM = 1 << 24
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` with NumPy's rules: stacks of matrices broadcast, a 1-D operand is a vector.
 
-    A stack of rows times one matrix is split by rows, stacks of matrices by the stack's
-    first axis; a product with a vector runs on one BLAS thread.
+    A stack of rows times one matrix is split by rows, stacks of matrices along their first
+    axis longer than one; a product with a vector runs on one BLAS thread.
     """
     fast = jit.twin(".conv_compiled", __package__)
     dtype = np.result_type(a, b)
@@ -42,7 +42,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a, b = np.broadcast_to(a, stack + a.shape[-2:]), np.broadcast_to(b, stack + b.shape[-2:])
         out = np.empty(stack + (a.shape[-2], b.shape[-1]), dtype)  # (*, n, m)
-        return shared(fast, a, b, out, out.size * a.shape[-1], stacked=True)
+        multiply_adds = out.size * a.shape[-1]
+        axis = next((i for i, size in enumerate(stack) if size > 1), None)
+        if axis is None:  # one matrix each: split by rows
+            matrices = a.reshape(a.shape[-2:]), b.reshape(b.shape[-2:]), out.reshape(out.shape[-2:])
+            shared(fast, *matrices, multiply_adds, stacked=False)
+        else:  # split along the stack's first axis longer than one (views, moved first)
+            moved = (np.moveaxis(m, axis, 0) for m in (a, b, out))
+            shared(fast, *moved, multiply_adds, stacked=True)
+        return out
     with one_blas_thread():
         return np.matmul(a, b)
 
