@@ -262,6 +262,39 @@ def test_sample_ranges_on_threads_match_pytorch(
         assert_rel_close(a.grad, t.grad.numpy(), TOL[dtype], f"grad {name}")
 
 
+@pytest.mark.parametrize("kernel, stride", [(1, 1), (3, 2)])
+def test_inference_shares_its_sample_ranges_and_matches_pytorch(
+    threads, kernel_path, monkeypatch, kernel, stride
+):
+    """A GEMM forward that no gradient follows runs its ranges on the pool too, each with one
+    BLAS thread: on BLAS's own threads it left them spinning beside the compiled kernels
+    (``functional/products.py``)."""
+    seen = []
+    run = conv_compiled.run
+
+    def recorded(task, ranges):
+        seen.append(len(ranges))
+        return run(task, ranges)
+
+    monkeypatch.setattr(conv_compiled, "run", recorded)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, 5, 11, 11)).astype(np.float32)
+    w = rng.standard_normal((7, 5, kernel, kernel)).astype(np.float32)
+    geometry = conv_geometry((kernel, kernel), (stride, stride), ((0, 0), (0, 0)), (1, 1), 1)
+
+    class Context:
+        needs_input_grad = (False, False, False)
+
+    xp = np.ascontiguousarray(x.transpose(1, 0, 2, 3))  # (C_in, N, H, W)
+    y = conv_algorithms.Gemm.forward(Context(), xp, w, None, geometry)  # (C_out, N, OH, OW)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride)
+    assert_rel_close(y.transpose(1, 0, 2, 3), expected.numpy(), TOL[np.float32], "output")
+    if kernel_path == "numba":
+        assert seen and sum(seen) >= threads
+    else:  # the NumPy reference keeps BLAS's threads
+        assert seen == []
+
+
 def test_wait_for_reads_the_flags_each_time(kernel_path):
     if kernel_path != "numba":
         pytest.skip("the compiled path's threads")
