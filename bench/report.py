@@ -405,7 +405,10 @@ def scaling(by_name: dict) -> list[str]:
     return lines
 
 
-NET_TITLE = "## Tutorial CNN, ResNet-8 and MobileNet-like (cross-entropy; optimiser in the row)"
+NET_TITLE = (
+    "## Tutorial CNN, ResNet-8, MobileNet-like and a CNN with a wide dense layer "
+    "(cross-entropy; optimiser in the row)"
+)
 CLASSIC_TITLE = "## Classic network (MNIST CNN, SGD momentum, cross-entropy)"
 CONV_TITLE = "## One Conv2d layer, forward + backward (N=64, 28x28, input gradient included)"
 OPS_TITLE = "## Pooling, activation, batch norm, dense layer and loss alone, forward + backward"
