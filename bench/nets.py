@@ -112,10 +112,10 @@ def mobile(nn, width: int = 32):
 
 
 def dense_head(nn, size: int = 32, width: int = 32):
-    """A small VGG-style CNN for 3x32x32 inputs with a wide dense layer, as in Keras's CIFAR-10
-    example: two blocks of conv3x3 (padding 1) → ReLU → MaxPool2d(2), 3→w→2w channels, then
-    Linear(2w·8·8 → 512) → ReLU → Linear(512 → 10) at 32x32. Its dense layer's products are
-    big enough to share between threads."""
+    """A small VGG-style CNN for 3x32x32 inputs with a wide dense layer (Keras's CIFAR-10
+    example, with one convolution per block): two blocks of conv3x3 (padding 1) → ReLU →
+    MaxPool2d(2), 3→w→2w channels, then Linear(2w·8·8 → 512) → ReLU → Linear(512 → 10) at
+    32x32. Its dense layer's products are big enough to share between threads."""
     side = size // 4
     return nn.Sequential(
         nn.Conv2d(3, width, 3, padding=1),
